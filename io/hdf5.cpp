@@ -1,0 +1,249 @@
+#include "hdf5.hpp"
+
+#include <filesystem>
+
+#include "../src/error.hpp"
+
+namespace splitinfer::h5 {
+namespace {
+
+// HDF5 prints its error stack to stderr by default; splitinfer reports its own.
+const bool kQuiet = [] { return H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr) >= 0; }();
+
+hid_t check(hid_t id, const std::string& what) {
+  if (id < 0) throw Error(what);
+  return id;
+}
+
+std::string object_path(const Group& group, const std::string& name) {
+  return group.path() + (group.path().ends_with('/') ? "" : "/") + name;
+}
+
+Handle open_attr(const Group& group, const std::string& name) {
+  if (!group.has_attr(name)) throw Error("attribute '" + name + "' is missing on " + group.path());
+  return Handle(check(H5Aopen(group.id(), name.c_str(), H5P_DEFAULT), "cannot open attribute " + name));
+}
+
+hsize_t attr_elements(hid_t attr) {
+  Handle space(H5Aget_space(attr));
+  const hssize_t count = H5Sget_simple_extent_npoints(space.id());
+  return count < 0 ? 0 : static_cast<hsize_t>(count);
+}
+
+template <typename T>
+std::vector<T> read_numbers(const Group& group, const std::string& name, hid_t memory_type, H5T_class_t want) {
+  Handle attr = open_attr(group, name);
+  Handle type(H5Aget_type(attr.id()));
+  const H5T_class_t stored = H5Tget_class(type.id());
+  if (stored != want && !(want == H5T_FLOAT && stored == H5T_INTEGER))
+    throw Error("attribute '" + name + "' on " + group.path() + " has the wrong type");
+  std::vector<T> values(attr_elements(attr.id()));
+  if (!values.empty() && H5Aread(attr.id(), memory_type, values.data()) < 0)
+    throw Error("cannot read attribute '" + name + "' on " + group.path());
+  return values;
+}
+
+template <typename T>
+void write_numbers(const Group& group, const std::string& name, hid_t file_type, hid_t memory_type,
+                   const std::vector<T>& values, bool scalar) {
+  if (group.has_attr(name)) H5Adelete(group.id(), name.c_str());
+  const hsize_t count = values.size();
+  Handle space(scalar ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &count, nullptr));
+  Handle attr(check(H5Acreate2(group.id(), name.c_str(), file_type, space.id(), H5P_DEFAULT, H5P_DEFAULT),
+                    "cannot create attribute '" + name + "' on " + group.path()));
+  if (H5Awrite(attr.id(), memory_type, values.data()) < 0)
+    throw Error("cannot write attribute '" + name + "' on " + group.path());
+}
+
+void write_string_attr(const Group& group, const std::string& name, const std::vector<std::string>& values,
+                       bool scalar) {
+  if (group.has_attr(name)) H5Adelete(group.id(), name.c_str());
+  Handle type(H5Tcopy(H5T_C_S1));
+  H5Tset_size(type.id(), H5T_VARIABLE);
+  H5Tset_cset(type.id(), H5T_CSET_UTF8);
+  const hsize_t count = values.size();
+  Handle space(scalar ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &count, nullptr));
+  Handle attr(check(H5Acreate2(group.id(), name.c_str(), type.id(), space.id(), H5P_DEFAULT, H5P_DEFAULT),
+                    "cannot create attribute '" + name + "' on " + group.path()));
+  std::vector<const char*> pointers;
+  for (const std::string& value : values) pointers.push_back(value.c_str());
+  if (H5Awrite(attr.id(), type.id(), pointers.data()) < 0)
+    throw Error("cannot write attribute '" + name + "' on " + group.path());
+}
+
+}  // namespace
+
+Handle& Handle::operator=(Handle&& other) noexcept {
+  std::swap(id_, other.id_);
+  return *this;
+}
+
+Handle::~Handle() {
+  if (id_ < 0) return;
+  switch (H5Iget_type(id_)) {
+    case H5I_FILE: H5Fclose(id_); break;
+    case H5I_GROUP: H5Gclose(id_); break;
+    case H5I_DATASET: H5Dclose(id_); break;
+    case H5I_ATTR: H5Aclose(id_); break;
+    case H5I_DATASPACE: H5Sclose(id_); break;
+    case H5I_DATATYPE: H5Tclose(id_); break;
+    default: break;
+  }
+}
+
+bool Group::has(const std::string& name) const {
+  return H5Lexists(id(), name.c_str(), H5P_DEFAULT) > 0;
+}
+
+bool Group::has_attr(const std::string& name) const { return H5Aexists(id(), name.c_str()) > 0; }
+
+Group Group::open_group(const std::string& name) const {
+  const std::string path = object_path(*this, name);
+  if (!has(name)) throw Error("group " + path + " is missing");
+  return Group(Handle(check(H5Gopen2(id(), name.c_str(), H5P_DEFAULT), "cannot open group " + path)), path);
+}
+
+Group Group::create_group(const std::string& name) const {
+  const std::string path = object_path(*this, name);
+  return Group(Handle(check(H5Gcreate2(id(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                            "cannot create group " + path)),
+               path);
+}
+
+std::vector<std::string> Group::members() const {
+  std::vector<std::string> names;
+  H5Literate(
+      id(), H5_INDEX_NAME, H5_ITER_INC, nullptr,
+      [](hid_t, const char* name, const H5L_info_t*, void* data) -> herr_t {
+        static_cast<std::vector<std::string>*>(data)->push_back(name);
+        return 0;
+      },
+      &names);
+  return names;
+}
+
+std::vector<std::string> Group::read_strings(const std::string& name) const {
+  Handle attr = open_attr(*this, name);
+  Handle type(H5Aget_type(attr.id()));
+  if (H5Tget_class(type.id()) != H5T_STRING)
+    throw Error("attribute '" + name + "' on " + path() + " is not a string");
+  const hsize_t count = attr_elements(attr.id());
+  std::vector<std::string> values;
+  if (H5Tis_variable_str(type.id()) > 0) {
+    Handle memory_type(H5Tcopy(H5T_C_S1));
+    H5Tset_size(memory_type.id(), H5T_VARIABLE);
+    H5Tset_cset(memory_type.id(), H5Tget_cset(type.id()));
+    std::vector<char*> pointers(count, nullptr);
+    if (H5Aread(attr.id(), memory_type.id(), pointers.data()) < 0)
+      throw Error("cannot read attribute '" + name + "' on " + path());
+    for (char* pointer : pointers) values.emplace_back(pointer ? pointer : "");
+    Handle space(H5Aget_space(attr.id()));
+    H5Dvlen_reclaim(memory_type.id(), space.id(), H5P_DEFAULT, pointers.data());
+  } else {
+    const size_t size = H5Tget_size(type.id());
+    std::vector<char> buffer(size * count + 1, '\0');
+    if (H5Aread(attr.id(), type.id(), buffer.data()) < 0)
+      throw Error("cannot read attribute '" + name + "' on " + path());
+    for (hsize_t i = 0; i < count; ++i) values.emplace_back(std::string(buffer.data() + i * size, size).c_str());
+  }
+  return values;
+}
+
+std::string Group::read_string(const std::string& name) const {
+  std::vector<std::string> values = read_strings(name);
+  if (values.size() != 1) throw Error("attribute '" + name + "' on " + path() + " is not a single string");
+  return values[0];
+}
+
+std::vector<int64_t> Group::read_ints(const std::string& name) const {
+  return read_numbers<int64_t>(*this, name, H5T_NATIVE_INT64, H5T_INTEGER);
+}
+
+int64_t Group::read_int(const std::string& name) const {
+  std::vector<int64_t> values = read_ints(name);
+  if (values.size() != 1) throw Error("attribute '" + name + "' on " + path() + " is not a single integer");
+  return values[0];
+}
+
+std::vector<double> Group::read_doubles(const std::string& name) const {
+  return read_numbers<double>(*this, name, H5T_NATIVE_DOUBLE, H5T_FLOAT);
+}
+
+double Group::read_double(const std::string& name) const {
+  std::vector<double> values = read_doubles(name);
+  if (values.size() != 1) throw Error("attribute '" + name + "' on " + path() + " is not a single number");
+  return values[0];
+}
+
+void Group::write_string(const std::string& name, const std::string& value) const {
+  write_string_attr(*this, name, {value}, true);
+}
+void Group::write_strings(const std::string& name, const std::vector<std::string>& values) const {
+  write_string_attr(*this, name, values, false);
+}
+void Group::write_int(const std::string& name, int64_t value) const {
+  write_numbers<int64_t>(*this, name, H5T_STD_I64LE, H5T_NATIVE_INT64, {value}, true);
+}
+void Group::write_ints(const std::string& name, const std::vector<int64_t>& values) const {
+  write_numbers(*this, name, H5T_STD_I64LE, H5T_NATIVE_INT64, values, false);
+}
+void Group::write_double(const std::string& name, double value) const {
+  write_numbers<double>(*this, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {value}, true);
+}
+void Group::write_doubles(const std::string& name, const std::vector<double>& values) const {
+  write_numbers(*this, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, values, false);
+}
+
+std::vector<float> Group::read_floats(const std::string& name, std::vector<int64_t>& dims) const {
+  const std::string path = object_path(*this, name);
+  if (!has(name)) throw Error("dataset " + path + " is missing");
+  Handle dataset(check(H5Dopen2(id(), name.c_str(), H5P_DEFAULT), "cannot open dataset " + path));
+  Handle type(H5Dget_type(dataset.id()));
+  if (H5Tget_class(type.id()) != H5T_FLOAT) throw Error("dataset " + path + " is not floating point");
+  Handle space(H5Dget_space(dataset.id()));
+  const int rank = H5Sget_simple_extent_ndims(space.id());
+  if (rank < 0) throw Error("cannot read the shape of dataset " + path);
+  std::vector<hsize_t> extents(rank);
+  H5Sget_simple_extent_dims(space.id(), extents.data(), nullptr);
+  dims.assign(extents.begin(), extents.end());
+  hsize_t count = 1;
+  for (hsize_t extent : extents) count *= extent;
+  std::vector<float> values(count);
+  if (count && H5Dread(dataset.id(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0)
+    throw Error("cannot read dataset " + path + " (is the file truncated?)");
+  return values;
+}
+
+void Group::write_floats(const std::string& name, const std::vector<int64_t>& dims, const float* values) const {
+  const std::string path = object_path(*this, name);
+  std::vector<hsize_t> extents(dims.begin(), dims.end());
+  Handle space(H5Screate_simple(static_cast<int>(extents.size()), extents.data(), nullptr));
+  Handle dataset(check(H5Dcreate2(id(), name.c_str(), H5T_IEEE_F32LE, space.id(), H5P_DEFAULT, H5P_DEFAULT,
+                                  H5P_DEFAULT),
+                       "cannot create dataset " + path));
+  if (H5Dwrite(dataset.id(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values) < 0)
+    throw Error("cannot write dataset " + path);
+}
+
+Group open_file(const std::string& path) {
+  (void)kQuiet;
+  if (!std::filesystem::exists(path)) throw Error("file '" + path + "' does not exist");
+  if (H5Fis_hdf5(path.c_str()) <= 0)
+    throw Error("'" + path + "' is not an HDF5 file (or is truncated)");
+  hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (file < 0) throw Error("cannot open '" + path + "' as HDF5 (is it truncated?)");
+  Handle file_handle(file);
+  Handle root(check(H5Gopen2(file, "/", H5P_DEFAULT), "cannot open the root group of '" + path + "'"));
+  return Group(std::move(root), path + ":/");
+}
+
+Group create_file(const std::string& path) {
+  (void)kQuiet;
+  hid_t file = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  if (file < 0) throw Error("cannot create '" + path + "'");
+  Handle file_handle(file);
+  Handle root(check(H5Gopen2(file, "/", H5P_DEFAULT), "cannot open the root group of '" + path + "'"));
+  return Group(std::move(root), path + ":/");
+}
+
+}  // namespace splitinfer::h5

@@ -1,0 +1,70 @@
+#pragma once
+// A thin RAII layer over the HDF5 C API: typed attribute and dataset access
+// that throws Error (naming the file and object) instead of printing HDF5's
+// error stack.
+#include <hdf5.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace splitinfer::h5 {
+
+// An owned HDF5 identifier (file, group, dataset, ...), closed on destruction.
+class Handle {
+ public:
+  Handle() = default;
+  explicit Handle(hid_t id) : id_(id) {}
+  Handle(Handle&& other) noexcept : id_(other.id_) { other.id_ = -1; }
+  Handle& operator=(Handle&& other) noexcept;
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  ~Handle();
+  hid_t id() const { return id_; }
+
+ private:
+  hid_t id_ = -1;
+};
+
+// An open group (the file's root group included) with its path for messages.
+class Group {
+ public:
+  Group(Handle handle, std::string path) : handle_(std::move(handle)), path_(std::move(path)) {}
+  hid_t id() const { return handle_.id(); }
+  const std::string& path() const { return path_; }
+
+  bool has(const std::string& name) const;  // a member (group or dataset)
+  bool has_attr(const std::string& name) const;
+  Group open_group(const std::string& name) const;
+  Group create_group(const std::string& name) const;
+  std::vector<std::string> members() const;
+
+  std::string read_string(const std::string& attr) const;
+  std::vector<std::string> read_strings(const std::string& attr) const;
+  int64_t read_int(const std::string& attr) const;
+  std::vector<int64_t> read_ints(const std::string& attr) const;
+  double read_double(const std::string& attr) const;
+  std::vector<double> read_doubles(const std::string& attr) const;
+
+  void write_string(const std::string& attr, const std::string& value) const;
+  void write_strings(const std::string& attr, const std::vector<std::string>& values) const;
+  void write_int(const std::string& attr, int64_t value) const;
+  void write_ints(const std::string& attr, const std::vector<int64_t>& values) const;
+  void write_double(const std::string& attr, double value) const;
+  void write_doubles(const std::string& attr, const std::vector<double>& values) const;
+
+  // A float32 dataset (any stored float type is converted); dims out.
+  std::vector<float> read_floats(const std::string& dataset, std::vector<int64_t>& dims) const;
+  void write_floats(const std::string& dataset, const std::vector<int64_t>& dims, const float* values) const;
+
+ private:
+  Handle handle_;
+  std::string path_;
+};
+
+// Opens an existing file read-only; throws Error when it is missing or not HDF5.
+Group open_file(const std::string& path);
+// Creates (truncates) a file.
+Group create_file(const std::string& path);
+
+}  // namespace splitinfer::h5

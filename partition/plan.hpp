@@ -1,0 +1,45 @@
+#pragma once
+// A plan: which node computes what, and what each node is predicted to need
+// (RAM peak, flash, bytes sent and received). Pure data: `run` executes it.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "../src/arena.hpp"
+#include "../src/graph.hpp"
+
+namespace splitinfer {
+
+struct NodePlan {
+  int node = 1;  // MPI rank of the node (rank 0 is the coordinator)
+  uint64_t predicted_peak_ram_bytes = 0;
+  uint64_t flash_bytes = 0;  // the node's weight slice
+  uint64_t predicted_bytes_sent = 0;
+  uint64_t predicted_bytes_received = 0;
+};
+
+struct Plan {
+  int nodes = 1;
+  std::string strategy = "single";
+  std::string plan_id;  // ties the node files to this plan
+  uint64_t ram_cap_bytes = ArenaLayout::kUnlimited;
+  uint64_t flash_cap_bytes = ArenaLayout::kUnlimited;
+  std::vector<NodePlan> node_plans;
+};
+
+struct PlanOptions {
+  int nodes = 1;
+  std::string strategy;  // empty: the default for the node count
+  uint64_t ram_cap_bytes = ArenaLayout::kUnlimited;
+  uint64_t flash_cap_bytes = ArenaLayout::kUnlimited;
+  std::string model_digest;  // identifies the model's content
+};
+
+// Plans `model` (validated, with weights). Throws Error when the options
+// cannot be met, saying the smallest cap that would fit.
+Plan make_plan(const Model& model, const PlanOptions& options);
+
+// FNV-1a 64-bit of `bytes`, as 16 hex digits: a content digest for files.
+std::string digest(const std::string& bytes);
+
+}  // namespace splitinfer

@@ -1,0 +1,57 @@
+#include "arena.hpp"
+
+#include <sys/mman.h>
+
+#include "error.hpp"
+#include "format.hpp"
+
+namespace splitinfer {
+
+ArenaLayout::ArenaLayout(uint64_t capacity_bytes) : capacity_(capacity_bytes) {}
+
+uint64_t ArenaLayout::allocate(uint64_t bytes, const std::string& purpose) {
+  const uint64_t size = rounded(bytes == 0 ? 1 : bytes);
+  uint64_t offset = 0;
+  for (const auto& [used_offset, used_size] : used_) {
+    if (used_offset - offset >= size) break;
+    offset = used_offset + used_size;
+  }
+  if (capacity_ != kUnlimited && (offset > capacity_ || capacity_ - offset < size)) {
+    throw Error(purpose + " needs " + format_bytes(size) + " more but the RAM cap is " +
+                format_bytes(capacity_) + " (" + format_bytes(in_use_) + " in use, " +
+                format_bytes(offset + size) + " needed at least)");
+  }
+  used_.emplace(offset, size);
+  in_use_ += size;
+  if (offset + size > peak_) peak_ = offset + size;
+  return offset;
+}
+
+void ArenaLayout::release(uint64_t offset) {
+  auto block = used_.find(offset);
+  if (block == used_.end()) throw Error("internal: release of an arena offset not allocated");
+  in_use_ -= block->second;
+  used_.erase(block);
+}
+
+Arena::Arena(uint64_t capacity_bytes) : layout_(capacity_bytes) {
+  reserved_ = capacity_bytes == ArenaLayout::kUnlimited ? kUnlimitedReservation
+                                                        : ArenaLayout::rounded(capacity_bytes);
+  void* memory = mmap(nullptr, reserved_, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (memory == MAP_FAILED) throw Error("cannot reserve " + format_bytes(reserved_) + " for the arena");
+  base_ = static_cast<char*>(memory);
+}
+
+Arena::~Arena() { munmap(base_, reserved_); }
+
+void* Arena::allocate(uint64_t bytes, const std::string& purpose) {
+  const uint64_t offset = layout_.allocate(bytes, purpose);
+  if (offset + ArenaLayout::rounded(bytes == 0 ? 1 : bytes) > reserved_)
+    throw Error(purpose + " needs more than the " + format_bytes(reserved_) + " reserved for the arena");
+  return base_ + offset;
+}
+
+void Arena::release(void* pointer) { layout_.release(static_cast<char*>(pointer) - base_); }
+
+}  // namespace splitinfer

@@ -1,0 +1,37 @@
+#pragma once
+// The subcommands of the splitinfer executable. Each returns the exit status.
+#include <cstdint>
+#include <string>
+
+namespace splitinfer {
+
+struct InspectOptions {
+  std::string model_path;
+  bool json = false;
+};
+int inspect_command(const InspectOptions& options);
+
+struct PlanCommandOptions {
+  std::string model_path;
+  std::string output_dir;
+  int nodes = 1;
+  std::string device, ram, flash, strategy, grid;
+  int fuse = 0;
+};
+int plan_command(const PlanCommandOptions& options);
+
+struct RunOptions {
+  std::string plan_dir;
+  std::string input_path;
+  std::string output_path;
+  std::string stats_path;
+  std::string trace_path;
+  std::string ram;  // overrides the plan's RAM cap
+  int repeat = 0;   // inferences after one warm-up; 0: one inference
+  bool dump_layers = false;
+  bool reference_kernels = false;
+};
+// Runs under MPI (already initialised): rank 0 coordinates, ranks 1..N are nodes.
+int run_command(const RunOptions& options);
+
+}  // namespace splitinfer

@@ -1,0 +1,88 @@
+// The splitinfer executable: inspect, plan and run (under mpirun).
+#include <mpi.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstring>
+
+#include "../error.hpp"
+#include "commands.hpp"
+
+namespace {
+
+// A failure after the ranks started talking: one line, then end every rank.
+[[noreturn]] void abort_job(const char* message) {
+  std::fprintf(stderr, "splitinfer: error: %s\n", message);
+  std::fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, 1);
+  std::_Exit(1);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace splitinfer;
+  const bool under_mpi = argc > 1 && std::strcmp(argv[1], "run") == 0;
+  int rank = 0;
+  if (under_mpi) {
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  }
+
+  CLI::App app{"splitinfer: one CNN inference across a cluster of small memory-capped nodes (MPI ranks)"};
+  app.require_subcommand(1);
+
+  InspectOptions inspect;
+  CLI::App* inspect_app = app.add_subcommand("inspect", "print every layer: shape, MACs, bytes, receptive field");
+  inspect_app->add_option("model", inspect.model_path, "model file (.h5)")->required();
+  inspect_app->add_flag("--json", inspect.json, "print JSON instead of a table");
+
+  PlanCommandOptions plan;
+  CLI::App* plan_app = app.add_subcommand("plan", "partition a model over nodes: writes PLANDIR/plan.h5 and node_K.h5");
+  plan_app->add_option("model", plan.model_path, "model file (.h5)")->required();
+  plan_app->add_option("-o,--output", plan.output_dir, "plan directory to write")->required();
+  plan_app->add_option("--nodes", plan.nodes, "number of nodes (MPI ranks 1..N)")->capture_default_str();
+  plan_app->add_option("--device", plan.device, "device profile of the nodes");
+  plan_app->add_option("--ram", plan.ram, "RAM cap per node, e.g. 512KiB (default: unlimited)");
+  plan_app->add_option("--flash", plan.flash, "flash cap per node, e.g. 8MiB (default: unlimited)");
+  plan_app->add_option("--strategy", plan.strategy, "partition strategy");
+  plan_app->add_option("--grid", plan.grid, "tile grid RxC");
+  plan_app->add_option("--fuse", plan.fuse, "layers per fused block");
+
+  RunOptions run;
+  CLI::App* run_app = app.add_subcommand("run", "run a plan: mpirun -np N+1 splitinfer run PLANDIR --input X");
+  run_app->add_option("plan", run.plan_dir, "plan directory")->required();
+  run_app->add_option("--input", run.input_path, "input: .h5 with /input (NCHW float32), or .png/.jpg")->required();
+  run_app->add_option("--output", run.output_path, "write /output (and /layers with --dump-layers) to this .h5");
+  run_app->add_option("--stats", run.stats_path, "write per-node statistics to this .json");
+  run_app->add_option("--trace", run.trace_path, "write a Chrome trace-event .json");
+  run_app->add_option("--ram", run.ram, "RAM cap per node, overriding the plan's");
+  run_app->add_option("--repeat", run.repeat, "run K inferences after one warm-up; reports the median");
+  run_app->add_flag("--dump-layers", run.dump_layers, "also write every layer's output");
+  run_app->add_flag("--reference-kernels", run.reference_kernels, "use the plain-loop kernels (slow; for checking)");
+
+  int status = 0;
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& help) {
+    status = rank == 0 ? app.exit(help) : 0;
+    if (under_mpi) MPI_Finalize();
+    return status;
+  } catch (const CLI::ParseError& failure) {
+    if (rank == 0) std::fprintf(stderr, "splitinfer: error: %s (see --help)\n", failure.what());
+    if (under_mpi) MPI_Finalize();
+    return 2;
+  }
+
+  try {
+    if (inspect_app->parsed()) status = inspect_command(inspect);
+    if (plan_app->parsed()) status = plan_command(plan);
+    if (run_app->parsed()) status = run_command(run);
+  } catch (const std::exception& failure) {
+    if (under_mpi) abort_job(failure.what());
+    std::fprintf(stderr, "splitinfer: error: %s\n", failure.what());
+    return 1;
+  }
+  if (under_mpi) MPI_Finalize();
+  return status;
+}

@@ -1,0 +1,250 @@
+// `mpirun -np N+1 splitinfer run PLANDIR --input X ...`: rank 0 coordinates
+// (reads the input, sends it, gathers the output and statistics, writes the
+// results); ranks 1..N are nodes, each opening only plan.h5 and its own
+// node_K.h5 and computing within its RAM cap.
+#include <mpi.h>
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "../../io/input_file.hpp"
+#include "../../io/output_file.hpp"
+#include "../../io/plan_file.hpp"
+#include "../error.hpp"
+#include "../executor.hpp"
+#include "../format.hpp"
+#include "commands.hpp"
+
+namespace splitinfer {
+namespace {
+
+enum Tag : int { kInputTag = 1, kOutputTag, kDumpTag, kStatsTag };
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Every rank calls this at the same point with what it found. If any rank
+// failed, the lowest failing rank prints its message and every rank gets
+// true (exit non-zero), so a bad input never leaves a rank waiting.
+bool any_rank_failed(const std::optional<std::string>& failure) {
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  const int mine = failure ? rank : INT_MAX;
+  int first = INT_MAX;
+  MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  if (first == INT_MAX) return false;
+  if (first == rank) std::fprintf(stderr, "splitinfer: error: %s\n", failure->c_str());
+  return true;
+}
+
+template <typename Step>
+std::optional<std::string> attempt(Step step) {
+  try {
+    step();
+    return std::nullopt;
+  } catch (const std::exception& failure) {
+    return std::string(failure.what());
+  }
+}
+
+// Point-to-point traffic of a node, counted in bytes (what the plan predicts).
+struct Traffic {
+  uint64_t sent = 0, received = 0;
+  void send(const float* values, int64_t count, int to, int tag) {
+    MPI_Send(values, static_cast<int>(count), MPI_FLOAT, to, tag, MPI_COMM_WORLD);
+    sent += count * sizeof(float);
+  }
+  void receive(float* values, int64_t count, int from, int tag) {
+    MPI_Recv(values, static_cast<int>(count), MPI_FLOAT, from, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    received += count * sizeof(float);
+  }
+};
+
+void send_text(const std::string& text, int to, int tag) {
+  MPI_Send(text.data(), static_cast<int>(text.size()), MPI_CHAR, to, tag, MPI_COMM_WORLD);
+}
+
+std::string receive_text(int from, int tag) {
+  MPI_Status status;
+  MPI_Probe(from, tag, MPI_COMM_WORLD, &status);
+  int length = 0;
+  MPI_Get_count(&status, MPI_CHAR, &length);
+  std::string text(length, '\0');
+  MPI_Recv(text.data(), length, MPI_CHAR, from, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+  return text;
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t middle = values.size() / 2;
+  return values.size() % 2 ? values[middle] : (values[middle - 1] + values[middle]) / 2;
+}
+
+struct Setup {
+  Model model;
+  Plan plan;
+  uint64_t ram_cap = ArenaLayout::kUnlimited;
+};
+
+// What every node does: load its weights, check its memory fits, then serve
+// `inferences` runs.
+void run_node(int rank, const RunOptions& options, Setup& setup, int inferences) {
+  Executor executor(setup.model, "node " + std::to_string(rank),
+                    options.reference_kernels ? Kernels::reference : Kernels::fast);
+  Arena arena(setup.ram_cap);
+  Traffic traffic;
+  double compute_seconds = 0;
+  for (int run = 0; run < inferences; ++run) {
+    traffic = Traffic{};
+    const bool last = run == inferences - 1;
+    std::vector<float> input(setup.model.layers[0].output_shape.elements());
+    traffic.receive(input.data(), static_cast<int64_t>(input.size()), 0, kInputTag);
+    const auto start = Clock::now();
+    executor.run(
+        arena, [&](Tensor& tensor) { std::copy(input.begin(), input.end(), tensor.f32()); },
+        [&](int, const Tensor& tensor) {
+          // Dumps are a debugging aid outside the plan's traffic: not counted.
+          if (options.dump_layers && last)
+            MPI_Send(tensor.f32(), static_cast<int>(tensor.shape.elements()), MPI_FLOAT, 0, kDumpTag, MPI_COMM_WORLD);
+        },
+        [&](const Tensor& output) {
+          compute_seconds = seconds_since(start);
+          traffic.send(output.f32(), output.shape.elements(), 0, kOutputTag);
+        });
+  }
+  const NodePlan& predicted = setup.plan.node_plans[rank - 1];
+  nlohmann::json stats = {
+      {"rank", rank},
+      {"peak_ram_bytes", arena.layout().peak_bytes()},
+      {"predicted_peak_ram_bytes", predicted.predicted_peak_ram_bytes},
+      {"ram_cap_bytes", setup.ram_cap == ArenaLayout::kUnlimited ? nlohmann::json() : nlohmann::json(setup.ram_cap)},
+      {"flash_bytes", setup.model.weight_bytes()},
+      {"bytes_sent", traffic.sent},
+      {"predicted_bytes_sent", predicted.predicted_bytes_sent},
+      {"bytes_received", traffic.received},
+      {"predicted_bytes_received", predicted.predicted_bytes_received},
+      {"host_seconds", compute_seconds}};
+  send_text(stats.dump(), 0, kStatsTag);
+}
+
+void print_summary(const Model& model, const std::vector<float>& output, const nlohmann::json& stats) {
+  const Shape& shape = model.layers[model.output].output_shape;
+  if (shape.rank == 2 && shape.c > 1) {
+    // Softmax of the logits, for the top-1 class and its probability.
+    const float largest = *std::max_element(output.begin(), output.end());
+    double total = 0;
+    for (float logit : output) total += std::exp(static_cast<double>(logit - largest));
+    const size_t best = std::max_element(output.begin(), output.end()) - output.begin();
+    const std::string name = best < model.meta.class_names.size() ? model.meta.class_names[best] : "";
+    std::printf("top-1: class %zu%s%s%s, probability %.4f\n", best, name.empty() ? "" : " (", name.c_str(),
+                name.empty() ? "" : ")", 1.0 / total);
+  } else {
+    std::printf("output %s\n", shape.str().c_str());
+  }
+  for (const auto& node : stats["nodes"])
+    std::printf("node %d: peak RAM %s (predicted %s), sent %s, received %s\n", node["rank"].get<int>(),
+                format_bytes(node["peak_ram_bytes"].get<uint64_t>()).c_str(),
+                format_bytes(node["predicted_peak_ram_bytes"].get<uint64_t>()).c_str(),
+                format_bytes(node["bytes_sent"].get<uint64_t>()).c_str(),
+                format_bytes(node["bytes_received"].get<uint64_t>()).c_str());
+  std::printf("host time %.3f ms", stats["host_seconds"].get<double>() * 1e3);
+  if (stats.contains("host_seconds_median"))
+    std::printf(" (median of %d: %.3f ms)", stats["repeat"].get<int>(), stats["host_seconds_median"].get<double>() * 1e3);
+  std::printf("\n");
+}
+
+}  // namespace
+
+int run_command(const RunOptions& options) {
+  int rank = 0, world = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  Setup setup;
+  std::vector<float> input;
+
+  // Phase 1, every rank: read the plan; check the rank count.
+  if (any_rank_failed(attempt([&] {
+        if (!options.trace_path.empty()) throw Error("--trace is not available in this version");
+        if (options.repeat < 0) throw Error("--repeat must not be negative");
+        read_plan(options.plan_dir, setup.model, setup.plan);
+        if (world != setup.plan.nodes + 1)
+          throw Error("the plan '" + options.plan_dir + "' is for " + std::to_string(setup.plan.nodes) +
+                      " node(s), so it runs with mpirun -np " + std::to_string(setup.plan.nodes + 1) + ", not -np " +
+                      std::to_string(world));
+        setup.ram_cap = options.ram.empty() ? setup.plan.ram_cap_bytes : parse_bytes(options.ram);
+      })))
+    return 1;
+  // Phase 2: rank 0 reads the input; each node its own weights, and checks
+  // that its memory schedule fits its cap before computing anything.
+  if (any_rank_failed(attempt([&] {
+        if (rank == 0) {
+          input = read_input(options.input_path, setup.model.meta);
+          if (!options.output_path.empty()) OutputFile probe(options.output_path);
+        } else {
+          read_node_weights(options.plan_dir, rank, setup.plan, setup.model);
+          ArenaLayout layout(setup.ram_cap);
+          replay_memory(setup.model, schedule_memory(setup.model), layout, "node " + std::to_string(rank));
+        }
+      })))
+    return 1;
+
+  // Phase 3: compute. A failure from here on is a bug, not a bad input; the
+  // caller aborts the whole job.
+  const int inferences = options.repeat > 0 ? options.repeat + 1 : 1;
+  if (rank != 0) {
+    run_node(rank, options, setup, inferences);
+    return 0;
+  }
+  const Model& model = setup.model;
+  std::vector<float> output(model.layers[model.output].output_shape.elements());
+  std::vector<std::vector<float>> dumps;
+  std::vector<double> times;
+  for (int run = 0; run < inferences; ++run) {
+    const auto start = Clock::now();
+    Traffic traffic;
+    traffic.send(input.data(), static_cast<int64_t>(input.size()), 1, kInputTag);
+    if (options.dump_layers && run == inferences - 1)
+      for (const Layer& layer : model.layers) {
+        std::vector<float> values(layer.output_shape.elements());
+        MPI_Recv(values.data(), static_cast<int>(values.size()), MPI_FLOAT, 1, kDumpTag, MPI_COMM_WORLD,
+                 MPI_STATUS_IGNORE);
+        dumps.push_back(std::move(values));
+      }
+    traffic.receive(output.data(), static_cast<int64_t>(output.size()), 1, kOutputTag);
+    times.push_back(seconds_since(start));
+  }
+  nlohmann::json stats = {{"model", model.name},
+                          {"plan", options.plan_dir},
+                          {"strategy", setup.plan.strategy},
+                          {"node_count", setup.plan.nodes},
+                          {"host_seconds", times.back()},
+                          {"emulated_seconds", nullptr},  // no device profile in this version
+                          {"nodes", nlohmann::json::array()}};
+  if (options.repeat > 0) {
+    times.erase(times.begin());  // the warm-up
+    stats["repeat"] = options.repeat;
+    stats["host_seconds_median"] = median(times);
+  }
+  for (int node = 1; node <= setup.plan.nodes; ++node)
+    stats["nodes"].push_back(nlohmann::json::parse(receive_text(node, kStatsTag)));
+
+  if (!options.output_path.empty()) {
+    OutputFile file(options.output_path);
+    file.write("output", model.layers[model.output].output_shape, output.data());
+    for (size_t i = 0; i < dumps.size(); ++i)
+      if (model.layers[i].op != Op::input)
+        file.write("layers/" + model.layers[i].name, model.layers[i].output_shape, dumps[i].data());
+  }
+  if (!options.stats_path.empty()) write_json(options.stats_path, stats);
+  print_summary(model, output, stats);
+  return 0;
+}
+
+}  // namespace splitinfer

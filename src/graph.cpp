@@ -1,0 +1,272 @@
+#include "graph.hpp"
+
+#include <cmath>
+
+#include "error.hpp"
+
+namespace splitinfer {
+namespace {
+
+constexpr std::pair<Op, const char*> kOpNames[] = {
+    {Op::input, "input"}, {Op::conv2d, "conv2d"}, {Op::batchnorm, "batchnorm"}, {Op::relu, "relu"},
+    {Op::relu6, "relu6"}, {Op::leaky_relu, "leaky_relu"}, {Op::sigmoid, "sigmoid"}, {Op::silu, "silu"},
+    {Op::hardswish, "hardswish"}, {Op::hardsigmoid, "hardsigmoid"}, {Op::add, "add"}, {Op::mul, "mul"},
+    {Op::concat, "concat"}, {Op::channel_shuffle, "channel_shuffle"}, {Op::slice, "slice"},
+    {Op::maxpool, "maxpool"}, {Op::avgpool, "avgpool"}, {Op::global_avgpool, "global_avgpool"},
+    {Op::flatten, "flatten"}, {Op::linear, "linear"}, {Op::upsample_nearest, "upsample_nearest"}};
+
+std::string where(const Layer& layer) { return "layer '" + layer.name + "' (" + op_name(layer.op) + ")"; }
+
+void require(bool condition, const Layer& layer, const std::string& message) {
+  if (!condition) throw Error(where(layer) + ": " + message);
+}
+
+std::string dims_text(const std::vector<int64_t>& dims) {
+  std::string text = "[";
+  for (size_t i = 0; i < dims.size(); ++i) text += (i ? ", " : "") + std::to_string(dims[i]);
+  return text + "]";
+}
+
+void check_blob(const Layer& layer, const std::string& blob_name, const std::vector<int64_t>& expected,
+                bool optional) {
+  const Blob* blob = layer.weight(blob_name);
+  if (!blob) {
+    require(optional, layer, "weight '" + blob_name + "' is missing");
+    return;
+  }
+  require(blob->dims == expected, layer,
+          "weight '" + blob_name + "' has shape " + dims_text(blob->dims) + ", expected " + dims_text(expected));
+  for (size_t i = 0; i < blob->values.size(); ++i)
+    require(std::isfinite(blob->values[i]), layer,
+            "weight '" + blob_name + "' holds a non-finite value (" + std::to_string(blob->values[i]) +
+                ") at element " + std::to_string(i));
+}
+
+void check_window(const Layer& layer, int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w,
+                  int64_t pad_h, int64_t pad_w, int64_t dilation_h, int64_t dilation_w) {
+  require(kernel_h > 0 && kernel_w > 0, layer, "kernel must be positive");
+  require(stride_h > 0 && stride_w > 0, layer, "stride must be positive");
+  require(pad_h >= 0 && pad_w >= 0, layer, "padding must not be negative");
+  require(dilation_h > 0 && dilation_w > 0, layer, "dilation must be positive");
+}
+
+Shape infer(const Model& model, const Layer& layer) {
+  std::vector<Shape> in;
+  for (int index : layer.inputs) in.push_back(model.layers[index].output_shape);
+  const auto arity = [&](size_t count) {
+    require(in.size() == count, layer,
+            "takes " + std::to_string(count) + " input(s), has " + std::to_string(in.size()));
+  };
+  const auto spatial = [&]() { require(in[0].rank == 4, layer, "needs a 4-D input, got " + in[0].str()); };
+  switch (layer.op) {
+    case Op::input:
+      arity(0);
+      return layer.output_shape;
+    case Op::conv2d: {
+      arity(1);
+      spatial();
+      const Conv2dParams& p = layer.conv;
+      check_window(layer, p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dilation_h,
+                   p.dilation_w);
+      require(p.groups > 0 && in[0].c % p.groups == 0 && layer.output_shape.c % p.groups == 0, layer,
+              "groups " + std::to_string(p.groups) + " must divide input and output channels");
+      Shape out = in[0];
+      out.c = layer.output_shape.c;
+      out.h = window_output_size(in[0].h, p.kernel_h, p.stride_h, p.pad_h, p.dilation_h);
+      out.w = window_output_size(in[0].w, p.kernel_w, p.stride_w, p.pad_w, p.dilation_w);
+      return out;
+    }
+    case Op::maxpool:
+    case Op::avgpool: {
+      arity(1);
+      spatial();
+      const PoolParams& p = layer.pool;
+      check_window(layer, p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dilation_h,
+                   p.dilation_w);
+      // PyTorch's own rule: padding at most half the (effective) kernel.
+      require(2 * p.pad_h <= p.kernel_h && 2 * p.pad_w <= p.kernel_w, layer,
+              "padding must be at most half the kernel");
+      Shape out = in[0];
+      out.h = pool_output_size(in[0].h, p.kernel_h, p.stride_h, p.pad_h, p.dilation_h, p.ceil_mode);
+      out.w = pool_output_size(in[0].w, p.kernel_w, p.stride_w, p.pad_w, p.dilation_w, p.ceil_mode);
+      return out;
+    }
+    case Op::batchnorm:
+    case Op::relu:
+    case Op::relu6:
+    case Op::leaky_relu:
+    case Op::sigmoid:
+    case Op::silu:
+    case Op::hardswish:
+    case Op::hardsigmoid:
+      arity(1);
+      if (layer.op == Op::batchnorm) require(layer.eps >= 0, layer, "eps must not be negative");
+      return in[0];
+    case Op::add:
+      arity(2);
+      require(in[0] == in[1], layer, "adds shapes " + in[0].str() + " and " + in[1].str());
+      return in[0];
+    case Op::mul: {
+      arity(2);
+      const auto broadcasts = [](const Shape& small, const Shape& big) {
+        return small.n == big.n && small.c == big.c && small.h == 1 && small.w == 1 && small.rank == 4;
+      };
+      require(in[0] == in[1] || broadcasts(in[1], in[0]) || broadcasts(in[0], in[1]), layer,
+              "multiplies shapes " + in[0].str() + " and " + in[1].str());
+      return broadcasts(in[0], in[1]) ? in[1] : in[0];
+    }
+    case Op::concat: {
+      require(!in.empty(), layer, "needs at least one input");
+      Shape out = in[0];
+      out.c = 0;
+      for (const Shape& shape : in) {
+        require(shape.n == in[0].n && shape.h == in[0].h && shape.w == in[0].w && shape.rank == in[0].rank,
+                layer, "concatenates " + in[0].str() + " and " + shape.str());
+        out.c += shape.c;
+      }
+      return out;
+    }
+    case Op::channel_shuffle:
+      arity(1);
+      require(layer.shuffle_groups > 0 && in[0].c % layer.shuffle_groups == 0, layer,
+              "groups must divide the channels");
+      return in[0];
+    case Op::slice: {
+      arity(1);
+      require(0 <= layer.slice_start && layer.slice_start < layer.slice_stop && layer.slice_stop <= in[0].c,
+              layer, "channel range is outside the input's " + std::to_string(in[0].c) + " channels");
+      Shape out = in[0];
+      out.c = layer.slice_stop - layer.slice_start;
+      return out;
+    }
+    case Op::global_avgpool: {
+      arity(1);
+      spatial();
+      Shape out = in[0];
+      out.h = out.w = 1;
+      out.rank = layer.output_shape.rank;
+      return out;
+    }
+    case Op::flatten:
+      arity(1);
+      return Shape{in[0].n, in[0].c * in[0].h * in[0].w, 1, 1, 2};
+    case Op::linear: {
+      arity(1);
+      require(in[0].h == 1 && in[0].w == 1, layer, "needs a flattened input, got " + in[0].str());
+      return Shape{in[0].n, layer.output_shape.c, 1, 1, 2};
+    }
+    case Op::upsample_nearest: {
+      arity(1);
+      spatial();
+      require(layer.scale_h > 0 && layer.scale_w > 0, layer, "scale must be positive");
+      Shape out = in[0];
+      out.h *= layer.scale_h;
+      out.w *= layer.scale_w;
+      return out;
+    }
+  }
+  throw Error(where(layer) + ": unknown op");
+}
+
+void check_weights(const Model& model, const Layer& layer) {
+  const Shape in = layer.inputs.empty() ? Shape{} : model.layers[layer.inputs[0]].output_shape;
+  const Shape& out = layer.output_shape;
+  switch (layer.op) {
+    case Op::conv2d:
+      check_blob(layer, "weight", {out.c, in.c / layer.conv.groups, layer.conv.kernel_h, layer.conv.kernel_w},
+                 false);
+      check_blob(layer, "bias", {out.c}, true);
+      break;
+    case Op::linear:
+      check_blob(layer, "weight", {out.c, in.c}, false);
+      check_blob(layer, "bias", {out.c}, true);
+      break;
+    case Op::batchnorm:
+      for (const char* blob_name : {"gamma", "beta", "running_mean", "running_var"})
+        check_blob(layer, blob_name, {in.c}, false);
+      for (float variance : layer.weight("running_var")->values)
+        require(variance >= 0, layer, "running_var holds a negative variance");
+      break;
+    default:
+      require(layer.weights.empty(), layer, "this op takes no weights");
+  }
+}
+
+}  // namespace
+
+const char* op_name(Op op) {
+  for (const auto& [known, name] : kOpNames)
+    if (known == op) return name;
+  return "?";
+}
+
+Op op_from_name(const std::string& name) {
+  for (const auto& [op, known] : kOpNames)
+    if (name == known) return op;
+  throw Error("unknown op '" + name + "'");
+}
+
+const Blob* Layer::weight(const std::string& blob_name) const {
+  auto found = weights.find(blob_name);
+  return found == weights.end() ? nullptr : &found->second;
+}
+
+uint64_t Layer::weight_bytes() const {
+  uint64_t bytes = 0;
+  for (const auto& [blob_name, blob] : weights) bytes += blob.bytes();
+  return bytes;
+}
+
+int Model::find(const std::string& layer_name) const {
+  for (size_t i = 0; i < layers.size(); ++i)
+    if (layers[i].name == layer_name) return static_cast<int>(i);
+  return -1;
+}
+
+uint64_t Model::weight_bytes() const {
+  uint64_t bytes = 0;
+  for (const Layer& layer : layers) bytes += layer.weight_bytes();
+  return bytes;
+}
+
+void validate(Model& model, bool check_weights_too) {
+  if (model.layers.empty()) throw Error("the model has no layers");
+  if (model.layers[0].op != Op::input) throw Error("the first layer must be the input layer");
+  for (size_t i = 0; i < model.layers.size(); ++i) {
+    Layer& layer = model.layers[i];
+    require(layer.op != Op::input || i == 0, layer, "only the first layer may be an input");
+    require(layer.output_shape.n == 1, layer, "batch size " + std::to_string(layer.output_shape.n) +
+                                                  " is not supported; splitinfer runs one image at a time");
+    layer.inputs.clear();
+    for (const std::string& input_name : layer.input_names) {
+      const int index = model.find(input_name);
+      require(index >= 0 && index < static_cast<int>(i), layer,
+              "input '" + input_name + "' is not an earlier layer");
+      layer.inputs.push_back(index);
+    }
+    const Shape inferred = infer(model, layer);
+    require(inferred == layer.output_shape, layer,
+            "output shape " + inferred.str() + " from its inputs differs from the stored " +
+                layer.output_shape.str());
+    if (check_weights_too) check_weights(model, layer);
+  }
+  if (model.output < 0 || model.output >= static_cast<int>(model.layers.size()))
+    throw Error("the model's output layer is not one of its layers");
+  if (model.meta.input_shape != model.layers[0].output_shape)
+    throw Error("the metadata's input shape " + model.meta.input_shape.str() + " differs from the input layer's " +
+                model.layers[0].output_shape.str());
+}
+
+uint64_t layer_macs(const Model& model, const Layer& layer) {
+  const Shape& out = layer.output_shape;
+  if (layer.op == Op::conv2d) {
+    const Shape& in = model.layers[layer.inputs[0]].output_shape;
+    return static_cast<uint64_t>(out.elements()) * (in.c / layer.conv.groups) * layer.conv.kernel_h *
+           layer.conv.kernel_w;
+  }
+  if (layer.op == Op::linear)
+    return static_cast<uint64_t>(out.elements()) * model.layers[layer.inputs[0]].output_shape.c;
+  return 0;
+}
+
+}  // namespace splitinfer

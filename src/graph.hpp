@@ -1,0 +1,83 @@
+#pragma once
+// A model: named layers in topological order, each an op with its inputs,
+// attributes and weights (see io/FORMAT.md). Validation happens once, here,
+// at load time, so kernels never meet a bad shape.
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ops/conv2d.hpp"
+#include "ops/pool.hpp"
+#include "shape.hpp"
+
+namespace splitinfer {
+
+enum class Op {
+  input, conv2d, batchnorm, relu, relu6, leaky_relu, sigmoid, silu, hardswish, hardsigmoid,
+  add, mul, concat, channel_shuffle, slice, maxpool, avgpool, global_avgpool, flatten, linear,
+  upsample_nearest
+};
+
+const char* op_name(Op op);
+Op op_from_name(const std::string& name);  // throws Error for an unknown op
+
+// A weight tensor as the flash image holds it.
+struct Blob {
+  std::vector<int64_t> dims;
+  std::vector<float> values;
+  size_t bytes() const { return values.size() * sizeof(float); }
+};
+
+struct Layer {
+  std::string name;
+  Op op = Op::input;
+  std::vector<std::string> input_names;
+  std::vector<int> inputs;  // indices of earlier layers, resolved from input_names
+  Shape output_shape;
+
+  Conv2dParams conv;                 // conv2d
+  PoolParams pool;                   // maxpool, avgpool
+  float negative_slope = 0.01f;      // leaky_relu
+  double eps = 1e-5;                 // batchnorm
+  int64_t shuffle_groups = 1;        // channel_shuffle
+  int64_t slice_start = 0, slice_stop = 0;  // slice: channels [start, stop)
+  int64_t scale_h = 1, scale_w = 1;  // upsample_nearest
+
+  std::map<std::string, Blob> weights;  // names per op, see io/FORMAT.md
+
+  const Blob* weight(const std::string& blob_name) const;
+  uint64_t weight_bytes() const;
+};
+
+struct ModelMeta {
+  Shape input_shape;
+  std::string channel_order = "rgb";  // rgb | bgr | gray
+  double pixel_scale = 1.0 / 255.0;
+  std::vector<double> mean, std;
+  std::string resize = "bilinear";
+  std::vector<std::string> class_names;
+  std::optional<double> test_accuracy;
+  std::string dataset;
+};
+
+struct Model {
+  std::string name, source;
+  std::vector<Layer> layers;
+  int output = -1;  // index of the output layer
+  ModelMeta meta;
+
+  int find(const std::string& layer_name) const;  // -1 when absent
+  uint64_t weight_bytes() const;
+};
+
+// Resolves input names, infers every layer's output shape and checks it
+// against the stored one, checks attributes; with `check_weights`, checks that
+// every weight the op needs is there with the right shape and finite values.
+// Throws Error naming the layer.
+void validate(Model& model, bool check_weights);
+
+// Multiply-accumulates of one layer (conv and linear; 0 for the others).
+uint64_t layer_macs(const Model& model, const Layer& layer);
+
+}  // namespace splitinfer

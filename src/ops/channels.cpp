@@ -1,0 +1,36 @@
+#include "channels.hpp"
+
+#include <cstring>
+
+namespace splitinfer {
+namespace {
+
+void copy_plane(const Tensor& from, int64_t n, int64_t from_c, Tensor& to, int64_t to_c) {
+  const int64_t plane = from.shape.h * from.shape.w;
+  std::memcpy(to.f32() + (n * to.shape.c + to_c) * plane, from.f32() + (n * from.shape.c + from_c) * plane,
+              plane * sizeof(float));
+}
+
+}  // namespace
+
+void concat(const std::vector<const Tensor*>& inputs, Tensor& out) {
+  for (int64_t n = 0; n < out.shape.n; ++n) {
+    int64_t channel = 0;
+    for (const Tensor* input : inputs)
+      for (int64_t c = 0; c < input->shape.c; ++c) copy_plane(*input, n, c, out, channel++);
+  }
+}
+
+void slice_channels(const Tensor& in, int64_t start, Tensor& out) {
+  for (int64_t n = 0; n < out.shape.n; ++n)
+    for (int64_t c = 0; c < out.shape.c; ++c) copy_plane(in, n, start + c, out, c);
+}
+
+void channel_shuffle(const Tensor& in, int64_t groups, Tensor& out) {
+  const int64_t per_group = in.shape.c / groups;
+  for (int64_t n = 0; n < in.shape.n; ++n)
+    for (int64_t g = 0; g < groups; ++g)
+      for (int64_t j = 0; j < per_group; ++j) copy_plane(in, n, g * per_group + j, out, j * groups + g);
+}
+
+}  // namespace splitinfer

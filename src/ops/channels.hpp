@@ -1,0 +1,17 @@
+#pragma once
+// Ops that only move channels: concat, slice (split/chunk) and channel
+// shuffle (ShuffleNet's view/transpose/view).
+#include <vector>
+
+#include "../tensor.hpp"
+
+namespace splitinfer {
+
+// out = inputs stacked along C, in order.
+void concat(const std::vector<const Tensor*>& inputs, Tensor& out);
+// out = in[:, start:start+out.C].
+void slice_channels(const Tensor& in, int64_t start, Tensor& out);
+// Output channel j*groups + g is input channel g*(C/groups) + j.
+void channel_shuffle(const Tensor& in, int64_t groups, Tensor& out);
+
+}  // namespace splitinfer

@@ -1,0 +1,35 @@
+#pragma once
+// 2-D convolution, any stride, padding, dilation and groups (so depthwise).
+// Weights are [OC, IC/groups, KH, KW], bias [OC] or null.
+#include <cstdint>
+
+#include "../tensor.hpp"
+
+namespace splitinfer {
+
+struct Conv2dParams {
+  int64_t kernel_h = 1, kernel_w = 1;
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_h = 0, pad_w = 0;  // the same on both sides, as PyTorch's Conv2d
+  int64_t dilation_h = 1, dilation_w = 1;
+  int64_t groups = 1;
+};
+
+// Output extent along one axis of a sliding window (conv, or pool without ceil_mode).
+int64_t window_output_size(int64_t input, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation);
+
+// `out` is a tile of the output placed at `out_at`; `in` a tile of the input
+// placed at `in_at` that covers every input row and column the output tile
+// reads (padding excepted). Plain loops: the oracle for the fast kernel.
+void conv2d_reference(const Conv2dParams& params, const Tensor& in, const Placement& in_at,
+                      const float* weight, const float* bias, Tensor& out, const Placement& out_at);
+
+// Scratch bytes conv2d() needs for these tile shapes (0 when it needs none).
+uint64_t conv2d_scratch_bytes(const Conv2dParams& params, const Shape& in, const Shape& out);
+
+// The default kernel: im2col + GEMM (Eigen), a direct GEMM for 1x1 stride-1
+// convolutions, direct loops for depthwise. `scratch` holds conv2d_scratch_bytes().
+void conv2d(const Conv2dParams& params, const Tensor& in, const Placement& in_at, const float* weight,
+            const float* bias, Tensor& out, const Placement& out_at, float* scratch);
+
+}  // namespace splitinfer

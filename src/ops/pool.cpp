@@ -1,0 +1,72 @@
+#include "pool.hpp"
+
+#include <algorithm>
+#include <limits>
+
+namespace splitinfer {
+
+int64_t pool_output_size(int64_t input, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation,
+                         bool ceil_mode) {
+  const int64_t span = input + 2 * pad - dilation * (kernel - 1) - 1;
+  int64_t size = (ceil_mode ? (span + stride - 1) / stride : span / stride) + 1;
+  if (ceil_mode && (size - 1) * stride >= input + pad) --size;
+  return size;
+}
+
+void maxpool(const PoolParams& p, const Tensor& in, const Placement& in_at, Tensor& out,
+             const Placement& out_at) {
+  for (int64_t n = 0; n < out.shape.n; ++n)
+    for (int64_t c = 0; c < out.shape.c; ++c)
+      for (int64_t oy = 0; oy < out.shape.h; ++oy)
+        for (int64_t ox = 0; ox < out.shape.w; ++ox) {
+          float best = -std::numeric_limits<float>::infinity();
+          for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+            const int64_t iy = (out_at.row0 + oy) * p.stride_h - p.pad_h + ky * p.dilation_h;
+            if (iy < 0 || iy >= in_at.full_h) continue;
+            for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
+              const int64_t ix = (out_at.col0 + ox) * p.stride_w - p.pad_w + kx * p.dilation_w;
+              if (ix < 0 || ix >= in_at.full_w) continue;
+              const float value = in.at(n, c, iy - in_at.row0, ix - in_at.col0);
+              // NaN propagates, as in PyTorch.
+              if (value > best || value != value) best = value;
+            }
+          }
+          out.at(n, c, oy, ox) = best;
+        }
+}
+
+void avgpool(const PoolParams& p, const Tensor& in, const Placement& in_at, Tensor& out,
+             const Placement& out_at) {
+  for (int64_t n = 0; n < out.shape.n; ++n)
+    for (int64_t c = 0; c < out.shape.c; ++c)
+      for (int64_t oy = 0; oy < out.shape.h; ++oy)
+        for (int64_t ox = 0; ox < out.shape.w; ++ox) {
+          // Window bounds as PyTorch's avg_pool2d computes them: clipped to the
+          // padded input for count_include_pad, then to the input itself.
+          int64_t y_begin = (out_at.row0 + oy) * p.stride_h - p.pad_h;
+          int64_t x_begin = (out_at.col0 + ox) * p.stride_w - p.pad_w;
+          int64_t y_end = std::min(y_begin + p.kernel_h, in_at.full_h + p.pad_h);
+          int64_t x_end = std::min(x_begin + p.kernel_w, in_at.full_w + p.pad_w);
+          const int64_t padded_count = (y_end - y_begin) * (x_end - x_begin);
+          y_begin = std::max<int64_t>(y_begin, 0);
+          x_begin = std::max<int64_t>(x_begin, 0);
+          y_end = std::min(y_end, in_at.full_h);
+          x_end = std::min(x_end, in_at.full_w);
+          float sum = 0.0f;
+          for (int64_t iy = y_begin; iy < y_end; ++iy)
+            for (int64_t ix = x_begin; ix < x_end; ++ix) sum += in.at(n, c, iy - in_at.row0, ix - in_at.col0);
+          const int64_t divisor = p.count_include_pad ? padded_count : (y_end - y_begin) * (x_end - x_begin);
+          out.at(n, c, oy, ox) = sum / static_cast<float>(divisor);
+        }
+}
+
+void global_avgpool(const Tensor& in, Tensor& out) {
+  const int64_t plane = in.shape.h * in.shape.w;
+  for (int64_t nc = 0; nc < in.shape.n * in.shape.c; ++nc) {
+    float sum = 0.0f;
+    for (int64_t i = 0; i < plane; ++i) sum += in.f32()[nc * plane + i];
+    out.f32()[nc] = sum / static_cast<float>(plane);
+  }
+}
+
+}  // namespace splitinfer

@@ -1,0 +1,31 @@
+#pragma once
+// Max and average pooling with PyTorch's semantics (padding, dilation for
+// max, ceil_mode, count_include_pad), and global average pooling.
+#include <cstdint>
+
+#include "../tensor.hpp"
+
+namespace splitinfer {
+
+struct PoolParams {
+  int64_t kernel_h = 1, kernel_w = 1;
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_h = 0, pad_w = 0;
+  int64_t dilation_h = 1, dilation_w = 1;  // max pool only
+  bool ceil_mode = false;
+  bool count_include_pad = true;  // avg pool only
+};
+
+// PyTorch's pooling output size along one axis (ceil_mode windows must start
+// inside the input or its left padding).
+int64_t pool_output_size(int64_t input, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation,
+                         bool ceil_mode);
+
+void maxpool(const PoolParams& params, const Tensor& in, const Placement& in_at, Tensor& out,
+             const Placement& out_at);
+void avgpool(const PoolParams& params, const Tensor& in, const Placement& in_at, Tensor& out,
+             const Placement& out_at);
+// out[N, C, 1, 1] = mean of in over H and W.
+void global_avgpool(const Tensor& in, Tensor& out);
+
+}  // namespace splitinfer

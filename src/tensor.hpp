@@ -1,0 +1,42 @@
+#pragma once
+// The one tensor type: a shape, a dtype, and a view of memory it does not own
+// (a node's arena or a flash image owns it).
+#include <cstddef>
+#include <cstdint>
+
+#include "shape.hpp"
+
+namespace splitinfer {
+
+enum class DType { f32 };
+
+inline size_t dtype_bytes(DType) { return sizeof(float); }
+
+struct Tensor {
+  Shape shape;
+  DType dtype = DType::f32;
+  void* data = nullptr;
+
+  size_t bytes() const { return static_cast<size_t>(shape.elements()) * dtype_bytes(dtype); }
+  float* f32() { return static_cast<float*>(data); }
+  const float* f32() const { return static_cast<const float*>(data); }
+  // Element (n, c, y, x) of a float32 NCHW tensor.
+  float& at(int64_t n, int64_t c, int64_t y, int64_t x) {
+    return f32()[((n * shape.c + c) * shape.h + y) * shape.w + x];
+  }
+  float at(int64_t n, int64_t c, int64_t y, int64_t x) const {
+    return f32()[((n * shape.c + c) * shape.h + y) * shape.w + x];
+  }
+};
+
+// Where a tile of an activation map sits in the whole map: the global row and
+// column of its element (0, 0), and the whole map's height and width. Rows and
+// columns outside [0, full_h) x [0, full_w) are padding. A node holding the
+// whole map has Placement::whole(shape).
+struct Placement {
+  int64_t row0 = 0, col0 = 0;
+  int64_t full_h = 0, full_w = 0;
+  static Placement whole(const Shape& shape) { return {0, 0, shape.h, shape.w}; }
+};
+
+}  // namespace splitinfer
