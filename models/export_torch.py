@@ -69,32 +69,39 @@ class ExportError(Exception):
     """A model or argument the exporter cannot handle; the message is one line."""
 
 
+def _one_line(error, limit=400):
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
 # --------------------------------------------------------------------------
 # Tracing
 
-class _Tracer(fx.Tracer):
-    """torch.fx's Proxy.__iter__ locates the UNPACK_SEQUENCE being executed via
-    f_lasti // 2, which is wrong since Python 3.11 (inline caches), so
-    `a, b = x.chunk(2, 1)` and `n, c, h, w = x.size()` fail to trace. Look the
-    instruction up by its byte offset instead."""
-
-    def iter(self, obj):
-        frame = inspect.currentframe().f_back.f_back   # iter <- Proxy.__iter__ <- user code
-        for inst in dis.get_instructions(frame.f_code):
-            if inst.offset == frame.f_lasti and inst.opname == "UNPACK_SEQUENCE":
-                return (obj[i] for i in range(inst.argval))
-        return super().iter(obj)
+def _proxy_iter(proxy):
+    """Replacement for torch.fx's Proxy.__iter__, which finds the
+    UNPACK_SEQUENCE being executed at instruction index f_lasti // 2: wrong
+    since Python 3.11 (inline caches), so `a, b = x.chunk(2, 1)` and
+    `n, c, h, w = x.size()` fail to trace. Look it up by byte offset instead."""
+    frame = inspect.currentframe().f_back
+    for inst in dis.get_instructions(frame.f_code):
+        if inst.offset == frame.f_lasti and inst.opname == "UNPACK_SEQUENCE":
+            return (proxy[i] for i in range(inst.argval))
+    return proxy.tracer.iter(proxy)
 
 
 def trace(model):
     """Eval-mode fx GraphModule of `model`; deterministic, so tracing the same
     module twice gives the same node names."""
     model.eval()
+    original = fx.Proxy.__iter__
+    fx.Proxy.__iter__ = _proxy_iter
     try:
-        graph = _Tracer().trace(model)
+        graph = fx.Tracer().trace(model)
     except Exception as e:
         raise ExportError(f"cannot trace {type(model).__name__} with torch.fx: "
-                          f"{str(e).splitlines()[0]}")
+                          f"{_one_line(e)}")
+    finally:
+        fx.Proxy.__iter__ = original
     return fx.GraphModule(model, graph, type(model).__name__)
 
 
@@ -115,7 +122,7 @@ def _target_name(node, modules):
         return f"Tensor.{node.target}"
     if node.op == "call_function":
         for prefix, ns in _NAMESPACES:
-            for attr in dir(ns):
+            for attr in sorted(dir(ns), key=lambda a: a.startswith("_")):   # add before __add__
                 if getattr(ns, attr, None) is node.target:
                     return f"{prefix}.{attr}"
         return f"{getattr(node.target, '__module__', '?')}.{getattr(node.target, '__name__', node.target)}"
@@ -242,7 +249,8 @@ class _Converter:
             elif node.op in ("call_function", "call_method"):
                 self.convert_function(node, node.target)
             else:
-                self.fail(node)
+                self.fail(node, f"unsupported use of tensor '{node.target}' outside its module "
+                                f"(e.g. F.conv2d with a module's weight)")
         return self.layers, self.output
 
     def convert_module(self, node, m):
@@ -599,7 +607,7 @@ def export_model(model, input_shape, out_path, name, source, meta, fold_bn=True)
             model(x)
         except Exception as e:
             raise ExportError(f"the model does not run on input {list(input_shape)}: "
-                              f"{str(e).splitlines()[0]}")
+                              f"{_one_line(e)}")
         ShapeProp(gm).propagate(x)
     layers, output = _Converter(gm, fold_bn).run()
 
@@ -694,7 +702,7 @@ def load_model(name, weights=None, seed=0):
         try:
             model.load_state_dict(torch.load(weights, map_location="cpu"))
         except Exception as e:
-            raise ExportError(f"cannot load weights {weights}: {str(e).splitlines()[0]}")
+            raise ExportError(f"cannot load weights {weights}: {_one_line(e)}")
         source += f", weights {os.path.basename(weights)}"
     else:
         _randomize_batchnorm(model)

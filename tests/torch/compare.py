@@ -6,7 +6,8 @@ For every compared tensor the error is max|out - ref| / max|ref| (absolute
 when ref is all zeros), so one tolerance fits layers of any magnitude. The
 final output and, with --layers, every /layers/<name> of REF are compared;
 the top-1 class (argmax of /output) must also be identical. Exit status 0
-only when everything passes, 1 on a mismatch, 2 on a missing file or tensor.
+only when everything passes; 1 when a tensor differs, has another shape or
+(with --layers) is missing from OUT; 2 when a file or /output is missing.
 """
 import argparse
 import sys
@@ -47,43 +48,42 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         ref, out = open_file(args.ref), open_file(args.out)
-        names = ["output"]
-        if args.layers:
-            if "layers" not in ref:
-                raise Missing(f"{args.ref} has no /layers")
-            names += [f"layers/{n}" for n in ref["layers"]]
-        failures, worst = [], (-1.0, None)
-        for name in names:
-            r = tensor(ref, name)
-            if name not in out:
-                print(f"{name} MISSING in {args.out}")
-                failures.append(f"{name} missing")
-                continue
-            o = tensor(out, name)
-            if o.shape != r.shape:
-                print(f"{name} shape {list(o.shape)} != reference {list(r.shape)}")
-                failures.append(f"{name} shape")
-                continue
-            err = relative_error(o, r)
-            print(f"{name.split('/')[-1]} {list(r.shape)} {err:.3e}")
-            if err > worst[0]:
-                worst = (err, name.split("/")[-1])
-            if not err <= args.tol:
-                failures.append(f"{name} error {err:.3e} > {args.tol:g}")
-        print(f"model max relative error: {worst[0]:.3e} (layer {worst[1]})")
-        ref_top, out_top = int(np.argmax(tensor(ref, "output"))), int(np.argmax(tensor(out, "output")))
-        print(f"top-1: reference {ref_top}, output {out_top}")
-        if ref_top != out_top:
-            failures.append("top-1 differs")
+        ref_output, out_output = tensor(ref, "output"), tensor(out, "output")
+        if args.layers and "layers" not in ref:
+            raise Missing(f"{args.ref} has no /layers")
     except Missing as e:
         print(f"compare: error: {e}", file=sys.stderr)
         return 2
+    names = ["output"] + ([f"layers/{n}" for n in ref["layers"]] if args.layers else [])
+    failures, worst = [], (-1.0, None)
+    for name in names:
+        short = name.split("/")[-1]
+        if name not in out:
+            print(f"{short} MISSING")
+            failures.append(f"layer {short} missing from {args.out}")
+            continue
+        r, o = tensor(ref, name), tensor(out, name)
+        if o.shape != r.shape:
+            print(f"{short} {list(r.shape)} SHAPE {list(o.shape)}")
+            failures.append(f"{short} has shape {list(o.shape)}, reference {list(r.shape)}")
+            continue
+        err = relative_error(o, r)
+        print(f"{short} {list(r.shape)} {err:.3e}")
+        if err > worst[0]:
+            worst = (err, short)
+        if not err <= args.tol:   # also catches NaN
+            failures.append(f"{short} error {err:.3e} > tolerance {args.tol:g}")
+    print(f"model max relative error: {worst[0]:.3e} (layer {worst[1]})")
+    ref_top, out_top = int(np.argmax(ref_output)), int(np.argmax(out_output))
+    print(f"top-1: reference {ref_top}, output {out_top}")
+    if ref_top != out_top:
+        failures.append(f"top-1 differs: reference {ref_top}, output {out_top}")
     if failures:
-        print(f"compare: FAIL: {len(failures)} problem(s), first: {failures[0]}", file=sys.stderr)
+        print(f"compare: FAIL ({len(failures)} problems): " + "; ".join(failures[:5]) +
+              ("; ..." if len(failures) > 5 else ""), file=sys.stderr)
         return 1
     print("compare: PASS")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
