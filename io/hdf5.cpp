@@ -48,10 +48,10 @@ void write_numbers(const Group& group, const std::string& name, hid_t file_type,
                    const std::vector<T>& values, bool scalar) {
   if (group.has_attr(name)) H5Adelete(group.id(), name.c_str());
   const hsize_t count = values.size();
-  Handle space(scalar ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &count, nullptr));
+  Handle space(scalar ? H5Screate(H5S_SCALAR) : count ? H5Screate_simple(1, &count, nullptr) : H5Screate(H5S_NULL));
   Handle attr(check(H5Acreate2(group.id(), name.c_str(), file_type, space.id(), H5P_DEFAULT, H5P_DEFAULT),
                     "cannot create attribute '" + name + "' on " + group.path()));
-  if (H5Awrite(attr.id(), memory_type, values.data()) < 0)
+  if (count && H5Awrite(attr.id(), memory_type, values.data()) < 0)
     throw Error("cannot write attribute '" + name + "' on " + group.path());
 }
 
@@ -62,12 +62,12 @@ void write_string_attr(const Group& group, const std::string& name, const std::v
   H5Tset_size(type.id(), H5T_VARIABLE);
   H5Tset_cset(type.id(), H5T_CSET_UTF8);
   const hsize_t count = values.size();
-  Handle space(scalar ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &count, nullptr));
+  Handle space(scalar ? H5Screate(H5S_SCALAR) : count ? H5Screate_simple(1, &count, nullptr) : H5Screate(H5S_NULL));
   Handle attr(check(H5Acreate2(group.id(), name.c_str(), type.id(), space.id(), H5P_DEFAULT, H5P_DEFAULT),
                     "cannot create attribute '" + name + "' on " + group.path()));
   std::vector<const char*> pointers;
   for (const std::string& value : values) pointers.push_back(value.c_str());
-  if (H5Awrite(attr.id(), type.id(), pointers.data()) < 0)
+  if (count && H5Awrite(attr.id(), type.id(), pointers.data()) < 0)
     throw Error("cannot write attribute '" + name + "' on " + group.path());
 }
 
@@ -129,6 +129,7 @@ std::vector<std::string> Group::read_strings(const std::string& name) const {
     throw Error("attribute '" + name + "' on " + path() + " is not a string");
   const hsize_t count = attr_elements(attr.id());
   std::vector<std::string> values;
+  if (count == 0) return values;
   if (H5Tis_variable_str(type.id()) > 0) {
     Handle memory_type(H5Tcopy(H5T_C_S1));
     H5Tset_size(memory_type.id(), H5T_VARIABLE);

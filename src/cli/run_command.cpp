@@ -189,8 +189,16 @@ int run_command(const RunOptions& options) {
           if (!options.output_path.empty()) OutputFile probe(options.output_path);
         } else {
           read_node_weights(options.plan_dir, rank, setup.plan, setup.model);
+          const std::string label = "node " + std::to_string(rank);
+          const MemorySchedule schedule = schedule_memory(setup.model);
           ArenaLayout layout(setup.ram_cap);
-          replay_memory(setup.model, schedule_memory(setup.model), layout, "node " + std::to_string(rank));
+          try {
+            replay_memory(setup.model, schedule, layout, label);
+          } catch (const Error& too_small) {
+            ArenaLayout unlimited;
+            throw Error(std::string(too_small.what()) + "; this node needs --ram " +
+                        std::to_string(replay_memory(setup.model, schedule, unlimited, label)) + " at least");
+          }
         }
       })))
     return 1;

@@ -1,0 +1,57 @@
+# Shared by the jobs/ scripts: install what splitinfer needs on a fresh
+# Debian machine, configure and build it, and run it under mpirun.
+# Source it; it sets SPLITINFER_ROOT and SPLITINFER_BUILD.
+
+SPLITINFER_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+SPLITINFER_BUILD=${SPLITINFER_BUILD:-$SPLITINFER_ROOT/build}
+PYTHON=/usr/bin/python3  # Debian's interpreter, the one with python3-torch
+
+# Debian packages: build tools, the C++ dependencies, PyTorch for the
+# exporter and references, and the Fashion-MNIST data set.
+SPLITINFER_PACKAGES=(
+  g++ make cmake pkg-config
+  openmpi-bin libopenmpi-dev libeigen3-dev libhdf5-dev libcli11-dev nlohmann-json3-dev libstb-dev
+  libgtest-dev libbenchmark-dev
+  python3 python3-numpy python3-h5py python3-torch python3-torchvision
+  dataset-fashion-mnist
+)
+
+log() { printf '==> %s\n' "$*"; }
+
+ensure_packages() {
+  local missing=()
+  for package in "${SPLITINFER_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]}"
+  local sudo=()
+  [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+  "${sudo[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# ensure_build [cmake -D options...]: configure once, then build incrementally.
+ensure_build() {
+  if [ ! -f "$SPLITINFER_BUILD/CMakeCache.txt" ]; then
+    log "configuring $SPLITINFER_BUILD"
+    cmake -S "$SPLITINFER_ROOT" -B "$SPLITINFER_BUILD" -DCMAKE_BUILD_TYPE=Release "$@"
+  elif [ $# -gt 0 ]; then
+    cmake "$SPLITINFER_BUILD" "$@" >/dev/null
+  fi
+  log "building"
+  cmake --build "$SPLITINFER_BUILD" -j "$(nproc)"
+}
+
+# OpenMPI refuses root without these; a container or CI runner is often root.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# Idle ranks yield the core instead of busy-polling it, so a rank that waits
+# does not slow the ranks that compute (there are often more ranks than cores).
+export OMPI_MCA_mpi_yield_when_idle=1
+
+# splitinfer_mpirun RANKS ARGS...: run `splitinfer ARGS...` on RANKS ranks.
+splitinfer_mpirun() {
+  local ranks=$1
+  shift
+  mpirun --quiet --oversubscribe -np "$ranks" "$SPLITINFER_BUILD/splitinfer" "$@"
+}

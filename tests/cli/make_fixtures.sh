@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# make_fixtures.sh: the files the bad-input tests need, in
+# $SPLITINFER_BUILD/tests/work/cli: a small good model (the CNN_on_MCU CNN,
+# seeded random weights), an input for it, its one-node plan, a plan of
+# another model (whose node file is "foreign"), and the broken files of
+# make_bad_files.py.
+set -euo pipefail
+source "$(dirname "$0")/../../jobs/lib/common.sh"
+work=$SPLITINFER_BUILD/tests/work/cli
+rm -rf "$work" && mkdir -p "$work"
+cd "$work"
+$PYTHON "$SPLITINFER_ROOT/models/export_torch.py" --model cnn_on_mcu --out good.h5
+$PYTHON "$SPLITINFER_ROOT/models/export_torch.py" --model cnn_on_mcu --seed 7 --out other.h5
+$PYTHON "$SPLITINFER_ROOT/models/make_input.py" --shape 1,1,28,28 --out input.h5
+"$SPLITINFER_BUILD/splitinfer" plan good.h5 --nodes 1 -o plan
+"$SPLITINFER_BUILD/splitinfer" plan other.h5 --nodes 1 -o other_plan
+# A plan whose node file is another plan's.
+cp -r plan foreign_plan && cp other_plan/node_1.h5 foreign_plan/node_1.h5
+# A plan whose node file is garbage.
+cp -r plan garbage_plan && echo garbage > garbage_plan/node_1.h5
+$PYTHON "$SPLITINFER_ROOT/tests/cli/make_bad_files.py" good.h5 .
