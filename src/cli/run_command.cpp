@@ -247,8 +247,7 @@ int run_command(const RunOptions& options) {
     OutputFile file(options.output_path);
     file.write("output", model.layers[model.output].output_shape, output.data());
     for (size_t i = 0; i < dumps.size(); ++i)
-      if (model.layers[i].op != Op::input)
-        file.write("layers/" + model.layers[i].name, model.layers[i].output_shape, dumps[i].data());
+      file.write("layers/" + model.layers[i].name, model.layers[i].output_shape, dumps[i].data());
   }
   if (!options.stats_path.empty()) write_json(options.stats_path, stats);
   print_summary(model, output, stats);
