@@ -27,8 +27,10 @@ void conv2d_reference(const Conv2dParams& params, const Tensor& in, const Placem
 // Scratch bytes conv2d() needs for these tile shapes (0 when it needs none).
 uint64_t conv2d_scratch_bytes(const Conv2dParams& params, const Shape& in, const Shape& out);
 
-// The default kernel: im2col + GEMM (Eigen), a direct GEMM for 1x1 stride-1
-// convolutions, direct loops for depthwise. `scratch` holds conv2d_scratch_bytes().
+// The default kernel: im2col + a register-blocked GEMM, a direct GEMM for 1x1
+// stride-1 convolutions, direct loops for depthwise. Every output element is
+// summed in the same order whatever the tile, so a tile equals the same part
+// of the whole map bit for bit. `scratch` holds conv2d_scratch_bytes().
 void conv2d(const Conv2dParams& params, const Tensor& in, const Placement& in_at, const float* weight,
             const float* bias, Tensor& out, const Placement& out_at, float* scratch);
 
