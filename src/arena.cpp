@@ -35,12 +35,21 @@ void ArenaLayout::release(uint64_t offset) {
 }
 
 Arena::Arena(uint64_t capacity_bytes) : layout_(capacity_bytes) {
-  reserved_ = capacity_bytes == ArenaLayout::kUnlimited ? kUnlimitedReservation
-                                                        : ArenaLayout::rounded(capacity_bytes);
-  void* memory = mmap(nullptr, reserved_, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (memory == MAP_FAILED) throw Error("cannot reserve " + format_bytes(reserved_) + " for the arena");
-  base_ = static_cast<char*>(memory);
+  // A capped arena reserves its cap. An unlimited one reserves address space
+  // only (pages are touched as used); where the system refuses a large
+  // reservation (strict overcommit), it settles for less.
+  const bool unlimited = capacity_bytes == ArenaLayout::kUnlimited;
+  reserved_ = unlimited ? kUnlimitedReservation : ArenaLayout::rounded(capacity_bytes);
+  for (;;) {
+    void* memory = mmap(nullptr, reserved_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (memory != MAP_FAILED) {
+      base_ = static_cast<char*>(memory);
+      return;
+    }
+    if (!unlimited || reserved_ <= (uint64_t{1} << 28))
+      throw Error("cannot reserve " + format_bytes(reserved_) + " of memory for the arena");
+    reserved_ /= 2;
+  }
 }
 
 Arena::~Arena() { munmap(base_, reserved_); }

@@ -1,5 +1,6 @@
 #include "format.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -9,15 +10,14 @@
 namespace splitinfer {
 
 uint64_t parse_bytes(const std::string& text) {
-  size_t number_end = 0;
-  double value = 0;
-  try {
-    value = std::stod(text, &number_end);
-  } catch (const std::exception&) {
-    throw Error("'" + text + "' is not a size (examples: 512KiB, 8MiB, 1.5MB, 4096)");
-  }
+  const Error not_a_size("'" + text + "' is not a size (examples: 512KiB, 8MiB, 1.5MB, 4096)");
+  // A plain decimal number, then an optional unit.
+  const size_t number_end = text.find_first_not_of("0123456789.");
+  const std::string number = text.substr(0, number_end);
+  if (number.empty() || number == "." || std::count(number.begin(), number.end(), '.') > 1) throw not_a_size;
+  const double value = std::stod(number);
   std::string unit;
-  for (size_t i = number_end; i < text.size(); ++i)
+  for (size_t i = number.size(); i < text.size(); ++i)
     if (!std::isspace(static_cast<unsigned char>(text[i])))
       unit += static_cast<char>(std::tolower(static_cast<unsigned char>(text[i])));
   double multiplier = 0;
@@ -28,8 +28,7 @@ uint64_t parse_bytes(const std::string& text) {
   else if (unit == "kb" || unit == "k") multiplier = 1e3;
   else if (unit == "mb" || unit == "m") multiplier = 1e6;
   else if (unit == "gb" || unit == "g") multiplier = 1e9;
-  if (multiplier == 0 || !(value >= 0) || !std::isfinite(value) || value * multiplier > 1.8e19)
-    throw Error("'" + text + "' is not a size (examples: 512KiB, 8MiB, 1.5MB, 4096)");
+  if (multiplier == 0 || value * multiplier > 1.8e19) throw not_a_size;
   return static_cast<uint64_t>(std::llround(value * multiplier));
 }
 

@@ -81,3 +81,8 @@ TEST(FormatBytes, ParsesBackToTheSameBinarySize) {
 
 }  // namespace
 }  // namespace splitinfer
+
+TEST(ParseBytes, RefusesWhatIsNotADecimalNumber) {
+  for (const char* text : {"0x10", "inf", "nan", "1.2.3KiB", ".", " 5"})
+    EXPECT_THROW(splitinfer::parse_bytes(text), splitinfer::Error) << text;
+}
