@@ -21,7 +21,8 @@ std::string object_path(const Group& group, const std::string& name) {
 
 Handle open_attr(const Group& group, const std::string& name) {
   if (!group.has_attr(name)) throw Error("attribute '" + name + "' is missing on " + group.path());
-  return Handle(check(H5Aopen(group.id(), name.c_str(), H5P_DEFAULT), "cannot open attribute " + name));
+  return Handle(
+      check(H5Aopen(group.id(), name.c_str(), H5P_DEFAULT), "cannot open attribute " + name));
 }
 
 hsize_t attr_elements(hid_t attr) {
@@ -31,7 +32,8 @@ hsize_t attr_elements(hid_t attr) {
 }
 
 template <typename T>
-std::vector<T> read_numbers(const Group& group, const std::string& name, hid_t memory_type, H5T_class_t want) {
+std::vector<T> read_numbers(const Group& group, const std::string& name, hid_t memory_type,
+                            H5T_class_t want) {
   Handle attr = open_attr(group, name);
   Handle type(H5Aget_type(attr.id()));
   const H5T_class_t stored = H5Tget_class(type.id());
@@ -48,23 +50,29 @@ void write_numbers(const Group& group, const std::string& name, hid_t file_type,
                    const std::vector<T>& values, bool scalar) {
   if (group.has_attr(name)) H5Adelete(group.id(), name.c_str());
   const hsize_t count = values.size();
-  Handle space(scalar ? H5Screate(H5S_SCALAR) : count ? H5Screate_simple(1, &count, nullptr) : H5Screate(H5S_NULL));
-  Handle attr(check(H5Acreate2(group.id(), name.c_str(), file_type, space.id(), H5P_DEFAULT, H5P_DEFAULT),
-                    "cannot create attribute '" + name + "' on " + group.path()));
+  Handle space(scalar  ? H5Screate(H5S_SCALAR)
+               : count ? H5Screate_simple(1, &count, nullptr)
+                       : H5Screate(H5S_NULL));
+  Handle attr(
+      check(H5Acreate2(group.id(), name.c_str(), file_type, space.id(), H5P_DEFAULT, H5P_DEFAULT),
+            "cannot create attribute '" + name + "' on " + group.path()));
   if (count && H5Awrite(attr.id(), memory_type, values.data()) < 0)
     throw Error("cannot write attribute '" + name + "' on " + group.path());
 }
 
-void write_string_attr(const Group& group, const std::string& name, const std::vector<std::string>& values,
-                       bool scalar) {
+void write_string_attr(const Group& group, const std::string& name,
+                       const std::vector<std::string>& values, bool scalar) {
   if (group.has_attr(name)) H5Adelete(group.id(), name.c_str());
   Handle type(H5Tcopy(H5T_C_S1));
   H5Tset_size(type.id(), H5T_VARIABLE);
   H5Tset_cset(type.id(), H5T_CSET_UTF8);
   const hsize_t count = values.size();
-  Handle space(scalar ? H5Screate(H5S_SCALAR) : count ? H5Screate_simple(1, &count, nullptr) : H5Screate(H5S_NULL));
-  Handle attr(check(H5Acreate2(group.id(), name.c_str(), type.id(), space.id(), H5P_DEFAULT, H5P_DEFAULT),
-                    "cannot create attribute '" + name + "' on " + group.path()));
+  Handle space(scalar  ? H5Screate(H5S_SCALAR)
+               : count ? H5Screate_simple(1, &count, nullptr)
+                       : H5Screate(H5S_NULL));
+  Handle attr(
+      check(H5Acreate2(group.id(), name.c_str(), type.id(), space.id(), H5P_DEFAULT, H5P_DEFAULT),
+            "cannot create attribute '" + name + "' on " + group.path()));
   std::vector<const char*> pointers;
   for (const std::string& value : values) pointers.push_back(value.c_str());
   if (count && H5Awrite(attr.id(), type.id(), pointers.data()) < 0)
@@ -81,13 +89,26 @@ Handle& Handle::operator=(Handle&& other) noexcept {
 Handle::~Handle() {
   if (id_ < 0) return;
   switch (H5Iget_type(id_)) {
-    case H5I_FILE: H5Fclose(id_); break;
-    case H5I_GROUP: H5Gclose(id_); break;
-    case H5I_DATASET: H5Dclose(id_); break;
-    case H5I_ATTR: H5Aclose(id_); break;
-    case H5I_DATASPACE: H5Sclose(id_); break;
-    case H5I_DATATYPE: H5Tclose(id_); break;
-    default: break;
+    case H5I_FILE:
+      H5Fclose(id_);
+      break;
+    case H5I_GROUP:
+      H5Gclose(id_);
+      break;
+    case H5I_DATASET:
+      H5Dclose(id_);
+      break;
+    case H5I_ATTR:
+      H5Aclose(id_);
+      break;
+    case H5I_DATASPACE:
+      H5Sclose(id_);
+      break;
+    case H5I_DATATYPE:
+      H5Tclose(id_);
+      break;
+    default:
+      break;
   }
 }
 
@@ -100,7 +121,8 @@ bool Group::has_attr(const std::string& name) const { return H5Aexists(id(), nam
 Group Group::open_group(const std::string& name) const {
   const std::string path = object_path(*this, name);
   if (!has(name)) throw Error("group " + path + " is missing");
-  return Group(Handle(check(H5Gopen2(id(), name.c_str(), H5P_DEFAULT), "cannot open group " + path)), path);
+  return Group(
+      Handle(check(H5Gopen2(id(), name.c_str(), H5P_DEFAULT), "cannot open group " + path)), path);
 }
 
 Group Group::create_group(const std::string& name) const {
@@ -145,14 +167,16 @@ std::vector<std::string> Group::read_strings(const std::string& name) const {
     std::vector<char> buffer(size * count + 1, '\0');
     if (H5Aread(attr.id(), type.id(), buffer.data()) < 0)
       throw Error("cannot read attribute '" + name + "' on " + path());
-    for (hsize_t i = 0; i < count; ++i) values.emplace_back(std::string(buffer.data() + i * size, size).c_str());
+    for (hsize_t i = 0; i < count; ++i)
+      values.emplace_back(std::string(buffer.data() + i * size, size).c_str());
   }
   return values;
 }
 
 std::string Group::read_string(const std::string& name) const {
   std::vector<std::string> values = read_strings(name);
-  if (values.size() != 1) throw Error("attribute '" + name + "' on " + path() + " is not a single string");
+  if (values.size() != 1)
+    throw Error("attribute '" + name + "' on " + path() + " is not a single string");
   return values[0];
 }
 
@@ -162,7 +186,8 @@ std::vector<int64_t> Group::read_ints(const std::string& name) const {
 
 int64_t Group::read_int(const std::string& name) const {
   std::vector<int64_t> values = read_ints(name);
-  if (values.size() != 1) throw Error("attribute '" + name + "' on " + path() + " is not a single integer");
+  if (values.size() != 1)
+    throw Error("attribute '" + name + "' on " + path() + " is not a single integer");
   return values[0];
 }
 
@@ -172,7 +197,8 @@ std::vector<double> Group::read_doubles(const std::string& name) const {
 
 double Group::read_double(const std::string& name) const {
   std::vector<double> values = read_doubles(name);
-  if (values.size() != 1) throw Error("attribute '" + name + "' on " + path() + " is not a single number");
+  if (values.size() != 1)
+    throw Error("attribute '" + name + "' on " + path() + " is not a single number");
   return values[0];
 }
 
@@ -200,7 +226,8 @@ std::vector<float> Group::read_floats(const std::string& name, std::vector<int64
   if (!has(name)) throw Error("dataset " + path + " is missing");
   Handle dataset(check(H5Dopen2(id(), name.c_str(), H5P_DEFAULT), "cannot open dataset " + path));
   Handle type(H5Dget_type(dataset.id()));
-  if (H5Tget_class(type.id()) != H5T_FLOAT) throw Error("dataset " + path + " is not floating point");
+  if (H5Tget_class(type.id()) != H5T_FLOAT)
+    throw Error("dataset " + path + " is not floating point");
   Handle space(H5Dget_space(dataset.id()));
   const int rank = H5Sget_simple_extent_ndims(space.id());
   if (rank < 0) throw Error("cannot read the shape of dataset " + path);
@@ -210,17 +237,19 @@ std::vector<float> Group::read_floats(const std::string& name, std::vector<int64
   hsize_t count = 1;
   for (hsize_t extent : extents) count *= extent;
   std::vector<float> values(count);
-  if (count && H5Dread(dataset.id(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0)
+  if (count &&
+      H5Dread(dataset.id(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0)
     throw Error("cannot read dataset " + path + " (is the file truncated?)");
   return values;
 }
 
-void Group::write_floats(const std::string& name, const std::vector<int64_t>& dims, const float* values) const {
+void Group::write_floats(const std::string& name, const std::vector<int64_t>& dims,
+                         const float* values) const {
   const std::string path = object_path(*this, name);
   std::vector<hsize_t> extents(dims.begin(), dims.end());
   Handle space(H5Screate_simple(static_cast<int>(extents.size()), extents.data(), nullptr));
-  Handle dataset(check(H5Dcreate2(id(), name.c_str(), H5T_IEEE_F32LE, space.id(), H5P_DEFAULT, H5P_DEFAULT,
-                                  H5P_DEFAULT),
+  Handle dataset(check(H5Dcreate2(id(), name.c_str(), H5T_IEEE_F32LE, space.id(), H5P_DEFAULT,
+                                  H5P_DEFAULT, H5P_DEFAULT),
                        "cannot create dataset " + path));
   if (H5Dwrite(dataset.id(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values) < 0)
     throw Error("cannot write dataset " + path);
@@ -234,7 +263,8 @@ Group open_file(const std::string& path) {
   hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   if (file < 0) throw Error("cannot open '" + path + "' as HDF5 (is it truncated?)");
   Handle file_handle(file);
-  Handle root(check(H5Gopen2(file, "/", H5P_DEFAULT), "cannot open the root group of '" + path + "'"));
+  Handle root(
+      check(H5Gopen2(file, "/", H5P_DEFAULT), "cannot open the root group of '" + path + "'"));
   return Group(std::move(root), path + ":/");
 }
 
@@ -243,7 +273,8 @@ Group create_file(const std::string& path) {
   hid_t file = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (file < 0) throw Error("cannot create '" + path + "'");
   Handle file_handle(file);
-  Handle root(check(H5Gopen2(file, "/", H5P_DEFAULT), "cannot open the root group of '" + path + "'"));
+  Handle root(
+      check(H5Gopen2(file, "/", H5P_DEFAULT), "cannot open the root group of '" + path + "'"));
   return Group(std::move(root), path + ":/");
 }
 

@@ -55,7 +55,8 @@ class Group {
 
   // A float32 dataset (any stored float type is converted); dims out.
   std::vector<float> read_floats(const std::string& dataset, std::vector<int64_t>& dims) const;
-  void write_floats(const std::string& dataset, const std::vector<int64_t>& dims, const float* values) const;
+  void write_floats(const std::string& dataset, const std::vector<int64_t>& dims,
+                    const float* values) const;
 
  private:
   Handle handle_;

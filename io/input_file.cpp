@@ -28,8 +28,8 @@ std::vector<float> read_h5_input(const std::string& path, const ModelMeta& meta)
   if (dims != expected) {
     std::string got;
     for (int64_t extent : dims) got += (got.empty() ? "" : "x") + std::to_string(extent);
-    throw Error("input '" + path + "' has shape " + (got.empty() ? "(scalar)" : got) + " but the model takes " +
-                meta.input_shape.str());
+    throw Error("input '" + path + "' has shape " + (got.empty() ? "(scalar)" : got) +
+                " but the model takes " + meta.input_shape.str());
   }
   for (float value : values)
     if (!std::isfinite(value)) throw Error("input '" + path + "' holds a non-finite value");
@@ -39,8 +39,10 @@ std::vector<float> read_h5_input(const std::string& path, const ModelMeta& meta)
 std::vector<float> read_image_input(const std::string& path, const ModelMeta& meta) {
   const int channels = static_cast<int>(meta.input_shape.c);
   if (channels != 1 && channels != 3)
-    throw Error("the model takes " + std::to_string(channels) + " input channels; images give 1 or 3");
-  if (meta.resize != "bilinear") throw Error("the model's resize method '" + meta.resize + "' is not supported");
+    throw Error("the model takes " + std::to_string(channels) +
+                " input channels; images give 1 or 3");
+  if (meta.resize != "bilinear")
+    throw Error("the model's resize method '" + meta.resize + "' is not supported");
   int width = 0, height = 0, stored_channels = 0;
   std::unique_ptr<unsigned char, void (*)(void*)> pixels(
       stbi_load(path.c_str(), &width, &height, &stored_channels, channels), stbi_image_free);
@@ -48,11 +50,12 @@ std::vector<float> read_image_input(const std::string& path, const ModelMeta& me
   const int64_t count = static_cast<int64_t>(width) * height * channels;
   std::vector<float> linear(pixels.get(), pixels.get() + count);  // 0..255, interleaved HWC
 
-  const int out_w = static_cast<int>(meta.input_shape.w), out_h = static_cast<int>(meta.input_shape.h);
+  const int out_w = static_cast<int>(meta.input_shape.w),
+            out_h = static_cast<int>(meta.input_shape.h);
   std::vector<float> resized(static_cast<size_t>(out_w) * out_h * channels);
-  if (!stbir_resize_float_generic(linear.data(), width, height, 0, resized.data(), out_w, out_h, 0, channels,
-                                  STBIR_ALPHA_CHANNEL_NONE, 0, STBIR_EDGE_CLAMP, STBIR_FILTER_TRIANGLE,
-                                  STBIR_COLORSPACE_LINEAR, nullptr))
+  if (!stbir_resize_float_generic(linear.data(), width, height, 0, resized.data(), out_w, out_h, 0,
+                                  channels, STBIR_ALPHA_CHANNEL_NONE, 0, STBIR_EDGE_CLAMP,
+                                  STBIR_FILTER_TRIANGLE, STBIR_COLORSPACE_LINEAR, nullptr))
     throw Error("cannot resize image '" + path + "'");
 
   // HWC (interleaved) to CHW, in the model's channel order, normalised.
@@ -73,7 +76,8 @@ std::vector<float> read_input(const std::string& path, const ModelMeta& meta) {
   if (!std::filesystem::exists(path)) throw Error("input file '" + path + "' does not exist");
   const std::string extension = lowercase_extension(path);
   if (extension == ".h5" || extension == ".hdf5") return read_h5_input(path, meta);
-  if (extension == ".png" || extension == ".jpg" || extension == ".jpeg") return read_image_input(path, meta);
+  if (extension == ".png" || extension == ".jpg" || extension == ".jpeg")
+    return read_image_input(path, meta);
   throw Error("input '" + path + "' is neither .h5 nor .png/.jpg");
 }
 

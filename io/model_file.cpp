@@ -5,13 +5,15 @@
 namespace splitinfer {
 namespace {
 
-void read_window(const h5::Group& group, int64_t& h, int64_t& w, const char* attr, int64_t fallback) {
+void read_window(const h5::Group& group, int64_t& h, int64_t& w, const char* attr,
+                 int64_t fallback) {
   if (!group.has_attr(attr)) {
     h = w = fallback;
     return;
   }
   std::vector<int64_t> values = group.read_ints(attr);
-  if (values.size() != 2) throw Error("attribute '" + std::string(attr) + "' on " + group.path() + " needs 2 values");
+  if (values.size() != 2)
+    throw Error("attribute '" + std::string(attr) + "' on " + group.path() + " needs 2 values");
   h = values[0];
   w = values[1];
 }
@@ -20,7 +22,8 @@ Layer read_layer(const h5::Group& group, const std::string& name) {
   Layer layer;
   layer.name = name;
   layer.op = op_from_name(group.read_string("op"));
-  layer.input_names = group.has_attr("inputs") ? group.read_strings("inputs") : std::vector<std::string>{};
+  layer.input_names =
+      group.has_attr("inputs") ? group.read_strings("inputs") : std::vector<std::string>{};
   layer.output_shape = Shape::from_dims(group.read_ints("output_shape"));
   switch (layer.op) {
     case Op::conv2d: {
@@ -41,7 +44,8 @@ Layer read_layer(const h5::Group& group, const std::string& name) {
       read_window(group, p.pad_h, p.pad_w, "padding", 0);
       read_window(group, p.dilation_h, p.dilation_w, "dilation", 1);
       p.ceil_mode = group.has_attr("ceil_mode") && group.read_int("ceil_mode") != 0;
-      p.count_include_pad = !group.has_attr("count_include_pad") || group.read_int("count_include_pad") != 0;
+      p.count_include_pad =
+          !group.has_attr("count_include_pad") || group.read_int("count_include_pad") != 0;
       if (layer.op == Op::avgpool && (p.dilation_h != 1 || p.dilation_w != 1))
         throw Error("layer '" + name + "': average pooling has no dilation");
       break;
@@ -119,18 +123,22 @@ ModelMeta read_meta(const h5::Group& meta) {
   result.input_shape = Shape::from_dims(meta.read_ints("input_shape"));
   if (meta.has_attr("channel_order")) result.channel_order = meta.read_string("channel_order");
   if (meta.has_attr("pixel_scale")) result.pixel_scale = meta.read_double("pixel_scale");
-  result.mean = meta.has_attr("mean") ? meta.read_doubles("mean") : std::vector<double>(result.input_shape.c, 0.0);
-  result.std = meta.has_attr("std") ? meta.read_doubles("std") : std::vector<double>(result.input_shape.c, 1.0);
+  result.mean = meta.has_attr("mean") ? meta.read_doubles("mean")
+                                      : std::vector<double>(result.input_shape.c, 0.0);
+  result.std = meta.has_attr("std") ? meta.read_doubles("std")
+                                    : std::vector<double>(result.input_shape.c, 1.0);
   if (meta.has_attr("resize")) result.resize = meta.read_string("resize");
   if (meta.has_attr("class_names")) result.class_names = meta.read_strings("class_names");
   if (meta.has_attr("test_accuracy")) result.test_accuracy = meta.read_double("test_accuracy");
   if (meta.has_attr("dataset")) result.dataset = meta.read_string("dataset");
   const size_t channels = static_cast<size_t>(result.input_shape.c);
   if (result.mean.size() != channels || result.std.size() != channels)
-    throw Error("/meta mean and std need one value per input channel (" + std::to_string(channels) + ")");
+    throw Error("/meta mean and std need one value per input channel (" + std::to_string(channels) +
+                ")");
   for (double deviation : result.std)
     if (!(deviation > 0)) throw Error("/meta std values must be positive");
-  if (result.channel_order != "rgb" && result.channel_order != "bgr" && result.channel_order != "gray")
+  if (result.channel_order != "rgb" && result.channel_order != "bgr" &&
+      result.channel_order != "gray")
     throw Error("/meta channel_order '" + result.channel_order + "' is not rgb, bgr or gray");
   return result;
 }
@@ -152,11 +160,13 @@ void write_meta(const h5::Group& meta, const ModelMeta& data) {
 void check_format(const h5::Group& root, const std::string& expected_format) {
   if (!root.has_attr("format") || root.read_string("format") != expected_format)
     throw Error(root.path() + " is not a " + expected_format + " file (its 'format' attribute is " +
-                (root.has_attr("format") ? "'" + root.read_string("format") + "'" : "missing") + ")");
+                (root.has_attr("format") ? "'" + root.read_string("format") + "'" : "missing") +
+                ")");
   const int64_t version = root.has_attr("format_version") ? root.read_int("format_version") : -1;
   if (version != kFormatVersion)
-    throw Error(root.path() + " has " + expected_format + " format version " + std::to_string(version) +
-                "; this splitinfer reads version " + std::to_string(kFormatVersion));
+    throw Error(root.path() + " has " + expected_format + " format version " +
+                std::to_string(version) + "; this splitinfer reads version " +
+                std::to_string(kFormatVersion));
 }
 
 Model read_graph(const h5::Group& root) {
@@ -204,7 +214,8 @@ void write_weights(const h5::Group& weights_group, const Model& model) {
     if (layer.weights.empty()) continue;
     const h5::Group group = weights_group.has(layer.name) ? weights_group.open_group(layer.name)
                                                           : weights_group.create_group(layer.name);
-    for (const auto& [blob_name, blob] : layer.weights) group.write_floats(blob_name, blob.dims, blob.values.data());
+    for (const auto& [blob_name, blob] : layer.weights)
+      group.write_floats(blob_name, blob.dims, blob.values.data());
   }
 }
 

@@ -1,9 +1,8 @@
 #pragma once
 // OUT.h5 (io/FORMAT.md) and STATS.json writers.
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "../src/shape.hpp"
 #include "hdf5.hpp"

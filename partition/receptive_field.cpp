@@ -5,8 +5,8 @@
 namespace splitinfer {
 namespace {
 
-ReceptiveField window(const ReceptiveField& in, int64_t kernel_h, int64_t kernel_w, int64_t stride_h,
-                      int64_t stride_w, int64_t dilation_h, int64_t dilation_w) {
+ReceptiveField window(const ReceptiveField& in, int64_t kernel_h, int64_t kernel_w,
+                      int64_t stride_h, int64_t stride_w, int64_t dilation_h, int64_t dilation_w) {
   ReceptiveField out;
   out.rows = in.rows + static_cast<int64_t>((kernel_h - 1) * dilation_h * in.jump_rows);
   out.cols = in.cols + static_cast<int64_t>((kernel_w - 1) * dilation_w * in.jump_cols);
@@ -32,13 +32,13 @@ std::vector<ReceptiveField> receptive_fields(const Model& model) {
     const Shape& in_shape = model.layers[layer.inputs[0]].output_shape;
     switch (layer.op) {
       case Op::conv2d:
-        fields[i] = window(in, layer.conv.kernel_h, layer.conv.kernel_w, layer.conv.stride_h, layer.conv.stride_w,
-                           layer.conv.dilation_h, layer.conv.dilation_w);
+        fields[i] = window(in, layer.conv.kernel_h, layer.conv.kernel_w, layer.conv.stride_h,
+                           layer.conv.stride_w, layer.conv.dilation_h, layer.conv.dilation_w);
         break;
       case Op::maxpool:
       case Op::avgpool:
-        fields[i] = window(in, layer.pool.kernel_h, layer.pool.kernel_w, layer.pool.stride_h, layer.pool.stride_w,
-                           layer.pool.dilation_h, layer.pool.dilation_w);
+        fields[i] = window(in, layer.pool.kernel_h, layer.pool.kernel_w, layer.pool.stride_h,
+                           layer.pool.stride_w, layer.pool.dilation_h, layer.pool.dilation_w);
         break;
       case Op::global_avgpool:
       case Op::flatten:

@@ -9,7 +9,7 @@
 namespace splitinfer {
 
 struct ReceptiveField {
-  int64_t rows = 1, cols = 1;        // input pixels one output element sees (not clipped to the image)
+  int64_t rows = 1, cols = 1;  // input pixels one output element sees (not clipped to the image)
   double jump_rows = 1, jump_cols = 1;  // input pixels between neighbouring outputs
 };
 

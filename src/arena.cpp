@@ -41,7 +41,8 @@ Arena::Arena(uint64_t capacity_bytes) : layout_(capacity_bytes) {
   const bool unlimited = capacity_bytes == ArenaLayout::kUnlimited;
   reserved_ = unlimited ? kUnlimitedReservation : ArenaLayout::rounded(capacity_bytes);
   for (;;) {
-    void* memory = mmap(nullptr, reserved_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void* memory = mmap(nullptr, reserved_, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (memory != MAP_FAILED) {
       base_ = static_cast<char*>(memory);
       return;
@@ -57,7 +58,8 @@ Arena::~Arena() { munmap(base_, reserved_); }
 void* Arena::allocate(uint64_t bytes, const std::string& purpose) {
   const uint64_t offset = layout_.allocate(bytes, purpose);
   if (offset + ArenaLayout::rounded(bytes == 0 ? 1 : bytes) > reserved_)
-    throw Error(purpose + " needs more than the " + format_bytes(reserved_) + " reserved for the arena");
+    throw Error(purpose + " needs more than the " + format_bytes(reserved_) +
+                " reserved for the arena");
   return base_ + offset;
 }
 

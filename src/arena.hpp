@@ -30,7 +30,9 @@ class ArenaLayout {
   uint64_t capacity() const { return capacity_; }
   uint64_t bytes_in_use() const { return in_use_; }
   uint64_t peak_bytes() const { return peak_; }
-  static uint64_t rounded(uint64_t bytes) { return (bytes + kAlignment - 1) / kAlignment * kAlignment; }
+  static uint64_t rounded(uint64_t bytes) {
+    return (bytes + kAlignment - 1) / kAlignment * kAlignment;
+  }
 
  private:
   uint64_t capacity_;

@@ -15,7 +15,10 @@
 namespace splitinfer {
 
 Executor::Executor(const Model& model, std::string node_label, Kernels kernels)
-    : model_(model), node_label_(std::move(node_label)), kernels_(kernels), schedule_(schedule_memory(model)) {}
+    : model_(model),
+      node_label_(std::move(node_label)),
+      kernels_(kernels),
+      schedule_(schedule_memory(model)) {}
 
 void Executor::run(Arena& arena, const std::function<void(Tensor&)>& fill_input,
                    const std::function<void(int, const Tensor&)>& on_layer,
@@ -26,8 +29,9 @@ void Executor::run(Arena& arena, const std::function<void(Tensor&)>& fill_input,
     const Layer& layer = model_.layers[i];
     const LayerMemory& memory = schedule_.layers[i];
     if (memory.allocates_output)
-      buffers[memory.output_buffer] = static_cast<char*>(arena.allocate(
-          schedule_.buffer_bytes[memory.output_buffer], allocation_purpose(node_label_, layer, "output activation")));
+      buffers[memory.output_buffer] = static_cast<char*>(
+          arena.allocate(schedule_.buffer_bytes[memory.output_buffer],
+                         allocation_purpose(node_label_, layer, "output activation")));
     Tensor& out = outputs[i];
     out.shape = layer.output_shape;
     out.data = buffers[memory.output_buffer] + memory.output_offset;
@@ -80,15 +84,21 @@ void Executor::compute(const Layer& layer, const std::vector<const Tensor*>& inp
     case Op::input:
       break;
     case Op::conv2d:
-      if (reference) conv2d_reference(layer.conv, in, in_at, weight("weight"), weight("bias"), out, out_at);
-      else conv2d(layer.conv, in, in_at, weight("weight"), weight("bias"), out, out_at, scratch);
+      if (reference)
+        conv2d_reference(layer.conv, in, in_at, weight("weight"), weight("bias"), out, out_at);
+      else
+        conv2d(layer.conv, in, in_at, weight("weight"), weight("bias"), out, out_at, scratch);
       break;
     case Op::linear:
-      if (reference) linear_reference(in, weight("weight"), weight("bias"), out);
-      else linear(in, weight("weight"), weight("bias"), out);
+      if (reference)
+        linear_reference(in, weight("weight"), weight("bias"), out);
+      else
+        linear(in, weight("weight"), weight("bias"), out);
       break;
     case Op::batchnorm:
-      batchnorm({weight("gamma"), weight("beta"), weight("running_mean"), weight("running_var"), layer.eps}, in, out);
+      batchnorm({weight("gamma"), weight("beta"), weight("running_mean"), weight("running_var"),
+                 layer.eps},
+                in, out);
       break;
     case Op::relu:
       activation(Activation::relu, 0, in, out);

@@ -7,15 +7,31 @@
 namespace splitinfer {
 namespace {
 
-constexpr std::pair<Op, const char*> kOpNames[] = {
-    {Op::input, "input"}, {Op::conv2d, "conv2d"}, {Op::batchnorm, "batchnorm"}, {Op::relu, "relu"},
-    {Op::relu6, "relu6"}, {Op::leaky_relu, "leaky_relu"}, {Op::sigmoid, "sigmoid"}, {Op::silu, "silu"},
-    {Op::hardswish, "hardswish"}, {Op::hardsigmoid, "hardsigmoid"}, {Op::add, "add"}, {Op::mul, "mul"},
-    {Op::concat, "concat"}, {Op::channel_shuffle, "channel_shuffle"}, {Op::slice, "slice"},
-    {Op::maxpool, "maxpool"}, {Op::avgpool, "avgpool"}, {Op::global_avgpool, "global_avgpool"},
-    {Op::flatten, "flatten"}, {Op::linear, "linear"}, {Op::upsample_nearest, "upsample_nearest"}};
+constexpr std::pair<Op, const char*> kOpNames[] = {{Op::input, "input"},
+                                                   {Op::conv2d, "conv2d"},
+                                                   {Op::batchnorm, "batchnorm"},
+                                                   {Op::relu, "relu"},
+                                                   {Op::relu6, "relu6"},
+                                                   {Op::leaky_relu, "leaky_relu"},
+                                                   {Op::sigmoid, "sigmoid"},
+                                                   {Op::silu, "silu"},
+                                                   {Op::hardswish, "hardswish"},
+                                                   {Op::hardsigmoid, "hardsigmoid"},
+                                                   {Op::add, "add"},
+                                                   {Op::mul, "mul"},
+                                                   {Op::concat, "concat"},
+                                                   {Op::channel_shuffle, "channel_shuffle"},
+                                                   {Op::slice, "slice"},
+                                                   {Op::maxpool, "maxpool"},
+                                                   {Op::avgpool, "avgpool"},
+                                                   {Op::global_avgpool, "global_avgpool"},
+                                                   {Op::flatten, "flatten"},
+                                                   {Op::linear, "linear"},
+                                                   {Op::upsample_nearest, "upsample_nearest"}};
 
-std::string where(const Layer& layer) { return "layer '" + layer.name + "' (" + op_name(layer.op) + ")"; }
+std::string where(const Layer& layer) {
+  return "layer '" + layer.name + "' (" + op_name(layer.op) + ")";
+}
 
 void require(bool condition, const Layer& layer, const std::string& message) {
   if (!condition) throw Error(where(layer) + ": " + message);
@@ -27,23 +43,25 @@ std::string dims_text(const std::vector<int64_t>& dims) {
   return text + "]";
 }
 
-void check_blob(const Layer& layer, const std::string& blob_name, const std::vector<int64_t>& expected,
-                bool optional) {
+void check_blob(const Layer& layer, const std::string& blob_name,
+                const std::vector<int64_t>& expected, bool optional) {
   const Blob* blob = layer.weight(blob_name);
   if (!blob) {
     require(optional, layer, "weight '" + blob_name + "' is missing");
     return;
   }
   require(blob->dims == expected, layer,
-          "weight '" + blob_name + "' has shape " + dims_text(blob->dims) + ", expected " + dims_text(expected));
+          "weight '" + blob_name + "' has shape " + dims_text(blob->dims) + ", expected " +
+              dims_text(expected));
   for (size_t i = 0; i < blob->values.size(); ++i)
     require(std::isfinite(blob->values[i]), layer,
-            "weight '" + blob_name + "' holds a non-finite value (" + std::to_string(blob->values[i]) +
-                ") at element " + std::to_string(i));
+            "weight '" + blob_name + "' holds a non-finite value (" +
+                std::to_string(blob->values[i]) + ") at element " + std::to_string(i));
 }
 
-void check_window(const Layer& layer, int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w,
-                  int64_t pad_h, int64_t pad_w, int64_t dilation_h, int64_t dilation_w) {
+void check_window(const Layer& layer, int64_t kernel_h, int64_t kernel_w, int64_t stride_h,
+                  int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t dilation_h,
+                  int64_t dilation_w) {
   require(kernel_h > 0 && kernel_w > 0, layer, "kernel must be positive");
   require(stride_h > 0 && stride_w > 0, layer, "stride must be positive");
   require(pad_h >= 0 && pad_w >= 0, layer, "padding must not be negative");
@@ -57,7 +75,9 @@ Shape infer(const Model& model, const Layer& layer) {
     require(in.size() == count, layer,
             "takes " + std::to_string(count) + " input(s), has " + std::to_string(in.size()));
   };
-  const auto spatial = [&]() { require(in[0].rank == 4, layer, "needs a 4-D input, got " + in[0].str()); };
+  const auto spatial = [&]() {
+    require(in[0].rank == 4, layer, "needs a 4-D input, got " + in[0].str());
+  };
   switch (layer.op) {
     case Op::input:
       arity(0);
@@ -66,9 +86,10 @@ Shape infer(const Model& model, const Layer& layer) {
       arity(1);
       spatial();
       const Conv2dParams& p = layer.conv;
-      check_window(layer, p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dilation_h,
-                   p.dilation_w);
-      require(p.groups > 0 && in[0].c % p.groups == 0 && layer.output_shape.c % p.groups == 0, layer,
+      check_window(layer, p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w,
+                   p.dilation_h, p.dilation_w);
+      require(p.groups > 0 && in[0].c % p.groups == 0 && layer.output_shape.c % p.groups == 0,
+              layer,
               "groups " + std::to_string(p.groups) + " must divide input and output channels");
       Shape out = in[0];
       out.c = layer.output_shape.c;
@@ -81,8 +102,8 @@ Shape infer(const Model& model, const Layer& layer) {
       arity(1);
       spatial();
       const PoolParams& p = layer.pool;
-      check_window(layer, p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dilation_h,
-                   p.dilation_w);
+      check_window(layer, p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w,
+                   p.dilation_h, p.dilation_w);
       // PyTorch's own rule: padding at most half the (effective) kernel.
       require(2 * p.pad_h <= p.kernel_h && 2 * p.pad_w <= p.kernel_w, layer,
               "padding must be at most half the kernel");
@@ -109,7 +130,8 @@ Shape infer(const Model& model, const Layer& layer) {
     case Op::mul: {
       arity(2);
       const auto broadcasts = [](const Shape& small, const Shape& big) {
-        return small.n == big.n && small.c == big.c && small.h == 1 && small.w == 1 && small.rank == 4;
+        return small.n == big.n && small.c == big.c && small.h == 1 && small.w == 1 &&
+               small.rank == 4;
       };
       require(in[0] == in[1] || broadcasts(in[1], in[0]) || broadcasts(in[0], in[1]), layer,
               "multiplies shapes " + in[0].str() + " and " + in[1].str());
@@ -120,7 +142,8 @@ Shape infer(const Model& model, const Layer& layer) {
       Shape out = in[0];
       out.c = 0;
       for (const Shape& shape : in) {
-        require(shape.n == in[0].n && shape.h == in[0].h && shape.w == in[0].w && shape.rank == in[0].rank,
+        require(shape.n == in[0].n && shape.h == in[0].h && shape.w == in[0].w &&
+                    shape.rank == in[0].rank,
                 layer, "concatenates " + in[0].str() + " and " + shape.str());
         out.c += shape.c;
       }
@@ -133,8 +156,10 @@ Shape infer(const Model& model, const Layer& layer) {
       return in[0];
     case Op::slice: {
       arity(1);
-      require(0 <= layer.slice_start && layer.slice_start < layer.slice_stop && layer.slice_stop <= in[0].c,
-              layer, "channel range is outside the input's " + std::to_string(in[0].c) + " channels");
+      require(0 <= layer.slice_start && layer.slice_start < layer.slice_stop &&
+                  layer.slice_stop <= in[0].c,
+              layer,
+              "channel range is outside the input's " + std::to_string(in[0].c) + " channels");
       Shape out = in[0];
       out.c = layer.slice_stop - layer.slice_start;
       return out;
@@ -173,7 +198,8 @@ void check_weights(const Model& model, const Layer& layer) {
   const Shape& out = layer.output_shape;
   switch (layer.op) {
     case Op::conv2d:
-      check_blob(layer, "weight", {out.c, in.c / layer.conv.groups, layer.conv.kernel_h, layer.conv.kernel_w},
+      check_blob(layer, "weight",
+                 {out.c, in.c / layer.conv.groups, layer.conv.kernel_h, layer.conv.kernel_w},
                  false);
       check_blob(layer, "bias", {out.c}, true);
       break;
@@ -235,8 +261,9 @@ void validate(Model& model, bool check_weights_too) {
   for (size_t i = 0; i < model.layers.size(); ++i) {
     Layer& layer = model.layers[i];
     require(layer.op != Op::input || i == 0, layer, "only the first layer may be an input");
-    require(layer.output_shape.n == 1, layer, "batch size " + std::to_string(layer.output_shape.n) +
-                                                  " is not supported; splitinfer runs one image at a time");
+    require(layer.output_shape.n == 1, layer,
+            "batch size " + std::to_string(layer.output_shape.n) +
+                " is not supported; splitinfer runs one image at a time");
     layer.inputs.clear();
     for (const std::string& input_name : layer.input_names) {
       const int index = model.find(input_name);
@@ -253,16 +280,16 @@ void validate(Model& model, bool check_weights_too) {
   if (model.output < 0 || model.output >= static_cast<int>(model.layers.size()))
     throw Error("the model's output layer is not one of its layers");
   if (model.meta.input_shape != model.layers[0].output_shape)
-    throw Error("the metadata's input shape " + model.meta.input_shape.str() + " differs from the input layer's " +
-                model.layers[0].output_shape.str());
+    throw Error("the metadata's input shape " + model.meta.input_shape.str() +
+                " differs from the input layer's " + model.layers[0].output_shape.str());
 }
 
 uint64_t layer_macs(const Model& model, const Layer& layer) {
   const Shape& out = layer.output_shape;
   if (layer.op == Op::conv2d) {
     const Shape& in = model.layers[layer.inputs[0]].output_shape;
-    return static_cast<uint64_t>(out.elements()) * (in.c / layer.conv.groups) * layer.conv.kernel_h *
-           layer.conv.kernel_w;
+    return static_cast<uint64_t>(out.elements()) * (in.c / layer.conv.groups) *
+           layer.conv.kernel_h * layer.conv.kernel_w;
   }
   if (layer.op == Op::linear)
     return static_cast<uint64_t>(out.elements()) * model.layers[layer.inputs[0]].output_shape.c;

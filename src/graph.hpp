@@ -14,8 +14,26 @@
 namespace splitinfer {
 
 enum class Op {
-  input, conv2d, batchnorm, relu, relu6, leaky_relu, sigmoid, silu, hardswish, hardsigmoid,
-  add, mul, concat, channel_shuffle, slice, maxpool, avgpool, global_avgpool, flatten, linear,
+  input,
+  conv2d,
+  batchnorm,
+  relu,
+  relu6,
+  leaky_relu,
+  sigmoid,
+  silu,
+  hardswish,
+  hardsigmoid,
+  add,
+  mul,
+  concat,
+  channel_shuffle,
+  slice,
+  maxpool,
+  avgpool,
+  global_avgpool,
+  flatten,
+  linear,
   upsample_nearest
 };
 
@@ -36,13 +54,13 @@ struct Layer {
   std::vector<int> inputs;  // indices of earlier layers, resolved from input_names
   Shape output_shape;
 
-  Conv2dParams conv;                 // conv2d
-  PoolParams pool;                   // maxpool, avgpool
-  float negative_slope = 0.01f;      // leaky_relu
-  double eps = 1e-5;                 // batchnorm
-  int64_t shuffle_groups = 1;        // channel_shuffle
+  Conv2dParams conv;                        // conv2d
+  PoolParams pool;                          // maxpool, avgpool
+  float negative_slope = 0.01f;             // leaky_relu
+  double eps = 1e-5;                        // batchnorm
+  int64_t shuffle_groups = 1;               // channel_shuffle
   int64_t slice_start = 0, slice_stop = 0;  // slice: channels [start, stop)
-  int64_t scale_h = 1, scale_w = 1;  // upsample_nearest
+  int64_t scale_h = 1, scale_w = 1;         // upsample_nearest
 
   std::map<std::string, Blob> weights;  // names per op, see io/FORMAT.md
 

@@ -24,7 +24,9 @@ bool is_unary_elementwise(Op op) {
   }
 }
 
-uint64_t tensor_bytes(const Shape& shape) { return static_cast<uint64_t>(shape.elements()) * sizeof(float); }
+uint64_t tensor_bytes(const Shape& shape) {
+  return static_cast<uint64_t>(shape.elements()) * sizeof(float);
+}
 
 }  // namespace
 
@@ -34,30 +36,35 @@ MemorySchedule schedule_memory(const Model& model) {
   schedule.layers.resize(count);
   std::vector<int> last_consumer(count, -1);  // per layer: the last layer reading its output
   for (int i = 0; i < count; ++i)
-    for (int input : model.layers[i].inputs) last_consumer[input] = std::max(last_consumer[input], i);
+    for (int input : model.layers[i].inputs)
+      last_consumer[input] = std::max(last_consumer[input], i);
 
   // Whether anything after layer i still reads `buffer` (through any of the
   // outputs placed in it so far), or it holds the model's output.
   const auto read_after = [&](int buffer, int i) {
     for (int v = 0; v < i; ++v)
-      if (schedule.layers[v].output_buffer == buffer && (last_consumer[v] > i || v == model.output)) return true;
+      if (schedule.layers[v].output_buffer == buffer && (last_consumer[v] > i || v == model.output))
+        return true;
     return false;
   };
 
   for (int i = 0; i < count; ++i) {
     const Layer& layer = model.layers[i];
     LayerMemory& memory = schedule.layers[i];
-    if (layer.op == Op::flatten || layer.op == Op::slice) {  // views: batch 1 makes a channel range contiguous
+    if (layer.op == Op::flatten ||
+        layer.op == Op::slice) {  // views: batch 1 makes a channel range contiguous
       const LayerMemory& source = schedule.layers[layer.inputs[0]];
       memory.output_buffer = source.output_buffer;
       memory.output_offset = source.output_offset;
       if (layer.op == Op::slice)
-        memory.output_offset += tensor_bytes(layer.output_shape) / layer.output_shape.c * layer.slice_start;
+        memory.output_offset +=
+            tensor_bytes(layer.output_shape) / layer.output_shape.c * layer.slice_start;
       continue;
     }
     // An element-wise op writes over an input of its own size that nothing
     // reads afterwards, as a device would, instead of taking new memory.
-    const bool elementwise = is_unary_elementwise(layer.op) || layer.op == Op::add || layer.op == Op::mul;
+    const bool elementwise =
+        is_unary_elementwise(layer.op) || layer.op == Op::add || layer.op == Op::mul;
     for (int input : layer.inputs) {
       if (!elementwise) break;
       const LayerMemory& source = schedule.layers[input];
@@ -75,8 +82,8 @@ MemorySchedule schedule_memory(const Model& model) {
     }
     memory.weight_bytes = layer.weight_bytes();
     if (layer.op == Op::conv2d)
-      memory.scratch_bytes =
-          conv2d_scratch_bytes(layer.conv, model.layers[layer.inputs[0]].output_shape, layer.output_shape);
+      memory.scratch_bytes = conv2d_scratch_bytes(
+          layer.conv, model.layers[layer.inputs[0]].output_shape, layer.output_shape);
   }
 
   // Each buffer is released after the last layer that produces into or reads
@@ -84,15 +91,19 @@ MemorySchedule schedule_memory(const Model& model) {
   std::vector<int> release_at(schedule.buffer_bytes.size(), -1);
   for (int v = 0; v < count; ++v) {
     int& at = release_at[schedule.layers[v].output_buffer];
-    if (v == model.output || at == count) at = count;
-    else at = std::max({at, v, last_consumer[v]});
+    if (v == model.output || at == count)
+      at = count;
+    else
+      at = std::max({at, v, last_consumer[v]});
   }
   for (size_t buffer = 0; buffer < release_at.size(); ++buffer)
-    if (release_at[buffer] < count) schedule.layers[release_at[buffer]].released_after.push_back(static_cast<int>(buffer));
+    if (release_at[buffer] < count)
+      schedule.layers[release_at[buffer]].released_after.push_back(static_cast<int>(buffer));
   return schedule;
 }
 
-std::string allocation_purpose(const std::string& node_label, const Layer& layer, const char* what) {
+std::string allocation_purpose(const std::string& node_label, const Layer& layer,
+                               const char* what) {
   return node_label + ", layer '" + layer.name + "' (" + op_name(layer.op) + "): " + what;
 }
 
@@ -103,13 +114,16 @@ uint64_t replay_memory(const Model& model, const MemorySchedule& schedule, Arena
     const Layer& layer = model.layers[i];
     const LayerMemory& memory = schedule.layers[i];
     if (memory.allocates_output)
-      offsets[memory.output_buffer] = layout.allocate(schedule.buffer_bytes[memory.output_buffer],
-                                                      allocation_purpose(node_label, layer, "output activation"));
+      offsets[memory.output_buffer] =
+          layout.allocate(schedule.buffer_bytes[memory.output_buffer],
+                          allocation_purpose(node_label, layer, "output activation"));
     std::vector<uint64_t> transient;
     if (memory.weight_bytes)
-      transient.push_back(layout.allocate(memory.weight_bytes, allocation_purpose(node_label, layer, "weights")));
+      transient.push_back(
+          layout.allocate(memory.weight_bytes, allocation_purpose(node_label, layer, "weights")));
     if (memory.scratch_bytes)
-      transient.push_back(layout.allocate(memory.scratch_bytes, allocation_purpose(node_label, layer, "scratch")));
+      transient.push_back(
+          layout.allocate(memory.scratch_bytes, allocation_purpose(node_label, layer, "scratch")));
     for (uint64_t offset : transient) layout.release(offset);
     for (int buffer : memory.released_after) layout.release(offsets[buffer]);
   }

@@ -13,11 +13,12 @@
 namespace splitinfer {
 
 struct LayerMemory {
-  int output_buffer = -1;        // buffer holding this layer's output
-  uint64_t output_offset = 0;    // bytes into that buffer (slices are views)
-  bool allocates_output = false; // false: the output is a view of, or written into, an input's buffer
-  uint64_t weight_bytes = 0;     // streamed from flash for this layer only
-  uint64_t scratch_bytes = 0;    // kernel scratch for this layer only
+  int output_buffer = -1;      // buffer holding this layer's output
+  uint64_t output_offset = 0;  // bytes into that buffer (slices are views)
+  bool allocates_output =
+      false;                   // false: the output is a view of, or written into, an input's buffer
+  uint64_t weight_bytes = 0;   // streamed from flash for this layer only
+  uint64_t scratch_bytes = 0;  // kernel scratch for this layer only
   std::vector<int> released_after;  // buffers whose last reader is this layer
 };
 

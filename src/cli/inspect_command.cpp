@@ -19,7 +19,8 @@ int inspect_command(const InspectOptions& options) {
   for (size_t i = 0; i < model.layers.size(); ++i) {
     const Layer& layer = model.layers[i];
     const uint64_t macs = layer_macs(model, layer);
-    const uint64_t activation_bytes = static_cast<uint64_t>(layer.output_shape.elements()) * sizeof(float);
+    const uint64_t activation_bytes =
+        static_cast<uint64_t>(layer.output_shape.elements()) * sizeof(float);
     total_macs += macs;
     total_params += layer.weight_bytes();
     total_activations += activation_bytes;
@@ -52,14 +53,14 @@ int inspect_command(const InspectOptions& options) {
   }
   std::printf("model %s (%s)\ninput %s, output '%s'\n\n", model.name.c_str(), model.source.c_str(),
               model.meta.input_shape.str().c_str(), model.layers[model.output].name.c_str());
-  std::printf("%4s  %-28s %-16s %-16s %14s %12s %12s %11s\n", "#", "layer", "op", "output", "MACs", "params",
-              "activation", "RF");
+  std::printf("%4s  %-28s %-16s %-16s %14s %12s %12s %11s\n", "#", "layer", "op", "output", "MACs",
+              "params", "activation", "RF");
   for (const auto& row : layers) {
     const Layer& layer = model.layers[row["index"].get<size_t>()];
     const std::string field = std::to_string(row["receptive_field"][0].get<int64_t>()) + "x" +
                               std::to_string(row["receptive_field"][1].get<int64_t>());
-    std::printf("%4zu  %-28s %-16s %-16s %14llu %12s %12s %11s\n", row["index"].get<size_t>(), layer.name.c_str(),
-                op_name(layer.op), layer.output_shape.str().c_str(),
+    std::printf("%4zu  %-28s %-16s %-16s %14llu %12s %12s %11s\n", row["index"].get<size_t>(),
+                layer.name.c_str(), op_name(layer.op), layer.output_shape.str().c_str(),
                 static_cast<unsigned long long>(row["macs"].get<uint64_t>()),
                 format_bytes(layer.weight_bytes()).c_str(),
                 format_bytes(row["activation_bytes"].get<uint64_t>()).c_str(), field.c_str());
@@ -67,7 +68,8 @@ int inspect_command(const InspectOptions& options) {
   std::printf("\ntotal: %zu layers, %.3f GMAC, %s of parameters, %s of activations (largest %s)\n",
               model.layers.size(), total_macs / 1e9, format_bytes(total_params).c_str(),
               format_bytes(total_activations).c_str(), format_bytes(largest_activation).c_str());
-  if (model.meta.test_accuracy) std::printf("test accuracy: %.2f%%\n", *model.meta.test_accuracy * 100);
+  if (model.meta.test_accuracy)
+    std::printf("test accuracy: %.2f%%\n", *model.meta.test_accuracy * 100);
   return 0;
 }
 

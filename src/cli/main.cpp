@@ -29,19 +29,23 @@ int main(int argc, char** argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   }
 
-  CLI::App app{"splitinfer: one CNN inference across a cluster of small memory-capped nodes (MPI ranks)"};
+  CLI::App app{
+      "splitinfer: one CNN inference across a cluster of small memory-capped nodes (MPI ranks)"};
   app.require_subcommand(1);
 
   InspectOptions inspect;
-  CLI::App* inspect_app = app.add_subcommand("inspect", "print every layer: shape, MACs, bytes, receptive field");
+  CLI::App* inspect_app =
+      app.add_subcommand("inspect", "print every layer: shape, MACs, bytes, receptive field");
   inspect_app->add_option("model", inspect.model_path, "model file (.h5)")->required();
   inspect_app->add_flag("--json", inspect.json, "print JSON instead of a table");
 
   PlanCommandOptions plan;
-  CLI::App* plan_app = app.add_subcommand("plan", "partition a model over nodes: writes PLANDIR/plan.h5 and node_K.h5");
+  CLI::App* plan_app = app.add_subcommand(
+      "plan", "partition a model over nodes: writes PLANDIR/plan.h5 and node_K.h5");
   plan_app->add_option("model", plan.model_path, "model file (.h5)")->required();
   plan_app->add_option("-o,--output", plan.output_dir, "plan directory to write")->required();
-  plan_app->add_option("--nodes", plan.nodes, "number of nodes (MPI ranks 1..N)")->capture_default_str();
+  plan_app->add_option("--nodes", plan.nodes, "number of nodes (MPI ranks 1..N)")
+      ->capture_default_str();
   plan_app->add_option("--device", plan.device, "device profile of the nodes");
   plan_app->add_option("--ram", plan.ram, "RAM cap per node, e.g. 512KiB (default: unlimited)");
   plan_app->add_option("--flash", plan.flash, "flash cap per node, e.g. 8MiB (default: unlimited)");
@@ -50,16 +54,22 @@ int main(int argc, char** argv) {
   plan_app->add_option("--fuse", plan.fuse, "layers per fused block");
 
   RunOptions run;
-  CLI::App* run_app = app.add_subcommand("run", "run a plan: mpirun -np N+1 splitinfer run PLANDIR --input X");
+  CLI::App* run_app =
+      app.add_subcommand("run", "run a plan: mpirun -np N+1 splitinfer run PLANDIR --input X");
   run_app->add_option("plan", run.plan_dir, "plan directory")->required();
-  run_app->add_option("--input", run.input_path, "input: .h5 with /input (NCHW float32), or .png/.jpg")->required();
-  run_app->add_option("--output", run.output_path, "write /output (and /layers with --dump-layers) to this .h5");
+  run_app
+      ->add_option("--input", run.input_path, "input: .h5 with /input (NCHW float32), or .png/.jpg")
+      ->required();
+  run_app->add_option("--output", run.output_path,
+                      "write /output (and /layers with --dump-layers) to this .h5");
   run_app->add_option("--stats", run.stats_path, "write per-node statistics to this .json");
   run_app->add_option("--trace", run.trace_path, "write a Chrome trace-event .json");
   run_app->add_option("--ram", run.ram, "RAM cap per node, overriding the plan's");
-  run_app->add_option("--repeat", run.repeat, "run K inferences after one warm-up; reports the median");
+  run_app->add_option("--repeat", run.repeat,
+                      "run K inferences after one warm-up; reports the median");
   run_app->add_flag("--dump-layers", run.dump_layers, "also write every layer's output");
-  run_app->add_flag("--reference-kernels", run.reference_kernels, "use the plain-loop kernels (slow; for checking)");
+  run_app->add_flag("--reference-kernels", run.reference_kernels,
+                    "use the plain-loop kernels (slow; for checking)");
 
   int status = 0;
   try {

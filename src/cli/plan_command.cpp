@@ -15,9 +15,12 @@ namespace splitinfer {
 
 int plan_command(const PlanCommandOptions& options) {
   if (!options.device.empty())
-    throw Error("--device: device profiles are not available in this version; give --ram and --flash");
+    throw Error(
+        "--device: device profiles are not available in this version; give --ram and --flash");
   if (!options.grid.empty() || options.fuse != 0)
-    throw Error("--grid and --fuse apply to the spatial and fused strategies, not available in this version");
+    throw Error(
+        "--grid and --fuse apply to the spatial and fused strategies, not available in this "
+        "version");
   const Model model = read_model(options.model_path);
   std::ifstream file(options.model_path, std::ios::binary);
   std::stringstream content;
@@ -32,12 +35,14 @@ int plan_command(const PlanCommandOptions& options) {
   const Plan plan = make_plan(model, plan_options);
   write_plan(options.output_dir, model, plan);
 
-  std::printf("plan '%s' for %s: %d node(s), strategy %s\n", options.output_dir.c_str(), model.name.c_str(),
-              plan.nodes, plan.strategy.c_str());
+  std::printf("plan '%s' for %s: %d node(s), strategy %s\n", options.output_dir.c_str(),
+              model.name.c_str(), plan.nodes, plan.strategy.c_str());
   for (const NodePlan& node : plan.node_plans)
     std::printf("  node %d: peak RAM %s, flash %s, sends %s, receives %s\n", node.node,
-                format_bytes(node.predicted_peak_ram_bytes).c_str(), format_bytes(node.flash_bytes).c_str(),
-                format_bytes(node.predicted_bytes_sent).c_str(), format_bytes(node.predicted_bytes_received).c_str());
+                format_bytes(node.predicted_peak_ram_bytes).c_str(),
+                format_bytes(node.flash_bytes).c_str(),
+                format_bytes(node.predicted_bytes_sent).c_str(),
+                format_bytes(node.predicted_bytes_received).c_str());
   return 0;
 }
 

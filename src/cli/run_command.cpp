@@ -62,7 +62,8 @@ struct Traffic {
     sent += count * sizeof(float);
   }
   void receive(float* values, int64_t count, int from, int tag) {
-    MPI_Recv(values, static_cast<int>(count), MPI_FLOAT, from, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    MPI_Recv(values, static_cast<int>(count), MPI_FLOAT, from, tag, MPI_COMM_WORLD,
+             MPI_STATUS_IGNORE);
     received += count * sizeof(float);
   }
 };
@@ -112,7 +113,8 @@ void run_node(int rank, const RunOptions& options, Setup& setup, int inferences)
         [&](int, const Tensor& tensor) {
           // Dumps are a debugging aid outside the plan's traffic: not counted.
           if (options.dump_layers && last)
-            MPI_Send(tensor.f32(), static_cast<int>(tensor.shape.elements()), MPI_FLOAT, 0, kDumpTag, MPI_COMM_WORLD);
+            MPI_Send(tensor.f32(), static_cast<int>(tensor.shape.elements()), MPI_FLOAT, 0,
+                     kDumpTag, MPI_COMM_WORLD);
         },
         [&](const Tensor& output) {
           compute_seconds = seconds_since(start);
@@ -124,7 +126,8 @@ void run_node(int rank, const RunOptions& options, Setup& setup, int inferences)
       {"rank", rank},
       {"peak_ram_bytes", arena.layout().peak_bytes()},
       {"predicted_peak_ram_bytes", predicted.predicted_peak_ram_bytes},
-      {"ram_cap_bytes", setup.ram_cap == ArenaLayout::kUnlimited ? nlohmann::json() : nlohmann::json(setup.ram_cap)},
+      {"ram_cap_bytes",
+       setup.ram_cap == ArenaLayout::kUnlimited ? nlohmann::json() : nlohmann::json(setup.ram_cap)},
       {"flash_bytes", setup.model.weight_bytes()},
       {"bytes_sent", traffic.sent},
       {"predicted_bytes_sent", predicted.predicted_bytes_sent},
@@ -134,7 +137,8 @@ void run_node(int rank, const RunOptions& options, Setup& setup, int inferences)
   send_text(stats.dump(), 0, kStatsTag);
 }
 
-void print_summary(const Model& model, const std::vector<float>& output, const nlohmann::json& stats) {
+void print_summary(const Model& model, const std::vector<float>& output,
+                   const nlohmann::json& stats) {
   const Shape& shape = model.layers[model.output].output_shape;
   if (shape.rank == 2 && shape.c > 1) {
     // Softmax of the logits, for the top-1 class and its probability.
@@ -142,21 +146,24 @@ void print_summary(const Model& model, const std::vector<float>& output, const n
     double total = 0;
     for (float logit : output) total += std::exp(static_cast<double>(logit - largest));
     const size_t best = std::max_element(output.begin(), output.end()) - output.begin();
-    const std::string name = best < model.meta.class_names.size() ? model.meta.class_names[best] : "";
-    std::printf("top-1: class %zu%s%s%s, probability %.4f\n", best, name.empty() ? "" : " (", name.c_str(),
-                name.empty() ? "" : ")", 1.0 / total);
+    const std::string name =
+        best < model.meta.class_names.size() ? model.meta.class_names[best] : "";
+    std::printf("top-1: class %zu%s%s%s, probability %.4f\n", best, name.empty() ? "" : " (",
+                name.c_str(), name.empty() ? "" : ")", 1.0 / total);
   } else {
     std::printf("output %s\n", shape.str().c_str());
   }
   for (const auto& node : stats["nodes"])
-    std::printf("node %d: peak RAM %s (predicted %s), sent %s, received %s\n", node["rank"].get<int>(),
+    std::printf("node %d: peak RAM %s (predicted %s), sent %s, received %s\n",
+                node["rank"].get<int>(),
                 format_bytes(node["peak_ram_bytes"].get<uint64_t>()).c_str(),
                 format_bytes(node["predicted_peak_ram_bytes"].get<uint64_t>()).c_str(),
                 format_bytes(node["bytes_sent"].get<uint64_t>()).c_str(),
                 format_bytes(node["bytes_received"].get<uint64_t>()).c_str());
   std::printf("host time %.3f ms", stats["host_seconds"].get<double>() * 1e3);
   if (stats.contains("host_seconds_median"))
-    std::printf(" (median of %d: %.3f ms)", stats["repeat"].get<int>(), stats["host_seconds_median"].get<double>() * 1e3);
+    std::printf(" (median of %d: %.3f ms)", stats["repeat"].get<int>(),
+                stats["host_seconds_median"].get<double>() * 1e3);
   std::printf("\n");
 }
 
@@ -175,9 +182,9 @@ int run_command(const RunOptions& options) {
         if (options.repeat < 0) throw Error("--repeat must not be negative");
         read_plan(options.plan_dir, setup.model, setup.plan);
         if (world != setup.plan.nodes + 1)
-          throw Error("the plan '" + options.plan_dir + "' is for " + std::to_string(setup.plan.nodes) +
-                      " node(s), so it runs with mpirun -np " + std::to_string(setup.plan.nodes + 1) + ", not -np " +
-                      std::to_string(world));
+          throw Error("the plan '" + options.plan_dir + "' is for " +
+                      std::to_string(setup.plan.nodes) + " node(s), so it runs with mpirun -np " +
+                      std::to_string(setup.plan.nodes + 1) + ", not -np " + std::to_string(world));
         setup.ram_cap = options.ram.empty() ? setup.plan.ram_cap_bytes : parse_bytes(options.ram);
       })))
     return 1;
@@ -197,7 +204,8 @@ int run_command(const RunOptions& options) {
           } catch (const Error& too_small) {
             ArenaLayout unlimited;
             throw Error(std::string(too_small.what()) + "; this node needs --ram " +
-                        std::to_string(replay_memory(setup.model, schedule, unlimited, label)) + " at least");
+                        std::to_string(replay_memory(setup.model, schedule, unlimited, label)) +
+                        " at least");
           }
         }
       })))
@@ -221,8 +229,8 @@ int run_command(const RunOptions& options) {
     if (options.dump_layers && run == inferences - 1)
       for (const Layer& layer : model.layers) {
         std::vector<float> values(layer.output_shape.elements());
-        MPI_Recv(values.data(), static_cast<int>(values.size()), MPI_FLOAT, 1, kDumpTag, MPI_COMM_WORLD,
-                 MPI_STATUS_IGNORE);
+        MPI_Recv(values.data(), static_cast<int>(values.size()), MPI_FLOAT, 1, kDumpTag,
+                 MPI_COMM_WORLD, MPI_STATUS_IGNORE);
         dumps.push_back(std::move(values));
       }
     traffic.receive(output.data(), static_cast<int64_t>(output.size()), 1, kOutputTag);

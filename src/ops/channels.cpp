@@ -7,8 +7,8 @@ namespace {
 
 void copy_plane(const Tensor& from, int64_t n, int64_t from_c, Tensor& to, int64_t to_c) {
   const int64_t plane = from.shape.h * from.shape.w;
-  std::memcpy(to.f32() + (n * to.shape.c + to_c) * plane, from.f32() + (n * from.shape.c + from_c) * plane,
-              plane * sizeof(float));
+  std::memcpy(to.f32() + (n * to.shape.c + to_c) * plane,
+              from.f32() + (n * from.shape.c + from_c) * plane, plane * sizeof(float));
 }
 
 }  // namespace
@@ -30,7 +30,8 @@ void channel_shuffle(const Tensor& in, int64_t groups, Tensor& out) {
   const int64_t per_group = in.shape.c / groups;
   for (int64_t n = 0; n < in.shape.n; ++n)
     for (int64_t g = 0; g < groups; ++g)
-      for (int64_t j = 0; j < per_group; ++j) copy_plane(in, n, g * per_group + j, out, j * groups + g);
+      for (int64_t j = 0; j < per_group; ++j)
+        copy_plane(in, n, g * per_group + j, out, j * groups + g);
 }
 
 }  // namespace splitinfer

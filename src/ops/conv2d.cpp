@@ -6,8 +6,8 @@
 namespace splitinfer {
 namespace {
 
-bool is_pointwise(const Conv2dParams& p, const Tensor& in, const Placement& in_at, const Tensor& out,
-                  const Placement& out_at) {
+bool is_pointwise(const Conv2dParams& p, const Tensor& in, const Placement& in_at,
+                  const Tensor& out, const Placement& out_at) {
   return p.kernel_h == 1 && p.kernel_w == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 &&
          p.pad_w == 0 && in_at.row0 == out_at.row0 && in_at.col0 == out_at.col0 &&
          in.shape.h == out.shape.h && in.shape.w == out.shape.w;
@@ -24,7 +24,8 @@ void im2col(const Conv2dParams& p, const Tensor& in, const Placement& in_at, int
             float* col) {
   const int64_t out_h = out.shape.h, out_w = out.shape.w;
   for (int64_t ic = 0; ic < channels; ++ic) {
-    const float* plane = in.f32() + ((n * in.shape.c + first_channel + ic) * in.shape.h) * in.shape.w;
+    const float* plane =
+        in.f32() + ((n * in.shape.c + first_channel + ic) * in.shape.h) * in.shape.w;
     for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
       for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
         float* row = col + ((ic * p.kernel_h + ky) * p.kernel_w + kx) * out_h * out_w;
@@ -65,8 +66,9 @@ typedef float Vector __attribute__((vector_size(kLanes * sizeof(float))));
 // vector, less (its lanes past `width` compute on zeros and are not stored).
 // A last block of fewer rows repeats its last row and stores only the real ones.
 template <int64_t kVectors, bool kPartial>
-void gemm_block(const float* weight, const float* columns, const float* bias, float* out, int64_t rows,
-                int64_t depth, int64_t positions, int64_t row0, int64_t j, int64_t width) {
+void gemm_block(const float* weight, const float* columns, const float* bias, float* out,
+                int64_t rows, int64_t depth, int64_t positions, int64_t row0, int64_t j,
+                int64_t width) {
   const int64_t bytes = kPartial ? width * static_cast<int64_t>(sizeof(float)) : sizeof(Vector);
   Vector sum[kBlockRows][kVectors];
   int64_t weight_offset[kBlockRows];
@@ -160,12 +162,14 @@ void depthwise(const Conv2dParams& p, const Tensor& in, const Placement& in_at, 
 
 }  // namespace
 
-int64_t window_output_size(int64_t input, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation) {
+int64_t window_output_size(int64_t input, int64_t kernel, int64_t stride, int64_t pad,
+                           int64_t dilation) {
   return (input + 2 * pad - dilation * (kernel - 1) - 1) / stride + 1;
 }
 
 void conv2d_reference(const Conv2dParams& p, const Tensor& in, const Placement& in_at,
-                      const float* weight, const float* bias, Tensor& out, const Placement& out_at) {
+                      const float* weight, const float* bias, Tensor& out,
+                      const Placement& out_at) {
   const int64_t in_per_group = in.shape.c / p.groups;
   const int64_t out_per_group = out.shape.c / p.groups;
   for (int64_t n = 0; n < out.shape.n; ++n)
@@ -218,8 +222,8 @@ void conv2d(const Conv2dParams& p, const Tensor& in, const Placement& in_at, con
       }
       gemm_in_depth_order(weight + group * out_per_group * patch, columns,
                           bias ? bias + group * out_per_group : nullptr,
-                          out.f32() + (n * out.shape.c + group * out_per_group) * positions, out_per_group,
-                          patch, positions);
+                          out.f32() + (n * out.shape.c + group * out_per_group) * positions,
+                          out_per_group, patch, positions);
     }
 }
 

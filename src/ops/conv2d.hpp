@@ -16,7 +16,8 @@ struct Conv2dParams {
 };
 
 // Output extent along one axis of a sliding window (conv, or pool without ceil_mode).
-int64_t window_output_size(int64_t input, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation);
+int64_t window_output_size(int64_t input, int64_t kernel, int64_t stride, int64_t pad,
+                           int64_t dilation);
 
 // `out` is a tile of the output placed at `out_at`; `in` a tile of the input
 // placed at `in_at` that covers every input row and column the output tile
@@ -31,7 +32,8 @@ uint64_t conv2d_scratch_bytes(const Conv2dParams& params, const Shape& in, const
 // stride-1 convolutions, direct loops for depthwise. Every output element is
 // summed in the same order whatever the tile, so a tile equals the same part
 // of the whole map bit for bit. `scratch` holds conv2d_scratch_bytes().
-void conv2d(const Conv2dParams& params, const Tensor& in, const Placement& in_at, const float* weight,
-            const float* bias, Tensor& out, const Placement& out_at, float* scratch);
+void conv2d(const Conv2dParams& params, const Tensor& in, const Placement& in_at,
+            const float* weight, const float* bias, Tensor& out, const Placement& out_at,
+            float* scratch);
 
 }  // namespace splitinfer

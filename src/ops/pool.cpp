@@ -5,8 +5,8 @@
 
 namespace splitinfer {
 
-int64_t pool_output_size(int64_t input, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation,
-                         bool ceil_mode) {
+int64_t pool_output_size(int64_t input, int64_t kernel, int64_t stride, int64_t pad,
+                         int64_t dilation, bool ceil_mode) {
   const int64_t span = input + 2 * pad - dilation * (kernel - 1) - 1;
   int64_t size = (ceil_mode ? (span + stride - 1) / stride : span / stride) + 1;
   if (ceil_mode && (size - 1) * stride >= input + pad) --size;
@@ -54,8 +54,10 @@ void avgpool(const PoolParams& p, const Tensor& in, const Placement& in_at, Tens
           x_end = std::min(x_end, in_at.full_w);
           float sum = 0.0f;
           for (int64_t iy = y_begin; iy < y_end; ++iy)
-            for (int64_t ix = x_begin; ix < x_end; ++ix) sum += in.at(n, c, iy - in_at.row0, ix - in_at.col0);
-          const int64_t divisor = p.count_include_pad ? padded_count : (y_end - y_begin) * (x_end - x_begin);
+            for (int64_t ix = x_begin; ix < x_end; ++ix)
+              sum += in.at(n, c, iy - in_at.row0, ix - in_at.col0);
+          const int64_t divisor =
+              p.count_include_pad ? padded_count : (y_end - y_begin) * (x_end - x_begin);
           out.at(n, c, oy, ox) = sum / static_cast<float>(divisor);
         }
 }

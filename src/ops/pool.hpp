@@ -18,8 +18,8 @@ struct PoolParams {
 
 // PyTorch's pooling output size along one axis (ceil_mode windows must start
 // inside the input or its left padding).
-int64_t pool_output_size(int64_t input, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation,
-                         bool ceil_mode);
+int64_t pool_output_size(int64_t input, int64_t kernel, int64_t stride, int64_t pad,
+                         int64_t dilation, bool ceil_mode);
 
 void maxpool(const PoolParams& params, const Tensor& in, const Placement& in_at, Tensor& out,
              const Placement& out_at);
