@@ -74,6 +74,7 @@ void write_string_attr(const Group& group, const std::string& name,
       check(H5Acreate2(group.id(), name.c_str(), type.id(), space.id(), H5P_DEFAULT, H5P_DEFAULT),
             "cannot create attribute '" + name + "' on " + group.path()));
   std::vector<const char*> pointers;
+  pointers.reserve(values.size());
   for (const std::string& value : values) pointers.push_back(value.c_str());
   if (count && H5Awrite(attr.id(), type.id(), pointers.data()) < 0)
     throw Error("cannot write attribute '" + name + "' on " + group.path());
