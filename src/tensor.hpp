@@ -30,13 +30,18 @@ struct Tensor {
 };
 
 // Where a tile of an activation map sits in the whole map: the global row and
-// column of its element (0, 0), and the whole map's height and width. Rows and
-// columns outside [0, full_h) x [0, full_w) are padding. A node holding the
-// whole map has Placement::whole(shape).
+// column of its element (0, 0), and the whole map's height and width (rows and
+// columns outside [0, full_h) x [0, full_w) are padding); likewise its first
+// channel and the whole map's channel count (full_channels 0: the tile holds
+// every channel). A node holding the whole map has Placement::whole(shape).
 struct Placement {
   int64_t row0 = 0, col0 = 0;
   int64_t full_h = 0, full_w = 0;
-  static Placement whole(const Shape& shape) { return {0, 0, shape.h, shape.w}; }
+  int64_t channel0 = 0, full_channels = 0;
+  static Placement whole(const Shape& shape) { return {0, 0, shape.h, shape.w, 0, shape.c}; }
+  int64_t channels(const Tensor& tile) const {
+    return full_channels ? full_channels : tile.shape.c;
+  }
 };
 
 }  // namespace splitinfer

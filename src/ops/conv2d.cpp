@@ -13,8 +13,9 @@ bool is_pointwise(const Conv2dParams& p, const Tensor& in, const Placement& in_a
          in.shape.h == out.shape.h && in.shape.w == out.shape.w;
 }
 
-bool is_depthwise(const Conv2dParams& p, const Tensor& in, const Tensor& out) {
-  return p.groups == in.shape.c && p.groups == out.shape.c;
+bool is_depthwise(const Conv2dParams& p, const Tensor& in, const Placement& in_at,
+                  const Tensor& out, const Placement& out_at) {
+  return p.groups == in_at.channels(in) && p.groups == out_at.channels(out);
 }
 
 // Gathers, for one group, the input patch of every output position:
@@ -138,7 +139,9 @@ void depthwise(const Conv2dParams& p, const Tensor& in, const Placement& in_at, 
   const int64_t out_h = out.shape.h, out_w = out.shape.w;
   for (int64_t n = 0; n < out.shape.n; ++n) {
     for (int64_t c = 0; c < out.shape.c; ++c) {
-      const float* plane = in.f32() + ((n * in.shape.c + c) * in.shape.h) * in.shape.w;
+      const int64_t in_c =
+          out_at.channel0 + c - in_at.channel0;  // one input channel per output channel
+      const float* plane = in.f32() + ((n * in.shape.c + in_c) * in.shape.h) * in.shape.w;
       float* dst = out.f32() + ((n * out.shape.c + c) * out_h) * out_w;
       std::fill(dst, dst + out_h * out_w, bias ? bias[c] : 0.0f);
       for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
@@ -170,11 +173,12 @@ int64_t window_output_size(int64_t input, int64_t kernel, int64_t stride, int64_
 void conv2d_reference(const Conv2dParams& p, const Tensor& in, const Placement& in_at,
                       const float* weight, const float* bias, Tensor& out,
                       const Placement& out_at) {
-  const int64_t in_per_group = in.shape.c / p.groups;
-  const int64_t out_per_group = out.shape.c / p.groups;
+  const int64_t in_per_group = in_at.channels(in) / p.groups;
+  const int64_t out_per_group = out_at.channels(out) / p.groups;
   for (int64_t n = 0; n < out.shape.n; ++n)
     for (int64_t oc = 0; oc < out.shape.c; ++oc) {
-      const int64_t group = oc / out_per_group;
+      const int64_t group = (out_at.channel0 + oc) / out_per_group;
+      const int64_t first_input = group * in_per_group - in_at.channel0;  // in the tile
       for (int64_t oy = 0; oy < out.shape.h; ++oy)
         for (int64_t ox = 0; ox < out.shape.w; ++ox) {
           float sum = bias ? bias[oc] : 0.0f;
@@ -185,7 +189,7 @@ void conv2d_reference(const Conv2dParams& p, const Tensor& in, const Placement& 
               for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
                 const int64_t ix = (out_at.col0 + ox) * p.stride_w - p.pad_w + kx * p.dilation_w;
                 if (ix < 0 || ix >= in_at.full_w) continue;
-                sum += in.at(n, group * in_per_group + ic, iy - in_at.row0, ix - in_at.col0) *
+                sum += in.at(n, first_input + ic, iy - in_at.row0, ix - in_at.col0) *
                        weight[((oc * in_per_group + ic) * p.kernel_h + ky) * p.kernel_w + kx];
               }
             }
@@ -194,36 +198,44 @@ void conv2d_reference(const Conv2dParams& p, const Tensor& in, const Placement& 
     }
 }
 
-uint64_t conv2d_scratch_bytes(const Conv2dParams& p, const Shape& in, const Shape& out) {
+uint64_t conv2d_scratch_bytes(const Conv2dParams& p, const Shape& in, const Shape& out,
+                              int64_t in_channels, int64_t out_channels) {
+  if (in_channels == 0) in_channels = in.c;
+  if (out_channels == 0) out_channels = out.c;
   const bool pointwise = p.kernel_h == 1 && p.kernel_w == 1 && p.stride_h == 1 && p.stride_w == 1 &&
                          p.pad_h == 0 && p.pad_w == 0 && in.h == out.h && in.w == out.w;
-  const bool depthwise_conv = p.groups == in.c && p.groups == out.c;
+  const bool depthwise_conv = p.groups == in_channels && p.groups == out_channels;
   if (pointwise || depthwise_conv) return 0;
-  const int64_t patch = in.c / p.groups * p.kernel_h * p.kernel_w;
+  const int64_t patch = in_channels / p.groups * p.kernel_h * p.kernel_w;
   return static_cast<uint64_t>(patch * out.h * out.w) * sizeof(float);
 }
 
 void conv2d(const Conv2dParams& p, const Tensor& in, const Placement& in_at, const float* weight,
             const float* bias, Tensor& out, const Placement& out_at, float* scratch) {
-  if (is_depthwise(p, in, out)) return depthwise(p, in, in_at, weight, bias, out, out_at);
+  if (is_depthwise(p, in, in_at, out, out_at))
+    return depthwise(p, in, in_at, weight, bias, out, out_at);
   const bool pointwise = is_pointwise(p, in, in_at, out, out_at);
-  const int64_t in_per_group = in.shape.c / p.groups;
-  const int64_t out_per_group = out.shape.c / p.groups;
+  const int64_t in_per_group = in_at.channels(in) / p.groups;
+  const int64_t out_per_group = out_at.channels(out) / p.groups;
   const int64_t patch = in_per_group * p.kernel_h * p.kernel_w;
   const int64_t positions = out.shape.h * out.shape.w;
+  // The tile's output channels [first, last) may cover parts of several groups.
+  const int64_t first = out_at.channel0, last = out_at.channel0 + out.shape.c;
   for (int64_t n = 0; n < out.shape.n; ++n)
-    for (int64_t group = 0; group < p.groups; ++group) {
-      const float* columns = nullptr;  // [patch, positions]
+    for (int64_t group = first / out_per_group; group * out_per_group < last; ++group) {
+      const int64_t begin = std::max(first, group * out_per_group);     // global output channels
+      const int64_t end = std::min(last, (group + 1) * out_per_group);  // of this group in the tile
+      const int64_t first_input = group * in_per_group - in_at.channel0;  // in the input tile
+      const float* columns = nullptr;                                     // [patch, positions]
       if (pointwise) {
-        columns = in.f32() + (n * in.shape.c + group * in_per_group) * positions;
+        columns = in.f32() + (n * in.shape.c + first_input) * positions;
       } else {
-        im2col(p, in, in_at, n, group * in_per_group, in_per_group, out, out_at, scratch);
+        im2col(p, in, in_at, n, first_input, in_per_group, out, out_at, scratch);
         columns = scratch;
       }
-      gemm_in_depth_order(weight + group * out_per_group * patch, columns,
-                          bias ? bias + group * out_per_group : nullptr,
-                          out.f32() + (n * out.shape.c + group * out_per_group) * positions,
-                          out_per_group, patch, positions);
+      gemm_in_depth_order(
+          weight + (begin - first) * patch, columns, bias ? bias + (begin - first) : nullptr,
+          out.f32() + (n * out.shape.c + begin - first) * positions, end - begin, patch, positions);
     }
 }
 

@@ -20,13 +20,17 @@ int64_t window_output_size(int64_t input, int64_t kernel, int64_t stride, int64_
                            int64_t dilation);
 
 // `out` is a tile of the output placed at `out_at`; `in` a tile of the input
-// placed at `in_at` that covers every input row and column the output tile
-// reads (padding excepted). Plain loops: the oracle for the fast kernel.
+// placed at `in_at` that covers every input row, column and channel the output
+// tile reads (padding excepted). `weight` and `bias` start at the tile's first
+// output channel. Plain loops: the oracle for the fast kernel.
 void conv2d_reference(const Conv2dParams& params, const Tensor& in, const Placement& in_at,
                       const float* weight, const float* bias, Tensor& out, const Placement& out_at);
 
 // Scratch bytes conv2d() needs for these tile shapes (0 when it needs none).
-uint64_t conv2d_scratch_bytes(const Conv2dParams& params, const Shape& in, const Shape& out);
+// in_channels / out_channels: the whole layer's, when the tiles hold a channel
+// range (0: the tiles' own).
+uint64_t conv2d_scratch_bytes(const Conv2dParams& params, const Shape& in, const Shape& out,
+                              int64_t in_channels = 0, int64_t out_channels = 0);
 
 // The default kernel: im2col + a register-blocked GEMM, a direct GEMM for 1x1
 // stride-1 convolutions, direct loops for depthwise. Every output element is
