@@ -2,11 +2,14 @@
 // loops for depthwise) against conv2d_reference() on seeded random data; both
 // on hand-computed cases; and the tile property the distributed engine relies
 // on: an output tile computed from an input tile with its halo equals the
-// same rows and columns of the whole-map result, bit for bit.
+// same rows and columns of the whole-map result, bit for bit, also when the
+// tiles hold a range of the output and input channels.
 #include "ops/conv2d.hpp"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -82,23 +85,38 @@ ConvData make_data(const ConvCase& c, uint32_t seed) {
   return data;
 }
 
+// The weight and bias rows of an output tile starting at out_at.channel0: the
+// kernels take pointers to the tile's first output channel, whose weight row
+// is IC/groups * KH * KW floats (IC: the whole layer's input channels).
+const float* tile_weight(const Conv2dParams& p, const Tensor& in, const Placement& in_at,
+                         const ConvData& data, const Placement& out_at) {
+  const int64_t row = in_at.channels(in) / p.groups * p.kernel_h * p.kernel_w;
+  return data.weight.data() + out_at.channel0 * row;
+}
+const float* tile_bias(const ConvData& data, const Placement& out_at) {
+  return data.bias.empty() ? nullptr : data.bias.data() + out_at.channel0;
+}
+
 OwnedTensor run_reference(const Conv2dParams& p, const Tensor& in, const Placement& in_at,
                           const ConvData& data, const Shape& out_shape, const Placement& out_at) {
   OwnedTensor out(out_shape);  // NaN-filled: an element left unwritten fails every comparison
-  conv2d_reference(p, in, in_at, data.weight.data(), data.bias.empty() ? nullptr : data.bias.data(),
+  conv2d_reference(p, in, in_at, tile_weight(p, in, in_at, data, out_at), tile_bias(data, out_at),
                    out.tensor, out_at);
   return out;
 }
 
+// The scratch is sized by conv2d_scratch_bytes() with the layer's channel
+// totals from the placements (0 when a placement does not set them).
 OwnedTensor run_fast(const Conv2dParams& p, const Tensor& in, const Placement& in_at,
                      const ConvData& data, const Shape& out_shape, const Placement& out_at) {
   OwnedTensor out(out_shape);
-  const uint64_t scratch_bytes = conv2d_scratch_bytes(p, in.shape, out_shape);
+  const uint64_t scratch_bytes =
+      conv2d_scratch_bytes(p, in.shape, out_shape, in_at.full_channels, out_at.full_channels);
   EXPECT_EQ(scratch_bytes % sizeof(float), 0u);
   const size_t scratch_floats = scratch_bytes / sizeof(float);
   std::vector<float> scratch(scratch_floats + kGuardFloats, kScratchGuard);
-  conv2d(p, in, in_at, data.weight.data(), data.bias.empty() ? nullptr : data.bias.data(),
-         out.tensor, out_at, scratch_floats ? scratch.data() : nullptr);
+  conv2d(p, in, in_at, tile_weight(p, in, in_at, data, out_at), tile_bias(data, out_at), out.tensor,
+         out_at, scratch_floats ? scratch.data() : nullptr);
   for (size_t i = scratch_floats; i < scratch.size(); ++i)
     EXPECT_EQ(scratch[i], kScratchGuard)
         << "conv2d() wrote past conv2d_scratch_bytes() at float " << i;
@@ -243,6 +261,222 @@ INSTANTIATE_TEST_SUITE_P(Cases, Conv2dFastVsReference, ::testing::ValuesIn(kConv
                          [](const ::testing::TestParamInfo<ConvCase>& info) {
                            return std::string(info.param.name);
                          });
+
+// ---- tiles holding a channel range (channel-split plans) ----
+// An output tile holds output channels [begin, end) of the layer (and maybe
+// only some rows and columns); its input tile holds the input channels they
+// read, or more. Each kernel's tile must equal the same channels, rows and
+// columns of that kernel's whole-map result, bit for bit.
+
+// Channels [channel_begin, channel_end), rows [row_begin, row_end) and columns
+// [col_begin, col_end) of `whole`, as a tensor of their own.
+OwnedTensor cut_block(const Tensor& whole, int64_t channel_begin, int64_t channel_end,
+                      int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end) {
+  OwnedTensor block(
+      nchw(whole.shape.n, channel_end - channel_begin, row_end - row_begin, col_end - col_begin));
+  for (int64_t n = 0; n < whole.shape.n; ++n)
+    for (int64_t c = channel_begin; c < channel_end; ++c)
+      for (int64_t y = row_begin; y < row_end; ++y)
+        for (int64_t x = col_begin; x < col_end; ++x)
+          block.tensor.at(n, c - channel_begin, y - row_begin, x - col_begin) =
+              whole.at(n, c, y, x);
+  return block;
+}
+
+struct ChannelRange {
+  std::string what;
+  int64_t begin, end;
+};
+
+// Output-channel ranges of a case: single channels at both ends, a middle
+// run, all but the ends, and for grouped convolutions ranges that cross a
+// group boundary, cover exactly one group, or sit inside one group.
+std::vector<ChannelRange> output_channel_ranges(const ConvCase& c) {
+  const int64_t channels = c.out_c, per_group = c.out_c / c.params.groups;
+  std::vector<ChannelRange> candidates = {
+      {"first channel", 0, 1},
+      {"channels [3, 7)", 3, 7},
+      {"last channel", channels - 1, channels},
+      {"all but the first and last", 1, channels - 1},
+      {"all channels", 0, channels},
+  };
+  if (c.params.groups > 1) {
+    candidates.push_back({"crossing the first group boundary", per_group - 1, per_group + 1});
+    candidates.push_back({"the second group exactly", per_group, 2 * per_group});
+    candidates.push_back({"the second group's tail", per_group + 1, 2 * per_group});
+    candidates.push_back({"strictly inside the second group", per_group + 1, 2 * per_group - 1});
+    candidates.push_back({"from inside the first group to inside the last", per_group - 1,
+                          channels - per_group + 1});
+  }
+  std::vector<ChannelRange> ranges;
+  for (const ChannelRange& range : candidates)
+    if (0 <= range.begin && range.begin < range.end && range.end <= channels)
+      ranges.push_back(range);
+  return ranges;
+}
+
+// Which input channels the input tile holds, for output channels [begin, end).
+enum class InputChannels {
+  exact,               // the channels of the groups those outputs belong to
+  all_unmarked,        // all, full_channels 0
+  all_marked,          // all, channel0 0, full_channels = IC
+  from_zero,           // [0, the exact range's end)
+  one_more_each_side,  // the exact range widened by a channel on each side (clipped)
+};
+constexpr InputChannels kInputChannelModes[] = {InputChannels::exact, InputChannels::all_unmarked,
+                                                InputChannels::all_marked, InputChannels::from_zero,
+                                                InputChannels::one_more_each_side};
+
+const char* name_of(InputChannels mode) {
+  switch (mode) {
+    case InputChannels::exact:
+      return "input: exactly the channels read";
+    case InputChannels::all_unmarked:
+      return "input: all channels, full_channels 0";
+    case InputChannels::all_marked:
+      return "input: all channels, full_channels IC";
+    case InputChannels::from_zero:
+      return "input: channels from 0 to the last read";
+    case InputChannels::one_more_each_side:
+      return "input: one more channel on each side";
+  }
+  return "?";
+}
+
+// The input channels output channels [out_begin, out_end) read: their groups'.
+Span input_channels_read(const ConvCase& c, int64_t out_begin, int64_t out_end) {
+  const int64_t in_per_group = c.in_c / c.params.groups;
+  const int64_t out_per_group = c.out_c / c.params.groups;
+  return {out_begin / out_per_group * in_per_group,
+          ((out_end - 1) / out_per_group + 1) * in_per_group};
+}
+
+class Conv2dChannelRange : public ::testing::TestWithParam<ConvCase> {};
+
+TEST_P(Conv2dChannelRange, TileEqualsWholeMapBitForBit) {
+  const ConvCase& c = GetParam();
+  const Conv2dParams& p = c.params;
+  const ConvData data = make_data(c, 3000);
+  const Shape out_shape = output_shape(c);
+  const Shape& in_shape = data.input.tensor.shape;
+  const Placement in_whole = Placement::whole(in_shape);
+  const Placement out_whole = Placement::whole(out_shape);
+  const OwnedTensor reference =
+      run_reference(p, data.input.tensor, in_whole, data, out_shape, out_whole);
+  const OwnedTensor fast = run_fast(p, data.input.tensor, in_whole, data, out_shape, out_whole);
+
+  std::vector<Tile> tiles = {{"whole map", 0, out_shape.h, 0, out_shape.w}};
+  for (const Tile& tile : tiles_of(out_shape)) tiles.push_back(tile);
+
+  int64_t checked = 0;
+  for (const ChannelRange& range : output_channel_ranges(c)) {
+    const Span read = input_channels_read(c, range.begin, range.end);
+    for (const InputChannels mode : kInputChannelModes) {
+      Span held = read;
+      int64_t full_channels = c.in_c;
+      switch (mode) {
+        case InputChannels::exact:
+          break;
+        case InputChannels::all_unmarked:
+          held = {0, c.in_c};
+          full_channels = 0;
+          break;
+        case InputChannels::all_marked:
+          held = {0, c.in_c};
+          break;
+        case InputChannels::from_zero:
+          held = {0, read.end};
+          break;
+        case InputChannels::one_more_each_side:
+          held = {std::max<int64_t>(read.begin - 1, 0), std::min(read.end + 1, c.in_c)};
+          break;
+      }
+      for (const Tile& tile : tiles) {
+        SCOPED_TRACE("output channels " + range.what + " [" + std::to_string(range.begin) + ", " +
+                     std::to_string(range.end) + "); " + name_of(mode) + " [" +
+                     std::to_string(held.begin) + ", " + std::to_string(held.end) + "); " +
+                     tile.what + ": output rows [" + std::to_string(tile.row_begin) + ", " +
+                     std::to_string(tile.row_end) + ") cols [" + std::to_string(tile.col_begin) +
+                     ", " + std::to_string(tile.col_end) + ")");
+        const Span rows = input_span(tile.row_begin, tile.row_end, p.kernel_h, p.stride_h, p.pad_h,
+                                     p.dilation_h, in_shape.h);
+        const Span cols = input_span(tile.col_begin, tile.col_end, p.kernel_w, p.stride_w, p.pad_w,
+                                     p.dilation_w, in_shape.w);
+        ASSERT_LT(rows.begin, rows.end);
+        ASSERT_LT(cols.begin, cols.end);
+        const OwnedTensor in_tile = cut_block(data.input.tensor, held.begin, held.end, rows.begin,
+                                              rows.end, cols.begin, cols.end);
+        const Placement in_at{rows.begin, cols.begin, in_shape.h,
+                              in_shape.w, held.begin, full_channels};
+        const Placement out_at{tile.row_begin, tile.col_begin, out_shape.h,
+                               out_shape.w,    range.begin,    out_shape.c};
+        const Shape tile_shape = nchw(out_shape.n, range.end - range.begin,
+                                      tile.row_end - tile.row_begin, tile.col_end - tile.col_begin);
+
+        const OwnedTensor reference_tile =
+            run_reference(p, in_tile.tensor, in_at, data, tile_shape, out_at);
+        EXPECT_TRUE(
+            bitwise_equal(cut_block(reference.tensor, range.begin, range.end, tile.row_begin,
+                                    tile.row_end, tile.col_begin, tile.col_end)
+                              .values,
+                          reference_tile.values))
+            << "reference tile vs reference whole map";
+
+        // run_fast() sizes the scratch with the layer's totals and checks its guard.
+        const OwnedTensor fast_tile = run_fast(p, in_tile.tensor, in_at, data, tile_shape, out_at);
+        EXPECT_TRUE(bitwise_equal(cut_block(fast.tensor, range.begin, range.end, tile.row_begin,
+                                            tile.row_end, tile.col_begin, tile.col_end)
+                                      .values,
+                                  fast_tile.values))
+            << "fast tile vs fast whole map";
+        ++checked;
+      }
+    }
+  }
+  EXPECT_GE(checked, 5 * 5 * 6);  // ranges x input modes x spatial tiles: the loops ran
+}
+
+// clang-format off
+const ConvCase kChannelRangeCases[] = {
+    //        name                          in  out  h   w
+    conv_case("groups1_k3_p1",               5,  9,  9, 11, conv(3, 3, 1, 1, 1, 1)),
+    conv_case("groups1_k3_s2_p1_nobias",     3,  8, 13,  9, conv(3, 3, 2, 2, 1, 1), false),
+    conv_case("groups1_wide_32to24_k3",     32, 24,  9, 11, conv(3, 3, 1, 1, 1, 1)),
+    conv_case("groups1_pointwise",          16, 10,  7,  9, conv(1, 1, 1, 1, 0, 0)),
+    conv_case("groups2_k3_p1",               6,  8,  9, 11, conv(3, 3, 1, 1, 1, 1, 1, 1, 2)),
+    conv_case("groups2_k3_s2_d2_nobias",     4, 10, 13, 11, conv(3, 3, 2, 2, 2, 2, 2, 2, 2), false),
+    conv_case("groups2_pointwise",           8, 12,  7,  9, conv(1, 1, 1, 1, 0, 0, 1, 1, 2)),
+    conv_case("groups4_k3_p1",               8, 12,  9, 11, conv(3, 3, 1, 1, 1, 1, 1, 1, 4)),
+    conv_case("groups4_k5_s2_p2",           12, 16, 13, 11, conv(5, 5, 2, 2, 2, 2, 1, 1, 4)),
+    conv_case("depthwise_k3",                8,  8,  9, 11, conv(3, 3, 1, 1, 1, 1, 1, 1, 8)),
+    conv_case("depthwise_k3_s2_nobias",      9,  9, 13,  9, conv(3, 3, 2, 2, 1, 1, 1, 1, 9), false),
+    conv_case("depthwise_pointwise",         8,  8,  7,  9, conv(1, 1, 1, 1, 0, 0, 1, 1, 8)),
+    conv_case("depthwise_multiplier2_k3",    4,  8,  9, 11, conv(3, 3, 1, 1, 1, 1, 1, 1, 4)),
+    conv_case("depthwise_multiplier2_s2",    5, 10, 13,  9, conv(3, 3, 2, 2, 1, 1, 1, 1, 5), false),
+    conv_case("batch2_groups2_k3",           6,  8,  7,  9, conv(3, 3, 1, 1, 1, 1, 1, 1, 2), true, 2),
+    conv_case("batch2_depthwise_k3",         8,  8,  7,  9, conv(3, 3, 1, 1, 1, 1, 1, 1, 8), true, 2),
+};
+// clang-format on
+
+INSTANTIATE_TEST_SUITE_P(Cases, Conv2dChannelRange, ::testing::ValuesIn(kChannelRangeCases),
+                         [](const ::testing::TestParamInfo<ConvCase>& info) {
+                           return std::string(info.param.name);
+                         });
+
+TEST(Conv2dScratchBytes, ChannelRangeTilesUseTheLayersTotals) {
+  // groups 2, IC 6 -> OC 8, k3: im2col holds IC/groups = 3 channels' patches,
+  // whatever channels the tiles hold: 3 * 9 * OH * OW floats.
+  const Conv2dParams grouped = conv(3, 3, 1, 1, 1, 1, 1, 1, 2);
+  EXPECT_EQ(conv2d_scratch_bytes(grouped, nchw(1, 3, 5, 6), nchw(1, 2, 3, 4), 6, 8),
+            uint64_t{3 * 9 * 3 * 4 * 4});
+  // Depthwise (groups = IC = OC) needs none, even for a tile of a few channels.
+  const Conv2dParams depthwise_conv = conv(3, 3, 1, 1, 1, 1, 1, 1, 8);
+  EXPECT_EQ(conv2d_scratch_bytes(depthwise_conv, nchw(1, 3, 5, 6), nchw(1, 3, 3, 4), 8, 8), 0u);
+  // Depthwise with multiplier 2 (groups = IC = 4, OC 8) is a grouped GEMM: 1 * 9 * OH * OW.
+  const Conv2dParams multiplier2 = conv(3, 3, 1, 1, 1, 1, 1, 1, 4);
+  EXPECT_EQ(conv2d_scratch_bytes(multiplier2, nchw(1, 1, 5, 6), nchw(1, 2, 3, 4), 4, 8),
+            uint64_t{9 * 3 * 4 * 4});
+}
 
 // ---- hand-computed cases, each run through both kernels ----
 
