@@ -222,13 +222,17 @@ void Group::write_doubles(const std::string& name, const std::vector<double>& va
   write_numbers(*this, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, values, false);
 }
 
-std::vector<float> Group::read_floats(const std::string& name, std::vector<int64_t>& dims) const {
-  const std::string path = object_path(*this, name);
-  if (!has(name)) throw Error("dataset " + path + " is missing");
-  Handle dataset(check(H5Dopen2(id(), name.c_str(), H5P_DEFAULT), "cannot open dataset " + path));
+namespace {
+
+template <typename T>
+std::vector<T> read_dataset(const Group& group, const std::string& name, std::vector<int64_t>& dims,
+                            hid_t memory_type, H5T_class_t stored_class, const char* kind) {
+  const std::string path = object_path(group, name);
+  if (!group.has(name)) throw Error("dataset " + path + " is missing");
+  Handle dataset(
+      check(H5Dopen2(group.id(), name.c_str(), H5P_DEFAULT), "cannot open dataset " + path));
   Handle type(H5Dget_type(dataset.id()));
-  if (H5Tget_class(type.id()) != H5T_FLOAT)
-    throw Error("dataset " + path + " is not floating point");
+  if (H5Tget_class(type.id()) != stored_class) throw Error("dataset " + path + " is not " + kind);
   Handle space(H5Dget_space(dataset.id()));
   const int rank = H5Sget_simple_extent_ndims(space.id());
   if (rank < 0) throw Error("cannot read the shape of dataset " + path);
@@ -237,23 +241,43 @@ std::vector<float> Group::read_floats(const std::string& name, std::vector<int64
   dims.assign(extents.begin(), extents.end());
   hsize_t count = 1;
   for (hsize_t extent : extents) count *= extent;
-  std::vector<float> values(count);
-  if (count &&
-      H5Dread(dataset.id(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0)
+  std::vector<T> values(count);
+  if (count && H5Dread(dataset.id(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0)
     throw Error("cannot read dataset " + path + " (is the file truncated?)");
   return values;
 }
 
-void Group::write_floats(const std::string& name, const std::vector<int64_t>& dims,
-                         const float* values) const {
-  const std::string path = object_path(*this, name);
+template <typename T>
+void write_dataset(const Group& group, const std::string& name, const std::vector<int64_t>& dims,
+                   const T* values, hid_t file_type, hid_t memory_type) {
+  const std::string path = object_path(group, name);
   std::vector<hsize_t> extents(dims.begin(), dims.end());
   Handle space(H5Screate_simple(static_cast<int>(extents.size()), extents.data(), nullptr));
-  Handle dataset(check(H5Dcreate2(id(), name.c_str(), H5T_IEEE_F32LE, space.id(), H5P_DEFAULT,
+  Handle dataset(check(H5Dcreate2(group.id(), name.c_str(), file_type, space.id(), H5P_DEFAULT,
                                   H5P_DEFAULT, H5P_DEFAULT),
                        "cannot create dataset " + path));
-  if (H5Dwrite(dataset.id(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values) < 0)
+  if (H5Dwrite(dataset.id(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values) < 0)
     throw Error("cannot write dataset " + path);
+}
+
+}  // namespace
+
+std::vector<float> Group::read_floats(const std::string& name, std::vector<int64_t>& dims) const {
+  return read_dataset<float>(*this, name, dims, H5T_NATIVE_FLOAT, H5T_FLOAT, "floating point");
+}
+
+void Group::write_floats(const std::string& name, const std::vector<int64_t>& dims,
+                         const float* values) const {
+  write_dataset(*this, name, dims, values, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT);
+}
+
+std::vector<int64_t> Group::read_int64s(const std::string& name, std::vector<int64_t>& dims) const {
+  return read_dataset<int64_t>(*this, name, dims, H5T_NATIVE_INT64, H5T_INTEGER, "integer");
+}
+
+void Group::write_int64s(const std::string& name, const std::vector<int64_t>& dims,
+                         const int64_t* values) const {
+  write_dataset(*this, name, dims, values, H5T_STD_I64LE, H5T_NATIVE_INT64);
 }
 
 Group open_file(const std::string& path) {

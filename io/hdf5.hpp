@@ -57,6 +57,10 @@ class Group {
   std::vector<float> read_floats(const std::string& dataset, std::vector<int64_t>& dims) const;
   void write_floats(const std::string& dataset, const std::vector<int64_t>& dims,
                     const float* values) const;
+  // An int64 dataset; dims out.
+  std::vector<int64_t> read_int64s(const std::string& dataset, std::vector<int64_t>& dims) const;
+  void write_int64s(const std::string& dataset, const std::vector<int64_t>& dims,
+                    const int64_t* values) const;
 
  private:
   Handle handle_;

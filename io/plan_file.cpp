@@ -9,6 +9,53 @@
 namespace splitinfer {
 namespace {
 
+// Node `node`'s slice of every layer's weights: the output channels (rows)
+// of its region; nothing for layers it does not compute.
+Model weight_slices(const Model& model, const LayerRegions& regions, int node) {
+  Model slices;
+  slices.layers.resize(model.layers.size());
+  for (size_t i = 0; i < model.layers.size(); ++i) {
+    const Region& region = regions[i][node - 1];
+    slices.layers[i].name = model.layers[i].name;
+    if (region.empty()) continue;
+    for (const auto& [name, blob] : model.layers[i].weights) {
+      const size_t row = blob.values.size() / blob.dims[0];  // values per output channel
+      Blob slice;
+      slice.dims = blob.dims;
+      slice.dims[0] = region.c1 - region.c0;
+      slice.values.assign(blob.values.begin() + region.c0 * row,
+                          blob.values.begin() + region.c1 * row);
+      slices.layers[i].weights[name] = std::move(slice);
+    }
+  }
+  return slices;
+}
+
+// Every layer's regions lie in its map and partition it (the input layer's
+// are empty): what the runtime assumes of a plan.
+void check_regions(const Model& model, const LayerRegions& regions) {
+  for (size_t i = 0; i < model.layers.size(); ++i) {
+    const Region whole = Region::whole(model.layers[i].output_shape);
+    int64_t covered = 0;
+    for (size_t k = 0; k < regions[i].size(); ++k) {
+      const Region& region = regions[i][k];
+      if (region.empty()) continue;
+      if (i == 0 || !whole.contains(region))
+        throw Error("the plan gives node " + std::to_string(k + 1) + " region " + region.str() +
+                    " of layer '" + model.layers[i].name + "', outside its map");
+      for (size_t j = 0; j < k; ++j)
+        if (!regions[i][j].intersect(region).empty())
+          throw Error("the plan gives nodes " + std::to_string(j + 1) + " and " +
+                      std::to_string(k + 1) + " overlapping regions of layer '" +
+                      model.layers[i].name + "'");
+      covered += region.elements();
+    }
+    if (i > 0 && covered != whole.elements())
+      throw Error("the plan's regions of layer '" + model.layers[i].name +
+                  "' do not cover its map");
+  }
+}
+
 int64_t cap_to_file(uint64_t cap) {
   return cap == ArenaLayout::kUnlimited ? -1 : static_cast<int64_t>(cap);
 }
@@ -37,10 +84,19 @@ void write_plan(const std::string& plan_dir, const Model& model, const Plan& pla
     root.write_int("format_version", kFormatVersion);
     root.write_int("nodes", plan.nodes);
     root.write_string("strategy", plan.strategy);
+    root.write_ints("grid", {plan.grid_rows, plan.grid_cols});
     root.write_string("plan_id", plan.plan_id);
     root.write_int("ram_cap_bytes", cap_to_file(plan.ram_cap_bytes));
     root.write_int("flash_cap_bytes", cap_to_file(plan.flash_cap_bytes));
     write_graph(root.create_group("model"), model);
+    // regions[layer][node - 1] = c0, c1, y0, y1, x0, x1
+    std::vector<int64_t> regions;
+    for (const auto& layer_regions : plan.regions)
+      for (const Region& region : layer_regions)
+        regions.insert(regions.end(),
+                       {region.c0, region.c1, region.y0, region.y1, region.x0, region.x1});
+    root.write_int64s("regions", {static_cast<int64_t>(plan.regions.size()), plan.nodes, 6},
+                      regions.data());
     const h5::Group nodes = root.create_group("nodes");
     for (const NodePlan& node : plan.node_plans) {
       const h5::Group group = nodes.create_group("node_" + std::to_string(node.node));
@@ -59,7 +115,7 @@ void write_plan(const std::string& plan_dir, const Model& model, const Plan& pla
     root.write_int("format_version", kFormatVersion);
     root.write_int("node", node.node);
     root.write_string("plan_id", plan.plan_id);
-    write_weights(root.create_group("weights"), model);
+    write_weights(root.create_group("weights"), weight_slices(model, plan.regions, node.node));
   }
 }
 
@@ -89,6 +145,17 @@ void read_plan(const std::string& plan_dir, Model& model, Plan& plan) {
   }
   model = read_graph(root.open_group("model"));
   validate(model, false);
+  std::vector<int64_t> dims;
+  const std::vector<int64_t> values = root.read_int64s("regions", dims);
+  if (dims != std::vector<int64_t>{static_cast<int64_t>(model.layers.size()), plan.nodes, 6})
+    throw Error(root.path() + ": 'regions' does not match the model's layers and the node count");
+  plan.regions.assign(model.layers.size(), std::vector<Region>(plan.nodes));
+  for (size_t i = 0; i < model.layers.size(); ++i)
+    for (int k = 0; k < plan.nodes; ++k) {
+      const int64_t* v = values.data() + (i * plan.nodes + k) * 6;
+      plan.regions[i][k] = {v[0], v[1], v[2], v[3], v[4], v[5]};
+    }
+  check_regions(model, plan.regions);
 }
 
 void read_node_weights(const std::string& plan_dir, int node, const Plan& plan, Model& model) {
@@ -100,7 +167,9 @@ void read_node_weights(const std::string& plan_dir, int node, const Plan& plan, 
                 root.read_string("plan_id") + ", node " + std::to_string(root.read_int("node")) +
                 "; expected plan " + plan.plan_id + ", node " + std::to_string(node) + ")");
   read_weights(root.open_group("weights"), model);
-  validate(model, true);
+  std::vector<Region> mine;
+  for (const auto& layer_regions : plan.regions) mine.push_back(layer_regions[node - 1]);
+  validate_weight_slices(model, mine);
 }
 
 }  // namespace splitinfer

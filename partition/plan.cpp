@@ -4,7 +4,8 @@
 
 #include "../src/error.hpp"
 #include "../src/format.hpp"
-#include "../src/memory_schedule.hpp"
+#include "../src/node_program.hpp"
+#include "strategies.hpp"
 
 namespace splitinfer {
 
@@ -19,43 +20,75 @@ std::string digest(const std::string& bytes) {
   return text;
 }
 
+namespace {
+
+void parse_grid(const std::string& grid, int nodes, int& rows, int& cols) {
+  rows = nodes, cols = 1;
+  if (grid.empty()) return;
+  const size_t x = grid.find_first_of("xX");
+  try {
+    if (x == std::string::npos) throw Error("");
+    size_t used = 0;
+    rows = std::stoi(grid.substr(0, x), &used);
+    if (used != x) throw Error("");
+    cols = std::stoi(grid.substr(x + 1), &used);
+    if (used != grid.size() - x - 1) throw Error("");
+  } catch (const std::exception&) {
+    throw Error("--grid '" + grid + "' is not RxC (e.g. 2x4)");
+  }
+  if (rows < 1 || cols < 1 || rows * cols != nodes)
+    throw Error("--grid " + grid + " has " + std::to_string(rows * cols) + " tiles but there are " +
+                std::to_string(nodes) + " nodes");
+}
+
+}  // namespace
+
 Plan make_plan(const Model& model, const PlanOptions& options) {
   if (options.nodes < 1) throw Error("--nodes must be at least 1");
-  if (options.nodes != 1)
-    throw Error(
-        "this version of splitinfer plans for one node only (--nodes 1); distributed strategies "
-        "come next");
-  if (!options.strategy.empty() && options.strategy != "single")
-    throw Error("strategy '" + options.strategy +
-                "' is not available yet; with one node the plan is 'single'");
   Plan plan;
   plan.nodes = options.nodes;
-  plan.strategy = "single";
+  plan.strategy = options.strategy.empty() ? "spatial" : options.strategy;
   plan.ram_cap_bytes = options.ram_cap_bytes;
   plan.flash_cap_bytes = options.flash_cap_bytes;
+  if (plan.strategy == "spatial") {
+    parse_grid(options.grid, plan.nodes, plan.grid_rows, plan.grid_cols);
+    plan.regions = spatial_regions(model, plan.grid_rows, plan.grid_cols);
+  } else if (plan.strategy == "channel") {
+    if (!options.grid.empty()) throw Error("--grid applies to the spatial strategy only");
+    plan.regions = channel_regions(model, plan.nodes);
+  } else {
+    throw Error("strategy '" + plan.strategy +
+                "' is not available in this version (spatial, channel)");
+  }
 
-  NodePlan node;
-  node.node = 1;
-  node.flash_bytes = model.weight_bytes();
-  ArenaLayout unlimited;
-  node.predicted_peak_ram_bytes = replay_memory(model, schedule_memory(model), unlimited, "node 1");
-  // The coordinator sends the input and receives the output.
-  node.predicted_bytes_received =
-      static_cast<uint64_t>(model.layers[0].output_shape.elements()) * sizeof(float);
-  node.predicted_bytes_sent =
-      static_cast<uint64_t>(model.layers[model.output].output_shape.elements()) * sizeof(float);
-  if (node.predicted_peak_ram_bytes > options.ram_cap_bytes)
-    throw Error("the model needs " + format_bytes(node.predicted_peak_ram_bytes) +
-                " of RAM on node 1 but the cap is " + format_bytes(options.ram_cap_bytes) +
-                "; the smallest cap that fits is --ram " +
-                std::to_string(node.predicted_peak_ram_bytes));
-  if (node.flash_bytes > options.flash_cap_bytes)
-    throw Error("node 1's weights take " + format_bytes(node.flash_bytes) +
+  uint64_t largest_peak = 0, largest_flash = 0;
+  for (int k = 1; k <= plan.nodes; ++k) {
+    const NodeProgram program = build_node_program(model, plan.regions, k);
+    NodePlan node;
+    node.node = k;
+    for (size_t i = 0; i < model.layers.size(); ++i)
+      node.flash_bytes += weight_slice_bytes(model.layers[i], plan.regions[i][k - 1]);
+    ArenaLayout unlimited;
+    node.predicted_peak_ram_bytes =
+        replay_memory(model, program, unlimited, "node " + std::to_string(k));
+    node.predicted_bytes_sent = program.bytes_sent;
+    node.predicted_bytes_received = program.bytes_received;
+    largest_peak = std::max(largest_peak, node.predicted_peak_ram_bytes);
+    largest_flash = std::max(largest_flash, node.flash_bytes);
+    plan.node_plans.push_back(node);
+  }
+  if (largest_peak > options.ram_cap_bytes)
+    throw Error("a node needs " + format_bytes(largest_peak) + " of RAM but the cap is " +
+                format_bytes(options.ram_cap_bytes) +
+                "; the smallest cap that fits this plan is --ram " + std::to_string(largest_peak));
+  if (largest_flash > options.flash_cap_bytes)
+    throw Error("a node's weights take " + format_bytes(largest_flash) +
                 " of flash but the cap is " + format_bytes(options.flash_cap_bytes) +
-                "; the smallest cap that fits is --flash " + std::to_string(node.flash_bytes));
-  plan.node_plans.push_back(node);
+                "; the smallest cap that fits this plan is --flash " +
+                std::to_string(largest_flash));
   plan.plan_id =
       digest(options.model_digest + "|" + std::to_string(plan.nodes) + "|" + plan.strategy + "|" +
+             std::to_string(plan.grid_rows) + "x" + std::to_string(plan.grid_cols) + "|" +
              std::to_string(plan.ram_cap_bytes) + "|" + std::to_string(plan.flash_cap_bytes));
   return plan;
 }

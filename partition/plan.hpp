@@ -7,6 +7,7 @@
 
 #include "../src/arena.hpp"
 #include "../src/graph.hpp"
+#include "node_program_builder.hpp"
 
 namespace splitinfer {
 
@@ -20,16 +21,19 @@ struct NodePlan {
 
 struct Plan {
   int nodes = 1;
-  std::string strategy = "single";
-  std::string plan_id;  // ties the node files to this plan
+  std::string strategy = "spatial";
+  int grid_rows = 1, grid_cols = 1;  // spatial
+  std::string plan_id;               // ties the node files to this plan
   uint64_t ram_cap_bytes = ArenaLayout::kUnlimited;
   uint64_t flash_cap_bytes = ArenaLayout::kUnlimited;
   std::vector<NodePlan> node_plans;
+  LayerRegions regions;  // [layer][node - 1]
 };
 
 struct PlanOptions {
   int nodes = 1;
-  std::string strategy;  // empty: the default for the node count
+  std::string strategy;  // empty: spatial
+  std::string grid;      // "RxC" for spatial; empty: rows only (N x 1)
   uint64_t ram_cap_bytes = ArenaLayout::kUnlimited;
   uint64_t flash_cap_bytes = ArenaLayout::kUnlimited;
   std::string model_digest;  // identifies the model's content

@@ -14,75 +14,108 @@
 
 namespace splitinfer {
 
-Executor::Executor(const Model& model, std::string node_label, Kernels kernels)
+Executor::Executor(const Model& model, NodeProgram program, std::string node_label, Kernels kernels)
     : model_(model),
+      program_(std::move(program)),
       node_label_(std::move(node_label)),
-      kernels_(kernels),
-      schedule_(schedule_memory(model)) {}
+      kernels_(kernels) {}
 
-void Executor::run(Arena& arena, const std::function<void(Tensor&)>& fill_input,
+void Executor::run(Arena& arena, Exchange& exchange,
                    const std::function<void(int, const Tensor&)>& on_layer,
                    const std::function<void(const Tensor&)>& on_output) const {
-  std::vector<char*> buffers(schedule_.buffer_bytes.size(), nullptr);
-  std::vector<Tensor> outputs(model_.layers.size());
+  std::vector<char*> buffers(program_.buffer_bytes.size(), nullptr);
+  std::vector<Tensor> outputs(model_.layers.size());  // this node's region of each layer
   for (size_t i = 0; i < model_.layers.size(); ++i) {
     const Layer& layer = model_.layers[i];
-    const LayerMemory& memory = schedule_.layers[i];
-    if (memory.allocates_output)
-      buffers[memory.output_buffer] = static_cast<char*>(
-          arena.allocate(schedule_.buffer_bytes[memory.output_buffer],
-                         allocation_purpose(node_label_, layer, "output activation")));
-    Tensor& out = outputs[i];
-    out.shape = layer.output_shape;
-    out.data = buffers[memory.output_buffer] + memory.output_offset;
+    const LayerStep& step = program_.layers[i];
+    std::vector<void*> transient;
 
-    // Stream this layer's weights from flash into RAM.
-    std::map<std::string, const float*> weights;
-    char* weight_memory = nullptr;
-    if (memory.weight_bytes) {
-      weight_memory = static_cast<char*>(
-          arena.allocate(memory.weight_bytes, allocation_purpose(node_label_, layer, "weights")));
-      char* cursor = weight_memory;
-      for (const auto& [blob_name, blob] : layer.weights) {
-        std::memcpy(cursor, blob.values.data(), blob.bytes());
-        weights[blob_name] = reinterpret_cast<const float*>(cursor);
-        cursor += blob.bytes();
+    // Inputs: read in place, or a tile of own data plus received pieces.
+    std::vector<Tensor> inputs(step.inputs.size());
+    for (size_t slot = 0; slot < step.inputs.size(); ++slot) {
+      const InputSlot& input = step.inputs[slot];
+      const int source = layer.inputs[slot];
+      const Region& stored_region = program_.layers[source].out;
+      const float* stored = outputs[source].f32();
+      Tensor& view = inputs[slot];
+      view.shape = input.needed.shape(model_.layers[source].output_shape);
+      float* tile = nullptr;
+      if (input.direct) {
+        const int64_t plane =
+            (stored_region.y1 - stored_region.y0) * (stored_region.x1 - stored_region.x0);
+        view.data = const_cast<float*>(stored) + (input.needed.c0 - stored_region.c0) * plane;
+      } else if (!input.needed.empty()) {
+        tile = static_cast<float*>(arena.allocate(
+            input.needed.bytes(), allocation_purpose(node_label_, layer, "input tile")));
+        transient.push_back(tile);
+        if (stored)
+          copy_region(stored, stored_region, tile, input.needed,
+                      stored_region.intersect(input.needed));
+        view.data = tile;
       }
+      if (input.exchange || !input.receives.empty() || !input.sends.empty())
+        exchange.exchange(static_cast<int>(i), static_cast<int>(slot), input, stored, stored_region,
+                          tile);
     }
-    float* scratch = nullptr;
-    if (memory.scratch_bytes)
-      scratch = static_cast<float*>(
-          arena.allocate(memory.scratch_bytes, allocation_purpose(node_label_, layer, "scratch")));
 
-    if (layer.op == Op::input) {
-      fill_input(out);
-    } else {
-      std::vector<const Tensor*> inputs;
-      for (int input : layer.inputs) inputs.push_back(&outputs[input]);
-      compute(layer, inputs, out, weights, scratch);
+    if (!step.out.empty()) {
+      if (step.allocates_out)
+        buffers[step.out_buffer] = static_cast<char*>(
+            arena.allocate(program_.buffer_bytes[step.out_buffer],
+                           allocation_purpose(node_label_, layer, "output activation")));
+      Tensor& out = outputs[i];
+      out.shape = step.out.shape(layer.output_shape);
+      out.data = buffers[step.out_buffer] + step.out_offset;
+
+      // Stream this layer's weights (this node's slice) from flash into RAM.
+      std::map<std::string, const float*> weights;
+      if (step.weight_bytes) {
+        char* cursor = static_cast<char*>(
+            arena.allocate(step.weight_bytes, allocation_purpose(node_label_, layer, "weights")));
+        transient.push_back(cursor);
+        for (const auto& [blob_name, blob] : layer.weights) {
+          std::memcpy(cursor, blob.values.data(), blob.bytes());
+          weights[blob_name] = reinterpret_cast<const float*>(cursor);
+          cursor += blob.bytes();
+        }
+      }
+      float* scratch = nullptr;
+      if (step.scratch_bytes) {
+        scratch = static_cast<float*>(
+            arena.allocate(step.scratch_bytes, allocation_purpose(node_label_, layer, "scratch")));
+        transient.push_back(scratch);
+      }
+      compute(static_cast<int>(i), inputs, out, weights, scratch);
     }
-    if (scratch) arena.release(scratch);
-    if (weight_memory) arena.release(weight_memory);
-    if (on_layer) on_layer(static_cast<int>(i), out);
-    for (int buffer : memory.released_after) arena.release(buffers[buffer]);
+    for (void* memory : transient) arena.release(memory);
+    if (on_layer && !step.out.empty()) on_layer(static_cast<int>(i), outputs[i]);
+    for (int buffer : step.released_after) arena.release(buffers[buffer]);
   }
-  on_output(outputs[model_.output]);
-  arena.release(buffers[schedule_.layers[model_.output].output_buffer]);
+  const LayerStep& last = program_.layers[model_.output];
+  if (!last.out.empty()) {
+    on_output(outputs[model_.output]);
+    arena.release(buffers[last.out_buffer]);
+  }
 }
 
-void Executor::compute(const Layer& layer, const std::vector<const Tensor*>& inputs, Tensor& out,
+void Executor::compute(int layer_index, const std::vector<Tensor>& inputs, Tensor& out,
                        const std::map<std::string, const float*>& weights, float* scratch) const {
+  const Layer& layer = model_.layers[layer_index];
+  const LayerStep& step = program_.layers[layer_index];
   const auto weight = [&](const char* blob_name) -> const float* {
     auto found = weights.find(blob_name);
     return found == weights.end() ? nullptr : found->second;
   };
-  const Tensor& in = *inputs[0];
-  const Placement in_at = Placement::whole(in.shape);
-  const Placement out_at = Placement::whole(out.shape);
+  const Tensor& in = inputs.empty() ? out : inputs[0];
+  const Shape& in_shape =
+      layer.inputs.empty() ? layer.output_shape : model_.layers[layer.inputs[0]].output_shape;
+  const Region& needed = layer.inputs.empty() ? step.out : step.inputs[0].needed;
+  const Placement in_at = needed.placement(in_shape);
+  const Placement out_at = step.out.placement(layer.output_shape);
   const bool reference = kernels_ == Kernels::reference;
   switch (layer.op) {
     case Op::input:
-      break;
+      throw Error("internal: a node was planned to compute the input layer");
     case Op::conv2d:
       if (reference)
         conv2d_reference(layer.conv, in, in_at, weight("weight"), weight("bias"), out, out_at);
@@ -122,20 +155,29 @@ void Executor::compute(const Layer& layer, const std::vector<const Tensor*>& inp
       activation(Activation::hardsigmoid, 0, in, out);
       break;
     case Op::add:
-      add(in, *inputs[1], out);
+      add(in, inputs[1], out);
       break;
     case Op::mul:
-      mul(in, *inputs[1], out);
+      mul(in, inputs[1], out);
       break;
-    case Op::concat:
-      concat(inputs, out);
+    case Op::concat: {
+      std::vector<const Tensor*> pieces;  // inputs whose channels fall in this node's range
+      for (size_t slot = 0; slot < inputs.size(); ++slot)
+        if (!step.inputs[slot].needed.empty()) pieces.push_back(&inputs[slot]);
+      concat(pieces, out);
       break;
+    }
     case Op::channel_shuffle:
-      channel_shuffle(in, layer.shuffle_groups, out);
+      channel_shuffle(in, needed.c0, layer.shuffle_groups, in_shape.c, out, step.out.c0);
       break;
     case Op::slice:
+      if (step.allocates_out) slice_channels(in, step.out.c0 + layer.slice_start - needed.c0, out);
+      break;  // otherwise a view: the program placed the output inside the input
     case Op::flatten:
-      break;  // views: the schedule placed the output inside the input
+      if (step.allocates_out)  // output features [c0, c1) of the tile's channels x whole map
+        std::memcpy(out.f32(), in.f32() + (step.out.c0 - needed.c0 * in_shape.h * in_shape.w),
+                    out.bytes());
+      break;
     case Op::maxpool:
       maxpool(layer.pool, in, in_at, out, out_at);
       break;

@@ -1,41 +1,57 @@
 #pragma once
-// Runs a model on one node holding whole activation maps, allocating exactly
-// as its MemorySchedule says from the node's arena.
+// Runs one node's program: for every layer, assembles the input tiles it
+// needs (its own data plus the pieces the Exchange brings), computes its
+// region of the output, and allocates exactly as replay_memory() predicts.
 #include <functional>
 #include <string>
 
 #include "arena.hpp"
 #include "graph.hpp"
-#include "memory_schedule.hpp"
+#include "node_program.hpp"
 #include "tensor.hpp"
 
 namespace splitinfer {
 
 enum class Kernels { fast, reference };
 
+// Moves pieces between this node, the other nodes and the coordinator (MPI in
+// the runtime). The executor calls it on every node in the same order: for
+// every input slot that has receives or sends, or whose `exchange` flag is set.
+class Exchange {
+ public:
+  virtual ~Exchange() = default;
+  // Sends the pieces `input.sends` lists from `stored` (this node's region
+  // `stored_region` of the input layer; null when empty) and receives the
+  // pieces `input.receives` lists into `tile` (holding input.needed; null
+  // when the slot is read in place).
+  virtual void exchange(int layer_index, int slot, const InputSlot& input, const float* stored,
+                        const Region& stored_region, float* tile) = 0;
+};
+
 class Executor {
  public:
-  // `model` must be validated with its weights; it must outlive the executor.
-  Executor(const Model& model, std::string node_label, Kernels kernels = Kernels::fast);
+  // `model` is validated, with this node's weights (slices); it must outlive
+  // the executor.
+  Executor(const Model& model, NodeProgram program, std::string node_label,
+           Kernels kernels = Kernels::fast);
 
-  const MemorySchedule& schedule() const { return schedule_; }
+  const NodeProgram& program() const { return program_; }
 
-  // One inference. `fill_input` writes the input into its arena buffer;
-  // `on_layer` (may be empty) sees every layer's output right after it is
-  // computed; `on_output` sees the model's output before it is freed. The
-  // arena is empty again afterwards.
-  void run(Arena& arena, const std::function<void(Tensor&)>& fill_input,
+  // One inference. `on_layer` (may be empty) sees this node's region of every
+  // layer it computes right after computing it; `on_output` sees its region of
+  // the model's output (when not empty). The arena is empty again afterwards.
+  void run(Arena& arena, Exchange& exchange,
            const std::function<void(int layer_index, const Tensor&)>& on_layer,
            const std::function<void(const Tensor&)>& on_output) const;
 
  private:
-  void compute(const Layer& layer, const std::vector<const Tensor*>& inputs, Tensor& out,
+  void compute(int layer_index, const std::vector<Tensor>& inputs, Tensor& out,
                const std::map<std::string, const float*>& weights, float* scratch) const;
 
   const Model& model_;
+  NodeProgram program_;
   std::string node_label_;
   Kernels kernels_;
-  MemorySchedule schedule_;
 };
 
 }  // namespace splitinfer

@@ -193,23 +193,24 @@ Shape infer(const Model& model, const Layer& layer) {
   throw Error(where(layer) + ": unknown op");
 }
 
-void check_weights(const Model& model, const Layer& layer) {
+// `channels`: the output channels whose weights the layer holds (all of them,
+// or a node's slice).
+void check_weights(const Model& model, const Layer& layer, int64_t channels) {
   const Shape in = layer.inputs.empty() ? Shape{} : model.layers[layer.inputs[0]].output_shape;
-  const Shape& out = layer.output_shape;
   switch (layer.op) {
     case Op::conv2d:
       check_blob(layer, "weight",
-                 {out.c, in.c / layer.conv.groups, layer.conv.kernel_h, layer.conv.kernel_w},
+                 {channels, in.c / layer.conv.groups, layer.conv.kernel_h, layer.conv.kernel_w},
                  false);
-      check_blob(layer, "bias", {out.c}, true);
+      check_blob(layer, "bias", {channels}, true);
       break;
     case Op::linear:
-      check_blob(layer, "weight", {out.c, in.c}, false);
-      check_blob(layer, "bias", {out.c}, true);
+      check_blob(layer, "weight", {channels, in.c}, false);
+      check_blob(layer, "bias", {channels}, true);
       break;
     case Op::batchnorm:
       for (const char* blob_name : {"gamma", "beta", "running_mean", "running_var"})
-        check_blob(layer, blob_name, {in.c}, false);
+        check_blob(layer, blob_name, {channels}, false);
       for (float variance : layer.weight("running_var")->values)
         require(variance >= 0, layer, "running_var holds a negative variance");
       break;
@@ -275,13 +276,23 @@ void validate(Model& model, bool check_weights_too) {
     require(inferred == layer.output_shape, layer,
             "output shape " + inferred.str() + " from its inputs differs from the stored " +
                 layer.output_shape.str());
-    if (check_weights_too) check_weights(model, layer);
+    if (check_weights_too) check_weights(model, layer, layer.output_shape.c);
   }
   if (model.output < 0 || model.output >= static_cast<int>(model.layers.size()))
     throw Error("the model's output layer is not one of its layers");
   if (model.meta.input_shape != model.layers[0].output_shape)
     throw Error("the metadata's input shape " + model.meta.input_shape.str() +
                 " differs from the input layer's " + model.layers[0].output_shape.str());
+}
+
+void validate_weight_slices(const Model& model, const std::vector<Region>& regions) {
+  for (size_t i = 0; i < model.layers.size(); ++i) {
+    const Layer& layer = model.layers[i];
+    if (regions[i].empty())
+      require(layer.weights.empty(), layer, "holds weights of a layer this node does not compute");
+    else
+      check_weights(model, layer, regions[i].c1 - regions[i].c0);
+  }
 }
 
 uint64_t layer_macs(const Model& model, const Layer& layer) {

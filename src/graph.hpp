@@ -9,6 +9,7 @@
 
 #include "ops/conv2d.hpp"
 #include "ops/pool.hpp"
+#include "region.hpp"
 #include "shape.hpp"
 
 namespace splitinfer {
@@ -94,6 +95,10 @@ struct Model {
 // every weight the op needs is there with the right shape and finite values.
 // Throws Error naming the layer.
 void validate(Model& model, bool check_weights);
+
+// Checks a node's weight slices: for each layer, the weights of the output
+// channels of its region (none for an empty region), right shapes, finite.
+void validate_weight_slices(const Model& model, const std::vector<Region>& regions);
 
 // Multiply-accumulates of one layer (conv and linear; 0 for the others).
 uint64_t layer_macs(const Model& model, const Layer& layer);

@@ -9,21 +9,22 @@
 #include <climits>
 #include <cmath>
 #include <cstdio>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 
 #include "../../io/input_file.hpp"
 #include "../../io/output_file.hpp"
 #include "../../io/plan_file.hpp"
+#include "../../partition/node_program_builder.hpp"
 #include "../error.hpp"
 #include "../executor.hpp"
 #include "../format.hpp"
 #include "commands.hpp"
+#include "mpi_exchange.hpp"
 
 namespace splitinfer {
 namespace {
-
-enum Tag : int { kInputTag = 1, kOutputTag, kDumpTag, kStatsTag };
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point start) {
@@ -54,20 +55,6 @@ std::optional<std::string> attempt(Step step) {
   }
 }
 
-// Point-to-point traffic of a node, counted in bytes (what the plan predicts).
-struct Traffic {
-  uint64_t sent = 0, received = 0;
-  void send(const float* values, int64_t count, int to, int tag) {
-    MPI_Send(values, static_cast<int>(count), MPI_FLOAT, to, tag, MPI_COMM_WORLD);
-    sent += count * sizeof(float);
-  }
-  void receive(float* values, int64_t count, int from, int tag) {
-    MPI_Recv(values, static_cast<int>(count), MPI_FLOAT, from, tag, MPI_COMM_WORLD,
-             MPI_STATUS_IGNORE);
-    received += count * sizeof(float);
-  }
-};
-
 void send_text(const std::string& text, int to, int tag) {
   MPI_Send(text.data(), static_cast<int>(text.size()), MPI_CHAR, to, tag, MPI_COMM_WORLD);
 }
@@ -92,24 +79,26 @@ struct Setup {
   Model model;
   Plan plan;
   uint64_t ram_cap = ArenaLayout::kUnlimited;
+  NodeProgram program;  // nodes: their own
 };
 
-// What every node does: load its weights, check its memory fits, then serve
-// `inferences` runs.
-void run_node(int rank, const RunOptions& options, Setup& setup, int inferences) {
-  Executor executor(setup.model, "node " + std::to_string(rank),
+// What every node does: run its program `inferences` times, exchanging with
+// its neighbours, then report its statistics to the coordinator.
+void run_node(int rank, const RunOptions& options, Setup& setup, MPI_Comm node_comm,
+              int inferences) {
+  const std::vector<int> neighbours = setup.program.neighbours;
+  Executor executor(setup.model, std::move(setup.program), "node " + std::to_string(rank),
                     options.reference_kernels ? Kernels::reference : Kernels::fast);
   Arena arena(setup.ram_cap);
-  Traffic traffic;
+  uint64_t sent = 0, received = 0;
   double compute_seconds = 0;
   for (int run = 0; run < inferences; ++run) {
-    traffic = Traffic{};
+    MpiExchange exchange(node_comm, neighbours);
     const bool last = run == inferences - 1;
-    std::vector<float> input(setup.model.layers[0].output_shape.elements());
-    traffic.receive(input.data(), static_cast<int64_t>(input.size()), 0, kInputTag);
+    uint64_t output_bytes = 0;
     const auto start = Clock::now();
     executor.run(
-        arena, [&](Tensor& tensor) { std::copy(input.begin(), input.end(), tensor.f32()); },
+        arena, exchange,
         [&](int, const Tensor& tensor) {
           // Dumps are a debugging aid outside the plan's traffic: not counted.
           if (options.dump_layers && last)
@@ -118,8 +107,14 @@ void run_node(int rank, const RunOptions& options, Setup& setup, int inferences)
         },
         [&](const Tensor& output) {
           compute_seconds = seconds_since(start);
-          traffic.send(output.f32(), output.shape.elements(), 0, kOutputTag);
+          MPI_Send(output.f32(), static_cast<int>(output.shape.elements()), MPI_FLOAT, 0,
+                   kOutputTag, MPI_COMM_WORLD);
+          output_bytes = output.bytes();
         });
+    if (compute_seconds == 0 || executor.program().layers[setup.model.output].out.empty())
+      compute_seconds = seconds_since(start);
+    sent = exchange.bytes_sent + output_bytes;
+    received = exchange.bytes_received;
   }
   const NodePlan& predicted = setup.plan.node_plans[rank - 1];
   nlohmann::json stats = {
@@ -129,12 +124,53 @@ void run_node(int rank, const RunOptions& options, Setup& setup, int inferences)
       {"ram_cap_bytes",
        setup.ram_cap == ArenaLayout::kUnlimited ? nlohmann::json() : nlohmann::json(setup.ram_cap)},
       {"flash_bytes", setup.model.weight_bytes()},
-      {"bytes_sent", traffic.sent},
+      {"predicted_flash_bytes", predicted.flash_bytes},
+      {"bytes_sent", sent},
       {"predicted_bytes_sent", predicted.predicted_bytes_sent},
-      {"bytes_received", traffic.received},
+      {"bytes_received", received},
       {"predicted_bytes_received", predicted.predicted_bytes_received},
       {"host_seconds", compute_seconds}};
   send_text(stats.dump(), 0, kStatsTag);
+}
+
+// One inference as the coordinator sees it: send every node the pieces of the
+// input it needs, collect the dumped layers and the output.
+void coordinate(const Setup& setup, const std::vector<NodeProgram>& programs,
+                const std::vector<float>& input, std::vector<float>& output,
+                std::vector<std::vector<float>>* dumps) {
+  const Model& model = setup.model;
+  const Region whole_input = Region::whole(model.layers[0].output_shape);
+  std::vector<MPI_Request> requests;
+  std::vector<std::unique_ptr<PieceType>> types;
+  for (size_t i = 0; i < model.layers.size(); ++i)
+    for (const NodeProgram& program : programs)
+      for (const InputSlot& slot : program.layers[i].inputs)
+        for (const Transfer& piece : slot.receives)
+          if (piece.peer == 0) {
+            types.push_back(std::make_unique<PieceType>(whole_input, piece.region));
+            requests.emplace_back();
+            MPI_Isend(input.data(), 1, types.back()->get(), program.node, kInputTag, MPI_COMM_WORLD,
+                      &requests.back());
+          }
+  const auto gather = [&](int layer_index, float* whole, int tag) {
+    const Shape& shape = model.layers[layer_index].output_shape;
+    for (const NodeProgram& program : programs) {
+      const Region& region = program.layers[layer_index].out;
+      if (region.empty()) continue;
+      PieceType type(Region::whole(shape), region);
+      MPI_Recv(whole, 1, type.get(), program.node, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    }
+  };
+  if (dumps) {
+    dumps->assign(model.layers.size(), {});
+    for (size_t i = 1; i < model.layers.size(); ++i) {
+      (*dumps)[i].resize(model.layers[i].output_shape.elements());
+      gather(static_cast<int>(i), (*dumps)[i].data(), kDumpTag);
+    }
+    (*dumps)[0] = input;
+  }
+  gather(model.output, output.data(), kOutputTag);
+  MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE);
 }
 
 void print_summary(const Model& model, const std::vector<float>& output,
@@ -189,51 +225,49 @@ int run_command(const RunOptions& options) {
       })))
     return 1;
   // Phase 2: rank 0 reads the input; each node its own weights, and checks
-  // that its memory schedule fits its cap before computing anything.
+  // that its memory fits its cap before computing anything.
   if (any_rank_failed(attempt([&] {
         if (rank == 0) {
           input = read_input(options.input_path, setup.model.meta);
           if (!options.output_path.empty()) OutputFile probe(options.output_path);
-        } else {
-          read_node_weights(options.plan_dir, rank, setup.plan, setup.model);
-          const std::string label = "node " + std::to_string(rank);
-          const MemorySchedule schedule = schedule_memory(setup.model);
-          ArenaLayout layout(setup.ram_cap);
-          try {
-            replay_memory(setup.model, schedule, layout, label);
-          } catch (const Error& too_small) {
-            ArenaLayout unlimited;
-            throw Error(std::string(too_small.what()) + "; this node needs --ram " +
-                        std::to_string(replay_memory(setup.model, schedule, unlimited, label)) +
-                        " at least");
-          }
+          return;
+        }
+        read_node_weights(options.plan_dir, rank, setup.plan, setup.model);
+        setup.program = build_node_program(setup.model, setup.plan.regions, rank);
+        const std::string label = "node " + std::to_string(rank);
+        ArenaLayout layout(setup.ram_cap);
+        try {
+          replay_memory(setup.model, setup.program, layout, label);
+        } catch (const Error& too_small) {
+          ArenaLayout unlimited;
+          throw Error(std::string(too_small.what()) + "; this node needs --ram " +
+                      std::to_string(replay_memory(setup.model, setup.program, unlimited, label)) +
+                      " at least");
         }
       })))
     return 1;
 
   // Phase 3: compute. A failure from here on is a bug, not a bad input; the
   // caller aborts the whole job.
+  MPI_Comm node_comm = MPI_COMM_NULL;  // ranks 1..N
+  MPI_Comm_split(MPI_COMM_WORLD, rank == 0 ? MPI_UNDEFINED : 1, rank, &node_comm);
   const int inferences = options.repeat > 0 ? options.repeat + 1 : 1;
   if (rank != 0) {
-    run_node(rank, options, setup, inferences);
+    run_node(rank, options, setup, node_comm, inferences);
+    MPI_Comm_free(&node_comm);
     return 0;
   }
   const Model& model = setup.model;
+  std::vector<NodeProgram> programs;
+  for (int node = 1; node <= setup.plan.nodes; ++node)
+    programs.push_back(build_node_program(model, setup.plan.regions, node));
   std::vector<float> output(model.layers[model.output].output_shape.elements());
   std::vector<std::vector<float>> dumps;
   std::vector<double> times;
   for (int run = 0; run < inferences; ++run) {
     const auto start = Clock::now();
-    Traffic traffic;
-    traffic.send(input.data(), static_cast<int64_t>(input.size()), 1, kInputTag);
-    if (options.dump_layers && run == inferences - 1)
-      for (const Layer& layer : model.layers) {
-        std::vector<float> values(layer.output_shape.elements());
-        MPI_Recv(values.data(), static_cast<int>(values.size()), MPI_FLOAT, 1, kDumpTag,
-                 MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-        dumps.push_back(std::move(values));
-      }
-    traffic.receive(output.data(), static_cast<int64_t>(output.size()), 1, kOutputTag);
+    const bool dump = options.dump_layers && run == inferences - 1;
+    coordinate(setup, programs, input, output, dump ? &dumps : nullptr);
     times.push_back(seconds_since(start));
   }
   nlohmann::json stats = {{"model", model.name},
@@ -243,6 +277,8 @@ int run_command(const RunOptions& options) {
                           {"host_seconds", times.back()},
                           {"emulated_seconds", nullptr},  // no device profile in this version
                           {"nodes", nlohmann::json::array()}};
+  if (setup.plan.strategy == "spatial")
+    stats["grid"] = {setup.plan.grid_rows, setup.plan.grid_cols};
   if (options.repeat > 0) {
     times.erase(times.begin());  // the warm-up
     stats["repeat"] = options.repeat;

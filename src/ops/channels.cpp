@@ -26,12 +26,15 @@ void slice_channels(const Tensor& in, int64_t start, Tensor& out) {
     for (int64_t c = 0; c < out.shape.c; ++c) copy_plane(in, n, start + c, out, c);
 }
 
-void channel_shuffle(const Tensor& in, int64_t groups, Tensor& out) {
-  const int64_t per_group = in.shape.c / groups;
-  for (int64_t n = 0; n < in.shape.n; ++n)
-    for (int64_t g = 0; g < groups; ++g)
-      for (int64_t j = 0; j < per_group; ++j)
-        copy_plane(in, n, g * per_group + j, out, j * groups + g);
+void channel_shuffle(const Tensor& in, int64_t in_channel0, int64_t groups, int64_t channels,
+                     Tensor& out, int64_t out_channel0) {
+  const int64_t per_group = channels / groups;
+  for (int64_t n = 0; n < out.shape.n; ++n)
+    for (int64_t c = 0; c < out.shape.c; ++c) {
+      const int64_t output_channel = out_channel0 + c;
+      const int64_t source = (output_channel % groups) * per_group + output_channel / groups;
+      copy_plane(in, n, source - in_channel0, out, c);
+    }
 }
 
 }  // namespace splitinfer

@@ -1,6 +1,6 @@
 #include "linear.hpp"
 
-#include <Eigen/Core>
+#include "gemm.hpp"
 
 namespace splitinfer {
 
@@ -16,15 +16,13 @@ void linear_reference(const Tensor& in, const float* weight, const float* bias, 
 }
 
 void linear(const Tensor& in, const float* weight, const float* bias, Tensor& out) {
-  using MatrixRowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   const int64_t inputs = in.shape.elements() / in.shape.n;
   const int64_t outputs = out.shape.elements() / out.shape.n;
-  Eigen::Map<const MatrixRowMajor> weights(weight, outputs, inputs);
-  for (int64_t n = 0; n < out.shape.n; ++n) {
-    Eigen::Map<Eigen::VectorXf> result(out.f32() + n * outputs, outputs);
-    result.noalias() = weights * Eigen::Map<const Eigen::VectorXf>(in.f32() + n * inputs, inputs);
-    if (bias) result += Eigen::Map<const Eigen::VectorXf>(bias, outputs);
-  }
+  // The input as a [inputs, 1] column; each neuron summed in input order, so a
+  // range of neurons (a node's share) equals the same range of all of them.
+  for (int64_t n = 0; n < out.shape.n; ++n)
+    gemm_in_depth_order(weight, in.f32() + n * inputs, bias, out.f32() + n * outputs, outputs,
+                        inputs, 1);
 }
 
 }  // namespace splitinfer

@@ -5,7 +5,7 @@
 namespace splitinfer {
 
 void linear_reference(const Tensor& in, const float* weight, const float* bias, Tensor& out);
-// The default kernel: Eigen matrix-vector products.
+// The default kernel: gemm_in_depth_order (a fixed summation order per neuron).
 void linear(const Tensor& in, const float* weight, const float* bias, Tensor& out);
 
 }  // namespace splitinfer

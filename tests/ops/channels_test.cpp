@@ -39,7 +39,7 @@ TEST(ChannelShuffleByHand, SixChannelsTwoGroups) {
   // g = 2, C/g = 3: groups [0 1 2] [3 4 5] interleave to 0 3 1 4 2 5.
   const OwnedTensor in = labelled_channels(6);
   OwnedTensor out(in.tensor.shape);
-  channel_shuffle(in.tensor, 2, out.tensor);
+  channel_shuffle(in.tensor, 0, 2, in.tensor.shape.c, out.tensor, 0);
   expect_values(channels_in_order({0, 3, 1, 4, 2, 5}), out.tensor);
 }
 
@@ -47,16 +47,16 @@ TEST(ChannelShuffleByHand, SixChannelsThreeGroups) {
   // g = 3, C/g = 2: groups [0 1] [2 3] [4 5] interleave to 0 2 4 1 3 5.
   const OwnedTensor in = labelled_channels(6);
   OwnedTensor out(in.tensor.shape);
-  channel_shuffle(in.tensor, 3, out.tensor);
+  channel_shuffle(in.tensor, 0, 3, in.tensor.shape.c, out.tensor, 0);
   expect_values(channels_in_order({0, 2, 4, 1, 3, 5}), out.tensor);
 }
 
 TEST(ChannelShuffleByHand, OneGroupAndOneChannelPerGroupAreIdentity) {
   const OwnedTensor in = labelled_channels(6);
   OwnedTensor out(in.tensor.shape);
-  channel_shuffle(in.tensor, 1, out.tensor);
+  channel_shuffle(in.tensor, 0, 1, in.tensor.shape.c, out.tensor, 0);
   expect_values(in.values, out.tensor);
-  channel_shuffle(in.tensor, 6, out.tensor);
+  channel_shuffle(in.tensor, 0, 6, in.tensor.shape.c, out.tensor, 0);
   expect_values(in.values, out.tensor);
 }
 

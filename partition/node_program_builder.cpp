@@ -1,0 +1,266 @@
+#include "node_program_builder.hpp"
+
+#include <algorithm>
+#include <set>
+
+#include "../src/error.hpp"
+
+namespace splitinfer {
+namespace {
+
+// Input rows [begin, end) a window (kernel, stride, pad, dilation) reads to
+// produce output rows [out_begin, out_end), clipped to [0, input).
+std::pair<int64_t, int64_t> window_rows(int64_t out_begin, int64_t out_end, int64_t kernel,
+                                        int64_t stride, int64_t pad, int64_t dilation,
+                                        int64_t input) {
+  const int64_t begin = out_begin * stride - pad;
+  const int64_t end = (out_end - 1) * stride - pad + (kernel - 1) * dilation + 1;
+  return {std::clamp<int64_t>(begin, 0, input), std::clamp<int64_t>(end, 0, input)};
+}
+
+bool is_elementwise(Op op) {
+  switch (op) {
+    case Op::batchnorm:
+    case Op::relu:
+    case Op::relu6:
+    case Op::leaky_relu:
+    case Op::sigmoid:
+    case Op::silu:
+    case Op::hardswish:
+    case Op::hardsigmoid:
+    case Op::add:
+    case Op::mul:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// `needed` is a channel range of `stored` with the same rows and columns:
+// contiguous inside the stored tile, so it can be read in place.
+bool readable_in_place(const Region& needed, const Region& stored) {
+  return !stored.empty() && needed.y0 == stored.y0 && needed.y1 == stored.y1 &&
+         needed.x0 == stored.x0 && needed.x1 == stored.x1 && stored.c0 <= needed.c0 &&
+         needed.c1 <= stored.c1;
+}
+
+}  // namespace
+
+Region needed_region(const Model& model, const Layer& layer, int slot, const Region& out) {
+  const Shape& in = model.layers[layer.inputs[slot]].output_shape;
+  if (out.empty()) return {};
+  Region need{out.c0, out.c1, out.y0, out.y1, out.x0, out.x1};
+  switch (layer.op) {
+    case Op::conv2d: {
+      const Conv2dParams& p = layer.conv;
+      const int64_t in_per_group = in.c / p.groups, out_per_group = layer.output_shape.c / p.groups;
+      need.c0 = out.c0 / out_per_group * in_per_group;
+      need.c1 = ((out.c1 - 1) / out_per_group + 1) * in_per_group;
+      std::tie(need.y0, need.y1) =
+          window_rows(out.y0, out.y1, p.kernel_h, p.stride_h, p.pad_h, p.dilation_h, in.h);
+      std::tie(need.x0, need.x1) =
+          window_rows(out.x0, out.x1, p.kernel_w, p.stride_w, p.pad_w, p.dilation_w, in.w);
+      break;
+    }
+    case Op::maxpool:
+    case Op::avgpool: {
+      const PoolParams& p = layer.pool;
+      std::tie(need.y0, need.y1) =
+          window_rows(out.y0, out.y1, p.kernel_h, p.stride_h, p.pad_h, p.dilation_h, in.h);
+      std::tie(need.x0, need.x1) =
+          window_rows(out.x0, out.x1, p.kernel_w, p.stride_w, p.pad_w, p.dilation_w, in.w);
+      break;
+    }
+    case Op::upsample_nearest:
+      need.y0 = out.y0 / layer.scale_h;
+      need.y1 = (out.y1 - 1) / layer.scale_h + 1;
+      need.x0 = out.x0 / layer.scale_w;
+      need.x1 = (out.x1 - 1) / layer.scale_w + 1;
+      break;
+    case Op::mul:  // a [N, C, 1, 1] operand is broadcast over the rows and columns
+      if (in.h * in.w == 1) need.y0 = need.x0 = 0, need.y1 = need.x1 = 1;
+      break;
+    case Op::concat: {
+      int64_t offset = 0;
+      for (int i = 0; i < slot; ++i) offset += model.layers[layer.inputs[i]].output_shape.c;
+      need.c0 = std::max(out.c0, offset) - offset;
+      need.c1 = std::min(out.c1, offset + in.c) - offset;
+      if (need.c1 <= need.c0) return {};
+      break;
+    }
+    case Op::slice:
+      need.c0 += layer.slice_start;
+      need.c1 += layer.slice_start;
+      break;
+    case Op::channel_shuffle: {
+      // Output channel j*groups + g reads input channel g*(C/groups) + j.
+      const int64_t groups = layer.shuffle_groups, per_group = in.c / groups;
+      need.c0 = in.c, need.c1 = 0;
+      for (int64_t c = out.c0; c < out.c1; ++c) {
+        const int64_t source = (c % groups) * per_group + c / groups;
+        need.c0 = std::min(need.c0, source);
+        need.c1 = std::max(need.c1, source + 1);
+      }
+      break;
+    }
+    case Op::global_avgpool:
+      need.y0 = need.x0 = 0, need.y1 = in.h, need.x1 = in.w;
+      break;
+    case Op::flatten: {  // output feature f is input (f / HW, f % HW / W, f % W)
+      const int64_t plane = in.h * in.w;
+      need = {out.c0 / plane, (out.c1 - 1) / plane + 1, 0, in.h, 0, in.w};
+      break;
+    }
+    case Op::linear:
+      need = Region::whole(in);
+      break;
+    default:  // element-wise: the same region
+      break;
+  }
+  return need.intersect(Region::whole(in));
+}
+
+uint64_t weight_slice_bytes(const Layer& layer, const Region& out) {
+  if (out.empty()) return 0;
+  uint64_t bytes = 0;
+  for (const auto& [name, blob] :
+       layer.weights)  // every blob's first extent is the output channels
+    bytes += blob.bytes() / blob.dims[0] * (out.c1 - out.c0);
+  return bytes;
+}
+
+NodeProgram build_node_program(const Model& model, const LayerRegions& regions, int node) {
+  const int count = static_cast<int>(model.layers.size());
+  const int nodes = static_cast<int>(regions[0].size());
+  NodeProgram program;
+  program.node = node;
+  program.layers.resize(count);
+  const auto owned = [&](int layer, int k) -> const Region& { return regions[layer][k - 1]; };
+  std::set<int> neighbours;
+
+  // What every input slot of every layer needs, on every node (the sends of
+  // one node are the receives of others).
+  for (int i = 0; i < count; ++i) {
+    const Layer& layer = model.layers[i];
+    LayerStep& step = program.layers[i];
+    step.out = owned(i, node);
+    for (int slot = 0; slot < static_cast<int>(layer.inputs.size()); ++slot) {
+      const int source = layer.inputs[slot];
+      std::vector<Region> needed(nodes + 1);
+      for (int k = 1; k <= nodes; ++k) needed[k] = needed_region(model, layer, slot, owned(i, k));
+      InputSlot input;
+      input.needed = needed[node];
+      if (model.layers[source].op == Op::input) {
+        if (!input.needed.empty()) input.receives.push_back({0, input.needed});
+      } else {
+        const Region& stored = owned(source, node);
+        input.direct = !input.needed.empty() && readable_in_place(input.needed, stored);
+        for (int k = 1; k <= nodes; ++k) {
+          if (k == node) continue;
+          const Region theirs_to_me = owned(source, k).intersect(input.needed);
+          const Region mine_to_them = stored.intersect(needed[k]);
+          if (!theirs_to_me.empty())
+            input.receives.push_back({k, theirs_to_me}), neighbours.insert(k);
+          if (!mine_to_them.empty()) input.sends.push_back({k, mine_to_them}), neighbours.insert(k);
+        }
+        for (int j = 1; j <= nodes && !input.exchange; ++j)
+          for (int k = 1; k <= nodes && !input.exchange; ++k)
+            input.exchange = j != k && !owned(source, j).intersect(needed[k]).empty();
+      }
+      for (const Transfer& piece : input.receives) program.bytes_received += piece.region.bytes();
+      for (const Transfer& piece : input.sends) program.bytes_sent += piece.region.bytes();
+      step.inputs.push_back(std::move(input));
+    }
+  }
+  program.bytes_sent += program.layers[model.output].out.bytes();  // the output to the coordinator
+  program.neighbours.assign(neighbours.begin(), neighbours.end());
+
+  // Memory: every computed region is a buffer, except views (flatten, slice
+  // read in place) and element-wise ops written over an input that nothing
+  // reads afterwards. Tiles, weights and scratch live for their layer only.
+  std::vector<int> last_use(count,
+                            -1);  // per layer: the last layer reading or sending its region here
+  for (int i = 0; i < count; ++i)
+    for (size_t slot = 0; slot < model.layers[i].inputs.size(); ++slot) {
+      const InputSlot& input = program.layers[i].inputs[slot];
+      const int source = model.layers[i].inputs[slot];
+      const bool reads_own = !input.needed.intersect(owned(source, node)).empty();
+      if (reads_own || !input.sends.empty()) last_use[source] = std::max(last_use[source], i);
+    }
+  const auto read_after = [&](int buffer, int i) {
+    for (int v = 0; v < i; ++v)
+      if (program.layers[v].out_buffer == buffer && (last_use[v] > i || v == model.output))
+        return true;
+    return false;
+  };
+  for (int i = 0; i < count; ++i) {
+    const Layer& layer = model.layers[i];
+    LayerStep& step = program.layers[i];
+    if (step.out.empty()) continue;
+    const InputSlot* first = step.inputs.empty() ? nullptr : &step.inputs[0];
+    const int source = layer.inputs.empty() ? -1 : layer.inputs[0];
+    if (first && first->direct) {
+      const LayerStep& stored = program.layers[source];
+      const Shape& in = model.layers[source].output_shape;
+      const uint64_t plane_bytes =
+          static_cast<uint64_t>((stored.out.y1 - stored.out.y0) * (stored.out.x1 - stored.out.x0)) *
+          sizeof(float);
+      const uint64_t offset = stored.out_offset + (first->needed.c0 - stored.out.c0) * plane_bytes;
+      const bool slice_view = layer.op == Op::slice;
+      const bool flatten_view = layer.op == Op::flatten && stored.out.y0 == 0 &&
+                                stored.out.y1 == in.h && stored.out.x0 == 0 &&
+                                stored.out.x1 == in.w &&
+                                step.out.c0 == first->needed.c0 * in.h * in.w &&
+                                step.out.c1 == first->needed.c1 * in.h * in.w;
+      if (slice_view || flatten_view) {
+        step.out_buffer = stored.out_buffer;
+        step.out_offset = offset;
+        continue;
+      }
+      if (is_elementwise(layer.op)) {
+        for (size_t slot = 0; slot < step.inputs.size(); ++slot) {
+          const InputSlot& input = step.inputs[slot];
+          const LayerStep& candidate = program.layers[layer.inputs[slot]];
+          if (input.direct && input.needed == candidate.out && candidate.out == step.out &&
+              candidate.out_offset == 0 &&
+              program.buffer_bytes[candidate.out_buffer] == step.out.bytes() &&
+              model.layers[layer.inputs[slot]].op != Op::input &&
+              !read_after(candidate.out_buffer, i)) {
+            step.out_buffer = candidate.out_buffer;
+            break;
+          }
+        }
+      }
+    }
+    if (step.out_buffer < 0) {
+      step.allocates_out = true;
+      step.out_buffer = static_cast<int>(program.buffer_bytes.size());
+      program.buffer_bytes.push_back(step.out.bytes());
+    }
+    step.weight_bytes = weight_slice_bytes(layer, step.out);
+    if (layer.op == Op::conv2d) {
+      const Shape& in = model.layers[source].output_shape;
+      step.scratch_bytes =
+          conv2d_scratch_bytes(layer.conv, first->needed.shape(in),
+                               step.out.shape(layer.output_shape), in.c, layer.output_shape.c);
+    }
+  }
+  // Each buffer is released after the last layer that writes, reads or sends
+  // it; the one holding the model's output is kept to the end.
+  std::vector<int> release_at(program.buffer_bytes.size(), -1);
+  for (int v = 0; v < count; ++v) {
+    const int buffer = program.layers[v].out_buffer;
+    if (buffer < 0) continue;
+    int& at = release_at[buffer];
+    if (v == model.output || at == count)
+      at = count;
+    else
+      at = std::max({at, v, last_use[v]});
+  }
+  for (size_t buffer = 0; buffer < release_at.size(); ++buffer)
+    if (release_at[buffer] < count)
+      program.layers[release_at[buffer]].released_after.push_back(static_cast<int>(buffer));
+  return program;
+}
+
+}  // namespace splitinfer

@@ -1,0 +1,27 @@
+#pragma once
+// From a plan's regions (which part of every layer each node computes) to
+// each node's program: needed input regions from receptive fields, the
+// pieces exchanged, and the node's memory layout. The planner uses it to
+// predict; the run uses it to execute, so the two cannot disagree.
+#include <vector>
+
+#include "../src/graph.hpp"
+#include "../src/node_program.hpp"
+
+namespace splitinfer {
+
+// regions[layer][node - 1]: the part of the layer's output each node computes.
+// Every layer's regions partition its map (disjoint, covering); the input
+// layer's are empty (the coordinator holds the input).
+using LayerRegions = std::vector<std::vector<Region>>;
+
+// The region of input `slot` of `layer` that computing `out` reads, clipped
+// to that input's map; empty when `out` is empty or reads none of it.
+Region needed_region(const Model& model, const Layer& layer, int slot, const Region& out);
+
+// Bytes of the weight slice a node holds for `layer` when computing `out`.
+uint64_t weight_slice_bytes(const Layer& layer, const Region& out);
+
+NodeProgram build_node_program(const Model& model, const LayerRegions& regions, int node);
+
+}  // namespace splitinfer

@@ -1,0 +1,73 @@
+#include "mpi_exchange.hpp"
+
+#include <algorithm>
+#include <memory>
+
+namespace splitinfer {
+
+PieceType::PieceType(const Region& holder, const Region& piece) {
+  const int sizes[3] = {static_cast<int>(holder.c1 - holder.c0),
+                        static_cast<int>(holder.y1 - holder.y0),
+                        static_cast<int>(holder.x1 - holder.x0)};
+  const int subsizes[3] = {static_cast<int>(piece.c1 - piece.c0),
+                           static_cast<int>(piece.y1 - piece.y0),
+                           static_cast<int>(piece.x1 - piece.x0)};
+  const int starts[3] = {static_cast<int>(piece.c0 - holder.c0),
+                         static_cast<int>(piece.y0 - holder.y0),
+                         static_cast<int>(piece.x0 - holder.x0)};
+  MPI_Type_create_subarray(3, sizes, subsizes, starts, MPI_ORDER_C, MPI_FLOAT, &type_);
+  MPI_Type_commit(&type_);
+}
+
+MpiExchange::MpiExchange(MPI_Comm node_comm, const std::vector<int>& neighbours)
+    : neighbours_(neighbours) {
+  std::vector<int> ranks;
+  for (int node : neighbours) ranks.push_back(node - 1);
+  const int degree = static_cast<int>(ranks.size());
+  MPI_Dist_graph_create_adjacent(node_comm, degree, ranks.data(), MPI_UNWEIGHTED, degree,
+                                 ranks.data(), MPI_UNWEIGHTED, MPI_INFO_NULL, 0, &graph_);
+}
+
+MpiExchange::~MpiExchange() {
+  if (graph_ != MPI_COMM_NULL) MPI_Comm_free(&graph_);
+}
+
+void MpiExchange::exchange(int, int, const InputSlot& input, const float* stored,
+                           const Region& stored_region, float* tile) {
+  for (const Transfer& piece : input.receives)
+    if (piece.peer == 0) {
+      PieceType type(input.needed, piece.region);
+      MPI_Recv(tile, 1, type.get(), 0, kInputTag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      bytes_received += piece.region.bytes();
+    }
+  if (!input.exchange) return;
+  // One neighbourhood collective per input slot: a piece (or nothing) to and
+  // from every neighbour.
+  const size_t degree = neighbours_.size();
+  std::vector<int> send_counts(degree, 0), receive_counts(degree, 0);
+  std::vector<MPI_Aint> displacements(degree, 0);
+  std::vector<MPI_Datatype> send_types(degree, MPI_FLOAT), receive_types(degree, MPI_FLOAT);
+  std::vector<std::unique_ptr<PieceType>> types;
+  const auto slot_of = [&](int node) {
+    return std::find(neighbours_.begin(), neighbours_.end(), node) - neighbours_.begin();
+  };
+  for (const Transfer& piece : input.sends) {
+    types.push_back(std::make_unique<PieceType>(stored_region, piece.region));
+    send_types[slot_of(piece.peer)] = types.back()->get();
+    send_counts[slot_of(piece.peer)] = 1;
+    bytes_sent += piece.region.bytes();
+  }
+  for (const Transfer& piece : input.receives) {
+    if (piece.peer == 0) continue;
+    types.push_back(std::make_unique<PieceType>(input.needed, piece.region));
+    receive_types[slot_of(piece.peer)] = types.back()->get();
+    receive_counts[slot_of(piece.peer)] = 1;
+    bytes_received += piece.region.bytes();
+  }
+  static float nothing = 0;  // a valid address for a side that moves nothing
+  MPI_Neighbor_alltoallw(stored ? stored : &nothing, send_counts.data(), displacements.data(),
+                         send_types.data(), tile ? tile : &nothing, receive_counts.data(),
+                         displacements.data(), receive_types.data(), graph_);
+}
+
+}  // namespace splitinfer

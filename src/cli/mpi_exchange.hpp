@@ -1,0 +1,48 @@
+#pragma once
+// Moving pieces of activation maps with MPI: between neighbouring nodes with a
+// neighbourhood collective on a distributed-graph topology of the node
+// communicator (never through rank 0), and from the coordinator point to point.
+#include <mpi.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "../executor.hpp"
+
+namespace splitinfer {
+
+enum Tag : int { kInputTag = 1, kOutputTag, kDumpTag, kStatsTag };
+
+// An MPI datatype selecting `piece` inside a tile holding `holder`, so pieces
+// move straight from a node's stored region into another's tile, with no
+// packing buffers. Freed on destruction.
+class PieceType {
+ public:
+  PieceType(const Region& holder, const Region& piece);
+  ~PieceType() { MPI_Type_free(&type_); }
+  PieceType(const PieceType&) = delete;
+  PieceType& operator=(const PieceType&) = delete;
+  MPI_Datatype get() const { return type_; }
+
+ private:
+  MPI_Datatype type_;
+};
+
+class MpiExchange : public Exchange {
+ public:
+  // `node_comm`: ranks 1..N of the world as ranks 0..N-1; `neighbours`: the
+  // node numbers this node exchanges with.
+  MpiExchange(MPI_Comm node_comm, const std::vector<int>& neighbours);
+  ~MpiExchange() override;
+
+  void exchange(int layer_index, int slot, const InputSlot& input, const float* stored,
+                const Region& stored_region, float* tile) override;
+
+  uint64_t bytes_sent = 0, bytes_received = 0;
+
+ private:
+  MPI_Comm graph_ = MPI_COMM_NULL;
+  std::vector<int> neighbours_;  // node numbers, in the topology's order
+};
+
+}  // namespace splitinfer

@@ -1,0 +1,70 @@
+#pragma once
+// What one node does, layer by layer: the region of each layer it computes,
+// the input regions it needs and where their pieces come from, what it sends
+// to others, and when it allocates and frees what. Pure data, built from a
+// plan's regions by partition/ (the same function for the planner's
+// predictions and for the run), executed by the Executor.
+#include <cstdint>
+#include <vector>
+
+#include "region.hpp"
+
+namespace splitinfer {
+
+// A piece of a layer's output moving between this node and `peer` (a node
+// number 1..N, or 0 for the coordinator).
+struct Transfer {
+  int peer = 0;
+  Region region;
+};
+
+// One input of a layer, as this node reads it.
+struct InputSlot {
+  Region needed;        // of the input layer's output; empty: nothing needed
+  bool direct = false;  // needed is a channel range of this node's stored region: read it in place
+  std::vector<Transfer> receives;  // pieces of `needed` held by others
+  std::vector<Transfer> sends;     // pieces of this node's stored region of the input others need
+  bool exchange = false;  // some node sends some node something for this slot (same on every node)
+};
+
+struct LayerStep {
+  Region out;  // this node's region of the layer's output; empty: it computes nothing here
+  std::vector<InputSlot> inputs;
+  int out_buffer = -1;              // buffer holding `out`
+  uint64_t out_offset = 0;          // bytes into it (views)
+  bool allocates_out = false;       // false: a view of, or written over, an input's buffer
+  uint64_t weight_bytes = 0;        // this node's weight slice of the layer, streamed from flash
+  uint64_t scratch_bytes = 0;       // kernel scratch
+  std::vector<int> released_after;  // buffers whose last use is this layer
+};
+
+struct NodeProgram {
+  int node = 1;
+  std::vector<uint64_t> buffer_bytes;  // per buffer
+  std::vector<LayerStep> layers;       // per model layer
+  std::vector<int> neighbours;         // nodes this node exchanges with directly (sorted)
+
+  // Bytes this node sends to and receives from other nodes and the
+  // coordinator in one inference (its output to the coordinator included).
+  uint64_t bytes_sent = 0, bytes_received = 0;
+};
+
+}  // namespace splitinfer
+
+#include <string>
+
+#include "arena.hpp"
+#include "graph.hpp"
+
+namespace splitinfer {
+
+// Replays the program's allocations on `layout` (whose capacity is the RAM
+// cap), in the executor's order, throwing the Error of the first that does
+// not fit. Returns the peak bytes.
+uint64_t replay_memory(const Model& model, const NodeProgram& program, ArenaLayout& layout,
+                       const std::string& node_label);
+
+// What an allocation is for, as error messages name it.
+std::string allocation_purpose(const std::string& node_label, const Layer& layer, const char* what);
+
+}  // namespace splitinfer

@@ -1,0 +1,16 @@
+#pragma once
+// Matrix product with a fixed summation order, the kernel under conv2d and
+// linear: out[rows, positions] = bias + weight[rows, depth] * columns[depth, positions].
+// Every output element starts from its bias and adds weight * column for
+// k = 0, 1, ..., depth-1 in order, whatever the matrix sizes, so a part of the
+// output (a tile, a range of channels or neurons) equals the same part of the
+// whole bit for bit. The distributed engine relies on that; a GEMM library
+// picks its blocking and summation order from the sizes and cannot promise it.
+#include <cstdint>
+
+namespace splitinfer {
+
+void gemm_in_depth_order(const float* weight, const float* columns, const float* bias, float* out,
+                         int64_t rows, int64_t depth, int64_t positions);
+
+}  // namespace splitinfer

@@ -1,0 +1,49 @@
+#pragma once
+// A box of a layer's output (batch 1): channels [c0, c1), rows [y0, y1),
+// columns [x0, x1). Plans give each node one Region per layer; a tile of a
+// map is the data of one Region, stored channel-major like the whole map.
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
+#include "shape.hpp"
+#include "tensor.hpp"
+
+namespace splitinfer {
+
+struct Region {
+  int64_t c0 = 0, c1 = 0, y0 = 0, y1 = 0, x0 = 0, x1 = 0;
+
+  static Region whole(const Shape& shape) { return {0, shape.c, 0, shape.h, 0, shape.w}; }
+  bool empty() const { return c1 <= c0 || y1 <= y0 || x1 <= x0; }
+  int64_t elements() const { return empty() ? 0 : (c1 - c0) * (y1 - y0) * (x1 - x0); }
+  uint64_t bytes() const { return static_cast<uint64_t>(elements()) * sizeof(float); }
+  Region intersect(const Region& other) const {
+    return {std::max(c0, other.c0), std::min(c1, other.c1), std::max(y0, other.y0),
+            std::min(y1, other.y1), std::max(x0, other.x0), std::min(x1, other.x1)};
+  }
+  bool contains(const Region& inner) const {
+    return inner.empty() || (c0 <= inner.c0 && inner.c1 <= c1 && y0 <= inner.y0 && inner.y1 <= y1 &&
+                             x0 <= inner.x0 && inner.x1 <= x1);
+  }
+  bool operator==(const Region& other) const {
+    return c0 == other.c0 && c1 == other.c1 && y0 == other.y0 && y1 == other.y1 && x0 == other.x0 &&
+           x1 == other.x1;
+  }
+  // The tile's shape; rank 2 maps keep rank 2.
+  Shape shape(const Shape& whole_map) const {
+    return Shape{1, c1 - c0, y1 - y0, x1 - x0, whole_map.rank};
+  }
+  // Where the tile sits in the whole map.
+  Placement placement(const Shape& whole_map) const {
+    return Placement{y0, x0, whole_map.h, whole_map.w, c0, whole_map.c};
+  }
+  std::string str() const;
+};
+
+// Copies `part` (inside both regions) from a tile holding `from_region` to a
+// tile holding `to_region`.
+void copy_region(const float* from, const Region& from_region, float* to, const Region& to_region,
+                 const Region& part);
+
+}  // namespace splitinfer
