@@ -85,6 +85,7 @@ void write_plan(const std::string& plan_dir, const Model& model, const Plan& pla
     root.write_int("nodes", plan.nodes);
     root.write_string("strategy", plan.strategy);
     root.write_ints("grid", {plan.grid_rows, plan.grid_cols});
+    root.write_int("via_coordinator", plan.via_coordinator);
     root.write_string("plan_id", plan.plan_id);
     root.write_int("ram_cap_bytes", cap_to_file(plan.ram_cap_bytes));
     root.write_int("flash_cap_bytes", cap_to_file(plan.flash_cap_bytes));
@@ -129,6 +130,11 @@ void read_plan(const std::string& plan_dir, Model& model, Plan& plan) {
   plan.flash_cap_bytes = cap_from_file(root.read_int("flash_cap_bytes"));
   if (plan.nodes < 1)
     throw Error(root.path() + " plans for " + std::to_string(plan.nodes) + " nodes");
+  const std::vector<int64_t> grid = root.read_ints("grid");
+  if (grid.size() != 2) throw Error(root.path() + ": 'grid' needs 2 values");
+  plan.grid_rows = static_cast<int>(grid[0]);
+  plan.grid_cols = static_cast<int>(grid[1]);
+  plan.via_coordinator = root.read_int("via_coordinator") != 0;
   const h5::Group nodes = root.open_group("nodes");
   plan.node_plans.clear();
   for (int k = 1; k <= plan.nodes; ++k) {

@@ -8,14 +8,28 @@
 namespace splitinfer {
 namespace {
 
+int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }  // b > 0
+int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }                      // b > 0
+
 // Input rows [begin, end) a window (kernel, stride, pad, dilation) reads to
-// produce output rows [out_begin, out_end), clipped to [0, input).
+// produce output rows [out_begin, out_end): the bounding box of the taps that
+// fall inside [0, input). With dilation, or padding beyond the kernel's
+// reach, it is narrower than the windows' span clipped to the map; {0, 0}
+// when every tap falls in the padding.
 std::pair<int64_t, int64_t> window_rows(int64_t out_begin, int64_t out_end, int64_t kernel,
                                         int64_t stride, int64_t pad, int64_t dilation,
                                         int64_t input) {
-  const int64_t begin = out_begin * stride - pad;
-  const int64_t end = (out_end - 1) * stride - pad + (kernel - 1) * dilation + 1;
-  return {std::clamp<int64_t>(begin, 0, input), std::clamp<int64_t>(end, 0, input)};
+  int64_t begin = input, end = 0;
+  for (int64_t tap = 0; tap < kernel; ++tap) {
+    const int64_t offset = tap * dilation - pad;  // output row r reads input row r*stride + offset
+    // The first output row whose tap lands in the map, and the last.
+    const int64_t first = std::max(out_begin, ceil_div(-offset, stride));
+    const int64_t last = std::min(out_end - 1, floor_div(input - 1 - offset, stride));
+    if (first > last) continue;
+    begin = std::min(begin, first * stride + offset);
+    end = std::max(end, last * stride + offset + 1);
+  }
+  return begin < end ? std::pair<int64_t, int64_t>{begin, end} : std::pair<int64_t, int64_t>{0, 0};
 }
 
 bool is_elementwise(Op op) {
@@ -129,7 +143,8 @@ uint64_t weight_slice_bytes(const Layer& layer, const Region& out) {
   return bytes;
 }
 
-NodeProgram build_node_program(const Model& model, const LayerRegions& regions, int node) {
+NodeProgram build_node_program(const Model& model, const LayerRegions& regions, int node,
+                               bool via_coordinator) {
   const int count = static_cast<int>(model.layers.size());
   const int nodes = static_cast<int>(regions[0].size());
   NodeProgram program;
@@ -150,7 +165,7 @@ NodeProgram build_node_program(const Model& model, const LayerRegions& regions, 
       for (int k = 1; k <= nodes; ++k) needed[k] = needed_region(model, layer, slot, owned(i, k));
       InputSlot input;
       input.needed = needed[node];
-      if (model.layers[source].op == Op::input) {
+      if (model.layers[source].op == Op::input || via_coordinator) {
         if (!input.needed.empty()) input.receives.push_back({0, input.needed});
       } else {
         const Region& stored = owned(source, node);
@@ -172,6 +187,12 @@ NodeProgram build_node_program(const Model& model, const LayerRegions& regions, 
       step.inputs.push_back(std::move(input));
     }
   }
+  for (int i = 0; i < count;
+       ++i) {  // relay: every computed region but the output's goes to the coordinator
+    LayerStep& step = program.layers[i];
+    step.to_coordinator = via_coordinator && i != model.output && !step.out.empty();
+    if (step.to_coordinator) program.bytes_sent += step.out.bytes();
+  }
   program.bytes_sent += program.layers[model.output].out.bytes();  // the output to the coordinator
   program.neighbours.assign(neighbours.begin(), neighbours.end());
 
@@ -184,7 +205,8 @@ NodeProgram build_node_program(const Model& model, const LayerRegions& regions, 
     for (size_t slot = 0; slot < model.layers[i].inputs.size(); ++slot) {
       const InputSlot& input = program.layers[i].inputs[slot];
       const int source = model.layers[i].inputs[slot];
-      const bool reads_own = !input.needed.intersect(owned(source, node)).empty();
+      const bool reads_own =
+          !via_coordinator && !input.needed.intersect(owned(source, node)).empty();
       if (reads_own || !input.sends.empty()) last_use[source] = std::max(last_use[source], i);
     }
   const auto read_after = [&](int buffer, int i) {

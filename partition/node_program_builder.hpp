@@ -22,6 +22,10 @@ Region needed_region(const Model& model, const Layer& layer, int slot, const Reg
 // Bytes of the weight slice a node holds for `layer` when computing `out`.
 uint64_t weight_slice_bytes(const Layer& layer, const Region& out);
 
-NodeProgram build_node_program(const Model& model, const LayerRegions& regions, int node);
+// With `via_coordinator` (the relay baseline), nodes exchange nothing
+// directly: every computed region goes to the coordinator, and every input a
+// node needs comes whole from it, its own part included.
+NodeProgram build_node_program(const Model& model, const LayerRegions& regions, int node,
+                               bool via_coordinator = false);
 
 }  // namespace splitinfer

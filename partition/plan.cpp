@@ -56,14 +56,21 @@ Plan make_plan(const Model& model, const PlanOptions& options) {
   } else if (plan.strategy == "channel") {
     if (!options.grid.empty()) throw Error("--grid applies to the spatial strategy only");
     plan.regions = channel_regions(model, plan.nodes);
+  } else if (plan.strategy == "relay") {
+    // Split_inference_microcontrollers' scheme, the baseline: each node
+    // computes a contiguous run of every layer's flattened output (a channel
+    // range), and all traffic goes through the coordinator.
+    if (!options.grid.empty()) throw Error("--grid applies to the spatial strategy only");
+    plan.regions = channel_regions(model, plan.nodes);
+    plan.via_coordinator = true;
   } else {
     throw Error("strategy '" + plan.strategy +
-                "' is not available in this version (spatial, channel)");
+                "' is not available in this version (spatial, channel, relay)");
   }
 
   uint64_t largest_peak = 0, largest_flash = 0;
   for (int k = 1; k <= plan.nodes; ++k) {
-    const NodeProgram program = build_node_program(model, plan.regions, k);
+    const NodeProgram program = build_node_program(model, plan.regions, k, plan.via_coordinator);
     NodePlan node;
     node.node = k;
     for (size_t i = 0; i < model.layers.size(); ++i)

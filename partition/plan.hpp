@@ -23,6 +23,7 @@ struct Plan {
   int nodes = 1;
   std::string strategy = "spatial";
   int grid_rows = 1, grid_cols = 1;  // spatial
+  bool via_coordinator = false;      // relay: every piece goes through rank 0
   std::string plan_id;               // ties the node files to this plan
   uint64_t ram_cap_bytes = ArenaLayout::kUnlimited;
   uint64_t flash_cap_bytes = ArenaLayout::kUnlimited;

@@ -88,6 +88,7 @@ void Executor::run(Arena& arena, Exchange& exchange,
       compute(static_cast<int>(i), inputs, out, weights, scratch);
     }
     for (void* memory : transient) arena.release(memory);
+    if (step.to_coordinator) exchange.to_coordinator(static_cast<int>(i), outputs[i]);
     if (on_layer && !step.out.empty()) on_layer(static_cast<int>(i), outputs[i]);
     for (int buffer : step.released_after) arena.release(buffers[buffer]);
   }

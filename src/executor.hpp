@@ -26,6 +26,9 @@ class Exchange {
   // when the slot is read in place).
   virtual void exchange(int layer_index, int slot, const InputSlot& input, const float* stored,
                         const Region& stored_region, float* tile) = 0;
+  // Sends this node's computed region of a layer to the coordinator (steps
+  // with `to_coordinator`: the relay baseline).
+  virtual void to_coordinator(int layer_index, const Tensor& out) = 0;
 };
 
 class Executor {

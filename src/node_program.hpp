@@ -33,6 +33,7 @@ struct LayerStep {
   int out_buffer = -1;              // buffer holding `out`
   uint64_t out_offset = 0;          // bytes into it (views)
   bool allocates_out = false;       // false: a view of, or written over, an input's buffer
+  bool to_coordinator = false;      // send `out` to the coordinator after computing it (relay)
   uint64_t weight_bytes = 0;        // this node's weight slice of the layer, streamed from flash
   uint64_t scratch_bytes = 0;       // kernel scratch
   std::vector<int> released_after;  // buffers whose last use is this layer

@@ -11,7 +11,7 @@
 
 namespace splitinfer {
 
-enum Tag : int { kInputTag = 1, kOutputTag, kDumpTag, kStatsTag };
+enum Tag : int { kInputTag = 1, kOutputTag, kDumpTag, kStatsTag, kRelayTag };
 
 // An MPI datatype selecting `piece` inside a tile holding `holder`, so pieces
 // move straight from a node's stored region into another's tile, with no
@@ -37,6 +37,7 @@ class MpiExchange : public Exchange {
 
   void exchange(int layer_index, int slot, const InputSlot& input, const float* stored,
                 const Region& stored_region, float* tile) override;
+  void to_coordinator(int layer_index, const Tensor& out) override;
 
   uint64_t bytes_sent = 0, bytes_received = 0;
 

@@ -133,43 +133,55 @@ void run_node(int rank, const RunOptions& options, Setup& setup, MPI_Comm node_c
   send_text(stats.dump(), 0, kStatsTag);
 }
 
-// One inference as the coordinator sees it: send every node the pieces of the
-// input it needs, collect the dumped layers and the output.
+// One inference as the coordinator sees it, layer by layer in the nodes'
+// order: send every node the pieces it needs from the coordinator (the input;
+// in relay plans every input), receive what nodes relay to it, collect dumps
+// and the output.
 void coordinate(const Setup& setup, const std::vector<NodeProgram>& programs,
                 const std::vector<float>& input, std::vector<float>& output,
                 std::vector<std::vector<float>>* dumps) {
   const Model& model = setup.model;
-  const Region whole_input = Region::whole(model.layers[0].output_shape);
+  std::vector<std::vector<float>> maps(model.layers.size());  // whole maps the coordinator holds
+  maps[0] = input;
   std::vector<MPI_Request> requests;
   std::vector<std::unique_ptr<PieceType>> types;
-  for (size_t i = 0; i < model.layers.size(); ++i)
-    for (const NodeProgram& program : programs)
-      for (const InputSlot& slot : program.layers[i].inputs)
-        for (const Transfer& piece : slot.receives)
-          if (piece.peer == 0) {
-            types.push_back(std::make_unique<PieceType>(whole_input, piece.region));
-            requests.emplace_back();
-            MPI_Isend(input.data(), 1, types.back()->get(), program.node, kInputTag, MPI_COMM_WORLD,
-                      &requests.back());
-          }
-  const auto gather = [&](int layer_index, float* whole, int tag) {
+  const auto gather = [&](int layer_index, float* whole, int tag, bool relayed_only) {
     const Shape& shape = model.layers[layer_index].output_shape;
     for (const NodeProgram& program : programs) {
-      const Region& region = program.layers[layer_index].out;
-      if (region.empty()) continue;
-      PieceType type(Region::whole(shape), region);
+      const LayerStep& step = program.layers[layer_index];
+      if (step.out.empty() || (relayed_only && !step.to_coordinator)) continue;
+      PieceType type(Region::whole(shape), step.out);
       MPI_Recv(whole, 1, type.get(), program.node, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
     }
   };
-  if (dumps) {
-    dumps->assign(model.layers.size(), {});
-    for (size_t i = 1; i < model.layers.size(); ++i) {
-      (*dumps)[i].resize(model.layers[i].output_shape.elements());
-      gather(static_cast<int>(i), (*dumps)[i].data(), kDumpTag);
+  if (dumps) dumps->assign(model.layers.size(), {});
+  for (size_t i = 1; i < model.layers.size(); ++i) {
+    const Layer& layer = model.layers[i];
+    for (const NodeProgram& program : programs)
+      for (size_t slot = 0; slot < layer.inputs.size(); ++slot)
+        for (const Transfer& piece : program.layers[i].inputs[slot].receives) {
+          if (piece.peer != 0) continue;
+          const int source = layer.inputs[slot];
+          types.push_back(std::make_unique<PieceType>(
+              Region::whole(model.layers[source].output_shape), piece.region));
+          requests.emplace_back();
+          MPI_Isend(maps[source].data(), 1, types.back()->get(), program.node, kInputTag,
+                    MPI_COMM_WORLD, &requests.back());
+        }
+    const bool relayed =
+        std::any_of(programs.begin(), programs.end(),
+                    [&](const NodeProgram& program) { return program.layers[i].to_coordinator; });
+    if (relayed) {
+      maps[i].resize(layer.output_shape.elements());
+      gather(static_cast<int>(i), maps[i].data(), kRelayTag, true);
     }
-    (*dumps)[0] = input;
+    if (dumps) {
+      (*dumps)[i].resize(layer.output_shape.elements());
+      gather(static_cast<int>(i), (*dumps)[i].data(), kDumpTag, false);
+    }
   }
-  gather(model.output, output.data(), kOutputTag);
+  if (dumps) (*dumps)[0] = input;
+  gather(model.output, output.data(), kOutputTag, false);
   MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE);
 }
 
@@ -205,7 +217,23 @@ void print_summary(const Model& model, const std::vector<float>& output,
 
 }  // namespace
 
+int run_agreed(const RunOptions& options);
+
 int run_command(const RunOptions& options) {
+  // Rank 0's options govern what the nodes do (dumps, repeats, caps, kernels),
+  // so ranks started with different arguments still follow one protocol.
+  RunOptions agreed = options;
+  int flags[3] = {options.repeat, options.dump_layers, options.reference_kernels};
+  MPI_Bcast(flags, 3, MPI_INT, 0, MPI_COMM_WORLD);
+  agreed.repeat = flags[0], agreed.dump_layers = flags[1], agreed.reference_kernels = flags[2];
+  int ram_length = static_cast<int>(options.ram.size());
+  MPI_Bcast(&ram_length, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  agreed.ram.resize(ram_length);
+  MPI_Bcast(agreed.ram.data(), ram_length, MPI_CHAR, 0, MPI_COMM_WORLD);
+  return run_agreed(agreed);
+}
+
+int run_agreed(const RunOptions& options) {
   int rank = 0, world = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &world);
@@ -233,7 +261,8 @@ int run_command(const RunOptions& options) {
           return;
         }
         read_node_weights(options.plan_dir, rank, setup.plan, setup.model);
-        setup.program = build_node_program(setup.model, setup.plan.regions, rank);
+        setup.program =
+            build_node_program(setup.model, setup.plan.regions, rank, setup.plan.via_coordinator);
         const std::string label = "node " + std::to_string(rank);
         ArenaLayout layout(setup.ram_cap);
         try {
@@ -260,7 +289,8 @@ int run_command(const RunOptions& options) {
   const Model& model = setup.model;
   std::vector<NodeProgram> programs;
   for (int node = 1; node <= setup.plan.nodes; ++node)
-    programs.push_back(build_node_program(model, setup.plan.regions, node));
+    programs.push_back(
+        build_node_program(model, setup.plan.regions, node, setup.plan.via_coordinator));
   std::vector<float> output(model.layers[model.output].output_shape.elements());
   std::vector<std::vector<float>> dumps;
   std::vector<double> times;

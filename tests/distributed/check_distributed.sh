@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# check_distributed.sh LABEL MODEL SHAPE CONFIGS [export options...]
+# Exports MODEL (seeded random weights) and runs it on one node, then under
+# every configuration in CONFIGS (comma-separated STRATEGY:NODES[:RxC], e.g.
+# "spatial:4,spatial:4:2x2,channel:3"). Each distributed run must equal the
+# one-node run bit for bit (output and every layer), and each node's measured
+# peak RAM and bytes equal the plan's prediction. In every distributed run
+# all node files but the node's own are first replaced by garbage, proving a
+# node opens only plan.h5 and its own node_K.h5.
+set -euo pipefail
+source "$(dirname "$0")/../../jobs/lib/common.sh"
+label=$1 model=$2 shape=$3 configs=$4
+shift 4
+work=$SPLITINFER_BUILD/tests/work/distributed_$label
+rm -rf "$work" && mkdir -p "$work"
+cd "$work"
+splitinfer=$SPLITINFER_BUILD/splitinfer
+
+$PYTHON "$SPLITINFER_ROOT/models/make_input.py" --shape "$shape" --seed 2 --out input.h5
+$PYTHON "$SPLITINFER_ROOT/models/export_torch.py" --model "$model" --input-shape "$shape" "$@" --out model.h5
+"$splitinfer" plan model.h5 --nodes 1 -o plan_1 >/dev/null
+splitinfer_mpirun 2 run plan_1 --input input.h5 --output one.h5 --dump-layers >/dev/null
+
+IFS=, read -ra entries <<<"$configs"
+for entry in "${entries[@]}"; do
+  IFS=: read -r strategy nodes grid <<<"$entry"
+  name=${strategy}_${nodes}${grid:+_$grid}
+  options=(--nodes "$nodes" --strategy "$strategy")
+  [ -n "$grid" ] && options+=(--grid "$grid")
+  "$splitinfer" plan model.h5 "${options[@]}" -o "plan_$name" >/dev/null
+  # Every node sees garbage in place of the other nodes' files.
+  for k in $(seq 1 "$nodes"); do
+    mkdir -p "plan_${name}_as_$k"
+    for file in "plan_$name"/*.h5; do
+      base=$(basename "$file")
+      if [ "$base" = plan.h5 ] || [ "$base" = "node_$k.h5" ]; then ln -sf "$PWD/$file" "plan_${name}_as_$k/$base"
+      else echo "not this node's file" >"plan_${name}_as_$k/$base"; fi
+    done
+  done
+  # Each rank gets the directory where only its own node file is real.
+  appfile=app_$name
+  : >"$appfile"
+  echo "-np 1 $splitinfer run plan_$name --input input.h5 --output $name.h5 --dump-layers --stats $name.json" >>"$appfile"
+  for k in $(seq 1 "$nodes"); do echo "-np 1 $splitinfer run plan_${name}_as_$k --input none.h5" >>"$appfile"; done
+  mpirun --quiet --oversubscribe --app "$appfile" >/dev/null
+  printf '%-22s ' "$name"
+  $PYTHON "$SPLITINFER_ROOT/tests/distributed/compare_bitwise.py" one.h5 "$name.h5"
+  $PYTHON "$SPLITINFER_ROOT/tests/check_stats.py" "$name.json" >/dev/null || $PYTHON "$SPLITINFER_ROOT/tests/check_stats.py" "$name.json"
+done
