@@ -314,8 +314,26 @@ int run_agreed(const RunOptions& options) {
     stats["repeat"] = options.repeat;
     stats["host_seconds_median"] = median(times);
   }
-  for (int node = 1; node <= setup.plan.nodes; ++node)
+  // The coordinator's own traffic: the input pieces (every relayed piece in
+  // relay plans) it sends, the outputs (and relayed regions) it receives.
+  uint64_t coordinator_sent = 0, coordinator_received = 0, total_moved = 0;
+  for (const NodeProgram& program : programs)
+    for (size_t i = 0; i < model.layers.size(); ++i) {
+      const LayerStep& step = program.layers[i];
+      for (const InputSlot& slot : step.inputs)
+        for (const Transfer& piece : slot.receives)
+          if (piece.peer == 0) coordinator_sent += piece.region.bytes();
+      if (step.to_coordinator || static_cast<int>(i) == model.output)
+        coordinator_received += step.out.bytes();
+    }
+  stats["coordinator"] = {{"bytes_sent", coordinator_sent},
+                          {"bytes_received", coordinator_received}};
+  total_moved = coordinator_sent;
+  for (int node = 1; node <= setup.plan.nodes; ++node) {
     stats["nodes"].push_back(nlohmann::json::parse(receive_text(node, kStatsTag)));
+    total_moved += stats["nodes"].back()["bytes_sent"].get<uint64_t>();
+  }
+  stats["total_bytes_moved"] = total_moved;  // every byte sent by any rank, once
 
   if (!options.output_path.empty()) {
     OutputFile file(options.output_path);
