@@ -1,21 +1,38 @@
-// The memory schedule: what the planner predicts by replaying it over an
-// ArenaLayout must be what the Executor measures over a real Arena, byte for
-// byte; in-place and view layers take no memory; a cap one byte below the
-// predicted peak fails on the layer that reaches it. And the Executor, with
-// its buffers shared and reused, computes what the kernels compute on buffers
-// of their own.
-#include "memory_schedule.hpp"
+// Node programs as the Executor runs them.
+//
+// One node (build_node_program(model, spatial_regions(model, 1, 1), 1)):
+// what the planner predicts by replaying the program over an ArenaLayout must
+// be what the Executor measures over a real Arena, byte for byte; in-place and
+// view layers take no memory; a cap one byte below the predicted peak fails on
+// the layer that reaches it, with the same words in replay and run; and the
+// Executor, with its buffers shared and reused, computes what the kernels
+// compute on buffers of their own.
+//
+// Several nodes, each an Executor on a thread of its own, exchanging through
+// shared memory: every layer gathered from the nodes' regions equals the
+// one-node run bit for bit (design invariant 2), and every node's measured
+// peak and traffic equal its program's (invariant 4).
+#include "node_program.hpp"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <barrier>
+#include <cstdlib>
+#include <limits>
+#include <memory>
 #include <ostream>
 #include <string>
+#include <thread>
+#include <tuple>
 #include <vector>
 
 #include "error.hpp"
 #include "executor.hpp"
 #include "format.hpp"
+#include "model_builder.hpp"
+#include "node_program_builder.hpp"
 #include "ops/activation.hpp"
 #include "ops/batchnorm.hpp"
 #include "ops/channels.hpp"
@@ -24,165 +41,21 @@
 #include "ops/linear.hpp"
 #include "ops/pool.hpp"
 #include "ops/upsample.hpp"
+#include "strategies.hpp"
 #include "test_util.hpp"
 
 namespace splitinfer {
 namespace {
 
+using testing::conv_params;
+using testing::ModelBuilder;
 using testing::nchw;
 using testing::OwnedTensor;
+using testing::pool_params;
 
-const char* const kNode = "node 0";
+const char* const kNode = "node 1";
 
-// ---- building models by hand ----
-
-Conv2dParams conv_params(int64_t kernel, int64_t stride, int64_t pad, int64_t groups = 1) {
-  Conv2dParams p;
-  p.kernel_h = p.kernel_w = kernel;
-  p.stride_h = p.stride_w = stride;
-  p.pad_h = p.pad_w = pad;
-  p.groups = groups;
-  return p;
-}
-
-PoolParams pool_params(int64_t kernel, int64_t stride, int64_t pad, bool ceil_mode = false) {
-  PoolParams p;
-  p.kernel_h = p.kernel_w = kernel;
-  p.stride_h = p.stride_w = stride;
-  p.pad_h = p.pad_w = pad;
-  p.ceil_mode = ceil_mode;
-  return p;
-}
-
-// Appends layers with their output shapes and seeded random weights;
-// finish() validates the model with its weights, as loading a file does.
-class ModelBuilder {
- public:
-  explicit ModelBuilder(const Shape& input_shape) {
-    model_.name = "hand-built";
-    model_.meta.input_shape = input_shape;
-    Layer input;
-    input.name = "input";
-    input.output_shape = input_shape;
-    model_.layers.push_back(input);
-  }
-
-  const Shape& shape(const std::string& name) const {
-    const int index = model_.find(name);
-    EXPECT_GE(index, 0) << name;
-    return model_.layers.at(index).output_shape;
-  }
-
-  void unary(const std::string& name, Op op, const std::string& input) {
-    add(name, op, {input}, shape(input));
-  }
-
-  void conv(const std::string& name, const std::string& input, int64_t out_c, const Conv2dParams& p,
-            bool bias = true) {
-    const Shape in = shape(input);
-    Layer& layer =
-        add(name, Op::conv2d, {input},
-            nchw(1, out_c, window_output_size(in.h, p.kernel_h, p.stride_h, p.pad_h, p.dilation_h),
-                 window_output_size(in.w, p.kernel_w, p.stride_w, p.pad_w, p.dilation_w)));
-    layer.conv = p;
-    layer.weights["weight"] = random_blob({out_c, in.c / p.groups, p.kernel_h, p.kernel_w});
-    if (bias) layer.weights["bias"] = random_blob({out_c});
-  }
-
-  void pool(const std::string& name, Op op, const std::string& input, const PoolParams& p) {
-    const Shape in = shape(input);
-    Layer& layer =
-        add(name, op, {input},
-            nchw(1, in.c, pool_output_size(in.h, p.kernel_h, p.stride_h, p.pad_h, 1, p.ceil_mode),
-                 pool_output_size(in.w, p.kernel_w, p.stride_w, p.pad_w, 1, p.ceil_mode)));
-    layer.pool = p;
-  }
-
-  void global_avgpool(const std::string& name, const std::string& input) {
-    add(name, Op::global_avgpool, {input}, nchw(1, shape(input).c, 1, 1));
-  }
-
-  void batchnorm(const std::string& name, const std::string& input) {
-    const int64_t channels = shape(input).c;
-    Layer& layer = add(name, Op::batchnorm, {input}, shape(input));
-    layer.weights["gamma"] = random_blob({channels}, 0.5f, 1.5f);
-    layer.weights["beta"] = random_blob({channels});
-    layer.weights["running_mean"] = random_blob({channels});
-    layer.weights["running_var"] = random_blob({channels}, 0.5f, 2.0f);
-  }
-
-  void binary(const std::string& name, Op op, const std::string& a, const std::string& b) {
-    const Shape shape_a = shape(a), shape_b = shape(b);
-    add(name, op, {a, b}, shape_a.elements() >= shape_b.elements() ? shape_a : shape_b);
-  }
-
-  void concat(const std::string& name, const std::vector<std::string>& inputs) {
-    Shape out = shape(inputs[0]);
-    out.c = 0;
-    for (const std::string& input : inputs) out.c += shape(input).c;
-    add(name, Op::concat, inputs, out);
-  }
-
-  void slice(const std::string& name, const std::string& input, int64_t start, int64_t stop) {
-    Shape out = shape(input);
-    out.c = stop - start;
-    Layer& layer = add(name, Op::slice, {input}, out);
-    layer.slice_start = start;
-    layer.slice_stop = stop;
-  }
-
-  void channel_shuffle(const std::string& name, const std::string& input, int64_t groups) {
-    add(name, Op::channel_shuffle, {input}, shape(input)).shuffle_groups = groups;
-  }
-
-  void upsample(const std::string& name, const std::string& input, int64_t scale) {
-    const Shape in = shape(input);
-    Layer& layer =
-        add(name, Op::upsample_nearest, {input}, nchw(1, in.c, in.h * scale, in.w * scale));
-    layer.scale_h = layer.scale_w = scale;
-  }
-
-  void flatten(const std::string& name, const std::string& input) {
-    add(name, Op::flatten, {input}, Shape{1, shape(input).elements(), 1, 1, 2});
-  }
-
-  void linear(const std::string& name, const std::string& input, int64_t outputs) {
-    const int64_t inputs = shape(input).c;
-    Layer& layer = add(name, Op::linear, {input}, Shape{1, outputs, 1, 1, 2});
-    layer.weights["weight"] = random_blob({outputs, inputs});
-    layer.weights["bias"] = random_blob({outputs});
-  }
-
-  Model finish(const std::string& output) {
-    model_.output = model_.find(output);
-    validate(model_, true);
-    return std::move(model_);
-  }
-
- private:
-  Layer& add(const std::string& name, Op op, const std::vector<std::string>& inputs,
-             const Shape& out) {
-    Layer layer;
-    layer.name = name;
-    layer.op = op;
-    layer.input_names = inputs;
-    layer.output_shape = out;
-    model_.layers.push_back(std::move(layer));
-    return model_.layers.back();
-  }
-
-  Blob random_blob(const std::vector<int64_t>& dims, float low = -1.0f, float high = 1.0f) {
-    Blob blob;
-    blob.dims = dims;
-    int64_t count = 1;
-    for (int64_t extent : dims) count *= extent;
-    blob.values = testing::random_values(static_cast<size_t>(count), ++seed_, low, high);
-    return blob;
-  }
-
-  Model model_;
-  uint32_t seed_ = 100;
-};
+// ---- the graphs ----
 
 // input [1,3,8,8] -> conv1 (4, 3x3, pad 1) -> relu1 -> conv2 (2, 3x3, pad 1)
 Model chain_model() {
@@ -251,6 +124,39 @@ Model squeeze_excite_model() {
   b.unary("leaky", Op::leaky_relu, "up");
   b.unary("out", Op::sigmoid, "leaky");
   return b.finish("out");
+}
+
+// Strided grouped and dilated depthwise convolutions, a residual add, both
+// pools, a concat, a stride-3 convolution and a classifier; odd map sizes so
+// that tiles are uneven.
+Model strided_groups_model() {
+  ModelBuilder b(nchw(1, 4, 13, 11));
+  b.conv("conv_s2", "input", 8, conv_params(3, 2, 1, 2));  // 7x6, 2 groups
+  b.unary("relu", Op::relu, "conv_s2");
+  b.conv("dilated", "relu", 8, conv_params(3, 1, 2, 8, 2));  // 7x6, depthwise, dilation 2
+  b.binary("residual", Op::add, "dilated", "relu");          // 7x6
+  b.pool("maxpool", Op::maxpool, "residual", pool_params(3, 2, 1, true));  // 4x4
+  b.conv("branch", "maxpool", 4, conv_params(1, 1, 0));                    // 4x4
+  b.pool("avgpool", Op::avgpool, "maxpool", pool_params(3, 1, 1));         // 4x4
+  b.concat("joined", {"branch", "avgpool"});                               // 12 channels
+  b.conv("conv_s3", "joined", 6, conv_params(3, 3, 1));                    // 2x2
+  b.flatten("flatten", "conv_s3");                                         // [1, 24]
+  b.linear("fc", "flatten", 5);
+  return b.finish("fc");
+}
+
+// Padding beyond the kernel's reach (PyTorch allows it for conv2d): the
+// outer rows and columns of conv_pad2 read only padding; then a dilated
+// convolution and a dilated max pool, whose windows skip rows.
+Model over_padded_model() {
+  ModelBuilder b(nchw(1, 2, 6, 5));
+  b.conv("conv_pad2", "input", 4, conv_params(1, 1, 2));     // 10x9
+  b.unary("relu", Op::relu, "conv_pad2");                    // 10x9
+  b.conv("dilated", "relu", 4, conv_params(3, 1, 1, 1, 2));  // 8x7
+  PoolParams pool = pool_params(2, 2, 1);
+  pool.dilation_h = pool.dilation_w = 2;
+  b.pool("maxpool", Op::maxpool, "dilated", pool);  // 4x4
+  return b.finish("maxpool");
 }
 
 // ---- the kernels on buffers of their own: what the Executor must reproduce ----
@@ -325,7 +231,7 @@ std::vector<OwnedTensor> evaluate_separately(const Model& model, const std::vect
         slice_channels(in(0), layer.slice_start, out.tensor);
         break;
       case Op::channel_shuffle:
-        channel_shuffle(in(0), layer.shuffle_groups, out.tensor);
+        channel_shuffle(in(0), 0, layer.shuffle_groups, in(0).shape.c, out.tensor, 0);
         break;
       case Op::flatten:
         std::copy(in(0).f32(), in(0).f32() + in(0).shape.elements(), out.values.begin());
@@ -351,28 +257,71 @@ std::vector<OwnedTensor> evaluate_separately(const Model& model, const std::vect
   return outputs;
 }
 
-// ---- running the Executor over a real Arena ----
+// ---- one node over a real Arena ----
+
+// The coordinator's side for a node: the pieces of the input it needs, cut
+// out of the whole input.
+void receive_input(const Model& model, const std::vector<float>& input, const InputSlot& slot,
+                   float* tile, uint64_t& bytes_received) {
+  const Region whole_input = Region::whole(model.layers[0].output_shape);
+  for (const Transfer& piece : slot.receives) {
+    if (piece.peer != 0) continue;
+    EXPECT_TRUE(slot.needed.contains(piece.region) && whole_input.contains(piece.region))
+        << piece.region.str();
+    copy_region(input.data(), whole_input, tile, slot.needed, piece.region);
+    bytes_received += piece.region.bytes();
+  }
+}
+
+// A lone node's exchange: it only ever receives the input.
+class InputExchange : public Exchange {
+ public:
+  InputExchange(const Model& model, const std::vector<float>& input)
+      : model_(model), input_(input) {}
+
+  void exchange(int layer_index, int, const InputSlot& slot, const float*, const Region&,
+                float* tile) override {
+    for (const Transfer& piece : slot.receives) EXPECT_EQ(piece.peer, 0) << "layer " << layer_index;
+    EXPECT_TRUE(slot.sends.empty()) << "layer " << layer_index;
+    EXPECT_FALSE(slot.exchange) << "layer " << layer_index;
+    receive_input(model_, input_, slot, tile, bytes_received);
+  }
+  // The relay baseline's route, which no program here takes.
+  void to_coordinator(int layer_index, const Tensor&) override {
+    ADD_FAILURE() << "layer " << layer_index << " sent to the coordinator";
+  }
+
+  uint64_t bytes_received = 0;
+
+ private:
+  const Model& model_;
+  const std::vector<float>& input_;
+};
+
+NodeProgram one_node_program(const Model& model) {
+  return build_node_program(model, spatial_regions(model, 1, 1), 1);
+}
 
 struct ExecutorRun {
   std::vector<std::vector<float>> layer_outputs;  // as on_layer saw them
+  std::vector<int> reported;                      // layers on_layer saw, in order
   std::vector<float> output;
   uint64_t peak_bytes = 0;
   uint64_t bytes_in_use_after = 0;
+  uint64_t bytes_received = 0;
 };
 
 ExecutorRun run_executor(const Model& model, Kernels kernels, const std::vector<float>& input,
                          uint64_t cap = ArenaLayout::kUnlimited) {
-  const Executor executor(model, kNode, kernels);
+  const Executor executor(model, one_node_program(model), kNode, kernels);
   Arena arena(cap);
+  InputExchange exchange(model, input);
   ExecutorRun run;
   run.layer_outputs.resize(model.layers.size());
   executor.run(
-      arena,
-      [&](Tensor& tensor) {
-        ASSERT_EQ(tensor.shape.elements(), static_cast<int64_t>(input.size()));
-        std::copy(input.begin(), input.end(), tensor.f32());
-      },
+      arena, exchange,
       [&](int index, const Tensor& tensor) {
+        run.reported.push_back(index);
         run.layer_outputs.at(index).assign(tensor.f32(), tensor.f32() + tensor.shape.elements());
       },
       [&](const Tensor& tensor) {
@@ -380,12 +329,13 @@ ExecutorRun run_executor(const Model& model, Kernels kernels, const std::vector<
       });
   run.peak_bytes = arena.layout().peak_bytes();
   run.bytes_in_use_after = arena.layout().bytes_in_use();
+  run.bytes_received = exchange.bytes_received;
   return run;
 }
 
 uint64_t predicted_peak(const Model& model) {
   ArenaLayout layout;
-  return replay_memory(model, schedule_memory(model), layout, kNode);
+  return replay_memory(model, one_node_program(model), layout, kNode);
 }
 
 std::vector<float> model_input(const Model& model) {
@@ -393,7 +343,7 @@ std::vector<float> model_input(const Model& model) {
                                 -2.0f, 2.0f);
 }
 
-// ---- every graph ----
+// ---- every graph on one node ----
 
 struct GraphCase {
   const char* name;
@@ -401,6 +351,14 @@ struct GraphCase {
 };
 
 void PrintTo(const GraphCase& c, std::ostream* os) { *os << c.name; }
+
+const GraphCase kGraphs[] = {{"chain", chain_model},
+                             {"residual", residual_model},
+                             {"slice_concat", slice_concat_model},
+                             {"classifier", classifier_model},
+                             {"squeeze_excite", squeeze_excite_model},
+                             {"strided_groups", strided_groups_model},
+                             {"over_padded", over_padded_model}};
 
 class EveryGraph : public ::testing::TestWithParam<GraphCase> {};
 
@@ -420,11 +378,30 @@ TEST_P(EveryGraph, ArenaIsEmptyAfterRun) {
 
 TEST_P(EveryGraph, ReplayLeavesOnlyTheOutputBuffer) {
   const Model model = GetParam().build();
-  const MemorySchedule schedule = schedule_memory(model);
+  const NodeProgram program = one_node_program(model);
   ArenaLayout layout;
-  replay_memory(model, schedule, layout, kNode);
-  const int output_buffer = schedule.layers[model.output].output_buffer;
-  EXPECT_EQ(layout.bytes_in_use(), ArenaLayout::rounded(schedule.buffer_bytes[output_buffer]));
+  replay_memory(model, program, layout, kNode);
+  const int output_buffer = program.layers[model.output].out_buffer;
+  ASSERT_GE(output_buffer, 0);
+  EXPECT_EQ(layout.bytes_in_use(), ArenaLayout::rounded(program.buffer_bytes[output_buffer]));
+}
+
+// The lone node computes every layer but the input whole, receives exactly
+// the input from the coordinator and sends exactly the output back.
+TEST_P(EveryGraph, OneNodeComputesEveryLayerWholeAndMovesOnlyInputAndOutput) {
+  const Model model = GetParam().build();
+  const NodeProgram program = one_node_program(model);
+  ASSERT_EQ(program.layers.size(), model.layers.size());
+  EXPECT_TRUE(program.layers[0].out.empty());
+  for (size_t i = 1; i < model.layers.size(); ++i)
+    EXPECT_EQ(program.layers[i].out, Region::whole(model.layers[i].output_shape))
+        << model.layers[i].name;
+  const uint64_t input_bytes = Region::whole(model.layers[0].output_shape).bytes();
+  const uint64_t output_bytes = Region::whole(model.layers[model.output].output_shape).bytes();
+  EXPECT_EQ(program.bytes_received, input_bytes);
+  EXPECT_EQ(program.bytes_sent, output_bytes);
+  EXPECT_TRUE(program.neighbours.empty());
+  EXPECT_EQ(run_executor(model, Kernels::fast, model_input(model)).bytes_received, input_bytes);
 }
 
 TEST_P(EveryGraph, ReferenceExecutorEqualsKernelsOnSeparateBuffersBitForBit) {
@@ -432,7 +409,11 @@ TEST_P(EveryGraph, ReferenceExecutorEqualsKernelsOnSeparateBuffersBitForBit) {
   const std::vector<float> input = model_input(model);
   const std::vector<OwnedTensor> expected = evaluate_separately(model, input);
   const ExecutorRun run = run_executor(model, Kernels::reference, input);
-  for (size_t i = 0; i < model.layers.size(); ++i)
+  // Every layer but the input (the coordinator's) is reported, in order.
+  std::vector<int> every_computed_layer;
+  for (int i = 1; i < static_cast<int>(model.layers.size()); ++i) every_computed_layer.push_back(i);
+  EXPECT_EQ(run.reported, every_computed_layer);
+  for (size_t i = 1; i < model.layers.size(); ++i)
     EXPECT_TRUE(testing::bitwise_equal(expected[i].values, run.layer_outputs[i]))
         << "layer '" << model.layers[i].name << "'";
   EXPECT_TRUE(testing::bitwise_equal(expected[model.output].values, run.output));
@@ -443,7 +424,7 @@ TEST_P(EveryGraph, FastAndReferenceExecutorsAgreeWithin1e5) {
   const std::vector<float> input = model_input(model);
   const ExecutorRun reference = run_executor(model, Kernels::reference, input);
   const ExecutorRun fast = run_executor(model, Kernels::fast, input);
-  for (size_t i = 0; i < model.layers.size(); ++i)
+  for (size_t i = 1; i < model.layers.size(); ++i)
     EXPECT_TRUE(testing::close_relative(reference.layer_outputs[i], fast.layer_outputs[i], 1e-5f))
         << "layer '" << model.layers[i].name << "'";
   EXPECT_TRUE(testing::close_relative(reference.output, fast.output, 1e-5f));
@@ -451,23 +432,23 @@ TEST_P(EveryGraph, FastAndReferenceExecutorsAgreeWithin1e5) {
 
 TEST_P(EveryGraph, CapOneByteBelowThePeakFailsNamingTheLayer) {
   const Model model = GetParam().build();
-  const MemorySchedule schedule = schedule_memory(model);
+  const NodeProgram program = one_node_program(model);
   const uint64_t peak = predicted_peak(model);
 
   ArenaLayout exact(peak);
-  EXPECT_EQ(replay_memory(model, schedule, exact, kNode), peak);
+  EXPECT_EQ(replay_memory(model, program, exact, kNode), peak);
   EXPECT_NO_THROW(run_executor(model, Kernels::fast, model_input(model), peak));
 
   std::string replay_message, executor_message;
   ArenaLayout short_by_one(peak - 1);
   try {
-    replay_memory(model, schedule, short_by_one, kNode);
+    replay_memory(model, program, short_by_one, kNode);
   } catch (const Error& error) {
     replay_message = error.what();
   }
   ASSERT_FALSE(replay_message.empty()) << "replay_memory fitted in " << peak - 1 << " bytes";
-  EXPECT_NE(replay_message.find(kNode), std::string::npos) << replay_message;
-  EXPECT_NE(replay_message.find(", layer '"), std::string::npos) << replay_message;
+  EXPECT_NE(replay_message.find(std::string(kNode) + ", layer '"), std::string::npos)
+      << replay_message;
   EXPECT_NE(replay_message.find(format_bytes(peak - 1)), std::string::npos) << replay_message;
   try {
     run_executor(model, Kernels::fast, model_input(model), peak - 1);
@@ -478,27 +459,24 @@ TEST_P(EveryGraph, CapOneByteBelowThePeakFailsNamingTheLayer) {
   EXPECT_EQ(executor_message, replay_message);
 }
 
-INSTANTIATE_TEST_SUITE_P(Graphs, EveryGraph,
-                         ::testing::Values(GraphCase{"chain", chain_model},
-                                           GraphCase{"residual", residual_model},
-                                           GraphCase{"slice_concat", slice_concat_model},
-                                           GraphCase{"classifier", classifier_model},
-                                           GraphCase{"squeeze_excite", squeeze_excite_model}),
+INSTANTIATE_TEST_SUITE_P(Graphs, EveryGraph, ::testing::ValuesIn(kGraphs),
                          [](const ::testing::TestParamInfo<GraphCase>& info) {
                            return std::string(info.param.name);
                          });
 
-// ---- particular graphs ----
+// ---- particular graphs on one node ----
 
-TEST(MemorySchedule, ChainPeakByHand) {
-  // Offsets in bytes, first fit, 64-byte blocks:
-  //   input  1x3x8x8 = 768                         -> [0, 768)
-  //   conv1  output 1x4x8x8 = 1024                 -> [768, 1792)
+TEST(NodeProgram, ChainPeakByHand) {
+  // Offsets in bytes, first fit, 64-byte blocks. The input has no buffer of
+  // its own: it arrives in conv1's input tile and lives for conv1 only.
+  //   conv1  input tile 1x3x8x8 = 768              -> [0, 768)
+  //          output 1x4x8x8 = 1024                 -> [768, 1792)
   //          weights 4*3*3*3*4 + 4*4 = 448         -> [1792, 2240)
   //          scratch 27 x 64 floats = 6912         -> [2240, 9152)    peak 9152
-  //          then weights, scratch and input are released
+  //          then the tile, weights and scratch are released
   //   relu1  in place in conv1's buffer
-  //   conv2  output 1x2x8x8 = 512                  -> [0, 512)
+  //   conv2  input read in place (no tile)
+  //          output 1x2x8x8 = 512                  -> [0, 512)
   //          weights 2*4*3*3*4 + 2*4 = 296 -> 320  -> [1792, 2112)  ([512, 768) is too small)
   //          scratch 36 x 64 floats = 9216         -> [2112, 11328)   peak 11328
   const Model model = chain_model();
@@ -507,82 +485,372 @@ TEST(MemorySchedule, ChainPeakByHand) {
 
   ArenaLayout short_by_one(11327);
   try {
-    replay_memory(model, schedule_memory(model), short_by_one, kNode);
+    replay_memory(model, one_node_program(model), short_by_one, kNode);
     FAIL() << "no Error thrown";
   } catch (const Error& error) {
     const std::string message = error.what();
-    EXPECT_NE(message.find("node 0, layer 'conv2' (conv2d): scratch"), std::string::npos)
+    EXPECT_NE(message.find("node 1, layer 'conv2' (conv2d): scratch"), std::string::npos)
+        << message;
+  }
+
+  // With a cap of 9151 bytes conv1's scratch, the first to reach 9152, fails.
+  ArenaLayout below_conv1(9151);
+  try {
+    replay_memory(model, one_node_program(model), below_conv1, kNode);
+    FAIL() << "no Error thrown";
+  } catch (const Error& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find("node 1, layer 'conv1' (conv2d): scratch"), std::string::npos)
         << message;
   }
 }
 
-TEST(MemorySchedule, ReluAfterConvWorksInPlace) {
+TEST(NodeProgram, TheInputArrivesInTheFirstLayersTile) {
   const Model model = chain_model();
-  const MemorySchedule schedule = schedule_memory(model);
-  const LayerMemory& conv1 = schedule.layers[model.find("conv1")];
-  const LayerMemory& relu1 = schedule.layers[model.find("relu1")];
-  EXPECT_TRUE(conv1.allocates_output);
-  EXPECT_FALSE(relu1.allocates_output);
-  EXPECT_EQ(relu1.output_buffer, conv1.output_buffer);
-  EXPECT_EQ(relu1.weight_bytes + relu1.scratch_bytes, 0u);
-  // input, conv1 (shared with relu1), conv2
-  EXPECT_EQ(schedule.buffer_bytes.size(), 3u);
+  const NodeProgram program = one_node_program(model);
+  const InputSlot& conv1_input = program.layers[model.find("conv1")].inputs.at(0);
+  const Region whole_input{0, 3, 0, 8, 0, 8};
+  EXPECT_EQ(conv1_input.needed, whole_input);
+  EXPECT_FALSE(conv1_input.direct);
+  ASSERT_EQ(conv1_input.receives.size(), 1u);
+  EXPECT_EQ(conv1_input.receives[0].peer, 0);
+  EXPECT_EQ(conv1_input.receives[0].region, whole_input);
+  EXPECT_TRUE(conv1_input.sends.empty());
+  EXPECT_FALSE(conv1_input.exchange);
+  EXPECT_EQ(program.bytes_received, 3u * 8 * 8 * sizeof(float));  // 768
+  EXPECT_EQ(program.bytes_sent, 2u * 8 * 8 * sizeof(float));      // conv2's output, 512
 }
 
-TEST(MemorySchedule, AnInputReadAgainLaterIsNotOverwritten) {
+TEST(NodeProgram, ReluAfterConvWorksInPlace) {
+  const Model model = chain_model();
+  const NodeProgram program = one_node_program(model);
+  const LayerStep& conv1 = program.layers[model.find("conv1")];
+  const LayerStep& relu1 = program.layers[model.find("relu1")];
+  EXPECT_TRUE(conv1.allocates_out);
+  EXPECT_FALSE(relu1.allocates_out);
+  EXPECT_EQ(relu1.out_buffer, conv1.out_buffer);
+  EXPECT_EQ(relu1.weight_bytes + relu1.scratch_bytes, 0u);
+  // conv1 (shared with relu1) and conv2; the input is a tile, not a buffer.
+  EXPECT_EQ(program.buffer_bytes.size(), 2u);
+}
+
+TEST(NodeProgram, AnInputReadAgainLaterIsNotOverwritten) {
   const Model model = residual_model();
-  const MemorySchedule schedule = schedule_memory(model);
-  const auto memory = [&](const char* name) -> const LayerMemory& {
-    return schedule.layers[model.find(name)];
+  const NodeProgram program = one_node_program(model);
+  const auto step = [&](const char* name) -> const LayerStep& {
+    return program.layers[model.find(name)];
   };
   // relu1 and relu2 take over their input; add1 writes into conv2's buffer.
-  EXPECT_EQ(memory("relu1").output_buffer, memory("conv1").output_buffer);
-  EXPECT_EQ(memory("add1").output_buffer, memory("conv2").output_buffer);
-  EXPECT_EQ(memory("relu2").output_buffer, memory("conv2").output_buffer);
-  EXPECT_FALSE(memory("add1").allocates_output);
+  EXPECT_EQ(step("relu1").out_buffer, step("conv1").out_buffer);
+  EXPECT_EQ(step("add1").out_buffer, step("conv2").out_buffer);
+  EXPECT_EQ(step("relu2").out_buffer, step("conv2").out_buffer);
+  EXPECT_FALSE(step("add1").allocates_out);
   // conv3 is read again by add2, so relu3 needs a buffer of its own...
-  EXPECT_TRUE(memory("relu3").allocates_output);
-  EXPECT_NE(memory("relu3").output_buffer, memory("conv3").output_buffer);
+  EXPECT_TRUE(step("relu3").allocates_out);
+  EXPECT_NE(step("relu3").out_buffer, step("conv3").out_buffer);
   // ...and add2, the last reader, writes over conv3.
-  EXPECT_EQ(memory("add2").output_buffer, memory("conv3").output_buffer);
+  EXPECT_EQ(step("add2").out_buffer, step("conv3").out_buffer);
 }
 
-TEST(MemorySchedule, SlicesAndFlattenAreViews) {
+TEST(NodeProgram, SlicesAndFlattenAreViews) {
   {
     const Model model = slice_concat_model();
-    const MemorySchedule schedule = schedule_memory(model);
-    const auto memory = [&](const char* name) -> const LayerMemory& {
-      return schedule.layers[model.find(name)];
+    const NodeProgram program = one_node_program(model);
+    const auto step = [&](const char* name) -> const LayerStep& {
+      return program.layers[model.find(name)];
     };
-    EXPECT_FALSE(memory("slice_a").allocates_output);
-    EXPECT_FALSE(memory("slice_b").allocates_output);
-    EXPECT_EQ(memory("slice_a").output_buffer, memory("conv0").output_buffer);
-    EXPECT_EQ(memory("slice_b").output_buffer, memory("conv0").output_buffer);
-    EXPECT_EQ(memory("slice_a").output_offset, 0u);
-    EXPECT_EQ(memory("slice_b").output_offset, 3u * 6 * 6 * sizeof(float));  // 3 channels of 6x6
+    EXPECT_FALSE(step("slice_a").allocates_out);
+    EXPECT_FALSE(step("slice_b").allocates_out);
+    EXPECT_EQ(step("slice_a").out_buffer, step("conv0").out_buffer);
+    EXPECT_EQ(step("slice_b").out_buffer, step("conv0").out_buffer);
+    EXPECT_EQ(step("slice_a").out_offset, 0u);
+    EXPECT_EQ(step("slice_b").out_offset, 3u * 6 * 6 * sizeof(float));  // 3 channels of 6x6
     // hardswish of a slice cannot work in place: the slice is part of a larger buffer.
-    EXPECT_TRUE(memory("hardswish_b").allocates_output);
+    EXPECT_TRUE(step("hardswish_b").allocates_out);
   }
   {
     const Model model = classifier_model();
-    const MemorySchedule schedule = schedule_memory(model);
-    const LayerMemory& flatten = schedule.layers[model.find("flatten")];
-    EXPECT_FALSE(flatten.allocates_output);
-    EXPECT_EQ(flatten.output_buffer, schedule.layers[model.find("avgpool")].output_buffer);
-    EXPECT_EQ(flatten.output_offset, 0u);
+    const NodeProgram program = one_node_program(model);
+    const LayerStep& flatten = program.layers[model.find("flatten")];
+    EXPECT_FALSE(flatten.allocates_out);
+    EXPECT_EQ(flatten.out_buffer, program.layers[model.find("avgpool")].out_buffer);
+    EXPECT_EQ(flatten.out_offset, 0u);
   }
 }
 
-TEST(MemorySchedule, TheGateDoesNotTakeOverTheMapItScales) {
+TEST(NodeProgram, TheGateDoesNotTakeOverTheMapItScales) {
   const Model model = squeeze_excite_model();
-  const MemorySchedule schedule = schedule_memory(model);
-  const auto memory = [&](const char* name) -> const LayerMemory& {
-    return schedule.layers[model.find(name)];
+  const NodeProgram program = one_node_program(model);
+  const auto step = [&](const char* name) -> const LayerStep& {
+    return program.layers[model.find(name)];
   };
   // mul(gate [1,8,1,1], silu [1,8,8,8]) writes into silu's buffer (conv's, through bn and silu).
-  EXPECT_EQ(memory("excite").output_buffer, memory("conv").output_buffer);
-  EXPECT_FALSE(memory("excite").allocates_output);
-  EXPECT_EQ(memory("bn").weight_bytes, 4u * 8 * sizeof(float));
+  EXPECT_EQ(step("excite").out_buffer, step("conv").out_buffer);
+  EXPECT_FALSE(step("excite").allocates_out);
+  EXPECT_NE(step("excite").out_buffer, step("gate").out_buffer);
+  EXPECT_EQ(step("bn").weight_bytes, 4u * 8 * sizeof(float));
+}
+
+// ---- several nodes in one process ----
+
+// What the nodes of an in-process cluster share: one barrier, and per node
+// the stored tile it offers for the slot being exchanged.
+struct Board {
+  struct Offer {
+    const float* stored = nullptr;
+    Region region;
+  };
+  explicit Board(int nodes) : barrier(nodes), offers(nodes) {}
+  std::barrier<> barrier;
+  std::vector<Offer> offers;  // [node - 1]
+  std::atomic<bool> failed{false};
+};
+
+// The MPI exchange's work done through shared memory: for a slot with the
+// exchange flag, every node offers its stored region, waits for all, copies
+// the pieces it receives out of the others' offers, and waits again so that
+// nobody writes over an offer still being read.
+class SharedMemoryExchange : public Exchange {
+ public:
+  SharedMemoryExchange(int node, Board& board, const Model& model, const std::vector<float>& input)
+      : node_(node), board_(board), model_(model), input_(input) {}
+
+  void exchange(int layer_index, int, const InputSlot& slot, const float* stored,
+                const Region& stored_region, float* tile) override {
+    receive_input(model_, input_, slot, tile, bytes_received);
+    if (!slot.exchange) {
+      EXPECT_TRUE(slot.sends.empty()) << "layer " << layer_index;
+      for (const Transfer& piece : slot.receives)
+        EXPECT_EQ(piece.peer, 0) << "layer " << layer_index;
+      return;
+    }
+    board_.offers[node_ - 1] = {stored, stored_region};
+    wait();
+    for (const Transfer& piece : slot.receives) {
+      if (piece.peer == 0) continue;
+      const Board::Offer& offer = board_.offers.at(piece.peer - 1);
+      const bool inside = offer.region.contains(piece.region) && slot.needed.contains(piece.region);
+      EXPECT_TRUE(inside) << "layer " << layer_index << ": node " << node_ << " receives "
+                          << piece.region.str() << " from node " << piece.peer << ", which holds "
+                          << offer.region.str();
+      if (inside) copy_region(offer.stored, offer.region, tile, slot.needed, piece.region);
+      bytes_received += piece.region.bytes();
+    }
+    for (const Transfer& piece : slot.sends) {
+      EXPECT_TRUE(stored_region.contains(piece.region)) << "layer " << layer_index;
+      bytes_sent += piece.region.bytes();
+    }
+    wait();
+  }
+  // The relay baseline's route, which no program here takes.
+  void to_coordinator(int layer_index, const Tensor&) override {
+    ADD_FAILURE() << "node " << node_ << ", layer " << layer_index << " sent to the coordinator";
+  }
+
+  uint64_t bytes_sent = 0, bytes_received = 0;
+
+ private:
+  void wait() {
+    board_.barrier.arrive_and_wait();
+    if (board_.failed) throw Error("another node failed");
+  }
+
+  int node_;
+  Board& board_;
+  const Model& model_;
+  const std::vector<float>& input_;
+};
+
+struct ClusterRun {
+  std::vector<std::vector<float>> layers;  // whole maps gathered from every node's region
+  std::vector<float> output;
+  struct NodeRun {
+    std::string error;
+    uint64_t predicted_peak = 0, peak = 0, bytes_in_use_after = 0;
+    // Measured by the exchange; bytes_sent includes the output to the coordinator.
+    uint64_t bytes_sent = 0, bytes_received = 0;
+  };
+  std::vector<NodeRun> nodes;
+};
+
+// Runs every node's program on a thread of its own, each over an arena capped
+// at the peak its program predicts. Fails (without running) when the nodes
+// disagree on which slots are exchanged, which would leave a thread waiting.
+ClusterRun run_cluster(const Model& model, const LayerRegions& regions,
+                       const std::vector<float>& input, Kernels kernels) {
+  const int nodes = static_cast<int>(regions[0].size());
+  ClusterRun cluster;
+  cluster.layers.resize(model.layers.size());
+  for (size_t i = 1; i < model.layers.size(); ++i)
+    cluster.layers[i].assign(model.layers[i].output_shape.elements(),
+                             std::numeric_limits<float>::quiet_NaN());
+  cluster.output.assign(model.layers[model.output].output_shape.elements(),
+                        std::numeric_limits<float>::quiet_NaN());
+  cluster.nodes.resize(nodes);
+
+  std::vector<Model> node_models;
+  std::vector<NodeProgram> programs;
+  std::vector<std::unique_ptr<Arena>> arenas;  // outlive the threads: a failed node's offers stay
+  for (int k = 1; k <= nodes; ++k) {
+    node_models.push_back(testing::node_model(model, regions, k));
+    programs.push_back(build_node_program(model, regions, k));
+    ArenaLayout layout;
+    cluster.nodes[k - 1].predicted_peak =
+        replay_memory(model, programs.back(), layout, "node " + std::to_string(k));
+    arenas.push_back(std::make_unique<Arena>(
+        std::max<uint64_t>(cluster.nodes[k - 1].predicted_peak, ArenaLayout::kAlignment)));
+  }
+  for (size_t i = 0; i < model.layers.size(); ++i)
+    for (size_t slot = 0; slot < model.layers[i].inputs.size(); ++slot)
+      for (int k = 2; k <= nodes; ++k)
+        if (programs[k - 1].layers[i].inputs[slot].exchange !=
+            programs[0].layers[i].inputs[slot].exchange) {
+          ADD_FAILURE() << "nodes 1 and " << k << " disagree on exchanging slot " << slot
+                        << " of layer '" << model.layers[i].name << "'";
+          return cluster;
+        }
+
+  Board board(nodes);
+  std::vector<std::thread> threads;
+  for (int k = 1; k <= nodes; ++k)
+    threads.emplace_back([&, k] {
+      ClusterRun::NodeRun& mine = cluster.nodes[k - 1];
+      const NodeProgram& program = programs[k - 1];
+      try {
+        const Executor executor(node_models[k - 1], program, "node " + std::to_string(k), kernels);
+        SharedMemoryExchange exchange(k, board, model, input);
+        uint64_t output_bytes = 0;
+        // Each node writes only its own region of the whole maps: no two
+        // threads write the same element.
+        executor.run(
+            *arenas[k - 1], exchange,
+            [&](int index, const Tensor& tensor) {
+              const Region& region = program.layers[index].out;
+              copy_region(tensor.f32(), region, cluster.layers[index].data(),
+                          Region::whole(model.layers[index].output_shape), region);
+            },
+            [&](const Tensor& tensor) {
+              const Region& region = program.layers[model.output].out;
+              copy_region(tensor.f32(), region, cluster.output.data(),
+                          Region::whole(model.layers[model.output].output_shape), region);
+              output_bytes = tensor.bytes();
+            });
+        mine.peak = arenas[k - 1]->layout().peak_bytes();
+        mine.bytes_in_use_after = arenas[k - 1]->layout().bytes_in_use();
+        mine.bytes_sent = exchange.bytes_sent + output_bytes;
+        mine.bytes_received = exchange.bytes_received;
+      } catch (const std::exception& error) {
+        mine.error = error.what();
+        board.failed = true;
+        board.barrier.arrive_and_drop();  // the others' waits end, and they stop too
+      }
+    });
+  for (std::thread& thread : threads) thread.join();
+  return cluster;
+}
+
+struct PlanCase {
+  const char* name;
+  LayerRegions (*regions)(const Model&);
+};
+
+void PrintTo(const PlanCase& c, std::ostream* os) { *os << c.name; }
+
+const PlanCase kPlans[] = {
+    {"rows2", [](const Model& m) { return spatial_regions(m, 2, 1); }},
+    {"rows3", [](const Model& m) { return spatial_regions(m, 3, 1); }},
+    {"rows4", [](const Model& m) { return spatial_regions(m, 4, 1); }},
+    // More nodes than rows in the late maps: some get nothing, others a row
+    // thinner than the halo.
+    {"rows7", [](const Model& m) { return spatial_regions(m, 7, 1); }},
+    {"grid2x2", [](const Model& m) { return spatial_regions(m, 2, 2); }},
+    {"grid1x3", [](const Model& m) { return spatial_regions(m, 1, 3); }},
+    {"grid3x2", [](const Model& m) { return spatial_regions(m, 3, 2); }},
+    {"channel2", [](const Model& m) { return channel_regions(m, 2); }},
+    {"channel3", [](const Model& m) { return channel_regions(m, 3); }},
+    {"channel5", [](const Model& m) { return channel_regions(m, 5); }},
+};
+
+// Every layer gathered from the nodes equals the one-node run bit for bit;
+// every node runs in exactly its predicted peak, ends with an empty arena,
+// and moves the bytes its program says.
+void expect_cluster_equals_one_node(const Model& model, const LayerRegions& regions,
+                                    Kernels kernels, const std::string& what) {
+  SCOPED_TRACE(what);
+  const std::vector<float> input = model_input(model);
+  const ExecutorRun one = run_executor(model, kernels, input);
+  const ClusterRun cluster = run_cluster(model, regions, input, kernels);
+  for (size_t k = 1; k <= cluster.nodes.size(); ++k) {
+    const ClusterRun::NodeRun& node = cluster.nodes[k - 1];
+    ASSERT_EQ(node.error, "") << "node " << k;
+    const NodeProgram program = build_node_program(model, regions, static_cast<int>(k));
+    EXPECT_EQ(node.peak, node.predicted_peak) << "node " << k;
+    EXPECT_EQ(node.bytes_in_use_after, 0u) << "node " << k;
+    EXPECT_EQ(node.bytes_sent, program.bytes_sent) << "node " << k;
+    EXPECT_EQ(node.bytes_received, program.bytes_received) << "node " << k;
+  }
+  for (size_t i = 1; i < model.layers.size(); ++i)
+    EXPECT_TRUE(testing::bitwise_equal(one.layer_outputs[i], cluster.layers[i]))
+        << "layer '" << model.layers[i].name << "'";
+  EXPECT_TRUE(testing::bitwise_equal(one.output, cluster.output));
+}
+
+class Cluster : public ::testing::TestWithParam<std::tuple<GraphCase, PlanCase>> {};
+
+TEST_P(Cluster, EqualsOneNodeBitForBit) {
+  const auto& [graph, plan] = GetParam();
+  const Model model = graph.build();
+  expect_cluster_equals_one_node(model, plan.regions(model), Kernels::fast, "fast kernels");
+  expect_cluster_equals_one_node(model, plan.regions(model), Kernels::reference,
+                                 "reference kernels");
+}
+
+INSTANTIATE_TEST_SUITE_P(GraphsAndPlans, Cluster,
+                         ::testing::Combine(::testing::ValuesIn(kGraphs),
+                                            ::testing::ValuesIn(kPlans)),
+                         [](const ::testing::TestParamInfo<std::tuple<GraphCase, PlanCase>>& info) {
+                           return std::string(std::get<0>(info.param).name) + "_" +
+                                  std::get<1>(info.param).name;
+                         });
+
+TEST(Cluster, RandomConvPoolStacksEqualOneNodeBitForBit) {
+  int empty_regions = 0, thinner_than_halo = 0;
+  for (uint32_t seed = 1; seed <= 40; ++seed) {
+    const Model model = testing::random_stack(seed);
+    for (const PlanCase& plan : kPlans) {
+      const LayerRegions regions = plan.regions(model);
+      expect_cluster_equals_one_node(model, regions, Kernels::fast,
+                                     "seed " + std::to_string(seed) + ", " + plan.name);
+      // What the draw covers: nodes computing nothing, and nodes receiving
+      // from a node two or more rows away (tiles thinner than the halo).
+      for (int k = 1; k <= static_cast<int>(regions[0].size()); ++k) {
+        const NodeProgram program = build_node_program(model, regions, k);
+        for (size_t i = 1; i < model.layers.size(); ++i) {
+          empty_regions += program.layers[i].out.empty();
+          for (const InputSlot& input : program.layers[i].inputs)
+            for (const Transfer& piece : input.receives)
+              thinner_than_halo += piece.peer != 0 && std::abs(piece.peer - k) >= 2 &&
+                                   std::string(plan.name).rfind("rows", 0) == 0;
+        }
+      }
+    }
+  }
+  EXPECT_GT(empty_regions, 50);
+  EXPECT_GT(thinner_than_halo, 50);
+}
+
+// A node whose output rows read only padding needs nothing of the input: no
+// tile, no piece, and its rows still come out right (the bias alone).
+TEST(Cluster, RowsReadingOnlyPaddingNeedNoInput) {
+  const Model model = over_padded_model();
+  const LayerRegions regions = spatial_regions(model, 4, 1);
+  const int conv = model.find("conv_pad2");
+  const NodeProgram program = build_node_program(model, regions, 1);
+  EXPECT_EQ(program.layers[conv].out, (Region{0, 4, 0, 2, 0, 9}));  // rows 0 and 1 of 10
+  EXPECT_TRUE(program.layers[conv].inputs[0].needed.empty());
+  EXPECT_TRUE(program.layers[conv].inputs[0].receives.empty());
+  expect_cluster_equals_one_node(model, regions, Kernels::fast, "fast kernels");
+  expect_cluster_equals_one_node(model, regions, Kernels::reference, "reference kernels");
 }
 
 }  // namespace
