@@ -85,7 +85,9 @@ void Executor::run(Arena& arena, Exchange& exchange,
             arena.allocate(step.scratch_bytes, allocation_purpose(node_label_, layer, "scratch")));
         transient.push_back(scratch);
       }
+      const double start = trace_ ? trace_->now_us() : 0;
       compute(static_cast<int>(i), inputs, out, weights, scratch);
+      if (trace_) trace_->add(layer.name, std::string("compute ") + op_name(layer.op), start);
     }
     for (void* memory : transient) arena.release(memory);
     if (step.to_coordinator) exchange.to_coordinator(static_cast<int>(i), outputs[i]);

@@ -9,6 +9,7 @@
 #include "graph.hpp"
 #include "node_program.hpp"
 #include "tensor.hpp"
+#include "trace.hpp"
 
 namespace splitinfer {
 
@@ -39,6 +40,8 @@ class Executor {
            Kernels kernels = Kernels::fast);
 
   const NodeProgram& program() const { return program_; }
+  // Record a slice per layer computed into `trace` (null: none).
+  void set_trace(Trace* trace) { trace_ = trace; }
 
   // One inference. `on_layer` (may be empty) sees this node's region of every
   // layer it computes right after computing it; `on_output` sees its region of
@@ -55,6 +58,7 @@ class Executor {
   NodeProgram program_;
   std::string node_label_;
   Kernels kernels_;
+  Trace* trace_ = nullptr;
 };
 
 }  // namespace splitinfer

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <string>
 
 namespace splitinfer {
 
@@ -19,8 +20,8 @@ PieceType::PieceType(const Region& holder, const Region& piece) {
   MPI_Type_commit(&type_);
 }
 
-MpiExchange::MpiExchange(MPI_Comm node_comm, const std::vector<int>& neighbours)
-    : neighbours_(neighbours) {
+MpiExchange::MpiExchange(MPI_Comm node_comm, const std::vector<int>& neighbours, Trace* trace)
+    : neighbours_(neighbours), trace_(trace) {
   std::vector<int> ranks;
   for (int node : neighbours) ranks.push_back(node - 1);
   const int degree = static_cast<int>(ranks.size());
@@ -32,8 +33,19 @@ MpiExchange::~MpiExchange() {
   if (graph_ != MPI_COMM_NULL) MPI_Comm_free(&graph_);
 }
 
-void MpiExchange::exchange(int, int, const InputSlot& input, const float* stored,
+void MpiExchange::exchange(int layer_index, int slot, const InputSlot& input, const float* stored,
                            const Region& stored_region, float* tile) {
+  const double start = trace_ ? trace_->now_us() : 0;
+  const uint64_t sent_before = bytes_sent, received_before = bytes_received;
+  exchange_pieces(input, stored, stored_region, tile);
+  if (trace_)
+    trace_->add(
+        "exchange for layer " + std::to_string(layer_index) + ", input " + std::to_string(slot),
+        "exchange", start, bytes_sent - sent_before, bytes_received - received_before);
+}
+
+void MpiExchange::exchange_pieces(const InputSlot& input, const float* stored,
+                                  const Region& stored_region, float* tile) {
   for (const Transfer& piece : input.receives)
     if (piece.peer == 0) {
       PieceType type(input.needed, piece.region);
@@ -70,10 +82,13 @@ void MpiExchange::exchange(int, int, const InputSlot& input, const float* stored
                          displacements.data(), receive_types.data(), graph_);
 }
 
-void MpiExchange::to_coordinator(int, const Tensor& out) {
+void MpiExchange::to_coordinator(int layer_index, const Tensor& out) {
+  const double start = trace_ ? trace_->now_us() : 0;
   MPI_Send(out.f32(), static_cast<int>(out.shape.elements()), MPI_FLOAT, 0, kRelayTag,
            MPI_COMM_WORLD);
   bytes_sent += out.bytes();
+  if (trace_)
+    trace_->add("relay of layer " + std::to_string(layer_index), "relay", start, out.bytes(), 0);
 }
 
 }  // namespace splitinfer

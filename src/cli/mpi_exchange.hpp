@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "../executor.hpp"
+#include "../trace.hpp"
 
 namespace splitinfer {
 
@@ -31,8 +32,9 @@ class PieceType {
 class MpiExchange : public Exchange {
  public:
   // `node_comm`: ranks 1..N of the world as ranks 0..N-1; `neighbours`: the
-  // node numbers this node exchanges with.
-  MpiExchange(MPI_Comm node_comm, const std::vector<int>& neighbours);
+  // node numbers this node exchanges with; `trace` (may be null) gets a slice
+  // per exchange with its bytes.
+  MpiExchange(MPI_Comm node_comm, const std::vector<int>& neighbours, Trace* trace = nullptr);
   ~MpiExchange() override;
 
   void exchange(int layer_index, int slot, const InputSlot& input, const float* stored,
@@ -42,8 +44,12 @@ class MpiExchange : public Exchange {
   uint64_t bytes_sent = 0, bytes_received = 0;
 
  private:
+  void exchange_pieces(const InputSlot& input, const float* stored, const Region& stored_region,
+                       float* tile);
+
   MPI_Comm graph_ = MPI_COMM_NULL;
   std::vector<int> neighbours_;  // node numbers, in the topology's order
+  Trace* trace_;
 };
 
 }  // namespace splitinfer

@@ -75,6 +75,29 @@ double median(std::vector<double> values) {
   return values.size() % 2 ? values[middle] : (values[middle - 1] + values[middle]) / 2;
 }
 
+// Chrome trace events ("complete" slices) of one rank: its own track.
+nlohmann::json trace_events(const Trace& trace, int rank) {
+  nlohmann::json events = nlohmann::json::array();
+  events.push_back(
+      {{"name", "thread_name"},
+       {"ph", "M"},
+       {"pid", 0},
+       {"tid", rank},
+       {"args",
+        {{"name", rank == 0 ? std::string("coordinator") : "node " + std::to_string(rank)}}}});
+  for (const Trace::Slice& slice : trace.slices())
+    events.push_back(
+        {{"name", slice.name},
+         {"cat", slice.category},
+         {"ph", "X"},
+         {"ts", slice.start_us},
+         {"dur", slice.duration_us},
+         {"pid", 0},
+         {"tid", rank},
+         {"args", {{"bytes_sent", slice.bytes_sent}, {"bytes_received", slice.bytes_received}}}});
+  return events;
+}
+
 struct Setup {
   Model model;
   Plan plan;
@@ -92,9 +115,16 @@ void run_node(int rank, const RunOptions& options, Setup& setup, MPI_Comm node_c
   Arena arena(setup.ram_cap);
   uint64_t sent = 0, received = 0;
   double compute_seconds = 0;
+  Trace trace;
+  const bool tracing = !options.trace_path.empty();
   for (int run = 0; run < inferences; ++run) {
-    MpiExchange exchange(node_comm, neighbours);
     const bool last = run == inferences - 1;
+    if (last && tracing) {  // the traced inference starts together on every rank
+      MPI_Barrier(MPI_COMM_WORLD);
+      trace.set_origin();
+      executor.set_trace(&trace);
+    }
+    MpiExchange exchange(node_comm, neighbours, last && tracing ? &trace : nullptr);
     uint64_t output_bytes = 0;
     const auto start = Clock::now();
     executor.run(
@@ -130,6 +160,7 @@ void run_node(int rank, const RunOptions& options, Setup& setup, MPI_Comm node_c
       {"bytes_received", received},
       {"predicted_bytes_received", predicted.predicted_bytes_received},
       {"host_seconds", compute_seconds}};
+  if (tracing) stats["trace"] = trace_events(trace, rank);
   send_text(stats.dump(), 0, kStatsTag);
 }
 
@@ -223,9 +254,14 @@ int run_command(const RunOptions& options) {
   // Rank 0's options govern what the nodes do (dumps, repeats, caps, kernels),
   // so ranks started with different arguments still follow one protocol.
   RunOptions agreed = options;
-  int flags[3] = {options.repeat, options.dump_layers, options.reference_kernels};
-  MPI_Bcast(flags, 3, MPI_INT, 0, MPI_COMM_WORLD);
+  int flags[4] = {options.repeat, options.dump_layers, options.reference_kernels,
+                  !options.trace_path.empty()};
+  MPI_Bcast(flags, 4, MPI_INT, 0, MPI_COMM_WORLD);
   agreed.repeat = flags[0], agreed.dump_layers = flags[1], agreed.reference_kernels = flags[2];
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  if (rank != 0)
+    agreed.trace_path = flags[3] ? "on" : "";  // nodes only need to know whether to record
   int ram_length = static_cast<int>(options.ram.size());
   MPI_Bcast(&ram_length, 1, MPI_INT, 0, MPI_COMM_WORLD);
   agreed.ram.resize(ram_length);
@@ -242,7 +278,6 @@ int run_agreed(const RunOptions& options) {
 
   // Phase 1, every rank: read the plan; check the rank count.
   if (any_rank_failed(attempt([&] {
-        if (!options.trace_path.empty()) throw Error("--trace is not available in this version");
         if (options.repeat < 0) throw Error("--repeat must not be negative");
         read_plan(options.plan_dir, setup.model, setup.plan);
         if (world != setup.plan.nodes + 1)
@@ -294,11 +329,18 @@ int run_agreed(const RunOptions& options) {
   std::vector<float> output(model.layers[model.output].output_shape.elements());
   std::vector<std::vector<float>> dumps;
   std::vector<double> times;
+  Trace trace;
   for (int run = 0; run < inferences; ++run) {
+    const bool last = run == inferences - 1;
+    if (last && !options.trace_path.empty()) {
+      MPI_Barrier(MPI_COMM_WORLD);
+      trace.set_origin();
+    }
     const auto start = Clock::now();
-    const bool dump = options.dump_layers && run == inferences - 1;
-    coordinate(setup, programs, input, output, dump ? &dumps : nullptr);
+    const double traced_start = trace.now_us();
+    coordinate(setup, programs, input, output, options.dump_layers && last ? &dumps : nullptr);
     times.push_back(seconds_since(start));
+    if (last) trace.add("inference (input out, output in)", "coordinator", traced_start);
   }
   nlohmann::json stats = {{"model", model.name},
                           {"plan", options.plan_dir},
@@ -334,6 +376,14 @@ int run_agreed(const RunOptions& options) {
     total_moved += stats["nodes"].back()["bytes_sent"].get<uint64_t>();
   }
   stats["total_bytes_moved"] = total_moved;  // every byte sent by any rank, once
+  if (!options.trace_path.empty()) {
+    nlohmann::json events = trace_events(trace, 0);
+    for (auto& node : stats["nodes"]) {
+      for (auto& event : node["trace"]) events.push_back(std::move(event));
+      node.erase("trace");
+    }
+    write_json(options.trace_path, {{"traceEvents", events}, {"displayTimeUnit", "ms"}});
+  }
 
   if (!options.output_path.empty()) {
     OutputFile file(options.output_path);

@@ -6,7 +6,8 @@
 # one-node run bit for bit (output and every layer), and each node's measured
 # peak RAM and bytes equal the plan's prediction. In every distributed run
 # all node files but the node's own are first replaced by garbage, proving a
-# node opens only plan.h5 and its own node_K.h5.
+# node opens only plan.h5 and its own node_K.h5. The run's --trace must agree
+# with its statistics (check_trace.py).
 set -euo pipefail
 source "$(dirname "$0")/../../jobs/lib/common.sh"
 label=$1 model=$2 shape=$3 configs=$4
@@ -40,10 +41,12 @@ for entry in "${entries[@]}"; do
   # Each rank gets the directory where only its own node file is real.
   appfile=app_$name
   : >"$appfile"
-  echo "-np 1 $splitinfer run plan_$name --input input.h5 --output $name.h5 --dump-layers --stats $name.json" >>"$appfile"
+  echo "-np 1 $splitinfer run plan_$name --input input.h5 --output $name.h5 --dump-layers --stats $name.json --trace $name.trace.json" >>"$appfile"
   for k in $(seq 1 "$nodes"); do echo "-np 1 $splitinfer run plan_${name}_as_$k --input none.h5" >>"$appfile"; done
   mpirun --quiet --oversubscribe --app "$appfile" >/dev/null
   printf '%-22s ' "$name"
   $PYTHON "$SPLITINFER_ROOT/tests/distributed/compare_bitwise.py" one.h5 "$name.h5"
   $PYTHON "$SPLITINFER_ROOT/tests/check_stats.py" "$name.json" >/dev/null || $PYTHON "$SPLITINFER_ROOT/tests/check_stats.py" "$name.json"
+  $PYTHON "$SPLITINFER_ROOT/tests/distributed/check_trace.py" "$name.json" "$name.trace.json" >/dev/null ||
+    $PYTHON "$SPLITINFER_ROOT/tests/distributed/check_trace.py" "$name.json" "$name.trace.json"
 done
