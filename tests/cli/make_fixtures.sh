@@ -14,6 +14,7 @@ $PYTHON "$SPLITINFER_ROOT/models/export_torch.py" --model cnn_on_mcu --seed 7 --
 $PYTHON "$SPLITINFER_ROOT/models/make_input.py" --shape 1,1,28,28 --out input.h5
 "$SPLITINFER_BUILD/splitinfer" plan good.h5 --nodes 1 -o plan
 "$SPLITINFER_BUILD/splitinfer" plan other.h5 --nodes 1 -o other_plan
+"$SPLITINFER_BUILD/splitinfer" plan good.h5 --nodes 3 -o plan_3
 # A plan whose node file is another plan's.
 cp -r plan foreign_plan && cp other_plan/node_1.h5 foreign_plan/node_1.h5
 # A plan whose node file is garbage.
