@@ -239,19 +239,19 @@ NodeProgram build_node_program(const Model& model, const LayerRegions& regions, 
         step.out_offset = offset;
         continue;
       }
-      if (is_elementwise(layer.op)) {
-        for (size_t slot = 0; slot < step.inputs.size(); ++slot) {
-          const InputSlot& input = step.inputs[slot];
-          const LayerStep& candidate = program.layers[layer.inputs[slot]];
-          if (input.direct && input.needed == candidate.out && candidate.out == step.out &&
-              candidate.out_offset == 0 &&
-              program.buffer_bytes[candidate.out_buffer] == step.out.bytes() &&
-              model.layers[layer.inputs[slot]].op != Op::input &&
-              !read_after(candidate.out_buffer, i)) {
-            step.out_buffer = candidate.out_buffer;
-            break;
-          }
-        }
+    }
+    // Any input read in place may be written over (an SE gate's multiply
+    // writes over the map, not over the received gate).
+    for (size_t slot = 0; slot < step.inputs.size() && is_elementwise(layer.op); ++slot) {
+      const InputSlot& input = step.inputs[slot];
+      const LayerStep& candidate = program.layers[layer.inputs[slot]];
+      if (input.direct && input.needed == candidate.out && candidate.out == step.out &&
+          candidate.out_offset == 0 &&
+          program.buffer_bytes[candidate.out_buffer] == step.out.bytes() &&
+          model.layers[layer.inputs[slot]].op != Op::input &&
+          !read_after(candidate.out_buffer, i)) {
+        step.out_buffer = candidate.out_buffer;
+        break;
       }
     }
     if (step.out_buffer < 0) {

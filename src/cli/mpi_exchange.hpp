@@ -40,6 +40,8 @@ class MpiExchange : public Exchange {
   void exchange(int layer_index, int slot, const InputSlot& input, const float* stored,
                 const Region& stored_region, float* tile) override;
   void to_coordinator(int layer_index, const Tensor& out) override;
+  // From now on, record a slice per exchange with its bytes into `trace`.
+  void set_trace(Trace* trace) { trace_ = trace; }
 
   uint64_t bytes_sent = 0, bytes_received = 0;
 
