@@ -32,24 +32,6 @@ std::pair<int64_t, int64_t> window_rows(int64_t out_begin, int64_t out_end, int6
   return begin < end ? std::pair<int64_t, int64_t>{begin, end} : std::pair<int64_t, int64_t>{0, 0};
 }
 
-bool is_elementwise(Op op) {
-  switch (op) {
-    case Op::batchnorm:
-    case Op::relu:
-    case Op::relu6:
-    case Op::leaky_relu:
-    case Op::sigmoid:
-    case Op::silu:
-    case Op::hardswish:
-    case Op::hardsigmoid:
-    case Op::add:
-    case Op::mul:
-      return true;
-    default:
-      return false;
-  }
-}
-
 // `needed` is a channel range of `stored` with the same rows and columns:
 // contiguous inside the stored tile, so it can be read in place.
 bool readable_in_place(const Region& needed, const Region& stored) {

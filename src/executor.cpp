@@ -14,6 +14,31 @@
 
 namespace splitinfer {
 
+namespace {
+
+Activation activation_of(Op op) {
+  switch (op) {
+    case Op::relu6:
+      return Activation::relu6;
+    case Op::leaky_relu:
+      return Activation::leaky_relu;
+    case Op::sigmoid:
+      return Activation::sigmoid;
+    case Op::silu:
+      return Activation::silu;
+    case Op::hardswish:
+      return Activation::hardswish;
+    case Op::hardsigmoid:
+      return Activation::hardsigmoid;
+    case Op::relu:
+      return Activation::relu;
+    default:
+      throw Error(std::string("internal: ") + op_name(op) + " is not an activation");
+  }
+}
+
+}  // namespace
+
 Executor::Executor(const Model& model, NodeProgram program, std::string node_label, Kernels kernels)
     : model_(model),
       program_(std::move(program)),
@@ -137,25 +162,13 @@ void Executor::compute(int layer_index, const std::vector<Tensor>& inputs, Tenso
                 in, out);
       break;
     case Op::relu:
-      activation(Activation::relu, 0, in, out);
-      break;
     case Op::relu6:
-      activation(Activation::relu6, 0, in, out);
-      break;
     case Op::leaky_relu:
-      activation(Activation::leaky_relu, layer.negative_slope, in, out);
-      break;
     case Op::sigmoid:
-      activation(Activation::sigmoid, 0, in, out);
-      break;
     case Op::silu:
-      activation(Activation::silu, 0, in, out);
-      break;
     case Op::hardswish:
-      activation(Activation::hardswish, 0, in, out);
-      break;
     case Op::hardsigmoid:
-      activation(Activation::hardsigmoid, 0, in, out);
+      activation(activation_of(layer.op), layer.negative_slope, in, out);
       break;
     case Op::add:
       add(in, inputs[1], out);

@@ -233,6 +233,24 @@ Op op_from_name(const std::string& name) {
   throw Error("unknown op '" + name + "'");
 }
 
+bool is_elementwise(Op op) {
+  switch (op) {
+    case Op::batchnorm:
+    case Op::relu:
+    case Op::relu6:
+    case Op::leaky_relu:
+    case Op::sigmoid:
+    case Op::silu:
+    case Op::hardswish:
+    case Op::hardsigmoid:
+    case Op::add:
+    case Op::mul:
+      return true;
+    default:
+      return false;
+  }
+}
+
 const Blob* Layer::weight(const std::string& blob_name) const {
   auto found = weights.find(blob_name);
   return found == weights.end() ? nullptr : &found->second;

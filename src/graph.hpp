@@ -40,6 +40,9 @@ enum class Op {
 
 const char* op_name(Op op);
 Op op_from_name(const std::string& name);  // throws Error for an unknown op
+// Ops whose every output element depends only on the same element of their
+// inputs (activations, batchnorm, add, mul).
+bool is_elementwise(Op op);
 
 // A weight tensor as the flash image holds it.
 struct Blob {
