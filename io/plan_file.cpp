@@ -108,6 +108,14 @@ void write_plan(const std::string& plan_dir, const Model& model, const Plan& pla
       group.write_int("predicted_bytes_sent", static_cast<int64_t>(node.predicted_bytes_sent));
       group.write_int("predicted_bytes_received",
                       static_cast<int64_t>(node.predicted_bytes_received));
+      // Per layer: footprint, bytes sent, bytes received.
+      std::vector<int64_t> per_layer;
+      for (size_t i = 0; i < node.layer_peak_ram_bytes.size(); ++i)
+        per_layer.insert(per_layer.end(), {static_cast<int64_t>(node.layer_peak_ram_bytes[i]),
+                                           static_cast<int64_t>(node.layer_bytes_sent[i]),
+                                           static_cast<int64_t>(node.layer_bytes_received[i])});
+      group.write_int64s("per_layer", {static_cast<int64_t>(node.layer_peak_ram_bytes.size()), 3},
+                         per_layer.data());
     }
   }
   for (const NodePlan& node : plan.node_plans) {

@@ -76,8 +76,12 @@ Plan make_plan(const Model& model, const PlanOptions& options) {
     for (size_t i = 0; i < model.layers.size(); ++i)
       node.flash_bytes += weight_slice_bytes(model.layers[i], plan.regions[i][k - 1]);
     ArenaLayout unlimited;
-    node.predicted_peak_ram_bytes =
-        replay_memory(model, program, unlimited, "node " + std::to_string(k));
+    node.predicted_peak_ram_bytes = replay_memory(
+        model, program, unlimited, "node " + std::to_string(k), &node.layer_peak_ram_bytes);
+    for (const LayerTraffic& layer : layer_traffic(model, program)) {
+      node.layer_bytes_sent.push_back(layer.sent);
+      node.layer_bytes_received.push_back(layer.received);
+    }
     node.predicted_bytes_sent = program.bytes_sent;
     node.predicted_bytes_received = program.bytes_received;
     largest_peak = std::max(largest_peak, node.predicted_peak_ram_bytes);

@@ -17,6 +17,8 @@ struct NodePlan {
   uint64_t flash_bytes = 0;  // the node's weight slice
   uint64_t predicted_bytes_sent = 0;
   uint64_t predicted_bytes_received = 0;
+  // Per layer: the arena footprint while it runs, the bytes sent and received.
+  std::vector<uint64_t> layer_peak_ram_bytes, layer_bytes_sent, layer_bytes_received;
 };
 
 struct Plan {

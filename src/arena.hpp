@@ -30,6 +30,10 @@ class ArenaLayout {
   uint64_t capacity() const { return capacity_; }
   uint64_t bytes_in_use() const { return in_use_; }
   uint64_t peak_bytes() const { return peak_; }
+  // The end of the highest block in use now (what the arena spans at this moment).
+  uint64_t high_water() const {
+    return used_.empty() ? 0 : used_.rbegin()->first + used_.rbegin()->second;
+  }
   static uint64_t rounded(uint64_t bytes) {
     return (bytes + kAlignment - 1) / kAlignment * kAlignment;
   }

@@ -8,8 +8,9 @@ std::string allocation_purpose(const std::string& node_label, const Layer& layer
 }
 
 uint64_t replay_memory(const Model& model, const NodeProgram& program, ArenaLayout& layout,
-                       const std::string& node_label) {
+                       const std::string& node_label, std::vector<uint64_t>* layer_footprints) {
   std::vector<uint64_t> offsets(program.buffer_bytes.size());
+  if (layer_footprints) layer_footprints->clear();
   for (size_t i = 0; i < model.layers.size(); ++i) {
     const Layer& layer = model.layers[i];
     const LayerStep& step = program.layers[i];
@@ -30,10 +31,25 @@ uint64_t replay_memory(const Model& model, const NodeProgram& program, ArenaLayo
         transient.push_back(
             layout.allocate(step.scratch_bytes, allocation_purpose(node_label, layer, "scratch")));
     }
+    if (layer_footprints) layer_footprints->push_back(layout.high_water());
     for (uint64_t offset : transient) layout.release(offset);
     for (int buffer : step.released_after) layout.release(offsets[buffer]);
   }
   return layout.peak_bytes();
+}
+
+std::vector<LayerTraffic> layer_traffic(const Model& model, const NodeProgram& program) {
+  std::vector<LayerTraffic> traffic(model.layers.size());
+  for (size_t i = 0; i < model.layers.size(); ++i) {
+    const LayerStep& step = program.layers[i];
+    for (const InputSlot& input : step.inputs) {
+      for (const Transfer& piece : input.sends) traffic[i].sent += piece.region.bytes();
+      for (const Transfer& piece : input.receives) traffic[i].received += piece.region.bytes();
+    }
+    if (step.to_coordinator || static_cast<int>(i) == model.output)
+      traffic[i].sent += step.out.bytes();
+  }
+  return traffic;
 }
 
 }  // namespace splitinfer

@@ -62,8 +62,18 @@ namespace splitinfer {
 // Replays the program's allocations on `layout` (whose capacity is the RAM
 // cap), in the executor's order, throwing the Error of the first that does
 // not fit. Returns the peak bytes.
+// With `layer_footprints`, also each layer's footprint: the bytes the arena
+// spans while the layer runs (after its last allocation, before any release).
 uint64_t replay_memory(const Model& model, const NodeProgram& program, ArenaLayout& layout,
-                       const std::string& node_label);
+                       const std::string& node_label,
+                       std::vector<uint64_t>* layer_footprints = nullptr);
+
+// Bytes a node sends and receives for each layer (the layer's input pieces,
+// relayed regions, and the output to the coordinator).
+struct LayerTraffic {
+  uint64_t sent = 0, received = 0;
+};
+std::vector<LayerTraffic> layer_traffic(const Model& model, const NodeProgram& program);
 
 // What an allocation is for, as error messages name it.
 std::string allocation_purpose(const std::string& node_label, const Layer& layer, const char* what);

@@ -29,6 +29,7 @@ for entry in "${entries[@]}"; do
   options=(--nodes "$nodes" --strategy "$strategy")
   [ -n "$grid" ] && options+=(--grid "$grid")
   "$splitinfer" plan model.h5 "${options[@]}" -o "plan_$name" >/dev/null
+  $PYTHON "$SPLITINFER_ROOT/tests/distributed/check_plan.py" "plan_$name"
   # Every node sees garbage in place of the other nodes' files.
   for k in $(seq 1 "$nodes"); do
     mkdir -p "plan_${name}_as_$k"
