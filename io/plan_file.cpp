@@ -131,7 +131,10 @@ void write_plan(const std::string& plan_dir, const Model& model, const Plan& pla
 void read_plan(const std::string& plan_dir, Model& model, Plan& plan) {
   const h5::Group root = h5::open_file(plan_path(plan_dir));
   check_format(root, "splitinfer-plan");
-  plan.nodes = static_cast<int>(root.read_int("nodes"));
+  const int64_t node_count = root.read_int("nodes");
+  if (node_count < 1 || node_count > 65536)
+    throw Error(root.path() + " plans for " + std::to_string(node_count) + " nodes");
+  plan.nodes = static_cast<int>(node_count);
   plan.strategy = root.read_string("strategy");
   plan.plan_id = root.read_string("plan_id");
   plan.ram_cap_bytes = cap_from_file(root.read_int("ram_cap_bytes"));

@@ -170,9 +170,13 @@ NodeProgram build_node_program(const Model& model, const LayerRegions& regions, 
     }
   }
   for (int i = 0; i < count;
-       ++i) {  // relay: every computed region but the output's goes to the coordinator
+       ++i) {  // relay: every region a later layer reads goes to the coordinator
     LayerStep& step = program.layers[i];
-    step.to_coordinator = via_coordinator && i != model.output && !step.out.empty();
+    step.to_coordinator =
+        via_coordinator && !step.out.empty() &&
+        std::any_of(model.layers.begin() + i + 1, model.layers.end(), [&](const Layer& later) {
+          return std::find(later.inputs.begin(), later.inputs.end(), i) != later.inputs.end();
+        });
     if (step.to_coordinator) program.bytes_sent += step.out.bytes();
   }
   program.bytes_sent += program.layers[model.output].out.bytes();  // the output to the coordinator

@@ -117,7 +117,13 @@ void Executor::run(Arena& arena, Exchange& exchange,
     for (void* memory : transient) arena.release(memory);
     if (step.to_coordinator) exchange.to_coordinator(static_cast<int>(i), outputs[i]);
     if (on_layer && !step.out.empty()) on_layer(static_cast<int>(i), outputs[i]);
-    for (int buffer : step.released_after) arena.release(buffers[buffer]);
+    for (int buffer : step.released_after) {
+      arena.release(buffers[buffer]);
+      buffers[buffer] =
+          nullptr;  // layers stored there are gone (relay: the coordinator holds them)
+      for (size_t v = 0; v <= i; ++v)
+        if (program_.layers[v].out_buffer == buffer) outputs[v].data = nullptr;
+    }
   }
   const LayerStep& last = program_.layers[model_.output];
   if (!last.out.empty()) {

@@ -1,5 +1,6 @@
 #include "graph.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "error.hpp"
@@ -62,6 +63,12 @@ void check_blob(const Layer& layer, const std::string& blob_name,
 void check_window(const Layer& layer, int64_t kernel_h, int64_t kernel_w, int64_t stride_h,
                   int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t dilation_h,
                   int64_t dilation_w) {
+  // Bounds that keep every size computation far from int64 overflow.
+  constexpr int64_t kLimit = int64_t{1} << 20;
+  for (int64_t value :
+       {kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w})
+    require(value < kLimit, layer,
+            "kernel, stride, padding and dilation must be below " + std::to_string(kLimit));
   require(kernel_h > 0 && kernel_w > 0, layer, "kernel must be positive");
   require(stride_h > 0 && stride_w > 0, layer, "stride must be positive");
   require(pad_h >= 0 && pad_w >= 0, layer, "padding must not be negative");
@@ -183,7 +190,9 @@ Shape infer(const Model& model, const Layer& layer) {
     case Op::upsample_nearest: {
       arity(1);
       spatial();
-      require(layer.scale_h > 0 && layer.scale_w > 0, layer, "scale must be positive");
+      require(layer.scale_h > 0 && layer.scale_w > 0 && layer.scale_h < (1 << 20) &&
+                  layer.scale_w < (1 << 20),
+              layer, "scale must be between 1 and 2^20");
       Shape out = in[0];
       out.h *= layer.scale_h;
       out.w *= layer.scale_w;
@@ -197,6 +206,13 @@ Shape infer(const Model& model, const Layer& layer) {
 // or a node's slice).
 void check_weights(const Model& model, const Layer& layer, int64_t channels) {
   const Shape in = layer.inputs.empty() ? Shape{} : model.layers[layer.inputs[0]].output_shape;
+  const std::vector<std::string> known =
+      layer.op == Op::batchnorm
+          ? std::vector<std::string>{"gamma", "beta", "running_mean", "running_var"}
+          : std::vector<std::string>{"weight", "bias"};
+  for (const auto& [blob_name, blob] : layer.weights)
+    require(std::find(known.begin(), known.end(), blob_name) != known.end(), layer,
+            "holds an unexpected weight '" + blob_name + "'");
   switch (layer.op) {
     case Op::conv2d:
       check_blob(layer, "weight",

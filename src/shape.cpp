@@ -16,8 +16,16 @@ std::string Shape::str() const {
 }
 
 Shape Shape::from_dims(const std::vector<int64_t>& dims) {
-  for (int64_t extent : dims)
+  // Bounds that keep element counts (and MPI's int counts of a region) from overflowing.
+  constexpr int64_t kLargestExtent = int64_t{1} << 24, kLargestTensor = int64_t{1} << 31;
+  int64_t elements = 1;
+  for (int64_t extent : dims) {
     if (extent <= 0) throw Error("shape extent " + std::to_string(extent) + " is not positive");
+    if (extent > kLargestExtent)
+      throw Error("shape extent " + std::to_string(extent) + " is too large");
+    elements *= extent;
+    if (elements >= kLargestTensor) throw Error("a tensor of more than 2^31 elements is too large");
+  }
   if (dims.size() == 4) return Shape{dims[0], dims[1], dims[2], dims[3], 4};
   if (dims.size() == 2) return Shape{dims[0], dims[1], 1, 1, 2};
   throw Error("a shape has rank " + std::to_string(dims.size()) +

@@ -278,7 +278,8 @@ int run_agreed(const RunOptions& options) {
 
   // Phase 1, every rank: read the plan; check the rank count.
   if (any_rank_failed(attempt([&] {
-        if (options.repeat < 0) throw Error("--repeat must not be negative");
+        if (options.repeat < 0 || options.repeat > 1000000)
+          throw Error("--repeat must be between 0 and 1000000");
         read_plan(options.plan_dir, setup.model, setup.plan);
         if (world != setup.plan.nodes + 1)
           throw Error("the plan '" + options.plan_dir + "' is for " +

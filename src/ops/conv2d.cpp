@@ -83,7 +83,8 @@ void depthwise(const Conv2dParams& p, const Tensor& in, const Placement& in_at, 
 
 int64_t window_output_size(int64_t input, int64_t kernel, int64_t stride, int64_t pad,
                            int64_t dilation) {
-  return (input + 2 * pad - dilation * (kernel - 1) - 1) / stride + 1;
+  const int64_t span = input + 2 * pad - dilation * (kernel - 1) - 1;
+  return span < 0 ? 0 : span / stride + 1;  // 0: the window does not fit, as PyTorch refuses
 }
 
 void conv2d_reference(const Conv2dParams& p, const Tensor& in, const Placement& in_at,

@@ -8,6 +8,7 @@ namespace splitinfer {
 int64_t pool_output_size(int64_t input, int64_t kernel, int64_t stride, int64_t pad,
                          int64_t dilation, bool ceil_mode) {
   const int64_t span = input + 2 * pad - dilation * (kernel - 1) - 1;
+  if (span < 0) return 0;  // the window does not fit, as PyTorch refuses
   int64_t size = (ceil_mode ? (span + stride - 1) / stride : span / stride) + 1;
   if (ceil_mode && (size - 1) * stride >= input + pad) --size;
   return size;

@@ -9,6 +9,8 @@ bad-input tests feed to splitinfer, each derived from a good model file
   wrong_shape_weight.h5 a conv weight with one output channel too few
   nan_weight.h5         a NaN in a conv weight
   unknown_op.h5         a layer whose op is 'gelu'
+  extra_weight.h5       a conv layer with a weight dataset no conv has
+  window_too_large.h5   a max pool whose window is larger than its input
   input_wrong_shape.h5  an input with one row too many
   bad_image.png         bytes that are not an image
 """
@@ -58,6 +60,14 @@ def main():
         conv["weight"][...] = weight
     with h5py.File(copy(good, out_dir, "unknown_op.h5"), "r+") as f:
         first_conv(f).attrs["op"] = "gelu"
+    with h5py.File(copy(good, out_dir, "extra_weight.h5"), "r+") as f:
+        first_conv(f)["extra"] = np.zeros(2, dtype=np.float32)
+    with h5py.File(copy(good, out_dir, "window_too_large.h5"), "r+") as f:
+        for name in f["layers"].attrs["order"]:
+            layer = f["layers"][name.decode() if isinstance(name, bytes) else name]
+            if layer.attrs["op"] == "maxpool":
+                layer.attrs["kernel"] = np.array([1000, 1000], dtype=np.int64)
+                layer.attrs["stride"] = np.array([1000, 1000], dtype=np.int64)
     with h5py.File(good, "r") as f:
         shape = [int(v) for v in f["meta"].attrs["input_shape"]]
     shape[2] += 1
