@@ -139,8 +139,6 @@ void read_plan(const std::string& plan_dir, Model& model, Plan& plan) {
   plan.plan_id = root.read_string("plan_id");
   plan.ram_cap_bytes = cap_from_file(root.read_int("ram_cap_bytes"));
   plan.flash_cap_bytes = cap_from_file(root.read_int("flash_cap_bytes"));
-  if (plan.nodes < 1)
-    throw Error(root.path() + " plans for " + std::to_string(plan.nodes) + " nodes");
   const std::vector<int64_t> grid = root.read_ints("grid");
   if (grid.size() != 2) throw Error(root.path() + ": 'grid' needs 2 values");
   plan.grid_rows = static_cast<int>(grid[0]);

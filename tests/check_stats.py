@@ -1,5 +1,5 @@
-"""check_stats.py STATS.json: every node's measured peak RAM, bytes sent and
-bytes received equal the plan's predictions, and the required keys are there.
+"""check_stats.py STATS.json: every node's measured peak RAM, flash (its weight
+slices), bytes sent and bytes received equal the plan's predictions, and the required keys are there.
 Exit 0 when they do, 1 (saying which) when not."""
 import json
 import sys
@@ -14,6 +14,7 @@ def main():
     for node in stats.get("nodes", []):
         failures += [f"node {node.get('rank')}: missing '{key}'" for key in REQUIRED if key not in node]
         for measured, predicted in (("peak_ram_bytes", "predicted_peak_ram_bytes"),
+                                    ("flash_bytes", "predicted_flash_bytes"),
                                     ("bytes_sent", "predicted_bytes_sent"),
                                     ("bytes_received", "predicted_bytes_received")):
             if node.get(measured) != node.get(predicted):
