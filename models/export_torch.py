@@ -16,14 +16,24 @@ numbers, never a re-implementation of the ops.
 
 Command line:
 
-    /usr/bin/python3 models/export_torch.py --model NAME [--weights SD.pt]
-        [--seed S] [--input-shape 1,3,H,W] [--no-fold-bn] --out MODEL.h5
-        [--reference REF.h5 --input-file X.h5]
+    /usr/bin/python3 models/export_torch.py --model NAME [--weights SD.pt | --weights FLOAT.h5]
+        [--seed S] [--input-shape 1,3,H,W] [--no-fold-bn]
+        [--quantize qnnpack --calib CALIB.h5 [--no-fold-relu] [--test-accuracy fashion-mnist]]
+        --out MODEL.h5 [--reference REF.h5 --input-file X.h5]
 
 NAME is an entry of zoo.REGISTRY or a torchvision.models classification
 builder. Without --weights the model is built after torch.manual_seed(S) and
 every BatchNorm gets random statistics and affine parameters, so that BN
-folding is exercised by the reference comparison.
+folding is exercised by the reference comparison. --weights FLOAT.h5 (a
+splitinfer float model file) rebuilds the model from that file
+(h5_module.py); NAME then only names the output.
+
+--quantize qnnpack writes an int8 model (quantize_torch.py: PyTorch's eager
+recipe for a torchvision model with a quantizable twin, FX otherwise,
+calibrated on CALIB.h5 /input one input at a time, see make_calib.py), and
+--reference then holds PyTorch's quantized values (uint8 + scale/zero_point,
+/output_q). --test-accuracy measures the int8 PyTorch model's top-1 on the
+dataset's test split and stores it as /meta test_accuracy.
 
 Python API (models/ on sys.path):
 
@@ -230,28 +240,34 @@ class _Converter:
     def run(self):
         for node in self.gm.graph.nodes:
             if node.op == "output":
-                out = node.args[0]
-                if not isinstance(out, fx.Node) or out not in self.names:
-                    self.fail(node, "the model must return one tensor")
-                self.output = self.names[out]
-                continue
-            meta = node.meta.get("tensor_meta")
-            if meta is None:
-                continue                      # size arithmetic: x.size(), shape[i], ...
-            if node.op == "placeholder":
-                if self.layers:
-                    self.fail(node, "models with more than one input are not supported")
-                self.add(node, "input", [])
-            elif not isinstance(meta, TensorMetadata):
-                self.convert_split(node)
-            elif node.op == "call_module":
-                self.convert_module(node, self.modules[node.target])
-            elif node.op in ("call_function", "call_method"):
-                self.convert_function(node, node.target)
+                self.convert_output(node)
             else:
-                self.fail(node, f"unsupported use of tensor '{node.target}' outside its module "
-                                f"(e.g. F.conv2d with a module's weight)")
+                self.convert_node(node)
         return self.layers, self.output
+
+    def convert_output(self, node):
+        out = node.args[0]
+        if not isinstance(out, fx.Node) or out not in self.names:
+            self.fail(node, "the model must return one tensor")
+        self.output = self.names[out]
+
+    def convert_node(self, node):
+        meta = node.meta.get("tensor_meta")
+        if meta is None:
+            return                            # size arithmetic: x.size(), shape[i], ...
+        if node.op == "placeholder":
+            if self.layers:
+                self.fail(node, "models with more than one input are not supported")
+            self.add(node, "input", [])
+        elif not isinstance(meta, TensorMetadata):
+            self.convert_split(node)
+        elif node.op == "call_module":
+            self.convert_module(node, self.modules[node.target])
+        elif node.op in ("call_function", "call_method"):
+            self.convert_function(node, node.target)
+        else:
+            self.fail(node, f"unsupported use of tensor '{node.target}' outside its module "
+                            f"(e.g. F.conv2d with a module's weight)")
 
     def convert_module(self, node, m):
         x = node.args[0] if node.args else None
@@ -611,6 +627,19 @@ def export_model(model, input_shape, out_path, name, source, meta, fold_bn=True)
         ShapeProp(gm).propagate(x)
     layers, output = _Converter(gm, fold_bn).run()
 
+    check_shapes(layers, gm)
+    _check_meta(meta, input_shape, layers_by_name(layers)[output].shape)
+    write_model_file(out_path, name, source, meta, input_shape, layers, output)
+    return {layer.name: layer.ref for layer in layers if layer.op != "input"}
+
+
+def layers_by_name(layers):
+    return {layer.name: layer for layer in layers}
+
+
+def check_shapes(layers, gm):
+    """Sets every layer's shape from its fx node and checks it against the
+    shape its exported attributes give."""
     nodes = {n.name: n for n in gm.graph.nodes}
     shapes = {}
     for layer in layers:
@@ -621,14 +650,25 @@ def export_model(model, input_shape, out_path, name, source, meta, fold_bn=True)
                 raise ExportError(f"internal error: layer '{layer.name}' ({layer.op}) has shape "
                                   f"{list(layer.shape)} in PyTorch but {inferred} from its attributes")
         shapes[layer.name] = layer.shape
-    _check_meta(meta, input_shape, shapes[output])
 
+
+def _dataset(value):
+    """Weights: torch tensors are written as float32; numpy arrays (the int8,
+    int32 and float32 datasets of quantized layers) keep their dtype."""
+    if isinstance(value, np.ndarray):
+        return value
+    return value.detach().cpu().numpy().astype(np.float32)
+
+
+def write_model_file(out_path, name, source, meta, input_shape, layers, output, root_attrs=None):
     with h5py.File(out_path, "w") as f:
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = np.int64(FORMAT_VERSION)
         f.attrs["name"] = name
         f.attrs["source"] = source
         f.attrs["output"] = output
+        for key, value in (root_attrs or {}).items():
+            f.attrs[key] = _attr(value)
         _write_meta(f.create_group("meta"), meta, input_shape)
         group = f.create_group("layers")
         group.attrs["order"] = _strings(layer.name for layer in layers)
@@ -640,8 +680,7 @@ def export_model(model, input_shape, out_path, name, source, meta, fold_bn=True)
             for key, value in layer.attrs.items():
                 g.attrs[key] = _attr(value)
             for key, value in layer.weights.items():
-                g.create_dataset(key, data=value.detach().cpu().numpy().astype(np.float32))
-    return {layer.name: layer.ref for layer in layers if layer.op != "input"}
+                g.create_dataset(key, data=_dataset(value))
 
 
 def write_reference(model, input_tensor, ref_path, layer_map):
@@ -686,8 +725,18 @@ def _randomize_batchnorm(model):
 
 
 def load_model(name, weights=None, seed=0):
-    """(model, default input shape, meta, source) for a zoo or torchvision name."""
+    """(model, default input shape, meta, source) for a zoo or torchvision name.
+    weights: a state_dict (.pt) for that model, or a splitinfer float model
+    file (.h5), which is then rebuilt as a module by h5_module.py (NAME only
+    names the result)."""
     torch.manual_seed(seed)
+    if weights and weights.endswith(".h5"):
+        import h5_module
+        try:
+            model, shape, meta, _, _ = h5_module.build_module(weights)
+        except h5_module.H5ModuleError as e:
+            raise ExportError(str(e))
+        return model, shape, meta, f"{os.path.basename(weights)} (rebuilt by models/h5_module.py)"
     if name in zoo.REGISTRY:
         model, shape, meta = zoo.build(name)
         source = f"models/zoo.py {name}"
@@ -728,22 +777,55 @@ def read_input(path, shape):
     return torch.from_numpy(x)
 
 
+def export_quantized(args, model, shape, meta, source):
+    """--quantize: PyTorch quantizes (quantize_torch.py), the file and the
+    reference come from PyTorch's converted model."""
+    import quantize_torch
+    calib, calib_desc = quantize_torch.read_calibration(args.calib, shape)
+    qmodel, gm, source = quantize_torch.quantize(args.model, model, calib, calib_desc, source)
+    meta = {k: v for k, v in meta.items() if k != "test_accuracy"}   # the float model's
+    if args.test_accuracy:
+        if args.test_accuracy != "fashion-mnist":
+            raise ExportError(f"unknown dataset '{args.test_accuracy}' for --test-accuracy (known: fashion-mnist)")
+        meta["test_accuracy"] = quantize_torch.fashion_accuracy(qmodel, shape)
+        print(f"export_torch: int8 top-1 on the fashion-mnist test split: {meta['test_accuracy']:.4f}")
+    layer_map, output = quantize_torch.export_quantized(gm, shape, args.out, args.model, source, meta,
+                                                        calib[:1], fold_relu=not args.no_fold_relu)
+    if args.reference:
+        quantize_torch.write_reference(qmodel, gm, read_input(args.input_file, shape), args.reference,
+                                       layer_map, output)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="export_torch", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True)
-    parser.add_argument("--weights")
+    parser.add_argument("--weights", help="state_dict .pt, or a float splitinfer model .h5")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--input-shape", type=_shape_arg)
     parser.add_argument("--no-fold-bn", action="store_true")
+    parser.add_argument("--quantize", choices=["qnnpack"], help="PyTorch post-training int8 quantization")
+    parser.add_argument("--calib", metavar="CALIB.h5", help="calibration inputs for --quantize")
+    parser.add_argument("--no-fold-relu", action="store_true",
+                        help="--quantize: keep quantized relu/relu6 as layers of their own")
+    parser.add_argument("--test-accuracy", metavar="DATASET",
+                        help="--quantize: measure the int8 model's top-1 on the test split "
+                             "(fashion-mnist) and store it in /meta")
     parser.add_argument("--out", required=True)
     parser.add_argument("--reference")
     parser.add_argument("--input-file")
     args = parser.parse_args(argv)
     if bool(args.reference) != bool(args.input_file):
         parser.error("--reference and --input-file go together")
+    if bool(args.quantize) != bool(args.calib):
+        parser.error("--quantize and --calib go together")
+    if not args.quantize and (args.no_fold_relu or args.test_accuracy):
+        parser.error("--no-fold-relu and --test-accuracy need --quantize")
     try:
         model, shape, meta, source = load_model(args.model, args.weights, args.seed)
         shape = args.input_shape or shape
+        if args.quantize:
+            export_quantized(args, model, shape, meta, source)
+            return 0
         layer_map = export_model(model, shape, args.out, args.model, source, meta,
                                  fold_bn=not args.no_fold_bn)
         if args.reference:
@@ -755,4 +837,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # main() of the importable module, so that quantize_torch.py (which imports
+    # export_torch) raises the ExportError that main() catches.
+    import export_torch
+    sys.exit(export_torch.main())

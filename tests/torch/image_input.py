@@ -1,10 +1,12 @@
 """image_input.py MODEL.h5 IMAGE OUT.h5: PyTorch's preprocessing of IMAGE as
 MODEL.h5's /meta describes it (decode with torchvision, scale by
 pixel_scale, resize with F.interpolate(bilinear, align_corners=False),
-normalise by mean/std, channel order), written as /input of OUT.h5.
+normalise by mean/std, channel order; models/make_calib.py's
+preprocess_image), written as /input of OUT.h5.
 
 make IMAGE --size HxW --channels C [--seed S]: writes a seeded random
 8-bit image (.png or .jpg) for the tests."""
+import os
 import sys
 
 import h5py
@@ -12,22 +14,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import torchvision
-from torchvision.io import ImageReadMode
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models"))
+from make_calib import preprocess_image  # noqa: E402  (shared with the calibration files)
 
 
 def preprocess(model_path, image_path, out_path):
     with h5py.File(model_path, "r") as f:
         meta = dict(f["meta"].attrs)
-    n, c, h, w = (int(v) for v in meta["input_shape"])
-    order = meta["channel_order"]
-    mode = ImageReadMode.GRAY if c == 1 else ImageReadMode.RGB
-    x = torchvision.io.read_image(image_path, mode).float() * float(meta["pixel_scale"])
-    if order == "bgr":
-        x = x.flip(0)
-    x = F.interpolate(x[None], size=(h, w), mode="bilinear", align_corners=False)
-    mean = torch.tensor(meta["mean"], dtype=torch.float32).view(1, c, 1, 1)
-    std = torch.tensor(meta["std"], dtype=torch.float32).view(1, c, 1, 1)
-    x = (x - mean) / std
+    x = preprocess_image(image_path, meta, meta["input_shape"])
     with h5py.File(out_path, "w") as f:
         f["input"] = x.numpy().astype(np.float32)
 
