@@ -271,6 +271,106 @@ void Group::write_floats(const std::string& name, const std::vector<int64_t>& di
   write_dataset(*this, name, dims, values, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT);
 }
 
+namespace {
+
+// IEEE half precision, little-endian, as h5py stores numpy's float16.
+Handle float16_type() {
+  Handle type(H5Tcopy(H5T_IEEE_F32LE));
+  H5Tset_fields(type.id(), 15, 10, 5, 0, 10);
+  H5Tset_size(type.id(), 2);
+  H5Tset_ebias(type.id(), 15);
+  return type;
+}
+
+// The memory type of a dtype read or written raw (native byte order).
+Handle memory_type(DType dtype) {
+  switch (dtype) {
+    case DType::u8:
+      return Handle(H5Tcopy(H5T_NATIVE_UINT8));
+    case DType::i8:
+      return Handle(H5Tcopy(H5T_NATIVE_INT8));
+    case DType::i32:
+      return Handle(H5Tcopy(H5T_NATIVE_INT32));
+    case DType::f16:
+      return float16_type();
+    case DType::f32:
+      return Handle(H5Tcopy(H5T_NATIVE_FLOAT));
+  }
+  throw Error("internal: unknown dtype");
+}
+
+}  // namespace
+
+Group Group::dataset_attributes(const std::string& name) const {
+  const std::string path = object_path(*this, name);
+  return Group(
+      Handle(check(H5Dopen2(id(), name.c_str(), H5P_DEFAULT), "cannot open dataset " + path)),
+      path);
+}
+
+DType Group::dataset_dtype(const std::string& name) const {
+  const std::string path = object_path(*this, name);
+  if (!has(name)) throw Error("dataset " + path + " is missing");
+  Handle dataset(check(H5Dopen2(id(), name.c_str(), H5P_DEFAULT), "cannot open dataset " + path));
+  Handle type(H5Dget_type(dataset.id()));
+  const size_t size = H5Tget_size(type.id());
+  switch (H5Tget_class(type.id())) {
+    case H5T_FLOAT:
+      if (size == 4 || size == 8) return DType::f32;
+      if (size == 2) return DType::f16;
+      break;
+    case H5T_INTEGER: {
+      const bool is_signed = H5Tget_sign(type.id()) == H5T_SGN_2;
+      if (size == 1) return is_signed ? DType::i8 : DType::u8;
+      if (size == 4 && is_signed) return DType::i32;
+      break;
+    }
+    default:
+      break;
+  }
+  throw Error("dataset " + path + " has a type splitinfer does not read (" + std::to_string(size) +
+              "-byte " + (H5Tget_class(type.id()) == H5T_INTEGER ? "integer" : "value") +
+              "; float32, float16, int8, uint8 and int32 are known)");
+}
+
+std::vector<uint8_t> Group::read_raw(const std::string& name, DType dtype,
+                                     std::vector<int64_t>& dims) const {
+  const std::string path = object_path(*this, name);
+  if (dataset_dtype(name) != dtype) throw Error("dataset " + path + " is not " + dtype_name(dtype));
+  Handle dataset(check(H5Dopen2(id(), name.c_str(), H5P_DEFAULT), "cannot open dataset " + path));
+  Handle space(H5Dget_space(dataset.id()));
+  const int rank = H5Sget_simple_extent_ndims(space.id());
+  if (rank < 0) throw Error("cannot read the shape of dataset " + path);
+  std::vector<hsize_t> extents(rank);
+  H5Sget_simple_extent_dims(space.id(), extents.data(), nullptr);
+  dims.assign(extents.begin(), extents.end());
+  hsize_t count = 1;
+  for (hsize_t extent : extents) count *= extent;
+  std::vector<uint8_t> values(count * dtype_bytes(dtype));
+  Handle type = memory_type(dtype);
+  if (count && H5Dread(dataset.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0)
+    throw Error("cannot read dataset " + path + " (is the file truncated?)");
+  return values;
+}
+
+void Group::write_raw(const std::string& name, const std::vector<int64_t>& dims, DType dtype,
+                      const void* values) const {
+  const std::string path = object_path(*this, name);
+  Handle type = memory_type(dtype);
+  Handle file_type(dtype == DType::f16   ? float16_type()
+                   : dtype == DType::u8  ? Handle(H5Tcopy(H5T_STD_U8LE))
+                   : dtype == DType::i8  ? Handle(H5Tcopy(H5T_STD_I8LE))
+                   : dtype == DType::i32 ? Handle(H5Tcopy(H5T_STD_I32LE))
+                                         : Handle(H5Tcopy(H5T_IEEE_F32LE)));
+  std::vector<hsize_t> extents(dims.begin(), dims.end());
+  Handle space(H5Screate_simple(static_cast<int>(extents.size()), extents.data(), nullptr));
+  Handle dataset(check(H5Dcreate2(id(), name.c_str(), file_type.id(), space.id(), H5P_DEFAULT,
+                                  H5P_DEFAULT, H5P_DEFAULT),
+                       "cannot create dataset " + path));
+  if (H5Dwrite(dataset.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, values) < 0)
+    throw Error("cannot write dataset " + path);
+}
+
 std::vector<int64_t> Group::read_int64s(const std::string& name, std::vector<int64_t>& dims) const {
   return read_dataset<int64_t>(*this, name, dims, H5T_NATIVE_INT64, H5T_INTEGER, "integer");
 }

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "../src/tensor.hpp"
+
 namespace splitinfer::h5 {
 
 // An owned HDF5 identifier (file, group, dataset, ...), closed on destruction.
@@ -38,6 +40,9 @@ class Group {
   Group open_group(const std::string& name) const;
   Group create_group(const std::string& name) const;
   std::vector<std::string> members() const;
+  // An existing dataset, opened for its attributes (the attribute methods
+  // below work on it; the group and dataset methods do not).
+  Group dataset_attributes(const std::string& dataset) const;
 
   std::string read_string(const std::string& attr) const;
   std::vector<std::string> read_strings(const std::string& attr) const;
@@ -57,6 +62,14 @@ class Group {
   std::vector<float> read_floats(const std::string& dataset, std::vector<int64_t>& dims) const;
   void write_floats(const std::string& dataset, const std::vector<int64_t>& dims,
                     const float* values) const;
+  // The dtype a dataset is stored as: float32 (also for float64, converted on
+  // reading), float16, int8, uint8 or int32; throws Error for anything else.
+  DType dataset_dtype(const std::string& dataset) const;
+  // A dataset of a 1-, 2- or 4-byte dtype other than float32, as raw native bytes.
+  std::vector<uint8_t> read_raw(const std::string& dataset, DType dtype,
+                                std::vector<int64_t>& dims) const;
+  void write_raw(const std::string& dataset, const std::vector<int64_t>& dims, DType dtype,
+                 const void* values) const;
   // An int64 dataset; dims out.
   std::vector<int64_t> read_int64s(const std::string& dataset, std::vector<int64_t>& dims) const;
   void write_int64s(const std::string& dataset, const std::vector<int64_t>& dims,

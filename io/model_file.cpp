@@ -1,5 +1,7 @@
 #include "model_file.hpp"
 
+#include <cmath>
+
 #include "../src/error.hpp"
 
 namespace splitinfer {
@@ -18,6 +20,42 @@ void read_window(const h5::Group& group, int64_t& h, int64_t& w, const char* att
   w = values[1];
 }
 
+// A layer's output dtype and, for quint8, its scale, zero point and clamp.
+void read_quantization(const h5::Group& group, Layer& layer) {
+  const std::string dtype = group.has_attr("dtype") ? group.read_string("dtype") : "float32";
+  if (dtype == "float32") return;
+  if (dtype != "quint8")
+    throw Error("layer '" + layer.name + "': dtype '" + dtype +
+                "' is not one splitinfer knows (float32, quint8)");
+  layer.dtype = DType::u8;
+  const double scale = group.read_double("scale");
+  if (!(std::isfinite(scale) && scale > 0 &&
+        static_cast<double>(static_cast<float>(scale)) == scale))
+    throw Error("layer '" + layer.name + "': scale " + std::to_string(scale) +
+                " is not a positive float32 value");
+  layer.quant.scale = static_cast<float>(scale);
+  const int64_t zero_point = group.read_int("zero_point");
+  if (zero_point < 0 || zero_point > 255)
+    throw Error("layer '" + layer.name + "': zero point " + std::to_string(zero_point) +
+                " is outside [0, 255]");
+  layer.quant.zero_point = static_cast<int32_t>(zero_point);
+  if (group.has_attr("clamp")) {
+    const std::vector<int64_t> clamp = group.read_ints("clamp");
+    if (clamp.size() != 2 || clamp[0] < 0 || clamp[0] > clamp[1] || clamp[1] > 255)
+      throw Error("layer '" + layer.name + "': clamp needs [lo, hi] with 0 <= lo <= hi <= 255");
+    layer.clamp_lo = static_cast<int32_t>(clamp[0]);
+    layer.clamp_hi = static_cast<int32_t>(clamp[1]);
+  }
+}
+
+void write_quantization(const h5::Group& group, const Layer& layer) {
+  if (!layer.quantized()) return;
+  group.write_string("dtype", "quint8");
+  group.write_double("scale", layer.quant.scale);
+  group.write_int("zero_point", layer.quant.zero_point);
+  group.write_ints("clamp", {layer.clamp_lo, layer.clamp_hi});
+}
+
 Layer read_layer(const h5::Group& group, const std::string& name) {
   Layer layer;
   layer.name = name;
@@ -25,6 +63,7 @@ Layer read_layer(const h5::Group& group, const std::string& name) {
   layer.input_names =
       group.has_attr("inputs") ? group.read_strings("inputs") : std::vector<std::string>{};
   layer.output_shape = Shape::from_dims(group.read_ints("output_shape"));
+  read_quantization(group, layer);
   switch (layer.op) {
     case Op::conv2d: {
       Conv2dParams& p = layer.conv;
@@ -76,6 +115,7 @@ void write_layer(const h5::Group& group, const Layer& layer) {
   group.write_string("op", op_name(layer.op));
   group.write_strings("inputs", layer.input_names);
   group.write_ints("output_shape", layer.output_shape.dims());
+  write_quantization(group, layer);
   switch (layer.op) {
     case Op::conv2d: {
       const Conv2dParams& p = layer.conv;
@@ -174,6 +214,8 @@ Model read_graph(const h5::Group& root) {
   model.name = root.has_attr("name") ? root.read_string("name") : "";
   model.source = root.has_attr("source") ? root.read_string("source") : "";
   model.meta = read_meta(root.open_group("meta"));
+  if (root.has_attr("requantization"))
+    model.requantization = requantization_from_name(root.read_string("requantization"));
   const h5::Group layers = root.open_group("layers");
   for (const std::string& name : layers.read_strings("order"))
     model.layers.push_back(read_layer(layers.open_group(name), name));
@@ -187,6 +229,7 @@ void write_graph(const h5::Group& root, const Model& model) {
   root.write_string("name", model.name);
   root.write_string("source", model.source);
   root.write_string("output", model.layers[model.output].name);
+  root.write_string("requantization", requantization_name(model.requantization));
   write_meta(root.create_group("meta"), model.meta);
   const h5::Group layers = root.create_group("layers");
   std::vector<std::string> order;
@@ -203,7 +246,11 @@ void read_weights(const h5::Group& weights_group, Model& model) {
     const h5::Group group = weights_group.open_group(layer.name);
     for (const std::string& blob_name : group.members()) {
       Blob blob;
-      blob.values = group.read_floats(blob_name, blob.dims);
+      blob.dtype = group.dataset_dtype(blob_name);
+      if (blob.dtype == DType::f32)
+        blob.values = group.read_floats(blob_name, blob.dims);
+      else
+        blob.raw = group.read_raw(blob_name, blob.dtype, blob.dims);
       layer.weights[blob_name] = std::move(blob);
     }
   }
@@ -214,8 +261,12 @@ void write_weights(const h5::Group& weights_group, const Model& model) {
     if (layer.weights.empty()) continue;
     const h5::Group group = weights_group.has(layer.name) ? weights_group.open_group(layer.name)
                                                           : weights_group.create_group(layer.name);
-    for (const auto& [blob_name, blob] : layer.weights)
-      group.write_floats(blob_name, blob.dims, blob.values.data());
+    for (const auto& [blob_name, blob] : layer.weights) {
+      if (blob.dtype == DType::f32)
+        group.write_floats(blob_name, blob.dims, blob.values.data());
+      else
+        group.write_raw(blob_name, blob.dims, blob.dtype, blob.raw.data());
+    }
   }
 }
 

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "../src/graph.hpp"
 #include "../src/shape.hpp"
 #include "hdf5.hpp"
 
@@ -14,8 +15,12 @@ class OutputFile {
  public:
   explicit OutputFile(const std::string& path);
   void write(const std::string& dataset_path, const Shape& shape, const float* values);
+  // A quint8 layer's map: uint8 with attributes scale and zero_point.
+  void write_quantized(const std::string& dataset_path, const Layer& layer, const uint8_t* values);
 
  private:
+  // The group holding `dataset_path` (created when missing) and the dataset's name in it.
+  std::pair<h5::Group, std::string> place(const std::string& dataset_path);
   h5::Group root_;
 };
 

@@ -19,12 +19,23 @@ Model weight_slices(const Model& model, const LayerRegions& regions, int node) {
     slices.layers[i].name = model.layers[i].name;
     if (region.empty()) continue;
     for (const auto& [name, blob] : model.layers[i].weights) {
-      const size_t row = blob.values.size() / blob.dims[0];  // values per output channel
+      if (blob.dims[0] != model.layers[i].output_shape.c) {  // per tensor: every node's
+        slices.layers[i].weights[name] = blob;
+        continue;
+      }
+      const size_t row = blob.elements() / blob.dims[0];  // values per output channel
       Blob slice;
       slice.dims = blob.dims;
       slice.dims[0] = region.c1 - region.c0;
-      slice.values.assign(blob.values.begin() + region.c0 * row,
-                          blob.values.begin() + region.c1 * row);
+      slice.dtype = blob.dtype;
+      if (blob.dtype == DType::f32) {
+        slice.values.assign(blob.values.begin() + region.c0 * row,
+                            blob.values.begin() + region.c1 * row);
+      } else {
+        const size_t row_bytes = row * dtype_bytes(blob.dtype);
+        slice.raw.assign(blob.raw.begin() + region.c0 * row_bytes,
+                         blob.raw.begin() + region.c1 * row_bytes);
+      }
       slices.layers[i].weights[name] = std::move(slice);
     }
   }

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "../src/error.hpp"
+#include "../src/ops/quantized.hpp"
 
 namespace splitinfer {
 namespace {
@@ -116,12 +117,16 @@ Region needed_region(const Model& model, const Layer& layer, int slot, const Reg
   return need.intersect(Region::whole(in));
 }
 
-uint64_t weight_slice_bytes(const Layer& layer, const Region& out) {
+uint64_t weight_slice_bytes(const Layer& layer, const Region& out, bool in_ram) {
   if (out.empty()) return 0;
   uint64_t bytes = 0;
-  for (const auto& [name, blob] :
-       layer.weights)  // every blob's first extent is the output channels
-    bytes += blob.bytes() / blob.dims[0] * (out.c1 - out.c0);
+  for (const auto& [name, blob] : layer.weights) {
+    const uint64_t blob_bytes = in_ram ? blob.ram_bytes() : blob.bytes();
+    if (blob.dims[0] == layer.output_shape.c)  // per output channel
+      bytes += blob_bytes / blob.dims[0] * (out.c1 - out.c0);
+    else  // per tensor (a quantized layer's weight scale): whole on every node
+      bytes += blob_bytes;
+  }
   return bytes;
 }
 
@@ -141,12 +146,14 @@ NodeProgram build_node_program(const Model& model, const LayerRegions& regions, 
     const Layer& layer = model.layers[i];
     LayerStep& step = program.layers[i];
     step.out = owned(i, node);
+    step.element_bytes = dtype_bytes(layer.dtype);
     for (int slot = 0; slot < static_cast<int>(layer.inputs.size()); ++slot) {
       const int source = layer.inputs[slot];
       std::vector<Region> needed(nodes + 1);
       for (int k = 1; k <= nodes; ++k) needed[k] = needed_region(model, layer, slot, owned(i, k));
       InputSlot input;
       input.needed = needed[node];
+      input.element_bytes = dtype_bytes(model.layers[source].dtype);
       if (model.layers[source].op == Op::input || via_coordinator) {
         if (!input.needed.empty()) input.receives.push_back({0, input.needed});
       } else {
@@ -164,8 +171,10 @@ NodeProgram build_node_program(const Model& model, const LayerRegions& regions, 
           for (int k = 1; k <= nodes && !input.exchange; ++k)
             input.exchange = j != k && !owned(source, j).intersect(needed[k]).empty();
       }
-      for (const Transfer& piece : input.receives) program.bytes_received += piece.region.bytes();
-      for (const Transfer& piece : input.sends) program.bytes_sent += piece.region.bytes();
+      for (const Transfer& piece : input.receives)
+        program.bytes_received += piece.region.bytes(input.element_bytes);
+      for (const Transfer& piece : input.sends)
+        program.bytes_sent += piece.region.bytes(input.element_bytes);
       step.inputs.push_back(std::move(input));
     }
   }
@@ -177,9 +186,10 @@ NodeProgram build_node_program(const Model& model, const LayerRegions& regions, 
         std::any_of(model.layers.begin() + i + 1, model.layers.end(), [&](const Layer& later) {
           return std::find(later.inputs.begin(), later.inputs.end(), i) != later.inputs.end();
         });
-    if (step.to_coordinator) program.bytes_sent += step.out.bytes();
+    if (step.to_coordinator) program.bytes_sent += step.out.bytes(step.element_bytes);
   }
-  program.bytes_sent += program.layers[model.output].out.bytes();  // the output to the coordinator
+  program.bytes_sent += program.layers[model.output].out.bytes(
+      program.layers[model.output].element_bytes);  // the output to the coordinator
   program.neighbours.assign(neighbours.begin(), neighbours.end());
 
   // Memory: every computed region is a buffer, except views (flatten, slice
@@ -212,7 +222,7 @@ NodeProgram build_node_program(const Model& model, const LayerRegions& regions, 
       const Shape& in = model.layers[source].output_shape;
       const uint64_t plane_bytes =
           static_cast<uint64_t>((stored.out.y1 - stored.out.y0) * (stored.out.x1 - stored.out.x0)) *
-          sizeof(float);
+          stored.element_bytes;
       const uint64_t offset = stored.out_offset + (first->needed.c0 - stored.out.c0) * plane_bytes;
       const bool slice_view = layer.op == Op::slice;
       const bool flatten_view = layer.op == Op::flatten && stored.out.y0 == 0 &&
@@ -232,8 +242,8 @@ NodeProgram build_node_program(const Model& model, const LayerRegions& regions, 
       const InputSlot& input = step.inputs[slot];
       const LayerStep& candidate = program.layers[layer.inputs[slot]];
       if (input.direct && input.needed == candidate.out && candidate.out == step.out &&
-          candidate.out_offset == 0 &&
-          program.buffer_bytes[candidate.out_buffer] == step.out.bytes() &&
+          candidate.out_offset == 0 && candidate.element_bytes == step.element_bytes &&
+          program.buffer_bytes[candidate.out_buffer] == step.out.bytes(step.element_bytes) &&
           model.layers[layer.inputs[slot]].op != Op::input &&
           !read_after(candidate.out_buffer, i)) {
         step.out_buffer = candidate.out_buffer;
@@ -243,10 +253,12 @@ NodeProgram build_node_program(const Model& model, const LayerRegions& regions, 
     if (step.out_buffer < 0) {
       step.allocates_out = true;
       step.out_buffer = static_cast<int>(program.buffer_bytes.size());
-      program.buffer_bytes.push_back(step.out.bytes());
+      program.buffer_bytes.push_back(step.out.bytes(step.element_bytes));
     }
-    step.weight_bytes = weight_slice_bytes(layer, step.out);
-    if (layer.op == Op::conv2d) {
+    step.weight_bytes = weight_slice_bytes(layer, step.out, true);
+    if (layer.op == Op::conv2d && layer.quantized()) {
+      step.scratch_bytes = conv2d_q_scratch_bytes(step.out.shape(layer.output_shape));
+    } else if (layer.op == Op::conv2d) {
       const Shape& in = model.layers[source].output_shape;
       step.scratch_bytes =
           conv2d_scratch_bytes(layer.conv, first->needed.shape(in),

@@ -19,8 +19,9 @@ using LayerRegions = std::vector<std::vector<Region>>;
 // to that input's map; empty when `out` is empty or reads none of it.
 Region needed_region(const Model& model, const Layer& layer, int slot, const Region& out);
 
-// Bytes of the weight slice a node holds for `layer` when computing `out`.
-uint64_t weight_slice_bytes(const Layer& layer, const Region& out);
+// Bytes of the weight slice a node holds for `layer` when computing `out`:
+// in flash, or once streamed into RAM (`in_ram`: float16 widened to float32).
+uint64_t weight_slice_bytes(const Layer& layer, const Region& out, bool in_ram);
 
 // With `via_coordinator` (the relay baseline), nodes exchange nothing
 // directly: every computed region goes to the coordinator, and every input a

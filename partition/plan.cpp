@@ -74,7 +74,7 @@ Plan make_plan(const Model& model, const PlanOptions& options) {
     NodePlan node;
     node.node = k;
     for (size_t i = 0; i < model.layers.size(); ++i)
-      node.flash_bytes += weight_slice_bytes(model.layers[i], plan.regions[i][k - 1]);
+      node.flash_bytes += weight_slice_bytes(model.layers[i], plan.regions[i][k - 1], false);
     ArenaLayout unlimited;
     node.predicted_peak_ram_bytes = replay_memory(
         model, program, unlimited, "node " + std::to_string(k), &node.layer_peak_ram_bytes);

@@ -10,6 +10,7 @@
 #include "ops/elementwise.hpp"
 #include "ops/linear.hpp"
 #include "ops/pool.hpp"
+#include "ops/quantized.hpp"
 #include "ops/upsample.hpp"
 
 namespace splitinfer {
@@ -43,7 +44,8 @@ Executor::Executor(const Model& model, NodeProgram program, std::string node_lab
     : model_(model),
       program_(std::move(program)),
       node_label_(std::move(node_label)),
-      kernels_(kernels) {}
+      kernels_(kernels),
+      requantization_(model.requantization) {}
 
 void Executor::run(Arena& arena, Exchange& exchange,
                    const std::function<void(int, const Tensor&)>& on_layer,
@@ -61,21 +63,22 @@ void Executor::run(Arena& arena, Exchange& exchange,
       const InputSlot& input = step.inputs[slot];
       const int source = layer.inputs[slot];
       const Region& stored_region = program_.layers[source].out;
-      const float* stored = outputs[source].f32();
+      char* stored = static_cast<char*>(outputs[source].data);
       Tensor& view = inputs[slot];
       view.shape = input.needed.shape(model_.layers[source].output_shape);
-      float* tile = nullptr;
+      view.dtype = model_.layers[source].dtype;
+      void* tile = nullptr;
       if (input.direct) {
         const int64_t plane =
             (stored_region.y1 - stored_region.y0) * (stored_region.x1 - stored_region.x0);
-        view.data = const_cast<float*>(stored) + (input.needed.c0 - stored_region.c0) * plane;
+        view.data = stored + (input.needed.c0 - stored_region.c0) * plane * input.element_bytes;
       } else if (!input.needed.empty()) {
-        tile = static_cast<float*>(arena.allocate(
-            input.needed.bytes(), allocation_purpose(node_label_, layer, "input tile")));
+        tile = arena.allocate(input.needed.bytes(input.element_bytes),
+                              allocation_purpose(node_label_, layer, "input tile"));
         transient.push_back(tile);
         if (stored)
           copy_region(stored, stored_region, tile, input.needed,
-                      stored_region.intersect(input.needed));
+                      stored_region.intersect(input.needed), input.element_bytes);
         view.data = tile;
       }
       if (input.exchange || !input.receives.empty() || !input.sends.empty())
@@ -90,24 +93,32 @@ void Executor::run(Arena& arena, Exchange& exchange,
                            allocation_purpose(node_label_, layer, "output activation")));
       Tensor& out = outputs[i];
       out.shape = step.out.shape(layer.output_shape);
+      out.dtype = layer.dtype;
       out.data = buffers[step.out_buffer] + step.out_offset;
 
-      // Stream this layer's weights (this node's slice) from flash into RAM.
-      std::map<std::string, const float*> weights;
+      // Stream this layer's weights (this node's slice) from flash into RAM,
+      // widening float16 to float32.
+      std::map<std::string, const void*> weights;
       if (step.weight_bytes) {
         char* cursor = static_cast<char*>(
             arena.allocate(step.weight_bytes, allocation_purpose(node_label_, layer, "weights")));
         transient.push_back(cursor);
         for (const auto& [blob_name, blob] : layer.weights) {
-          std::memcpy(cursor, blob.values.data(), blob.bytes());
-          weights[blob_name] = reinterpret_cast<const float*>(cursor);
-          cursor += blob.bytes();
+          if (blob.dtype == DType::f16) {
+            const auto* halves = reinterpret_cast<const _Float16*>(blob.raw.data());
+            float* widened = reinterpret_cast<float*>(cursor);
+            for (size_t k = 0; k < blob.elements(); ++k) widened[k] = static_cast<float>(halves[k]);
+          } else {
+            std::memcpy(cursor, blob.data(), blob.bytes());
+          }
+          weights[blob_name] = cursor;
+          cursor += blob.ram_bytes();
         }
       }
-      float* scratch = nullptr;
+      void* scratch = nullptr;
       if (step.scratch_bytes) {
-        scratch = static_cast<float*>(
-            arena.allocate(step.scratch_bytes, allocation_purpose(node_label_, layer, "scratch")));
+        scratch =
+            arena.allocate(step.scratch_bytes, allocation_purpose(node_label_, layer, "scratch"));
         transient.push_back(scratch);
       }
       const double start = trace_ ? trace_->now_us() : 0;
@@ -133,12 +144,14 @@ void Executor::run(Arena& arena, Exchange& exchange,
 }
 
 void Executor::compute(int layer_index, const std::vector<Tensor>& inputs, Tensor& out,
-                       const std::map<std::string, const float*>& weights, float* scratch) const {
+                       const std::map<std::string, const void*>& weights, void* scratch) const {
   const Layer& layer = model_.layers[layer_index];
   const LayerStep& step = program_.layers[layer_index];
+  if (layer.quantized() || layer.op == Op::dequantize)
+    return compute_quantized(layer_index, inputs, out, weights, scratch);
   const auto weight = [&](const char* blob_name) -> const float* {
     auto found = weights.find(blob_name);
-    return found == weights.end() ? nullptr : found->second;
+    return found == weights.end() ? nullptr : static_cast<const float*>(found->second);
   };
   const Tensor& in = inputs.empty() ? out : inputs[0];
   const Shape& in_shape =
@@ -154,7 +167,8 @@ void Executor::compute(int layer_index, const std::vector<Tensor>& inputs, Tenso
       if (reference)
         conv2d_reference(layer.conv, in, in_at, weight("weight"), weight("bias"), out, out_at);
       else
-        conv2d(layer.conv, in, in_at, weight("weight"), weight("bias"), out, out_at, scratch);
+        conv2d(layer.conv, in, in_at, weight("weight"), weight("bias"), out, out_at,
+               static_cast<float*>(scratch));
       break;
     case Op::linear:
       if (reference)
@@ -196,9 +210,7 @@ void Executor::compute(int layer_index, const std::vector<Tensor>& inputs, Tenso
       if (step.allocates_out) slice_channels(in, step.out.c0 + layer.slice_start - needed.c0, out);
       break;  // otherwise a view: the program placed the output inside the input
     case Op::flatten:
-      if (step.allocates_out)  // output features [c0, c1) of the tile's channels x whole map
-        std::memcpy(out.f32(), in.f32() + (step.out.c0 - needed.c0 * in_shape.h * in_shape.w),
-                    out.bytes());
+      flatten(layer_index, in, out);
       break;
     case Op::maxpool:
       maxpool(layer.pool, in, in_at, out, out_at);
@@ -212,6 +224,106 @@ void Executor::compute(int layer_index, const std::vector<Tensor>& inputs, Tenso
     case Op::upsample_nearest:
       upsample_nearest(layer.scale_h, layer.scale_w, in, in_at, out, out_at);
       break;
+    case Op::quantize:
+    case Op::dequantize:
+      throw Error("internal: a quantized op on the float path");
+  }
+}
+
+void Executor::flatten(int layer_index, const Tensor& in, Tensor& out) const {
+  const LayerStep& step = program_.layers[layer_index];
+  if (!step.allocates_out) return;  // a view: the program placed the output inside the input
+  // Output features [c0, c1) of the tile's channels x whole map.
+  const Shape& in_shape = model_.layers[model_.layers[layer_index].inputs[0]].output_shape;
+  const int64_t first = step.out.c0 - step.inputs[0].needed.c0 * in_shape.h * in_shape.w;
+  std::memcpy(out.data, static_cast<const char*>(in.data) + first * step.element_bytes,
+              out.bytes());
+}
+
+void Executor::compute_quantized(int layer_index, const std::vector<Tensor>& inputs, Tensor& out,
+                                 const std::map<std::string, const void*>& weights,
+                                 void* scratch) const {
+  const Layer& layer = model_.layers[layer_index];
+  const LayerStep& step = program_.layers[layer_index];
+  QuantizedLayer q;
+  q.out = layer.quant;
+  for (int source : layer.inputs) q.in.push_back(model_.layers[source].quant);
+  q.clamp_lo = layer.clamp_lo;
+  q.clamp_hi = layer.clamp_hi;
+  q.mode = requantization_;
+  const auto blob = [&](const char* blob_name) -> const void* {
+    auto found = weights.find(blob_name);
+    return found == weights.end() ? nullptr : found->second;
+  };
+  QuantizedWeights w;
+  if (layer.op == Op::conv2d || layer.op == Op::linear) {
+    w.weight = static_cast<const int8_t*>(blob("weight"));
+    w.bias = static_cast<const int32_t*>(blob("bias"));
+    w.scale = static_cast<const float*>(blob("weight_scale"));
+    w.zero_point = static_cast<const int32_t*>(blob("weight_zero_point"));
+    w.per_channel = layer.weight("weight_scale")->dims[0] != 1;
+  }
+  const Tensor& in = inputs.empty() ? out : inputs[0];
+  const Shape& in_shape = model_.layers[layer.inputs[0]].output_shape;
+  const Region& needed = step.inputs[0].needed;
+  const Placement in_at = needed.placement(in_shape);
+  const Placement out_at = step.out.placement(layer.output_shape);
+  switch (layer.op) {
+    case Op::quantize:
+      quantize(q, in, out);
+      break;
+    case Op::dequantize:
+      dequantize(q, in, out);
+      break;
+    case Op::conv2d:
+      conv2d_q(q, layer.conv, in, in_at, w, out, out_at, static_cast<int32_t*>(scratch));
+      break;
+    case Op::linear:
+      linear_q(q, in, w, out);
+      break;
+    case Op::add:
+      add_q(q, in, inputs[1], out);
+      break;
+    case Op::mul:
+      mul_q(q, in, inputs[1], out);
+      break;
+    case Op::relu:
+    case Op::relu6:
+      clamp_q(q, in, out);
+      break;
+    case Op::hardswish:
+    case Op::hardsigmoid:
+      lookup_q(q, layer.op, in, out);
+      break;
+    case Op::global_avgpool:
+      global_avgpool_q(q, in, out);
+      break;
+    case Op::concat: {
+      std::vector<const Tensor*> pieces;  // inputs whose channels fall in this node's range
+      std::vector<QuantParams> params;
+      for (size_t slot = 0; slot < inputs.size(); ++slot)
+        if (!step.inputs[slot].needed.empty())
+          pieces.push_back(&inputs[slot]), params.push_back(q.in[slot]);
+      concat_q(q, pieces, params, out);
+      break;
+    }
+    case Op::maxpool:
+      maxpool(layer.pool, in, in_at, out, out_at);
+      break;
+    case Op::upsample_nearest:
+      upsample_nearest(layer.scale_h, layer.scale_w, in, in_at, out, out_at);
+      break;
+    case Op::channel_shuffle:
+      channel_shuffle(in, needed.c0, layer.shuffle_groups, in_shape.c, out, step.out.c0);
+      break;
+    case Op::slice:
+      if (step.allocates_out) slice_channels(in, step.out.c0 + layer.slice_start - needed.c0, out);
+      break;
+    case Op::flatten:
+      flatten(layer_index, in, out);
+      break;
+    default:
+      throw Error(std::string("internal: ") + op_name(layer.op) + " has no quint8 kernel");
   }
 }
 

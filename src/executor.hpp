@@ -25,8 +25,8 @@ class Exchange {
   // `stored_region` of the input layer; null when empty) and receives the
   // pieces `input.receives` lists into `tile` (holding input.needed; null
   // when the slot is read in place).
-  virtual void exchange(int layer_index, int slot, const InputSlot& input, const float* stored,
-                        const Region& stored_region, float* tile) = 0;
+  virtual void exchange(int layer_index, int slot, const InputSlot& input, const void* stored,
+                        const Region& stored_region, void* tile) = 0;
   // Sends this node's computed region of a layer to the coordinator (steps
   // with `to_coordinator`: the relay baseline).
   virtual void to_coordinator(int layer_index, const Tensor& out) = 0;
@@ -40,6 +40,8 @@ class Executor {
            Kernels kernels = Kernels::fast);
 
   const NodeProgram& program() const { return program_; }
+  // How int8 accumulators are requantized (default: the model's own).
+  void set_requantization(Requantization mode) { requantization_ = mode; }
   // Record a slice per layer computed into `trace` (null: none).
   void set_trace(Trace* trace) { trace_ = trace; }
 
@@ -52,12 +54,16 @@ class Executor {
 
  private:
   void compute(int layer_index, const std::vector<Tensor>& inputs, Tensor& out,
-               const std::map<std::string, const float*>& weights, float* scratch) const;
+               const std::map<std::string, const void*>& weights, void* scratch) const;
+  void compute_quantized(int layer_index, const std::vector<Tensor>& inputs, Tensor& out,
+                         const std::map<std::string, const void*>& weights, void* scratch) const;
+  void flatten(int layer_index, const Tensor& in, Tensor& out) const;
 
   const Model& model_;
   NodeProgram program_;
   std::string node_label_;
   Kernels kernels_;
+  Requantization requantization_;
   Trace* trace_ = nullptr;
 };
 

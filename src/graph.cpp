@@ -28,7 +28,9 @@ constexpr std::pair<Op, const char*> kOpNames[] = {{Op::input, "input"},
                                                    {Op::global_avgpool, "global_avgpool"},
                                                    {Op::flatten, "flatten"},
                                                    {Op::linear, "linear"},
-                                                   {Op::upsample_nearest, "upsample_nearest"}};
+                                                   {Op::upsample_nearest, "upsample_nearest"},
+                                                   {Op::quantize, "quantize"},
+                                                   {Op::dequantize, "dequantize"}};
 
 std::string where(const Layer& layer) {
   return "layer '" + layer.name + "' (" + op_name(layer.op) + ")";
@@ -44,20 +46,53 @@ std::string dims_text(const std::vector<int64_t>& dims) {
   return text + "]";
 }
 
+// `dtypes`: the dtypes the blob may have.
 void check_blob(const Layer& layer, const std::string& blob_name,
-                const std::vector<int64_t>& expected, bool optional) {
+                const std::vector<int64_t>& expected, bool optional,
+                const std::vector<DType>& dtypes = {DType::f32, DType::f16}) {
   const Blob* blob = layer.weight(blob_name);
   if (!blob) {
     require(optional, layer, "weight '" + blob_name + "' is missing");
     return;
   }
+  require(std::find(dtypes.begin(), dtypes.end(), blob->dtype) != dtypes.end(), layer,
+          "weight '" + blob_name + "' is " + dtype_name(blob->dtype) + ", which a " +
+              dtype_name(layer.dtype) + " " + op_name(layer.op) + " layer does not take");
   require(blob->dims == expected, layer,
           "weight '" + blob_name + "' has shape " + dims_text(blob->dims) + ", expected " +
               dims_text(expected));
-  for (size_t i = 0; i < blob->values.size(); ++i)
-    require(std::isfinite(blob->values[i]), layer,
-            "weight '" + blob_name + "' holds a non-finite value (" +
-                std::to_string(blob->values[i]) + ") at element " + std::to_string(i));
+  if (blob->dtype == DType::f32) {
+    for (size_t i = 0; i < blob->values.size(); ++i)
+      require(std::isfinite(blob->values[i]), layer,
+              "weight '" + blob_name + "' holds a non-finite value (" +
+                  std::to_string(blob->values[i]) + ") at element " + std::to_string(i));
+  } else if (blob->dtype == DType::f16) {
+    const auto* halves = reinterpret_cast<const _Float16*>(blob->raw.data());
+    for (size_t i = 0; i < blob->elements(); ++i)
+      require(
+          std::isfinite(static_cast<float>(halves[i])), layer,
+          "weight '" + blob_name + "' holds a non-finite value at element " + std::to_string(i));
+  }
+}
+
+// A per-tensor ([1]) or per-channel ([channels]) float32 scale, each positive
+// and finite, and its int32 zero point(s) in [-128, 127].
+void check_weight_quantization(const Layer& layer, int64_t channels) {
+  for (const auto& [blob_name, dtype] :
+       {std::pair{"weight_scale", DType::f32}, std::pair{"weight_zero_point", DType::i32}}) {
+    const Blob* blob = layer.weight(blob_name);
+    require(blob != nullptr, layer, std::string("weight '") + blob_name + "' is missing");
+    const bool per_tensor = blob->dims == std::vector<int64_t>{1};
+    check_blob(layer, blob_name, {per_tensor ? 1 : channels}, false, {dtype});
+  }
+  for (float scale : layer.weight("weight_scale")->values)
+    require(std::isfinite(scale) && scale > 0 && std::isnormal(scale), layer,
+            "weight_scale " + std::to_string(scale) + " is not a positive normal number");
+  const Blob* zero_points = layer.weight("weight_zero_point");
+  const auto* values = reinterpret_cast<const int32_t*>(zero_points->raw.data());
+  for (size_t i = 0; i < zero_points->elements(); ++i)
+    require(values[i] >= -128 && values[i] <= 127, layer,
+            "weight_zero_point " + std::to_string(values[i]) + " is outside [-128, 127]");
 }
 
 void check_window(const Layer& layer, int64_t kernel_h, int64_t kernel_w, int64_t stride_h,
@@ -127,6 +162,8 @@ Shape infer(const Model& model, const Layer& layer) {
     case Op::silu:
     case Op::hardswish:
     case Op::hardsigmoid:
+    case Op::quantize:
+    case Op::dequantize:
       arity(1);
       if (layer.op == Op::batchnorm) require(layer.eps >= 0, layer, "eps must not be negative");
       return in[0];
@@ -209,7 +246,14 @@ void check_weights(const Model& model, const Layer& layer, int64_t channels) {
   const std::vector<std::string> known =
       layer.op == Op::batchnorm
           ? std::vector<std::string>{"gamma", "beta", "running_mean", "running_var"}
+      : layer.quantized()
+          ? std::vector<std::string>{"weight", "bias", "weight_scale", "weight_zero_point"}
           : std::vector<std::string>{"weight", "bias"};
+  const bool q = layer.quantized();
+  const std::vector<DType> weight_dtypes =
+      q ? std::vector<DType>{DType::i8} : std::vector<DType>{DType::f32, DType::f16};
+  const std::vector<DType> bias_dtypes =
+      q ? std::vector<DType>{DType::i32} : std::vector<DType>{DType::f32, DType::f16};
   for (const auto& [blob_name, blob] : layer.weights)
     require(std::find(known.begin(), known.end(), blob_name) != known.end(), layer,
             "holds an unexpected weight '" + blob_name + "'");
@@ -217,16 +261,18 @@ void check_weights(const Model& model, const Layer& layer, int64_t channels) {
     case Op::conv2d:
       check_blob(layer, "weight",
                  {channels, in.c / layer.conv.groups, layer.conv.kernel_h, layer.conv.kernel_w},
-                 false);
-      check_blob(layer, "bias", {channels}, true);
+                 false, weight_dtypes);
+      check_blob(layer, "bias", {channels}, true, bias_dtypes);
+      if (q) check_weight_quantization(layer, channels);
       break;
     case Op::linear:
-      check_blob(layer, "weight", {channels, in.c}, false);
-      check_blob(layer, "bias", {channels}, true);
+      check_blob(layer, "weight", {channels, in.c}, false, weight_dtypes);
+      check_blob(layer, "bias", {channels}, true, bias_dtypes);
+      if (q) check_weight_quantization(layer, channels);
       break;
     case Op::batchnorm:
       for (const char* blob_name : {"gamma", "beta", "running_mean", "running_var"})
-        check_blob(layer, blob_name, {channels}, false);
+        check_blob(layer, blob_name, {channels}, false, {DType::f32});
       for (float variance : layer.weight("running_var")->values)
         require(variance >= 0, layer, "running_var holds a negative variance");
       break;
@@ -235,7 +281,90 @@ void check_weights(const Model& model, const Layer& layer, int64_t channels) {
   }
 }
 
+// The dtypes of a layer and its inputs agree with its op, and a quint8
+// layer's parameters are usable (io/FORMAT.md).
+void check_dtypes(const Model& model, const Layer& layer) {
+  const bool q = layer.quantized();
+  require(layer.dtype == DType::f32 || q, layer,
+          std::string("output dtype ") + dtype_name(layer.dtype) + " is not float32 or quint8");
+  if (q) {
+    const float scale = layer.quant.scale;
+    require(std::isfinite(scale) && scale > 0 && std::isnormal(scale), layer,
+            "scale " + std::to_string(scale) + " is not a positive normal float32 number");
+    require(layer.quant.zero_point >= 0 && layer.quant.zero_point <= 255, layer,
+            "zero point " + std::to_string(layer.quant.zero_point) + " is outside [0, 255]");
+    require(0 <= layer.clamp_lo && layer.clamp_lo <= layer.clamp_hi && layer.clamp_hi <= 255, layer,
+            "clamp [" + std::to_string(layer.clamp_lo) + ", " + std::to_string(layer.clamp_hi) +
+                "] is not inside [0, 255]");
+  }
+  switch (layer.op) {
+    case Op::input:
+      require(!q, layer, "the input layer is float32");
+      return;
+    case Op::quantize:
+      require(q, layer, "a quantize layer's output is quint8");
+      break;
+    case Op::dequantize:
+      require(!q, layer, "a dequantize layer's output is float32");
+      break;
+    case Op::batchnorm:
+    case Op::sigmoid:
+    case Op::silu:
+    case Op::leaky_relu:
+    case Op::avgpool:
+      require(!q, layer, "has no quint8 form (fold it, or leave it float32)");
+      break;
+    default:
+      break;
+  }
+  const DType wanted = layer.op == Op::quantize     ? DType::f32
+                       : layer.op == Op::dequantize ? DType::u8
+                                                    : layer.dtype;
+  for (int index : layer.inputs) {
+    const Layer& source = model.layers[index];
+    require(source.dtype == wanted, layer,
+            "input '" + source.name + "' is " + dtype_name(source.dtype) + ", expected " +
+                dtype_name(wanted));
+  }
+  if (!q || layer.inputs.empty()) return;
+  const QuantParams& in = model.layers[layer.inputs[0]].quant;
+  switch (layer.op) {
+    case Op::relu:
+    case Op::relu6:
+    case Op::maxpool:
+    case Op::flatten:
+    case Op::slice:
+    case Op::channel_shuffle:
+    case Op::upsample_nearest:
+      require(layer.quant == in, layer,
+              "its scale and zero point must equal those of its input '" +
+                  model.layers[layer.inputs[0]].name + "'");
+      break;
+    case Op::add:
+      // The fixed-point add (models/quantization.md 3.3) needs each input's
+      // scale over the output's in [2^-14, 2^8), as PyTorch does.
+      for (int index : layer.inputs) {
+        const float ratio = model.layers[index].quant.scale / layer.quant.scale;
+        require(ratio >= 0x1p-14f && ratio < 0x1p8f, layer,
+                "input scale / output scale " + std::to_string(ratio) + " is outside [2^-14, 2^8)");
+      }
+      break;
+    default:
+      break;
+  }
+}
+
 }  // namespace
+
+const char* requantization_name(Requantization mode) {
+  return mode == Requantization::cmsis ? "cmsis" : "pytorch";
+}
+
+Requantization requantization_from_name(const std::string& name) {
+  if (name == "pytorch") return Requantization::pytorch;
+  if (name == "cmsis") return Requantization::cmsis;
+  throw Error("requantization '" + name + "' is not pytorch or cmsis");
+}
 
 const char* op_name(Op op) {
   for (const auto& [known, name] : kOpNames)
@@ -261,6 +390,8 @@ bool is_elementwise(Op op) {
     case Op::hardsigmoid:
     case Op::add:
     case Op::mul:
+    case Op::quantize:
+    case Op::dequantize:
       return true;
     default:
       return false;
@@ -275,6 +406,12 @@ const Blob* Layer::weight(const std::string& blob_name) const {
 uint64_t Layer::weight_bytes() const {
   uint64_t bytes = 0;
   for (const auto& [blob_name, blob] : weights) bytes += blob.bytes();
+  return bytes;
+}
+
+uint64_t Layer::weight_ram_bytes() const {
+  uint64_t bytes = 0;
+  for (const auto& [blob_name, blob] : weights) bytes += blob.ram_bytes();
   return bytes;
 }
 
@@ -310,6 +447,7 @@ void validate(Model& model, bool check_weights_too) {
     require(inferred == layer.output_shape, layer,
             "output shape " + inferred.str() + " from its inputs differs from the stored " +
                 layer.output_shape.str());
+    check_dtypes(model, layer);
     if (check_weights_too) check_weights(model, layer, layer.output_shape.c);
   }
   if (model.output < 0 || model.output >= static_cast<int>(model.layers.size()))

@@ -35,7 +35,9 @@ enum class Op {
   global_avgpool,
   flatten,
   linear,
-  upsample_nearest
+  upsample_nearest,
+  quantize,   // float32 -> quint8
+  dequantize  // quint8 -> float32
 };
 
 const char* op_name(Op op);
@@ -44,12 +46,40 @@ Op op_from_name(const std::string& name);  // throws Error for an unknown op
 // inputs (activations, batchnorm, add, mul).
 bool is_elementwise(Op op);
 
-// A weight tensor as the flash image holds it.
+// A weight tensor as the flash image holds it: float32 values, or the bytes
+// of another dtype (int8 weights, int32 biases, float16 weights).
 struct Blob {
   std::vector<int64_t> dims;
-  std::vector<float> values;
-  size_t bytes() const { return values.size() * sizeof(float); }
+  DType dtype = DType::f32;
+  std::vector<float> values;  // f32
+  std::vector<uint8_t> raw;   // any other dtype, native byte order
+
+  size_t elements() const {
+    return dtype == DType::f32 ? values.size() : raw.size() / dtype_bytes(dtype);
+  }
+  size_t bytes() const { return dtype == DType::f32 ? values.size() * sizeof(float) : raw.size(); }
+  const void* data() const {
+    return dtype == DType::f32 ? static_cast<const void*>(values.data()) : raw.data();
+  }
+  // Bytes this blob takes in RAM once streamed from flash (float16 widens to float32).
+  size_t ram_bytes() const { return dtype == DType::f16 ? elements() * sizeof(float) : bytes(); }
 };
+
+// A quint8 tensor's parameters: real = scale * (q - zero_point).
+struct QuantParams {
+  float scale = 1.0f;
+  int32_t zero_point = 0;
+  bool operator==(const QuantParams& other) const {
+    return scale == other.scale && zero_point == other.zero_point;
+  }
+};
+
+// How int8 accumulators are scaled back to uint8 (models/quantization.md):
+// `pytorch` as PyTorch's qnnpack does it in float32, bit for bit; `cmsis`
+// integer only, with a fixed-point multiplier and shift (TFLite Micro, CMSIS-NN).
+enum class Requantization { pytorch, cmsis };
+const char* requantization_name(Requantization mode);
+Requantization requantization_from_name(const std::string& name);  // throws Error
 
 struct Layer {
   std::string name;
@@ -66,10 +96,16 @@ struct Layer {
   int64_t slice_start = 0, slice_stop = 0;  // slice: channels [start, stop)
   int64_t scale_h = 1, scale_w = 1;         // upsample_nearest
 
+  DType dtype = DType::f32;              // of the output: f32 or u8
+  QuantParams quant;                     // u8 outputs
+  int32_t clamp_lo = 0, clamp_hi = 255;  // u8 outputs: clamped to [lo, hi] after requantization
+
   std::map<std::string, Blob> weights;  // names per op, see io/FORMAT.md
 
   const Blob* weight(const std::string& blob_name) const;
-  uint64_t weight_bytes() const;
+  uint64_t weight_bytes() const;      // in flash
+  uint64_t weight_ram_bytes() const;  // streamed into RAM
+  bool quantized() const { return dtype == DType::u8; }
 };
 
 struct ModelMeta {
@@ -88,6 +124,7 @@ struct Model {
   std::vector<Layer> layers;
   int output = -1;  // index of the output layer
   ModelMeta meta;
+  Requantization requantization = Requantization::pytorch;
 
   int find(const std::string& layer_name) const;  // -1 when absent
   uint64_t weight_bytes() const;

@@ -17,7 +17,7 @@ uint64_t replay_memory(const Model& model, const NodeProgram& program, ArenaLayo
     std::vector<uint64_t> transient;
     for (const InputSlot& input : step.inputs)
       if (!input.needed.empty() && !input.direct)
-        transient.push_back(layout.allocate(input.needed.bytes(),
+        transient.push_back(layout.allocate(input.needed.bytes(input.element_bytes),
                                             allocation_purpose(node_label, layer, "input tile")));
     if (!step.out.empty()) {
       if (step.allocates_out)
@@ -43,11 +43,13 @@ std::vector<LayerTraffic> layer_traffic(const Model& model, const NodeProgram& p
   for (size_t i = 0; i < model.layers.size(); ++i) {
     const LayerStep& step = program.layers[i];
     for (const InputSlot& input : step.inputs) {
-      for (const Transfer& piece : input.sends) traffic[i].sent += piece.region.bytes();
-      for (const Transfer& piece : input.receives) traffic[i].received += piece.region.bytes();
+      for (const Transfer& piece : input.sends)
+        traffic[i].sent += piece.region.bytes(input.element_bytes);
+      for (const Transfer& piece : input.receives)
+        traffic[i].received += piece.region.bytes(input.element_bytes);
     }
     if (step.to_coordinator || static_cast<int>(i) == model.output)
-      traffic[i].sent += step.out.bytes();
+      traffic[i].sent += step.out.bytes(step.element_bytes);
   }
   return traffic;
 }

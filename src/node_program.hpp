@@ -25,10 +25,12 @@ struct InputSlot {
   std::vector<Transfer> receives;  // pieces of `needed` held by others
   std::vector<Transfer> sends;     // pieces of this node's stored region of the input others need
   bool exchange = false;  // some node sends some node something for this slot (same on every node)
+  size_t element_bytes = 4;  // of the input layer's elements (4 float32, 1 quint8)
 };
 
 struct LayerStep {
   Region out;  // this node's region of the layer's output; empty: it computes nothing here
+  size_t element_bytes = 4;  // of the layer's output elements
   std::vector<InputSlot> inputs;
   int out_buffer = -1;              // buffer holding `out`
   uint64_t out_offset = 0;          // bytes into it (views)

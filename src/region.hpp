@@ -17,7 +17,10 @@ struct Region {
   static Region whole(const Shape& shape) { return {0, shape.c, 0, shape.h, 0, shape.w}; }
   bool empty() const { return c1 <= c0 || y1 <= y0 || x1 <= x0; }
   int64_t elements() const { return empty() ? 0 : (c1 - c0) * (y1 - y0) * (x1 - x0); }
-  uint64_t bytes() const { return static_cast<uint64_t>(elements()) * sizeof(float); }
+  // The tile's bytes for elements of `element_bytes` bytes.
+  uint64_t bytes(size_t element_bytes) const {
+    return static_cast<uint64_t>(elements()) * element_bytes;
+  }
   Region intersect(const Region& other) const {
     return {std::max(c0, other.c0), std::min(c1, other.c1), std::max(y0, other.y0),
             std::min(y1, other.y1), std::max(x0, other.x0), std::min(x1, other.x1)};
@@ -42,8 +45,8 @@ struct Region {
 };
 
 // Copies `part` (inside both regions) from a tile holding `from_region` to a
-// tile holding `to_region`.
-void copy_region(const float* from, const Region& from_region, float* to, const Region& to_region,
-                 const Region& part);
+// tile holding `to_region`; elements of `element_bytes` bytes.
+void copy_region(const void* from, const Region& from_region, void* to, const Region& to_region,
+                 const Region& part, size_t element_bytes);
 
 }  // namespace splitinfer

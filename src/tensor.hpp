@@ -8,9 +8,23 @@
 
 namespace splitinfer {
 
-enum class DType { f32 };
+// f32: float32. u8: quint8 activations (uint8 with a scale and zero point).
+// i8, i32: int8 weights and int32 biases of quantized layers. f16: float16
+// weight storage (widened to float32 before use).
+enum class DType { f32, u8, i8, i32, f16 };
 
-inline size_t dtype_bytes(DType) { return sizeof(float); }
+inline size_t dtype_bytes(DType dtype) {
+  switch (dtype) {
+    case DType::u8:
+    case DType::i8:
+      return 1;
+    case DType::f16:
+      return 2;
+    default:
+      return 4;
+  }
+}
+const char* dtype_name(DType dtype);
 
 struct Tensor {
   Shape shape;
@@ -18,6 +32,8 @@ struct Tensor {
   void* data = nullptr;
 
   size_t bytes() const { return static_cast<size_t>(shape.elements()) * dtype_bytes(dtype); }
+  uint8_t* u8() { return static_cast<uint8_t*>(data); }
+  const uint8_t* u8() const { return static_cast<const uint8_t*>(data); }
   float* f32() { return static_cast<float*>(data); }
   const float* f32() const { return static_cast<const float*>(data); }
   // Element (n, c, y, x) of a float32 NCHW tensor.

@@ -403,14 +403,14 @@ void expect_traffic_adds_up(const Model& model, const LayerRegions& regions) {
           EXPECT_FALSE(piece.region.empty());
           EXPECT_TRUE(needed.contains(piece.region)) << layer.name;
           EXPECT_NE(piece.peer, k);
-          listed_received += piece.region.bytes();
+          listed_received += piece.region.bytes(sizeof(float));
           if (piece.peer == 0) {
             EXPECT_EQ(model.layers[source].op, Op::input) << layer.name;
             continue;
           }
           EXPECT_TRUE(regions[source][piece.peer - 1].contains(piece.region)) << layer.name;
           received[{i, slot, piece.peer, k}] = piece.region;
-          total_received += piece.region.bytes();
+          total_received += piece.region.bytes(sizeof(float));
           neighbours.push_back(piece.peer);
           any_transfer = true;
         }
@@ -419,8 +419,8 @@ void expect_traffic_adds_up(const Model& model, const LayerRegions& regions) {
           EXPECT_NE(piece.peer, k);
           EXPECT_TRUE(own.contains(piece.region)) << layer.name;
           sent[{i, slot, k, piece.peer}] = piece.region;
-          listed_sent += piece.region.bytes();
-          total_sent += piece.region.bytes();
+          listed_sent += piece.region.bytes(sizeof(float));
+          total_sent += piece.region.bytes(sizeof(float));
           neighbours.push_back(piece.peer);
           any_transfer = true;
         }
@@ -438,7 +438,7 @@ void expect_traffic_adds_up(const Model& model, const LayerRegions& regions) {
     }
     EXPECT_EQ(listed_received, expected_received) << "node " << k;
     EXPECT_EQ(program.bytes_received, expected_received) << "node " << k;
-    EXPECT_EQ(program.bytes_sent, listed_sent + regions[model.output][k - 1].bytes())
+    EXPECT_EQ(program.bytes_sent, listed_sent + regions[model.output][k - 1].bytes(sizeof(float)))
         << "node " << k;
     std::sort(neighbours.begin(), neighbours.end());
     neighbours.erase(std::unique(neighbours.begin(), neighbours.end()), neighbours.end());

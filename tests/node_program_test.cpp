@@ -262,14 +262,14 @@ std::vector<OwnedTensor> evaluate_separately(const Model& model, const std::vect
 // The coordinator's side for a node: the pieces of the input it needs, cut
 // out of the whole input.
 void receive_input(const Model& model, const std::vector<float>& input, const InputSlot& slot,
-                   float* tile, uint64_t& bytes_received) {
+                   void* tile, uint64_t& bytes_received) {
   const Region whole_input = Region::whole(model.layers[0].output_shape);
   for (const Transfer& piece : slot.receives) {
     if (piece.peer != 0) continue;
     EXPECT_TRUE(slot.needed.contains(piece.region) && whole_input.contains(piece.region))
         << piece.region.str();
-    copy_region(input.data(), whole_input, tile, slot.needed, piece.region);
-    bytes_received += piece.region.bytes();
+    copy_region(input.data(), whole_input, tile, slot.needed, piece.region, slot.element_bytes);
+    bytes_received += piece.region.bytes(slot.element_bytes);
   }
 }
 
@@ -279,8 +279,8 @@ class InputExchange : public Exchange {
   InputExchange(const Model& model, const std::vector<float>& input)
       : model_(model), input_(input) {}
 
-  void exchange(int layer_index, int, const InputSlot& slot, const float*, const Region&,
-                float* tile) override {
+  void exchange(int layer_index, int, const InputSlot& slot, const void*, const Region&,
+                void* tile) override {
     for (const Transfer& piece : slot.receives) EXPECT_EQ(piece.peer, 0) << "layer " << layer_index;
     EXPECT_TRUE(slot.sends.empty()) << "layer " << layer_index;
     EXPECT_FALSE(slot.exchange) << "layer " << layer_index;
@@ -396,8 +396,9 @@ TEST_P(EveryGraph, OneNodeComputesEveryLayerWholeAndMovesOnlyInputAndOutput) {
   for (size_t i = 1; i < model.layers.size(); ++i)
     EXPECT_EQ(program.layers[i].out, Region::whole(model.layers[i].output_shape))
         << model.layers[i].name;
-  const uint64_t input_bytes = Region::whole(model.layers[0].output_shape).bytes();
-  const uint64_t output_bytes = Region::whole(model.layers[model.output].output_shape).bytes();
+  const uint64_t input_bytes = Region::whole(model.layers[0].output_shape).bytes(sizeof(float));
+  const uint64_t output_bytes =
+      Region::whole(model.layers[model.output].output_shape).bytes(sizeof(float));
   EXPECT_EQ(program.bytes_received, input_bytes);
   EXPECT_EQ(program.bytes_sent, output_bytes);
   EXPECT_TRUE(program.neighbours.empty());
@@ -597,7 +598,7 @@ TEST(NodeProgram, TheGateDoesNotTakeOverTheMapItScales) {
 // the stored tile it offers for the slot being exchanged.
 struct Board {
   struct Offer {
-    const float* stored = nullptr;
+    const void* stored = nullptr;
     Region region;
   };
   explicit Board(int nodes) : barrier(nodes), offers(nodes) {}
@@ -615,8 +616,8 @@ class SharedMemoryExchange : public Exchange {
   SharedMemoryExchange(int node, Board& board, const Model& model, const std::vector<float>& input)
       : node_(node), board_(board), model_(model), input_(input) {}
 
-  void exchange(int layer_index, int, const InputSlot& slot, const float* stored,
-                const Region& stored_region, float* tile) override {
+  void exchange(int layer_index, int, const InputSlot& slot, const void* stored,
+                const Region& stored_region, void* tile) override {
     receive_input(model_, input_, slot, tile, bytes_received);
     if (!slot.exchange) {
       EXPECT_TRUE(slot.sends.empty()) << "layer " << layer_index;
@@ -633,12 +634,14 @@ class SharedMemoryExchange : public Exchange {
       EXPECT_TRUE(inside) << "layer " << layer_index << ": node " << node_ << " receives "
                           << piece.region.str() << " from node " << piece.peer << ", which holds "
                           << offer.region.str();
-      if (inside) copy_region(offer.stored, offer.region, tile, slot.needed, piece.region);
-      bytes_received += piece.region.bytes();
+      if (inside)
+        copy_region(offer.stored, offer.region, tile, slot.needed, piece.region,
+                    slot.element_bytes);
+      bytes_received += piece.region.bytes(slot.element_bytes);
     }
     for (const Transfer& piece : slot.sends) {
       EXPECT_TRUE(stored_region.contains(piece.region)) << "layer " << layer_index;
-      bytes_sent += piece.region.bytes();
+      bytes_sent += piece.region.bytes(slot.element_bytes);
     }
     wait();
   }
@@ -727,12 +730,13 @@ ClusterRun run_cluster(const Model& model, const LayerRegions& regions,
             [&](int index, const Tensor& tensor) {
               const Region& region = program.layers[index].out;
               copy_region(tensor.f32(), region, cluster.layers[index].data(),
-                          Region::whole(model.layers[index].output_shape), region);
+                          Region::whole(model.layers[index].output_shape), region, sizeof(float));
             },
             [&](const Tensor& tensor) {
               const Region& region = program.layers[model.output].out;
               copy_region(tensor.f32(), region, cluster.output.data(),
-                          Region::whole(model.layers[model.output].output_shape), region);
+                          Region::whole(model.layers[model.output].output_shape), region,
+                          sizeof(float));
               output_bytes = tensor.bytes();
             });
         mine.peak = arenas[k - 1]->layout().peak_bytes();

@@ -30,6 +30,7 @@ struct RunOptions {
   int repeat = 0;   // inferences after one warm-up; 0: one inference
   bool dump_layers = false;
   bool reference_kernels = false;
+  std::string requantization;  // pytorch | cmsis; empty: the model's own
 };
 // Runs under MPI (already initialised): rank 0 coordinates, ranks 1..N are nodes.
 int run_command(const RunOptions& options);

@@ -20,7 +20,7 @@ int inspect_command(const InspectOptions& options) {
     const Layer& layer = model.layers[i];
     const uint64_t macs = layer_macs(model, layer);
     const uint64_t activation_bytes =
-        static_cast<uint64_t>(layer.output_shape.elements()) * sizeof(float);
+        static_cast<uint64_t>(layer.output_shape.elements()) * dtype_bytes(layer.dtype);
     total_macs += macs;
     total_params += layer.weight_bytes();
     total_activations += activation_bytes;
@@ -30,6 +30,7 @@ int inspect_command(const InspectOptions& options) {
                       {"op", op_name(layer.op)},
                       {"inputs", layer.input_names},
                       {"output_shape", layer.output_shape.dims()},
+                      {"dtype", dtype_name(layer.dtype)},
                       {"macs", macs},
                       {"param_bytes", layer.weight_bytes()},
                       {"activation_bytes", activation_bytes},
@@ -45,6 +46,7 @@ int inspect_command(const InspectOptions& options) {
                                {"source", model.source},
                                {"input_shape", model.meta.input_shape.dims()},
                                {"output", model.layers[model.output].name},
+                               {"requantization", requantization_name(model.requantization)},
                                {"layers", layers},
                                {"totals", totals}};
     if (model.meta.test_accuracy) document["test_accuracy"] = *model.meta.test_accuracy;

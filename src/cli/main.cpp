@@ -68,6 +68,11 @@ int main(int argc, char** argv) {
   run_app->add_option("--repeat", run.repeat,
                       "run K inferences after one warm-up; reports the median");
   run_app->add_flag("--dump-layers", run.dump_layers, "also write every layer's output");
+  run_app
+      ->add_option("--requantization", run.requantization,
+                   "int8 models: pytorch (PyTorch's float32 arithmetic, bit for bit) or cmsis "
+                   "(integer only, as an MCU runs it); default: the model file's")
+      ->check(CLI::IsMember({"pytorch", "cmsis"}));
   run_app->add_flag("--reference-kernels", run.reference_kernels,
                     "use the plain-loop kernels (slow; for checking)");
 

@@ -6,7 +6,15 @@
 
 namespace splitinfer {
 
-PieceType::PieceType(const Region& holder, const Region& piece) {
+MPI_Datatype element_mpi_type(size_t element_bytes) {
+  return element_bytes == 1 ? MPI_UINT8_T : MPI_FLOAT;
+}
+
+MPI_Datatype element_mpi_type(const Tensor& tensor) {
+  return element_mpi_type(dtype_bytes(tensor.dtype));
+}
+
+PieceType::PieceType(const Region& holder, const Region& piece, size_t element_bytes) {
   const int sizes[3] = {static_cast<int>(holder.c1 - holder.c0),
                         static_cast<int>(holder.y1 - holder.y0),
                         static_cast<int>(holder.x1 - holder.x0)};
@@ -16,7 +24,8 @@ PieceType::PieceType(const Region& holder, const Region& piece) {
   const int starts[3] = {static_cast<int>(piece.c0 - holder.c0),
                          static_cast<int>(piece.y0 - holder.y0),
                          static_cast<int>(piece.x0 - holder.x0)};
-  MPI_Type_create_subarray(3, sizes, subsizes, starts, MPI_ORDER_C, MPI_FLOAT, &type_);
+  MPI_Type_create_subarray(3, sizes, subsizes, starts, MPI_ORDER_C, element_mpi_type(element_bytes),
+                           &type_);
   MPI_Type_commit(&type_);
 }
 
@@ -33,8 +42,8 @@ MpiExchange::~MpiExchange() {
   if (graph_ != MPI_COMM_NULL) MPI_Comm_free(&graph_);
 }
 
-void MpiExchange::exchange(int layer_index, int slot, const InputSlot& input, const float* stored,
-                           const Region& stored_region, float* tile) {
+void MpiExchange::exchange(int layer_index, int slot, const InputSlot& input, const void* stored,
+                           const Region& stored_region, void* tile) {
   const double start = trace_ ? trace_->now_us() : 0;
   const uint64_t sent_before = bytes_sent, received_before = bytes_received;
   exchange_pieces(input, stored, stored_region, tile);
@@ -44,13 +53,13 @@ void MpiExchange::exchange(int layer_index, int slot, const InputSlot& input, co
         "exchange", start, bytes_sent - sent_before, bytes_received - received_before);
 }
 
-void MpiExchange::exchange_pieces(const InputSlot& input, const float* stored,
-                                  const Region& stored_region, float* tile) {
+void MpiExchange::exchange_pieces(const InputSlot& input, const void* stored,
+                                  const Region& stored_region, void* tile) {
   for (const Transfer& piece : input.receives)
     if (piece.peer == 0) {
-      PieceType type(input.needed, piece.region);
+      PieceType type(input.needed, piece.region, input.element_bytes);
       MPI_Recv(tile, 1, type.get(), 0, kInputTag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-      bytes_received += piece.region.bytes();
+      bytes_received += piece.region.bytes(input.element_bytes);
     }
   if (!input.exchange) return;
   // One neighbourhood collective per input slot: a piece (or nothing) to and
@@ -64,19 +73,19 @@ void MpiExchange::exchange_pieces(const InputSlot& input, const float* stored,
     return std::find(neighbours_.begin(), neighbours_.end(), node) - neighbours_.begin();
   };
   for (const Transfer& piece : input.sends) {
-    types.push_back(std::make_unique<PieceType>(stored_region, piece.region));
+    types.push_back(std::make_unique<PieceType>(stored_region, piece.region, input.element_bytes));
     send_types[slot_of(piece.peer)] = types.back()->get();
     send_counts[slot_of(piece.peer)] = 1;
-    bytes_sent += piece.region.bytes();
+    bytes_sent += piece.region.bytes(input.element_bytes);
   }
   for (const Transfer& piece : input.receives) {
     if (piece.peer == 0) continue;
-    types.push_back(std::make_unique<PieceType>(input.needed, piece.region));
+    types.push_back(std::make_unique<PieceType>(input.needed, piece.region, input.element_bytes));
     receive_types[slot_of(piece.peer)] = types.back()->get();
     receive_counts[slot_of(piece.peer)] = 1;
-    bytes_received += piece.region.bytes();
+    bytes_received += piece.region.bytes(input.element_bytes);
   }
-  static float nothing = 0;  // a valid address for a side that moves nothing
+  static char nothing = 0;  // a valid address for a side that moves nothing
   MPI_Neighbor_alltoallw(stored ? stored : &nothing, send_counts.data(), displacements.data(),
                          send_types.data(), tile ? tile : &nothing, receive_counts.data(),
                          displacements.data(), receive_types.data(), graph_);
@@ -84,7 +93,7 @@ void MpiExchange::exchange_pieces(const InputSlot& input, const float* stored,
 
 void MpiExchange::to_coordinator(int layer_index, const Tensor& out) {
   const double start = trace_ ? trace_->now_us() : 0;
-  MPI_Send(out.f32(), static_cast<int>(out.shape.elements()), MPI_FLOAT, 0, kRelayTag,
+  MPI_Send(out.data, static_cast<int>(out.shape.elements()), element_mpi_type(out), 0, kRelayTag,
            MPI_COMM_WORLD);
   bytes_sent += out.bytes();
   if (trace_)

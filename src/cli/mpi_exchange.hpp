@@ -14,12 +14,16 @@ namespace splitinfer {
 
 enum Tag : int { kInputTag = 1, kOutputTag, kDumpTag, kStatsTag, kRelayTag };
 
+// The MPI type of one element: MPI_FLOAT (4 bytes) or MPI_UINT8_T (quint8).
+MPI_Datatype element_mpi_type(size_t element_bytes);
+MPI_Datatype element_mpi_type(const Tensor& tensor);
+
 // An MPI datatype selecting `piece` inside a tile holding `holder`, so pieces
 // move straight from a node's stored region into another's tile, with no
 // packing buffers. Freed on destruction.
 class PieceType {
  public:
-  PieceType(const Region& holder, const Region& piece);
+  PieceType(const Region& holder, const Region& piece, size_t element_bytes);
   ~PieceType() { MPI_Type_free(&type_); }
   PieceType(const PieceType&) = delete;
   PieceType& operator=(const PieceType&) = delete;
@@ -37,8 +41,8 @@ class MpiExchange : public Exchange {
   MpiExchange(MPI_Comm node_comm, const std::vector<int>& neighbours, Trace* trace = nullptr);
   ~MpiExchange() override;
 
-  void exchange(int layer_index, int slot, const InputSlot& input, const float* stored,
-                const Region& stored_region, float* tile) override;
+  void exchange(int layer_index, int slot, const InputSlot& input, const void* stored,
+                const Region& stored_region, void* tile) override;
   void to_coordinator(int layer_index, const Tensor& out) override;
   // From now on, record a slice per exchange with its bytes into `trace`.
   void set_trace(Trace* trace) { trace_ = trace; }
@@ -46,8 +50,8 @@ class MpiExchange : public Exchange {
   uint64_t bytes_sent = 0, bytes_received = 0;
 
  private:
-  void exchange_pieces(const InputSlot& input, const float* stored, const Region& stored_region,
-                       float* tile);
+  void exchange_pieces(const InputSlot& input, const void* stored, const Region& stored_region,
+                       void* tile);
 
   MPI_Comm graph_ = MPI_COMM_NULL;
   std::vector<int> neighbours_;  // node numbers, in the topology's order

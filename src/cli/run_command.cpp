@@ -9,6 +9,7 @@
 #include <climits>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -98,6 +99,26 @@ nlohmann::json trace_events(const Trace& trace, int rank) {
   return events;
 }
 
+using Bytes = std::vector<unsigned char>;  // a whole map of any dtype
+
+Bytes as_bytes(const std::vector<float>& values) {
+  const auto* first = reinterpret_cast<const unsigned char*>(values.data());
+  return Bytes(first, first + values.size() * sizeof(float));
+}
+
+// A whole map as real numbers: float32 as it is, quint8 dequantized.
+std::vector<float> real_values(const Layer& layer, const Bytes& map) {
+  if (!layer.quantized()) {
+    std::vector<float> values(map.size() / sizeof(float));
+    std::memcpy(values.data(), map.data(), map.size());
+    return values;
+  }
+  std::vector<float> values(map.size());
+  for (size_t i = 0; i < map.size(); ++i)
+    values[i] = static_cast<float>(map[i] - layer.quant.zero_point) * layer.quant.scale;
+  return values;
+}
+
 struct Setup {
   Model model;
   Plan plan;
@@ -134,12 +155,12 @@ void run_node(int rank, const RunOptions& options, Setup& setup, MPI_Comm node_c
         [&](int, const Tensor& tensor) {
           // Dumps are a debugging aid outside the plan's traffic: not counted.
           if (options.dump_layers && last)
-            MPI_Send(tensor.f32(), static_cast<int>(tensor.shape.elements()), MPI_FLOAT, 0,
-                     kDumpTag, MPI_COMM_WORLD);
+            MPI_Send(tensor.data, static_cast<int>(tensor.shape.elements()),
+                     element_mpi_type(tensor), 0, kDumpTag, MPI_COMM_WORLD);
         },
         [&](const Tensor& output) {
-          MPI_Send(output.f32(), static_cast<int>(output.shape.elements()), MPI_FLOAT, 0,
-                   kOutputTag, MPI_COMM_WORLD);
+          MPI_Send(output.data, static_cast<int>(output.shape.elements()), element_mpi_type(output),
+                   0, kOutputTag, MPI_COMM_WORLD);
           output_bytes = output.bytes();
         });
     host_seconds = seconds_since(start);
@@ -169,19 +190,22 @@ void run_node(int rank, const RunOptions& options, Setup& setup, MPI_Comm node_c
 // in relay plans every input), receive what nodes relay to it, collect dumps
 // and the output.
 void coordinate(const Setup& setup, const std::vector<NodeProgram>& programs,
-                const std::vector<float>& input, std::vector<float>& output,
-                std::vector<std::vector<float>>* dumps) {
+                const std::vector<float>& input, Bytes& output, std::vector<Bytes>* dumps) {
   const Model& model = setup.model;
-  std::vector<std::vector<float>> maps(model.layers.size());  // whole maps the coordinator holds
-  maps[0] = input;
+  std::vector<Bytes> maps(model.layers.size());  // whole maps the coordinator holds
+  maps[0] = as_bytes(input);
   std::vector<MPI_Request> requests;
   std::vector<std::unique_ptr<PieceType>> types;
-  const auto gather = [&](int layer_index, float* whole, int tag, bool relayed_only) {
-    const Shape& shape = model.layers[layer_index].output_shape;
+  const auto map_bytes = [&](int layer_index) {
+    const Layer& layer = model.layers[layer_index];
+    return static_cast<size_t>(layer.output_shape.elements()) * dtype_bytes(layer.dtype);
+  };
+  const auto gather = [&](int layer_index, void* whole, int tag, bool relayed_only) {
+    const Layer& layer = model.layers[layer_index];
     for (const NodeProgram& program : programs) {
       const LayerStep& step = program.layers[layer_index];
       if (step.out.empty() || (relayed_only && !step.to_coordinator)) continue;
-      PieceType type(Region::whole(shape), step.out);
+      PieceType type(Region::whole(layer.output_shape), step.out, dtype_bytes(layer.dtype));
       MPI_Recv(whole, 1, type.get(), program.node, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
     }
   };
@@ -193,8 +217,9 @@ void coordinate(const Setup& setup, const std::vector<NodeProgram>& programs,
         for (const Transfer& piece : program.layers[i].inputs[slot].receives) {
           if (piece.peer != 0) continue;
           const int source = layer.inputs[slot];
-          types.push_back(std::make_unique<PieceType>(
-              Region::whole(model.layers[source].output_shape), piece.region));
+          types.push_back(
+              std::make_unique<PieceType>(Region::whole(model.layers[source].output_shape),
+                                          piece.region, dtype_bytes(model.layers[source].dtype)));
           requests.emplace_back();
           MPI_Isend(maps[source].data(), 1, types.back()->get(), program.node, kInputTag,
                     MPI_COMM_WORLD, &requests.back());
@@ -203,15 +228,16 @@ void coordinate(const Setup& setup, const std::vector<NodeProgram>& programs,
         std::any_of(programs.begin(), programs.end(),
                     [&](const NodeProgram& program) { return program.layers[i].to_coordinator; });
     if (relayed) {
-      maps[i].resize(layer.output_shape.elements());
+      maps[i].resize(map_bytes(static_cast<int>(i)));
       gather(static_cast<int>(i), maps[i].data(), kRelayTag, true);
     }
     if (dumps) {
-      (*dumps)[i].resize(layer.output_shape.elements());
+      (*dumps)[i].resize(map_bytes(static_cast<int>(i)));
       gather(static_cast<int>(i), (*dumps)[i].data(), kDumpTag, false);
     }
   }
-  if (dumps) (*dumps)[0] = input;
+  if (dumps) (*dumps)[0] = maps[0];
+  output.resize(map_bytes(model.output));
   gather(model.output, output.data(), kOutputTag, false);
   MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE);
 }
@@ -254,10 +280,14 @@ int run_command(const RunOptions& options) {
   // Rank 0's options govern what the nodes do (dumps, repeats, caps, kernels),
   // so ranks started with different arguments still follow one protocol.
   RunOptions agreed = options;
-  int flags[4] = {options.repeat, options.dump_layers, options.reference_kernels,
-                  !options.trace_path.empty()};
-  MPI_Bcast(flags, 4, MPI_INT, 0, MPI_COMM_WORLD);
+  const int requantization = options.requantization.empty()      ? 0
+                             : options.requantization == "cmsis" ? 2
+                                                                 : 1;
+  int flags[5] = {options.repeat, options.dump_layers, options.reference_kernels,
+                  !options.trace_path.empty(), requantization};
+  MPI_Bcast(flags, 5, MPI_INT, 0, MPI_COMM_WORLD);
   agreed.repeat = flags[0], agreed.dump_layers = flags[1], agreed.reference_kernels = flags[2];
+  agreed.requantization = flags[4] == 0 ? "" : flags[4] == 2 ? "cmsis" : "pytorch";
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   if (rank != 0)
@@ -281,6 +311,8 @@ int run_agreed(const RunOptions& options) {
         if (options.repeat < 0 || options.repeat > 1000000)
           throw Error("--repeat must be between 0 and 1000000");
         read_plan(options.plan_dir, setup.model, setup.plan);
+        if (!options.requantization.empty())
+          setup.model.requantization = requantization_from_name(options.requantization);
         if (world != setup.plan.nodes + 1)
           throw Error("the plan '" + options.plan_dir + "' is for " +
                       std::to_string(setup.plan.nodes) + " node(s), so it runs with mpirun -np " +
@@ -327,8 +359,8 @@ int run_agreed(const RunOptions& options) {
   for (int node = 1; node <= setup.plan.nodes; ++node)
     programs.push_back(
         build_node_program(model, setup.plan.regions, node, setup.plan.via_coordinator));
-  std::vector<float> output(model.layers[model.output].output_shape.elements());
-  std::vector<std::vector<float>> dumps;
+  Bytes output;
+  std::vector<Bytes> dumps;
   std::vector<double> times;
   Trace trace;
   for (int run = 0; run < inferences; ++run) {
@@ -365,9 +397,9 @@ int run_agreed(const RunOptions& options) {
       const LayerStep& step = program.layers[i];
       for (const InputSlot& slot : step.inputs)
         for (const Transfer& piece : slot.receives)
-          if (piece.peer == 0) coordinator_sent += piece.region.bytes();
+          if (piece.peer == 0) coordinator_sent += piece.region.bytes(slot.element_bytes);
       if (step.to_coordinator || static_cast<int>(i) == model.output)
-        coordinator_received += step.out.bytes();
+        coordinator_received += step.out.bytes(step.element_bytes);
     }
   stats["coordinator"] = {{"bytes_sent", coordinator_sent},
                           {"bytes_received", coordinator_received}};
@@ -386,14 +418,23 @@ int run_agreed(const RunOptions& options) {
     write_json(options.trace_path, {{"traceEvents", events}, {"displayTimeUnit", "ms"}});
   }
 
+  const Layer& out_layer = model.layers[model.output];
+  const std::vector<float> logits = real_values(out_layer, output);
   if (!options.output_path.empty()) {
     OutputFile file(options.output_path);
-    file.write("output", model.layers[model.output].output_shape, output.data());
-    for (size_t i = 0; i < dumps.size(); ++i)
-      file.write("layers/" + model.layers[i].name, model.layers[i].output_shape, dumps[i].data());
+    file.write("output", out_layer.output_shape, logits.data());
+    if (out_layer.quantized()) file.write_quantized("output_q", out_layer, output.data());
+    for (size_t i = 0; i < dumps.size(); ++i) {
+      const Layer& layer = model.layers[i];
+      if (layer.quantized())
+        file.write_quantized("layers/" + layer.name, layer, dumps[i].data());
+      else
+        file.write("layers/" + layer.name, layer.output_shape,
+                   reinterpret_cast<const float*>(dumps[i].data()));
+    }
   }
   if (!options.stats_path.empty()) write_json(options.stats_path, stats);
-  print_summary(model, output, stats);
+  print_summary(model, logits, stats);
   return 0;
 }
 

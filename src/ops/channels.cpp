@@ -5,10 +5,12 @@
 namespace splitinfer {
 namespace {
 
+// Any dtype: planes are copied as bytes.
 void copy_plane(const Tensor& from, int64_t n, int64_t from_c, Tensor& to, int64_t to_c) {
-  const int64_t plane = from.shape.h * from.shape.w;
-  std::memcpy(to.f32() + (n * to.shape.c + to_c) * plane,
-              from.f32() + (n * from.shape.c + from_c) * plane, plane * sizeof(float));
+  const size_t plane_bytes = from.shape.h * from.shape.w * dtype_bytes(from.dtype);
+  std::memcpy(static_cast<char*>(to.data) + (n * to.shape.c + to_c) * plane_bytes,
+              static_cast<const char*>(from.data) + (n * from.shape.c + from_c) * plane_bytes,
+              plane_bytes);
 }
 
 }  // namespace

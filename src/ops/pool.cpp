@@ -14,26 +14,41 @@ int64_t pool_output_size(int64_t input, int64_t kernel, int64_t stride, int64_t 
   return size;
 }
 
+namespace {
+
+// NaN propagates, as in PyTorch; padding never wins.
+template <typename T>
+void max_pool(const PoolParams& p, const T* in, const Shape& in_shape, const Placement& in_at,
+              T* out, const Shape& out_shape, const Placement& out_at) {
+  for (int64_t nc = 0; nc < out_shape.n * out_shape.c; ++nc) {
+    const T* plane = in + nc * in_shape.h * in_shape.w;
+    for (int64_t oy = 0; oy < out_shape.h; ++oy)
+      for (int64_t ox = 0; ox < out_shape.w; ++ox) {
+        T best = std::numeric_limits<T>::has_infinity ? -std::numeric_limits<T>::infinity()
+                                                      : std::numeric_limits<T>::lowest();
+        for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+          const int64_t iy = (out_at.row0 + oy) * p.stride_h - p.pad_h + ky * p.dilation_h;
+          if (iy < 0 || iy >= in_at.full_h) continue;
+          for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
+            const int64_t ix = (out_at.col0 + ox) * p.stride_w - p.pad_w + kx * p.dilation_w;
+            if (ix < 0 || ix >= in_at.full_w) continue;
+            const T value = plane[(iy - in_at.row0) * in_shape.w + ix - in_at.col0];
+            if (value > best || value != value) best = value;
+          }
+        }
+        out[(nc * out_shape.h + oy) * out_shape.w + ox] = best;
+      }
+  }
+}
+
+}  // namespace
+
 void maxpool(const PoolParams& p, const Tensor& in, const Placement& in_at, Tensor& out,
              const Placement& out_at) {
-  for (int64_t n = 0; n < out.shape.n; ++n)
-    for (int64_t c = 0; c < out.shape.c; ++c)
-      for (int64_t oy = 0; oy < out.shape.h; ++oy)
-        for (int64_t ox = 0; ox < out.shape.w; ++ox) {
-          float best = -std::numeric_limits<float>::infinity();
-          for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
-            const int64_t iy = (out_at.row0 + oy) * p.stride_h - p.pad_h + ky * p.dilation_h;
-            if (iy < 0 || iy >= in_at.full_h) continue;
-            for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
-              const int64_t ix = (out_at.col0 + ox) * p.stride_w - p.pad_w + kx * p.dilation_w;
-              if (ix < 0 || ix >= in_at.full_w) continue;
-              const float value = in.at(n, c, iy - in_at.row0, ix - in_at.col0);
-              // NaN propagates, as in PyTorch.
-              if (value > best || value != value) best = value;
-            }
-          }
-          out.at(n, c, oy, ox) = best;
-        }
+  if (in.dtype == DType::u8)
+    max_pool(p, in.u8(), in.shape, in_at, out.u8(), out.shape, out_at);
+  else
+    max_pool(p, in.f32(), in.shape, in_at, out.f32(), out.shape, out_at);
 }
 
 void avgpool(const PoolParams& p, const Tensor& in, const Placement& in_at, Tensor& out,

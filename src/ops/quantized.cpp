@@ -1,0 +1,243 @@
+#include "quantized.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <limits>
+
+#include "../error.hpp"
+
+namespace splitinfer {
+namespace {
+
+constexpr int64_t kInt32Min = std::numeric_limits<int32_t>::min();
+constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
+
+int64_t rne(float value) {
+  // cvtps2dq answers INT32_MIN for what int32 cannot hold (NaN included).
+  if (!(value >= -2147483648.0f && value < 2147483648.0f)) return kInt32Min;
+  return std::lrintf(value);
+}
+
+uint8_t saturate(int64_t value, int32_t lo, int32_t hi) {
+  return static_cast<uint8_t>(std::clamp<int64_t>(value, lo, hi));
+}
+
+// gemmlowp's SaturatingRoundingDoublingHighMul and RoundingDivideByPOT.
+int32_t doubling_high_mul(int32_t a, int32_t b) {
+  if (a == kInt32Min && b == kInt32Min) return static_cast<int32_t>(kInt32Max);
+  const int64_t product = static_cast<int64_t>(a) * b;
+  const int64_t nudge = product >= 0 ? (int64_t{1} << 30) : 1 - (int64_t{1} << 30);
+  return static_cast<int32_t>((product + nudge) / (int64_t{1} << 31));
+}
+
+int32_t rounding_divide_by_pot(int32_t x, int exponent) {
+  const int32_t mask = static_cast<int32_t>((int64_t{1} << exponent) - 1);
+  const int32_t remainder = x & mask;
+  const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+  return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+QuantizedWeights offset_channel(const QuantizedWeights& w, int64_t channel, int64_t per_channel) {
+  QuantizedWeights at = w;
+  at.weight += channel * per_channel;
+  if (at.bias) at.bias += channel;
+  if (w.per_channel) at.scale += channel, at.zero_point += channel;
+  return at;
+}
+
+// The multiplier of output channel `oc`: (w_scale * x_scale) * (1 / y_scale), in float32.
+Requantizer channel_requantizer(const QuantizedLayer& q, const QuantizedWeights& w, int64_t oc) {
+  const float w_scale = w.scale[w.per_channel ? oc : 0];
+  return Requantizer(q.mode, (w_scale * q.in[0].scale) * (1.0f / q.out.scale));
+}
+
+}  // namespace
+
+Requantizer::Requantizer(Requantization mode, float multiplier)
+    : mode_(mode), multiplier_(multiplier) {
+  // TFLite's QuantizeMultiplier: multiplier = q31 * 2^(shift - 31), q31 in [2^30, 2^31).
+  int exponent = 0;
+  const double mantissa = std::frexp(static_cast<double>(multiplier), &exponent);
+  int64_t q31 = std::llround(mantissa * static_cast<double>(int64_t{1} << 31));
+  if (q31 == (int64_t{1} << 31)) q31 /= 2, ++exponent;
+  if (exponent < -31) q31 = 0, exponent = 0;  // too small: every result rounds to 0
+  if (exponent > 30) q31 = kInt32Max, exponent = 30;
+  multiplier_q31_ = static_cast<int32_t>(q31);
+  shift_ = exponent;
+}
+
+int64_t Requantizer::operator()(int32_t acc) const {
+  if (mode_ == Requantization::pytorch) return rne(static_cast<float>(acc) * multiplier_);
+  const int left = std::max(shift_, 0), right = std::max(-shift_, 0);
+  const int64_t shifted =
+      std::clamp<int64_t>(static_cast<int64_t>(acc) << left, kInt32Min, kInt32Max);
+  return rounding_divide_by_pot(doubling_high_mul(static_cast<int32_t>(shifted), multiplier_q31_),
+                                right);
+}
+
+void quantize(const QuantizedLayer& q, const Tensor& in, Tensor& out) {
+  const float inverse = 1.0f / q.out.scale;
+  const float* from = in.f32();
+  uint8_t* to = out.u8();  // may be `in`'s memory: element i is written after floats 0..i are read
+  const int64_t count = out.shape.elements();
+  for (int64_t i = 0; i < count; ++i)
+    to[i] = saturate(q.out.zero_point + rne(from[i] * inverse), 0, 255);
+}
+
+void dequantize(const QuantizedLayer& q, const Tensor& in, Tensor& out) {
+  const float scale = q.in[0].scale;
+  const int32_t zero_point = q.in[0].zero_point;
+  const int64_t count = out.shape.elements();
+  for (int64_t i = 0; i < count; ++i)
+    out.f32()[i] = static_cast<float>(in.u8()[i] - zero_point) * scale;
+}
+
+uint64_t conv2d_q_scratch_bytes(const Shape& out) {
+  return static_cast<uint64_t>(out.w) * sizeof(int32_t);
+}
+
+void conv2d_q(const QuantizedLayer& q, const Conv2dParams& p, const Tensor& in,
+              const Placement& in_at, const QuantizedWeights& w, Tensor& out,
+              const Placement& out_at, int32_t* acc) {
+  const int64_t out_channels = out_at.channels(out), in_channels = in_at.channels(in);
+  const int64_t out_per_group = out_channels / p.groups, in_per_group = in_channels / p.groups;
+  const int64_t per_channel = in_per_group * p.kernel_h * p.kernel_w;
+  const int32_t x_zp = q.in[0].zero_point;
+  const int64_t out_h = out.shape.h, out_w = out.shape.w;
+  for (int64_t c = 0; c < out.shape.c; ++c) {
+    const int64_t oc = out_at.channel0 + c;  // in the whole layer
+    const QuantizedWeights wc = offset_channel(w, c, per_channel);
+    const int32_t w_zp = wc.zero_point[0];
+    const Requantizer requantize = channel_requantizer(q, w, c);
+    const int64_t first_in = oc / out_per_group * in_per_group - in_at.channel0;  // in the tile
+    for (int64_t oy = 0; oy < out_h; ++oy) {
+      std::fill(acc, acc + out_w, wc.bias ? wc.bias[0] : 0);
+      for (int64_t ic = 0; ic < in_per_group; ++ic) {
+        const uint8_t* plane = in.u8() + (first_in + ic) * in.shape.h * in.shape.w;
+        for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+          const int64_t iy = (out_at.row0 + oy) * p.stride_h - p.pad_h + ky * p.dilation_h;
+          if (iy < 0 || iy >= in_at.full_h) continue;  // padding: x - x_zp is 0
+          const int64_t row = (iy - in_at.row0) * in.shape.w - in_at.col0;
+          for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
+            const int32_t weight = wc.weight[(ic * p.kernel_h + ky) * p.kernel_w + kx] - w_zp;
+            const int64_t offset =
+                kx * p.dilation_w - p.pad_w;  // ix = (col0 + ox) * stride + offset
+            // Output columns whose tap lands inside the map.
+            int64_t first = 0, last = out_w;
+            while (first < last && (out_at.col0 + first) * p.stride_w + offset < 0) ++first;
+            while (last > first && (out_at.col0 + last - 1) * p.stride_w + offset >= in_at.full_w)
+              --last;
+            const uint8_t* taps = plane + row + out_at.col0 * p.stride_w + offset;  // column 0's
+            if (first >= last) continue;
+            if (p.stride_w == 1) {
+              for (int64_t ox = first; ox < last; ++ox) acc[ox] += (taps[ox] - x_zp) * weight;
+            } else {
+              for (int64_t ox = first; ox < last; ++ox)
+                acc[ox] += (taps[ox * p.stride_w] - x_zp) * weight;
+            }
+          }
+        }
+      }
+      uint8_t* target = out.u8() + (c * out_h + oy) * out_w;
+      for (int64_t ox = 0; ox < out_w; ++ox)
+        target[ox] = saturate(requantize(acc[ox]) + q.out.zero_point, q.clamp_lo, q.clamp_hi);
+    }
+  }
+}
+
+void linear_q(const QuantizedLayer& q, const Tensor& in, const QuantizedWeights& w, Tensor& out) {
+  const int64_t features = in.shape.c * in.shape.h * in.shape.w;
+  const int32_t x_zp = q.in[0].zero_point;
+  for (int64_t c = 0; c < out.shape.c; ++c) {
+    const QuantizedWeights wc = offset_channel(w, c, features);
+    const int32_t w_zp = wc.zero_point[0];
+    int32_t acc = wc.bias ? wc.bias[0] : 0;
+    for (int64_t k = 0; k < features; ++k) acc += (in.u8()[k] - x_zp) * (wc.weight[k] - w_zp);
+    out.u8()[c] =
+        saturate(channel_requantizer(q, w, c)(acc) + q.out.zero_point, q.clamp_lo, q.clamp_hi);
+  }
+}
+
+void add_q(const QuantizedLayer& q, const Tensor& a, const Tensor& b, Tensor& out) {
+  // qnnpack's q8vadd parameters, in float32 (models/quantization.md 3.3).
+  const float a_ratio = q.in[0].scale / q.out.scale, b_ratio = q.in[1].scale / q.out.scale;
+  const int exponent =
+      static_cast<int>(std::bit_cast<uint32_t>(std::max(a_ratio, b_ratio)) >> 23) - 127;
+  const int shift = 21 - exponent;
+  const float power = std::ldexp(1.0f, shift);
+  const int64_t a_mul = std::lrintf(a_ratio * power), b_mul = std::lrintf(b_ratio * power);
+  const int64_t offset = -(a_mul * q.in[0].zero_point + b_mul * q.in[1].zero_point);
+  const int64_t mask = (int64_t{1} << shift) - 1, threshold = mask >> 1;
+  const int64_t count = out.shape.elements();
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t acc = offset + a.u8()[i] * a_mul + b.u8()[i] * b_mul;
+    const int64_t remainder = (acc & mask) - (acc < 0 ? 1 : 0);
+    const int64_t rounded = (acc >> shift) + (remainder > threshold ? 1 : 0);
+    out.u8()[i] = saturate(rounded + q.out.zero_point, q.clamp_lo, q.clamp_hi);
+  }
+}
+
+void mul_q(const QuantizedLayer& q, const Tensor& a, const Tensor& b, Tensor& out) {
+  const Requantizer requantize(q.mode, q.in[0].scale * q.in[1].scale * (1.0f / q.out.scale));
+  const bool broadcast = b.shape.elements() != a.shape.elements();  // b is [N, C, 1, 1]
+  const int64_t plane = a.shape.h * a.shape.w, count = out.shape.elements();
+  for (int64_t i = 0; i < count; ++i) {
+    const int32_t product =
+        (a.u8()[i] - q.in[0].zero_point) * (b.u8()[broadcast ? i / plane : i] - q.in[1].zero_point);
+    out.u8()[i] = saturate(requantize(product) + q.out.zero_point, q.clamp_lo, q.clamp_hi);
+  }
+}
+
+void concat_q(const QuantizedLayer& q, const std::vector<const Tensor*>& inputs,
+              const std::vector<QuantParams>& input_params, Tensor& out) {
+  const float inverse = 1.0f / q.out.scale;
+  uint8_t* target = out.u8();
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    const Tensor& in = *inputs[k];
+    const QuantParams& from = input_params[k];
+    const int64_t count = in.shape.elements();
+    if (from == q.out) {
+      std::copy(in.u8(), in.u8() + count, target);
+    } else {
+      for (int64_t i = 0; i < count; ++i) {
+        const float real = static_cast<float>(in.u8()[i] - from.zero_point) * from.scale;
+        target[i] = saturate(q.out.zero_point + rne(real * inverse), 0, 255);
+      }
+    }
+    target += count;
+  }
+}
+
+void global_avgpool_q(const QuantizedLayer& q, const Tensor& in, Tensor& out) {
+  const int64_t plane = in.shape.h * in.shape.w;
+  const Requantizer requantize(q.mode, q.in[0].scale / (q.out.scale * static_cast<float>(plane)));
+  for (int64_t c = 0; c < in.shape.n * in.shape.c; ++c) {
+    int32_t acc = 0;
+    const uint8_t* values = in.u8() + c * plane;
+    for (int64_t i = 0; i < plane; ++i) acc += values[i] - q.in[0].zero_point;
+    out.u8()[c] = saturate(requantize(acc) + q.out.zero_point, q.clamp_lo, q.clamp_hi);
+  }
+}
+
+void clamp_q(const QuantizedLayer& q, const Tensor& in, Tensor& out) {
+  const int64_t count = out.shape.elements();
+  for (int64_t i = 0; i < count; ++i) out.u8()[i] = saturate(in.u8()[i], q.clamp_lo, q.clamp_hi);
+}
+
+void lookup_q(const QuantizedLayer& q, Op op, const Tensor& in, Tensor& out) {
+  uint8_t table[256];
+  const float inverse = 1.0f / q.out.scale, zero_point = static_cast<float>(q.out.zero_point);
+  for (int value = 0; value < 256; ++value) {
+    const float x = q.in[0].scale * static_cast<float>(value - q.in[0].zero_point);
+    const float gate = std::min(std::max(x + 3.0f, 0.0f), 6.0f);
+    const float y = op == Op::hardswish ? (x * gate) / 6.0f : gate / 6.0f;
+    const float scaled = inverse * y;  // then + zero point: two roundings, never an FMA
+    const float t = std::min(std::max(scaled + zero_point, 0.0f), 255.0f);
+    table[value] = saturate(rne(t), q.clamp_lo, q.clamp_hi);
+  }
+  const int64_t count = out.shape.elements();
+  for (int64_t i = 0; i < count; ++i) out.u8()[i] = table[in.u8()[i]];
+}
+
+}  // namespace splitinfer

@@ -1,0 +1,79 @@
+#pragma once
+// int8 kernels: quint8 activations (uint8 with a scale and zero point), int8
+// weights, int32 biases and accumulators. The arithmetic is PyTorch 1.13.1's
+// qnnpack, op by op, as models/quantization.md specifies it; `cmsis`
+// requantization replaces its float32 multiplies by a fixed-point multiplier
+// and shift. Every sum is an exact integer, so a tile equals the same part of
+// the whole map whatever the order. Compiled with -ffp-contract=off.
+#include <cstdint>
+#include <vector>
+
+#include "../graph.hpp"
+#include "../tensor.hpp"
+#include "conv2d.hpp"
+
+namespace splitinfer {
+
+// Scales an int32 accumulator by a real multiplier and rounds: PyTorch's
+// rne(f32(float(acc) * M)), or CMSIS-NN's arm_nn_requantize with M as a
+// Q31 multiplier and a shift.
+class Requantizer {
+ public:
+  Requantizer() = default;
+  Requantizer(Requantization mode, float multiplier);
+  int64_t operator()(int32_t acc) const;
+  // M taken as Q31 `multiplier` * 2^shift (cmsis; also for tests).
+  int32_t q31() const { return multiplier_q31_; }
+  int shift() const { return shift_; }
+
+ private:
+  Requantization mode_ = Requantization::pytorch;
+  float multiplier_ = 1.0f;
+  int32_t multiplier_q31_ = 0;
+  int shift_ = 0;
+};
+
+// The quantized parameters of one layer: its output's, its inputs', the
+// clamp and the requantization mode.
+struct QuantizedLayer {
+  QuantParams out;
+  std::vector<QuantParams> in;
+  int32_t clamp_lo = 0, clamp_hi = 255;
+  Requantization mode = Requantization::pytorch;
+};
+
+// The int8 weights of a conv or linear tile: from its first output channel.
+struct QuantizedWeights {
+  const int8_t* weight = nullptr;
+  const int32_t* bias = nullptr;  // null: zeros
+  const float* scale = nullptr;   // [1] or one per output channel of the tile
+  const int32_t* zero_point = nullptr;
+  bool per_channel = false;
+};
+
+// float32 -> quint8 and back (`q.out` is the quint8 side).
+void quantize(const QuantizedLayer& q, const Tensor& in, Tensor& out);
+void dequantize(const QuantizedLayer& q, const Tensor& in, Tensor& out);
+
+// Scratch bytes conv2d_q() needs for an output tile (one row of int32 accumulators).
+uint64_t conv2d_q_scratch_bytes(const Shape& out);
+// Tiles and placements as for the float conv2d.
+void conv2d_q(const QuantizedLayer& q, const Conv2dParams& params, const Tensor& in,
+              const Placement& in_at, const QuantizedWeights& w, Tensor& out,
+              const Placement& out_at, int32_t* scratch);
+void linear_q(const QuantizedLayer& q, const Tensor& in, const QuantizedWeights& w, Tensor& out);
+
+// add: PyTorch's fixed-point qnnpack add (the same in both modes).
+void add_q(const QuantizedLayer& q, const Tensor& a, const Tensor& b, Tensor& out);
+// mul: b may be [N, C, 1, 1], broadcast over H and W.
+void mul_q(const QuantizedLayer& q, const Tensor& a, const Tensor& b, Tensor& out);
+// Inputs whose parameters differ from the output's are requantized.
+void concat_q(const QuantizedLayer& q, const std::vector<const Tensor*>& inputs,
+              const std::vector<QuantParams>& input_params, Tensor& out);
+void global_avgpool_q(const QuantizedLayer& q, const Tensor& in, Tensor& out);
+// relu, relu6: the clamp alone.
+void clamp_q(const QuantizedLayer& q, const Tensor& in, Tensor& out);
+// hardswish, hardsigmoid: a 256-entry table.
+void lookup_q(const QuantizedLayer& q, Op op, const Tensor& in, Tensor& out);
+
+}  // namespace splitinfer
