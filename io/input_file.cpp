@@ -37,40 +37,64 @@ std::vector<float> read_h5_input(const std::string& path, const ModelMeta& meta)
 }
 
 std::vector<float> read_image_input(const std::string& path, const ModelMeta& meta) {
+  // stb_image converts to the model's channel count: gray to RGB by copying,
+  // RGB to gray by luma.
   const int channels = static_cast<int>(meta.input_shape.c);
-  if (channels != 1 && channels != 3)
-    throw Error("the model takes " + std::to_string(channels) +
-                " input channels; images give 1 or 3");
-  if (meta.resize != "bilinear")
-    throw Error("the model's resize method '" + meta.resize + "' is not supported");
   int width = 0, height = 0, stored_channels = 0;
   std::unique_ptr<unsigned char, void (*)(void*)> pixels(
       stbi_load(path.c_str(), &width, &height, &stored_channels, channels), stbi_image_free);
   if (!pixels) throw Error("cannot decode image '" + path + "': " + stbi_failure_reason());
-  const int64_t count = static_cast<int64_t>(width) * height * channels;
-  std::vector<float> linear(pixels.get(), pixels.get() + count);  // 0..255, interleaved HWC
+  try {
+    return image_to_input(pixels.get(), width, height, channels, meta);
+  } catch (const Error& error) {
+    throw Error("image '" + path + "': " + error.what());
+  }
+}
 
+}  // namespace
+
+std::vector<float> image_to_input(const uint8_t* pixels, int width, int height, int channels,
+                                  const ModelMeta& meta) {
+  const int model_channels = static_cast<int>(meta.input_shape.c);
+  if (model_channels != 1 && model_channels != 3)
+    throw Error("the model takes " + std::to_string(model_channels) +
+                " input channels; images give 1 or 3");
+  if (channels != model_channels && channels != 1)
+    throw Error("a " + std::to_string(channels) + "-channel image cannot feed a model of " +
+                std::to_string(model_channels) + " input channels");
+  if (meta.resize != "bilinear")
+    throw Error("the model's resize method '" + meta.resize + "' is not supported");
+  if (width <= 0 || height <= 0)
+    throw Error("an image of " + std::to_string(width) + "x" + std::to_string(height) +
+                " pixels is empty");
+  const int64_t count = static_cast<int64_t>(width) * height * channels;
+  std::vector<float> linear(pixels, pixels + count);  // 0..255, interleaved HWC
+
+  // Bilinear: stb's triangle filter upsamples as PyTorch's
+  // F.interpolate(mode="bilinear", align_corners=False) does, edges clamped;
+  // downsampling, it widens the triangle (antialiasing) where PyTorch samples.
   const int out_w = static_cast<int>(meta.input_shape.w),
             out_h = static_cast<int>(meta.input_shape.h);
   std::vector<float> resized(static_cast<size_t>(out_w) * out_h * channels);
   if (!stbir_resize_float_generic(linear.data(), width, height, 0, resized.data(), out_w, out_h, 0,
                                   channels, STBIR_ALPHA_CHANNEL_NONE, 0, STBIR_EDGE_CLAMP,
                                   STBIR_FILTER_TRIANGLE, STBIR_COLORSPACE_LINEAR, nullptr))
-    throw Error("cannot resize image '" + path + "'");
+    throw Error("cannot resize a " + std::to_string(width) + "x" + std::to_string(height) +
+                " image to " + std::to_string(out_w) + "x" + std::to_string(out_h));
 
-  // HWC (interleaved) to CHW, in the model's channel order, normalised.
-  std::vector<float> input(resized.size());
+  // HWC (interleaved) to CHW, in the model's channel order, normalised; a gray
+  // image feeds every channel.
+  std::vector<float> input(static_cast<size_t>(out_w) * out_h * model_channels);
   const int64_t plane = static_cast<int64_t>(out_w) * out_h;
-  for (int c = 0; c < channels; ++c) {
-    const int source = meta.channel_order == "bgr" ? channels - 1 - c : c;
+  for (int c = 0; c < model_channels; ++c) {
+    const int ordered = meta.channel_order == "bgr" ? model_channels - 1 - c : c;
+    const int source = channels == 1 ? 0 : ordered;
     for (int64_t i = 0; i < plane; ++i)
       input[c * plane + i] = static_cast<float>(
           (resized[i * channels + source] * meta.pixel_scale - meta.mean[c]) / meta.std[c]);
   }
   return input;
 }
-
-}  // namespace
 
 std::vector<float> read_input(const std::string& path, const ModelMeta& meta) {
   if (!std::filesystem::exists(path)) throw Error("input file '" + path + "' does not exist");

@@ -11,7 +11,7 @@ PYTHON=/usr/bin/python3  # Debian's interpreter, the one with python3-torch
 SPLITINFER_PACKAGES=(
   g++ make cmake pkg-config
   openmpi-bin libopenmpi-dev libhdf5-dev libcli11-dev nlohmann-json3-dev libstb-dev
-  libgtest-dev libbenchmark-dev
+  libgtest-dev libbenchmark-dev zlib1g-dev
   python3 python3-numpy python3-h5py python3-torch python3-torchvision
   dataset-fashion-mnist
 )
