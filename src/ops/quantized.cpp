@@ -94,7 +94,7 @@ void dequantize(const QuantizedLayer& q, const Tensor& in, Tensor& out) {
 }
 
 uint64_t conv2d_q_scratch_bytes(const Shape& out) {
-  return static_cast<uint64_t>(out.w) * sizeof(int32_t);
+  return static_cast<uint64_t>(out.h) * out.w * sizeof(int32_t);
 }
 
 void conv2d_q(const QuantizedLayer& q, const Conv2dParams& p, const Tensor& in,
@@ -104,45 +104,65 @@ void conv2d_q(const QuantizedLayer& q, const Conv2dParams& p, const Tensor& in,
   const int64_t out_per_group = out_channels / p.groups, in_per_group = in_channels / p.groups;
   const int64_t per_channel = in_per_group * p.kernel_h * p.kernel_w;
   const int32_t x_zp = q.in[0].zero_point;
-  const int64_t out_h = out.shape.h, out_w = out.shape.w;
+  const int64_t out_h = out.shape.h, out_w = out.shape.w, plane = out_h * out_w;
+  const int64_t in_plane = in.shape.h * in.shape.w;
+  // The output rows and columns whose tap (ky or kx) lands inside the map;
+  // the others read padding, where x - x_zp is 0.
+  const auto valid = [](int64_t out0, int64_t count, int64_t stride, int64_t offset, int64_t full) {
+    int64_t first = 0, last = count;
+    while (first < last && (out0 + first) * stride + offset < 0) ++first;
+    while (last > first && (out0 + last - 1) * stride + offset >= full) --last;
+    return std::pair<int64_t, int64_t>{first, last};
+  };
+  std::vector<std::pair<int64_t, int64_t>> rows(p.kernel_h), columns(p.kernel_w);
+  for (int64_t ky = 0; ky < p.kernel_h; ++ky)
+    rows[ky] = valid(out_at.row0, out_h, p.stride_h, ky * p.dilation_h - p.pad_h, in_at.full_h);
+  for (int64_t kx = 0; kx < p.kernel_w; ++kx)
+    columns[kx] = valid(out_at.col0, out_w, p.stride_w, kx * p.dilation_w - p.pad_w, in_at.full_w);
+  // A 1x1, stride-1 convolution over a tile of the same rows and columns: whole planes at once.
+  const bool pointwise = p.kernel_h == 1 && p.kernel_w == 1 && p.stride_h == 1 && p.stride_w == 1 &&
+                         p.pad_h == 0 && p.pad_w == 0 && in_at.row0 == out_at.row0 &&
+                         in_at.col0 == out_at.col0 && in.shape.h == out_h && in.shape.w == out_w;
   for (int64_t c = 0; c < out.shape.c; ++c) {
     const int64_t oc = out_at.channel0 + c;  // in the whole layer
     const QuantizedWeights wc = offset_channel(w, c, per_channel);
     const int32_t w_zp = wc.zero_point[0];
-    const Requantizer requantize = channel_requantizer(q, w, c);
     const int64_t first_in = oc / out_per_group * in_per_group - in_at.channel0;  // in the tile
-    for (int64_t oy = 0; oy < out_h; ++oy) {
-      std::fill(acc, acc + out_w, wc.bias ? wc.bias[0] : 0);
-      for (int64_t ic = 0; ic < in_per_group; ++ic) {
-        const uint8_t* plane = in.u8() + (first_in + ic) * in.shape.h * in.shape.w;
-        for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
-          const int64_t iy = (out_at.row0 + oy) * p.stride_h - p.pad_h + ky * p.dilation_h;
-          if (iy < 0 || iy >= in_at.full_h) continue;  // padding: x - x_zp is 0
-          const int64_t row = (iy - in_at.row0) * in.shape.w - in_at.col0;
-          for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
-            const int32_t weight = wc.weight[(ic * p.kernel_h + ky) * p.kernel_w + kx] - w_zp;
-            const int64_t offset =
-                kx * p.dilation_w - p.pad_w;  // ix = (col0 + ox) * stride + offset
-            // Output columns whose tap lands inside the map.
-            int64_t first = 0, last = out_w;
-            while (first < last && (out_at.col0 + first) * p.stride_w + offset < 0) ++first;
-            while (last > first && (out_at.col0 + last - 1) * p.stride_w + offset >= in_at.full_w)
-              --last;
-            const uint8_t* taps = plane + row + out_at.col0 * p.stride_w + offset;  // column 0's
-            if (first >= last) continue;
+    std::fill(acc, acc + plane, wc.bias ? wc.bias[0] : 0);
+    for (int64_t ic = 0; ic < in_per_group; ++ic) {
+      const uint8_t* channel = in.u8() + (first_in + ic) * in_plane;
+      if (pointwise) {
+        const int32_t weight = wc.weight[ic] - w_zp;
+        for (int64_t i = 0; i < plane; ++i) acc[i] += (channel[i] - x_zp) * weight;
+        continue;
+      }
+      for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+        for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
+          const int32_t weight = wc.weight[(ic * p.kernel_h + ky) * p.kernel_w + kx] - w_zp;
+          const auto [first, last] = columns[kx];
+          if (weight == 0 || first >= last) continue;
+          for (int64_t oy = rows[ky].first; oy < rows[ky].second; ++oy) {
+            const int64_t iy = (out_at.row0 + oy) * p.stride_h - p.pad_h + ky * p.dilation_h;
+            // Input column of output column ox: (col0 + ox) * stride + kx * dilation - pad.
+            const int64_t column0 =
+                out_at.col0 * p.stride_w + kx * p.dilation_w - p.pad_w - in_at.col0;
+            const uint8_t* row = channel + (iy - in_at.row0) * in.shape.w;
+            int32_t* sums = acc + oy * out_w;
             if (p.stride_w == 1) {
-              for (int64_t ox = first; ox < last; ++ox) acc[ox] += (taps[ox] - x_zp) * weight;
+              for (int64_t ox = first; ox < last; ++ox)
+                sums[ox] += (row[column0 + ox] - x_zp) * weight;
             } else {
               for (int64_t ox = first; ox < last; ++ox)
-                acc[ox] += (taps[ox * p.stride_w] - x_zp) * weight;
+                sums[ox] += (row[column0 + ox * p.stride_w] - x_zp) * weight;
             }
           }
         }
       }
-      uint8_t* target = out.u8() + (c * out_h + oy) * out_w;
-      for (int64_t ox = 0; ox < out_w; ++ox)
-        target[ox] = saturate(requantize(acc[ox]) + q.out.zero_point, q.clamp_lo, q.clamp_hi);
     }
+    const Requantizer requantize = channel_requantizer(q, w, c);
+    uint8_t* target = out.u8() + c * plane;
+    for (int64_t i = 0; i < plane; ++i)
+      target[i] = saturate(requantize(acc[i]) + q.out.zero_point, q.clamp_lo, q.clamp_hi);
   }
 }
 

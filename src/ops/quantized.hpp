@@ -55,7 +55,7 @@ struct QuantizedWeights {
 void quantize(const QuantizedLayer& q, const Tensor& in, Tensor& out);
 void dequantize(const QuantizedLayer& q, const Tensor& in, Tensor& out);
 
-// Scratch bytes conv2d_q() needs for an output tile (one row of int32 accumulators).
+// Scratch bytes conv2d_q() needs for an output tile (a plane of int32 accumulators).
 uint64_t conv2d_q_scratch_bytes(const Shape& out);
 // Tiles and placements as for the float conv2d.
 void conv2d_q(const QuantizedLayer& q, const Conv2dParams& params, const Tensor& in,
