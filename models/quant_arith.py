@@ -324,11 +324,13 @@ def requantize_fp32_intonly(acc, scale, zero_point, qmin=0, qmax=255):
 # =====================================================================
 def _verify_ops(trials, seed=1):
     import torch
+    import torch.nn as nn
     import torch.nn.functional as Fn
     import torch.nn.quantized as nnq
     import torch.nn.intrinsic.quantized as nniq
     torch.backends.quantized.engine = "qnnpack"
     rng = np.random.default_rng(seed)
+    rng6 = np.random.default_rng(seed + 1)
     res = {}
 
     def note(kind, got, ref):
@@ -443,6 +445,31 @@ def _verify_ops(trials, seed=1):
         parts = [(q, xs, xz), (a, ms, mz)]
         note("cat", torch.ops.quantized.cat([qt(q, xs, xz), qt(a, ms, mz)], 1, ys, yz).int_repr().numpy(),
              cat(parts, 1, ys, yz))
+        # relu / relu6 (hardtanh(0, 6), F.relu6, nn.ReLU6, quantized::relu6) on an
+        # NCHW-contiguous quint8 tensor: clamp to [zp, 255] / [zp, quantize(6.0)];
+        # half of the scales put 6/scale next to a rounding tie (own generator, so
+        # that the other ops see the same data as before these checks existed).
+        s6 = float(F32(6.0 / (int(rng6.integers(1, 250)) + 0.5 + rng6.uniform(-1e-6, 1e-6)))) if t % 2 else xs
+        hi = int(quantize(F32(6.0), s6, xz))
+        x6 = qt(q, s6, xz)
+        note("relu", Fn.relu(x6).int_repr().numpy(), np.clip(q, xz, 255))
+        for kind, op in (("relu6 hardtanh", lambda v: Fn.hardtanh(v, 0.0, 6.0)),
+                         ("relu6 hardtanh_ (nn.ReLU6)", lambda v: nn.ReLU6(inplace=True)(v.clone())),
+                         ("relu6 quantized::relu6", torch.ops.quantized.relu6)):
+            note(kind, op(x6).int_repr().numpy(), np.clip(q, xz, hi))
+        # ... but on a channels-last tensor (every qnnpack conv output) these ops
+        # return the clamped bytes in NHWC order as an NCHW tensor (PyTorch 1.13.1 bug)
+        cl = x6.contiguous(memory_format=torch.channels_last)
+        note("relu6 channels-last bug", Fn.hardtanh(cl, 0.0, 6.0).int_repr().numpy().reshape(-1),
+             np.clip(q.transpose(0, 2, 3, 1).reshape(-1), xz, hi))
+        # mean over H, W (quantized::mean: shufflenet_v2) is the global average pool
+        xm = qt(q, xs, xz)
+        if t % 2:
+            xm = xm.contiguous(memory_format=torch.channels_last)
+        o = torch.mean(xm, [2, 3])
+        note("mean [2, 3]", o.int_repr().numpy(),
+             global_avgpool(q, xs, xz, o.q_scale(), o.q_zero_point()).reshape(o.shape))
+        assert o.q_scale() == xs and o.q_zero_point() == xz
     return res
 
 
