@@ -35,4 +35,18 @@ struct RunOptions {
 // Runs under MPI (already initialised): rank 0 coordinates, ranks 1..N are nodes.
 int run_command(const RunOptions& options);
 
+struct EvalOptions {
+  std::string model_path;
+  std::string dataset = "fashion-mnist";
+  std::string data_dir;  // default: where Debian's package installs it
+  int nodes = 1;
+  std::string strategy = "spatial", grid;
+  std::string ram;
+  std::string requantization;  // pytorch | cmsis; empty: the model's own
+  int64_t limit = 0;           // the first K test images; 0: all
+  std::string json_path;       // write the result as JSON
+};
+// Top-1 accuracy on a data set's test split, under MPI like run (N+1 ranks).
+int eval_command(const EvalOptions& options);
+
 }  // namespace splitinfer

@@ -22,7 +22,8 @@ namespace {
 
 int main(int argc, char** argv) {
   using namespace splitinfer;
-  const bool under_mpi = argc > 1 && std::strcmp(argv[1], "run") == 0;
+  const bool under_mpi =
+      argc > 1 && (std::strcmp(argv[1], "run") == 0 || std::strcmp(argv[1], "eval") == 0);
   int rank = 0;
   if (under_mpi) {
     MPI_Init(&argc, &argv);
@@ -76,6 +77,29 @@ int main(int argc, char** argv) {
   run_app->add_flag("--reference-kernels", run.reference_kernels,
                     "use the plain-loop kernels (slow; for checking)");
 
+  EvalOptions eval;
+  CLI::App* eval_app = app.add_subcommand("eval",
+                                          "top-1 accuracy on a data set's test images: mpirun -np "
+                                          "N+1 splitinfer eval MODEL.h5 --nodes N");
+  eval_app->add_option("model", eval.model_path, "model file (.h5), float32 or int8")->required();
+  eval_app->add_option("--dataset", eval.dataset, "data set (its test split)")
+      ->check(CLI::IsMember({"fashion-mnist"}))
+      ->capture_default_str();
+  eval_app->add_option("--data-dir", eval.data_dir,
+                       "where the data set's files are (default: Debian's dataset-fashion-mnist)");
+  eval_app->add_option("--nodes", eval.nodes, "number of nodes (MPI ranks 1..N)")
+      ->capture_default_str();
+  eval_app->add_option("--strategy", eval.strategy, "partition strategy: spatial, channel or relay")
+      ->capture_default_str();
+  eval_app->add_option("--grid", eval.grid, "spatial tile grid RxC");
+  eval_app->add_option("--ram", eval.ram, "RAM cap per node (default: unlimited)");
+  eval_app
+      ->add_option("--requantization", eval.requantization,
+                   "int8 models: pytorch or cmsis (default: the model file's)")
+      ->check(CLI::IsMember({"pytorch", "cmsis"}));
+  eval_app->add_option("--limit", eval.limit, "evaluate only the first K test images");
+  eval_app->add_option("--json", eval.json_path, "also write the result to this .json");
+
   int status = 0;
   try {
     app.parse(argc, argv);
@@ -93,6 +117,7 @@ int main(int argc, char** argv) {
     if (inspect_app->parsed()) status = inspect_command(inspect);
     if (plan_app->parsed()) status = plan_command(plan);
     if (run_app->parsed()) status = run_command(run);
+    if (eval_app->parsed()) status = eval_command(eval);
   } catch (const std::exception& failure) {
     if (under_mpi) abort_job(failure.what());
     std::fprintf(stderr, "splitinfer: error: %s\n", failure.what());

@@ -3,6 +3,7 @@
 // results); ranks 1..N are nodes, each opening only plan.h5 and its own
 // node_K.h5 and computing within its RAM cap.
 #include <mpi.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -10,19 +11,27 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 
+#include "../../io/dataset.hpp"
 #include "../../io/input_file.hpp"
+#include "../../io/model_file.hpp"
 #include "../../io/output_file.hpp"
 #include "../../io/plan_file.hpp"
 #include "../../partition/node_program_builder.hpp"
+#include "../../partition/plan.hpp"
 #include "../error.hpp"
 #include "../executor.hpp"
 #include "../format.hpp"
 #include "commands.hpp"
 #include "mpi_exchange.hpp"
+#include "progress.hpp"
 
 namespace splitinfer {
 namespace {
@@ -124,6 +133,14 @@ struct Setup {
   Plan plan;
   uint64_t ram_cap = ArenaLayout::kUnlimited;
   NodeProgram program;  // nodes: their own
+};
+
+// What the coordinator feeds the nodes, inference by inference, and what it
+// does with each output.
+struct Feed {
+  int count = 1;
+  std::function<const std::vector<float>&(int index)> input;
+  std::function<void(int index, const Bytes& output)> output;
 };
 
 // What every node does: run its program `inferences` times, exchanging with
@@ -299,12 +316,18 @@ int run_command(const RunOptions& options) {
   return run_agreed(agreed);
 }
 
-int run_agreed(const RunOptions& options) {
+// Runs a plan on every rank: phases 1 and 2 agree collectively that the plan,
+// the feed (rank 0) and every node's weights and memory are fine; phase 3
+// runs `feed.count` inferences. Rank 0 returns the statistics (the nodes'
+// gathered); nodes return an empty object; nullopt when phase 1 or 2 failed
+// (the message is printed).
+static std::optional<nlohmann::json> run_plan(const RunOptions& options,
+                                              const std::function<Feed(const Model&)>& open_feed,
+                                              Setup& setup, std::vector<Bytes>* dumps) {
   int rank = 0, world = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &world);
-  Setup setup;
-  std::vector<float> input;
+  Feed feed;
 
   // Phase 1, every rank: read the plan; check the rank count.
   if (any_rank_failed(attempt([&] {
@@ -319,13 +342,12 @@ int run_agreed(const RunOptions& options) {
                       std::to_string(setup.plan.nodes + 1) + ", not -np " + std::to_string(world));
         setup.ram_cap = options.ram.empty() ? setup.plan.ram_cap_bytes : parse_bytes(options.ram);
       })))
-    return 1;
-  // Phase 2: rank 0 reads the input; each node its own weights, and checks
-  // that its memory fits its cap before computing anything.
+    return std::nullopt;
+  // Phase 2: rank 0 opens the feed (reads the input); each node its own
+  // weights, and checks that its memory fits its cap before computing anything.
   if (any_rank_failed(attempt([&] {
         if (rank == 0) {
-          input = read_input(options.input_path, setup.model.meta);
-          if (!options.output_path.empty()) OutputFile probe(options.output_path);
+          feed = open_feed(setup.model);
           return;
         }
         read_node_weights(options.plan_dir, rank, setup.plan, setup.model);
@@ -342,17 +364,18 @@ int run_agreed(const RunOptions& options) {
                       " at least");
         }
       })))
-    return 1;
+    return std::nullopt;
 
   // Phase 3: compute. A failure from here on is a bug, not a bad input; the
   // caller aborts the whole job.
+  int inferences = feed.count;
+  MPI_Bcast(&inferences, 1, MPI_INT, 0, MPI_COMM_WORLD);
   MPI_Comm node_comm = MPI_COMM_NULL;  // ranks 1..N
   MPI_Comm_split(MPI_COMM_WORLD, rank == 0 ? MPI_UNDEFINED : 1, rank, &node_comm);
-  const int inferences = options.repeat > 0 ? options.repeat + 1 : 1;
   if (rank != 0) {
     run_node(rank, options, setup, node_comm, inferences);
     MPI_Comm_free(&node_comm);
-    return 0;
+    return nlohmann::json::object();
   }
   const Model& model = setup.model;
   std::vector<NodeProgram> programs;
@@ -360,7 +383,6 @@ int run_agreed(const RunOptions& options) {
     programs.push_back(
         build_node_program(model, setup.plan.regions, node, setup.plan.via_coordinator));
   Bytes output;
-  std::vector<Bytes> dumps;
   std::vector<double> times;
   Trace trace;
   for (int run = 0; run < inferences; ++run) {
@@ -369,11 +391,13 @@ int run_agreed(const RunOptions& options) {
       MPI_Barrier(MPI_COMM_WORLD);
       trace.set_origin();
     }
+    const std::vector<float>& input = feed.input(run);
     const auto start = Clock::now();
     const double traced_start = trace.now_us();
-    coordinate(setup, programs, input, output, options.dump_layers && last ? &dumps : nullptr);
+    coordinate(setup, programs, input, output, options.dump_layers && last ? dumps : nullptr);
     times.push_back(seconds_since(start));
     if (last) trace.add("inference (input out, output in)", "coordinator", traced_start);
+    feed.output(run, output);
   }
   nlohmann::json stats = {{"model", model.name},
                           {"plan", options.plan_dir},
@@ -382,6 +406,8 @@ int run_agreed(const RunOptions& options) {
                           {"host_seconds", times.back()},
                           {"emulated_seconds", nullptr},  // no device profile in this version
                           {"nodes", nlohmann::json::array()}};
+  if (model.layers[model.output].quantized())
+    stats["requantization"] = requantization_name(model.requantization);
   if (setup.plan.strategy == "spatial")
     stats["grid"] = {setup.plan.grid_rows, setup.plan.grid_cols};
   if (options.repeat > 0) {
@@ -417,7 +443,30 @@ int run_agreed(const RunOptions& options) {
     }
     write_json(options.trace_path, {{"traceEvents", events}, {"displayTimeUnit", "ms"}});
   }
+  return stats;
+}
 
+int run_agreed(const RunOptions& options) {
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  Setup setup;
+  std::vector<float> input;
+  Bytes output;
+  std::vector<Bytes> dumps;
+  const auto open_feed = [&](const Model& model) {
+    input = read_input(options.input_path, model.meta);
+    if (!options.output_path.empty()) OutputFile probe(options.output_path);
+    Feed feed;
+    feed.count = options.repeat > 0 ? options.repeat + 1 : 1;  // a warm-up, then K
+    feed.input = [&](int) -> const std::vector<float>& { return input; };
+    feed.output = [&](int, const Bytes& result) { output = result; };
+    return feed;
+  };
+  const std::optional<nlohmann::json> stats = run_plan(options, open_feed, setup, &dumps);
+  if (!stats) return 1;
+  if (rank != 0) return 0;
+
+  const Model& model = setup.model;
   const Layer& out_layer = model.layers[model.output];
   const std::vector<float> logits = real_values(out_layer, output);
   if (!options.output_path.empty()) {
@@ -433,8 +482,126 @@ int run_agreed(const RunOptions& options) {
                    reinterpret_cast<const float*>(dumps[i].data()));
     }
   }
-  if (!options.stats_path.empty()) write_json(options.stats_path, stats);
-  print_summary(model, logits, stats);
+  if (!options.stats_path.empty()) write_json(options.stats_path, *stats);
+  print_summary(model, logits, *stats);
+  return 0;
+}
+
+int eval_command(const EvalOptions& options) {
+  int rank = 0, world = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  // Rank 0 plans into a temporary directory that every rank then reads (on a
+  // cluster, TMPDIR must be a shared file system).
+  std::string plan_dir;
+  Model model;
+  if (any_rank_failed(attempt([&] {
+        if (world != options.nodes + 1)
+          throw Error("eval on " + std::to_string(options.nodes) +
+                      " node(s) runs with mpirun -np " + std::to_string(options.nodes + 1) +
+                      " (a coordinator and the nodes), not -np " + std::to_string(world));
+        if (options.limit < 0) throw Error("--limit must not be negative");
+        if (rank != 0) return;
+        model = read_model(options.model_path);
+        PlanOptions plan_options;
+        plan_options.nodes = options.nodes;
+        plan_options.strategy = options.strategy;
+        plan_options.grid = options.grid;
+        if (!options.ram.empty()) plan_options.ram_cap_bytes = parse_bytes(options.ram);
+        std::ifstream file(options.model_path, std::ios::binary);
+        std::stringstream content;
+        content << file.rdbuf();
+        plan_options.model_digest = digest(content.str());
+        const Plan plan = make_plan(model, plan_options);
+        plan_dir = (std::filesystem::temp_directory_path() /
+                    ("splitinfer-eval-" + std::to_string(::getpid())))
+                       .string();
+        write_plan(plan_dir, model, plan);
+      })))
+    return 1;
+  int length = static_cast<int>(plan_dir.size());
+  MPI_Bcast(&length, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  plan_dir.resize(length);
+  MPI_Bcast(plan_dir.data(), length, MPI_CHAR, 0, MPI_COMM_WORLD);
+  struct RemoveAtEnd {
+    std::string dir;
+    ~RemoveAtEnd() {
+      if (!dir.empty()) std::filesystem::remove_all(dir);
+    }
+  } remove_plan{rank == 0 ? plan_dir : ""};
+
+  RunOptions run;
+  run.plan_dir = plan_dir;
+  run.ram = options.ram;
+  run.requantization = options.requantization;
+  ImageDataset dataset;
+  std::vector<float> input;
+  int64_t correct = 0, done = 0;
+  std::unique_ptr<ProgressBar> progress;
+  Setup setup;
+  const auto open_feed = [&](const Model& planned) {
+    dataset =
+        read_fashion_mnist("test", options.data_dir.empty() ? kFashionMnistDir : options.data_dir);
+    const Shape& out = planned.layers[planned.output].output_shape;
+    if (out.rank != 2 || out.c != 10)
+      throw Error("model '" + options.model_path + "' outputs " + out.str() +
+                  "; Fashion-MNIST needs 10 class scores");
+    Feed feed;
+    feed.count = static_cast<int>(options.limit > 0 ? std::min(options.limit, dataset.count)
+                                                    : dataset.count);
+    image_to_input(dataset.image(0), static_cast<int>(dataset.cols), static_cast<int>(dataset.rows),
+                   1, planned.meta);  // shape errors here
+    progress = std::make_unique<ProgressBar>(feed.count, "eval");
+    feed.input = [&](int index) -> const std::vector<float>& {
+      input = image_to_input(dataset.image(index), static_cast<int>(dataset.cols),
+                             static_cast<int>(dataset.rows), 1, setup.model.meta);
+      return input;
+    };
+    feed.output = [&](int index, const Bytes& result) {
+      const std::vector<float> scores = real_values(setup.model.layers[setup.model.output], result);
+      const size_t best = std::max_element(scores.begin(), scores.end()) - scores.begin();
+      correct += best == dataset.labels[index];
+      ++done;
+      char note[32];
+      std::snprintf(note, sizeof note, "acc %.2f%%", 100.0 * correct / done);
+      progress->update(done, note);
+    };
+    return feed;
+  };
+  const std::optional<nlohmann::json> stats = run_plan(run, open_feed, setup, nullptr);
+  if (!stats) return 1;
+  if (rank != 0) return 0;
+  progress->finish();
+  const double accuracy = static_cast<double>(correct) / static_cast<double>(done);
+  std::printf(
+      "%s on %s (%lld test images), %d node(s), strategy %s%s%s: top-1 %.2f%% (%lld correct)\n",
+      setup.model.name.c_str(), options.dataset.c_str(), static_cast<long long>(done),
+      setup.plan.nodes, setup.plan.strategy.c_str(),
+      setup.model.layers[setup.model.output].quantized() ? ", int8 " : "",
+      setup.model.layers[setup.model.output].quantized()
+          ? requantization_name(setup.model.requantization)
+          : "",
+      accuracy * 100, static_cast<long long>(correct));
+  for (const auto& node : (*stats)["nodes"])
+    std::printf("node %d: peak RAM %s (predicted %s), flash %s\n", node["rank"].get<int>(),
+                format_bytes(node["peak_ram_bytes"].get<uint64_t>()).c_str(),
+                format_bytes(node["predicted_peak_ram_bytes"].get<uint64_t>()).c_str(),
+                format_bytes(node["flash_bytes"].get<uint64_t>()).c_str());
+  if (!options.json_path.empty()) {
+    nlohmann::json result = {{"model", options.model_path},
+                             {"name", setup.model.name},
+                             {"dataset", options.dataset},
+                             {"images", done},
+                             {"correct", correct},
+                             {"top1", accuracy},
+                             {"nodes", setup.plan.nodes},
+                             {"strategy", setup.plan.strategy},
+                             {"dtype", dtype_name(setup.model.layers[setup.model.output].dtype)},
+                             {"node_stats", (*stats)["nodes"]}};
+    if (setup.model.layers[setup.model.output].quantized())
+      result["requantization"] = requantization_name(setup.model.requantization);
+    write_json(options.json_path, result);
+  }
   return 0;
 }
 
