@@ -32,7 +32,9 @@ it as an integer clamp to [zp, quantize(6)]) is folded into the clamp of the
 conv/linear/add before it when that layer has no other reader; the folded
 layer keeps its name and produces what the relu produced (as with BatchNorm
 folding). A dequantize at the very end is dropped: the model's output is the
-last quint8 layer.
+last quint8 layer. PyTorch 1.13.1 computes these relu6/hardtanh ops wrongly
+on channels-last tensors (fix_quantized_clamps), so the exporter makes their
+input contiguous in the converted model before anything is run.
 
 Reference values (write_reference) come from running the converted model
 node by node with torch.fx.Interpreter; for the eager recipe the traced
