@@ -48,7 +48,7 @@ Executor::Executor(const Model& model, NodeProgram program, std::string node_lab
       requantization_(model.requantization) {}
 
 void Executor::run(Arena& arena, Exchange& exchange,
-                   const std::function<void(int, const Tensor&)>& on_layer,
+                   const std::function<void(int, Tensor&)>& on_layer,
                    const std::function<void(const Tensor&)>& on_output) const {
   std::vector<char*> buffers(program_.buffer_bytes.size(), nullptr);
   std::vector<Tensor> outputs(model_.layers.size());  // this node's region of each layer

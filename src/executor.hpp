@@ -46,10 +46,11 @@ class Executor {
   void set_trace(Trace* trace) { trace_ = trace; }
 
   // One inference. `on_layer` (may be empty) sees this node's region of every
-  // layer it computes right after computing it; `on_output` sees its region of
+  // layer it computes right after computing it (and may change it: a checker
+  // can feed later layers reference values); `on_output` sees its region of
   // the model's output (when not empty). The arena is empty again afterwards.
   void run(Arena& arena, Exchange& exchange,
-           const std::function<void(int layer_index, const Tensor&)>& on_layer,
+           const std::function<void(int layer_index, Tensor&)>& on_layer,
            const std::function<void(const Tensor&)>& on_output) const;
 
  private:
