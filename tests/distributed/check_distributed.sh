@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # check_distributed.sh LABEL MODEL SHAPE CONFIGS [export options...]
+# (int8: export options --quantize qnnpack --calib calib.h5; calib.h5 is made here)
 # Exports MODEL (seeded random weights) and runs it on one node, then under
 # every configuration in CONFIGS (comma-separated STRATEGY:NODES[:RxC], e.g.
 # "spatial:4,spatial:4:2x2,channel:3"). Each distributed run must equal the
@@ -18,6 +19,10 @@ cd "$work"
 splitinfer=$SPLITINFER_BUILD/splitinfer
 
 $PYTHON "$SPLITINFER_ROOT/models/make_input.py" --shape "$shape" --seed 2 --out input.h5
+case " $* " in  # int8: quantized by PyTorch, calibrated on seeded random inputs in calib.h5
+  *" --quantize "*) $PYTHON "$SPLITINFER_ROOT/models/make_calib.py" --random --seed 0 --count 4 \
+                      --shape "$shape" --out calib.h5 ;;
+esac
 $PYTHON "$SPLITINFER_ROOT/models/export_torch.py" --model "$model" --input-shape "$shape" "$@" --out model.h5
 "$splitinfer" plan model.h5 --nodes 1 -o plan_1 >/dev/null
 splitinfer_mpirun 2 run plan_1 --input input.h5 --output one.h5 --dump-layers >/dev/null

@@ -1,4 +1,4 @@
-"""compare_bitwise.py ONE_NODE.h5 DISTRIBUTED.h5: /output and every /layers/<name>
+"""compare_bitwise.py ONE_NODE.h5 DISTRIBUTED.h5: /output (/output_q) and every /layers/<name>
 of a distributed run equal the one-node run bit for bit (the design's
 invariant 2). Prints the first differing tensor; exit 0 when all are equal."""
 import sys
@@ -9,6 +9,8 @@ import numpy as np
 
 def tensors(f):
     yield "output", f["output"][...]
+    if "output_q" in f:  # int8 models
+        yield "output_q", f["output_q"][...]
     if "layers" in f:
         for name in f["layers"]:
             yield "layers/" + name, f["layers"][name][...]
@@ -23,7 +25,8 @@ def main():
             sys.exit(1)
         got = many[name][...]
         if got.shape != expected.shape or got.tobytes() != expected.tobytes():
-            where = np.argwhere(got.view(np.uint32) != expected.view(np.uint32)) if got.shape == expected.shape else []
+            bits = np.uint8 if expected.dtype.itemsize == 1 else np.uint32
+            where = np.argwhere(got.view(bits) != expected.view(bits)) if got.shape == expected.shape else []
             print(f"compare_bitwise: {name} differs (shape {got.shape} vs {expected.shape}; "
                   f"{len(where)} elements differ, first at {where[0].tolist() if len(where) else '-'})")
             sys.exit(1)
