@@ -200,11 +200,18 @@ void add_q(const QuantizedLayer& q, const Tensor& a, const Tensor& b, Tensor& ou
 
 void mul_q(const QuantizedLayer& q, const Tensor& a, const Tensor& b, Tensor& out) {
   const Requantizer requantize(q.mode, q.in[0].scale * q.in[1].scale * (1.0f / q.out.scale));
-  const bool broadcast = b.shape.elements() != a.shape.elements();  // b is [N, C, 1, 1]
-  const int64_t plane = a.shape.h * a.shape.w, count = out.shape.elements();
+  // Either operand may be [N, C, 1, 1], broadcast over the other's rows and
+  // columns (the product is the same either way round).
+  const bool a_small = a.shape.elements() < b.shape.elements();
+  const Tensor& map = a_small ? b : a;
+  const Tensor& gate = a_small ? a : b;
+  const int32_t map_zp = q.in[a_small ? 1 : 0].zero_point,
+                gate_zp = q.in[a_small ? 0 : 1].zero_point;
+  const bool broadcast = gate.shape.elements() != map.shape.elements();
+  const int64_t plane = map.shape.h * map.shape.w, count = out.shape.elements();
   for (int64_t i = 0; i < count; ++i) {
     const int32_t product =
-        (a.u8()[i] - q.in[0].zero_point) * (b.u8()[broadcast ? i / plane : i] - q.in[1].zero_point);
+        (map.u8()[i] - map_zp) * (gate.u8()[broadcast ? i / plane : i] - gate_zp);
     out.u8()[i] = saturate(requantize(product) + q.out.zero_point, q.clamp_lo, q.clamp_hi);
   }
 }

@@ -65,7 +65,7 @@ void linear_q(const QuantizedLayer& q, const Tensor& in, const QuantizedWeights&
 
 // add: PyTorch's fixed-point qnnpack add (the same in both modes).
 void add_q(const QuantizedLayer& q, const Tensor& a, const Tensor& b, Tensor& out);
-// mul: b may be [N, C, 1, 1], broadcast over H and W.
+// mul: either input may be [N, C, 1, 1], broadcast over H and W.
 void mul_q(const QuantizedLayer& q, const Tensor& a, const Tensor& b, Tensor& out);
 // Inputs whose parameters differ from the output's are requantized.
 void concat_q(const QuantizedLayer& q, const std::vector<const Tensor*>& inputs,

@@ -9,8 +9,8 @@
 # number of differing elements and max |diff| of each tensor otherwise). Also
 # checks the node's predicted memory and traffic equal what the run measured.
 #
-# Not registered in CTest yet (the engine's int8 kernels are in progress).
-# Run it by hand from the source tree after building, e.g.:
+# CTest runs it (quantized_test in tests/torch/CMakeLists.txt). By hand,
+# from the source tree after building from the source tree after building, e.g.:
 #   tests/torch/check_quantized.sh mobilenet_v2 mobilenet_v2 1,3,96,96 images:4
 #   tests/torch/check_quantized.sh resnet18 resnet18 1,3,96,96 images:4
 #   tests/torch/check_quantized.sh cnn_on_mcu cnn_on_mcu 1,1,28,28 fashion-mnist:32 \
@@ -18,8 +18,7 @@
 #   tests/torch/check_quantized.sh fashion_mobilenetv2 fashion_mobilenetv2 1,1,96,96 fashion-mnist:32 \
 #       --weights models/fashion/mobilenetv2_035_96.h5
 # (SPLITINFER_BUILD selects the build directory, default build/; the files
-# are left in $SPLITINFER_BUILD/tests/work/quantized_LABEL.) To register,
-# enable the quantized_test lines at the end of tests/torch/CMakeLists.txt.
+# are left in $SPLITINFER_BUILD/tests/work/quantized_LABEL.)
 set -euo pipefail
 source "$(dirname "$0")/../../jobs/lib/common.sh"
 source "$(dirname "$0")/export_quantized.sh"
