@@ -50,9 +50,9 @@ void write_numbers(const Group& group, const std::string& name, hid_t file_type,
                    const std::vector<T>& values, bool scalar) {
   if (group.has_attr(name)) H5Adelete(group.id(), name.c_str());
   const hsize_t count = values.size();
-  Handle space(scalar  ? H5Screate(H5S_SCALAR)
-               : count ? H5Screate_simple(1, &count, nullptr)
-                       : H5Screate(H5S_NULL));
+  // An empty array is a 1-D dataspace of extent 0, as h5py writes it (not
+  // H5S_NULL, which h5py reads as Empty rather than an empty array).
+  Handle space(scalar ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &count, nullptr));
   Handle attr(
       check(H5Acreate2(group.id(), name.c_str(), file_type, space.id(), H5P_DEFAULT, H5P_DEFAULT),
             "cannot create attribute '" + name + "' on " + group.path()));
@@ -67,9 +67,9 @@ void write_string_attr(const Group& group, const std::string& name,
   H5Tset_size(type.id(), H5T_VARIABLE);
   H5Tset_cset(type.id(), H5T_CSET_UTF8);
   const hsize_t count = values.size();
-  Handle space(scalar  ? H5Screate(H5S_SCALAR)
-               : count ? H5Screate_simple(1, &count, nullptr)
-                       : H5Screate(H5S_NULL));
+  // An empty array is a 1-D dataspace of extent 0, as h5py writes it (not
+  // H5S_NULL, which h5py reads as Empty rather than an empty array).
+  Handle space(scalar ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &count, nullptr));
   Handle attr(
       check(H5Acreate2(group.id(), name.c_str(), type.id(), space.id(), H5P_DEFAULT, H5P_DEFAULT),
             "cannot create attribute '" + name + "' on " + group.path()));

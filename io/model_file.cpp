@@ -1,5 +1,6 @@
 #include "model_file.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "../src/error.hpp"
@@ -229,7 +230,11 @@ void write_graph(const h5::Group& root, const Model& model) {
   root.write_string("name", model.name);
   root.write_string("source", model.source);
   root.write_string("output", model.layers[model.output].name);
-  root.write_string("requantization", requantization_name(model.requantization));
+  // Only int8 models say how they requantize (a float model with it would
+  // read as quantized to tools that check for the attribute).
+  const bool quantized = std::any_of(model.layers.begin(), model.layers.end(),
+                                     [](const Layer& layer) { return layer.quantized(); });
+  if (quantized) root.write_string("requantization", requantization_name(model.requantization));
   write_meta(root.create_group("meta"), model.meta);
   const h5::Group layers = root.create_group("layers");
   std::vector<std::string> order;
@@ -277,6 +282,14 @@ Model read_model(const std::string& path) {
   read_weights(root.open_group("layers"), model);
   validate(model, true);
   return model;
+}
+
+void write_model(const std::string& path, const Model& model) {
+  const h5::Group root = h5::create_file(path);
+  root.write_string("format", "splitinfer-model");
+  root.write_int("format_version", kFormatVersion);
+  write_graph(root, model);
+  write_weights(root.open_group("layers"), model);
 }
 
 }  // namespace splitinfer

@@ -16,8 +16,12 @@ void check_format(const h5::Group& root, const std::string& expected_format);
 // Reads and validates a model file with its weights. Throws Error on any fault.
 Model read_model(const std::string& path);
 
-// The graph (root attrs name/source/output, /meta, /layers without weights)
-// from or to `root`.
+// Writes a model file (format attributes, graph and weights), replacing any
+// file at `path`. Throws Error when it cannot.
+void write_model(const std::string& path, const Model& model);
+
+// The graph (root attrs name/source/output, requantization for a model with
+// quint8 layers, /meta, /layers without weights) from or to `root`.
 Model read_graph(const h5::Group& root);
 void write_graph(const h5::Group& root, const Model& model);
 

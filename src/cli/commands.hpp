@@ -49,4 +49,16 @@ struct EvalOptions {
 // Top-1 accuracy on a data set's test split, under MPI like run (N+1 ranks).
 int eval_command(const EvalOptions& options);
 
+struct QuantizeOptions {
+  std::string model_path;
+  std::string output_path;
+  std::string calib_path;  // calibration inputs (.h5 with /input [K,C,H,W])
+  std::string observer = "minmax";
+  std::string requantization;    // pytorch | cmsis; empty: pytorch
+  std::string weights = "int8";  // int8 (calibrated quint8 model) | fp16 (float16 weights only)
+  bool per_tensor = false;       // one weight scale per layer instead of per output channel
+};
+// Post-training quantization of a float model file; no MPI.
+int quantize_command(const QuantizeOptions& options);
+
 }  // namespace splitinfer

@@ -1,4 +1,4 @@
-// The splitinfer executable: inspect, plan and run (under mpirun).
+// The splitinfer executable: inspect, plan, quantize, run and eval (under mpirun).
 #include <mpi.h>
 
 #include <CLI/CLI.hpp>
@@ -100,6 +100,29 @@ int main(int argc, char** argv) {
   eval_app->add_option("--limit", eval.limit, "evaluate only the first K test images");
   eval_app->add_option("--json", eval.json_path, "also write the result to this .json");
 
+  QuantizeOptions quantize;
+  CLI::App* quantize_app = app.add_subcommand(
+      "quantize",
+      "int8 post-training quantization of a float model (MinMax calibration), or float16 weights");
+  quantize_app->add_option("model", quantize.model_path, "float model file (.h5)")->required();
+  quantize_app->add_option("-o,--output", quantize.output_path, "model file to write")->required();
+  quantize_app->add_option("--calib", quantize.calib_path,
+                           "calibration inputs: .h5 with /input float32 [K,C,H,W]");
+  quantize_app->add_option("--observer", quantize.observer, "activation observer")
+      ->check(CLI::IsMember({"minmax"}))
+      ->capture_default_str();
+  quantize_app
+      ->add_option("--requantization", quantize.requantization,
+                   "how the int8 model requantizes: pytorch (default) or cmsis")
+      ->check(CLI::IsMember({"pytorch", "cmsis"}));
+  quantize_app->add_flag("--per-tensor", quantize.per_tensor,
+                         "one weight scale per layer (default: one per output channel)");
+  quantize_app
+      ->add_option("--weights", quantize.weights,
+                   "int8: calibrated quint8 model; fp16: float16 weights, graph unchanged")
+      ->check(CLI::IsMember({"int8", "fp16"}))
+      ->capture_default_str();
+
   int status = 0;
   try {
     app.parse(argc, argv);
@@ -118,6 +141,7 @@ int main(int argc, char** argv) {
     if (plan_app->parsed()) status = plan_command(plan);
     if (run_app->parsed()) status = run_command(run);
     if (eval_app->parsed()) status = eval_command(eval);
+    if (quantize_app->parsed()) status = quantize_command(quantize);
   } catch (const std::exception& failure) {
     if (under_mpi) abort_job(failure.what());
     std::fprintf(stderr, "splitinfer: error: %s\n", failure.what());
