@@ -22,3 +22,4 @@ cp -r plan garbage_plan && echo garbage > garbage_plan/node_1.h5
 $PYTHON "$SPLITINFER_ROOT/tests/cli/make_bad_files.py" good.h5 .
 $PYTHON "$SPLITINFER_ROOT/tests/cli/make_bad_int8_files.py" \
   "$SPLITINFER_ROOT/models/fashion/cnn_on_mcu_int8.h5" good.h5 .
+$PYTHON "$SPLITINFER_ROOT/tests/cli/make_bad_quantize_files.py" good.h5 .
