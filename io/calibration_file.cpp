@@ -17,13 +17,15 @@ std::string shape_text(const std::vector<int64_t>& dims) {
 
 }  // namespace
 
-std::vector<float> read_calibration(const std::string& path, const Shape& input_shape) {
+CalibrationInputs read_calibration(const std::string& path, const Shape& input_shape) {
   const h5::Group root = h5::open_file(path);
   if (!root.has("input"))
     throw Error("calibration file '" + path +
                 "' has no /input dataset (float32 [K, C, H, W], see models/make_calib.py)");
   std::vector<int64_t> dims;
-  std::vector<float> values = root.read_floats("input", dims);
+  CalibrationInputs inputs;
+  std::vector<float>& values = inputs.values;
+  values = root.read_floats("input", dims);
   const std::vector<int64_t> wanted = {input_shape.c, input_shape.h, input_shape.w};
   if (dims.size() != 4 || std::vector<int64_t>(dims.begin() + 1, dims.end()) != wanted)
     throw Error("calibration file '" + path + "': /input has shape " + shape_text(dims) +
@@ -34,7 +36,9 @@ std::vector<float> read_calibration(const std::string& path, const Shape& input_
     if (!std::isfinite(values[i]))
       throw Error("calibration file '" + path + "': input " +
                   std::to_string(i / (values.size() / dims[0])) + " holds a non-finite value");
-  return values;
+  inputs.count = dims[0];
+  if (root.has_attr("source")) inputs.source = root.read_string("source");
+  return inputs;
 }
 
 }  // namespace splitinfer

@@ -9,9 +9,14 @@
 
 namespace splitinfer {
 
-// Returns the K inputs one after another (K * C * H * W floats); throws Error
-// when /input is missing, K is 0, [C, H, W] differs from `input_shape`'s, or
-// a value is not finite.
-std::vector<float> read_calibration(const std::string& path, const Shape& input_shape);
+struct CalibrationInputs {
+  std::vector<float> values;  // the K inputs one after another, K * C * H * W floats
+  int64_t count = 0;          // K
+  std::string source;         // the root attribute `source` (what the inputs are), or ""
+};
+
+// Throws Error when /input is missing, K is 0, [C, H, W] differs from
+// `input_shape`'s, or a value is not finite.
+CalibrationInputs read_calibration(const std::string& path, const Shape& input_shape);
 
 }  // namespace splitinfer

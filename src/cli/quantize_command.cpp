@@ -43,30 +43,32 @@ int quantize_command(const QuantizeOptions& options) {
 
   // Refuse before reading the calibration inputs and running the model.
   check_quantizable(model);
-  const std::vector<float> inputs = read_calibration(options.calib_path, model.meta.input_shape);
-  const size_t count = inputs.size() / static_cast<size_t>(model.meta.input_shape.elements());
+  const CalibrationInputs calibration =
+      read_calibration(options.calib_path, model.meta.input_shape);
 
   // One node computing every layer whole, fed by the calibration inputs.
   const NodeProgram program = build_node_program(model, spatial_regions(model, 1, 1), 1);
-  const std::vector<MinMaxRange> ranges = calibrate(model, program, inputs);
+  const std::vector<MinMaxRange> ranges = calibrate(model, program, calibration.values);
 
   QuantizeSettings settings;
   settings.per_tensor_weights = options.per_tensor;
   if (!options.requantization.empty())
     settings.requantization = requantization_from_name(options.requantization);
-  settings.note =
-      "splitinfer quantize: MinMax observers over " + std::to_string(count) +
-      " calibration input(s) of " + std::filesystem::path(options.calib_path).filename().string() +
-      ", " + (options.per_tensor ? "per-tensor" : "per-channel") +
-      " symmetric int8 weights, requantization " + requantization_name(settings.requantization);
+  const std::string calib_name = std::filesystem::path(options.calib_path).filename().string();
+  settings.note = "splitinfer quantize: MinMax observers over " +
+                  std::to_string(calibration.count) + " calibration input(s) of " + calib_name +
+                  (calibration.source.empty() ? "" : " (" + calibration.source + ")") + ", " +
+                  (options.per_tensor ? "per-tensor" : "per-channel") +
+                  " symmetric int8 weights, requantization " +
+                  requantization_name(settings.requantization);
   const Model quantized = quantize_model(model, ranges, settings);
   write_model(options.output_path, quantized);
 
   std::printf(
-      "%s: %s as int8, calibrated on %zu input(s): %zu layers (%zu before fusing), %s of "
+      "%s: %s as int8, calibrated on %lld input(s): %zu layers (the float model: %zu), %s of "
       "weights (float: %s)\n",
-      options.output_path.c_str(), model.name.c_str(), count, quantized.layers.size(),
-      model.layers.size(), format_bytes(quantized.weight_bytes()).c_str(),
+      options.output_path.c_str(), model.name.c_str(), static_cast<long long>(calibration.count),
+      quantized.layers.size(), model.layers.size(), format_bytes(quantized.weight_bytes()).c_str(),
       format_bytes(model.weight_bytes()).c_str());
   return 0;
 }
