@@ -15,6 +15,7 @@
 #    input: output within TOL (compare_to_float.py).
 set -euo pipefail
 source "$(dirname "$0")/../../jobs/lib/common.sh"
+source "$(dirname "$0")/against_float.sh"
 label=$1 model=$2 shape=$3 inputs=$4 tol=$5
 work=$SPLITINFER_BUILD/tests/work/fp16_$label
 rm -rf "$work" && mkdir -p "$work"
@@ -33,20 +34,4 @@ $PYTHON "$tests/check_fp16.py" float.h5 fp16.h5 float.json fp16.json
 
 "$SPLITINFER_BUILD/splitinfer" plan float.h5 --nodes 1 -o float_plan >/dev/null
 "$SPLITINFER_BUILD/splitinfer" plan fp16.h5 --nodes 1 -o fp16_plan >/dev/null
-input_count=${inputs#*:}
-compare_options=()
-case $inputs in
-  fashion-test:*) $PYTHON "$tests/split_inputs.py" --fashion-test "$input_count" --shape "$shape" test_input >/dev/null
-                  compare_options+=(--require-top1) ;;
-  random:*) $PYTHON "$SPLITINFER_ROOT/models/make_calib.py" --random --seed 1 --count "$input_count" \
-              --shape "$shape" --out test_inputs.h5
-            $PYTHON "$tests/split_inputs.py" --from test_inputs.h5 test_input >/dev/null ;;
-  *) echo "check_fp16: unknown test inputs '$inputs'" >&2; exit 2 ;;
-esac
-pairs=()
-for ((k = 0; k < input_count; k++)); do
-  splitinfer_mpirun 2 run float_plan --input "test_input_$k.h5" --output "float_output_$k.h5" >/dev/null
-  splitinfer_mpirun 2 run fp16_plan --input "test_input_$k.h5" --output "fp16_output_$k.h5" >/dev/null
-  pairs+=("float_output_$k.h5" "fp16_output_$k.h5")
-done
-$PYTHON "$tests/compare_to_float.py" --tol "$tol" ${compare_options[@]+"${compare_options[@]}"} "${pairs[@]}"
+run_against_float fp16_plan fp16 "$tol" "$inputs" "$shape"

@@ -29,6 +29,7 @@
 #    same top-1 (compare_to_float.py).
 set -euo pipefail
 source "$(dirname "$0")/../../jobs/lib/common.sh"
+source "$(dirname "$0")/against_float.sh"
 label=$1 model=$2 shape=$3 calib=$4 inputs=$5 output_tol=$6 scale_tol=$7
 shift 7
 work=$SPLITINFER_BUILD/tests/work/quantize_$label
@@ -75,20 +76,4 @@ $PYTHON "$tests/check_minmax_quantize.py" float.h5 calib.h5 int8.h5 ${check_opti
 
 log "4. the int8 model against the float model"
 "$SPLITINFER_BUILD/splitinfer" plan int8.h5 --nodes 1 -o int8_plan >/dev/null
-input_count=${inputs#*:}
-compare_options=()
-case $inputs in
-  fashion-test:*) $PYTHON "$tests/split_inputs.py" --fashion-test "$input_count" --shape "$shape" test_input >/dev/null
-                  compare_options+=(--require-top1) ;;
-  random:*) $PYTHON "$SPLITINFER_ROOT/models/make_calib.py" --random --seed 1 --count "$input_count" \
-              --shape "$shape" --out test_inputs.h5
-            $PYTHON "$tests/split_inputs.py" --from test_inputs.h5 test_input >/dev/null ;;
-  *) echo "check_quantize: unknown test inputs '$inputs'" >&2; exit 2 ;;
-esac
-pairs=()
-for ((k = 0; k < input_count; k++)); do
-  splitinfer_mpirun 2 run float_plan --input "test_input_$k.h5" --output "float_output_$k.h5" >/dev/null
-  splitinfer_mpirun 2 run int8_plan --input "test_input_$k.h5" --output "int8_output_$k.h5" >/dev/null
-  pairs+=("float_output_$k.h5" "int8_output_$k.h5")
-done
-$PYTHON "$tests/compare_to_float.py" --tol "$output_tol" ${compare_options[@]+"${compare_options[@]}"} "${pairs[@]}"
+run_against_float int8_plan int8 "$output_tol" "$inputs" "$shape"
