@@ -43,7 +43,8 @@ Model weight_slices(const Model& model, const LayerRegions& regions, int node) {
 }
 
 // Every layer's regions lie in its map and partition it (the input layer's
-// are empty): what the runtime assumes of a plan.
+// are empty): what the runtime assumes of a plan's owners; each node's
+// computed region lies in the map and holds what it owns.
 void check_regions(const Model& model, const LayerRegions& regions) {
   for (size_t i = 0; i < model.layers.size(); ++i) {
     const Region whole = Region::whole(model.layers[i].output_shape);
@@ -65,6 +66,46 @@ void check_regions(const Model& model, const LayerRegions& regions) {
       throw Error("the plan's regions of layer '" + model.layers[i].name +
                   "' do not cover its map");
   }
+}
+
+void check_computed(const Model& model, const LayerRegions& regions, const LayerRegions& owners) {
+  for (size_t i = 0; i < model.layers.size(); ++i)
+    for (size_t k = 0; k < regions[i].size(); ++k) {
+      const Region& region = regions[i][k];
+      if (!region.contains(owners[i][k]) ||
+          (!region.empty() &&
+           (i == 0 || !Region::whole(model.layers[i].output_shape).contains(region))))
+        throw Error("the plan gives node " + std::to_string(k + 1) + " region " + region.str() +
+                    " of layer '" + model.layers[i].name +
+                    "', outside its map or not holding what the node owns");
+    }
+}
+
+// regions[layer][node - 1] = c0, c1, y0, y1, x0, x1
+void write_regions(const h5::Group& root, const std::string& name, const LayerRegions& regions,
+                   int nodes) {
+  std::vector<int64_t> values;
+  for (const auto& layer_regions : regions)
+    for (const Region& region : layer_regions)
+      values.insert(values.end(),
+                    {region.c0, region.c1, region.y0, region.y1, region.x0, region.x1});
+  root.write_int64s(name, {static_cast<int64_t>(regions.size()), nodes, 6}, values.data());
+}
+
+LayerRegions read_regions(const h5::Group& root, const std::string& name, size_t layers,
+                          int nodes) {
+  std::vector<int64_t> dims;
+  const std::vector<int64_t> values = root.read_int64s(name, dims);
+  if (dims != std::vector<int64_t>{static_cast<int64_t>(layers), nodes, 6})
+    throw Error(root.path() + ": '" + name +
+                "' does not match the model's layers and the node count");
+  LayerRegions regions(layers, std::vector<Region>(nodes));
+  for (size_t i = 0; i < layers; ++i)
+    for (int k = 0; k < nodes; ++k) {
+      const int64_t* v = values.data() + (i * nodes + k) * 6;
+      regions[i][k] = {v[0], v[1], v[2], v[3], v[4], v[5]};
+    }
+  return regions;
 }
 
 int64_t cap_to_file(uint64_t cap) {
@@ -101,14 +142,17 @@ void write_plan(const std::string& plan_dir, const Model& model, const Plan& pla
     root.write_int("ram_cap_bytes", cap_to_file(plan.ram_cap_bytes));
     root.write_int("flash_cap_bytes", cap_to_file(plan.flash_cap_bytes));
     write_graph(root.create_group("model"), model);
-    // regions[layer][node - 1] = c0, c1, y0, y1, x0, x1
-    std::vector<int64_t> regions;
-    for (const auto& layer_regions : plan.regions)
-      for (const Region& region : layer_regions)
-        regions.insert(regions.end(),
-                       {region.c0, region.c1, region.y0, region.y1, region.x0, region.x1});
-    root.write_int64s("regions", {static_cast<int64_t>(plan.regions.size()), plan.nodes, 6},
-                      regions.data());
+    write_regions(root, "regions", plan.regions, plan.nodes);
+    if (!plan.owners.empty()) write_regions(root, "owners", plan.owners, plan.nodes);
+    if (plan.strategy == "fused") {
+      root.write_int("fuse", plan.fuse);
+      root.write_int("reuse", plan.reuse);
+    }
+    root.write_int("recomputed_macs", static_cast<int64_t>(plan.recomputed_macs));
+    std::string strategies;
+    for (const std::string& strategy : plan.layer_strategies)
+      strategies += (strategies.empty() ? "" : ",") + strategy;
+    root.write_string("layer_strategies", strategies);
     const h5::Group nodes = root.create_group("nodes");
     for (const NodePlan& node : plan.node_plans) {
       const h5::Group group = nodes.create_group("node_" + std::to_string(node.node));
@@ -171,17 +215,19 @@ void read_plan(const std::string& plan_dir, Model& model, Plan& plan) {
   }
   model = read_graph(root.open_group("model"));
   validate(model, false);
-  std::vector<int64_t> dims;
-  const std::vector<int64_t> values = root.read_int64s("regions", dims);
-  if (dims != std::vector<int64_t>{static_cast<int64_t>(model.layers.size()), plan.nodes, 6})
-    throw Error(root.path() + ": 'regions' does not match the model's layers and the node count");
-  plan.regions.assign(model.layers.size(), std::vector<Region>(plan.nodes));
-  for (size_t i = 0; i < model.layers.size(); ++i)
-    for (int k = 0; k < plan.nodes; ++k) {
-      const int64_t* v = values.data() + (i * plan.nodes + k) * 6;
-      plan.regions[i][k] = {v[0], v[1], v[2], v[3], v[4], v[5]};
-    }
-  check_regions(model, plan.regions);
+  plan.regions = read_regions(root, "regions", model.layers.size(), plan.nodes);
+  plan.owners.clear();
+  if (root.has("owners")) {
+    plan.owners = read_regions(root, "owners", model.layers.size(), plan.nodes);
+    check_regions(model, plan.owners);
+    check_computed(model, plan.regions, plan.owners);
+  } else {
+    check_regions(model, plan.regions);
+  }
+  if (plan.strategy == "fused") {
+    plan.fuse = static_cast<int>(root.read_int("fuse"));
+    plan.reuse = root.read_int("reuse") != 0;
+  }
 }
 
 void read_node_weights(const std::string& plan_dir, int node, const Plan& plan, Model& model) {

@@ -41,6 +41,30 @@ bool readable_in_place(const Region& needed, const Region& stored) {
          needed.c1 <= stored.c1;
 }
 
+// `piece` less what `held` covers of it, when that leaves a box: `held`
+// spans the piece along two axes and covers one end of it along the third.
+Region trimmed(Region piece, const Region& held) {
+  const auto spans = [](int64_t h0, int64_t h1, int64_t p0, int64_t p1) {
+    return h0 <= p0 && p1 <= h1;
+  };
+  const bool c = spans(held.c0, held.c1, piece.c0, piece.c1);
+  const bool y = spans(held.y0, held.y1, piece.y0, piece.y1);
+  const bool x = spans(held.x0, held.x1, piece.x0, piece.x1);
+  const auto cut = [](int64_t h0, int64_t h1, int64_t& p0, int64_t& p1) {
+    if (h0 <= p0 && h1 > p0)
+      p0 = std::min(h1, p1);  // held covers the start
+    else if (h1 >= p1 && h0 < p1)
+      p1 = std::max(h0, p0);  // held covers the end
+  };
+  if (c && y)
+    cut(held.x0, held.x1, piece.x0, piece.x1);
+  else if (c && x)
+    cut(held.y0, held.y1, piece.y0, piece.y1);
+  else if (y && x)
+    cut(held.c0, held.c1, piece.c0, piece.c1);
+  return piece;
+}
+
 }  // namespace
 
 Region needed_region(const Model& model, const Layer& layer, int slot, const Region& out) {
@@ -130,14 +154,26 @@ uint64_t weight_slice_bytes(const Layer& layer, const Region& out, bool in_ram) 
   return bytes;
 }
 
+Region piece_to_send(const LayerRegions& regions, const LayerRegions& owners, int source, int from,
+                     int to, const Region& needed) {
+  const Region& computed = regions[source][to - 1];
+  if (from == to || computed.contains(needed)) return {};
+  const Region piece = (owners.empty() ? regions : owners)[source][from - 1].intersect(needed);
+  if (piece.empty() || computed.contains(piece)) return {};
+  return trimmed(piece, computed);
+}
+
 NodeProgram build_node_program(const Model& model, const LayerRegions& regions, int node,
-                               bool via_coordinator) {
+                               bool via_coordinator, const LayerRegions& owners) {
   const int count = static_cast<int>(model.layers.size());
   const int nodes = static_cast<int>(regions[0].size());
   NodeProgram program;
   program.node = node;
   program.layers.resize(count);
   const auto owned = [&](int layer, int k) -> const Region& { return regions[layer][k - 1]; };
+  const auto moved = [&](int source, int from, int to, const Region& needed) {
+    return piece_to_send(regions, owners, source, from, to, needed);
+  };
   std::set<int> neighbours;
 
   // What every input slot of every layer needs, on every node (the sends of
@@ -161,15 +197,15 @@ NodeProgram build_node_program(const Model& model, const LayerRegions& regions, 
         input.direct = !input.needed.empty() && readable_in_place(input.needed, stored);
         for (int k = 1; k <= nodes; ++k) {
           if (k == node) continue;
-          const Region theirs_to_me = owned(source, k).intersect(input.needed);
-          const Region mine_to_them = stored.intersect(needed[k]);
+          const Region theirs_to_me = moved(source, k, node, input.needed);
+          const Region mine_to_them = moved(source, node, k, needed[k]);
           if (!theirs_to_me.empty())
             input.receives.push_back({k, theirs_to_me}), neighbours.insert(k);
           if (!mine_to_them.empty()) input.sends.push_back({k, mine_to_them}), neighbours.insert(k);
         }
         for (int j = 1; j <= nodes && !input.exchange; ++j)
           for (int k = 1; k <= nodes && !input.exchange; ++k)
-            input.exchange = j != k && !owned(source, j).intersect(needed[k]).empty();
+            input.exchange = !moved(source, j, k, needed[k]).empty();
       }
       for (const Transfer& piece : input.receives)
         program.bytes_received += piece.region.bytes(input.element_bytes);

@@ -23,10 +23,21 @@ Region needed_region(const Model& model, const Layer& layer, int slot, const Reg
 // in flash, or once streamed into RAM (`in_ram`: float16 widened to float32).
 uint64_t weight_slice_bytes(const Layer& layer, const Region& out, bool in_ram);
 
+// `regions` are what each node computes. They may overlap (fused tiles
+// recompute the borders they share); `owners` then says which node sends each
+// piece: a partition of every map with owners[layer][k] inside
+// regions[layer][k] (empty: the regions themselves partition every map). A
+// node receives nothing for an input it computed all of itself.
 // With `via_coordinator` (the relay baseline), nodes exchange nothing
 // directly: every computed region goes to the coordinator, and every input a
 // node needs comes whole from it, its own part included.
 NodeProgram build_node_program(const Model& model, const LayerRegions& regions, int node,
-                               bool via_coordinator = false);
+                               bool via_coordinator = false, const LayerRegions& owners = {});
+
+// The piece of layer `source`'s output node `from` sends node `to` so that
+// `to` can read `needed` of it: what `from` owns of `needed`, unless `to`
+// computed it itself; empty when nothing moves.
+Region piece_to_send(const LayerRegions& regions, const LayerRegions& owners, int source, int from,
+                     int to, const Region& needed);
 
 }  // namespace splitinfer

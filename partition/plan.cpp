@@ -50,27 +50,55 @@ Plan make_plan(const Model& model, const PlanOptions& options) {
   plan.strategy = options.strategy.empty() ? "spatial" : options.strategy;
   plan.ram_cap_bytes = options.ram_cap_bytes;
   plan.flash_cap_bytes = options.flash_cap_bytes;
+  if ((options.fuse != 0 || options.reuse) && plan.strategy != "fused")
+    throw Error(std::string(options.fuse != 0 ? "--fuse" : "--reuse") +
+                " applies to the fused strategy only");
+  if (options.fuse < 0) throw Error("--fuse must be 0 (whole blocks) or more");
+  if (!options.grid.empty() && plan.strategy != "spatial" && plan.strategy != "fused")
+    throw Error("--grid applies to the spatial and fused strategies only");
+  plan.layer_strategies.assign(model.layers.size(), plan.strategy);
   if (plan.strategy == "spatial") {
     parse_grid(options.grid, plan.nodes, plan.grid_rows, plan.grid_cols);
     plan.regions = spatial_regions(model, plan.grid_rows, plan.grid_cols);
+  } else if (plan.strategy == "fused") {
+    parse_grid(options.grid, plan.nodes, plan.grid_rows, plan.grid_cols);
+    plan.fuse = options.fuse;
+    plan.reuse = options.reuse;
+    FusedRegions fused =
+        fused_regions(model, plan.grid_rows, plan.grid_cols, plan.fuse, plan.reuse);
+    plan.regions = std::move(fused.regions);
+    plan.owners = std::move(fused.owners);
+    for (size_t i = 0; i < model.layers.size(); ++i)
+      if (fused.block[i] == 0) plan.layer_strategies[i] = "spatial";
+    for (size_t i = 1; i < model.layers.size(); ++i) {
+      const int64_t map = model.layers[i].output_shape.elements();
+      const uint64_t macs = layer_macs(model, model.layers[i]);
+      for (int k = 0; k < plan.nodes; ++k)
+        plan.recomputed_macs +=
+            macs / map * (plan.regions[i][k].elements() - plan.owners[i][k].elements());
+    }
+  } else if (plan.strategy == "branches") {
+    const std::vector<int> branches = independent_branches(model);
+    plan.regions = branch_regions(model, branches, plan.nodes);
+    for (size_t i = 0; i < model.layers.size(); ++i)
+      if (branches[i] < 0) plan.layer_strategies[i] = "spatial";
   } else if (plan.strategy == "channel") {
-    if (!options.grid.empty()) throw Error("--grid applies to the spatial strategy only");
     plan.regions = channel_regions(model, plan.nodes);
   } else if (plan.strategy == "relay") {
     // Split_inference_microcontrollers' scheme, the baseline: each node
     // computes a contiguous run of every layer's flattened output (a channel
     // range), and all traffic goes through the coordinator.
-    if (!options.grid.empty()) throw Error("--grid applies to the spatial strategy only");
     plan.regions = channel_regions(model, plan.nodes);
     plan.via_coordinator = true;
   } else {
-    throw Error("strategy '" + plan.strategy +
-                "' is not available in this version (spatial, channel, relay)");
+    throw Error("unknown strategy '" + plan.strategy +
+                "' (spatial, fused, channel, branches, relay)");
   }
 
   uint64_t largest_peak = 0, largest_flash = 0;
   for (int k = 1; k <= plan.nodes; ++k) {
-    const NodeProgram program = build_node_program(model, plan.regions, k, plan.via_coordinator);
+    const NodeProgram program =
+        build_node_program(model, plan.regions, k, plan.via_coordinator, plan.owners);
     NodePlan node;
     node.node = k;
     for (size_t i = 0; i < model.layers.size(); ++i)
@@ -100,7 +128,8 @@ Plan make_plan(const Model& model, const PlanOptions& options) {
   plan.plan_id =
       digest(options.model_digest + "|" + std::to_string(plan.nodes) + "|" + plan.strategy + "|" +
              std::to_string(plan.grid_rows) + "x" + std::to_string(plan.grid_cols) + "|" +
-             std::to_string(plan.ram_cap_bytes) + "|" + std::to_string(plan.flash_cap_bytes));
+             std::to_string(plan.ram_cap_bytes) + "|" + std::to_string(plan.flash_cap_bytes) + "|" +
+             std::to_string(plan.fuse) + "|" + std::to_string(plan.reuse));
   return plan;
 }
 

@@ -30,13 +30,24 @@ struct Plan {
   uint64_t ram_cap_bytes = ArenaLayout::kUnlimited;
   uint64_t flash_cap_bytes = ArenaLayout::kUnlimited;
   std::vector<NodePlan> node_plans;
-  LayerRegions regions;  // [layer][node - 1]
+  LayerRegions regions;  // [layer][node - 1]: what each node computes
+  // fused: which node sends each piece (a partition of every map inside the
+  // regions, which overlap); empty when the regions partition every map.
+  LayerRegions owners;
+  int fuse = 0;        // fused: layers per block (0: as many as possible)
+  bool reuse = false;  // fused: overlap reuse instead of recomputation
+  // Per layer: the strategy that cut it (fused: "fused" inside blocks).
+  std::vector<std::string> layer_strategies;
+  // MACs computed beyond the model's own: borders recomputed by fused tiles.
+  uint64_t recomputed_macs = 0;
 };
 
 struct PlanOptions {
   int nodes = 1;
   std::string strategy;  // empty: spatial
-  std::string grid;      // "RxC" for spatial; empty: rows only (N x 1)
+  std::string grid;      // "RxC" for spatial and fused; empty: rows only (N x 1)
+  int fuse = 0;          // fused: layers per block (0: as many as possible)
+  bool reuse = false;    // fused: overlap reuse
   uint64_t ram_cap_bytes = ArenaLayout::kUnlimited;
   uint64_t flash_cap_bytes = ArenaLayout::kUnlimited;
   std::string model_digest;  // identifies the model's content

@@ -1,5 +1,9 @@
 #include "strategies.hpp"
 
+#include <numeric>
+
+#include "../src/error.hpp"
+
 namespace splitinfer {
 namespace {
 
@@ -11,6 +15,17 @@ std::pair<int64_t, int64_t> share(int64_t extent, int index, int parts) {
 Region channel_share(const Shape& shape, int index, int parts) {
   const auto [c0, c1] = share(shape.c, index, parts);
   return {c0, c1, 0, shape.h, 0, shape.w};
+}
+
+// A spatial map (rank 4, more than one pixel): what tiles cut.
+bool spatial_map(const Shape& shape) { return shape.rank != 2 && shape.h * shape.w > 1; }
+
+// The smallest region holding both (either may be empty).
+Region bounding_box(const Region& a, const Region& b) {
+  if (a.empty()) return b;
+  if (b.empty()) return a;
+  return {std::min(a.c0, b.c0), std::max(a.c1, b.c1), std::min(a.y0, b.y0),
+          std::max(a.y1, b.y1), std::min(a.x0, b.x0), std::max(a.x1, b.x1)};
 }
 
 }  // namespace
@@ -38,6 +53,101 @@ LayerRegions channel_regions(const Model& model, int nodes) {
   for (size_t i = 1; i < model.layers.size(); ++i)
     for (int k = 0; k < nodes; ++k)
       regions[i][k] = channel_share(model.layers[i].output_shape, k, nodes);
+  return regions;
+}
+
+FusedRegions fused_regions(const Model& model, int grid_rows, int grid_cols, int fuse, bool reuse) {
+  const int count = static_cast<int>(model.layers.size());
+  const int nodes = grid_rows * grid_cols;
+  FusedRegions fused;
+  fused.owners = spatial_regions(model, grid_rows, grid_cols);
+  fused.regions = fused.owners;
+  fused.block.assign(count, 0);
+  // Blocks: runs of consecutive spatial layers, cut every `fuse` layers.
+  int blocks = 0, length = 0;
+  for (int i = 1; i < count; ++i) {
+    if (!spatial_map(model.layers[i].output_shape)) {
+      length = 0;
+      continue;
+    }
+    if (length == 0 || (fuse > 0 && length == fuse)) ++blocks, length = 0;
+    fused.block[i] = blocks;
+    ++length;
+  }
+  for (int k = 0; k < nodes; ++k) {
+    const bool recomputes = !reuse || (k / grid_cols + k % grid_cols) % 2 == 0;
+    if (!recomputes) continue;
+    // Walk each block backwards: a layer's region grows to what its
+    // consumers in the same block read of it.
+    for (int j = count - 1; j >= 1; --j) {
+      if (fused.block[j] == 0) continue;
+      const Layer& layer = model.layers[j];
+      for (size_t slot = 0; slot < layer.inputs.size(); ++slot) {
+        const int source = layer.inputs[slot];
+        if (fused.block[source] != fused.block[j]) continue;
+        Region& grown = fused.regions[source][k];
+        grown = bounding_box(
+            grown, needed_region(model, layer, static_cast<int>(slot), fused.regions[j][k]));
+      }
+    }
+  }
+  return fused;
+}
+
+std::vector<int> independent_branches(const Model& model) {
+  const int count = static_cast<int>(model.layers.size());
+  // Union-find over the layers seen so far, joined along their edges (the
+  // input layer, which every branch reads, joins nothing).
+  std::vector<int> parent(count);
+  std::iota(parent.begin(), parent.end(), 0);
+  const auto find = [&](int i) {
+    while (parent[i] != i) i = parent[i] = parent[parent[i]];
+    return i;
+  };
+  int join = count;
+  for (int i = 1; i < count && join == count; ++i) {
+    std::vector<int> parts;
+    for (int source : model.layers[i].inputs)
+      if (model.layers[source].op != Op::input) parts.push_back(find(source));
+    std::sort(parts.begin(), parts.end());
+    parts.erase(std::unique(parts.begin(), parts.end()), parts.end());
+    if (parts.size() > 1) {
+      join = i;
+      break;
+    }
+    for (int part : parts) parent[find(i)] = part;
+  }
+  std::vector<int> branch(count, -1), numbers(count, -1);
+  int branches = 0;
+  for (int i = 1; i < join; ++i) {
+    int& number = numbers[find(i)];
+    if (number < 0) number = branches++;
+    branch[i] = number;
+  }
+  if (join == count || branches < 2)
+    throw Error("model '" + model.name +
+                "' has no independent branches (parts of the graph that only the input and a "
+                "later join connect); use another strategy");
+  return branch;
+}
+
+LayerRegions branch_regions(const Model& model, const std::vector<int>& branches, int nodes) {
+  const int groups = *std::max_element(branches.begin(), branches.end()) + 1;
+  if (nodes < groups)
+    throw Error("model '" + model.name + "' has " + std::to_string(groups) +
+                " independent branches, so the branches strategy needs --nodes " +
+                std::to_string(groups) + " at least");
+  LayerRegions regions = spatial_regions(model, nodes, 1);
+  for (int g = 0; g < groups; ++g) {
+    const auto [first, end] = share(nodes, g, groups);  // the group's nodes [first, end)
+    const int size = static_cast<int>(end - first);
+    const LayerRegions within = spatial_regions(model, size, 1);
+    for (size_t i = 1; i < model.layers.size(); ++i) {
+      if (branches[i] != g) continue;
+      for (int k = 0; k < nodes; ++k)
+        regions[i][k] = k >= first && k < end ? within[i][k - first] : Region{};
+    }
+  }
   return regions;
 }
 

@@ -16,4 +16,31 @@ LayerRegions spatial_regions(const Model& model, int grid_rows, int grid_cols);
 // contiguous ranges over the whole map.
 LayerRegions channel_regions(const Model& model, int nodes);
 
+// Fused tile partitioning: consecutive layers with spatial maps form blocks
+// of at most `fuse` layers (0: as many as possible). Each node owns the
+// spatial tile of every layer (`owners`, as spatial_regions); inside a block
+// it computes, walking back from its tile of the block's last layer, the
+// bounding box of what its own later layers in the block read, so nothing
+// moves inside a block and the borders tiles share are computed by each of
+// them. With `reuse`, only the tiles of one checkerboard colour (row + column
+// even) recompute; the others compute just their own tiles and fetch their
+// borders from their neighbours, layer by layer.
+struct FusedRegions {
+  LayerRegions regions, owners;
+  std::vector<int> block;  // per layer: its block number (from 1), 0 outside blocks
+};
+FusedRegions fused_regions(const Model& model, int grid_rows, int grid_cols, int fuse, bool reuse);
+
+// Independent branches: the layers before the first layer that joins two
+// parts of the graph with no path between them (the input aside), grouped by
+// those parts. Returns per layer its branch (from 0), or -1 for the join and
+// everything after it; throws Error when the model has fewer than two branches.
+std::vector<int> independent_branches(const Model& model);
+
+// Branches: the nodes are cut into one near-equal group per branch; a branch
+// runs on its group only (spatial rows within the group), so nothing moves
+// between groups before the join; the join and what follows are spatial over
+// all nodes. Needs at least one node per branch.
+LayerRegions branch_regions(const Model& model, const std::vector<int>& branches, int nodes);
+
 }  // namespace splitinfer

@@ -19,6 +19,7 @@
 #include <tuple>
 #include <vector>
 
+#include "error.hpp"
 #include "model_builder.hpp"
 #include "strategies.hpp"
 #include "test_util.hpp"
@@ -368,10 +369,15 @@ void expect_regions_partition(const Model& model, const LayerRegions& regions) {
 // receives, for every input slot, the elements of the needed box outside its
 // own stored box (from the coordinator, for the input), and nothing else;
 // every piece one node sends another is one the other receives.
-void expect_traffic_adds_up(const Model& model, const LayerRegions& regions) {
+// With `owners` (fused tiles: regions overlap), pieces come from their owners,
+// and a node that computed all it needs receives nothing.
+void expect_traffic_adds_up(const Model& model, const LayerRegions& regions,
+                            const LayerRegions& owners = {}) {
   const int nodes = static_cast<int>(regions[0].size());
+  const LayerRegions& sources = owners.empty() ? regions : owners;
   std::vector<NodeProgram> programs;
-  for (int k = 1; k <= nodes; ++k) programs.push_back(build_node_program(model, regions, k));
+  for (int k = 1; k <= nodes; ++k)
+    programs.push_back(build_node_program(model, regions, k, false, owners));
   // (layer, slot, from, to) -> region, as senders and as receivers list them.
   std::map<std::tuple<int, int, int, int>, Region> sent, received;
   uint64_t total_sent = 0, total_received = 0;  // between nodes
@@ -395,8 +401,10 @@ void expect_traffic_adds_up(const Model& model, const LayerRegions& regions) {
           EXPECT_EQ(input.needed, needed) << layer.name;
         }
         // |needed \ own|: own is a box, so the difference has |needed| - |needed ∩ own| elements.
-        const int64_t outside = needed.elements() - needed.intersect(own).elements();
+        const int64_t outside =
+            own.contains(needed) ? 0 : needed.elements() - needed.intersect(own).elements();
         expected_received += static_cast<uint64_t>(outside) * sizeof(float);
+        int64_t outside_received = 0;  // of what the pieces bring, the elements not held
 
         bool any_transfer = false;
         for (const Transfer& piece : input.receives) {
@@ -408,8 +416,9 @@ void expect_traffic_adds_up(const Model& model, const LayerRegions& regions) {
             EXPECT_EQ(model.layers[source].op, Op::input) << layer.name;
             continue;
           }
-          EXPECT_TRUE(regions[source][piece.peer - 1].contains(piece.region)) << layer.name;
+          EXPECT_TRUE(sources[source][piece.peer - 1].contains(piece.region)) << layer.name;
           received[{i, slot, piece.peer, k}] = piece.region;
+          outside_received += piece.region.elements() - piece.region.intersect(own).elements();
           total_received += piece.region.bytes(sizeof(float));
           neighbours.push_back(piece.peer);
           any_transfer = true;
@@ -427,6 +436,11 @@ void expect_traffic_adds_up(const Model& model, const LayerRegions& regions) {
         if (any_transfer) {
           EXPECT_TRUE(input.exchange) << layer.name << " node " << k;
         }
+        // The pieces (disjoint: each from its owner) bring every needed
+        // element the node does not hold; partitions move nothing it holds.
+        if (model.layers[source].op != Op::input) {
+          EXPECT_EQ(outside_received, outside) << layer.name << " node " << k;
+        }
         for (int j = 1; j <= nodes; ++j)
           EXPECT_EQ(programs[j - 1].layers[i].inputs[slot].exchange, input.exchange)
               << layer.name << " slot " << slot << ": nodes " << j << " and " << k;
@@ -436,8 +450,12 @@ void expect_traffic_adds_up(const Model& model, const LayerRegions& regions) {
         }
       }
     }
-    EXPECT_EQ(listed_received, expected_received) << "node " << k;
-    EXPECT_EQ(program.bytes_received, expected_received) << "node " << k;
+    if (owners.empty()) {
+      EXPECT_EQ(listed_received, expected_received) << "node " << k;
+    } else {  // fused: a piece the node holds part of may move whole
+      EXPECT_GE(listed_received, expected_received) << "node " << k;
+    }
+    EXPECT_EQ(program.bytes_received, listed_received) << "node " << k;
     EXPECT_EQ(program.bytes_sent, listed_sent + regions[model.output][k - 1].bytes(sizeof(float)))
         << "node " << k;
     std::sort(neighbours.begin(), neighbours.end());
@@ -571,4 +589,155 @@ TEST(PlanTraffic, OneRowPerNodeReceivesFromTwoNeighboursEachSide) {
 }
 
 }  // namespace
+// ---- fused tiles and branches ----
+
+// Owners partition every map and lie inside the regions; inside a block
+// nothing moves unless tiles reuse their neighbours' borders.
+void expect_fused_plan(const Model& model, const FusedRegions& fused, bool reuse) {
+  expect_regions_partition(model, fused.owners);
+  for (size_t i = 0; i < model.layers.size(); ++i)
+    for (size_t k = 0; k < fused.regions[i].size(); ++k) {
+      EXPECT_TRUE(fused.regions[i][k].contains(fused.owners[i][k])) << model.layers[i].name;
+      EXPECT_TRUE(Region::whole(model.layers[i].output_shape).contains(fused.regions[i][k]));
+    }
+  expect_traffic_adds_up(model, fused.regions, fused.owners);
+  if (reuse) return;
+  for (size_t k = 1; k <= fused.regions[0].size(); ++k) {
+    const NodeProgram program =
+        build_node_program(model, fused.regions, static_cast<int>(k), false, fused.owners);
+    for (size_t i = 1; i < model.layers.size(); ++i)
+      for (size_t slot = 0; slot < model.layers[i].inputs.size(); ++slot) {
+        const int source = model.layers[i].inputs[slot];
+        if (fused.block[i] != 0 && fused.block[source] == fused.block[i]) {
+          EXPECT_TRUE(program.layers[i].inputs[slot].receives.empty()) << model.layers[i].name;
+          EXPECT_FALSE(program.layers[i].inputs[slot].exchange) << model.layers[i].name;
+        }
+      }
+  }
+}
+
+// The receptive-field walk of fused_regions() against a brute force: walking
+// back from each node's tile of a block's last layer, every layer's region is
+// the bounding box of the elements its consumers in the block read, found by
+// enumerating every tap of every computed element.
+TEST(FusedRegions, WalkMatchesBruteForceOnRandomStacks) {
+  int grown = 0, blocks_cut = 0;
+  for (uint32_t seed = 1; seed <= 60; ++seed) {
+    const Model model = testing::random_stack(seed);
+    for (const auto& [rows, cols] :
+         std::vector<std::pair<int, int>>{{2, 1}, {1, 3}, {2, 2}, {3, 3}, {4, 1}})
+      for (int fuse : {0, 2, 3})
+        for (bool reuse : {false, true}) {
+          SCOPED_TRACE("seed " + std::to_string(seed) + ", grid " + std::to_string(rows) + "x" +
+                       std::to_string(cols) + ", fuse " + std::to_string(fuse) +
+                       (reuse ? ", reuse" : ""));
+          const FusedRegions fused = fused_regions(model, rows, cols, fuse, reuse);
+          const LayerRegions tiles = spatial_regions(model, rows, cols);
+          EXPECT_EQ(fused.owners, tiles);
+          LayerRegions expected = tiles;
+          for (int k = 0; k < rows * cols; ++k) {
+            if (reuse && (k / cols + k % cols) % 2 == 1) continue;  // fetches, does not recompute
+            for (int j = static_cast<int>(model.layers.size()) - 1; j >= 1; --j)
+              for (size_t slot = 0; slot < model.layers[j].inputs.size(); ++slot) {
+                const int source = model.layers[j].inputs[slot];
+                if (fused.block[j] == 0 || fused.block[source] != fused.block[j]) continue;
+                const Region read = brute_force_needed(model, model.layers[j],
+                                                       static_cast<int>(slot), expected[j][k]);
+                Region& box = expected[source][k];
+                if (box.empty())
+                  box = read;
+                else if (!read.empty())
+                  box = {std::min(box.c0, read.c0), std::max(box.c1, read.c1),
+                         std::min(box.y0, read.y0), std::max(box.y1, read.y1),
+                         std::min(box.x0, read.x0), std::max(box.x1, read.x1)};
+              }
+          }
+          EXPECT_EQ(fused.regions, expected);
+          for (size_t i = 1; i < model.layers.size(); ++i) {
+            for (int k = 0; k < rows * cols; ++k) grown += !(fused.regions[i][k] == tiles[i][k]);
+            blocks_cut += fuse > 0 && fused.block[i] > 1 && fused.block[i - 1] != fused.block[i];
+          }
+          expect_fused_plan(model, fused, reuse);
+          if (HasFailure()) return;
+        }
+  }
+  EXPECT_GT(grown, 500);
+  EXPECT_GT(blocks_cut, 50);
+}
+
+TEST(FusedRegions, BlocksStopAtMapsWithoutRowsAndCols) {
+  ModelBuilder b(nchw(1, 3, 16, 16));
+  b.conv("conv1", "input", 4, conv_params(3, 1, 1));
+  b.conv("conv2", "conv1", 4, conv_params(3, 2, 1));
+  b.global_avgpool("pool", "conv2");
+  b.flatten("flatten", "pool");
+  b.linear("fc", "flatten", 5);
+  const Model model = b.finish("fc");
+  const FusedRegions fused = fused_regions(model, 2, 2, 0, false);
+  EXPECT_EQ(fused.block, (std::vector<int>{0, 1, 1, 0, 0, 0}));
+  // Node 4 owns rows and columns 4..7 of conv2 (8x8, 3x3 stride 2 pad 1):
+  // they read conv1's rows and columns 7..15, one more than its own 8..15.
+  EXPECT_EQ(fused.regions[2][3], (Region{0, 4, 4, 8, 4, 8}));
+  EXPECT_EQ(fused.regions[1][3], (Region{0, 4, 7, 16, 7, 16}));
+  // Node 1's tile 0..3 reads conv1's rows and columns 0..7: its own tile.
+  EXPECT_EQ(fused.regions[1][0], (Region{0, 4, 0, 8, 0, 8}));
+  expect_fused_plan(model, fused, false);
+}
+
+Model two_branch_model() {
+  ModelBuilder b(nchw(1, 3, 12, 12));
+  b.conv("a1", "input", 4, conv_params(3, 2, 1));
+  b.conv("a2", "a1", 4, conv_params(3, 1, 1));
+  b.binary("a_res", Op::add, "a2", "a1");
+  b.global_avgpool("a_pool", "a_res");
+  b.flatten("a_flat", "a_pool");
+  b.conv("b1", "input", 6, conv_params(3, 1, 1));
+  b.pool("b2", Op::maxpool, "b1", pool_params(2, 2, 0));
+  b.global_avgpool("b_pool", "b2");
+  b.flatten("b_flat", "b_pool");
+  b.concat("joined", {"a_flat", "b_flat"});
+  b.linear("fc", "joined", 5);
+  return b.finish("fc");
+}
+
+TEST(Branches, FoundUpToTheJoin) {
+  const Model model = two_branch_model();
+  EXPECT_EQ(independent_branches(model), (std::vector<int>{-1, 0, 0, 0, 0, 0, 1, 1, 1, 1, -1, -1}));
+  EXPECT_THROW(independent_branches(testing::random_stack(3)), Error);
+  EXPECT_THROW(branch_regions(model, independent_branches(model), 1), Error);
+}
+
+TEST(Branches, NothingMovesBetweenGroupsBeforeTheJoin) {
+  const Model model = two_branch_model();
+  const std::vector<int> branches = independent_branches(model);
+  for (int nodes = 2; nodes <= 5; ++nodes) {
+    SCOPED_TRACE(std::to_string(nodes) + " nodes");
+    const LayerRegions regions = branch_regions(model, branches, nodes);
+    expect_regions_partition(model, regions);
+    expect_traffic_adds_up(model, regions);
+    // Node k is in group (k - 1) * 2 / nodes... as share() cuts: the group of
+    // a node is the branch whose layers it computes.
+    std::vector<int> group(nodes + 1, -1);
+    for (size_t i = 1; i < model.layers.size(); ++i)
+      for (int k = 1; k <= nodes; ++k)
+        if (branches[i] >= 0 && !regions[i][k - 1].empty()) {
+          EXPECT_TRUE(group[k] < 0 || group[k] == branches[i]) << "node " << k;
+          group[k] = branches[i];
+        }
+    for (int k = 1; k <= nodes; ++k) {
+      EXPECT_GE(group[k], 0) << "node " << k << " computes no branch";
+      const NodeProgram program = build_node_program(model, regions, k);
+      for (size_t i = 1; i < model.layers.size(); ++i) {
+        if (branches[i] < 0) continue;
+        for (const InputSlot& input : program.layers[i].inputs) {
+          for (const Transfer& piece : input.receives)
+            EXPECT_TRUE(piece.peer == 0 || group[piece.peer] == group[k]) << model.layers[i].name;
+          for (const Transfer& piece : input.sends)
+            EXPECT_EQ(group[piece.peer], group[k]) << model.layers[i].name;
+        }
+      }
+    }
+  }
+}
+
 }  // namespace splitinfer

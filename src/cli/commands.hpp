@@ -17,6 +17,7 @@ struct PlanCommandOptions {
   int nodes = 1;
   std::string device, ram, flash, strategy, grid;
   int fuse = 0;
+  bool reuse = false;
 };
 int plan_command(const PlanCommandOptions& options);
 

@@ -50,9 +50,17 @@ int main(int argc, char** argv) {
   plan_app->add_option("--device", plan.device, "device profile of the nodes");
   plan_app->add_option("--ram", plan.ram, "RAM cap per node, e.g. 512KiB (default: unlimited)");
   plan_app->add_option("--flash", plan.flash, "flash cap per node, e.g. 8MiB (default: unlimited)");
-  plan_app->add_option("--strategy", plan.strategy, "partition strategy");
-  plan_app->add_option("--grid", plan.grid, "tile grid RxC");
-  plan_app->add_option("--fuse", plan.fuse, "layers per fused block");
+  plan_app->add_option("--strategy", plan.strategy,
+                       "partition strategy: spatial (tiles, halo exchange; default), fused "
+                       "(fused tiles, no exchange inside a block), channel, branches "
+                       "(independent branches on node groups), relay (all through rank 0)");
+  plan_app->add_option("--grid", plan.grid, "tile grid RxC (spatial, fused; default Nx1)");
+  plan_app->add_option("--fuse", plan.fuse,
+                       "fused: layers per fused block (default 0: every run of spatial layers "
+                       "is one block)");
+  plan_app->add_flag("--reuse", plan.reuse,
+                     "fused: tiles of one checkerboard colour fetch their borders from their "
+                     "neighbours instead of recomputing them");
 
   RunOptions run;
   CLI::App* run_app =
@@ -89,9 +97,11 @@ int main(int argc, char** argv) {
                        "where the data set's files are (default: Debian's dataset-fashion-mnist)");
   eval_app->add_option("--nodes", eval.nodes, "number of nodes (MPI ranks 1..N)")
       ->capture_default_str();
-  eval_app->add_option("--strategy", eval.strategy, "partition strategy: spatial, channel or relay")
+  eval_app
+      ->add_option("--strategy", eval.strategy,
+                   "partition strategy: spatial, fused, channel, branches or relay")
       ->capture_default_str();
-  eval_app->add_option("--grid", eval.grid, "spatial tile grid RxC");
+  eval_app->add_option("--grid", eval.grid, "tile grid RxC (spatial, fused)");
   eval_app->add_option("--ram", eval.ram, "RAM cap per node (default: unlimited)");
   eval_app
       ->add_option("--requantization", eval.requantization,

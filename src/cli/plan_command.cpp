@@ -13,12 +13,20 @@
 
 namespace splitinfer {
 
+namespace {
+
+uint64_t model_macs(const Model& model) {
+  uint64_t macs = 0;
+  for (const Layer& layer : model.layers) macs += layer_macs(model, layer);
+  return macs;
+}
+
+}  // namespace
+
 int plan_command(const PlanCommandOptions& options) {
   if (!options.device.empty())
     throw Error(
         "--device: device profiles are not available in this version; give --ram and --flash");
-  if (options.fuse != 0)
-    throw Error("--fuse applies to the fused strategy, not available in this version");
   const Model model = read_model(options.model_path);
   std::ifstream file(options.model_path, std::ios::binary);
   std::stringstream content;
@@ -28,6 +36,8 @@ int plan_command(const PlanCommandOptions& options) {
   plan_options.nodes = options.nodes;
   plan_options.strategy = options.strategy;
   plan_options.grid = options.grid;
+  plan_options.fuse = options.fuse;
+  plan_options.reuse = options.reuse;
   if (!options.ram.empty()) plan_options.ram_cap_bytes = parse_bytes(options.ram);
   if (!options.flash.empty()) plan_options.flash_cap_bytes = parse_bytes(options.flash);
   plan_options.model_digest = digest(content.str());
@@ -36,7 +46,17 @@ int plan_command(const PlanCommandOptions& options) {
 
   std::printf("plan '%s' for %s: %d node(s), strategy %s", options.output_dir.c_str(),
               model.name.c_str(), plan.nodes, plan.strategy.c_str());
-  if (plan.strategy == "spatial") std::printf(" (grid %dx%d)", plan.grid_rows, plan.grid_cols);
+  if (plan.strategy == "spatial" || plan.strategy == "fused")
+    std::printf(" (grid %dx%d)", plan.grid_rows, plan.grid_cols);
+  if (plan.strategy == "fused") {
+    std::printf(", blocks of %s layers%s", plan.fuse ? std::to_string(plan.fuse).c_str() : "all",
+                plan.reuse ? ", overlap reuse" : "");
+    const uint64_t macs = model_macs(model);
+    std::printf("; recomputes %llu MACs (%.1f%% of the model's %llu)",
+                static_cast<unsigned long long>(plan.recomputed_macs),
+                macs ? 100.0 * plan.recomputed_macs / macs : 0.0,
+                static_cast<unsigned long long>(macs));
+  }
   std::printf("\n");
   for (const NodePlan& node : plan.node_plans)
     std::printf("  node %d: peak RAM %s, flash %s, sends %s, receives %s\n", node.node,

@@ -351,8 +351,8 @@ static std::optional<nlohmann::json> run_plan(const RunOptions& options,
           return;
         }
         read_node_weights(options.plan_dir, rank, setup.plan, setup.model);
-        setup.program =
-            build_node_program(setup.model, setup.plan.regions, rank, setup.plan.via_coordinator);
+        setup.program = build_node_program(setup.model, setup.plan.regions, rank,
+                                           setup.plan.via_coordinator, setup.plan.owners);
         const std::string label = "node " + std::to_string(rank);
         ArenaLayout layout(setup.ram_cap);
         try {
@@ -380,8 +380,8 @@ static std::optional<nlohmann::json> run_plan(const RunOptions& options,
   const Model& model = setup.model;
   std::vector<NodeProgram> programs;
   for (int node = 1; node <= setup.plan.nodes; ++node)
-    programs.push_back(
-        build_node_program(model, setup.plan.regions, node, setup.plan.via_coordinator));
+    programs.push_back(build_node_program(model, setup.plan.regions, node,
+                                          setup.plan.via_coordinator, setup.plan.owners));
   Bytes output;
   std::vector<double> times;
   Trace trace;
@@ -408,7 +408,7 @@ static std::optional<nlohmann::json> run_plan(const RunOptions& options,
                           {"nodes", nlohmann::json::array()}};
   if (model.layers[model.output].quantized())
     stats["requantization"] = requantization_name(model.requantization);
-  if (setup.plan.strategy == "spatial")
+  if (setup.plan.strategy == "spatial" || setup.plan.strategy == "fused")
     stats["grid"] = {setup.plan.grid_rows, setup.plan.grid_cols};
   if (options.repeat > 0) {
     times.erase(times.begin());  // the warm-up

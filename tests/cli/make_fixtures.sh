@@ -17,6 +17,20 @@ $PYTHON "$SPLITINFER_ROOT/models/make_input.py" --shape 1,1,28,28 --out input.h5
 "$SPLITINFER_BUILD/splitinfer" plan good.h5 --nodes 3 -o plan_3
 # A plan whose node file is another plan's.
 cp -r plan foreign_plan && cp other_plan/node_1.h5 foreign_plan/node_1.h5
+# Fused plans whose owners overlap, or lie outside what a node computes.
+"$SPLITINFER_BUILD/splitinfer" plan good.h5 --nodes 2 --strategy fused -o fused_plan
+cp -r fused_plan overlapping_owners_plan && cp -r fused_plan owners_outside_plan
+$PYTHON - <<'PY'
+import h5py
+with h5py.File("overlapping_owners_plan/plan.h5", "r+") as plan:
+    owners = plan["owners"][...]
+    owners[1, 1] = owners[1, 0]  # node 2 owns what node 1 owns of layer 1
+    plan["owners"][...] = owners
+with h5py.File("owners_outside_plan/plan.h5", "r+") as plan:
+    regions = plan["regions"][...]
+    regions[1, 0, 3] = regions[1, 0, 2]  # node 1 computes no rows of layer 1
+    plan["regions"][...] = regions
+PY
 # A plan whose node file is garbage.
 cp -r plan garbage_plan && echo garbage > garbage_plan/node_1.h5
 $PYTHON "$SPLITINFER_ROOT/tests/cli/make_bad_files.py" good.h5 .

@@ -2,8 +2,9 @@
 # check_distributed.sh LABEL MODEL SHAPE CONFIGS [export options...]
 # (int8: export options --quantize qnnpack --calib calib.h5; calib.h5 is made here)
 # Exports MODEL (seeded random weights) and runs it on one node, then under
-# every configuration in CONFIGS (comma-separated STRATEGY:NODES[:RxC], e.g.
-# "spatial:4,spatial:4:2x2,channel:3"). Each distributed run must equal the
+# every configuration in CONFIGS (comma-separated STRATEGY:NODES[:RxC[:OPTIONS]],
+# e.g. "spatial:4,spatial:4:2x2,channel:3,fused:4:2x2:--fuse+6+--reuse"; in
+# OPTIONS, extra plan options, '+' stands for a space). Each distributed run must equal the
 # one-node run bit for bit (output and every layer), and each node's measured
 # peak RAM and bytes equal the plan's prediction. In every distributed run
 # all node files but the node's own are first replaced by garbage, proving a
@@ -29,10 +30,13 @@ splitinfer_mpirun 2 run plan_1 --input input.h5 --output one.h5 --dump-layers >/
 
 IFS=, read -ra entries <<<"$configs"
 for entry in "${entries[@]}"; do
-  IFS=: read -r strategy nodes grid <<<"$entry"
-  name=${strategy}_${nodes}${grid:+_$grid}
+  IFS=: read -r strategy nodes grid extra <<<"$entry"
+  extra=${extra//+/ }
+  name=${strategy}_${nodes}${grid:+_$grid}${extra:+_$(echo "$extra" | tr -d ' -')}
   options=(--nodes "$nodes" --strategy "$strategy")
   [ -n "$grid" ] && options+=(--grid "$grid")
+  # shellcheck disable=SC2206  # OPTIONS splits into words
+  [ -n "$extra" ] && options+=($extra)
   "$splitinfer" plan model.h5 "${options[@]}" -o "plan_$name" >/dev/null
   $PYTHON "$SPLITINFER_ROOT/tests/distributed/check_plan.py" "plan_$name"
   # Every node sees garbage in place of the other nodes' files.
