@@ -5,6 +5,7 @@
 #include "../src/error.hpp"
 #include "../src/format.hpp"
 #include "../src/node_program.hpp"
+#include "auto_plan.hpp"
 #include "strategies.hpp"
 
 namespace splitinfer {
@@ -43,7 +44,79 @@ void parse_grid(const std::string& grid, int nodes, int& rows, int& cols) {
 
 }  // namespace
 
+void predict_nodes(const Model& model, Plan& plan) {
+  plan.node_plans.clear();
+  for (int k = 1; k <= plan.nodes; ++k) {
+    const NodeProgram program =
+        build_node_program(model, plan.regions, k, plan.via_coordinator, plan.owners);
+    NodePlan node;
+    node.node = k;
+    for (size_t i = 0; i < model.layers.size(); ++i)
+      node.flash_bytes += weight_slice_bytes(model.layers[i], plan.regions[i][k - 1], false);
+    ArenaLayout unlimited;
+    node.predicted_peak_ram_bytes = replay_memory(
+        model, program, unlimited, "node " + std::to_string(k), &node.layer_peak_ram_bytes);
+    for (const LayerTraffic& layer : layer_traffic(model, program)) {
+      node.layer_bytes_sent.push_back(layer.sent);
+      node.layer_bytes_received.push_back(layer.received);
+    }
+    node.predicted_bytes_sent = program.bytes_sent;
+    node.predicted_bytes_received = program.bytes_received;
+    plan.node_plans.push_back(node);
+  }
+}
+
+uint64_t largest_peak_ram(const Plan& plan) {
+  uint64_t largest = 0;
+  for (const NodePlan& node : plan.node_plans)
+    largest = std::max(largest, node.predicted_peak_ram_bytes);
+  return largest;
+}
+
+uint64_t largest_flash(const Plan& plan) {
+  uint64_t largest = 0;
+  for (const NodePlan& node : plan.node_plans) largest = std::max(largest, node.flash_bytes);
+  return largest;
+}
+
+double proxy_latency(const Model& model, const Plan& plan) {
+  // Without a device profile: every layer as long as its busiest node's
+  // MACs at 100 MMAC/s plus the bytes moved in it over one 100 Mbit/s link.
+  double seconds = 0;
+  for (size_t i = 1; i < model.layers.size(); ++i) {
+    const uint64_t macs = layer_macs(model, model.layers[i]);
+    const int64_t elements = model.layers[i].output_shape.elements();
+    uint64_t busiest = 0, moved = 0;
+    for (int k = 0; k < plan.nodes; ++k) {
+      busiest = std::max(busiest, macs / elements * plan.regions[i][k].elements());
+      moved += plan.node_plans[k].layer_bytes_received[i];
+    }
+    seconds += busiest / 1e8 + moved / 12.5e6;
+  }
+  return seconds;
+}
+
 Plan make_plan(const Model& model, const PlanOptions& options) {
+  if (options.strategy == "auto") {
+    if (!options.grid.empty() || options.fuse != 0 || options.reuse)
+      throw Error("--grid, --fuse and --reuse do not apply to the auto strategy (it chooses)");
+    if (options.nodes == 0 || options.nodes < -1)
+      throw Error("--nodes must be at least 1 (or omitted: the fewest nodes that fit)");
+    PlanOptions search = options;
+    search.nodes = std::max(options.nodes, 0);
+    Plan plan = auto_plan(model, search,
+                          [&](const Plan& candidate) { return proxy_latency(model, candidate); });
+    plan.plan_id =
+        digest(options.model_digest + "|auto|" + std::to_string(plan.nodes) + "|" +
+               std::to_string(plan.ram_cap_bytes) + "|" + std::to_string(plan.flash_cap_bytes));
+    return plan;
+  }
+  if (options.nodes == -1)
+    return make_plan(model, [&] {
+      PlanOptions one = options;
+      one.nodes = 1;
+      return one;
+    }());
   if (options.nodes < 1) throw Error("--nodes must be at least 1");
   Plan plan;
   plan.nodes = options.nodes;
@@ -92,39 +165,19 @@ Plan make_plan(const Model& model, const PlanOptions& options) {
     plan.via_coordinator = true;
   } else {
     throw Error("unknown strategy '" + plan.strategy +
-                "' (spatial, fused, channel, branches, relay)");
+                "' (auto, spatial, fused, channel, branches, relay)");
   }
 
-  uint64_t largest_peak = 0, largest_flash = 0;
-  for (int k = 1; k <= plan.nodes; ++k) {
-    const NodeProgram program =
-        build_node_program(model, plan.regions, k, plan.via_coordinator, plan.owners);
-    NodePlan node;
-    node.node = k;
-    for (size_t i = 0; i < model.layers.size(); ++i)
-      node.flash_bytes += weight_slice_bytes(model.layers[i], plan.regions[i][k - 1], false);
-    ArenaLayout unlimited;
-    node.predicted_peak_ram_bytes = replay_memory(
-        model, program, unlimited, "node " + std::to_string(k), &node.layer_peak_ram_bytes);
-    for (const LayerTraffic& layer : layer_traffic(model, program)) {
-      node.layer_bytes_sent.push_back(layer.sent);
-      node.layer_bytes_received.push_back(layer.received);
-    }
-    node.predicted_bytes_sent = program.bytes_sent;
-    node.predicted_bytes_received = program.bytes_received;
-    largest_peak = std::max(largest_peak, node.predicted_peak_ram_bytes);
-    largest_flash = std::max(largest_flash, node.flash_bytes);
-    plan.node_plans.push_back(node);
-  }
-  if (largest_peak > options.ram_cap_bytes)
-    throw Error("a node needs " + format_bytes(largest_peak) + " of RAM but the cap is " +
+  predict_nodes(model, plan);
+  const uint64_t peak = largest_peak_ram(plan), flash = largest_flash(plan);
+  if (peak > options.ram_cap_bytes)
+    throw Error("a node needs " + format_bytes(peak) + " of RAM but the cap is " +
                 format_bytes(options.ram_cap_bytes) +
-                "; the smallest cap that fits this plan is --ram " + std::to_string(largest_peak));
-  if (largest_flash > options.flash_cap_bytes)
-    throw Error("a node's weights take " + format_bytes(largest_flash) +
-                " of flash but the cap is " + format_bytes(options.flash_cap_bytes) +
-                "; the smallest cap that fits this plan is --flash " +
-                std::to_string(largest_flash));
+                "; the smallest cap that fits this plan is --ram " + std::to_string(peak));
+  if (flash > options.flash_cap_bytes)
+    throw Error("a node's weights take " + format_bytes(flash) + " of flash but the cap is " +
+                format_bytes(options.flash_cap_bytes) +
+                "; the smallest cap that fits this plan is --flash " + std::to_string(flash));
   plan.plan_id =
       digest(options.model_digest + "|" + std::to_string(plan.nodes) + "|" + plan.strategy + "|" +
              std::to_string(plan.grid_rows) + "x" + std::to_string(plan.grid_cols) + "|" +

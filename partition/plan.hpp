@@ -43,7 +43,7 @@ struct Plan {
 };
 
 struct PlanOptions {
-  int nodes = 1;
+  int nodes = 1;  // auto: 0 asks for the fewest nodes that fit; -1: not given (1, or auto's fewest)
   std::string strategy;  // empty: spatial
   std::string grid;      // "RxC" for spatial and fused; empty: rows only (N x 1)
   int fuse = 0;          // fused: layers per block (0: as many as possible)
@@ -56,6 +56,14 @@ struct PlanOptions {
 // Plans `model` (validated, with weights). Throws Error when the options
 // cannot be met, saying the smallest cap that would fit.
 Plan make_plan(const Model& model, const PlanOptions& options);
+
+// Fills plan.node_plans from plan.regions (and owners, via_coordinator):
+// every node's program, peak RAM, flash and traffic, as the run will measure.
+void predict_nodes(const Model& model, Plan& plan);
+
+// The largest predicted peak RAM and flash of any node.
+uint64_t largest_peak_ram(const Plan& plan);
+uint64_t largest_flash(const Plan& plan);
 
 // FNV-1a 64-bit of `bytes`, as 16 hex digits: a content digest for files.
 std::string digest(const std::string& bytes);

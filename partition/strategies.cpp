@@ -58,12 +58,8 @@ LayerRegions channel_regions(const Model& model, int nodes) {
 
 FusedRegions fused_regions(const Model& model, int grid_rows, int grid_cols, int fuse, bool reuse) {
   const int count = static_cast<int>(model.layers.size());
-  const int nodes = grid_rows * grid_cols;
-  FusedRegions fused;
-  fused.owners = spatial_regions(model, grid_rows, grid_cols);
-  fused.regions = fused.owners;
-  fused.block.assign(count, 0);
   // Blocks: runs of consecutive spatial layers, cut every `fuse` layers.
+  std::vector<int> block(count, 0);
   int blocks = 0, length = 0;
   for (int i = 1; i < count; ++i) {
     if (!spatial_map(model.layers[i].output_shape)) {
@@ -71,9 +67,20 @@ FusedRegions fused_regions(const Model& model, int grid_rows, int grid_cols, int
       continue;
     }
     if (length == 0 || (fuse > 0 && length == fuse)) ++blocks, length = 0;
-    fused.block[i] = blocks;
+    block[i] = blocks;
     ++length;
   }
+  return fused_regions_in_blocks(model, grid_rows, grid_cols, std::move(block), reuse);
+}
+
+FusedRegions fused_regions_in_blocks(const Model& model, int grid_rows, int grid_cols,
+                                     std::vector<int> block, bool reuse) {
+  const int count = static_cast<int>(model.layers.size());
+  const int nodes = grid_rows * grid_cols;
+  FusedRegions fused;
+  fused.owners = spatial_regions(model, grid_rows, grid_cols);
+  fused.regions = fused.owners;
+  fused.block = std::move(block);
   for (int k = 0; k < nodes; ++k) {
     const bool recomputes = !reuse || (k / grid_cols + k % grid_cols) % 2 == 0;
     if (!recomputes) continue;

@@ -30,6 +30,10 @@ struct FusedRegions {
   std::vector<int> block;  // per layer: its block number (from 1), 0 outside blocks
 };
 FusedRegions fused_regions(const Model& model, int grid_rows, int grid_cols, int fuse, bool reuse);
+// The same with the blocks given: block[layer] numbers them from 1 (0: not
+// fused); a block's layers must have spatial maps.
+FusedRegions fused_regions_in_blocks(const Model& model, int grid_rows, int grid_cols,
+                                     std::vector<int> block, bool reuse);
 
 // Independent branches: the layers before the first layer that joins two
 // parts of the graph with no path between them (the input aside), grouped by

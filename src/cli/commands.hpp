@@ -14,7 +14,7 @@ int inspect_command(const InspectOptions& options);
 struct PlanCommandOptions {
   std::string model_path;
   std::string output_dir;
-  int nodes = 1;
+  int nodes = -1;  // not given: 1, or with --strategy auto the fewest that fit
   std::string device, ram, flash, strategy, grid;
   int fuse = 0;
   bool reuse = false;

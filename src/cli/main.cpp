@@ -45,15 +45,18 @@ int main(int argc, char** argv) {
       "plan", "partition a model over nodes: writes PLANDIR/plan.h5 and node_K.h5");
   plan_app->add_option("model", plan.model_path, "model file (.h5)")->required();
   plan_app->add_option("-o,--output", plan.output_dir, "plan directory to write")->required();
-  plan_app->add_option("--nodes", plan.nodes, "number of nodes (MPI ranks 1..N)")
-      ->capture_default_str();
+  plan_app->add_option("--nodes", plan.nodes,
+                       "number of nodes (MPI ranks 1..N); default 1, or with --strategy auto "
+                       "the fewest nodes that fit the caps");
   plan_app->add_option("--device", plan.device, "device profile of the nodes");
   plan_app->add_option("--ram", plan.ram, "RAM cap per node, e.g. 512KiB (default: unlimited)");
   plan_app->add_option("--flash", plan.flash, "flash cap per node, e.g. 8MiB (default: unlimited)");
-  plan_app->add_option("--strategy", plan.strategy,
-                       "partition strategy: spatial (tiles, halo exchange; default), fused "
-                       "(fused tiles, no exchange inside a block), channel, branches "
-                       "(independent branches on node groups), relay (all through rank 0)");
+  plan_app->add_option(
+      "--strategy", plan.strategy,
+      "partition strategy: spatial (tiles, halo exchange; default), auto (per stage "
+      "of the network the strategy and grid that fit the caps fastest), fused "
+      "(fused tiles, no exchange inside a block), channel, branches "
+      "(independent branches on node groups), relay (all through rank 0)");
   plan_app->add_option("--grid", plan.grid, "tile grid RxC (spatial, fused; default Nx1)");
   plan_app->add_option("--fuse", plan.fuse,
                        "fused: layers per fused block (default 0: every run of spatial layers "

@@ -1,0 +1,222 @@
+#include "auto_plan.hpp"
+
+#include <limits>
+#include <optional>
+
+#include "../src/error.hpp"
+#include "../src/format.hpp"
+#include "strategies.hpp"
+
+namespace splitinfer {
+namespace {
+
+// One way to cut every layer, from which segments take their layers' regions.
+struct Candidate {
+  std::string name;  // as layer_strategies shows it: "spatial 2x2", "channel", ...
+  LayerRegions regions, owners;
+  bool whole_model = false;  // relay and branches: taken for every layer or not at all
+  bool via_coordinator = false;
+};
+
+std::vector<std::pair<int, int>> grids(int nodes) {
+  std::vector<std::pair<int, int>> result;
+  for (int rows = 1; rows <= nodes; ++rows)
+    if (nodes % rows == 0) result.emplace_back(rows, nodes / rows);
+  return result;
+}
+
+std::vector<Candidate> candidates(const Model& model, const std::vector<int>& segment, int nodes) {
+  std::vector<Candidate> result;
+  for (const auto& [rows, cols] : grids(nodes)) {
+    const std::string grid = std::to_string(rows) + "x" + std::to_string(cols);
+    result.push_back({"spatial " + grid, spatial_regions(model, rows, cols), {}});
+    if (nodes == 1) continue;
+    // Fused: each segment's layers with spatial maps are one block.
+    std::vector<int> block(model.layers.size(), 0);
+    for (size_t i = 1; i < model.layers.size(); ++i) {
+      const Shape& shape = model.layers[i].output_shape;
+      if (shape.rank != 2 && shape.h * shape.w > 1) block[i] = segment[i] + 1;
+    }
+    FusedRegions fused = fused_regions_in_blocks(model, rows, cols, block, false);
+    result.push_back({"fused " + grid, std::move(fused.regions), std::move(fused.owners)});
+  }
+  if (nodes > 1) result.push_back({"channel", channel_regions(model, nodes), {}});
+  if (nodes > 1) {
+    Candidate relay{"relay", channel_regions(model, nodes), {}, true, true};
+    result.push_back(std::move(relay));
+    try {
+      Candidate branches{
+          "branches", branch_regions(model, independent_branches(model), nodes), {}, true};
+      result.push_back(std::move(branches));
+    } catch (const Error&) {  // no independent branches, or fewer nodes than branches
+    }
+  }
+  return result;
+}
+
+// The search for one node count.
+class Search {
+ public:
+  Search(const Model& model, const PlanOptions& options, const PlanScore& score, int nodes)
+      : model_(model), options_(options), score_(score), nodes_(nodes) {
+    segment_ = stage_segments(model);
+    segments_ = *std::max_element(segment_.begin(), segment_.end()) + 1;
+    candidates_ = candidates(model, segment_, nodes);
+  }
+
+  // The best plan that fits, if any.
+  std::optional<Plan> run() {
+    // Uniform plans first: every segment the same candidate.
+    std::optional<Plan> best;
+    std::vector<int> start;
+    uint64_t start_peak = std::numeric_limits<uint64_t>::max();
+    for (size_t c = 0; c < candidates_.size(); ++c) {
+      const std::vector<int> choice(segments_, static_cast<int>(c));
+      Plan plan = evaluate(choice);
+      if (fits(plan) && (!best || score_(plan) < score_(*best))) best = plan;
+      if (!candidates_[c].whole_model && largest_peak_ram(plan) < start_peak)
+        start_peak = largest_peak_ram(plan), start = choice;
+    }
+    // Coordinate descent over the per-segment candidates, from the best
+    // uniform one that fits, else the one with the smallest peak.
+    std::vector<int> choice = start;
+    if (best && !best_choice_.empty()) choice = best_choice_;
+    Plan current = evaluate(choice);
+    for (int pass = 0; pass < 3; ++pass) {
+      bool improved = false;
+      for (int s = 0; s < segments_; ++s)
+        for (size_t c = 0; c < candidates_.size(); ++c) {
+          if (candidates_[c].whole_model || choice[s] == static_cast<int>(c)) continue;
+          std::vector<int> trial = choice;
+          trial[s] = static_cast<int>(c);
+          Plan plan = evaluate(trial);
+          const bool better =
+              fits(current) ? fits(plan) && score_(plan) < score_(current)
+                            : fits(plan) || largest_peak_ram(plan) < largest_peak_ram(current);
+          if (better) choice = trial, current = std::move(plan), improved = true;
+        }
+      if (!improved) break;
+    }
+    if (fits(current) && (!best || score_(current) < score_(*best))) best = current;
+    return best;
+  }
+
+  uint64_t smallest_ram() const { return smallest_ram_; }
+  uint64_t smallest_flash() const { return smallest_flash_; }
+
+ private:
+  bool fits(const Plan& plan) const {
+    return largest_peak_ram(plan) <= options_.ram_cap_bytes &&
+           largest_flash(plan) <= options_.flash_cap_bytes;
+  }
+
+  Plan evaluate(const std::vector<int>& choice) {
+    Plan plan;
+    plan.nodes = nodes_;
+    plan.strategy = "auto";
+    plan.ram_cap_bytes = options_.ram_cap_bytes;
+    plan.flash_cap_bytes = options_.flash_cap_bytes;
+    plan.regions.assign(model_.layers.size(), std::vector<Region>(nodes_));
+    plan.layer_strategies.assign(model_.layers.size(), "");
+    bool overlaps = false;
+    for (int s : choice) overlaps = overlaps || !candidates_[s].owners.empty();
+    if (overlaps) plan.owners = plan.regions;
+    for (size_t i = 1; i < model_.layers.size(); ++i) {
+      const Candidate& candidate = candidates_[choice[segment_[i]]];
+      plan.regions[i] = candidate.regions[i];
+      if (overlaps)
+        plan.owners[i] = candidate.owners.empty() ? candidate.regions[i] : candidate.owners[i];
+      plan.layer_strategies[i] = candidate.name;
+      plan.via_coordinator = candidate.via_coordinator;
+      if (!candidate.owners.empty())
+        for (int k = 0; k < nodes_; ++k) {
+          const int64_t per_element =
+              plan.regions[i][k].empty()
+                  ? 0
+                  : static_cast<int64_t>(layer_macs(model_, model_.layers[i]) /
+                                         model_.layers[i].output_shape.elements());
+          plan.recomputed_macs +=
+              per_element * (plan.regions[i][k].elements() - plan.owners[i][k].elements());
+        }
+    }
+    predict_nodes(model_, plan);
+    if (largest_flash(plan) <= options_.flash_cap_bytes)
+      smallest_ram_ = std::min(smallest_ram_, largest_peak_ram(plan));
+    smallest_flash_ = std::min(smallest_flash_, largest_flash(plan));
+    if (fits(plan) && (best_choice_.empty() || score_(plan) < best_score_) &&
+        !candidates_[choice[0]].whole_model)
+      best_choice_ = choice, best_score_ = score_(plan);
+    return plan;
+  }
+
+  const Model& model_;
+  const PlanOptions& options_;
+  const PlanScore& score_;
+  int nodes_;
+  std::vector<int> segment_;
+  int segments_ = 0;
+  std::vector<Candidate> candidates_;
+  std::vector<int> best_choice_;  // the best fitting per-segment choice seen
+  double best_score_ = 0;
+  uint64_t smallest_ram_ = std::numeric_limits<uint64_t>::max();
+  uint64_t smallest_flash_ = std::numeric_limits<uint64_t>::max();
+};
+
+}  // namespace
+
+std::vector<int> stage_segments(const Model& model) {
+  std::vector<int> segment(model.layers.size(), -1);
+  int current = -1;
+  for (size_t i = 1; i < model.layers.size(); ++i) {
+    const Shape& shape = model.layers[i].output_shape;
+    const Shape& previous = model.layers[i - 1].output_shape;
+    const bool spatial = shape.rank != 2 && shape.h * shape.w > 1;
+    const bool was_spatial = i > 1 && previous.rank != 2 && previous.h * previous.w > 1;
+    // A new segment where the map size changes, or the maps stop being spatial.
+    if (i == 1 || spatial != was_spatial ||
+        (spatial && (shape.h != previous.h || shape.w != previous.w)))
+      ++current;
+    segment[i] = current;
+  }
+  return segment;
+}
+
+Plan auto_plan(const Model& model, const PlanOptions& options, const PlanScore& score,
+               int max_nodes) {
+  if (options.nodes > 0) {
+    Search search(model, options, score, options.nodes);
+    if (std::optional<Plan> plan = search.run()) return *plan;
+    std::string message = "no plan for " + std::to_string(options.nodes) + " node(s) fits";
+    if (search.smallest_flash() > options.flash_cap_bytes)
+      message += ": a node's weights take " + format_bytes(search.smallest_flash()) +
+                 " of flash at least; the smallest flash cap that fits is --flash " +
+                 std::to_string(search.smallest_flash());
+    else
+      message += " the RAM cap of " + format_bytes(options.ram_cap_bytes) +
+                 "; the smallest RAM cap that fits " + std::to_string(options.nodes) +
+                 " node(s) is --ram " + std::to_string(search.smallest_ram());
+    for (int nodes = options.nodes + 1; nodes <= max_nodes; ++nodes) {
+      Search more(model, options, score, nodes);
+      if (more.run()) {
+        message += ", or --nodes " + std::to_string(nodes) + " fits these caps";
+        break;
+      }
+    }
+    throw Error(message);
+  }
+  uint64_t smallest_ram = 0, smallest_flash = 0;
+  for (int nodes = 1; nodes <= max_nodes; ++nodes) {
+    Search search(model, options, score, nodes);
+    if (std::optional<Plan> plan = search.run()) return *plan;
+    smallest_ram = search.smallest_ram(), smallest_flash = search.smallest_flash();
+  }
+  if (smallest_flash > options.flash_cap_bytes)
+    throw Error("no plan with up to " + std::to_string(max_nodes) + " nodes fits: with " +
+                std::to_string(max_nodes) + " nodes the smallest flash cap that fits is --flash " +
+                std::to_string(smallest_flash));
+  throw Error("no plan with up to " + std::to_string(max_nodes) + " nodes fits: with " +
+              std::to_string(max_nodes) + " nodes the smallest RAM cap that fits is --ram " +
+              std::to_string(smallest_ram));
+}
+
+}  // namespace splitinfer
