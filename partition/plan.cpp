@@ -101,7 +101,18 @@ Plan make_plan(const Model& model, const PlanOptions& options) {
       digest(options.model_digest + "|" + std::to_string(plan.nodes) + "|" + plan.strategy + "|" +
              std::to_string(plan.grid_rows) + "x" + std::to_string(plan.grid_cols) + "|" +
              std::to_string(plan.ram_cap_bytes) + "|" + std::to_string(plan.flash_cap_bytes));
+  if (options.device) {
+    plan.device = options.device;
+    plan.emulated = estimate_time(model, node_programs(model, plan), *plan.device);
+  }
   return plan;
+}
+
+std::vector<NodeProgram> node_programs(const Model& model, const Plan& plan) {
+  std::vector<NodeProgram> programs;
+  for (int k = 1; k <= plan.nodes; ++k)
+    programs.push_back(build_node_program(model, plan.regions, k, plan.via_coordinator));
+  return programs;
 }
 
 }  // namespace splitinfer

@@ -2,11 +2,14 @@
 // A plan: which node computes what, and what each node is predicted to need
 // (RAM peak, flash, bytes sent and received). Pure data: `run` executes it.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "../src/arena.hpp"
 #include "../src/graph.hpp"
+#include "cost_model.hpp"
+#include "device.hpp"
 #include "node_program_builder.hpp"
 
 namespace splitinfer {
@@ -31,6 +34,10 @@ struct Plan {
   uint64_t flash_cap_bytes = ArenaLayout::kUnlimited;
   std::vector<NodePlan> node_plans;
   LayerRegions regions;  // [layer][node - 1]
+  // Planned for a device profile: the profile, and the emulated time of one
+  // inference on a cluster of such devices (partition/cost_model.hpp).
+  std::optional<DeviceProfile> device;
+  TimeEstimate emulated;
 };
 
 struct PlanOptions {
@@ -40,11 +47,16 @@ struct PlanOptions {
   uint64_t ram_cap_bytes = ArenaLayout::kUnlimited;
   uint64_t flash_cap_bytes = ArenaLayout::kUnlimited;
   std::string model_digest;  // identifies the model's content
+  // With a device profile: predict the emulated time on nodes of this profile.
+  std::optional<DeviceProfile> device;
 };
 
 // Plans `model` (validated, with weights). Throws Error when the options
 // cannot be met, saying the smallest cap that would fit.
 Plan make_plan(const Model& model, const PlanOptions& options);
+
+// Every node's program (nodes 1..N, in order), as the run builds them.
+std::vector<NodeProgram> node_programs(const Model& model, const Plan& plan);
 
 // FNV-1a 64-bit of `bytes`, as 16 hex digits: a content digest for files.
 std::string digest(const std::string& bytes);

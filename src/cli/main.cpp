@@ -47,9 +47,14 @@ int main(int argc, char** argv) {
   plan_app->add_option("-o,--output", plan.output_dir, "plan directory to write")->required();
   plan_app->add_option("--nodes", plan.nodes, "number of nodes (MPI ranks 1..N)")
       ->capture_default_str();
-  plan_app->add_option("--device", plan.device, "device profile of the nodes");
-  plan_app->add_option("--ram", plan.ram, "RAM cap per node, e.g. 512KiB (default: unlimited)");
-  plan_app->add_option("--flash", plan.flash, "flash cap per node, e.g. 8MiB (default: unlimited)");
+  plan_app->add_option("--device", plan.device,
+                       "device profile of the nodes: a name in partition/devices (teensy41, "
+                       "esp32s3, msp432, rpi3, pynq-z1) or a .json file; sets the caps and "
+                       "predicts the emulated time");
+  plan_app->add_option("--ram", plan.ram,
+                       "RAM cap per node, e.g. 512KiB (default: the device's, else unlimited)");
+  plan_app->add_option("--flash", plan.flash,
+                       "flash cap per node, e.g. 8MiB (default: the device's, else unlimited)");
   plan_app->add_option("--strategy", plan.strategy, "partition strategy");
   plan_app->add_option("--grid", plan.grid, "tile grid RxC");
   plan_app->add_option("--fuse", plan.fuse, "layers per fused block");
@@ -92,7 +97,10 @@ int main(int argc, char** argv) {
   eval_app->add_option("--strategy", eval.strategy, "partition strategy: spatial, channel or relay")
       ->capture_default_str();
   eval_app->add_option("--grid", eval.grid, "spatial tile grid RxC");
-  eval_app->add_option("--ram", eval.ram, "RAM cap per node (default: unlimited)");
+  eval_app->add_option("--ram", eval.ram,
+                       "RAM cap per node (default: the device's, else unlimited)");
+  eval_app->add_option("--device", eval.device,
+                       "device profile of the nodes (name or .json): caps and emulated time");
   eval_app
       ->add_option("--requantization", eval.requantization,
                    "int8 models: pytorch or cmsis (default: the model file's)")
