@@ -11,7 +11,10 @@ namespace {
 std::string shape_text(const std::vector<int64_t>& dims) {
   if (dims.empty()) return "(scalar)";
   std::string text;
-  for (int64_t extent : dims) text += (text.empty() ? "" : "x") + std::to_string(extent);
+  for (int64_t extent : dims) {
+    if (!text.empty()) text += "x";
+    text += std::to_string(extent);
+  }
   return text;
 }
 

@@ -380,6 +380,16 @@ void Group::write_int64s(const std::string& name, const std::vector<int64_t>& di
   write_dataset(*this, name, dims, values, H5T_STD_I64LE, H5T_NATIVE_INT64);
 }
 
+std::vector<double> Group::read_float64s(const std::string& name,
+                                         std::vector<int64_t>& dims) const {
+  return read_dataset<double>(*this, name, dims, H5T_NATIVE_DOUBLE, H5T_FLOAT, "floating point");
+}
+
+void Group::write_float64s(const std::string& name, const std::vector<int64_t>& dims,
+                           const double* values) const {
+  write_dataset(*this, name, dims, values, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE);
+}
+
 Group open_file(const std::string& path) {
   (void)kQuiet;
   if (!std::filesystem::exists(path)) throw Error("file '" + path + "' does not exist");

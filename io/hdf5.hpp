@@ -74,6 +74,10 @@ class Group {
   std::vector<int64_t> read_int64s(const std::string& dataset, std::vector<int64_t>& dims) const;
   void write_int64s(const std::string& dataset, const std::vector<int64_t>& dims,
                     const int64_t* values) const;
+  // A float64 dataset (any stored float type is converted); dims out.
+  std::vector<double> read_float64s(const std::string& dataset, std::vector<int64_t>& dims) const;
+  void write_float64s(const std::string& dataset, const std::vector<int64_t>& dims,
+                      const double* values) const;
 
  private:
   Handle handle_;

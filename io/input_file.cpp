@@ -27,7 +27,10 @@ std::vector<float> read_h5_input(const std::string& path, const ModelMeta& meta)
   const std::vector<int64_t> expected = meta.input_shape.dims();
   if (dims != expected) {
     std::string got;
-    for (int64_t extent : dims) got += (got.empty() ? "" : "x") + std::to_string(extent);
+    for (int64_t extent : dims) {
+      if (!got.empty()) got += "x";
+      got += std::to_string(extent);
+    }
     throw Error("input '" + path + "' has shape " + (got.empty() ? "(scalar)" : got) +
                 " but the model takes " + meta.input_shape.str());
   }

@@ -108,6 +108,86 @@ LayerRegions read_regions(const h5::Group& root, const std::string& name, size_t
   return regions;
 }
 
+// The device profile a plan was made for: its values and their sources.
+void write_device(const h5::Group& group, const DeviceProfile& device) {
+  group.write_string("name", device.name);
+  group.write_string("description", device.description);
+  group.write_int("ram_bytes", static_cast<int64_t>(device.ram_bytes));
+  group.write_int("flash_bytes", static_cast<int64_t>(device.flash_bytes));
+  group.write_double("macs_per_second_float32", device.macs_per_second_float32);
+  group.write_double("macs_per_second_int8", device.macs_per_second_int8);
+  group.write_double("flash_bytes_per_second", device.flash_bytes_per_second);
+  group.write_double("link_bytes_per_second", device.link_bytes_per_second);
+  group.write_double("message_latency_seconds", device.message_latency_seconds);
+  for (const auto& [key, source] : device.sources) group.write_string(key + "_source", source);
+}
+
+DeviceProfile read_device(const h5::Group& group) {
+  DeviceProfile device;
+  device.name = group.read_string("name");
+  device.description = group.read_string("description");
+  device.ram_bytes = static_cast<uint64_t>(group.read_int("ram_bytes"));
+  device.flash_bytes = static_cast<uint64_t>(group.read_int("flash_bytes"));
+  device.macs_per_second_float32 = group.read_double("macs_per_second_float32");
+  device.macs_per_second_int8 = group.read_double("macs_per_second_int8");
+  device.flash_bytes_per_second = group.read_double("flash_bytes_per_second");
+  device.link_bytes_per_second = group.read_double("link_bytes_per_second");
+  device.message_latency_seconds = group.read_double("message_latency_seconds");
+  for (const std::string& key : device_value_keys())
+    if (group.has_attr(key + "_source")) device.sources[key] = group.read_string(key + "_source");
+  return device;
+}
+
+// The columns of /emulation/per_layer, per node and layer.
+constexpr int kEmulatedColumns = 5;  // wait, communication, flash, compute, finish
+
+void write_emulation(const h5::Group& group, const TimeEstimate& estimate) {
+  group.write_double("total_seconds", estimate.total_seconds);
+  group.write_double("output_gather_seconds", estimate.output_gather_seconds);
+  const int64_t layers = static_cast<int64_t>(estimate.layer_seconds.size());
+  const int64_t nodes = static_cast<int64_t>(estimate.nodes.size());
+  group.write_float64s("layer_seconds", {layers}, estimate.layer_seconds.data());
+  std::vector<double> node_seconds, per_layer;
+  for (const NodeTime& node : estimate.nodes) {
+    node_seconds.insert(node_seconds.end(),
+                        {node.finish, node.gather_wait, node.gather_communication});
+    for (const LayerTime& time : node.layers)
+      per_layer.insert(per_layer.end(),
+                       {time.wait, time.communication, time.flash, time.compute, time.finish});
+  }
+  group.write_float64s("node_seconds", {nodes, 3}, node_seconds.data());
+  group.write_float64s("per_layer", {nodes, layers, kEmulatedColumns}, per_layer.data());
+}
+
+TimeEstimate read_emulation(const h5::Group& group, int64_t nodes, int64_t layers) {
+  TimeEstimate estimate;
+  estimate.total_seconds = group.read_double("total_seconds");
+  estimate.output_gather_seconds = group.read_double("output_gather_seconds");
+  std::vector<int64_t> dims;
+  estimate.layer_seconds = group.read_float64s("layer_seconds", dims);
+  if (dims != std::vector<int64_t>{layers})
+    throw Error(group.path() + "/layer_seconds does not match the model's layers");
+  const std::vector<double> node_seconds = group.read_float64s("node_seconds", dims);
+  if (dims != std::vector<int64_t>{nodes, 3})
+    throw Error(group.path() + "/node_seconds does not match the node count");
+  const std::vector<double> per_layer = group.read_float64s("per_layer", dims);
+  if (dims != std::vector<int64_t>{nodes, layers, kEmulatedColumns})
+    throw Error(group.path() + "/per_layer does not match the model's layers and the node count");
+  for (int64_t k = 0; k < nodes; ++k) {
+    NodeTime node;
+    node.node = static_cast<int>(k + 1);
+    node.finish = node_seconds[k * 3];
+    node.gather_wait = node_seconds[k * 3 + 1];
+    node.gather_communication = node_seconds[k * 3 + 2];
+    for (int64_t i = 0; i < layers; ++i) {
+      const double* v = per_layer.data() + (k * layers + i) * kEmulatedColumns;
+      node.layers.push_back({v[0], v[1], v[2], v[3], v[4]});
+    }
+    estimate.nodes.push_back(std::move(node));
+  }
+  return estimate;
+}
+
 int64_t cap_to_file(uint64_t cap) {
   return cap == ArenaLayout::kUnlimited ? -1 : static_cast<int64_t>(cap);
 }
@@ -172,6 +252,10 @@ void write_plan(const std::string& plan_dir, const Model& model, const Plan& pla
       group.write_int64s("per_layer", {static_cast<int64_t>(node.layer_peak_ram_bytes.size()), 3},
                          per_layer.data());
     }
+    if (plan.device) {
+      write_device(root.create_group("device"), *plan.device);
+      write_emulation(root.create_group("emulation"), plan.emulated);
+    }
   }
   for (const NodePlan& node : plan.node_plans) {
     const h5::Group root = h5::create_file(node_path(plan_dir, node.node));
@@ -227,6 +311,13 @@ void read_plan(const std::string& plan_dir, Model& model, Plan& plan) {
   if (plan.strategy == "fused") {
     plan.fuse = static_cast<int>(root.read_int("fuse"));
     plan.reuse = root.read_int("reuse") != 0;
+  }
+  plan.device.reset();
+  plan.emulated = {};
+  if (root.has("device")) {  // planned for a device (plans without one have neither group)
+    plan.device = read_device(root.open_group("device"));
+    plan.emulated = read_emulation(root.open_group("emulation"), plan.nodes,
+                                   static_cast<int64_t>(model.layers.size()));
   }
 }
 

@@ -67,21 +67,20 @@ class Search {
   // The best plan that fits, if any.
   std::optional<Plan> run() {
     // Uniform plans first: every segment the same candidate.
-    std::optional<Plan> best;
+    std::optional<Scored> best;
     std::vector<int> start;
     uint64_t start_peak = std::numeric_limits<uint64_t>::max();
     for (size_t c = 0; c < candidates_.size(); ++c) {
       const std::vector<int> choice(segments_, static_cast<int>(c));
-      Plan plan = evaluate(choice);
-      if (fits(plan) && (!best || score_(plan) < score_(*best))) best = plan;
-      if (!candidates_[c].whole_model && largest_peak_ram(plan) < start_peak)
-        start_peak = largest_peak_ram(plan), start = choice;
+      Scored scored = evaluate(choice);
+      if (!candidates_[c].whole_model && scored.peak < start_peak)
+        start_peak = scored.peak, start = choice;
+      if (scored.fits && (!best || scored.score < best->score)) best = std::move(scored);
     }
     // Coordinate descent over the per-segment candidates, from the best
     // uniform one that fits, else the one with the smallest peak.
-    std::vector<int> choice = start;
-    if (best && !best_choice_.empty()) choice = best_choice_;
-    Plan current = evaluate(choice);
+    std::vector<int> choice = best && !best_choice_.empty() ? best_choice_ : start;
+    Scored current = evaluate(choice);
     for (int pass = 0; pass < 3; ++pass) {
       bool improved = false;
       for (int s = 0; s < segments_; ++s)
@@ -89,28 +88,30 @@ class Search {
           if (candidates_[c].whole_model || choice[s] == static_cast<int>(c)) continue;
           std::vector<int> trial = choice;
           trial[s] = static_cast<int>(c);
-          Plan plan = evaluate(trial);
-          const bool better =
-              fits(current) ? fits(plan) && score_(plan) < score_(current)
-                            : fits(plan) || largest_peak_ram(plan) < largest_peak_ram(current);
-          if (better) choice = trial, current = std::move(plan), improved = true;
+          Scored scored = evaluate(trial);
+          const bool better = current.fits ? scored.fits && scored.score < current.score
+                                           : scored.fits || scored.peak < current.peak;
+          if (better) choice = trial, current = std::move(scored), improved = true;
         }
       if (!improved) break;
     }
-    if (fits(current) && (!best || score_(current) < score_(*best))) best = current;
-    return best;
+    if (current.fits && (!best || current.score < best->score)) best = std::move(current);
+    if (!best) return std::nullopt;
+    return std::move(best->plan);
   }
 
   uint64_t smallest_ram() const { return smallest_ram_; }
   uint64_t smallest_flash() const { return smallest_flash_; }
 
  private:
-  bool fits(const Plan& plan) const {
-    return largest_peak_ram(plan) <= options_.ram_cap_bytes &&
-           largest_flash(plan) <= options_.flash_cap_bytes;
-  }
+  struct Scored {
+    Plan plan;
+    uint64_t peak = 0;  // the largest node's
+    bool fits = false;
+    double score = 0;
+  };
 
-  Plan evaluate(const std::vector<int>& choice) {
+  Scored evaluate(const std::vector<int>& choice) {
     Plan plan;
     plan.nodes = nodes_;
     plan.strategy = "auto";
@@ -140,13 +141,20 @@ class Search {
         }
     }
     predict_nodes(model_, plan);
-    if (largest_flash(plan) <= options_.flash_cap_bytes)
-      smallest_ram_ = std::min(smallest_ram_, largest_peak_ram(plan));
-    smallest_flash_ = std::min(smallest_flash_, largest_flash(plan));
-    if (fits(plan) && (best_choice_.empty() || score_(plan) < best_score_) &&
-        !candidates_[choice[0]].whole_model)
-      best_choice_ = choice, best_score_ = score_(plan);
-    return plan;
+    Scored scored;
+    scored.peak = largest_peak_ram(plan);
+    const uint64_t flash = largest_flash(plan);
+    if (flash <= options_.flash_cap_bytes) smallest_ram_ = std::min(smallest_ram_, scored.peak);
+    smallest_flash_ = std::min(smallest_flash_, flash);
+    scored.fits = scored.peak <= options_.ram_cap_bytes && flash <= options_.flash_cap_bytes;
+    if (scored.fits) {
+      scored.score = score_(plan);
+      if (!candidates_[choice[0]].whole_model &&
+          (best_choice_.empty() || scored.score < best_score_))
+        best_choice_ = choice, best_score_ = scored.score;
+    }
+    scored.plan = std::move(plan);
+    return scored;
   }
 
   const Model& model_;

@@ -104,8 +104,17 @@ Plan make_plan(const Model& model, const PlanOptions& options) {
       throw Error("--nodes must be at least 1 (or omitted: the fewest nodes that fit)");
     PlanOptions search = options;
     search.nodes = std::max(options.nodes, 0);
-    Plan plan = auto_plan(model, search,
-                          [&](const Plan& candidate) { return proxy_latency(model, candidate); });
+    // The emulated latency on the device, or without one a rough stand-in.
+    const PlanScore score = [&](const Plan& candidate) {
+      return options.device ? estimate_time(model, node_programs(model, candidate), *options.device)
+                                  .total_seconds
+                            : proxy_latency(model, candidate);
+    };
+    Plan plan = auto_plan(model, search, score);
+    if (options.device) {
+      plan.device = options.device;
+      plan.emulated = estimate_time(model, node_programs(model, plan), *plan.device);
+    }
     plan.plan_id =
         digest(options.model_digest + "|auto|" + std::to_string(plan.nodes) + "|" +
                std::to_string(plan.ram_cap_bytes) + "|" + std::to_string(plan.flash_cap_bytes));
@@ -183,7 +192,19 @@ Plan make_plan(const Model& model, const PlanOptions& options) {
              std::to_string(plan.grid_rows) + "x" + std::to_string(plan.grid_cols) + "|" +
              std::to_string(plan.ram_cap_bytes) + "|" + std::to_string(plan.flash_cap_bytes) + "|" +
              std::to_string(plan.fuse) + "|" + std::to_string(plan.reuse));
+  if (options.device) {
+    plan.device = options.device;
+    plan.emulated = estimate_time(model, node_programs(model, plan), *plan.device);
+  }
   return plan;
+}
+
+std::vector<NodeProgram> node_programs(const Model& model, const Plan& plan) {
+  std::vector<NodeProgram> programs;
+  for (int k = 1; k <= plan.nodes; ++k)
+    programs.push_back(
+        build_node_program(model, plan.regions, k, plan.via_coordinator, plan.owners));
+  return programs;
 }
 
 }  // namespace splitinfer

@@ -2,11 +2,14 @@
 // A plan: which node computes what, and what each node is predicted to need
 // (RAM peak, flash, bytes sent and received). Pure data: `run` executes it.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "../src/arena.hpp"
 #include "../src/graph.hpp"
+#include "cost_model.hpp"
+#include "device.hpp"
 #include "node_program_builder.hpp"
 
 namespace splitinfer {
@@ -40,6 +43,10 @@ struct Plan {
   std::vector<std::string> layer_strategies;
   // MACs computed beyond the model's own: borders recomputed by fused tiles.
   uint64_t recomputed_macs = 0;
+  // Planned for a device profile: the profile, and the emulated time of one
+  // inference on a cluster of such devices (partition/cost_model.hpp).
+  std::optional<DeviceProfile> device;
+  TimeEstimate emulated;
 };
 
 struct PlanOptions {
@@ -51,6 +58,8 @@ struct PlanOptions {
   uint64_t ram_cap_bytes = ArenaLayout::kUnlimited;
   uint64_t flash_cap_bytes = ArenaLayout::kUnlimited;
   std::string model_digest;  // identifies the model's content
+  // With a device profile: predict the emulated time on nodes of this profile.
+  std::optional<DeviceProfile> device;
 };
 
 // Plans `model` (validated, with weights). Throws Error when the options
@@ -64,6 +73,9 @@ void predict_nodes(const Model& model, Plan& plan);
 // The largest predicted peak RAM and flash of any node.
 uint64_t largest_peak_ram(const Plan& plan);
 uint64_t largest_flash(const Plan& plan);
+
+// Every node's program (nodes 1..N, in order), as the run builds them.
+std::vector<NodeProgram> node_programs(const Model& model, const Plan& plan);
 
 // FNV-1a 64-bit of `bytes`, as 16 hex digits: a content digest for files.
 std::string digest(const std::string& bytes);

@@ -11,7 +11,10 @@ std::vector<int64_t> Shape::dims() const {
 
 std::string Shape::str() const {
   std::string text;
-  for (int64_t extent : dims()) text += (text.empty() ? "" : "x") + std::to_string(extent);
+  for (int64_t extent : dims()) {
+    if (!text.empty()) text += "x";
+    text += std::to_string(extent);
+  }
   return text;
 }
 

@@ -253,7 +253,7 @@ std::vector<OwnedTensor> evaluate_separately(const Model& model, const std::vect
         break;
       case Op::quantize:
       case Op::dequantize:
-        ADD_FAILURE() << "the float reference computes no quantized layer";
+        ADD_FAILURE() << "the float32 reference has no " << op_name(layer.op);
         break;
     }
     outputs.push_back(std::move(out));

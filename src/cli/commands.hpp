@@ -43,6 +43,7 @@ struct EvalOptions {
   int nodes = 1;
   std::string strategy = "spatial", grid;
   std::string ram;
+  std::string device;          // profile name or .json: caps and emulated time
   std::string requantization;  // pytorch | cmsis; empty: the model's own
   int64_t limit = 0;           // the first K test images; 0: all
   std::string json_path;       // write the result as JSON

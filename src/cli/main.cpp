@@ -48,9 +48,14 @@ int main(int argc, char** argv) {
   plan_app->add_option("--nodes", plan.nodes,
                        "number of nodes (MPI ranks 1..N); default 1, or with --strategy auto "
                        "the fewest nodes that fit the caps");
-  plan_app->add_option("--device", plan.device, "device profile of the nodes");
-  plan_app->add_option("--ram", plan.ram, "RAM cap per node, e.g. 512KiB (default: unlimited)");
-  plan_app->add_option("--flash", plan.flash, "flash cap per node, e.g. 8MiB (default: unlimited)");
+  plan_app->add_option("--device", plan.device,
+                       "device profile of the nodes: a name in partition/devices (teensy41, "
+                       "esp32s3, msp432, rpi3, pynq-z1) or a .json file; sets the caps and "
+                       "predicts the emulated time");
+  plan_app->add_option("--ram", plan.ram,
+                       "RAM cap per node, e.g. 512KiB (default: the device's, else unlimited)");
+  plan_app->add_option("--flash", plan.flash,
+                       "flash cap per node, e.g. 8MiB (default: the device's, else unlimited)");
   plan_app->add_option(
       "--strategy", plan.strategy,
       "partition strategy: spatial (tiles, halo exchange; default), auto (per stage "
@@ -105,7 +110,10 @@ int main(int argc, char** argv) {
                    "partition strategy: spatial, fused, channel, branches or relay")
       ->capture_default_str();
   eval_app->add_option("--grid", eval.grid, "tile grid RxC (spatial, fused)");
-  eval_app->add_option("--ram", eval.ram, "RAM cap per node (default: unlimited)");
+  eval_app->add_option("--ram", eval.ram,
+                       "RAM cap per node (default: the device's, else unlimited)");
+  eval_app->add_option("--device", eval.device,
+                       "device profile of the nodes (name or .json): caps and emulated time");
   eval_app
       ->add_option("--requantization", eval.requantization,
                    "int8 models: pytorch or cmsis (default: the model file's)")

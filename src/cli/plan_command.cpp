@@ -1,5 +1,6 @@
 // `splitinfer plan MODEL.h5 --nodes N ... -o PLANDIR`: writes plan.h5 and one
-// node_K.h5 per node.
+// node_K.h5 per node, and prints a table of the plan layer by layer.
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -12,6 +13,64 @@
 #include "commands.hpp"
 
 namespace splitinfer {
+namespace {
+
+// The strategy that partitions layer `layer`: the one place the table asks,
+// so that plans choosing a strategy per layer only change this.
+const std::string& layer_strategy(const Plan& plan, size_t layer) {
+  return layer < plan.layer_strategies.size() ? plan.layer_strategies[layer] : plan.strategy;
+}
+
+std::string milliseconds(double seconds) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.3f", seconds * 1e3);
+  return text;
+}
+
+// One line per layer: op, strategy, the largest node's RAM footprint while it
+// runs, the bytes all ranks send for it, and (with a device) how far it moves
+// the cluster's latest clock; then the output gather and the totals.
+void print_layer_table(const Model& model, const Plan& plan) {
+  const BytesMoved moved = bytes_moved(model, node_programs(model, plan));
+  const bool timed = plan.device.has_value();
+  const auto row = [&](const std::string& index, const std::string& name, const char* op,
+                       const std::string& strategy, const std::string& peak, uint64_t bytes,
+                       double seconds) {
+    std::printf("%4s  %-28.28s %-16s %-12s %12s %12s", index.c_str(), name.c_str(), op,
+                strategy.c_str(), peak.c_str(), format_bytes(bytes).c_str());
+    if (timed) std::printf(" %12s", milliseconds(seconds).c_str());
+    std::printf("\n");
+  };
+  std::printf("\n%4s  %-28s %-16s %-12s %12s %12s", "#", "layer", "op", "strategy", "peak RAM",
+              "moved");
+  if (timed) std::printf(" %12s", "time ms");
+  std::printf("\n");
+  const std::vector<double> no_times(model.layers.size(), 0.0);
+  const std::vector<double>& layer_seconds = timed ? plan.emulated.layer_seconds : no_times;
+  for (size_t i = 0; i < model.layers.size(); ++i) {
+    const Layer& layer = model.layers[i];
+    if (layer.op == Op::input) continue;
+    uint64_t peak = 0;
+    for (const NodePlan& node : plan.node_plans)
+      peak = std::max(peak, node.layer_peak_ram_bytes[i]);
+    row(std::to_string(i), layer.name, op_name(layer.op), layer_strategy(plan, i),
+        format_bytes(peak), moved.layers[i], layer_seconds[i]);
+  }
+  row("", "(output to the coordinator)", "", "", "", moved.output_gather,
+      plan.emulated.output_gather_seconds);
+  uint64_t total_moved = moved.output_gather, peak = 0;
+  for (uint64_t bytes : moved.layers) total_moved += bytes;
+  for (const NodePlan& node : plan.node_plans) peak = std::max(peak, node.predicted_peak_ram_bytes);
+  row("", "total", "", "", format_bytes(peak), total_moved, plan.emulated.total_seconds);
+  std::printf(
+      "peak RAM: the largest node's; moved: bytes sent by all ranks, the coordinator "
+      "included%s\n\n",
+      timed ? "; time: how far the layer moves the latest clock of the cluster (rows add "
+              "up to the total)"
+            : "");
+}
+
+}  // namespace
 
 namespace {
 
@@ -24,9 +83,8 @@ uint64_t model_macs(const Model& model) {
 }  // namespace
 
 int plan_command(const PlanCommandOptions& options) {
-  if (!options.device.empty())
-    throw Error(
-        "--device: device profiles are not available in this version; give --ram and --flash");
+  std::optional<DeviceProfile> device;
+  if (!options.device.empty()) device = load_device(options.device);
   const Model model = read_model(options.model_path);
   std::ifstream file(options.model_path, std::ios::binary);
   std::stringstream content;
@@ -38,9 +96,15 @@ int plan_command(const PlanCommandOptions& options) {
   plan_options.grid = options.grid;
   plan_options.fuse = options.fuse;
   plan_options.reuse = options.reuse;
+  // A device's RAM and flash are the caps unless --ram and --flash say otherwise.
+  if (device) {
+    plan_options.ram_cap_bytes = device->ram_bytes;
+    plan_options.flash_cap_bytes = device->flash_bytes;
+  }
   if (!options.ram.empty()) plan_options.ram_cap_bytes = parse_bytes(options.ram);
   if (!options.flash.empty()) plan_options.flash_cap_bytes = parse_bytes(options.flash);
   plan_options.model_digest = digest(content.str());
+  plan_options.device = device;
   const Plan plan = make_plan(model, plan_options);
   write_plan(options.output_dir, model, plan);
 
@@ -48,9 +112,10 @@ int plan_command(const PlanCommandOptions& options) {
               model.name.c_str(), plan.nodes, plan.strategy.c_str());
   if (plan.strategy == "spatial" || plan.strategy == "fused")
     std::printf(" (grid %dx%d)", plan.grid_rows, plan.grid_cols);
-  if (plan.strategy == "fused") {
+  if (plan.strategy == "fused")
     std::printf(", blocks of %s layers%s", plan.fuse ? std::to_string(plan.fuse).c_str() : "all",
                 plan.reuse ? ", overlap reuse" : "");
+  if (plan.recomputed_macs > 0) {
     const uint64_t macs = model_macs(model);
     std::printf("; recomputes %llu MACs (%.1f%% of the model's %llu)",
                 static_cast<unsigned long long>(plan.recomputed_macs),
@@ -58,12 +123,41 @@ int plan_command(const PlanCommandOptions& options) {
                 static_cast<unsigned long long>(macs));
   }
   std::printf("\n");
-  for (const NodePlan& node : plan.node_plans)
-    std::printf("  node %d: peak RAM %s, flash %s, sends %s, receives %s\n", node.node,
+  if (plan.device)
+    std::printf("device %s: RAM cap %s, flash cap %s\n", plan.device->name.c_str(),
+                plan.ram_cap_bytes == ArenaLayout::kUnlimited
+                    ? "unlimited"
+                    : format_bytes(plan.ram_cap_bytes).c_str(),
+                plan.flash_cap_bytes == ArenaLayout::kUnlimited
+                    ? "unlimited"
+                    : format_bytes(plan.flash_cap_bytes).c_str());
+  print_layer_table(model, plan);
+  for (const NodePlan& node : plan.node_plans) {
+    std::printf("  node %d: peak RAM %s, flash %s, sends %s, receives %s", node.node,
                 format_bytes(node.predicted_peak_ram_bytes).c_str(),
                 format_bytes(node.flash_bytes).c_str(),
                 format_bytes(node.predicted_bytes_sent).c_str(),
                 format_bytes(node.predicted_bytes_received).c_str());
+    if (plan.device) {
+      const NodeTime& time = plan.emulated.nodes[node.node - 1];
+      double compute = 0, flash = 0, communication = time.gather_communication,
+             wait = time.gather_wait;
+      for (const LayerTime& layer : time.layers) {
+        compute += layer.compute;
+        flash += layer.flash;
+        communication += layer.communication;
+        wait += layer.wait;
+      }
+      std::printf("; done at %s ms (compute %s, flash %s, links %s, waiting %s)",
+                  milliseconds(time.finish).c_str(), milliseconds(compute).c_str(),
+                  milliseconds(flash).c_str(), milliseconds(communication).c_str(),
+                  milliseconds(wait).c_str());
+    }
+    std::printf("\n");
+  }
+  if (plan.device)
+    std::printf("emulated time %s ms on %s\n", milliseconds(plan.emulated.total_seconds).c_str(),
+                plan.device->name.c_str());
   return 0;
 }
 

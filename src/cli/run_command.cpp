@@ -286,6 +286,9 @@ void print_summary(const Model& model, const std::vector<float>& output,
   if (stats.contains("host_seconds_median"))
     std::printf(" (median of %d: %.3f ms)", stats["repeat"].get<int>(),
                 stats["host_seconds_median"].get<double>() * 1e3);
+  if (!stats["emulated_seconds"].is_null())
+    std::printf(", emulated time %.3f ms on %s", stats["emulated_seconds"].get<double>() * 1e3,
+                stats["device"].get<std::string>().c_str());
   std::printf("\n");
 }
 
@@ -404,8 +407,13 @@ static std::optional<nlohmann::json> run_plan(const RunOptions& options,
                           {"strategy", setup.plan.strategy},
                           {"node_count", setup.plan.nodes},
                           {"host_seconds", times.back()},
-                          {"emulated_seconds", nullptr},  // no device profile in this version
+                          {"emulated_seconds", nullptr},  // plans without a device profile
                           {"nodes", nlohmann::json::array()}};
+  // The plan's prediction for its device profile (partition/cost_model.hpp).
+  if (setup.plan.device) {
+    stats["emulated_seconds"] = setup.plan.emulated.total_seconds;
+    stats["device"] = setup.plan.device->name;
+  }
   if (model.layers[model.output].quantized())
     stats["requantization"] = requantization_name(model.requantization);
   if (setup.plan.strategy == "spatial" || setup.plan.strategy == "fused")
@@ -433,6 +441,9 @@ static std::optional<nlohmann::json> run_plan(const RunOptions& options,
   for (int node = 1; node <= setup.plan.nodes; ++node) {
     stats["nodes"].push_back(nlohmann::json::parse(receive_text(node, kStatsTag)));
     total_moved += stats["nodes"].back()["bytes_sent"].get<uint64_t>();
+    stats["nodes"].back()["emulated_seconds"] =
+        setup.plan.device ? nlohmann::json(setup.plan.emulated.nodes[node - 1].finish)
+                          : nlohmann::json();
   }
   stats["total_bytes_moved"] = total_moved;  // every byte sent by any rank, once
   if (!options.trace_path.empty()) {
@@ -507,6 +518,11 @@ int eval_command(const EvalOptions& options) {
         plan_options.nodes = options.nodes;
         plan_options.strategy = options.strategy;
         plan_options.grid = options.grid;
+        if (!options.device.empty()) {  // its RAM and flash are the caps unless --ram says
+          plan_options.device = load_device(options.device);
+          plan_options.ram_cap_bytes = plan_options.device->ram_bytes;
+          plan_options.flash_cap_bytes = plan_options.device->flash_bytes;
+        }
         if (!options.ram.empty()) plan_options.ram_cap_bytes = parse_bytes(options.ram);
         std::ifstream file(options.model_path, std::ios::binary);
         std::stringstream content;
@@ -587,6 +603,9 @@ int eval_command(const EvalOptions& options) {
                 format_bytes(node["peak_ram_bytes"].get<uint64_t>()).c_str(),
                 format_bytes(node["predicted_peak_ram_bytes"].get<uint64_t>()).c_str(),
                 format_bytes(node["flash_bytes"].get<uint64_t>()).c_str());
+  if (setup.plan.device)
+    std::printf("emulated time per inference %.3f ms on %s\n",
+                setup.plan.emulated.total_seconds * 1e3, setup.plan.device->name.c_str());
   if (!options.json_path.empty()) {
     nlohmann::json result = {{"model", options.model_path},
                              {"name", setup.model.name},
@@ -597,6 +616,7 @@ int eval_command(const EvalOptions& options) {
                              {"nodes", setup.plan.nodes},
                              {"strategy", setup.plan.strategy},
                              {"dtype", dtype_name(setup.model.layers[setup.model.output].dtype)},
+                             {"emulated_seconds", (*stats)["emulated_seconds"]},
                              {"node_stats", (*stats)["nodes"]}};
     if (setup.model.layers[setup.model.output].quantized())
       result["requantization"] = requantization_name(setup.model.requantization);

@@ -2,8 +2,8 @@
 # make_fixtures.sh: the files the bad-input tests need, in
 # $SPLITINFER_BUILD/tests/work/cli: a small good model (the CNN_on_MCU CNN,
 # seeded random weights), an input for it, its one-node plan, a plan of
-# another model (whose node file is "foreign"), and the broken files of
-# make_bad_files.py.
+# another model (whose node file is "foreign"), the broken files of
+# make_bad_files.py, and device profiles with one fault each.
 set -euo pipefail
 source "$(dirname "$0")/../../jobs/lib/common.sh"
 work=$SPLITINFER_BUILD/tests/work/cli
@@ -37,3 +37,15 @@ $PYTHON "$SPLITINFER_ROOT/tests/cli/make_bad_files.py" good.h5 .
 $PYTHON "$SPLITINFER_ROOT/tests/cli/make_bad_int8_files.py" \
   "$SPLITINFER_ROOT/models/fashion/cnn_on_mcu_int8.h5" good.h5 .
 $PYTHON "$SPLITINFER_ROOT/tests/cli/make_bad_quantize_files.py" good.h5 .
+# Device profiles: teensy41's with a negative int8 rate, and without a source.
+$PYTHON - "$SPLITINFER_ROOT/partition/devices/teensy41.json" <<'EOF'
+import json
+import sys
+
+profile = json.load(open(sys.argv[1]))
+profile["macs_per_second_int8"]["value"] = -5
+json.dump(profile, open("device_negative_rate.json", "w"))
+profile = json.load(open(sys.argv[1]))
+del profile["link_bytes_per_second"]["source"]
+json.dump(profile, open("device_no_source.json", "w"))
+EOF

@@ -1,0 +1,209 @@
+#include "cost_model.hpp"
+
+#include <algorithm>
+#include <numeric>
+#include <string>
+
+#include "../src/error.hpp"
+#include "node_program_builder.hpp"
+
+namespace splitinfer {
+namespace {
+
+// The pieces of input `slot` of layer `layer` that move, one message each:
+// every node's receives (a node's sends are other nodes' receives; pieces
+// from peer 0 are the coordinator's).
+std::vector<Message> input_messages(const std::vector<NodeProgram>& programs, int layer, int slot) {
+  std::vector<Message> messages;
+  for (const NodeProgram& program : programs) {
+    const InputSlot& input = program.layers[layer].inputs[slot];
+    for (const Transfer& piece : input.receives)
+      messages.push_back({piece.peer, program.node, piece.region.bytes(input.element_bytes)});
+  }
+  return messages;
+}
+
+// Every node's region of `layer` sent to the coordinator after computing it
+// (relay plans).
+std::vector<Message> relay_messages(const std::vector<NodeProgram>& programs, int layer) {
+  std::vector<Message> messages;
+  for (const NodeProgram& program : programs) {
+    const LayerStep& step = program.layers[layer];
+    if (step.to_coordinator)
+      messages.push_back({program.node, 0, step.out.bytes(step.element_bytes)});
+  }
+  return messages;
+}
+
+// Every node's region of the model's output, gathered by the coordinator.
+std::vector<Message> output_messages(const Model& model, const std::vector<NodeProgram>& programs) {
+  std::vector<Message> messages;
+  for (const NodeProgram& program : programs) {
+    const LayerStep& step = program.layers[model.output];
+    if (!step.out.empty())
+      messages.push_back({program.node, 0, step.out.bytes(step.element_bytes)});
+  }
+  return messages;
+}
+
+uint64_t sum_bytes(const std::vector<Message>& messages) {
+  uint64_t bytes = 0;
+  for (const Message& message : messages) bytes += message.bytes;
+  return bytes;
+}
+
+// Every rank's clock (0: the coordinator) and what the current layer added
+// to its waiting and communication.
+struct Clocks {
+  std::vector<double> clock, wait, communication;
+  explicit Clocks(int ranks) : clock(ranks, 0.0), wait(ranks, 0.0), communication(ranks, 0.0) {}
+};
+
+int find_root(std::vector<int>& parent, int rank) {
+  while (parent[rank] != rank) rank = parent[rank] = parent[parent[rank]];
+  return rank;
+}
+
+// Runs one transfer phase: each group of ranks connected by its messages
+// starts when its latest member is ready and ends, for all its members, when
+// its busiest port direction is done.
+void run_phase(const std::vector<Message>& messages, const DeviceProfile& device, Clocks& clocks) {
+  if (messages.empty()) return;
+  const int ranks = static_cast<int>(clocks.clock.size());
+  std::vector<int> parent(ranks);
+  std::iota(parent.begin(), parent.end(), 0);
+  std::vector<bool> taking_part(ranks, false);
+  for (const Message& message : messages) {
+    taking_part[message.from] = taking_part[message.to] = true;
+    parent[find_root(parent, message.from)] = find_root(parent, message.to);
+  }
+  std::vector<std::vector<Message>> group_messages(ranks);
+  for (const Message& message : messages)
+    group_messages[find_root(parent, message.from)].push_back(message);
+  for (int root = 0; root < ranks; ++root) {
+    if (group_messages[root].empty()) continue;
+    double start = 0;
+    for (int rank = 0; rank < ranks; ++rank)
+      if (taking_part[rank] && find_root(parent, rank) == root)
+        start = std::max(start, clocks.clock[rank]);
+    const double end = start + transfer_seconds(group_messages[root], device);
+    for (int rank = 0; rank < ranks; ++rank)
+      if (taking_part[rank] && find_root(parent, rank) == root) {
+        clocks.wait[rank] += start - clocks.clock[rank];
+        clocks.communication[rank] += end - start;
+        clocks.clock[rank] = end;
+      }
+  }
+}
+
+}  // namespace
+
+uint64_t region_macs(const Model& model, const Layer& layer, const Region& out) {
+  if (out.empty()) return 0;
+  const uint64_t elements = static_cast<uint64_t>(out.elements());
+  if (layer.op == Op::conv2d) {
+    const Shape& in = model.layers[layer.inputs[0]].output_shape;
+    return elements * static_cast<uint64_t>(in.c / layer.conv.groups) *
+           static_cast<uint64_t>(layer.conv.kernel_h * layer.conv.kernel_w);
+  }
+  if (layer.op == Op::linear)
+    return elements * static_cast<uint64_t>(model.layers[layer.inputs[0]].output_shape.c);
+  return 0;
+}
+
+double transfer_seconds(const std::vector<Message>& messages, const DeviceProfile& device) {
+  struct Port {
+    uint64_t bytes_out = 0, bytes_in = 0, messages_out = 0, messages_in = 0;
+  };
+  int ranks = 0;
+  for (const Message& message : messages)
+    ranks = std::max({ranks, message.from + 1, message.to + 1});
+  std::vector<Port> ports(ranks);
+  for (const Message& message : messages) {
+    ports[message.from].bytes_out += message.bytes;
+    ports[message.from].messages_out += 1;
+    ports[message.to].bytes_in += message.bytes;
+    ports[message.to].messages_in += 1;
+  }
+  double busiest = 0;
+  const auto direction = [&](uint64_t bytes, uint64_t count) {
+    return static_cast<double>(bytes) / device.link_bytes_per_second +
+           static_cast<double>(count) * device.message_latency_seconds;
+  };
+  for (const Port& port : ports)
+    busiest = std::max({busiest, direction(port.bytes_out, port.messages_out),
+                        direction(port.bytes_in, port.messages_in)});
+  return busiest;
+}
+
+TimeEstimate estimate_time(const Model& model, const std::vector<NodeProgram>& programs,
+                           const DeviceProfile& device) {
+  const int nodes = static_cast<int>(programs.size());
+  const int count = static_cast<int>(model.layers.size());
+  for (int k = 0; k < nodes; ++k)
+    if (programs[k].node != k + 1 || static_cast<int>(programs[k].layers.size()) != count)
+      throw Error("internal: the cost model needs the programs of nodes 1.." +
+                  std::to_string(nodes) + " in order, one step per layer");
+  TimeEstimate estimate;
+  for (const NodeProgram& program : programs) {
+    NodeTime node;
+    node.node = program.node;
+    node.layers.resize(count);
+    estimate.nodes.push_back(std::move(node));
+  }
+  Clocks clocks(nodes + 1);
+  double latest = 0;  // the latest clock of any rank after the previous layer
+  for (int i = 0; i < count; ++i) {
+    const Layer& layer = model.layers[i];
+    std::fill(clocks.wait.begin(), clocks.wait.end(), 0.0);
+    std::fill(clocks.communication.begin(), clocks.communication.end(), 0.0);
+    for (int slot = 0; slot < static_cast<int>(layer.inputs.size()); ++slot)
+      run_phase(input_messages(programs, i, slot), device, clocks);
+    const double macs_per_second =
+        layer.quantized() ? device.macs_per_second_int8 : device.macs_per_second_float32;
+    for (int k = 0; k < nodes; ++k) {
+      const LayerStep& step = programs[k].layers[i];
+      LayerTime& time = estimate.nodes[k].layers[i];
+      if (step.out.empty()) continue;
+      time.flash = static_cast<double>(weight_slice_bytes(layer, step.out, false)) /
+                   device.flash_bytes_per_second;
+      time.compute = static_cast<double>(region_macs(model, layer, step.out)) / macs_per_second;
+      clocks.clock[k + 1] += time.flash + time.compute;
+    }
+    run_phase(relay_messages(programs, i), device, clocks);
+    for (int k = 0; k < nodes; ++k) {
+      LayerTime& time = estimate.nodes[k].layers[i];
+      time.wait = clocks.wait[k + 1];
+      time.communication = clocks.communication[k + 1];
+      time.finish = clocks.clock[k + 1];
+    }
+    const double now = *std::max_element(clocks.clock.begin(), clocks.clock.end());
+    estimate.layer_seconds.push_back(now - latest);
+    latest = now;
+  }
+  std::fill(clocks.wait.begin(), clocks.wait.end(), 0.0);
+  std::fill(clocks.communication.begin(), clocks.communication.end(), 0.0);
+  run_phase(output_messages(model, programs), device, clocks);
+  for (int k = 0; k < nodes; ++k) {
+    estimate.nodes[k].gather_wait = clocks.wait[k + 1];
+    estimate.nodes[k].gather_communication = clocks.communication[k + 1];
+    estimate.nodes[k].finish = clocks.clock[k + 1];
+  }
+  estimate.total_seconds = clocks.clock[0];
+  estimate.output_gather_seconds = std::max(0.0, estimate.total_seconds - latest);
+  return estimate;
+}
+
+BytesMoved bytes_moved(const Model& model, const std::vector<NodeProgram>& programs) {
+  BytesMoved moved;
+  moved.layers.assign(model.layers.size(), 0);
+  for (int i = 0; i < static_cast<int>(model.layers.size()); ++i) {
+    for (int slot = 0; slot < static_cast<int>(model.layers[i].inputs.size()); ++slot)
+      moved.layers[i] += sum_bytes(input_messages(programs, i, slot));
+    moved.layers[i] += sum_bytes(relay_messages(programs, i));
+  }
+  moved.output_gather = sum_bytes(output_messages(model, programs));
+  return moved;
+}
+
+}  // namespace splitinfer

@@ -1,0 +1,177 @@
+#include "device.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "../src/error.hpp"
+
+#ifndef SPLITINFER_DEVICES_DIR
+#error "SPLITINFER_DEVICES_DIR (the source tree's partition/devices) must be defined"
+#endif
+
+namespace splitinfer {
+namespace {
+
+using Json = nlohmann::json;
+
+// What a value may be: a byte count (a positive integer), a rate (positive),
+// or a latency (zero or more).
+enum class Kind { bytes, rate, latency };
+
+struct ValueKey {
+  const char* key;
+  Kind kind;
+};
+
+constexpr ValueKey kValueKeys[] = {{"ram_bytes", Kind::bytes},
+                                   {"flash_bytes", Kind::bytes},
+                                   {"macs_per_second_float32", Kind::rate},
+                                   {"macs_per_second_int8", Kind::rate},
+                                   {"flash_bytes_per_second", Kind::rate},
+                                   {"link_bytes_per_second", Kind::rate},
+                                   {"message_latency_seconds", Kind::latency}};
+
+// Byte counts above this are not devices (and would not fit the caps' uint64).
+constexpr double kLargestBytes = 9.0e18;
+
+double read_value(const Json& profile, const ValueKey& wanted, const std::string& where,
+                  std::string& source) {
+  const std::string key = wanted.key;
+  if (!profile.contains(key)) throw Error(where + ": missing '" + key + "'");
+  const Json& entry = profile[key];
+  if (!entry.is_object())
+    throw Error(where + ": '" + key + "' must be an object {\"value\": ..., \"source\": ...}");
+  for (const auto& [member, unused] : entry.items())
+    if (member != "value" && member != "source")
+      throw Error(where + ": '" + key + "' has an unknown member '" + member +
+                  "' (only 'value' and 'source')");
+  if (!entry.contains("value")) throw Error(where + ": '" + key + "' has no 'value'");
+  if (!entry.contains("source") || !entry["source"].is_string() ||
+      entry["source"].get<std::string>().empty())
+    throw Error(where + ": '" + key +
+                "' needs a 'source' string (the datasheet or paper, or how it was estimated)");
+  source = entry["source"].get<std::string>();
+  const Json& value = entry["value"];
+  if (!value.is_number())
+    throw Error(where + ": '" + key + "' value " + value.dump() + " is not a number");
+  const double number = value.get<double>();
+  switch (wanted.kind) {
+    case Kind::bytes:
+      if (!(number > 0) || number != std::floor(number) || number > kLargestBytes)
+        throw Error(where + ": '" + key + "' value " + value.dump() +
+                    " is not a positive whole number of bytes");
+      break;
+    case Kind::rate:
+      if (!(number > 0) || !std::isfinite(number))
+        throw Error(where + ": '" + key + "' value " + value.dump() + " must be positive");
+      break;
+    case Kind::latency:
+      if (!(number >= 0) || !std::isfinite(number))
+        throw Error(where + ": '" + key + "' value " + value.dump() + " must not be negative");
+      break;
+  }
+  return number;
+}
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) throw Error("cannot read the device profile '" + path + "'");
+  std::stringstream content;
+  content << file.rdbuf();
+  return content.str();
+}
+
+}  // namespace
+
+const std::vector<std::string>& device_value_keys() {
+  static const std::vector<std::string> keys = [] {
+    std::vector<std::string> names;
+    for (const ValueKey& value : kValueKeys) names.emplace_back(value.key);
+    return names;
+  }();
+  return keys;
+}
+
+std::string devices_directory() {
+  const char* override_dir = std::getenv("SPLITINFER_DEVICES");
+  return override_dir && *override_dir ? override_dir : SPLITINFER_DEVICES_DIR;
+}
+
+std::vector<std::string> available_devices(const std::string& directory) {
+  std::vector<std::string> names;
+  std::error_code failure;
+  for (const auto& entry : std::filesystem::directory_iterator(directory, failure))
+    if (entry.path().extension() == ".json") names.push_back(entry.path().stem().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+DeviceProfile parse_device(const std::string& text, const std::string& where) {
+  Json profile;
+  try {
+    profile = Json::parse(text);
+  } catch (const Json::parse_error& failure) {
+    throw Error(where + " is not valid JSON: " + failure.what());
+  }
+  if (!profile.is_object()) throw Error(where + ": a device profile is a JSON object");
+  for (const auto& [key, unused] : profile.items()) {
+    const auto& keys = device_value_keys();
+    if (key != "name" && key != "description" &&
+        std::find(keys.begin(), keys.end(), key) == keys.end())
+      throw Error(where + ": unknown key '" + key + "'");
+  }
+  DeviceProfile device;
+  if (!profile.contains("name") || !profile["name"].is_string() ||
+      profile["name"].get<std::string>().empty())
+    throw Error(where + ": missing 'name' (a non-empty string)");
+  device.name = profile["name"].get<std::string>();
+  if (profile.contains("description")) {
+    if (!profile["description"].is_string())
+      throw Error(where + ": 'description' must be a string");
+    device.description = profile["description"].get<std::string>();
+  }
+  double values[std::size(kValueKeys)];
+  for (size_t i = 0; i < std::size(kValueKeys); ++i)
+    values[i] = read_value(profile, kValueKeys[i], where, device.sources[kValueKeys[i].key]);
+  device.ram_bytes = static_cast<uint64_t>(values[0]);
+  device.flash_bytes = static_cast<uint64_t>(values[1]);
+  device.macs_per_second_float32 = values[2];
+  device.macs_per_second_int8 = values[3];
+  device.flash_bytes_per_second = values[4];
+  device.link_bytes_per_second = values[5];
+  device.message_latency_seconds = values[6];
+  return device;
+}
+
+DeviceProfile load_device(const std::string& name_or_path) {
+  if (name_or_path.empty()) throw Error("--device needs a profile name or a .json file");
+  std::string path = name_or_path;
+  const bool is_path =
+      name_or_path.find('/') != std::string::npos ||
+      (name_or_path.size() > 5 && name_or_path.compare(name_or_path.size() - 5, 5, ".json") == 0);
+  if (!is_path) {
+    const std::string directory = devices_directory();
+    path = (std::filesystem::path(directory) / (name_or_path + ".json")).string();
+    if (!std::filesystem::is_regular_file(path)) {
+      const std::vector<std::string> known = available_devices(directory);
+      std::string list;
+      for (const std::string& name : known) {
+        if (!list.empty()) list += ", ";
+        list += name;
+      }
+      if (list.empty()) list = "none: the directory '" + directory + "' holds no .json profiles";
+      throw Error("unknown device '" + name_or_path + "' (available: " + list +
+                  "; or give the path of a .json profile)");
+    }
+  } else if (!std::filesystem::is_regular_file(path)) {
+    throw Error("device profile '" + path + "' does not exist");
+  }
+  return parse_device(read_text_file(path), "device profile '" + path + "'");
+}
+
+}  // namespace splitinfer

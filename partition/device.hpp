@@ -1,0 +1,46 @@
+#pragma once
+// A device profile: what one node of the emulated cluster is (RAM, flash,
+// MAC rates, flash and link bandwidth, per-message latency), read from a JSON
+// file in partition/devices/ (schema: partition/devices/README.md). The plan
+// takes its caps from it and the cost model its rates.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace splitinfer {
+
+struct DeviceProfile {
+  std::string name;  // e.g. "teensy41"
+  std::string description;
+  uint64_t ram_bytes = 0;
+  uint64_t flash_bytes = 0;
+  double macs_per_second_float32 = 0;  // multiply-accumulates per second, float32 layers
+  double macs_per_second_int8 = 0;     // quint8 layers
+  double flash_bytes_per_second = 0;   // streaming weights from flash into RAM
+  double link_bytes_per_second = 0;    // each direction of the node's port on the switch
+  double message_latency_seconds = 0;  // per message, on top of its bytes
+  // Where each value comes from, by JSON key (datasheet, paper, or how it was estimated).
+  std::map<std::string, std::string> sources;
+};
+
+// The JSON keys of the profile's values, in the order the file lists them.
+const std::vector<std::string>& device_value_keys();
+
+// Where named profiles are looked up: $SPLITINFER_DEVICES if set, else the
+// source tree's partition/devices.
+std::string devices_directory();
+
+// The names of the profiles in `directory` (their file names without .json), sorted.
+std::vector<std::string> available_devices(const std::string& directory);
+
+// A profile by name (looked up in devices_directory()) or by the path of a
+// .json file (anything containing '/' or ending in ".json"). Throws Error for
+// an unknown name (listing the available ones), a missing or unreadable file,
+// and any bad value.
+DeviceProfile load_device(const std::string& name_or_path);
+
+// Parses a profile's JSON text; `where` names it in error messages.
+DeviceProfile parse_device(const std::string& text, const std::string& where);
+
+}  // namespace splitinfer
