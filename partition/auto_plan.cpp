@@ -64,8 +64,8 @@ class Search {
     candidates_ = candidates(model, segment_, nodes);
   }
 
-  // The best plan that fits, if any.
-  std::optional<Plan> run() {
+  // The best plan that fits, if any. `passes` bounds the coordinate descent.
+  std::optional<Plan> run(int passes = 3) {
     // Uniform plans first: every segment the same candidate.
     std::optional<Scored> best;
     std::vector<int> start;
@@ -81,7 +81,7 @@ class Search {
     // uniform one that fits, else the one with the smallest peak.
     std::vector<int> choice = best && !best_choice_.empty() ? best_choice_ : start;
     Scored current = evaluate(choice);
-    for (int pass = 0; pass < 3; ++pass) {
+    for (int pass = 0; pass < passes; ++pass) {
       bool improved = false;
       for (int s = 0; s < segments_; ++s)
         for (size_t c = 0; c < candidates_.size(); ++c) {
@@ -205,19 +205,27 @@ Plan auto_plan(const Model& model, const PlanOptions& options, const PlanScore& 
                  " node(s) is --ram " + std::to_string(search.smallest_ram());
     for (int nodes = options.nodes + 1; nodes <= max_nodes; ++nodes) {
       Search more(model, options, score, nodes);
-      if (more.run()) {
+      if (more.run(1)) {
         message += ", or --nodes " + std::to_string(nodes) + " fits these caps";
         break;
       }
     }
     throw Error(message);
   }
-  uint64_t smallest_ram = 0, smallest_flash = 0;
+  // The fewest nodes: a quick search (one descent pass) screens each count;
+  // the full search runs where the quick one fits or comes close.
   for (int nodes = 1; nodes <= max_nodes; ++nodes) {
+    Search quick(model, options, score, nodes);
+    const bool found = quick.run(1).has_value();
+    if (!found && (quick.smallest_flash() > options.flash_cap_bytes ||
+                   quick.smallest_ram() > options.ram_cap_bytes / 2 * 3))
+      continue;
     Search search(model, options, score, nodes);
     if (std::optional<Plan> plan = search.run()) return *plan;
-    smallest_ram = search.smallest_ram(), smallest_flash = search.smallest_flash();
   }
+  Search largest(model, options, score, max_nodes);
+  largest.run();
+  const uint64_t smallest_ram = largest.smallest_ram(), smallest_flash = largest.smallest_flash();
   if (smallest_flash > options.flash_cap_bytes)
     throw Error("no plan with up to " + std::to_string(max_nodes) + " nodes fits: with " +
                 std::to_string(max_nodes) + " nodes the smallest flash cap that fits is --flash " +

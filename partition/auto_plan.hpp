@@ -23,8 +23,11 @@ using PlanScore = std::function<double(const Plan&)>;
 // splits; whole-model relay and branches (when the model has independent
 // branches) compete as they are. Coordinate descent from the best uniform
 // plan: each segment in turn takes the candidate that lowers the score while
-// every node still fits. Throws Error when nothing fits, naming the smallest
-// RAM cap (and flash cap) with which some candidate fits, or the node count.
+// every node still fits. With the node count left open, each count is first
+// screened by a one-pass search, and fully searched where that fits or comes
+// within half the cap. Throws Error when nothing fits, naming the smallest RAM
+// cap (or flash cap) with which the node count (or the largest) fits, and
+// for a given count a larger one that fits the caps, if any.
 Plan auto_plan(const Model& model, const PlanOptions& options, const PlanScore& score,
                int max_nodes = 64);
 

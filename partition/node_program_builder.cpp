@@ -163,8 +163,65 @@ Region piece_to_send(const LayerRegions& regions, const LayerRegions& owners, in
   return trimmed(piece, computed);
 }
 
+namespace {
+
+// What every node needs of every input slot of every layer ([layer][slot][k],
+// k = 1..N), and whether the slot moves anything between nodes: the same for
+// every node's program, so computed once for all of them.
+struct Needs {
+  std::vector<std::vector<std::vector<Region>>> needed;
+  std::vector<std::vector<char>> exchange;
+};
+
+Needs all_needs(const Model& model, const LayerRegions& regions, bool via_coordinator,
+                const LayerRegions& owners) {
+  const int nodes = static_cast<int>(regions[0].size());
+  Needs needs;
+  needs.needed.resize(model.layers.size());
+  needs.exchange.resize(model.layers.size());
+  for (size_t i = 0; i < model.layers.size(); ++i) {
+    const Layer& layer = model.layers[i];
+    for (int slot = 0; slot < static_cast<int>(layer.inputs.size()); ++slot) {
+      std::vector<Region> needed(nodes + 1);
+      for (int k = 1; k <= nodes; ++k)
+        needed[k] = needed_region(model, layer, slot, regions[i][k - 1]);
+      const int source = layer.inputs[slot];
+      bool exchange = false;
+      if (model.layers[source].op != Op::input && !via_coordinator)
+        for (int j = 1; j <= nodes && !exchange; ++j)
+          for (int k = 1; k <= nodes && !exchange; ++k)
+            exchange = !piece_to_send(regions, owners, source, j, k, needed[k]).empty();
+      needs.needed[i].push_back(std::move(needed));
+      needs.exchange[i].push_back(exchange);
+    }
+  }
+  return needs;
+}
+
+NodeProgram build_with_needs(const Model& model, const LayerRegions& regions, int node,
+                             bool via_coordinator, const LayerRegions& owners, const Needs& needs);
+
+}  // namespace
+
 NodeProgram build_node_program(const Model& model, const LayerRegions& regions, int node,
                                bool via_coordinator, const LayerRegions& owners) {
+  return build_with_needs(model, regions, node, via_coordinator, owners,
+                          all_needs(model, regions, via_coordinator, owners));
+}
+
+std::vector<NodeProgram> build_node_programs(const Model& model, const LayerRegions& regions,
+                                             bool via_coordinator, const LayerRegions& owners) {
+  const Needs needs = all_needs(model, regions, via_coordinator, owners);
+  std::vector<NodeProgram> programs;
+  for (int k = 1; k <= static_cast<int>(regions[0].size()); ++k)
+    programs.push_back(build_with_needs(model, regions, k, via_coordinator, owners, needs));
+  return programs;
+}
+
+namespace {
+
+NodeProgram build_with_needs(const Model& model, const LayerRegions& regions, int node,
+                             bool via_coordinator, const LayerRegions& owners, const Needs& needs) {
   const int count = static_cast<int>(model.layers.size());
   const int nodes = static_cast<int>(regions[0].size());
   NodeProgram program;
@@ -185,8 +242,7 @@ NodeProgram build_node_program(const Model& model, const LayerRegions& regions, 
     step.element_bytes = dtype_bytes(layer.dtype);
     for (int slot = 0; slot < static_cast<int>(layer.inputs.size()); ++slot) {
       const int source = layer.inputs[slot];
-      std::vector<Region> needed(nodes + 1);
-      for (int k = 1; k <= nodes; ++k) needed[k] = needed_region(model, layer, slot, owned(i, k));
+      const std::vector<Region>& needed = needs.needed[i][slot];
       InputSlot input;
       input.needed = needed[node];
       input.element_bytes = dtype_bytes(model.layers[source].dtype);
@@ -203,9 +259,7 @@ NodeProgram build_node_program(const Model& model, const LayerRegions& regions, 
             input.receives.push_back({k, theirs_to_me}), neighbours.insert(k);
           if (!mine_to_them.empty()) input.sends.push_back({k, mine_to_them}), neighbours.insert(k);
         }
-        for (int j = 1; j <= nodes && !input.exchange; ++j)
-          for (int k = 1; k <= nodes && !input.exchange; ++k)
-            input.exchange = !moved(source, j, k, needed[k]).empty();
+        input.exchange = needs.exchange[i][slot] != 0;
       }
       for (const Transfer& piece : input.receives)
         program.bytes_received += piece.region.bytes(input.element_bytes);
@@ -318,5 +372,7 @@ NodeProgram build_node_program(const Model& model, const LayerRegions& regions, 
       program.layers[release_at[buffer]].released_after.push_back(static_cast<int>(buffer));
   return program;
 }
+
+}  // namespace
 
 }  // namespace splitinfer

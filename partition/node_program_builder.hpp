@@ -34,6 +34,11 @@ uint64_t weight_slice_bytes(const Layer& layer, const Region& out, bool in_ram);
 NodeProgram build_node_program(const Model& model, const LayerRegions& regions, int node,
                                bool via_coordinator = false, const LayerRegions& owners = {});
 
+// Every node's program (nodes 1..N), sharing the work they have in common.
+std::vector<NodeProgram> build_node_programs(const Model& model, const LayerRegions& regions,
+                                             bool via_coordinator = false,
+                                             const LayerRegions& owners = {});
+
 // The piece of layer `source`'s output node `from` sends node `to` so that
 // `to` can read `needed` of it: what `from` owns of `needed`, unless `to`
 // computed it itself; empty when nothing moves.

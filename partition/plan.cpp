@@ -46,9 +46,10 @@ void parse_grid(const std::string& grid, int nodes, int& rows, int& cols) {
 
 void predict_nodes(const Model& model, Plan& plan) {
   plan.node_plans.clear();
+  const std::vector<NodeProgram> programs =
+      build_node_programs(model, plan.regions, plan.via_coordinator, plan.owners);
   for (int k = 1; k <= plan.nodes; ++k) {
-    const NodeProgram program =
-        build_node_program(model, plan.regions, k, plan.via_coordinator, plan.owners);
+    const NodeProgram& program = programs[k - 1];
     NodePlan node;
     node.node = k;
     for (size_t i = 0; i < model.layers.size(); ++i)
@@ -200,11 +201,7 @@ Plan make_plan(const Model& model, const PlanOptions& options) {
 }
 
 std::vector<NodeProgram> node_programs(const Model& model, const Plan& plan) {
-  std::vector<NodeProgram> programs;
-  for (int k = 1; k <= plan.nodes; ++k)
-    programs.push_back(
-        build_node_program(model, plan.regions, k, plan.via_coordinator, plan.owners));
-  return programs;
+  return build_node_programs(model, plan.regions, plan.via_coordinator, plan.owners);
 }
 
 }  // namespace splitinfer

@@ -381,10 +381,8 @@ static std::optional<nlohmann::json> run_plan(const RunOptions& options,
     return nlohmann::json::object();
   }
   const Model& model = setup.model;
-  std::vector<NodeProgram> programs;
-  for (int node = 1; node <= setup.plan.nodes; ++node)
-    programs.push_back(build_node_program(model, setup.plan.regions, node,
-                                          setup.plan.via_coordinator, setup.plan.owners));
+  const std::vector<NodeProgram> programs = build_node_programs(
+      model, setup.plan.regions, setup.plan.via_coordinator, setup.plan.owners);
   Bytes output;
   std::vector<double> times;
   Trace trace;
