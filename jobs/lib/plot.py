@@ -14,10 +14,14 @@ From a plan directory (plan.h5, io/FORMAT.md):
                 computed region dashed, and one small map per node showing the
                 border it recomputes. tiles.json beside it lists every drawn
                 rectangle in input pixels and in PNG pixels
-  timeline.png  the emulated timeline, when plan.h5 holds the cost model's
-                per-layer seconds (/nodes/node_K/per_layer_seconds [layers, 3]:
-                compute, flash, communication; root attribute emulated_seconds);
-                skipped with a note otherwise
+  timeline.png  the emulated timeline of a plan made with `--device NAME`
+                (/emulation): per node, each layer's wait, communication, flash
+                and compute back to back, ending at the node's clock after the
+                layer, then the output gather; the emulated total as a red
+                line; the layers along the cluster's latest clock below.
+                timeline.json beside it says where time 0, the total and each
+                node's row lie in PNG pixels. Skipped with a note for plans
+                made without a device
 From a `splitinfer run --stats` file (per node totals only: the per-layer
 pictures need the plan directory):
   memory.png    per node measured and predicted peak RAM against the cap
@@ -126,16 +130,7 @@ class Plan:
             self.owners = root["owners"][...] if "owners" in root else None
             strategies = attr_text(root.attrs.get("layer_strategies", ""))
             self.layer_strategies = strategies.split(",") if strategies else [self.strategy] * count
-            self.per_layer, self.seconds, missing_seconds = [], [], []
-            for k in range(1, self.nodes + 1):
-                group = root[f"nodes/node_{k}"]
-                self.per_layer.append(group["per_layer"][...])
-                if "per_layer_seconds" in group:
-                    self.seconds.append(np.asarray(group["per_layer_seconds"][...], dtype=np.float64))
-                else:
-                    missing_seconds.append(k)
-            emulated = root.attrs.get("emulated_seconds")
-            self.emulated_seconds = float(emulated) if emulated is not None else None
+            self.per_layer = [root[f"nodes/node_{k}"]["per_layer"][...] for k in range(1, self.nodes + 1)]
         except KeyError as error:
             raise PlotError(f"'{name}' lacks {error.args[0] if error.args else 'an entry'} "
                             f"that a {PLAN_FORMAT} file holds") from None
@@ -151,14 +146,35 @@ class Plan:
         if len(self.layer_strategies) != count:
             raise PlotError(f"'{name}': layer_strategies names {len(self.layer_strategies)} layers, "
                             f"the model has {count}")
-        if self.seconds and missing_seconds:
-            raise PlotError(f"'{name}' holds per_layer_seconds for some nodes but not for node "
-                            f"{missing_seconds[0]}")
-        for k, seconds in enumerate(self.seconds, 1):
-            if seconds.shape != (count, 3):
-                raise PlotError(f"'{name}': /nodes/node_{k}/per_layer_seconds has shape "
-                                f"{list(seconds.shape)}, expected [{count}, 3]")
-        self.seconds = np.stack(self.seconds) if self.seconds else None  # [nodes, layers, 3]
+        self.device = attr_text(root["device"].attrs.get("name", "")) if "device" in root else ""
+        self.emulation = self._read_emulation(root, count)
+
+    def _read_emulation(self, root, count):
+        """/emulation (plans made with --device), or None: the cost model's
+        clocks, every time in seconds."""
+        if "emulation" not in root:
+            return None
+        name, group = self.file, root["emulation"]
+        try:
+            emulation = {key: float(group.attrs[key]) for key in ("total_seconds", "output_gather_seconds")}
+            for key in ("layer_seconds", "node_seconds", "per_layer"):
+                emulation[key] = np.asarray(group[key][...], dtype=np.float64)
+        except KeyError as error:
+            raise PlotError(f"'{name}': /emulation lacks {error.args[0] if error.args else 'an entry'} "
+                            f"that the cost model writes") from None
+        except (TypeError, ValueError) as error:
+            raise PlotError(f"'{name}': /emulation holds a value that is not a number ({error})") from None
+        for key, shape, meaning in (("layer_seconds", (count,), "layers"),
+                                    ("node_seconds", (self.nodes, 3), "nodes, 3"),
+                                    ("per_layer", (self.nodes, count, 5), "nodes, layers, 5")):
+            if emulation[key].shape != shape:
+                raise PlotError(f"'{name}': /emulation/{key} has shape {list(emulation[key].shape)}, "
+                                f"expected {list(shape)} ({meaning})")
+        values = [emulation["total_seconds"], emulation["output_gather_seconds"]] + \
+            [emulation[key] for key in ("layer_seconds", "node_seconds", "per_layer")]
+        if not all(np.all(np.isfinite(v)) and np.all(np.asarray(v) >= 0) for v in values):
+            raise PlotError(f"'{name}': /emulation holds a negative or non-finite time")
+        return emulation
 
     def title(self):
         grid = f", grid {self.grid[0]}x{self.grid[1]}" if self.strategy in ("spatial", "fused") else ""
@@ -626,44 +642,132 @@ def save_tiles(fig, axis, outdir, written, rectangles, texts, header):
     return path
 
 
-EMULATED_PARTS = (("compute", "#4878a8"), ("flash", "#59a14f"), ("communication", "#f28e2b"))
+# /emulation/per_layer's first four columns, in the order they are drawn
+# within a layer; the fifth is the node's clock after the layer.
+EMULATED_PARTS = (("wait", "#c7c7c7"), ("communication", "#f28e2b"), ("flash", "#59a14f"),
+                  ("compute", "#4878a8"))
+GATHER_COLOR = "#b07aa1"  # the output gather's transfer (its wait is drawn as a wait)
+TOTAL_COLOR = "#ff0000"
+
+
+def timeline_segments(emulation):
+    """Per node, the drawn bars: (start, duration, part), seconds. Layer i of
+    node k ends at per_layer[k, i, 4]; its wait, communication, flash and
+    compute lie back to back, in that order, before it. Then the output
+    gather: its wait and its transfer ('gather'), ending at the node's finish."""
+    per_layer, node_seconds = emulation["per_layer"], emulation["node_seconds"]
+    segments = []
+    for k in range(per_layer.shape[0]):
+        bars = []
+        for layer in range(per_layer.shape[1]):
+            end = per_layer[k, layer, 4]
+            start = end - per_layer[k, layer, :4].sum()
+            for part, (label, _) in enumerate(EMULATED_PARTS):
+                duration = per_layer[k, layer, part]
+                if duration > 0:
+                    bars.append((start, duration, label))
+                start += duration
+        finish, gather_wait, gather_transfer = node_seconds[k]
+        start = finish - gather_wait - gather_transfer
+        for duration, label in ((gather_wait, "wait"), (gather_transfer, "gather")):
+            if duration > 0:
+                bars.append((start, duration, label))
+            start += duration
+        segments.append(bars)
+    return segments
+
+
+def format_time(value):
+    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
 
 
 def plot_emulated_timeline(plan, outdir, written):
-    """Each node's predicted seconds per layer laid end to end, in the
-    order flash (weights streamed in), compute, communication."""
-    if plan.seconds is None:
+    """Each node's emulated clock through the inference: per layer its wait,
+    communication, flash and compute ending at its clock after the layer,
+    then the output gather; the emulated total as a vertical line. Beside
+    it timeline.json: where the time axis and each node's row lie in the PNG."""
+    emulation = plan.emulation
+    if emulation is None:
         print("plot: timeline.png skipped: plan.h5 holds no emulated times "
-              "(/nodes/node_K/per_layer_seconds, written by the cost model)")
+              "(/emulation, written by `splitinfer plan --device NAME`)")
         return None
-    seconds = plan.seconds  # [nodes, layers, 3]: compute, flash, communication
-    order = (1, 0, 2)  # drawn per layer: flash, compute, communication
-    fig, axis = plt.subplots(figsize=(12, 1.5 + 0.4 * plan.nodes), constrained_layout=True)
-    for k in range(plan.nodes):
-        spans = {part: [] for part in order}
-        clock = 0.0
-        for layer in range(seconds.shape[1]):
-            for part in order:
-                duration = float(seconds[k, layer, part])
-                if duration > 0:
-                    spans[part].append((clock * 1e3, duration * 1e3))
-                clock += duration
-        for part in order:
-            axis.broken_barh(spans[part], (k + 1 - 0.4, 0.8), color=EMULATED_PARTS[part][1], lw=0)
-    handles = [Patch(color=EMULATED_PARTS[part][1], label=EMULATED_PARTS[part][0]) for part in order]
-    if plan.emulated_seconds is not None:
-        axis.axvline(plan.emulated_seconds * 1e3, color="red", ls="--", lw=2)
-        handles.append(Line2D([], [], color="red", ls="--", label=f"emulated total {plan.emulated_seconds * 1e3:.3g} ms"))
-    totals = seconds.sum(axis=(1, 2))
+    total = emulation["total_seconds"]
+    per_layer, node_seconds = emulation["per_layer"], emulation["node_seconds"]
+    end = max(total, float(node_seconds[:, 0].max()) if plan.nodes else 0.0)
+    unit, scale = ("s", 1.0) if end >= 10 else ("ms", 1e3)
+    colors = dict(EMULATED_PARTS, gather=GATHER_COLOR)
+    fig, (axis, strip) = plt.subplots(2, 1, figsize=(13, 2.4 + 0.55 * plan.nodes), sharex=True,
+                                      gridspec_kw={"height_ratios": [max(2.0, 0.55 * plan.nodes), 0.45]},
+                                      constrained_layout=True)
+    axis.set_axisbelow(True)  # grid lines under the bars
+    for k, bars in enumerate(timeline_segments(emulation), 1):
+        for label in colors:
+            spans = [(start * scale, duration * scale) for start, duration, part in bars if part == label]
+            if spans:
+                axis.broken_barh(spans, (k - 0.4, 0.8), color=colors[label], lw=0, zorder=2)
+    axis.axvline(total * scale, color=TOTAL_COLOR, ls="--", lw=2, zorder=3)
     axis.set_yticks(range(1, plan.nodes + 1))
-    axis.set_yticklabels([f"node {k + 1}  ({totals[k] * 1e3:.3g} ms)" for k in range(plan.nodes)], fontsize=7)
+    axis.set_yticklabels([f"node {k + 1}  (done {format_time(node_seconds[k, 0] * scale)} {unit}, "
+                          f"waits {format_time((per_layer[k, :, 0].sum() + node_seconds[k, 1]) * scale)} {unit})"
+                          for k in range(plan.nodes)], fontsize=7)
     axis.set_ylim(plan.nodes + 0.6, 0.4)
-    axis.set_xlabel("emulated time (ms)")
+    axis.set_xlim(0, end * scale * 1.01)
     axis.grid(axis="x", alpha=0.3)
-    axis.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
-    axis.set_title(f"{plan.title()}: emulated timeline\neach node's predicted layer times end to end "
-                   f"(waits for neighbours not drawn)", fontsize=9)
-    return save(fig, outdir, "timeline.png", written)
+    sums = per_layer[:, :, :4].sum(axis=(0, 1))  # over nodes and layers, per part
+    gather = emulation["output_gather_seconds"]
+    handles = [Patch(color=color, label=f"{label} ({format_time(sums[i] / max(plan.nodes, 1) * scale)} {unit} per node)")
+               for i, (label, color) in enumerate(EMULATED_PARTS)]
+    handles.append(Patch(color=GATHER_COLOR, label=f"output gather ({format_time(gather * scale)} {unit} "
+                                                   f"after the last layer)"))
+    handles.append(Line2D([], [], color=TOTAL_COLOR, ls="--", lw=2,
+                          label=f"emulated total {format_time(total * scale)} {unit}\n(the coordinator holds the output)"))
+    axis.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+
+    # The layers along the cluster's latest clock: layer i moves it by
+    # layer_seconds[i]; the longest ones are named.
+    edges = np.concatenate([[0.0], np.cumsum(emulation["layer_seconds"])]) * scale
+    shaded = 0
+    for i in range(len(plan.layer_names)):
+        if edges[i + 1] > edges[i]:
+            strip.axvspan(edges[i], edges[i + 1], color="#d8d8d8" if shaded % 2 else "#f0f0f0", lw=0)
+            shaded += 1
+            if edges[i + 1] - edges[i] >= 0.08 * end * scale:
+                strip.text((edges[i] + edges[i + 1]) / 2, 0.5, plan.layer_names[i], ha="center", va="center",
+                           fontsize=6, clip_on=True)
+    strip.axvline(total * scale, color=TOTAL_COLOR, ls="--", lw=2)
+    strip.set_yticks([0.5])
+    strip.set_yticklabels(["layers (latest clock)"], fontsize=7)
+    strip.set_ylim(0, 1)
+    strip.set_xlabel(f"emulated time ({unit})")
+
+    device = plan.device or "an unnamed device"
+    relay = "relay" in plan.layer_strategies or plan.strategy == "relay"
+    note = ("\n(relays to the coordinator follow the compute but are drawn with the layer's communication)"
+            if relay else "")
+    axis.set_title(f"{plan.title()}: emulated timeline on {device}\n"
+                   f"per node and layer: wait, communication, flash, compute, ending at the node's clock after "
+                   f"the layer{note}", fontsize=9)
+    fig.canvas.draw()
+    png_height = fig.bbox.height
+
+    def to_png(x, y):
+        px, py = axis.transData.transform((x, y))
+        return [float(px), float(png_height - py)]
+
+    description = {"device": plan.device, "unit_seconds": 1.0 / scale,
+                   "png_size": [int(round(fig.bbox.width)), int(round(png_height))],
+                   # PNG x of time 0 and of the total; PNG y of each node's row centre
+                   "time_png_x": [to_png(0, 1)[0], to_png(total * scale, 1)[0]],
+                   "total_seconds": total,
+                   "node_png_y": [to_png(0, k)[1] for k in range(1, plan.nodes + 1)],
+                   "bar_png_height": abs(to_png(0, 1.4)[1] - to_png(0, 0.6)[1]),
+                   "colors": {label: [round(255 * c) for c in to_rgb(color)] for label, color in colors.items()}}
+    path = save(fig, outdir, "timeline.png", written)
+    json_path = os.path.join(outdir, "timeline.json")
+    with open(json_path, "w") as file:
+        json.dump(description, file, indent=1)
+    written.append(json_path)
+    return path
 
 
 # ---------------------------------------------------------------- run figures

@@ -8,6 +8,13 @@
         (recomputed here from the regions and the layer and input shapes), and
         OUTDIR/tiles.png has their colours along their edges; with --blank,
         the map is background colour everywhere away from lines and labels
+    check_plot.py timeline PLANDIR OUTDIR
+        OUTDIR/timeline.png draws plan.h5's /emulation: every node's layers
+        as wait, communication, flash and compute back to back from its clock
+        after the previous layer (recomputed here) to its clock after the
+        layer, sampled at the middle of every bar at least 5 px wide through
+        OUTDIR/timeline.json's time axis and rows; the emulated total as a
+        red line; and the samples tell this order from the reverse
 """
 import argparse
 import json
@@ -203,6 +210,95 @@ def check_tiles(plan_dir, outdir, layer, blank):
             fail(f"{wrong} of {clear} samples away from every rectangle are not the blank map's colour")
 
 
+PARTS = ("wait", "communication", "flash", "compute")  # /emulation/per_layer's columns 0-3
+MIN_BAR_PX = 5  # narrower bars are not sampled: antialiased edges
+
+
+def expected_bars(plan_dir, order):
+    """Per node: (start, end, part) in seconds of every non-empty part of
+    every layer, laid in `order` from the node's clock after the previous
+    layer; checks that they end at its clock after the layer. And the total."""
+    with h5py.File(os.path.join(plan_dir, "plan.h5"), "r") as plan:
+        emulation = plan["emulation"]
+        per_layer = emulation["per_layer"][...]
+        total = float(emulation.attrs["total_seconds"])
+        device = str(plan["device"].attrs["name"])
+    bars = []
+    for k in range(per_layer.shape[0]):
+        clock, node = 0.0, []
+        for i in range(per_layer.shape[1]):
+            for part in order:
+                duration = per_layer[k, i, PARTS.index(part)]
+                if duration > 0:
+                    node.append((clock, clock + duration, part))
+                clock += duration
+            if abs(clock - per_layer[k, i, 4]) > 1e-9 * max(1.0, clock):
+                fail(f"node {k + 1}, layer {i}: its parts end at {clock} s, its clock after the layer "
+                     f"is {per_layer[k, i, 4]} s")
+                clock = per_layer[k, i, 4]
+        bars.append(node)
+    return bars, total, device
+
+
+def check_timeline(plan_dir, outdir):
+    drawn = json.load(open(os.path.join(outdir, "timeline.json")))
+    pixels = load_png(os.path.join(outdir, "timeline.png"))
+    if pixels is None:
+        return
+    if [pixels.shape[1], pixels.shape[0]] != drawn["png_size"]:
+        fail(f"timeline.png is {pixels.shape[1]}x{pixels.shape[0]}, timeline.json says {drawn['png_size']}")
+    bars, total, device = expected_bars(plan_dir, PARTS)
+    if drawn["device"] != device:
+        fail(f"timeline.json names device '{drawn['device']}', plan.h5 '{device}'")
+    if len(drawn["node_png_y"]) != len(bars):
+        fail(f"timeline.json has {len(drawn['node_png_y'])} rows, plan.h5 {len(bars)} nodes")
+        return
+    x0, x_total = drawn["time_png_x"]
+
+    def to_x(seconds):
+        return x0 + seconds / total * (x_total - x0)
+
+    def samples(node_bars):
+        """(x, y, part) at the middle of every bar wide enough, away from the total's line."""
+        for k, node in enumerate(node_bars):
+            y = drawn["node_png_y"][k]
+            for start, end, part in node:
+                left, right = to_x(start), to_x(end)
+                middle = (left + right) / 2
+                if right - left >= MIN_BAR_PX and abs(middle - x_total) > 4:
+                    for dy in (-0.3, 0, 0.3):
+                        yield middle, y + dy * drawn["bar_png_height"], part
+
+    colors = {part: drawn["colors"][part] for part in PARTS}
+    checked, bad, per_part = 0, 0, dict.fromkeys(PARTS, 0)
+    for x, y, part in samples(bars):
+        checked += 1
+        per_part[part] += 1
+        if not matches(pixels, x, y, [colors[part]]):
+            bad += 1
+            if bad <= 5:
+                fail(f"{part} bar at PNG ({x:.0f}, {y:.0f}) lacks {part}'s colour {colors[part]}")
+    print(f"timeline: {checked} samples of bars ({', '.join(f'{p} {n}' for p, n in per_part.items())}), "
+          f"{bad} of the wrong colour")
+    if bad:
+        fail(f"{bad} of {checked} bar samples have the wrong colour")
+    for part, count in per_part.items():
+        if count < 3:
+            fail(f"only {count} samples of {part} bars: the fixture should show every part")
+    # Control: the parts laid in the reverse order must fail the samples.
+    reverse, _, _ = expected_bars(plan_dir, PARTS[::-1])
+    wrong = sum(not matches(pixels, x, y, [colors[part]]) for x, y, part in samples(reverse))
+    if wrong == 0:
+        fail("the samples pass the parts in reverse order too: they cannot tell")
+    # The total: red pixels down its column between the first and last row.
+    column = pixels[int(drawn["node_png_y"][0]):int(drawn["node_png_y"][-1]) + 1,
+                    max(int(round(x_total)) - 1, 0):int(round(x_total)) + 2]
+    red = int((np.abs(column - np.array([255, 0, 0])).max(axis=2) <= COLOR_TOLERANCE).any(axis=1).sum())
+    print(f"timeline: the total's column at x={x_total:.0f} has {red} red rows")
+    if red < 0.3 * column.shape[0]:
+        fail(f"the emulated total's line at PNG x={x_total:.0f}: {red} of {column.shape[0]} rows red")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -214,9 +310,14 @@ def main():
     tiles.add_argument("outdir")
     tiles.add_argument("--layer")
     tiles.add_argument("--blank", action="store_true")
+    timeline = sub.add_parser("timeline")
+    timeline.add_argument("plan_dir")
+    timeline.add_argument("outdir")
     args = parser.parse_args()
     if args.command == "png":
         check_png(args.files, [c for c in args.colors.split(",") if c])
+    elif args.command == "timeline":
+        check_timeline(args.plan_dir, args.outdir)
     else:
         check_tiles(args.plan_dir, args.outdir, args.layer, args.blank)
     for failure in failures:

@@ -2,8 +2,8 @@
 # check_plot.sh CASE: runs jobs/plot on the fixtures (make_fixtures.sh) and
 # checks what it wrote (check_plot.py): every file it prints exists and is a
 # PNG with content; tiles.png's rectangles are where plan.h5's regions put
-# them; the emulated timeline is drawn when the plan holds per-layer seconds
-# and skipped with a note when not.
+# them; the emulated timeline is drawn when the plan was made with --device
+# (its bars where /emulation puts them) and skipped with a note when not.
 set -euo pipefail
 source "$(dirname "$0")/../../jobs/lib/common.sh"
 work=$SPLITINFER_BUILD/tests/work/plot
@@ -27,7 +27,7 @@ plot_into() {
 # Colours the pictures must hold: the RAM cap and the emulated total (red),
 # the timelines' parts.
 red='#ff0000'
-compute='#4878a8' exchange='#f28e2b' flash='#59a14f'
+compute='#4878a8' exchange='#f28e2b' flash='#59a14f' wait='#c7c7c7'
 
 case $1 in
   spatial)  # blank map; the plan has a RAM cap
@@ -37,7 +37,8 @@ case $1 in
     check tiles plan_spatial out_spatial --blank
     grep -q '^plot: timeline.png skipped: plan.h5 holds no emulated times' out_spatial.txt ||
       fail "no note that the timeline was skipped"
-    [ ! -e out_spatial/timeline.png ] || fail "timeline.png drawn without emulated times"
+    [ ! -e out_spatial/timeline.png ] && [ ! -e out_spatial/timeline.json ] ||
+      fail "timeline drawn for a plan made without a device"
     ;;
   image)  # over a PNG (resized 28x28 -> 64x64), a JPG, an .h5 input; a deeper layer
     plot_into out_png plan_spatial --input "$SPLITINFER_ROOT/models/images/8_sandal.png"
@@ -71,9 +72,13 @@ case $1 in
     plot_into out_trace trace.json
     check png out_trace/host_timeline.png --colors "$compute,$exchange"
     ;;
-  emulated)  # the cost model's datasets present: timeline.png
+  emulated)  # made with --device teensy41: /emulation, timeline.png
     plot_into out_emulated plan_emulated
-    check png out_emulated/timeline.png --colors "$compute,$flash,$exchange,$red"
+    check png out_emulated/timeline.png --colors "$compute,$flash,$exchange,$wait,$red"
+    check timeline plan_emulated out_emulated
+    grep -q '^plot: timeline.png skipped' out_emulated.txt && fail "timeline skipped for a plan with /emulation"
+    $PYTHON -c "import json,sys; sys.exit(json.load(open('out_emulated/timeline.json'))['device'] != 'teensy41')" ||
+      fail "timeline.json does not name teensy41"
     ;;
   *) fail "unknown case $1" ;;
 esac
