@@ -128,18 +128,10 @@ class Search {
       if (overlaps)
         plan.owners[i] = candidate.owners.empty() ? candidate.regions[i] : candidate.owners[i];
       plan.layer_strategies[i] = candidate.name;
-      plan.via_coordinator = candidate.via_coordinator;
-      if (!candidate.owners.empty())
-        for (int k = 0; k < nodes_; ++k) {
-          const int64_t per_element =
-              plan.regions[i][k].empty()
-                  ? 0
-                  : static_cast<int64_t>(layer_macs(model_, model_.layers[i]) /
-                                         model_.layers[i].output_shape.elements());
-          plan.recomputed_macs +=
-              per_element * (plan.regions[i][k].elements() - plan.owners[i][k].elements());
-        }
     }
+    // Relay and branches are taken whole: every segment chose the same one.
+    plan.via_coordinator = candidates_[choice[0]].via_coordinator;
+    plan.recomputed_macs = recomputed_macs(model_, plan);
     predict_nodes(model_, plan);
     Scored scored;
     scored.peak = largest_peak_ram(plan);

@@ -80,16 +80,24 @@ uint64_t largest_flash(const Plan& plan) {
   return largest;
 }
 
+uint64_t recomputed_macs(const Model& model, const Plan& plan) {
+  if (plan.owners.empty()) return 0;
+  uint64_t macs = 0;
+  for (size_t i = 1; i < model.layers.size(); ++i)
+    for (int k = 0; k < plan.nodes; ++k)
+      macs += region_macs(model, model.layers[i], plan.regions[i][k]) -
+              region_macs(model, model.layers[i], plan.owners[i][k]);
+  return macs;
+}
+
 double proxy_latency(const Model& model, const Plan& plan) {
   // Without a device profile: every layer as long as its busiest node's
   // MACs at 100 MMAC/s plus the bytes moved in it over one 100 Mbit/s link.
   double seconds = 0;
   for (size_t i = 1; i < model.layers.size(); ++i) {
-    const uint64_t macs = layer_macs(model, model.layers[i]);
-    const int64_t elements = model.layers[i].output_shape.elements();
     uint64_t busiest = 0, moved = 0;
     for (int k = 0; k < plan.nodes; ++k) {
-      busiest = std::max(busiest, macs / elements * plan.regions[i][k].elements());
+      busiest = std::max(busiest, region_macs(model, model.layers[i], plan.regions[i][k]));
       moved += plan.node_plans[k].layer_bytes_received[i];
     }
     seconds += busiest / 1e8 + moved / 12.5e6;
@@ -153,13 +161,7 @@ Plan make_plan(const Model& model, const PlanOptions& options) {
     plan.owners = std::move(fused.owners);
     for (size_t i = 0; i < model.layers.size(); ++i)
       if (fused.block[i] == 0) plan.layer_strategies[i] = "spatial";
-    for (size_t i = 1; i < model.layers.size(); ++i) {
-      const int64_t map = model.layers[i].output_shape.elements();
-      const uint64_t macs = layer_macs(model, model.layers[i]);
-      for (int k = 0; k < plan.nodes; ++k)
-        plan.recomputed_macs +=
-            macs / map * (plan.regions[i][k].elements() - plan.owners[i][k].elements());
-    }
+    plan.recomputed_macs = recomputed_macs(model, plan);
   } else if (plan.strategy == "branches") {
     const std::vector<int> branches = independent_branches(model);
     plan.regions = branch_regions(model, branches, plan.nodes);

@@ -70,6 +70,10 @@ Plan make_plan(const Model& model, const PlanOptions& options);
 // every node's program, peak RAM, flash and traffic, as the run will measure.
 void predict_nodes(const Model& model, Plan& plan);
 
+// MACs the nodes compute beyond the model's own: what their regions hold
+// outside what they own (the borders fused tiles share).
+uint64_t recomputed_macs(const Model& model, const Plan& plan);
+
 // The largest predicted peak RAM and flash of any node.
 uint64_t largest_peak_ram(const Plan& plan);
 uint64_t largest_flash(const Plan& plan);
