@@ -131,7 +131,6 @@ class Search {
     }
     // Relay and branches are taken whole: every segment chose the same one.
     plan.via_coordinator = candidates_[choice[0]].via_coordinator;
-    plan.recomputed_macs = recomputed_macs(model_, plan);
     predict_nodes(model_, plan);
     Scored scored;
     scored.peak = largest_peak_ram(plan);

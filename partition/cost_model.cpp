@@ -164,10 +164,14 @@ TimeEstimate estimate_time(const Model& model, const std::vector<NodeProgram>& p
     for (int k = 0; k < nodes; ++k) {
       const LayerStep& step = programs[k].layers[i];
       LayerTime& time = estimate.nodes[k].layers[i];
-      if (step.out.empty()) continue;
-      time.flash = static_cast<double>(weight_slice_bytes(layer, step.out, false)) /
+      // A streamed layer is computed part by part, its weights streamed for each.
+      const std::vector<Region> parts = computed_parts(programs[k], i);
+      if (parts.empty()) continue;
+      uint64_t macs = 0;
+      for (const Region& part : parts) macs += region_macs(model, layer, part);
+      time.flash = static_cast<double>(weight_slice_bytes(layer, step.out, false) * parts.size()) /
                    device.flash_bytes_per_second;
-      time.compute = static_cast<double>(region_macs(model, layer, step.out)) / macs_per_second;
+      time.compute = static_cast<double>(macs) / macs_per_second;
       clocks.clock[k + 1] += time.flash + time.compute;
     }
     run_phase(relay_messages(programs, i), device, clocks);

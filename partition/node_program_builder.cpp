@@ -199,29 +199,190 @@ Needs all_needs(const Model& model, const LayerRegions& regions, bool via_coordi
 }
 
 NodeProgram build_with_needs(const Model& model, const LayerRegions& regions, int node,
-                             bool via_coordinator, const LayerRegions& owners, const Needs& needs);
+                             bool via_coordinator, const LayerRegions& owners, const Needs& needs,
+                             const StreamGroups& streams);
+
+bool streamable_op(Op op) {
+  switch (op) {
+    case Op::conv2d:
+    case Op::maxpool:
+    case Op::avgpool:
+    case Op::add:
+    case Op::mul:
+    case Op::batchnorm:
+    case Op::relu:
+    case Op::relu6:
+    case Op::leaky_relu:
+    case Op::sigmoid:
+    case Op::silu:
+    case Op::hardswish:
+    case Op::hardsigmoid:
+    case Op::quantize:
+    case Op::dequantize:
+    case Op::upsample_nearest:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Kernel scratch for computing `out` of `layer` from `needed` of its input.
+uint64_t scratch_bytes(const Model& model, const Layer& layer, const Region& needed,
+                       const Region& out) {
+  if (layer.op != Op::conv2d || out.empty()) return 0;
+  if (layer.quantized()) return conv2d_q_scratch_bytes(out.shape(layer.output_shape));
+  const Shape& in = model.layers[layer.inputs[0]].output_shape;
+  return conv2d_scratch_bytes(layer.conv, needed.shape(in), out.shape(layer.output_shape), in.c,
+                              layer.output_shape.c);
+}
+
+Region bounding_box(const Region& a, const Region& b) {
+  if (a.empty()) return b;
+  if (b.empty()) return a;
+  return {std::min(a.c0, b.c0), std::max(a.c1, b.c1), std::min(a.y0, b.y0),
+          std::max(a.y1, b.y1), std::min(a.x0, b.x0), std::max(a.x1, b.x1)};
+}
+
+// `group`'s parts on `node`.
+Stream stream_parts(const Model& model, const LayerRegions& regions, int node,
+                    const StreamGroup& group) {
+  Stream stream;
+  stream.first = group.first;
+  stream.last = group.last;
+  const int length = group.last - group.first + 1;
+  const auto region = [&](int layer) -> const Region& { return regions[layer][node - 1]; };
+  stream.last_reader.assign(length - 1, -1);
+  for (int m = group.first + 1; m <= group.last; ++m)
+    for (int source : model.layers[m].inputs)
+      if (source >= group.first) stream.last_reader[source - group.first] = m;
+  const Region& whole = region(group.last);
+  const std::string where = "the plan's stream of layers '" + model.layers[group.first].name +
+                            "'..'" + model.layers[group.last].name + "' on node " +
+                            std::to_string(node);
+  if (whole.empty()) {
+    for (int j = group.first; j < group.last; ++j)
+      if (!region(j).empty())
+        throw Error(where + " computes some of layer '" + model.layers[j].name +
+                    "' but nothing of the run's last layer");
+    return stream;
+  }
+  // Tiles of `whole`: its rows and columns cut every part_rows / part_cols.
+  const auto cuts = [](int64_t begin, int64_t end, int64_t step) {
+    std::vector<std::pair<int64_t, int64_t>> ranges;
+    if (step <= 0) step = end - begin;
+    for (int64_t at = begin; at < end; at += step)
+      ranges.emplace_back(at, std::min(end, at + step));
+    return ranges;
+  };
+  const auto rows = cuts(whole.y0, whole.y1, group.part_rows);
+  const auto cols = cuts(whole.x0, whole.x1, group.part_cols);
+  for (size_t r = 0; r < rows.size(); ++r)
+    for (size_t c = 0; c < cols.size(); ++c) {
+      std::vector<PartStep> part(length);
+      part[length - 1].out = {whole.c0,       whole.c1,      rows[r].first,
+                              rows[r].second, cols[c].first, cols[c].second};
+      for (int j = group.last - 1; j >= group.first; --j) {
+        Region box;  // what the run's later layers read of this layer in this part
+        for (int m = j + 1; m <= group.last; ++m)
+          for (size_t slot = 0; slot < model.layers[m].inputs.size(); ++slot)
+            if (model.layers[m].inputs[slot] == j)
+              box = bounding_box(box, needed_region(model, model.layers[m], static_cast<int>(slot),
+                                                    part[m - group.first].out));
+        if (box.empty()) continue;
+        // Together the parts compute the node's whole region of the layer:
+        // the first and last tiles reach its edges, and a tile starts where
+        // the one before it ended (a stride wider than the kernel skips rows
+        // that nothing reads).
+        const Region& held = region(j);
+        box.c0 = held.c0, box.c1 = held.c1;
+        if (r == 0) box.y0 = std::min(box.y0, held.y0);
+        if (r + 1 == rows.size()) box.y1 = std::max(box.y1, held.y1);
+        if (c == 0) box.x0 = std::min(box.x0, held.x0);
+        if (c + 1 == cols.size()) box.x1 = std::max(box.x1, held.x1);
+        if (r > 0)
+          box.y0 =
+              std::min(box.y0, stream.parts[(r - 1) * cols.size() + c][j - group.first].out.y1);
+        if (c > 0) box.x0 = std::min(box.x0, stream.parts.back()[j - group.first].out.x1);
+        if (!held.contains(box))
+          throw Error(where + " reads " + box.str() + " of layer '" + model.layers[j].name +
+                      "', more than the node's region " + held.str() + " of it");
+        part[j - group.first].out = box;
+      }
+      for (int j = group.first; j <= group.last; ++j) {
+        PartStep& step = part[j - group.first];
+        const Layer& layer = model.layers[j];
+        for (size_t slot = 0; slot < layer.inputs.size(); ++slot)
+          step.needed.push_back(needed_region(model, layer, static_cast<int>(slot), step.out));
+        step.scratch_bytes =
+            scratch_bytes(model, layer, step.needed.empty() ? Region{} : step.needed[0], step.out);
+      }
+      stream.parts.push_back(std::move(part));
+    }
+  return stream;
+}
 
 }  // namespace
 
+bool streamable_layer(const Layer& layer) {
+  return streamable_op(layer.op) && layer.output_shape.rank != 2 &&
+         layer.output_shape.h * layer.output_shape.w > 1;
+}
+
+void check_stream_groups(const Model& model, const StreamGroups& groups) {
+  const int count = static_cast<int>(model.layers.size());
+  std::vector<std::vector<int>> readers(count);
+  for (int i = 0; i < count; ++i)
+    for (int source : model.layers[i].inputs) readers[source].push_back(i);
+  int previous_last = 0;
+  for (const StreamGroup& group : groups) {
+    if (group.first <= previous_last || group.last <= group.first || group.last >= count)
+      throw Error(
+          "the plan's streams must be runs of at least two layers after the input, in order, "
+          "not overlapping (not layers " +
+          std::to_string(group.first) + ".." + std::to_string(group.last) + ")");
+    const std::string run = "the stream of layers '" + model.layers[group.first].name + "'..'" +
+                            model.layers[group.last].name + "'";
+    if (group.part_rows < 0 || group.part_cols < 0 ||
+        (group.part_rows == 0 && group.part_cols == 0))
+      throw Error(run + " needs parts of at least 1 row or column (not " +
+                  std::to_string(group.part_rows) + "x" + std::to_string(group.part_cols) + ")");
+    for (int j = group.first; j <= group.last; ++j) {
+      const Layer& layer = model.layers[j];
+      if (!streamable_layer(layer))
+        throw Error(run + " holds layer '" + layer.name + "' (" + op_name(layer.op) +
+                    "), which cannot be computed part by part");
+      if (j == group.last) continue;
+      if (j == model.output || std::any_of(readers[j].begin(), readers[j].end(),
+                                           [&](int reader) { return reader > group.last; }))
+        throw Error(run + " holds layer '" + layer.name + "', which is read after the run");
+    }
+    previous_last = group.last;
+  }
+}
+
 NodeProgram build_node_program(const Model& model, const LayerRegions& regions, int node,
-                               bool via_coordinator, const LayerRegions& owners) {
+                               bool via_coordinator, const LayerRegions& owners,
+                               const StreamGroups& streams) {
   return build_with_needs(model, regions, node, via_coordinator, owners,
-                          all_needs(model, regions, via_coordinator, owners));
+                          all_needs(model, regions, via_coordinator, owners), streams);
 }
 
 std::vector<NodeProgram> build_node_programs(const Model& model, const LayerRegions& regions,
-                                             bool via_coordinator, const LayerRegions& owners) {
+                                             bool via_coordinator, const LayerRegions& owners,
+                                             const StreamGroups& streams) {
   const Needs needs = all_needs(model, regions, via_coordinator, owners);
   std::vector<NodeProgram> programs;
   for (int k = 1; k <= static_cast<int>(regions[0].size()); ++k)
-    programs.push_back(build_with_needs(model, regions, k, via_coordinator, owners, needs));
+    programs.push_back(
+        build_with_needs(model, regions, k, via_coordinator, owners, needs, streams));
   return programs;
 }
 
 namespace {
 
 NodeProgram build_with_needs(const Model& model, const LayerRegions& regions, int node,
-                             bool via_coordinator, const LayerRegions& owners, const Needs& needs) {
+                             bool via_coordinator, const LayerRegions& owners, const Needs& needs,
+                             const StreamGroups& streams) {
   const int count = static_cast<int>(model.layers.size());
   const int nodes = static_cast<int>(regions[0].size());
   NodeProgram program;
@@ -281,6 +442,21 @@ NodeProgram build_with_needs(const Model& model, const LayerRegions& regions, in
   program.bytes_sent += program.layers[model.output].out.bytes(
       program.layers[model.output].element_bytes);  // the output to the coordinator
   program.neighbours.assign(neighbours.begin(), neighbours.end());
+  if (via_coordinator && !streams.empty())
+    throw Error("a relay plan cannot stream (every layer goes whole to the coordinator)");
+  for (const StreamGroup& group : streams) {
+    for (int j = group.first; j <= group.last; ++j) {
+      program.layers[j].stream = static_cast<int>(program.streams.size());
+      for (size_t slot = 0; slot < model.layers[j].inputs.size() && j > group.first; ++slot) {
+        const InputSlot& input = program.layers[j].inputs[slot];
+        if (model.layers[j].inputs[slot] >= group.first && input.exchange)
+          throw Error("the plan's regions move pieces of layer '" +
+                      model.layers[model.layers[j].inputs[slot]].name +
+                      "' between nodes, but it is streamed and never whole on a node");
+      }
+    }
+    program.streams.push_back(stream_parts(model, regions, node, group));
+  }
 
   // Memory: every computed region is a buffer, except views (flatten, slice
   // read in place) and element-wise ops written over an input that nothing
@@ -305,6 +481,11 @@ NodeProgram build_with_needs(const Model& model, const LayerRegions& regions, in
     const Layer& layer = model.layers[i];
     LayerStep& step = program.layers[i];
     if (step.out.empty()) continue;
+    const Stream* stream = step.stream >= 0 ? &program.streams[step.stream] : nullptr;
+    if (stream && i != stream->last) {  // computed part by part, never whole
+      step.weight_bytes = weight_slice_bytes(layer, step.out, true);
+      continue;
+    }
     const InputSlot* first = step.inputs.empty() ? nullptr : &step.inputs[0];
     const int source = layer.inputs.empty() ? -1 : layer.inputs[0];
     if (first && first->direct) {
@@ -328,7 +509,9 @@ NodeProgram build_with_needs(const Model& model, const LayerRegions& regions, in
     }
     // Any input read in place may be written over (an SE gate's multiply
     // writes over the map, not over the received gate).
-    for (size_t slot = 0; slot < step.inputs.size() && is_elementwise(layer.op); ++slot) {
+    // Not a stream's last layer: later parts still read the inputs.
+    for (size_t slot = 0; slot < step.inputs.size() && is_elementwise(layer.op) && !stream;
+         ++slot) {
       const InputSlot& input = step.inputs[slot];
       const LayerStep& candidate = program.layers[layer.inputs[slot]];
       if (input.direct && input.needed == candidate.out && candidate.out == step.out &&
@@ -346,14 +529,8 @@ NodeProgram build_with_needs(const Model& model, const LayerRegions& regions, in
       program.buffer_bytes.push_back(step.out.bytes(step.element_bytes));
     }
     step.weight_bytes = weight_slice_bytes(layer, step.out, true);
-    if (layer.op == Op::conv2d && layer.quantized()) {
-      step.scratch_bytes = conv2d_q_scratch_bytes(step.out.shape(layer.output_shape));
-    } else if (layer.op == Op::conv2d) {
-      const Shape& in = model.layers[source].output_shape;
-      step.scratch_bytes =
-          conv2d_scratch_bytes(layer.conv, first->needed.shape(in),
-                               step.out.shape(layer.output_shape), in.c, layer.output_shape.c);
-    }
+    if (!stream)
+      step.scratch_bytes = scratch_bytes(model, layer, first ? first->needed : Region{}, step.out);
   }
   // Each buffer is released after the last layer that writes, reads or sends
   // it; the one holding the model's output is kept to the end.

@@ -10,6 +10,26 @@
 
 namespace splitinfer {
 
+// A run of layers every node computes part by part (see Stream in
+// src/node_program.hpp): `last`'s region cut into tiles of at most part_rows
+// x part_cols (0: the whole extent), each part computing, in every layer of
+// the run, what the later ones read of it.
+struct StreamGroup {
+  int first = 0, last = 0;
+  int64_t part_rows = 0, part_cols = 0;
+};
+using StreamGroups = std::vector<StreamGroup>;
+
+// A layer a stream can compute part by part: a spatial map, and an op that
+// computes any part of it from the matching part of its inputs
+// (convolutions, pooling, element-wise ops).
+bool streamable_layer(const Layer& layer);
+
+// Throws Error unless `groups` are in order, disjoint, and streamable: every
+// layer of a run streamable_layer(), the layers before `last` are read only by later layers of the
+// run and are not the model's output, and each run is cut into at least two parts.
+void check_stream_groups(const Model& model, const StreamGroups& groups);
+
 // regions[layer][node - 1]: the part of the layer's output each node computes.
 // Every layer's regions partition its map (disjoint, covering); the input
 // layer's are empty (the coordinator holds the input).
@@ -31,13 +51,18 @@ uint64_t weight_slice_bytes(const Layer& layer, const Region& out, bool in_ram);
 // With `via_coordinator` (the relay baseline), nodes exchange nothing
 // directly: every computed region goes to the coordinator, and every input a
 // node needs comes whole from it, its own part included.
+// `streams` (checked with check_stream_groups) are computed part by part: a
+// node's regions of the layers before each run's last must hold what the run
+// reads of them (Error otherwise), so nothing of them moves between nodes.
 NodeProgram build_node_program(const Model& model, const LayerRegions& regions, int node,
-                               bool via_coordinator = false, const LayerRegions& owners = {});
+                               bool via_coordinator = false, const LayerRegions& owners = {},
+                               const StreamGroups& streams = {});
 
 // Every node's program (nodes 1..N), sharing the work they have in common.
 std::vector<NodeProgram> build_node_programs(const Model& model, const LayerRegions& regions,
                                              bool via_coordinator = false,
-                                             const LayerRegions& owners = {});
+                                             const LayerRegions& owners = {},
+                                             const StreamGroups& streams = {});
 
 // The piece of layer `source`'s output node `from` sends node `to` so that
 // `to` can read `needed` of it: what `from` owns of `needed`, unless `to`

@@ -42,12 +42,32 @@ void parse_grid(const std::string& grid, int nodes, int& rows, int& cols) {
                 std::to_string(nodes) + " nodes");
 }
 
+// "R" or "RxC": parts of at most R rows (and C columns).
+void parse_parts(const std::string& parts, int64_t& rows, int64_t& cols) {
+  const size_t x = parts.find_first_of("xX");
+  try {
+    size_t used = 0;
+    rows = std::stoll(parts.substr(0, x), &used);
+    if (used != std::min(x, parts.size())) throw Error("");
+    cols = 0;
+    if (x != std::string::npos) {
+      cols = std::stoll(parts.substr(x + 1), &used);
+      if (used != parts.size() - x - 1) throw Error("");
+    }
+  } catch (const std::exception&) {
+    rows = -1;
+  }
+  if (rows < 1 || cols < 0)
+    throw Error("--stream '" + parts +
+                "' is not R or RxC (parts of at most R rows, and C columns; e.g. 4 or 8x8)");
+}
+
 }  // namespace
 
 void predict_nodes(const Model& model, Plan& plan) {
   plan.node_plans.clear();
-  const std::vector<NodeProgram> programs =
-      build_node_programs(model, plan.regions, plan.via_coordinator, plan.owners);
+  const std::vector<NodeProgram> programs = node_programs(model, plan);
+  plan.recomputed_macs = recomputed_macs(model, programs);
   for (int k = 1; k <= plan.nodes; ++k) {
     const NodeProgram& program = programs[k - 1];
     NodePlan node;
@@ -60,6 +80,12 @@ void predict_nodes(const Model& model, Plan& plan) {
     for (const LayerTraffic& layer : layer_traffic(model, program)) {
       node.layer_bytes_sent.push_back(layer.sent);
       node.layer_bytes_received.push_back(layer.received);
+    }
+    for (size_t i = 0; i < model.layers.size(); ++i) {
+      uint64_t macs = 0;
+      for (const Region& part : computed_parts(program, static_cast<int>(i)))
+        macs += region_macs(model, model.layers[i], part);
+      node.layer_macs.push_back(macs);
     }
     node.predicted_bytes_sent = program.bytes_sent;
     node.predicted_bytes_received = program.bytes_received;
@@ -80,14 +106,16 @@ uint64_t largest_flash(const Plan& plan) {
   return largest;
 }
 
-uint64_t recomputed_macs(const Model& model, const Plan& plan) {
-  if (plan.owners.empty()) return 0;
-  uint64_t macs = 0;
-  for (size_t i = 1; i < model.layers.size(); ++i)
-    for (int k = 0; k < plan.nodes; ++k)
-      macs += region_macs(model, model.layers[i], plan.regions[i][k]) -
-              region_macs(model, model.layers[i], plan.owners[i][k]);
-  return macs;
+uint64_t recomputed_macs(const Model& model, const std::vector<NodeProgram>& programs) {
+  uint64_t computed = 0, own = 0;
+  for (size_t i = 1; i < model.layers.size(); ++i) {
+    const Layer& layer = model.layers[i];
+    own += region_macs(model, layer, Region::whole(layer.output_shape));
+    for (const NodeProgram& program : programs)
+      for (const Region& part : computed_parts(program, static_cast<int>(i)))
+        computed += region_macs(model, layer, part);
+  }
+  return computed - own;
 }
 
 double proxy_latency(const Model& model, const Plan& plan) {
@@ -97,7 +125,7 @@ double proxy_latency(const Model& model, const Plan& plan) {
   for (size_t i = 1; i < model.layers.size(); ++i) {
     uint64_t busiest = 0, moved = 0;
     for (int k = 0; k < plan.nodes; ++k) {
-      busiest = std::max(busiest, region_macs(model, model.layers[i], plan.regions[i][k]));
+      busiest = std::max(busiest, plan.node_plans[k].layer_macs[i]);
       moved += plan.node_plans[k].layer_bytes_received[i];
     }
     seconds += busiest / 1e8 + moved / 12.5e6;
@@ -161,7 +189,6 @@ Plan make_plan(const Model& model, const PlanOptions& options) {
     plan.owners = std::move(fused.owners);
     for (size_t i = 0; i < model.layers.size(); ++i)
       if (fused.block[i] == 0) plan.layer_strategies[i] = "spatial";
-    plan.recomputed_macs = recomputed_macs(model, plan);
   } else if (plan.strategy == "branches") {
     const std::vector<int> branches = independent_branches(model);
     plan.regions = branch_regions(model, branches, plan.nodes);
@@ -180,6 +207,32 @@ Plan make_plan(const Model& model, const PlanOptions& options) {
                 "' (auto, spatial, fused, channel, branches, relay)");
   }
 
+  if (!options.stream.empty()) {
+    if (plan.strategy != "spatial" && plan.strategy != "fused")
+      throw Error("--stream applies to the spatial and fused strategies only (auto chooses)");
+    if (plan.reuse)
+      throw Error(
+          "--stream and --reuse do not go together (streamed layers are never whole, so "
+          "no tile can fetch their borders)");
+    int64_t rows = 0, cols = 0;
+    parse_parts(options.stream, rows, cols);
+    // Fused: each block streams whole (DeepThings' tiles, several per node);
+    // spatial: each widening block (inverted residuals).
+    std::vector<int> block;
+    if (plan.strategy == "fused")
+      block = fused_regions(model, plan.grid_rows, plan.grid_cols, plan.fuse, false).block;
+    StreamGroups runs = stream_runs(model, block, plan.strategy == "spatial");
+    for (StreamGroup& run : runs) run.part_rows = rows, run.part_cols = cols;
+    StreamedRegions streamed = stream_regions(model, plan.regions, plan.owners, runs);
+    if (streamed.groups.empty())
+      throw Error("--stream: no run of layers of model '" + model.name +
+                  "' can be streamed with this grid");
+    plan.regions = std::move(streamed.regions);
+    plan.owners = std::move(streamed.owners);
+    plan.streams = std::move(streamed.groups);
+    for (const StreamGroup& group : plan.streams)
+      for (int j = group.first; j <= group.last; ++j) plan.layer_strategies[j] += " streamed";
+  }
   predict_nodes(model, plan);
   const uint64_t peak = largest_peak_ram(plan), flash = largest_flash(plan);
   if (peak > options.ram_cap_bytes)
@@ -194,7 +247,7 @@ Plan make_plan(const Model& model, const PlanOptions& options) {
       digest(options.model_digest + "|" + std::to_string(plan.nodes) + "|" + plan.strategy + "|" +
              std::to_string(plan.grid_rows) + "x" + std::to_string(plan.grid_cols) + "|" +
              std::to_string(plan.ram_cap_bytes) + "|" + std::to_string(plan.flash_cap_bytes) + "|" +
-             std::to_string(plan.fuse) + "|" + std::to_string(plan.reuse));
+             std::to_string(plan.fuse) + "|" + std::to_string(plan.reuse) + "|" + options.stream);
   if (options.device) {
     plan.device = options.device;
     plan.emulated = estimate_time(model, node_programs(model, plan), *plan.device);
@@ -203,7 +256,7 @@ Plan make_plan(const Model& model, const PlanOptions& options) {
 }
 
 std::vector<NodeProgram> node_programs(const Model& model, const Plan& plan) {
-  return build_node_programs(model, plan.regions, plan.via_coordinator, plan.owners);
+  return build_node_programs(model, plan.regions, plan.via_coordinator, plan.owners, plan.streams);
 }
 
 }  // namespace splitinfer

@@ -22,6 +22,7 @@ struct NodePlan {
   uint64_t predicted_bytes_received = 0;
   // Per layer: the arena footprint while it runs, the bytes sent and received.
   std::vector<uint64_t> layer_peak_ram_bytes, layer_bytes_sent, layer_bytes_received;
+  std::vector<uint64_t> layer_macs;  // per layer: MACs it computes (a stream's parts: all of them)
 };
 
 struct Plan {
@@ -41,7 +42,11 @@ struct Plan {
   bool reuse = false;  // fused: overlap reuse instead of recomputation
   // Per layer: the strategy that cut it (fused: "fused" inside blocks).
   std::vector<std::string> layer_strategies;
-  // MACs computed beyond the model's own: borders recomputed by fused tiles.
+  // Runs of layers computed part by part on every node (streaming); their
+  // layers' regions hold what the run reads, like fused blocks.
+  StreamGroups streams;
+  // MACs computed beyond the model's own: borders recomputed by fused tiles
+  // and by the parts of streams.
   uint64_t recomputed_macs = 0;
   // Planned for a device profile: the profile, and the emulated time of one
   // inference on a cluster of such devices (partition/cost_model.hpp).
@@ -55,6 +60,9 @@ struct PlanOptions {
   std::string grid;      // "RxC" for spatial and fused; empty: rows only (N x 1)
   int fuse = 0;          // fused: layers per block (0: as many as possible)
   bool reuse = false;    // fused: overlap reuse
+  // spatial and fused: "R" or "RxC", stream every run of layers that can
+  // be streamed in parts of at most R rows (and C columns); empty: none.
+  std::string stream;
   uint64_t ram_cap_bytes = ArenaLayout::kUnlimited;
   uint64_t flash_cap_bytes = ArenaLayout::kUnlimited;
   std::string model_digest;  // identifies the model's content
@@ -66,13 +74,14 @@ struct PlanOptions {
 // cannot be met, saying the smallest cap that would fit.
 Plan make_plan(const Model& model, const PlanOptions& options);
 
-// Fills plan.node_plans from plan.regions (and owners, via_coordinator):
-// every node's program, peak RAM, flash and traffic, as the run will measure.
+// Fills plan.node_plans from plan.regions (and owners, via_coordinator,
+// streams): every node's program, peak RAM, flash and traffic, as the run
+// will measure; and plan.recomputed_macs.
 void predict_nodes(const Model& model, Plan& plan);
 
-// MACs the nodes compute beyond the model's own: what their regions hold
-// outside what they own (the borders fused tiles share).
-uint64_t recomputed_macs(const Model& model, const Plan& plan);
+// MACs the nodes' programs compute beyond the model's own (the borders fused
+// tiles share, the overlaps of a stream's parts).
+uint64_t recomputed_macs(const Model& model, const std::vector<NodeProgram>& programs);
 
 // The largest predicted peak RAM and flash of any node.
 uint64_t largest_peak_ram(const Plan& plan);

@@ -101,6 +101,77 @@ FusedRegions fused_regions_in_blocks(const Model& model, int grid_rows, int grid
   return fused;
 }
 
+StreamGroups stream_runs(const Model& model, const std::vector<int>& block, bool at_expansions) {
+  const int count = static_cast<int>(model.layers.size());
+  std::vector<int> last_reader(count, 0);
+  for (int i = 0; i < count; ++i)
+    for (int source : model.layers[i].inputs)
+      last_reader[source] = std::max(last_reader[source], i);
+  std::vector<bool> can(count, false);
+  for (int i = 1; i < count; ++i) can[i] = streamable_layer(model.layers[i]);
+  // A layer of a run ends where the next layer cannot follow it.
+  const auto joined = [&](int i) {  // i and i + 1 may be in one run
+    if (i + 1 >= count || !can[i] || !can[i + 1]) return false;
+    if (!block.empty() && (block[i] == 0 || block[i] != block[i + 1])) return false;
+    const auto bytes = [&](int layer) {
+      return model.layers[layer].output_shape.elements() * dtype_bytes(model.layers[layer].dtype);
+    };
+    return !at_expansions || bytes(i) >= bytes(i + 1);
+  };
+  StreamGroups groups;
+  for (int start = 1; start < count;) {
+    int end = start;  // the segment [start, end] of layers joined one to the next
+    while (joined(end)) ++end;
+    // The longest runs in it whose earlier layers are read only inside them.
+    for (int first = start; first < end;) {
+      int last = -1, reach = 0;
+      for (int e = first + 1; e <= end && e - 1 != model.output; ++e) {
+        reach = std::max(reach, last_reader[e - 1]);
+        if (reach <= e) last = e;
+      }
+      if (last < 0) {
+        ++first;
+        continue;
+      }
+      groups.push_back({first, last, 0, 0});
+      first = last + 1;
+    }
+    start = end + 1;
+  }
+  return groups;
+}
+
+StreamedRegions stream_regions(const Model& model, const LayerRegions& regions,
+                               const LayerRegions& owners, const StreamGroups& groups) {
+  StreamedRegions streamed;
+  streamed.regions = regions;
+  const int nodes = static_cast<int>(regions[0].size());
+  for (const StreamGroup& group : groups) {
+    LayerRegions grown = streamed.regions;
+    bool streams = true;
+    for (int k = 0; k < nodes && streams; ++k) {
+      if (grown[group.last][k].empty()) {
+        for (int j = group.first; j < group.last; ++j) streams = streams && grown[j][k].empty();
+        continue;
+      }
+      for (int j = group.last; j > group.first; --j) {
+        const Layer& layer = model.layers[j];
+        for (size_t slot = 0; slot < layer.inputs.size(); ++slot) {
+          const int source = layer.inputs[slot];
+          if (source < group.first) continue;
+          grown[source][k] = bounding_box(
+              grown[source][k], needed_region(model, layer, static_cast<int>(slot), grown[j][k]));
+        }
+      }
+    }
+    if (!streams) continue;
+    streamed.regions = std::move(grown);
+    streamed.groups.push_back(group);
+  }
+  streamed.owners = streamed.groups.empty() || !owners.empty() ? owners : regions;
+  return streamed;
+}
+
 std::vector<int> independent_branches(const Model& model) {
   const int count = static_cast<int>(model.layers.size());
   // Union-find over the layers seen so far, joined along their edges (the

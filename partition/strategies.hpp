@@ -35,6 +35,26 @@ FusedRegions fused_regions(const Model& model, int grid_rows, int grid_cols, int
 FusedRegions fused_regions_in_blocks(const Model& model, int grid_rows, int grid_cols,
                                      std::vector<int> block, bool reuse);
 
+// Runs of layers to stream (StreamGroup, parts left 0): the longest runs
+// check_stream_groups() accepts, none crossing from one block to another
+// (`block[layer]`, when given; 0 is outside every block), and with
+// `at_expansions` none going on past a layer whose map is smaller in bytes
+// than the next layer's: a run then starts at a narrow map and holds one
+// widening block (an inverted residual: expand, depthwise, project).
+StreamGroups stream_runs(const Model& model, const std::vector<int>& block, bool at_expansions);
+
+// Regions under which `groups` stream: each node's regions of the layers
+// before a run's last grow (as fused blocks do) to hold what the run reads
+// of them. Runs a grid cannot stream (a node would compute some of a run
+// but nothing of its last layer) are left out. `owners` are the previous
+// owners (or the regions, when they partitioned every map).
+struct StreamedRegions {
+  LayerRegions regions, owners;
+  StreamGroups groups;  // the runs that stream
+};
+StreamedRegions stream_regions(const Model& model, const LayerRegions& regions,
+                               const LayerRegions& owners, const StreamGroups& groups);
+
 // Independent branches: the layers before the first layer that joins two
 // parts of the graph with no path between them (the input aside), grouped by
 // those parts. Returns per layer its branch (from 0), or -1 for the join and

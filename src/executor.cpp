@@ -47,87 +47,110 @@ Executor::Executor(const Model& model, NodeProgram program, std::string node_lab
       kernels_(kernels),
       requantization_(model.requantization) {}
 
+Tensor Executor::input(int layer_index, int slot, Arena& arena, Exchange& exchange,
+                       const std::vector<Tensor>& outputs, std::vector<void*>& transient) const {
+  const Layer& layer = model_.layers[layer_index];
+  const InputSlot& input = program_.layers[layer_index].inputs[slot];
+  const int source = layer.inputs[slot];
+  const Region& stored_region = program_.layers[source].out;
+  char* stored = static_cast<char*>(outputs[source].data);
+  Tensor view;
+  view.shape = input.needed.shape(model_.layers[source].output_shape);
+  view.dtype = model_.layers[source].dtype;
+  void* tile = nullptr;
+  if (input.direct) {
+    const int64_t plane =
+        (stored_region.y1 - stored_region.y0) * (stored_region.x1 - stored_region.x0);
+    view.data = stored + (input.needed.c0 - stored_region.c0) * plane * input.element_bytes;
+  } else if (!input.needed.empty()) {
+    tile = arena.allocate(input.needed.bytes(input.element_bytes),
+                          allocation_purpose(node_label_, layer, "input tile"));
+    transient.push_back(tile);
+    if (stored)
+      copy_region(stored, stored_region, tile, input.needed, stored_region.intersect(input.needed),
+                  input.element_bytes);
+    view.data = tile;
+  }
+  if (input.exchange || !input.receives.empty() || !input.sends.empty())
+    exchange.exchange(layer_index, slot, input, stored, stored_region, tile);
+  return view;
+}
+
+std::map<std::string, const void*> Executor::weights(int layer_index, Arena& arena,
+                                                     std::vector<void*>& transient) const {
+  // This node's slice of the layer's weights, streamed from flash into RAM,
+  // float16 widened to float32.
+  const Layer& layer = model_.layers[layer_index];
+  const LayerStep& step = program_.layers[layer_index];
+  std::map<std::string, const void*> weights;
+  if (!step.weight_bytes) return weights;
+  char* cursor = static_cast<char*>(
+      arena.allocate(step.weight_bytes, allocation_purpose(node_label_, layer, "weights")));
+  transient.push_back(cursor);
+  for (const auto& [blob_name, blob] : layer.weights) {
+    if (blob.dtype == DType::f16) {
+      const auto* halves = reinterpret_cast<const _Float16*>(blob.raw.data());
+      float* widened = reinterpret_cast<float*>(cursor);
+      for (size_t k = 0; k < blob.elements(); ++k) widened[k] = static_cast<float>(halves[k]);
+    } else {
+      std::memcpy(cursor, blob.data(), blob.bytes());
+    }
+    weights[blob_name] = cursor;
+    cursor += blob.ram_bytes();
+  }
+  return weights;
+}
+
 void Executor::run(Arena& arena, Exchange& exchange,
                    const std::function<void(int, Tensor&)>& on_layer,
                    const std::function<void(const Tensor&)>& on_output) const {
   std::vector<char*> buffers(program_.buffer_bytes.size(), nullptr);
   std::vector<Tensor> outputs(model_.layers.size());  // this node's region of each layer
+  // With on_layer, a stream's earlier layers are assembled here from their
+  // parts (outside the arena: a debugging aid, like the dumps it feeds).
+  std::vector<std::vector<char>> assembled(model_.layers.size());
   for (size_t i = 0; i < model_.layers.size(); ++i) {
     const Layer& layer = model_.layers[i];
     const LayerStep& step = program_.layers[i];
-    std::vector<void*> transient;
-
-    // Inputs: read in place, or a tile of own data plus received pieces.
-    std::vector<Tensor> inputs(step.inputs.size());
-    for (size_t slot = 0; slot < step.inputs.size(); ++slot) {
-      const InputSlot& input = step.inputs[slot];
-      const int source = layer.inputs[slot];
-      const Region& stored_region = program_.layers[source].out;
-      char* stored = static_cast<char*>(outputs[source].data);
-      Tensor& view = inputs[slot];
-      view.shape = input.needed.shape(model_.layers[source].output_shape);
-      view.dtype = model_.layers[source].dtype;
-      void* tile = nullptr;
-      if (input.direct) {
-        const int64_t plane =
-            (stored_region.y1 - stored_region.y0) * (stored_region.x1 - stored_region.x0);
-        view.data = stored + (input.needed.c0 - stored_region.c0) * plane * input.element_bytes;
-      } else if (!input.needed.empty()) {
-        tile = arena.allocate(input.needed.bytes(input.element_bytes),
-                              allocation_purpose(node_label_, layer, "input tile"));
-        transient.push_back(tile);
-        if (stored)
-          copy_region(stored, stored_region, tile, input.needed,
-                      stored_region.intersect(input.needed), input.element_bytes);
-        view.data = tile;
+    if (step.stream >= 0) {
+      const Stream& stream = program_.streams[step.stream];
+      if (static_cast<int>(i) == stream.first)
+        run_stream(stream, arena, exchange, buffers, outputs, on_layer ? &assembled : nullptr);
+    } else {
+      std::vector<void*> transient;
+      // Inputs: read in place, or a tile of own data plus received pieces.
+      std::vector<Tensor> inputs(step.inputs.size());
+      std::vector<Region> needed(step.inputs.size());
+      for (size_t slot = 0; slot < step.inputs.size(); ++slot) {
+        inputs[slot] =
+            input(static_cast<int>(i), static_cast<int>(slot), arena, exchange, outputs, transient);
+        needed[slot] = step.inputs[slot].needed;
       }
-      if (input.exchange || !input.receives.empty() || !input.sends.empty())
-        exchange.exchange(static_cast<int>(i), static_cast<int>(slot), input, stored, stored_region,
-                          tile);
-    }
-
-    if (!step.out.empty()) {
-      if (step.allocates_out)
-        buffers[step.out_buffer] = static_cast<char*>(
-            arena.allocate(program_.buffer_bytes[step.out_buffer],
-                           allocation_purpose(node_label_, layer, "output activation")));
-      Tensor& out = outputs[i];
-      out.shape = step.out.shape(layer.output_shape);
-      out.dtype = layer.dtype;
-      out.data = buffers[step.out_buffer] + step.out_offset;
-
-      // Stream this layer's weights (this node's slice) from flash into RAM,
-      // widening float16 to float32.
-      std::map<std::string, const void*> weights;
-      if (step.weight_bytes) {
-        char* cursor = static_cast<char*>(
-            arena.allocate(step.weight_bytes, allocation_purpose(node_label_, layer, "weights")));
-        transient.push_back(cursor);
-        for (const auto& [blob_name, blob] : layer.weights) {
-          if (blob.dtype == DType::f16) {
-            const auto* halves = reinterpret_cast<const _Float16*>(blob.raw.data());
-            float* widened = reinterpret_cast<float*>(cursor);
-            for (size_t k = 0; k < blob.elements(); ++k) widened[k] = static_cast<float>(halves[k]);
-          } else {
-            std::memcpy(cursor, blob.data(), blob.bytes());
-          }
-          weights[blob_name] = cursor;
-          cursor += blob.ram_bytes();
+      if (!step.out.empty()) {
+        if (step.allocates_out)
+          buffers[step.out_buffer] = static_cast<char*>(
+              arena.allocate(program_.buffer_bytes[step.out_buffer],
+                             allocation_purpose(node_label_, layer, "output activation")));
+        Tensor& out = outputs[i];
+        out.shape = step.out.shape(layer.output_shape);
+        out.dtype = layer.dtype;
+        out.data = buffers[step.out_buffer] + step.out_offset;
+        const std::map<std::string, const void*> blobs =
+            weights(static_cast<int>(i), arena, transient);
+        void* scratch = nullptr;
+        if (step.scratch_bytes) {
+          scratch =
+              arena.allocate(step.scratch_bytes, allocation_purpose(node_label_, layer, "scratch"));
+          transient.push_back(scratch);
         }
+        const double start = trace_ ? trace_->now_us() : 0;
+        compute(static_cast<int>(i), inputs, needed, step.out, out, blobs, scratch);
+        if (trace_) trace_->add(layer.name, std::string("compute ") + op_name(layer.op), start);
       }
-      void* scratch = nullptr;
-      if (step.scratch_bytes) {
-        scratch =
-            arena.allocate(step.scratch_bytes, allocation_purpose(node_label_, layer, "scratch"));
-        transient.push_back(scratch);
-      }
-      const double start = trace_ ? trace_->now_us() : 0;
-      compute(static_cast<int>(i), inputs, out, weights, scratch);
-      if (trace_) trace_->add(layer.name, std::string("compute ") + op_name(layer.op), start);
+      for (void* memory : transient) arena.release(memory);
+      if (step.to_coordinator) exchange.to_coordinator(static_cast<int>(i), outputs[i]);
     }
-    for (void* memory : transient) arena.release(memory);
-    if (step.to_coordinator) exchange.to_coordinator(static_cast<int>(i), outputs[i]);
-    if (on_layer && !step.out.empty()) on_layer(static_cast<int>(i), outputs[i]);
+    if (on_layer && !step.out.empty() && outputs[i].data) on_layer(static_cast<int>(i), outputs[i]);
     for (int buffer : step.released_after) {
       arena.release(buffers[buffer]);
       buffers[buffer] =
@@ -143,12 +166,114 @@ void Executor::run(Arena& arena, Exchange& exchange,
   }
 }
 
-void Executor::compute(int layer_index, const std::vector<Tensor>& inputs, Tensor& out,
-                       const std::map<std::string, const void*>& weights, void* scratch) const {
+void Executor::run_stream(const Stream& stream, Arena& arena, Exchange& exchange,
+                          std::vector<char*>& buffers, std::vector<Tensor>& outputs,
+                          std::vector<std::vector<char>>* assembled) const {
+  // Allocates exactly as replay_stream() in node_program.cpp predicts.
+  const int length = stream.last - stream.first + 1;
+  // The inputs from outside the run, whole, received before the first part
+  // (the exchanges in the same order as unstreamed layers make them).
+  std::vector<void*> outside;
+  std::vector<std::vector<Tensor>> outside_inputs(length);
+  for (int j = stream.first; j <= stream.last; ++j) {
+    const Layer& layer = model_.layers[j];
+    outside_inputs[j - stream.first].resize(layer.inputs.size());
+    for (size_t slot = 0; slot < layer.inputs.size(); ++slot)
+      if (layer.inputs[slot] < stream.first)
+        outside_inputs[j - stream.first][slot] =
+            input(j, static_cast<int>(slot), arena, exchange, outputs, outside);
+  }
+  const Layer& last_layer = model_.layers[stream.last];
+  const LayerStep& last = program_.layers[stream.last];
+  if (!last.out.empty()) {
+    if (last.allocates_out)
+      buffers[last.out_buffer] = static_cast<char*>(
+          arena.allocate(program_.buffer_bytes[last.out_buffer],
+                         allocation_purpose(node_label_, last_layer, "output activation")));
+    Tensor& out = outputs[stream.last];
+    out.shape = last.out.shape(last_layer.output_shape);
+    out.dtype = last_layer.dtype;
+    out.data = buffers[last.out_buffer] + last.out_offset;
+  }
+  if (assembled)
+    for (int j = stream.first; j < stream.last; ++j) {
+      const LayerStep& step = program_.layers[j];
+      (*assembled)[j].assign(step.out.bytes(step.element_bytes), 0);
+      outputs[j].shape = step.out.shape(model_.layers[j].output_shape);
+      outputs[j].dtype = model_.layers[j].dtype;
+      outputs[j].data = (*assembled)[j].data();
+    }
+  for (size_t p = 0; p < stream.parts.size(); ++p) {
+    std::vector<Tensor> parts(length);  // each layer's part
+    for (int j = stream.first; j <= stream.last; ++j) {
+      const Layer& layer = model_.layers[j];
+      const LayerStep& step = program_.layers[j];
+      const PartStep& part = stream.parts[p][j - stream.first];
+      if (part.out.empty()) continue;
+      std::vector<void*> transient;
+      std::vector<Tensor> inputs(layer.inputs.size());
+      for (size_t slot = 0; slot < layer.inputs.size(); ++slot) {
+        const Region& needed = part.needed[slot];
+        if (needed.empty()) continue;
+        const int source = layer.inputs[slot];
+        const Tensor& held = source >= stream.first ? parts[source - stream.first]
+                                                    : outside_inputs[j - stream.first][slot];
+        const Region& held_at = held_region(program_, stream, p, j, static_cast<int>(slot), source);
+        if (needed == held_at) {
+          inputs[slot] = held;
+          continue;
+        }
+        const size_t element_bytes = step.inputs[slot].element_bytes;
+        Tensor& tile = inputs[slot];
+        tile.shape = needed.shape(model_.layers[source].output_shape);
+        tile.dtype = model_.layers[source].dtype;
+        tile.data = arena.allocate(needed.bytes(element_bytes),
+                                   allocation_purpose(node_label_, layer, "input tile"));
+        transient.push_back(tile.data);
+        copy_region(held.data, held_at, tile.data, needed, needed, element_bytes);
+      }
+      const bool into_buffer = j == stream.last && part.out == step.out;
+      Tensor& out = parts[j - stream.first];
+      out.shape = part.out.shape(layer.output_shape);
+      out.dtype = layer.dtype;
+      out.data = into_buffer ? outputs[stream.last].data
+                             : arena.allocate(part.out.bytes(step.element_bytes),
+                                              allocation_purpose(node_label_, layer, "part"));
+      const std::map<std::string, const void*> blobs = weights(j, arena, transient);
+      void* scratch = nullptr;
+      if (part.scratch_bytes) {
+        scratch =
+            arena.allocate(part.scratch_bytes, allocation_purpose(node_label_, layer, "scratch"));
+        transient.push_back(scratch);
+      }
+      const double start = trace_ ? trace_->now_us() : 0;
+      compute(j, inputs, part.needed, part.out, out, blobs, scratch);
+      if (trace_) trace_->add(layer.name, std::string("compute part ") + op_name(layer.op), start);
+      for (void* memory : transient) arena.release(memory);
+      if (j == stream.last && !into_buffer) {
+        copy_region(out.data, part.out, outputs[stream.last].data, step.out, part.out,
+                    step.element_bytes);
+        arena.release(out.data);
+      } else if (j < stream.last && assembled) {
+        copy_region(out.data, part.out, outputs[j].data, step.out, part.out, step.element_bytes);
+      }
+      for (int m = stream.first; m < j; ++m)
+        if (stream.last_reader[m - stream.first] == j && parts[m - stream.first].data)
+          arena.release(parts[m - stream.first].data);
+    }
+  }
+  for (void* memory : outside) arena.release(memory);
+}
+
+void Executor::compute(int layer_index, const std::vector<Tensor>& inputs,
+                       const std::vector<Region>& needed_regions, const Region& out_region,
+                       Tensor& out, const std::map<std::string, const void*>& weights,
+                       void* scratch) const {
   const Layer& layer = model_.layers[layer_index];
   const LayerStep& step = program_.layers[layer_index];
   if (layer.quantized() || layer.op == Op::dequantize)
-    return compute_quantized(layer_index, inputs, out, weights, scratch);
+    return compute_quantized(layer_index, inputs, needed_regions, out_region, out, weights,
+                             scratch);
   const auto weight = [&](const char* blob_name) -> const float* {
     auto found = weights.find(blob_name);
     return found == weights.end() ? nullptr : static_cast<const float*>(found->second);
@@ -156,9 +281,9 @@ void Executor::compute(int layer_index, const std::vector<Tensor>& inputs, Tenso
   const Tensor& in = inputs.empty() ? out : inputs[0];
   const Shape& in_shape =
       layer.inputs.empty() ? layer.output_shape : model_.layers[layer.inputs[0]].output_shape;
-  const Region& needed = layer.inputs.empty() ? step.out : step.inputs[0].needed;
+  const Region& needed = layer.inputs.empty() ? out_region : needed_regions[0];
   const Placement in_at = needed.placement(in_shape);
-  const Placement out_at = step.out.placement(layer.output_shape);
+  const Placement out_at = out_region.placement(layer.output_shape);
   const bool reference = kernels_ == Kernels::reference;
   switch (layer.op) {
     case Op::input:
@@ -199,15 +324,16 @@ void Executor::compute(int layer_index, const std::vector<Tensor>& inputs, Tenso
     case Op::concat: {
       std::vector<const Tensor*> pieces;  // inputs whose channels fall in this node's range
       for (size_t slot = 0; slot < inputs.size(); ++slot)
-        if (!step.inputs[slot].needed.empty()) pieces.push_back(&inputs[slot]);
+        if (!needed_regions[slot].empty()) pieces.push_back(&inputs[slot]);
       concat(pieces, out);
       break;
     }
     case Op::channel_shuffle:
-      channel_shuffle(in, needed.c0, layer.shuffle_groups, in_shape.c, out, step.out.c0);
+      channel_shuffle(in, needed.c0, layer.shuffle_groups, in_shape.c, out, out_region.c0);
       break;
     case Op::slice:
-      if (step.allocates_out) slice_channels(in, step.out.c0 + layer.slice_start - needed.c0, out);
+      if (step.allocates_out)
+        slice_channels(in, out_region.c0 + layer.slice_start - needed.c0, out);
       break;  // otherwise a view: the program placed the output inside the input
     case Op::flatten:
       flatten(layer_index, in, out);
@@ -240,7 +366,9 @@ void Executor::flatten(int layer_index, const Tensor& in, Tensor& out) const {
               out.bytes());
 }
 
-void Executor::compute_quantized(int layer_index, const std::vector<Tensor>& inputs, Tensor& out,
+void Executor::compute_quantized(int layer_index, const std::vector<Tensor>& inputs,
+                                 const std::vector<Region>& needed_regions,
+                                 const Region& out_region, Tensor& out,
                                  const std::map<std::string, const void*>& weights,
                                  void* scratch) const {
   const Layer& layer = model_.layers[layer_index];
@@ -265,9 +393,9 @@ void Executor::compute_quantized(int layer_index, const std::vector<Tensor>& inp
   }
   const Tensor& in = inputs.empty() ? out : inputs[0];
   const Shape& in_shape = model_.layers[layer.inputs[0]].output_shape;
-  const Region& needed = step.inputs[0].needed;
+  const Region& needed = needed_regions[0];
   const Placement in_at = needed.placement(in_shape);
-  const Placement out_at = step.out.placement(layer.output_shape);
+  const Placement out_at = out_region.placement(layer.output_shape);
   switch (layer.op) {
     case Op::quantize:
       quantize(q, in, out);
@@ -302,7 +430,7 @@ void Executor::compute_quantized(int layer_index, const std::vector<Tensor>& inp
       std::vector<const Tensor*> pieces;  // inputs whose channels fall in this node's range
       std::vector<QuantParams> params;
       for (size_t slot = 0; slot < inputs.size(); ++slot)
-        if (!step.inputs[slot].needed.empty())
+        if (!needed_regions[slot].empty())
           pieces.push_back(&inputs[slot]), params.push_back(q.in[slot]);
       concat_q(q, pieces, params, out);
       break;
@@ -314,10 +442,11 @@ void Executor::compute_quantized(int layer_index, const std::vector<Tensor>& inp
       upsample_nearest(layer.scale_h, layer.scale_w, in, in_at, out, out_at);
       break;
     case Op::channel_shuffle:
-      channel_shuffle(in, needed.c0, layer.shuffle_groups, in_shape.c, out, step.out.c0);
+      channel_shuffle(in, needed.c0, layer.shuffle_groups, in_shape.c, out, out_region.c0);
       break;
     case Op::slice:
-      if (step.allocates_out) slice_channels(in, step.out.c0 + layer.slice_start - needed.c0, out);
+      if (step.allocates_out)
+        slice_channels(in, out_region.c0 + layer.slice_start - needed.c0, out);
       break;
     case Op::flatten:
       flatten(layer_index, in, out);

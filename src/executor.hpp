@@ -47,16 +47,33 @@ class Executor {
 
   // One inference. `on_layer` (may be empty) sees this node's region of every
   // layer it computes right after computing it (and may change it: a checker
-  // can feed later layers reference values); `on_output` sees its region of
+  // can feed later layers reference values; a stream's layers are seen after
+  // the whole stream); `on_output` sees its region of
   // the model's output (when not empty). The arena is empty again afterwards.
   void run(Arena& arena, Exchange& exchange,
            const std::function<void(int layer_index, Tensor&)>& on_layer,
            const std::function<void(const Tensor&)>& on_output) const;
 
  private:
-  void compute(int layer_index, const std::vector<Tensor>& inputs, Tensor& out,
+  // Input `slot` of a layer as the node holds it for the whole layer: a view
+  // of its stored region, or a tile (added to `transient`) of its own data
+  // and the pieces the exchange brings.
+  Tensor input(int layer_index, int slot, Arena& arena, Exchange& exchange,
+               const std::vector<Tensor>& outputs, std::vector<void*>& transient) const;
+  // The layer's weight slice streamed into the arena (added to `transient`).
+  std::map<std::string, const void*> weights(int layer_index, Arena& arena,
+                                             std::vector<void*>& transient) const;
+  // A stream's layers, part by part; with `assembled`, also each earlier
+  // layer's region, from its parts, into outputs[] (outside the arena).
+  void run_stream(const Stream& stream, Arena& arena, Exchange& exchange,
+                  std::vector<char*>& buffers, std::vector<Tensor>& outputs,
+                  std::vector<std::vector<char>>* assembled) const;
+  // `out` (region `out_region` of the layer) from `inputs` (regions `needed`).
+  void compute(int layer_index, const std::vector<Tensor>& inputs,
+               const std::vector<Region>& needed, const Region& out_region, Tensor& out,
                const std::map<std::string, const void*>& weights, void* scratch) const;
-  void compute_quantized(int layer_index, const std::vector<Tensor>& inputs, Tensor& out,
+  void compute_quantized(int layer_index, const std::vector<Tensor>& inputs,
+                         const std::vector<Region>& needed, const Region& out_region, Tensor& out,
                          const std::map<std::string, const void*>& weights, void* scratch) const;
   void flatten(int layer_index, const Tensor& in, Tensor& out) const;
 

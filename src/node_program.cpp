@@ -7,6 +7,96 @@ std::string allocation_purpose(const std::string& node_label, const Layer& layer
   return node_label + ", layer '" + layer.name + "' (" + op_name(layer.op) + "): " + what;
 }
 
+std::vector<Region> computed_parts(const NodeProgram& program, int layer_index) {
+  const LayerStep& step = program.layers[layer_index];
+  std::vector<Region> parts;
+  if (step.stream < 0) {
+    if (!step.out.empty()) parts.push_back(step.out);
+    return parts;
+  }
+  const Stream& stream = program.streams[step.stream];
+  for (const std::vector<PartStep>& part : stream.parts)
+    if (!part[layer_index - stream.first].out.empty())
+      parts.push_back(part[layer_index - stream.first].out);
+  return parts;
+}
+
+const Region& held_region(const NodeProgram& program, const Stream& stream, size_t part,
+                          int layer_index, int slot, int source) {
+  if (source >= stream.first) return stream.parts[part][source - stream.first].out;
+  return program.layers[layer_index].inputs[slot].needed;  // a tile, or a view of the stored region
+}
+
+namespace {
+
+// A stream's allocations, as Executor::run_stream makes them: the inputs from
+// outside the run (whole), `last`'s buffer, then part by part and layer by
+// layer the input tiles a part does not find as they are, the part's output
+// (`last`'s goes straight into its buffer when the part is all of it),
+// weights and scratch; then the releases.
+void replay_stream(const Model& model, const NodeProgram& program, const Stream& stream,
+                   ArenaLayout& layout, const std::string& node_label,
+                   std::vector<uint64_t>& offsets, std::vector<uint64_t>* layer_footprints) {
+  const int length = stream.last - stream.first + 1;
+  std::vector<uint64_t> outside;
+  for (int j = stream.first; j <= stream.last; ++j)
+    for (size_t slot = 0; slot < model.layers[j].inputs.size(); ++slot) {
+      const InputSlot& input = program.layers[j].inputs[slot];
+      if (model.layers[j].inputs[slot] < stream.first && !input.needed.empty() && !input.direct)
+        outside.push_back(
+            layout.allocate(input.needed.bytes(input.element_bytes),
+                            allocation_purpose(node_label, model.layers[j], "input tile")));
+    }
+  const LayerStep& last = program.layers[stream.last];
+  if (last.allocates_out)
+    offsets[last.out_buffer] = layout.allocate(
+        program.buffer_bytes[last.out_buffer],
+        allocation_purpose(node_label, model.layers[stream.last], "output activation"));
+  std::vector<uint64_t> footprints(length, 0);
+  for (size_t p = 0; p < stream.parts.size(); ++p) {
+    std::vector<uint64_t> part_buffers(length, ArenaLayout::kUnlimited);
+    for (int j = stream.first; j <= stream.last; ++j) {
+      const Layer& layer = model.layers[j];
+      const LayerStep& step = program.layers[j];
+      const PartStep& part = stream.parts[p][j - stream.first];
+      if (part.out.empty()) continue;
+      std::vector<uint64_t> transient;
+      for (size_t slot = 0; slot < layer.inputs.size(); ++slot) {
+        const Region& needed = part.needed[slot];
+        if (needed.empty() || needed == held_region(program, stream, p, j, static_cast<int>(slot),
+                                                    layer.inputs[slot]))
+          continue;
+        transient.push_back(layout.allocate(needed.bytes(step.inputs[slot].element_bytes),
+                                            allocation_purpose(node_label, layer, "input tile")));
+      }
+      const bool into_buffer = j == stream.last && part.out == step.out;
+      if (!into_buffer)
+        part_buffers[j - stream.first] = layout.allocate(
+            part.out.bytes(step.element_bytes), allocation_purpose(node_label, layer, "part"));
+      if (step.weight_bytes)
+        transient.push_back(
+            layout.allocate(step.weight_bytes, allocation_purpose(node_label, layer, "weights")));
+      if (part.scratch_bytes)
+        transient.push_back(
+            layout.allocate(part.scratch_bytes, allocation_purpose(node_label, layer, "scratch")));
+      footprints[j - stream.first] = std::max(footprints[j - stream.first], layout.high_water());
+      for (uint64_t offset : transient) layout.release(offset);
+      if (j == stream.last && !into_buffer) layout.release(part_buffers[length - 1]);
+      for (int m = stream.first; m < j; ++m)
+        if (stream.last_reader[m - stream.first] == j &&
+            part_buffers[m - stream.first] != ArenaLayout::kUnlimited)
+          layout.release(part_buffers[m - stream.first]);
+    }
+  }
+  for (uint64_t offset : outside) layout.release(offset);
+  for (int j = stream.first; j <= stream.last; ++j) {
+    if (layer_footprints) layer_footprints->push_back(footprints[j - stream.first]);
+    for (int buffer : program.layers[j].released_after) layout.release(offsets[buffer]);
+  }
+}
+
+}  // namespace
+
 uint64_t replay_memory(const Model& model, const NodeProgram& program, ArenaLayout& layout,
                        const std::string& node_label, std::vector<uint64_t>* layer_footprints) {
   std::vector<uint64_t> offsets(program.buffer_bytes.size());
@@ -14,6 +104,12 @@ uint64_t replay_memory(const Model& model, const NodeProgram& program, ArenaLayo
   for (size_t i = 0; i < model.layers.size(); ++i) {
     const Layer& layer = model.layers[i];
     const LayerStep& step = program.layers[i];
+    if (step.stream >= 0) {
+      const Stream& stream = program.streams[step.stream];
+      if (static_cast<int>(i) == stream.first)
+        replay_stream(model, program, stream, layout, node_label, offsets, layer_footprints);
+      continue;
+    }
     std::vector<uint64_t> transient;
     for (const InputSlot& input : step.inputs)
       if (!input.needed.empty() && !input.direct)

@@ -39,6 +39,30 @@ struct LayerStep {
   uint64_t weight_bytes = 0;        // this node's weight slice of the layer, streamed from flash
   uint64_t scratch_bytes = 0;       // kernel scratch
   std::vector<int> released_after;  // buffers whose last use is this layer
+  int stream = -1;  // the stream (program.streams) computing this layer part by part; -1: none
+};
+
+// One layer's share of one part of a stream.
+struct PartStep {
+  Region out;                  // what of the layer's region this part computes (empty: nothing)
+  std::vector<Region> needed;  // per input slot: what of that input it reads
+  uint64_t scratch_bytes = 0;  // kernel scratch for this part
+};
+
+// Layers first..last computed part by part (streaming, as MCUNetV2 and
+// DeepThings do): `last`'s region is cut into parts (row bands, or tiles),
+// and for each part every layer of the run computes only what the later
+// ones read of it, so no map before `last` ever exists whole on the node.
+// Overlaps between parts are recomputed; every layer's weights are streamed
+// from flash once per part. The layers before `last` are read by nothing
+// outside the run; the inputs from outside it (the run's input, a residual)
+// are whole on the node, read or received before the first part.
+struct Stream {
+  int first = 0, last = 0;
+  std::vector<std::vector<PartStep>> parts;  // [part][layer - first]
+  // Per layer before `last` (index layer - first): the layer of the run that
+  // reads its part last, after which the part's buffer is released.
+  std::vector<int> last_reader;
 };
 
 struct NodeProgram {
@@ -46,6 +70,7 @@ struct NodeProgram {
   std::vector<uint64_t> buffer_bytes;  // per buffer
   std::vector<LayerStep> layers;       // per model layer
   std::vector<int> neighbours;         // nodes this node exchanges with directly (sorted)
+  std::vector<Stream> streams;
 
   // Bytes this node sends to and receives from other nodes and the
   // coordinator in one inference (its output to the coordinator included).
@@ -76,6 +101,16 @@ struct LayerTraffic {
   uint64_t sent = 0, received = 0;
 };
 std::vector<LayerTraffic> layer_traffic(const Model& model, const NodeProgram& program);
+
+// What the node computes of layer `layer_index`: its region, or, in a
+// stream, every part's share (overlapping where parts recompute borders).
+std::vector<Region> computed_parts(const NodeProgram& program, int layer_index);
+
+// What part `part` of `stream` holds of input `slot` of layer `layer_index`
+// (reading layer `source`): the source's part when the source is in the run,
+// else the input as the node holds it for the whole run (input.needed).
+const Region& held_region(const NodeProgram& program, const Stream& stream, size_t part,
+                          int layer_index, int slot, int source);
 
 // What an allocation is for, as error messages name it.
 std::string allocation_purpose(const std::string& node_label, const Layer& layer, const char* what);

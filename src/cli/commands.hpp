@@ -18,6 +18,7 @@ struct PlanCommandOptions {
   std::string device, ram, flash, strategy, grid;
   int fuse = 0;
   bool reuse = false;
+  std::string stream;  // "R" or "RxC"; empty: no streaming
 };
 int plan_command(const PlanCommandOptions& options);
 

@@ -69,6 +69,11 @@ int main(int argc, char** argv) {
   plan_app->add_flag("--reuse", plan.reuse,
                      "fused: tiles of one checkerboard colour fetch their borders from their "
                      "neighbours instead of recomputing them");
+  plan_app->add_option("--stream", plan.stream,
+                       "spatial, fused: compute runs of layers part by part, in parts of at most "
+                       "R rows (RxC: and C columns) of each run's last layer, so no map inside a "
+                       "run is ever whole on a node (spatial: each widening block such as an "
+                       "inverted residual; fused: each block, its tiles in sequence)");
 
   RunOptions run;
   CLI::App* run_app =

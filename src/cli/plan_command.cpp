@@ -96,6 +96,7 @@ int plan_command(const PlanCommandOptions& options) {
   plan_options.grid = options.grid;
   plan_options.fuse = options.fuse;
   plan_options.reuse = options.reuse;
+  plan_options.stream = options.stream;
   // A device's RAM and flash are the caps unless --ram and --flash say otherwise.
   if (device) {
     plan_options.ram_cap_bytes = device->ram_bytes;
@@ -115,6 +116,12 @@ int plan_command(const PlanCommandOptions& options) {
   if (plan.strategy == "fused")
     std::printf(", blocks of %s layers%s", plan.fuse ? std::to_string(plan.fuse).c_str() : "all",
                 plan.reuse ? ", overlap reuse" : "");
+  if (!plan.streams.empty()) {
+    const StreamGroup& first = plan.streams.front();
+    std::printf(", %zu run(s) of layers streamed in parts of %lld row(s)", plan.streams.size(),
+                static_cast<long long>(first.part_rows));
+    if (first.part_cols) std::printf(" x %lld column(s)", static_cast<long long>(first.part_cols));
+  }
   if (plan.recomputed_macs > 0) {
     const uint64_t macs = model_macs(model);
     std::printf("; recomputes %llu MACs (%.1f%% of the model's %llu)",

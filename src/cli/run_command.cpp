@@ -354,8 +354,9 @@ static std::optional<nlohmann::json> run_plan(const RunOptions& options,
           return;
         }
         read_node_weights(options.plan_dir, rank, setup.plan, setup.model);
-        setup.program = build_node_program(setup.model, setup.plan.regions, rank,
-                                           setup.plan.via_coordinator, setup.plan.owners);
+        setup.program =
+            build_node_program(setup.model, setup.plan.regions, rank, setup.plan.via_coordinator,
+                               setup.plan.owners, setup.plan.streams);
         const std::string label = "node " + std::to_string(rank);
         ArenaLayout layout(setup.ram_cap);
         try {
@@ -381,8 +382,7 @@ static std::optional<nlohmann::json> run_plan(const RunOptions& options,
     return nlohmann::json::object();
   }
   const Model& model = setup.model;
-  const std::vector<NodeProgram> programs = build_node_programs(
-      model, setup.plan.regions, setup.plan.via_coordinator, setup.plan.owners);
+  const std::vector<NodeProgram> programs = node_programs(model, setup.plan);
   Bytes output;
   std::vector<double> times;
   Trace trace;
