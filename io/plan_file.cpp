@@ -224,11 +224,12 @@ void write_plan(const std::string& plan_dir, const Model& model, const Plan& pla
     write_graph(root.create_group("model"), model);
     write_regions(root, "regions", plan.regions, plan.nodes);
     if (!plan.owners.empty()) write_regions(root, "owners", plan.owners, plan.nodes);
-    if (!plan.streams.empty()) {  // first, last, part_rows, part_cols per stream
+    if (!plan.streams.empty()) {  // first, last, part rows, columns, channels per stream
       std::vector<int64_t> values;
       for (const StreamGroup& group : plan.streams)
-        values.insert(values.end(), {group.first, group.last, group.part_rows, group.part_cols});
-      root.write_int64s("streams", {static_cast<int64_t>(plan.streams.size()), 4}, values.data());
+        values.insert(values.end(), {group.first, group.last, group.part_rows, group.part_cols,
+                                     group.part_channels});
+      root.write_int64s("streams", {static_cast<int64_t>(plan.streams.size()), 5}, values.data());
     }
     if (plan.strategy == "fused") {
       root.write_int("fuse", plan.fuse);
@@ -318,16 +319,16 @@ void read_plan(const std::string& plan_dir, Model& model, Plan& plan) {
   if (root.has("streams")) {
     std::vector<int64_t> dims;
     const std::vector<int64_t> values = root.read_int64s("streams", dims);
-    if (dims.size() != 2 || dims[1] != 4)
+    if (dims.size() != 2 || dims[1] != 5)
       throw Error(root.path() +
-                  ": 'streams' needs 4 values (first, last, part rows, part columns) "
-                  "per stream");
+                  ": 'streams' needs 5 values per stream (first layer, last layer, part rows, "
+                  "columns, channels)");
     for (size_t g = 0; g < static_cast<size_t>(dims[0]); ++g) {
-      const int64_t* v = values.data() + g * 4;
+      const int64_t* v = values.data() + g * 5;
       if (v[0] < 0 || v[1] < 0 || v[0] >= static_cast<int64_t>(model.layers.size()) ||
           v[1] >= static_cast<int64_t>(model.layers.size()))
         throw Error(root.path() + ": 'streams' names layers the model does not have");
-      plan.streams.push_back({static_cast<int>(v[0]), static_cast<int>(v[1]), v[2], v[3]});
+      plan.streams.push_back({static_cast<int>(v[0]), static_cast<int>(v[1]), v[2], v[3], v[4]});
     }
     check_stream_groups(model, plan.streams);
     if (plan.via_coordinator) throw Error(root.path() + ": a relay plan cannot stream");

@@ -1,5 +1,6 @@
 #include "auto_plan.hpp"
 
+#include <algorithm>
 #include <limits>
 #include <optional>
 
@@ -62,30 +63,37 @@ class Search {
     segment_ = stage_segments(model);
     segments_ = *std::max_element(segment_.begin(), segment_.end()) + 1;
     candidates_ = candidates(model, segment_, nodes);
+    runs_ = stream_runs(model, {}, true);
   }
 
   // The best plan that fits, if any. `passes` bounds the coordinate descent.
   std::optional<Plan> run(int passes = 3) {
-    // Uniform plans first: every segment the same candidate.
+    // Uniform plans first: every segment the same candidate, with each
+    // streaming budget. choice[segments_] is the budget.
     std::optional<Scored> best;
     std::vector<int> start;
     uint64_t start_peak = std::numeric_limits<uint64_t>::max();
-    for (size_t c = 0; c < candidates_.size(); ++c) {
-      const std::vector<int> choice(segments_, static_cast<int>(c));
-      Scored scored = evaluate(choice);
-      if (!candidates_[c].whole_model && scored.peak < start_peak)
-        start_peak = scored.peak, start = choice;
-      if (scored.fits && (!best || scored.score < best->score)) best = std::move(scored);
-    }
-    // Coordinate descent over the per-segment candidates, from the best
-    // uniform one that fits, else the one with the smallest peak.
+    for (size_t c = 0; c < candidates_.size(); ++c)
+      for (size_t b = 0; b < kBudgets.size(); ++b) {
+        if (candidates_[c].via_coordinator && b > 0) continue;
+        std::vector<int> choice(segments_ + 1, static_cast<int>(c));
+        choice[segments_] = static_cast<int>(b);
+        Scored scored = evaluate(choice);
+        if (!candidates_[c].whole_model && scored.peak < start_peak)
+          start_peak = scored.peak, start = choice;
+        if (scored.fits && (!best || scored.score < best->score)) best = std::move(scored);
+      }
+    // Coordinate descent over the per-segment candidates and the budget,
+    // from the best uniform plan that fits, else the one with the smallest peak.
     std::vector<int> choice = best && !best_choice_.empty() ? best_choice_ : start;
     Scored current = evaluate(choice);
     for (int pass = 0; pass < passes; ++pass) {
       bool improved = false;
-      for (int s = 0; s < segments_; ++s)
-        for (size_t c = 0; c < candidates_.size(); ++c) {
-          if (candidates_[c].whole_model || choice[s] == static_cast<int>(c)) continue;
+      for (int s = 0; s <= segments_; ++s) {
+        const size_t options = s < segments_ ? candidates_.size() : kBudgets.size();
+        for (size_t c = 0; c < options; ++c) {
+          if ((s < segments_ && candidates_[c].whole_model) || choice[s] == static_cast<int>(c))
+            continue;
           std::vector<int> trial = choice;
           trial[s] = static_cast<int>(c);
           Scored scored = evaluate(trial);
@@ -93,6 +101,7 @@ class Search {
                                            : scored.fits || scored.peak < current.peak;
           if (better) choice = trial, current = std::move(scored), improved = true;
         }
+      }
       if (!improved) break;
     }
     if (current.fits && (!best || current.score < best->score)) best = std::move(current);
@@ -120,7 +129,8 @@ class Search {
     plan.regions.assign(model_.layers.size(), std::vector<Region>(nodes_));
     plan.layer_strategies.assign(model_.layers.size(), "");
     bool overlaps = false;
-    for (int s : choice) overlaps = overlaps || !candidates_[s].owners.empty();
+    for (int s = 0; s < segments_; ++s)
+      overlaps = overlaps || !candidates_[choice[s]].owners.empty();
     if (overlaps) plan.owners = plan.regions;
     for (size_t i = 1; i < model_.layers.size(); ++i) {
       const Candidate& candidate = candidates_[choice[segment_[i]]];
@@ -131,6 +141,7 @@ class Search {
     }
     // Relay and branches are taken whole: every segment chose the same one.
     plan.via_coordinator = candidates_[choice[0]].via_coordinator;
+    if (choice[segments_] > 0 && !plan.via_coordinator) stream(plan, kBudgets[choice[segments_]]);
     predict_nodes(model_, plan);
     Scored scored;
     scored.peak = largest_peak_ram(plan);
@@ -148,6 +159,69 @@ class Search {
     return scored;
   }
 
+  // Streams every widening block whose layers all nodes cut by rows and
+  // columns only, in row bands sized so that the largest map of the block
+  // before its last layer takes about `budget` bytes of a band on every node
+  // (a block whose every map fits is left whole).
+  void stream(Plan& plan, uint64_t budget) const {
+    StreamGroups groups;
+    for (StreamGroup group : runs_) {
+      int64_t rows = std::numeric_limits<int64_t>::max(), tallest = 0;
+      bool spatial = true;
+      for (int k = 0; k < nodes_ && spatial; ++k) {
+        const Region& last = plan.regions[group.last][k];
+        uint64_t widest = 0;  // bytes per row of `last`
+        for (int j = group.first; j <= group.last; ++j) {
+          const Region& region = plan.regions[j][k];
+          const Shape& shape = model_.layers[j].output_shape;
+          spatial = spatial && (region.empty() || (region.c0 == 0 && region.c1 == shape.c));
+          if (j < group.last && !last.empty())
+            widest = std::max(widest, region.bytes(dtype_bytes(model_.layers[j].dtype)) /
+                                          static_cast<uint64_t>(last.y1 - last.y0));
+        }
+        if (last.empty() || widest == 0) continue;
+        tallest = std::max(tallest, last.y1 - last.y0);
+        rows = std::min(rows, std::max<int64_t>(1, static_cast<int64_t>(budget / widest)));
+      }
+      if (!spatial || tallest == 0 || rows >= tallest) continue;
+      group.part_rows = rows;
+      groups.push_back(group);
+    }
+    StreamedRegions streamed = stream_regions(model_, plan.regions, plan.owners, groups);
+    plan.regions = std::move(streamed.regions);
+    plan.owners = std::move(streamed.owners);
+    // Outside those, a conv or linear layer whose weight slice is over the
+    // budget on some node streams its weights by output channels.
+    std::vector<bool> streamed_layer(model_.layers.size(), false);
+    for (const StreamGroup& group : streamed.groups)
+      for (int j = group.first; j <= group.last; ++j) streamed_layer[j] = true;
+    for (size_t i = 1; i < model_.layers.size(); ++i) {
+      const Layer& layer = model_.layers[i];
+      if (streamed_layer[i] || (layer.op != Op::conv2d && layer.op != Op::linear)) continue;
+      int64_t channels = std::numeric_limits<int64_t>::max(), widest = 0;
+      for (int k = 0; k < nodes_; ++k) {
+        const Region& region = plan.regions[i][k];
+        if (region.empty()) continue;
+        const uint64_t bytes = weight_slice_bytes(layer, region, true);
+        if (bytes <= budget) continue;
+        const uint64_t per_channel = std::max<uint64_t>(1, bytes / (region.c1 - region.c0));
+        channels = std::min(channels, std::max<int64_t>(1, budget / per_channel));
+        widest = std::max(widest, region.c1 - region.c0);
+      }
+      if (widest > channels)
+        streamed.groups.push_back({static_cast<int>(i), static_cast<int>(i), 0, 0, channels});
+    }
+    std::sort(streamed.groups.begin(), streamed.groups.end(),
+              [](const StreamGroup& a, const StreamGroup& b) { return a.first < b.first; });
+    plan.streams = std::move(streamed.groups);
+    for (const StreamGroup& group : plan.streams)
+      for (int j = group.first; j <= group.last; ++j) plan.layer_strategies[j] += " streamed";
+  }
+
+  // Streaming budgets (bytes of a band's largest map; 0: no streaming).
+  static inline const std::vector<uint64_t> kBudgets = {0,        128 << 10, 64 << 10,
+                                                        32 << 10, 16 << 10,  8 << 10};
+
   const Model& model_;
   const PlanOptions& options_;
   const PlanScore& score_;
@@ -155,6 +229,7 @@ class Search {
   std::vector<int> segment_;
   int segments_ = 0;
   std::vector<Candidate> candidates_;
+  StreamGroups runs_;             // the runs of layers that may stream
   std::vector<int> best_choice_;  // the best fitting per-segment choice seen
   double best_score_ = 0;
   uint64_t smallest_ram_ = std::numeric_limits<uint64_t>::max();

@@ -167,10 +167,12 @@ TimeEstimate estimate_time(const Model& model, const std::vector<NodeProgram>& p
       // A streamed layer is computed part by part, its weights streamed for each.
       const std::vector<Region> parts = computed_parts(programs[k], i);
       if (parts.empty()) continue;
-      uint64_t macs = 0;
-      for (const Region& part : parts) macs += region_macs(model, layer, part);
-      time.flash = static_cast<double>(weight_slice_bytes(layer, step.out, false) * parts.size()) /
-                   device.flash_bytes_per_second;
+      uint64_t macs = 0, flash = 0;
+      for (const Region& part : parts) {
+        macs += region_macs(model, layer, part);
+        flash += weight_slice_bytes(layer, part, false);
+      }
+      time.flash = static_cast<double>(flash) / device.flash_bytes_per_second;
       time.compute = static_cast<double>(macs) / macs_per_second;
       clocks.clock[k + 1] += time.flash + time.compute;
     }

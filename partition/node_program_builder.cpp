@@ -243,6 +243,20 @@ Region bounding_box(const Region& a, const Region& b) {
           std::max(a.y1, b.y1), std::min(a.x0, b.x0), std::max(a.x1, b.x1)};
 }
 
+// Bytes in RAM of the weights for computing `part` of the node's `region`
+// of `layer`: the per-output-channel blobs' share of its channels. The layer
+// holds the whole model's weights (the planner) or the node's slice (a run).
+uint64_t part_weight_bytes(const Layer& layer, const Region& region, const Region& part) {
+  if (part.c0 == region.c0 && part.c1 == region.c1) return weight_slice_bytes(layer, region, true);
+  uint64_t bytes = 0;
+  for (const auto& [name, blob] : layer.weights) {
+    const int64_t rows = blob.dims[0];
+    const bool per_channel = rows == layer.output_shape.c || rows == region.c1 - region.c0;
+    bytes += per_channel ? blob.ram_bytes() / rows * (part.c1 - part.c0) : blob.ram_bytes();
+  }
+  return bytes;
+}
+
 // `group`'s parts on `node`.
 Stream stream_parts(const Model& model, const LayerRegions& regions, int node,
                     const StreamGroup& group) {
@@ -264,6 +278,21 @@ Stream stream_parts(const Model& model, const LayerRegions& regions, int node,
       if (!region(j).empty())
         throw Error(where + " computes some of layer '" + model.layers[j].name +
                     "' but nothing of the run's last layer");
+    return stream;
+  }
+  if (group.part_channels > 0) {  // one layer, by output channels
+    const Layer& layer = model.layers[group.last];
+    for (int64_t c = whole.c0; c < whole.c1; c += group.part_channels) {
+      PartStep part;
+      part.out = whole;
+      part.out.c0 = c;
+      part.out.c1 = std::min(whole.c1, c + group.part_channels);
+      for (size_t slot = 0; slot < layer.inputs.size(); ++slot)
+        part.needed.push_back(needed_region(model, layer, static_cast<int>(slot), part.out));
+      part.weight_bytes = part_weight_bytes(layer, whole, part.out);
+      part.scratch_bytes = scratch_bytes(model, layer, part.needed[0], part.out);
+      stream.parts.push_back({part});
+    }
     return stream;
   }
   // Tiles of `whole`: its rows and columns cut every part_rows / part_cols.
@@ -313,6 +342,7 @@ Stream stream_parts(const Model& model, const LayerRegions& regions, int node,
         const Layer& layer = model.layers[j];
         for (size_t slot = 0; slot < layer.inputs.size(); ++slot)
           step.needed.push_back(needed_region(model, layer, static_cast<int>(slot), step.out));
+        step.weight_bytes = part_weight_bytes(layer, region(j), step.out);
         step.scratch_bytes =
             scratch_bytes(model, layer, step.needed.empty() ? Region{} : step.needed[0], step.out);
       }
@@ -335,13 +365,25 @@ void check_stream_groups(const Model& model, const StreamGroups& groups) {
     for (int source : model.layers[i].inputs) readers[source].push_back(i);
   int previous_last = 0;
   for (const StreamGroup& group : groups) {
-    if (group.first <= previous_last || group.last <= group.first || group.last >= count)
+    const bool by_channels = group.part_channels > 0;
+    if (group.first <= previous_last || group.last < group.first + (by_channels ? 0 : 1) ||
+        group.last >= count)
       throw Error(
           "the plan's streams must be runs of at least two layers after the input, in order, "
           "not overlapping (not layers " +
           std::to_string(group.first) + ".." + std::to_string(group.last) + ")");
     const std::string run = "the stream of layers '" + model.layers[group.first].name + "'..'" +
                             model.layers[group.last].name + "'";
+    if (by_channels) {
+      const Layer& layer = model.layers[group.first];
+      if (group.last != group.first || group.part_rows != 0 || group.part_cols != 0 ||
+          (layer.op != Op::conv2d && layer.op != Op::linear))
+        throw Error(run +
+                    " is cut by channels, which takes one conv2d or linear layer, not also "
+                    "by rows or columns");
+      previous_last = group.last;
+      continue;
+    }
     if (group.part_rows < 0 || group.part_cols < 0 ||
         (group.part_rows == 0 && group.part_cols == 0))
       throw Error(run + " needs parts of at least 1 row or column (not " +

@@ -14,9 +14,12 @@ namespace splitinfer {
 // src/node_program.hpp): `last`'s region cut into tiles of at most part_rows
 // x part_cols (0: the whole extent), each part computing, in every layer of
 // the run, what the later ones read of it.
+// With part_channels (a single conv2d or linear layer, first == last), the
+// parts are its output channels instead, each streaming only its weights:
+// a layer whose weight slice does not fit the RAM whole still runs.
 struct StreamGroup {
   int first = 0, last = 0;
-  int64_t part_rows = 0, part_cols = 0;
+  int64_t part_rows = 0, part_cols = 0, part_channels = 0;
 };
 using StreamGroups = std::vector<StreamGroup>;
 
@@ -26,8 +29,9 @@ using StreamGroups = std::vector<StreamGroup>;
 bool streamable_layer(const Layer& layer);
 
 // Throws Error unless `groups` are in order, disjoint, and streamable: every
-// layer of a run streamable_layer(), the layers before `last` are read only by later layers of the
-// run and are not the model's output, and each run is cut into at least two parts.
+// layer of a run streamable_layer(), the layers before `last` read only by
+// later layers of the run and not the model's output, parts of at least a row
+// or column; or one conv2d or linear layer cut by output channels.
 void check_stream_groups(const Model& model, const StreamGroups& groups);
 
 // regions[layer][node - 1]: the part of the layer's output each node computes.

@@ -133,7 +133,7 @@ StreamGroups stream_runs(const Model& model, const std::vector<int>& block, bool
         ++first;
         continue;
       }
-      groups.push_back({first, last, 0, 0});
+      groups.push_back({first, last, 0, 0, 0});
       first = last + 1;
     }
     start = end + 1;

@@ -76,27 +76,39 @@ Tensor Executor::input(int layer_index, int slot, Arena& arena, Exchange& exchan
   return view;
 }
 
-std::map<std::string, const void*> Executor::weights(int layer_index, Arena& arena,
+std::map<std::string, const void*> Executor::weights(int layer_index, const Region& out,
+                                                     uint64_t bytes, Arena& arena,
                                                      std::vector<void*>& transient) const {
-  // This node's slice of the layer's weights, streamed from flash into RAM,
-  // float16 widened to float32.
+  // The weights of output channels out.c0..c1 (this node's slice holds
+  // those of its region), streamed from flash into RAM, float16 widened to
+  // float32; per-tensor blobs whole.
   const Layer& layer = model_.layers[layer_index];
   const LayerStep& step = program_.layers[layer_index];
   std::map<std::string, const void*> weights;
-  if (!step.weight_bytes) return weights;
-  char* cursor = static_cast<char*>(
-      arena.allocate(step.weight_bytes, allocation_purpose(node_label_, layer, "weights")));
+  if (!bytes) return weights;
+  char* cursor =
+      static_cast<char*>(arena.allocate(bytes, allocation_purpose(node_label_, layer, "weights")));
   transient.push_back(cursor);
   for (const auto& [blob_name, blob] : layer.weights) {
+    size_t first = 0, count = blob.elements();  // the elements streamed
+    // Per output channel: the slice's first dimension is its channel count.
+    if (blob.dims[0] == step.out.c1 - step.out.c0 &&
+        (out.c0 != step.out.c0 || out.c1 != step.out.c1)) {
+      const size_t per_channel = count / static_cast<size_t>(step.out.c1 - step.out.c0);
+      first = static_cast<size_t>(out.c0 - step.out.c0) * per_channel;
+      count = static_cast<size_t>(out.c1 - out.c0) * per_channel;
+    }
+    const size_t element_bytes = blob.bytes() / std::max<size_t>(1, blob.elements());
+    const char* source = static_cast<const char*>(blob.data()) + first * element_bytes;
     if (blob.dtype == DType::f16) {
-      const auto* halves = reinterpret_cast<const _Float16*>(blob.raw.data());
+      const auto* halves = reinterpret_cast<const _Float16*>(source);
       float* widened = reinterpret_cast<float*>(cursor);
-      for (size_t k = 0; k < blob.elements(); ++k) widened[k] = static_cast<float>(halves[k]);
+      for (size_t k = 0; k < count; ++k) widened[k] = static_cast<float>(halves[k]);
     } else {
-      std::memcpy(cursor, blob.data(), blob.bytes());
+      std::memcpy(cursor, source, count * element_bytes);
     }
     weights[blob_name] = cursor;
-    cursor += blob.ram_bytes();
+    cursor += blob.ram_bytes() / std::max<size_t>(1, blob.elements()) * count;
   }
   return weights;
 }
@@ -136,7 +148,7 @@ void Executor::run(Arena& arena, Exchange& exchange,
         out.dtype = layer.dtype;
         out.data = buffers[step.out_buffer] + step.out_offset;
         const std::map<std::string, const void*> blobs =
-            weights(static_cast<int>(i), arena, transient);
+            weights(static_cast<int>(i), step.out, step.weight_bytes, arena, transient);
         void* scratch = nullptr;
         if (step.scratch_bytes) {
           scratch =
@@ -232,14 +244,17 @@ void Executor::run_stream(const Stream& stream, Arena& arena, Exchange& exchange
         transient.push_back(tile.data);
         copy_region(held.data, held_at, tile.data, needed, needed, element_bytes);
       }
-      const bool into_buffer = j == stream.last && part.out == step.out;
+      const int64_t offset =
+          j == stream.last ? part_offset(part.out, step.out, step.element_bytes) : -1;
+      const bool into_buffer = offset >= 0;
       Tensor& out = parts[j - stream.first];
       out.shape = part.out.shape(layer.output_shape);
       out.dtype = layer.dtype;
-      out.data = into_buffer ? outputs[stream.last].data
+      out.data = into_buffer ? static_cast<char*>(outputs[stream.last].data) + offset
                              : arena.allocate(part.out.bytes(step.element_bytes),
                                               allocation_purpose(node_label_, layer, "part"));
-      const std::map<std::string, const void*> blobs = weights(j, arena, transient);
+      const std::map<std::string, const void*> blobs =
+          weights(j, part.out, part.weight_bytes, arena, transient);
       void* scratch = nullptr;
       if (part.scratch_bytes) {
         scratch =

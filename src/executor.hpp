@@ -60,9 +60,10 @@ class Executor {
   // and the pieces the exchange brings.
   Tensor input(int layer_index, int slot, Arena& arena, Exchange& exchange,
                const std::vector<Tensor>& outputs, std::vector<void*>& transient) const;
-  // The layer's weight slice streamed into the arena (added to `transient`).
-  std::map<std::string, const void*> weights(int layer_index, Arena& arena,
-                                             std::vector<void*>& transient) const;
+  // The weights for computing `out` (of the layer's region), `bytes` in
+  // RAM, streamed into the arena (added to `transient`).
+  std::map<std::string, const void*> weights(int layer_index, const Region& out, uint64_t bytes,
+                                             Arena& arena, std::vector<void*>& transient) const;
   // A stream's layers, part by part; with `assembled`, also each earlier
   // layer's region, from its parts, into outputs[] (outside the arena).
   void run_stream(const Stream& stream, Arena& arena, Exchange& exchange,

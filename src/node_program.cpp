@@ -21,6 +21,14 @@ std::vector<Region> computed_parts(const NodeProgram& program, int layer_index) 
   return parts;
 }
 
+int64_t part_offset(const Region& out, const Region& region, size_t element_bytes) {
+  if (out.y0 != region.y0 || out.y1 != region.y1 || out.x0 != region.x0 || out.x1 != region.x1 ||
+      out.c0 < region.c0 || out.c1 > region.c1)
+    return -1;
+  return (out.c0 - region.c0) * (region.y1 - region.y0) * (region.x1 - region.x0) *
+         static_cast<int64_t>(element_bytes);
+}
+
 const Region& held_region(const NodeProgram& program, const Stream& stream, size_t part,
                           int layer_index, int slot, int source) {
   if (source >= stream.first) return stream.parts[part][source - stream.first].out;
@@ -69,13 +77,14 @@ void replay_stream(const Model& model, const NodeProgram& program, const Stream&
         transient.push_back(layout.allocate(needed.bytes(step.inputs[slot].element_bytes),
                                             allocation_purpose(node_label, layer, "input tile")));
       }
-      const bool into_buffer = j == stream.last && part.out == step.out;
+      const bool into_buffer =
+          j == stream.last && part_offset(part.out, step.out, step.element_bytes) >= 0;
       if (!into_buffer)
         part_buffers[j - stream.first] = layout.allocate(
             part.out.bytes(step.element_bytes), allocation_purpose(node_label, layer, "part"));
-      if (step.weight_bytes)
+      if (part.weight_bytes)
         transient.push_back(
-            layout.allocate(step.weight_bytes, allocation_purpose(node_label, layer, "weights")));
+            layout.allocate(part.weight_bytes, allocation_purpose(node_label, layer, "weights")));
       if (part.scratch_bytes)
         transient.push_back(
             layout.allocate(part.scratch_bytes, allocation_purpose(node_label, layer, "scratch")));

@@ -46,6 +46,7 @@ struct LayerStep {
 struct PartStep {
   Region out;                  // what of the layer's region this part computes (empty: nothing)
   std::vector<Region> needed;  // per input slot: what of that input it reads
+  uint64_t weight_bytes = 0;   // the weights it streams from flash (its channels')
   uint64_t scratch_bytes = 0;  // kernel scratch for this part
 };
 
@@ -54,9 +55,10 @@ struct PartStep {
 // and for each part every layer of the run computes only what the later
 // ones read of it, so no map before `last` ever exists whole on the node.
 // Overlaps between parts are recomputed; every layer's weights are streamed
-// from flash once per part. The layers before `last` are read by nothing
-// outside the run; the inputs from outside it (the run's input, a residual)
-// are whole on the node, read or received before the first part.
+// from flash once per part. A single conv or linear layer may instead be cut
+// into parts by output channels, each streaming only its channels' weights. The layers before
+// `last` are read by nothing outside the run; the inputs from outside it (the run's input, a
+// residual) are whole on the node, read or received before the first part.
 struct Stream {
   int first = 0, last = 0;
   std::vector<std::vector<PartStep>> parts;  // [part][layer - first]
@@ -105,6 +107,11 @@ std::vector<LayerTraffic> layer_traffic(const Model& model, const NodeProgram& p
 // What the node computes of layer `layer_index`: its region, or, in a
 // stream, every part's share (overlapping where parts recompute borders).
 std::vector<Region> computed_parts(const NodeProgram& program, int layer_index);
+
+// Whether part `out` of a layer whose region is `region` lies contiguous in
+// the region's buffer (all its rows and columns, some channels): computed
+// there in place. Returns the byte offset, or -1.
+int64_t part_offset(const Region& out, const Region& region, size_t element_bytes);
 
 // What part `part` of `stream` holds of input `slot` of layer `layer_index`
 // (reading layer `source`): the source's part when the source is in the run,

@@ -37,7 +37,7 @@ double bytes_moved_score(const Plan& plan) {
 void expect_fits(const Model& model, const Plan& plan, uint64_t ram, uint64_t flash) {
   for (int k = 1; k <= plan.nodes; ++k) {
     const NodeProgram program =
-        build_node_program(model, plan.regions, k, plan.via_coordinator, plan.owners);
+        build_node_program(model, plan.regions, k, plan.via_coordinator, plan.owners, plan.streams);
     ArenaLayout layout(ram);
     EXPECT_NO_THROW(replay_memory(model, program, layout, "node " + std::to_string(k)))
         << "node " << k;
@@ -75,7 +75,7 @@ Model random_classifier(uint32_t seed) {
 
 TEST(AutoPlan, NeverExceedsACapAndNamesTheSmallestThatFits) {
   std::mt19937 generator(7);
-  int planned = 0, refused = 0, mixed = 0;
+  int planned = 0, refused = 0, mixed = 0, streamed = 0;
   for (uint32_t seed = 1; seed <= 40; ++seed) {
     const Model model = seed % 2 ? testing::random_stack(seed) : random_classifier(seed);
     for (int trial = 0; trial < 3; ++trial) {
@@ -98,6 +98,7 @@ TEST(AutoPlan, NeverExceedsACapAndNamesTheSmallestThatFits) {
         ++planned;
         EXPECT_EQ(plan.nodes, options.nodes);
         expect_fits(model, plan, options.ram_cap_bytes, options.flash_cap_bytes);
+        streamed += !plan.streams.empty();
         mixed +=
             std::set<std::string>(plan.layer_strategies.begin() + 1, plan.layer_strategies.end())
                 .size() > 1;
@@ -124,6 +125,7 @@ TEST(AutoPlan, NeverExceedsACapAndNamesTheSmallestThatFits) {
   EXPECT_GT(planned, 30);
   EXPECT_GT(refused, 10);
   EXPECT_GT(mixed, 3);
+  EXPECT_GT(streamed, 3);
 }
 
 TEST(AutoPlan, FewestNodesThatFit) {

@@ -23,6 +23,7 @@
 #include <limits>
 #include <memory>
 #include <ostream>
+#include <random>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -683,8 +684,11 @@ struct ClusterRun {
 // Runs every node's program on a thread of its own, each over an arena capped
 // at the peak its program predicts. Fails (without running) when the nodes
 // disagree on which slots are exchanged, which would leave a thread waiting.
+// With `owners` (overlapping regions), each node writes its owned part of
+// the maps; with `streams`, the nodes compute those runs part by part.
 ClusterRun run_cluster(const Model& model, const LayerRegions& regions,
-                       const std::vector<float>& input, Kernels kernels) {
+                       const std::vector<float>& input, Kernels kernels,
+                       const LayerRegions& owners = {}, const StreamGroups& streams = {}) {
   const int nodes = static_cast<int>(regions[0].size());
   ClusterRun cluster;
   cluster.layers.resize(model.layers.size());
@@ -700,7 +704,7 @@ ClusterRun run_cluster(const Model& model, const LayerRegions& regions,
   std::vector<std::unique_ptr<Arena>> arenas;  // outlive the threads: a failed node's offers stay
   for (int k = 1; k <= nodes; ++k) {
     node_models.push_back(testing::node_model(model, regions, k));
-    programs.push_back(build_node_program(model, regions, k));
+    programs.push_back(build_node_program(model, regions, k, false, owners, streams));
     ArenaLayout layout;
     cluster.nodes[k - 1].predicted_peak =
         replay_memory(model, programs.back(), layout, "node " + std::to_string(k));
@@ -734,7 +738,8 @@ ClusterRun run_cluster(const Model& model, const LayerRegions& regions,
             [&](int index, const Tensor& tensor) {
               const Region& region = program.layers[index].out;
               copy_region(tensor.f32(), region, cluster.layers[index].data(),
-                          Region::whole(model.layers[index].output_shape), region, sizeof(float));
+                          Region::whole(model.layers[index].output_shape),
+                          owners.empty() ? region : owners[index][k - 1], sizeof(float));
             },
             [&](const Tensor& tensor) {
               const Region& region = program.layers[model.output].out;
@@ -783,15 +788,18 @@ const PlanCase kPlans[] = {
 // every node runs in exactly its predicted peak, ends with an empty arena,
 // and moves the bytes its program says.
 void expect_cluster_equals_one_node(const Model& model, const LayerRegions& regions,
-                                    Kernels kernels, const std::string& what) {
+                                    Kernels kernels, const std::string& what,
+                                    const LayerRegions& owners = {},
+                                    const StreamGroups& streams = {}) {
   SCOPED_TRACE(what);
   const std::vector<float> input = model_input(model);
   const ExecutorRun one = run_executor(model, kernels, input);
-  const ClusterRun cluster = run_cluster(model, regions, input, kernels);
+  const ClusterRun cluster = run_cluster(model, regions, input, kernels, owners, streams);
   for (size_t k = 1; k <= cluster.nodes.size(); ++k) {
     const ClusterRun::NodeRun& node = cluster.nodes[k - 1];
     ASSERT_EQ(node.error, "") << "node " << k;
-    const NodeProgram program = build_node_program(model, regions, static_cast<int>(k));
+    const NodeProgram program =
+        build_node_program(model, regions, static_cast<int>(k), false, owners, streams);
     EXPECT_EQ(node.peak, node.predicted_peak) << "node " << k;
     EXPECT_EQ(node.bytes_in_use_after, 0u) << "node " << k;
     EXPECT_EQ(node.bytes_sent, program.bytes_sent) << "node " << k;
@@ -845,6 +853,150 @@ TEST(Cluster, RandomConvPoolStacksEqualOneNodeBitForBit) {
   }
   EXPECT_GT(empty_regions, 50);
   EXPECT_GT(thinner_than_halo, 50);
+}
+
+// Streams: runs of layers computed part by part (row bands, tiles) on every
+// node, and single layers by output channels, equal the one-node run bit for
+// bit in every layer (the runs' earlier layers assembled from their parts),
+// in exactly the predicted peak. The parts of every layer of a run together
+// cover the node's region of it, and the last layer's parts tile it exactly.
+TEST(Cluster, RandomStacksStreamedEqualOneNodeBitForBit) {
+  int streamed_runs = 0, overlapping_parts = 0, channel_parts = 0;
+  for (uint32_t seed = 1; seed <= 40; ++seed) {
+    const Model model = testing::random_stack(seed);
+    std::mt19937 generator(seed);
+    for (const PlanCase& plan : kPlans) {
+      const std::string what = "seed " + std::to_string(seed) + ", " + plan.name;
+      const LayerRegions regions = plan.regions(model);
+      const bool by_channels = std::string(plan.name).rfind("channel", 0) == 0;
+      StreamGroups groups;
+      if (by_channels) {  // every conv, by 1-3 output channels
+        for (size_t i = 1; i < model.layers.size(); ++i)
+          if (model.layers[i].op == Op::conv2d)
+            groups.push_back({static_cast<int>(i), static_cast<int>(i), 0, 0,
+                              testing::uniform(generator, 1, 3)});
+      } else {
+        groups = stream_runs(model, {}, false);
+        for (StreamGroup& group : groups) {
+          group.part_rows = testing::uniform(generator, 1, 3);
+          group.part_cols = testing::uniform(generator, 0, 3);
+        }
+      }
+      const StreamedRegions streamed = stream_regions(model, regions, {}, groups);
+      if (streamed.groups.empty()) continue;
+      ASSERT_NO_THROW(check_stream_groups(model, streamed.groups)) << what;
+      expect_cluster_equals_one_node(model, streamed.regions, Kernels::fast, what, streamed.owners,
+                                     streamed.groups);
+      for (int k = 1; k <= static_cast<int>(regions[0].size()); ++k) {
+        const NodeProgram program =
+            build_node_program(model, streamed.regions, k, false, streamed.owners, streamed.groups);
+        for (const Stream& stream : program.streams) {
+          streamed_runs += stream.parts.size() > 1;
+          for (int j = stream.first; j <= stream.last; ++j) {
+            const Region& region = program.layers[j].out;
+            int64_t covered = 0;
+            Region hull;
+            for (size_t p = 0; p < stream.parts.size(); ++p) {
+              const Region& part = stream.parts[p][j - stream.first].out;
+              EXPECT_TRUE(region.contains(part)) << what << ", layer " << j;
+              covered += part.elements();
+              hull = hull.empty() ? part
+                                  : Region{std::min(hull.c0, part.c0), std::max(hull.c1, part.c1),
+                                           std::min(hull.y0, part.y0), std::max(hull.y1, part.y1),
+                                           std::min(hull.x0, part.x0), std::max(hull.x1, part.x1)};
+            }
+            if (stream.parts.empty()) continue;
+            EXPECT_EQ(hull, region) << what << ", layer " << j;
+            if (j == stream.last)
+              EXPECT_EQ(covered, region.elements()) << what << ", layer " << j;
+            else
+              overlapping_parts += covered > region.elements();
+            channel_parts += by_channels && stream.parts.size() > 1;
+          }
+        }
+      }
+    }
+  }
+  // What the draw covers.
+  EXPECT_GT(streamed_runs, 100);
+  EXPECT_GT(overlapping_parts, 50);
+  EXPECT_GT(channel_parts, 50);
+}
+
+// An inverted residual network streams block by block: each run starts at a
+// narrow map and ends before the next widening, and holds its residual add.
+TEST(Streams, RunsAreTheWideningBlocks) {
+  testing::ModelBuilder b(nchw(1, 4, 16, 16));
+  b.conv("stem", "input", 8, testing::conv_params(3, 2, 1));               // 8x8x8
+  b.conv("expand1", "stem", 32, testing::conv_params(1, 1, 0));            // widens
+  b.conv("depthwise1", "expand1", 32, testing::conv_params(3, 1, 1, 32));  //
+  b.conv("project1", "depthwise1", 8, testing::conv_params(1, 1, 0));      //
+  b.binary("add1", Op::add, "project1", "stem");                           // narrow
+  b.conv("expand2", "add1", 32, testing::conv_params(1, 1, 0));            // widens
+  b.conv("depthwise2", "expand2", 32, testing::conv_params(3, 2, 1, 32));  // 4x4
+  b.conv("project2", "depthwise2", 16, testing::conv_params(1, 1, 0));     //
+  b.global_avgpool("pool", "project2");
+  const Model model = b.finish("pool");
+  const auto at = [&](const char* name) { return model.find(name); };
+  const StreamGroups runs = stream_runs(model, {}, true);
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0].first, at("expand1"));
+  EXPECT_EQ(runs[0].last, at("add1"));
+  EXPECT_EQ(runs[1].first, at("expand2"));
+  EXPECT_EQ(runs[1].last, at("project2"));
+  // Without the cuts at widenings: one run from the stem (read only by
+  // expand1 and add1, both inside) to the last spatial layer.
+  const StreamGroups long_runs = stream_runs(model, {}, false);
+  ASSERT_EQ(long_runs.size(), 1u);
+  EXPECT_EQ(long_runs[0].first, at("stem"));
+  EXPECT_EQ(long_runs[0].last, at("project2"));
+
+  // 2 nodes by rows, bands of 1 row of project2: each band computes 3 rows
+  // of expand2 and of add1 (a 3x3 stride-2 window), never the whole map.
+  StreamGroups groups = runs;
+  for (StreamGroup& group : groups) group.part_rows = 1;
+  const StreamedRegions streamed = stream_regions(model, spatial_regions(model, 2, 1), {}, groups);
+  ASSERT_EQ(streamed.groups.size(), 2u);
+  const NodeProgram program =
+      build_node_program(model, streamed.regions, 1, false, streamed.owners, streamed.groups);
+  const Stream& second = program.streams[1];
+  ASSERT_EQ(second.parts.size(), 2u);  // project2 rows 0 and 1 of 4
+  const int expand2 = at("expand2") - second.first;
+  EXPECT_EQ(second.parts[0][expand2].out, (Region{0, 32, 0, 2, 0, 8}));  // rows -1..1, clipped
+  EXPECT_EQ(second.parts[1][expand2].out, (Region{0, 32, 1, 4, 0, 8}));  // rows 1..3
+  // Node 1's region of expand2 grew to what project2's rows 0-1 read: rows 0-3.
+  EXPECT_EQ(program.layers[at("expand2")].out, (Region{0, 32, 0, 4, 0, 8}));
+  EXPECT_EQ(program.layers[at("expand2")].out_buffer, -1);  // never whole
+  expect_cluster_equals_one_node(model, streamed.regions, Kernels::fast, "2 nodes, 1-row bands",
+                                 streamed.owners, streamed.groups);
+}
+
+TEST(Streams, RunsThatCannotStreamAreRefused) {
+  testing::ModelBuilder b(nchw(1, 4, 8, 8));
+  b.conv("a", "input", 4, testing::conv_params(3, 1, 1));
+  b.conv("b", "a", 4, testing::conv_params(3, 1, 1));
+  b.binary("c", Op::add, "b", "a");
+  b.global_avgpool("pool", "c");
+  const Model model = b.finish("pool");
+  const auto message = [&](const StreamGroups& groups) {
+    try {
+      check_stream_groups(model, groups);
+    } catch (const Error& error) {
+      return std::string(error.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(message({{1, 2, 1, 0, 0}}).find("'a', which is read after the run"), std::string::npos);
+  EXPECT_NE(message({{2, 4, 1, 0, 0}}).find("cannot be computed part by part"), std::string::npos);
+  EXPECT_NE(message({{1, 3, 0, 0, 0}}).find("at least 1 row or column"), std::string::npos);
+  EXPECT_NE(message({{1, 3, 1, 0, 0}, {2, 3, 1, 0, 0}}).find("not overlapping"), std::string::npos);
+  EXPECT_NE(message({{1, 2, 1, 0, 2}}).find("one conv2d or linear layer"), std::string::npos);
+  EXPECT_EQ(message({{1, 3, 1, 0, 0}}), "");
+  EXPECT_EQ(message({{2, 2, 0, 0, 3}}), "");
+  // A node's region of a run's earlier layer must hold what the run reads.
+  EXPECT_THROW(
+      build_node_program(model, spatial_regions(model, 2, 1), 1, false, {}, {{1, 3, 1, 0, 0}}),
+      Error);
 }
 
 // A node whose output rows read only padding needs nothing of the input: no

@@ -117,10 +117,10 @@ int plan_command(const PlanCommandOptions& options) {
     std::printf(", blocks of %s layers%s", plan.fuse ? std::to_string(plan.fuse).c_str() : "all",
                 plan.reuse ? ", overlap reuse" : "");
   if (!plan.streams.empty()) {
-    const StreamGroup& first = plan.streams.front();
-    std::printf(", %zu run(s) of layers streamed in parts of %lld row(s)", plan.streams.size(),
-                static_cast<long long>(first.part_rows));
-    if (first.part_cols) std::printf(" x %lld column(s)", static_cast<long long>(first.part_cols));
+    int by_rows = 0, by_channels = 0;
+    for (const StreamGroup& group : plan.streams) (group.part_channels ? by_channels : by_rows)++;
+    std::printf("; streamed: %d run(s) of layers part by part, %d layer(s) by output channels",
+                by_rows, by_channels);
   }
   if (plan.recomputed_macs > 0) {
     const uint64_t macs = model_macs(model);

@@ -31,6 +31,26 @@ with h5py.File("owners_outside_plan/plan.h5", "r+") as plan:
     regions[1, 0, 3] = regions[1, 0, 2]  # node 1 computes no rows of layer 1
     plan["regions"][...] = regions
 PY
+# Streamed plans whose run takes in a layer that cannot stream, whose node region of a run's
+# layer is short of what the run reads, or whose streams have the wrong shape.
+"$SPLITINFER_BUILD/splitinfer" plan good.h5 --nodes 2 --stream 2 -o stream_plan
+for bad in stream_not_streamable stream_region_short stream_shape; do cp -r stream_plan ${bad}_plan; done
+$PYTHON - <<'PY'
+import h5py
+with h5py.File("stream_not_streamable_plan/plan.h5", "r+") as plan:
+    streams = plan["streams"][...]
+    streams[0, 1] = streams[0, 1] + 1  # takes in the flatten after the pool
+    plan["streams"][...] = streams
+with h5py.File("stream_region_short_plan/plan.h5", "r+") as plan:
+    first = int(plan["streams"][0, 0])
+    regions = plan["regions"][...]
+    regions[first, 1] = plan["owners"][first, 1]  # node 2 computes only its own rows
+    plan["regions"][...] = regions
+with h5py.File("stream_shape_plan/plan.h5", "r+") as plan:
+    streams = plan["streams"][...]
+    del plan["streams"]
+    plan["streams"] = streams[:, :3]
+PY
 # A plan whose node file is garbage.
 cp -r plan garbage_plan && echo garbage > garbage_plan/node_1.h5
 $PYTHON "$SPLITINFER_ROOT/tests/cli/make_bad_files.py" good.h5 .
