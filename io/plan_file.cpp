@@ -228,8 +228,8 @@ void write_plan(const std::string& plan_dir, const Model& model, const Plan& pla
       std::vector<int64_t> values;
       for (const StreamGroup& group : plan.streams)
         values.insert(values.end(), {group.first, group.last, group.part_rows, group.part_cols,
-                                     group.part_channels});
-      root.write_int64s("streams", {static_cast<int64_t>(plan.streams.size()), 5}, values.data());
+                                     group.part_channels, group.keep_weights});
+      root.write_int64s("streams", {static_cast<int64_t>(plan.streams.size()), 6}, values.data());
     }
     if (plan.strategy == "fused") {
       root.write_int("fuse", plan.fuse);
@@ -319,16 +319,20 @@ void read_plan(const std::string& plan_dir, Model& model, Plan& plan) {
   if (root.has("streams")) {
     std::vector<int64_t> dims;
     const std::vector<int64_t> values = root.read_int64s("streams", dims);
-    if (dims.size() != 2 || dims[1] != 5)
+    if (dims.size() != 2 || dims[1] != 6)
       throw Error(root.path() +
-                  ": 'streams' needs 5 values per stream (first layer, last layer, part rows, "
-                  "columns, channels)");
+                  ": 'streams' needs 6 values per stream (first layer, last layer, part rows, "
+                  "columns, channels, whether it keeps its weights)");
     for (size_t g = 0; g < static_cast<size_t>(dims[0]); ++g) {
-      const int64_t* v = values.data() + g * 5;
+      const int64_t* v = values.data() + g * 6;
       if (v[0] < 0 || v[1] < 0 || v[0] >= static_cast<int64_t>(model.layers.size()) ||
           v[1] >= static_cast<int64_t>(model.layers.size()))
         throw Error(root.path() + ": 'streams' names layers the model does not have");
-      plan.streams.push_back({static_cast<int>(v[0]), static_cast<int>(v[1]), v[2], v[3], v[4]});
+      if (v[5] != 0 && v[5] != 1)
+        throw Error(root.path() + ": 'streams' keeps weights or not: 1 or 0, not " +
+                    std::to_string(v[5]));
+      plan.streams.push_back(
+          {static_cast<int>(v[0]), static_cast<int>(v[1]), v[2], v[3], v[4], v[5] == 1});
     }
     check_stream_groups(model, plan.streams);
     if (plan.via_coordinator) throw Error(root.path() + ": a relay plan cannot stream");

@@ -141,7 +141,8 @@ class Search {
     }
     // Relay and branches are taken whole: every segment chose the same one.
     plan.via_coordinator = candidates_[choice[0]].via_coordinator;
-    if (choice[segments_] > 0 && !plan.via_coordinator) stream(plan, kBudgets[choice[segments_]]);
+    if (choice[segments_] > 0 && !plan.via_coordinator)
+      stream(plan, kBudgets[choice[segments_]].bytes, kBudgets[choice[segments_]].keep_weights);
     predict_nodes(model_, plan);
     Scored scored;
     scored.peak = largest_peak_ram(plan);
@@ -163,7 +164,7 @@ class Search {
   // columns only, in row bands sized so that the largest map of the block
   // before its last layer takes about `budget` bytes of a band on every node
   // (a block whose every map fits is left whole).
-  void stream(Plan& plan, uint64_t budget) const {
+  void stream(Plan& plan, uint64_t budget, bool keep_weights) const {
     StreamGroups groups;
     for (StreamGroup group : runs_) {
       int64_t rows = std::numeric_limits<int64_t>::max(), tallest = 0;
@@ -185,6 +186,7 @@ class Search {
       }
       if (!spatial || tallest == 0 || rows >= tallest) continue;
       group.part_rows = rows;
+      group.keep_weights = keep_weights;
       groups.push_back(group);
     }
     StreamedRegions streamed = stream_regions(model_, plan.regions, plan.owners, groups);
@@ -218,9 +220,15 @@ class Search {
       for (int j = group.first; j <= group.last; ++j) plan.layer_strategies[j] += " streamed";
   }
 
-  // Streaming budgets (bytes of a band's largest map; 0: no streaming).
-  static inline const std::vector<uint64_t> kBudgets = {0,        128 << 10, 64 << 10,
-                                                        32 << 10, 16 << 10,  8 << 10};
+  // Streaming budgets: bytes of a band's largest map (0: no streaming), and
+  // whether runs keep their weights in RAM (boards with RAM to spare).
+  struct Budget {
+    uint64_t bytes = 0;
+    bool keep_weights = false;
+  };
+  static inline const std::vector<Budget> kBudgets = {
+      {0, false},       {128 << 10, false}, {64 << 10, false}, {32 << 10, false}, {16 << 10, false},
+      {8 << 10, false}, {1 << 20, true},    {128 << 10, true}, {16 << 10, true}};
 
   const Model& model_;
   const PlanOptions& options_;

@@ -172,6 +172,8 @@ TimeEstimate estimate_time(const Model& model, const std::vector<NodeProgram>& p
         macs += region_macs(model, layer, part);
         flash += weight_slice_bytes(layer, part, false);
       }
+      if (step.stream >= 0 && programs[k].streams[step.stream].keep_weights)
+        flash = weight_slice_bytes(layer, step.out, false);  // read once, kept
       time.flash = static_cast<double>(flash) / device.flash_bytes_per_second;
       time.compute = static_cast<double>(macs) / macs_per_second;
       clocks.clock[k + 1] += time.flash + time.compute;

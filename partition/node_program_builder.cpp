@@ -263,6 +263,7 @@ Stream stream_parts(const Model& model, const LayerRegions& regions, int node,
   Stream stream;
   stream.first = group.first;
   stream.last = group.last;
+  stream.keep_weights = group.keep_weights;
   const int length = group.last - group.first + 1;
   const auto region = [&](int layer) -> const Region& { return regions[layer][node - 1]; };
   stream.last_reader.assign(length - 1, -1);
@@ -342,7 +343,7 @@ Stream stream_parts(const Model& model, const LayerRegions& regions, int node,
         const Layer& layer = model.layers[j];
         for (size_t slot = 0; slot < layer.inputs.size(); ++slot)
           step.needed.push_back(needed_region(model, layer, static_cast<int>(slot), step.out));
-        step.weight_bytes = part_weight_bytes(layer, region(j), step.out);
+        step.weight_bytes = group.keep_weights ? 0 : part_weight_bytes(layer, region(j), step.out);
         step.scratch_bytes =
             scratch_bytes(model, layer, step.needed.empty() ? Region{} : step.needed[0], step.out);
       }
@@ -381,6 +382,8 @@ void check_stream_groups(const Model& model, const StreamGroups& groups) {
         throw Error(run +
                     " is cut by channels, which takes one conv2d or linear layer, not also "
                     "by rows or columns");
+      if (group.keep_weights)
+        throw Error(run + " is cut by channels to stream its weights, so it cannot keep them");
       previous_last = group.last;
       continue;
     }

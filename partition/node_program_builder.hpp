@@ -20,6 +20,9 @@ namespace splitinfer {
 struct StreamGroup {
   int first = 0, last = 0;
   int64_t part_rows = 0, part_cols = 0, part_channels = 0;
+  // Its layers' weights read from flash once and kept in RAM for the whole
+  // run (a board with RAM to spare), instead of once per part.
+  bool keep_weights = false;
 };
 using StreamGroups = std::vector<StreamGroup>;
 

@@ -135,8 +135,11 @@ double proxy_latency(const Model& model, const Plan& plan) {
 
 Plan make_plan(const Model& model, const PlanOptions& options) {
   if (options.strategy == "auto") {
-    if (!options.grid.empty() || options.fuse != 0 || options.reuse)
-      throw Error("--grid, --fuse and --reuse do not apply to the auto strategy (it chooses)");
+    if (!options.grid.empty() || options.fuse != 0 || options.reuse || !options.stream.empty() ||
+        options.keep_weights)
+      throw Error(
+          "--grid, --fuse, --reuse, --stream and --keep-weights do not apply to the auto strategy "
+          "(it chooses)");
     if (options.nodes == 0 || options.nodes < -1)
       throw Error("--nodes must be at least 1 (or omitted: the fewest nodes that fit)");
     PlanOptions search = options;
@@ -207,6 +210,8 @@ Plan make_plan(const Model& model, const PlanOptions& options) {
                 "' (auto, spatial, fused, channel, branches, relay)");
   }
 
+  if (options.keep_weights && options.stream.empty())
+    throw Error("--keep-weights applies to streamed plans only (--stream)");
   if (!options.stream.empty()) {
     if (plan.strategy != "spatial" && plan.strategy != "fused")
       throw Error("--stream applies to the spatial and fused strategies only (auto chooses)");
@@ -222,7 +227,8 @@ Plan make_plan(const Model& model, const PlanOptions& options) {
     if (plan.strategy == "fused")
       block = fused_regions(model, plan.grid_rows, plan.grid_cols, plan.fuse, false).block;
     StreamGroups runs = stream_runs(model, block, plan.strategy == "spatial");
-    for (StreamGroup& run : runs) run.part_rows = rows, run.part_cols = cols;
+    for (StreamGroup& run : runs)
+      run.part_rows = rows, run.part_cols = cols, run.keep_weights = options.keep_weights;
     StreamedRegions streamed = stream_regions(model, plan.regions, plan.owners, runs);
     if (streamed.groups.empty())
       throw Error("--stream: no run of layers of model '" + model.name +
@@ -247,7 +253,8 @@ Plan make_plan(const Model& model, const PlanOptions& options) {
       digest(options.model_digest + "|" + std::to_string(plan.nodes) + "|" + plan.strategy + "|" +
              std::to_string(plan.grid_rows) + "x" + std::to_string(plan.grid_cols) + "|" +
              std::to_string(plan.ram_cap_bytes) + "|" + std::to_string(plan.flash_cap_bytes) + "|" +
-             std::to_string(plan.fuse) + "|" + std::to_string(plan.reuse) + "|" + options.stream);
+             std::to_string(plan.fuse) + "|" + std::to_string(plan.reuse) + "|" + options.stream +
+             (options.keep_weights ? "|kept" : ""));
   if (options.device) {
     plan.device = options.device;
     plan.emulated = estimate_time(model, node_programs(model, plan), *plan.device);

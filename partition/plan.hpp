@@ -63,6 +63,7 @@ struct PlanOptions {
   // spatial and fused: "R" or "RxC", stream every run of layers that can
   // be streamed in parts of at most R rows (and C columns); empty: none.
   std::string stream;
+  bool keep_weights = false;  // with stream: the runs keep their weights in RAM
   uint64_t ram_cap_bytes = ArenaLayout::kUnlimited;
   uint64_t flash_cap_bytes = ArenaLayout::kUnlimited;
   std::string model_digest;  // identifies the model's content

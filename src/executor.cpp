@@ -195,6 +195,11 @@ void Executor::run_stream(const Stream& stream, Arena& arena, Exchange& exchange
         outside_inputs[j - stream.first][slot] =
             input(j, static_cast<int>(slot), arena, exchange, outputs, outside);
   }
+  std::vector<std::map<std::string, const void*>> kept(length);
+  if (stream.keep_weights)
+    for (int j = stream.first; j <= stream.last; ++j)
+      kept[j - stream.first] =
+          weights(j, program_.layers[j].out, program_.layers[j].weight_bytes, arena, outside);
   const Layer& last_layer = model_.layers[stream.last];
   const LayerStep& last = program_.layers[stream.last];
   if (!last.out.empty()) {
@@ -254,7 +259,8 @@ void Executor::run_stream(const Stream& stream, Arena& arena, Exchange& exchange
                              : arena.allocate(part.out.bytes(step.element_bytes),
                                               allocation_purpose(node_label_, layer, "part"));
       const std::map<std::string, const void*> blobs =
-          weights(j, part.out, part.weight_bytes, arena, transient);
+          stream.keep_weights ? kept[j - stream.first]
+                              : weights(j, part.out, part.weight_bytes, arena, transient);
       void* scratch = nullptr;
       if (part.scratch_bytes) {
         scratch =

@@ -55,6 +55,12 @@ void replay_stream(const Model& model, const NodeProgram& program, const Stream&
             layout.allocate(input.needed.bytes(input.element_bytes),
                             allocation_purpose(node_label, model.layers[j], "input tile")));
     }
+  if (stream.keep_weights)
+    for (int j = stream.first; j <= stream.last; ++j)
+      if (program.layers[j].weight_bytes)
+        outside.push_back(layout.allocate(
+            program.layers[j].weight_bytes,
+            allocation_purpose(node_label, model.layers[j], "weights kept for the stream")));
   const LayerStep& last = program.layers[stream.last];
   if (last.allocates_out)
     offsets[last.out_buffer] = layout.allocate(

@@ -65,6 +65,9 @@ struct Stream {
   // Per layer before `last` (index layer - first): the layer of the run that
   // reads its part last, after which the part's buffer is released.
   std::vector<int> last_reader;
+  // Every layer's weights streamed once, before the first part, and kept to
+  // the end of the run (the parts stream none).
+  bool keep_weights = false;
 };
 
 struct NodeProgram {

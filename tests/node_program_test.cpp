@@ -855,8 +855,8 @@ TEST(Cluster, RandomConvPoolStacksEqualOneNodeBitForBit) {
   EXPECT_GT(thinner_than_halo, 50);
 }
 
-// Streams: runs of layers computed part by part (row bands, tiles) on every
-// node, and single layers by output channels, equal the one-node run bit for
+// Streams: runs of layers computed part by part (row bands, tiles; weights
+// read per part or kept) on every node, and single layers by output channels, equal the one-node run bit for
 // bit in every layer (the runs' earlier layers assembled from their parts),
 // in exactly the predicted peak. The parts of every layer of a run together
 // cover the node's region of it, and the last layer's parts tile it exactly.
@@ -880,6 +880,7 @@ TEST(Cluster, RandomStacksStreamedEqualOneNodeBitForBit) {
         for (StreamGroup& group : groups) {
           group.part_rows = testing::uniform(generator, 1, 3);
           group.part_cols = testing::uniform(generator, 0, 3);
+          group.keep_weights = testing::uniform(generator, 0, 1) == 1;
         }
       }
       const StreamedRegions streamed = stream_regions(model, regions, {}, groups);

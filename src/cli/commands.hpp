@@ -19,6 +19,7 @@ struct PlanCommandOptions {
   int fuse = 0;
   bool reuse = false;
   std::string stream;  // "R" or "RxC"; empty: no streaming
+  bool keep_weights = false;
 };
 int plan_command(const PlanCommandOptions& options);
 
