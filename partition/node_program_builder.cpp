@@ -203,27 +203,8 @@ NodeProgram build_with_needs(const Model& model, const LayerRegions& regions, in
                              const StreamGroups& streams);
 
 bool streamable_op(Op op) {
-  switch (op) {
-    case Op::conv2d:
-    case Op::maxpool:
-    case Op::avgpool:
-    case Op::add:
-    case Op::mul:
-    case Op::batchnorm:
-    case Op::relu:
-    case Op::relu6:
-    case Op::leaky_relu:
-    case Op::sigmoid:
-    case Op::silu:
-    case Op::hardswish:
-    case Op::hardsigmoid:
-    case Op::quantize:
-    case Op::dequantize:
-    case Op::upsample_nearest:
-      return true;
-    default:
-      return false;
-  }
+  return is_elementwise(op) || op == Op::conv2d || op == Op::maxpool || op == Op::avgpool ||
+         op == Op::upsample_nearest;
 }
 
 // Kernel scratch for computing `out` of `layer` from `needed` of its input.
@@ -234,13 +215,6 @@ uint64_t scratch_bytes(const Model& model, const Layer& layer, const Region& nee
   const Shape& in = model.layers[layer.inputs[0]].output_shape;
   return conv2d_scratch_bytes(layer.conv, needed.shape(in), out.shape(layer.output_shape), in.c,
                               layer.output_shape.c);
-}
-
-Region bounding_box(const Region& a, const Region& b) {
-  if (a.empty()) return b;
-  if (b.empty()) return a;
-  return {std::min(a.c0, b.c0), std::max(a.c1, b.c1), std::min(a.y0, b.y0),
-          std::max(a.y1, b.y1), std::min(a.x0, b.x0), std::max(a.x1, b.x1)};
 }
 
 // Bytes in RAM of the weights for computing `part` of the node's `region`
@@ -316,8 +290,8 @@ Stream stream_parts(const Model& model, const LayerRegions& regions, int node,
         for (int m = j + 1; m <= group.last; ++m)
           for (size_t slot = 0; slot < model.layers[m].inputs.size(); ++slot)
             if (model.layers[m].inputs[slot] == j)
-              box = bounding_box(box, needed_region(model, model.layers[m], static_cast<int>(slot),
-                                                    part[m - group.first].out));
+              box = box.bounding(needed_region(model, model.layers[m], static_cast<int>(slot),
+                                               part[m - group.first].out));
         if (box.empty()) continue;
         // Together the parts compute the node's whole region of the layer:
         // the first and last tiles reach its edges, and a tile starts where

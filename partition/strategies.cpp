@@ -20,14 +20,6 @@ Region channel_share(const Shape& shape, int index, int parts) {
 // A spatial map (rank 4, more than one pixel): what tiles cut.
 bool spatial_map(const Shape& shape) { return shape.rank != 2 && shape.h * shape.w > 1; }
 
-// The smallest region holding both (either may be empty).
-Region bounding_box(const Region& a, const Region& b) {
-  if (a.empty()) return b;
-  if (b.empty()) return a;
-  return {std::min(a.c0, b.c0), std::max(a.c1, b.c1), std::min(a.y0, b.y0),
-          std::max(a.y1, b.y1), std::min(a.x0, b.x0), std::max(a.x1, b.x1)};
-}
-
 }  // namespace
 
 LayerRegions spatial_regions(const Model& model, int grid_rows, int grid_cols) {
@@ -93,8 +85,8 @@ FusedRegions fused_regions_in_blocks(const Model& model, int grid_rows, int grid
         const int source = layer.inputs[slot];
         if (fused.block[source] != fused.block[j]) continue;
         Region& grown = fused.regions[source][k];
-        grown = bounding_box(
-            grown, needed_region(model, layer, static_cast<int>(slot), fused.regions[j][k]));
+        grown = grown.bounding(
+            needed_region(model, layer, static_cast<int>(slot), fused.regions[j][k]));
       }
     }
   }
@@ -159,8 +151,8 @@ StreamedRegions stream_regions(const Model& model, const LayerRegions& regions,
         for (size_t slot = 0; slot < layer.inputs.size(); ++slot) {
           const int source = layer.inputs[slot];
           if (source < group.first) continue;
-          grown[source][k] = bounding_box(
-              grown[source][k], needed_region(model, layer, static_cast<int>(slot), grown[j][k]));
+          grown[source][k] = grown[source][k].bounding(
+              needed_region(model, layer, static_cast<int>(slot), grown[j][k]));
         }
       }
     }

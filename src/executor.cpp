@@ -113,6 +113,15 @@ std::map<std::string, const void*> Executor::weights(int layer_index, const Regi
   return weights;
 }
 
+void* Executor::scratch(int layer_index, uint64_t bytes, Arena& arena,
+                        std::vector<void*>& transient) const {
+  if (!bytes) return nullptr;
+  void* memory =
+      arena.allocate(bytes, allocation_purpose(node_label_, model_.layers[layer_index], "scratch"));
+  transient.push_back(memory);
+  return memory;
+}
+
 void Executor::run(Arena& arena, Exchange& exchange,
                    const std::function<void(int, Tensor&)>& on_layer,
                    const std::function<void(const Tensor&)>& on_output) const {
@@ -149,12 +158,7 @@ void Executor::run(Arena& arena, Exchange& exchange,
         out.data = buffers[step.out_buffer] + step.out_offset;
         const std::map<std::string, const void*> blobs =
             weights(static_cast<int>(i), step.out, step.weight_bytes, arena, transient);
-        void* scratch = nullptr;
-        if (step.scratch_bytes) {
-          scratch =
-              arena.allocate(step.scratch_bytes, allocation_purpose(node_label_, layer, "scratch"));
-          transient.push_back(scratch);
-        }
+        void* scratch = this->scratch(static_cast<int>(i), step.scratch_bytes, arena, transient);
         const double start = trace_ ? trace_->now_us() : 0;
         compute(static_cast<int>(i), inputs, needed, step.out, out, blobs, scratch);
         if (trace_) trace_->add(layer.name, std::string("compute ") + op_name(layer.op), start);
@@ -261,12 +265,7 @@ void Executor::run_stream(const Stream& stream, Arena& arena, Exchange& exchange
       const std::map<std::string, const void*> blobs =
           stream.keep_weights ? kept[j - stream.first]
                               : weights(j, part.out, part.weight_bytes, arena, transient);
-      void* scratch = nullptr;
-      if (part.scratch_bytes) {
-        scratch =
-            arena.allocate(part.scratch_bytes, allocation_purpose(node_label_, layer, "scratch"));
-        transient.push_back(scratch);
-      }
+      void* scratch = this->scratch(j, part.scratch_bytes, arena, transient);
       const double start = trace_ ? trace_->now_us() : 0;
       compute(j, inputs, part.needed, part.out, out, blobs, scratch);
       if (trace_) trace_->add(layer.name, std::string("compute part ") + op_name(layer.op), start);

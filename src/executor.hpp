@@ -64,6 +64,8 @@ class Executor {
   // RAM, streamed into the arena (added to `transient`).
   std::map<std::string, const void*> weights(int layer_index, const Region& out, uint64_t bytes,
                                              Arena& arena, std::vector<void*>& transient) const;
+  // Kernel scratch of `bytes` (null when 0), added to `transient`.
+  void* scratch(int layer_index, uint64_t bytes, Arena& arena, std::vector<void*>& transient) const;
   // A stream's layers, part by part; with `assembled`, also each earlier
   // layer's region, from its parts, into outputs[] (outside the arena).
   void run_stream(const Stream& stream, Arena& arena, Exchange& exchange,

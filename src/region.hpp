@@ -25,6 +25,13 @@ struct Region {
     return {std::max(c0, other.c0), std::min(c1, other.c1), std::max(y0, other.y0),
             std::min(y1, other.y1), std::max(x0, other.x0), std::min(x1, other.x1)};
   }
+  // The smallest region holding both (either may be empty).
+  Region bounding(const Region& other) const {
+    if (empty()) return other;
+    if (other.empty()) return *this;
+    return {std::min(c0, other.c0), std::max(c1, other.c1), std::min(y0, other.y0),
+            std::max(y1, other.y1), std::min(x0, other.x0), std::max(x1, other.x1)};
+  }
   bool contains(const Region& inner) const {
     return inner.empty() || (c0 <= inner.c0 && inner.c1 <= c1 && y0 <= inner.y0 && inner.y1 <= y1 &&
                              x0 <= inner.x0 && inner.x1 <= x1);

@@ -856,10 +856,10 @@ TEST(Cluster, RandomConvPoolStacksEqualOneNodeBitForBit) {
 }
 
 // Streams: runs of layers computed part by part (row bands, tiles; weights
-// read per part or kept) on every node, and single layers by output channels, equal the one-node run bit for
-// bit in every layer (the runs' earlier layers assembled from their parts),
-// in exactly the predicted peak. The parts of every layer of a run together
-// cover the node's region of it, and the last layer's parts tile it exactly.
+// read per part or kept) on every node, and single layers by output channels, equal the one-node
+// run bit for bit in every layer (the runs' earlier layers assembled from their parts), in exactly
+// the predicted peak. The parts of every layer of a run together cover the node's region of it, and
+// the last layer's parts tile it exactly.
 TEST(Cluster, RandomStacksStreamedEqualOneNodeBitForBit) {
   int streamed_runs = 0, overlapping_parts = 0, channel_parts = 0;
   for (uint32_t seed = 1; seed <= 40; ++seed) {
@@ -901,10 +901,7 @@ TEST(Cluster, RandomStacksStreamedEqualOneNodeBitForBit) {
               const Region& part = stream.parts[p][j - stream.first].out;
               EXPECT_TRUE(region.contains(part)) << what << ", layer " << j;
               covered += part.elements();
-              hull = hull.empty() ? part
-                                  : Region{std::min(hull.c0, part.c0), std::max(hull.c1, part.c1),
-                                           std::min(hull.y0, part.y0), std::max(hull.y1, part.y1),
-                                           std::min(hull.x0, part.x0), std::max(hull.x1, part.x1)};
+              hull = hull.bounding(part);
             }
             if (stream.parts.empty()) continue;
             EXPECT_EQ(hull, region) << what << ", layer " << j;
