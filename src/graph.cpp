@@ -62,16 +62,19 @@ void check_blob(const Layer& layer, const std::string& blob_name,
           "weight '" + blob_name + "' has shape " + dims_text(blob->dims) + ", expected " +
               dims_text(expected));
   if (blob->dtype == DType::f32) {
+    // The message is built only for the value that fails: these loops see every weight.
     for (size_t i = 0; i < blob->values.size(); ++i)
-      require(std::isfinite(blob->values[i]), layer,
-              "weight '" + blob_name + "' holds a non-finite value (" +
-                  std::to_string(blob->values[i]) + ") at element " + std::to_string(i));
+      if (!std::isfinite(blob->values[i]))
+        require(false, layer,
+                "weight '" + blob_name + "' holds a non-finite value (" +
+                    std::to_string(blob->values[i]) + ") at element " + std::to_string(i));
   } else if (blob->dtype == DType::f16) {
     const auto* halves = reinterpret_cast<const _Float16*>(blob->raw.data());
     for (size_t i = 0; i < blob->elements(); ++i)
-      require(
-          std::isfinite(static_cast<float>(halves[i])), layer,
-          "weight '" + blob_name + "' holds a non-finite value at element " + std::to_string(i));
+      if (!std::isfinite(static_cast<float>(halves[i])))
+        require(false, layer,
+                "weight '" + blob_name + "' holds a non-finite value at element " +
+                    std::to_string(i));
   }
 }
 
