@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "gemm.hpp"
 
@@ -20,36 +21,57 @@ bool is_depthwise(const Conv2dParams& p, const Tensor& in, const Placement& in_a
   return p.groups == in_at.channels(in) && p.groups == out_at.channels(out);
 }
 
-// Gathers, for one group, the input patch of every output position:
-// col [ICg*KH*KW, OH*OW], zero where the patch reads padding.
+// Output positions are gathered kChunk at a time: the columns of a chunk
+// ([patch, kChunk] floats) are one contiguous panel for the GEMM, and the
+// scratch holds one chunk, not the whole map's patches.
+constexpr int64_t kChunk = 64;
+
+// Gathers, for one group, the input patch of output positions [first,
+// first + count) (row-major over the output tile): col [ICg*KH*KW, count],
+// zero where the patch reads padding.
 void im2col(const Conv2dParams& p, const Tensor& in, const Placement& in_at, int64_t n,
             int64_t first_channel, int64_t channels, const Tensor& out, const Placement& out_at,
-            float* col) {
-  const int64_t out_h = out.shape.h, out_w = out.shape.w;
+            int64_t first, int64_t count, float* col) {
+  const int64_t out_w = out.shape.w;
   for (int64_t ic = 0; ic < channels; ++ic) {
     const float* plane =
         in.f32() + ((n * in.shape.c + first_channel + ic) * in.shape.h) * in.shape.w;
     for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
       for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
-        float* row = col + ((ic * p.kernel_h + ky) * p.kernel_w + kx) * out_h * out_w;
-        for (int64_t oy = 0; oy < out_h; ++oy) {
+        float* dst = col + ((ic * p.kernel_h + ky) * p.kernel_w + kx) * count;
+        // Input column of output column ox: (col0 + ox) * stride + kx * dilation - pad.
+        const int64_t column0 = out_at.col0 * p.stride_w + kx * p.dilation_w - p.pad_w;
+        const auto [inside_first, inside_last] = columns_inside(
+            out_at.col0, out_w, p.stride_w, kx * p.dilation_w - p.pad_w, in_at.full_w);
+        // The chunk, one output row's segment at a time.
+        for (int64_t position = first; position < first + count;) {
+          const int64_t oy = position / out_w, ox0 = position % out_w;
+          const int64_t ox1 = std::min(out_w, ox0 + (first + count - position));
+          float* row_dst = dst + (position - first) - ox0;  // indexed by ox
+          position += ox1 - ox0;
           const int64_t iy = (out_at.row0 + oy) * p.stride_h - p.pad_h + ky * p.dilation_h;
-          float* dst = row + oy * out_w;
           if (iy < 0 || iy >= in_at.full_h) {
-            std::fill(dst, dst + out_w, 0.0f);
+            std::fill(row_dst + ox0, row_dst + ox1, 0.0f);
             continue;
           }
-          const float* src = plane + (iy - in_at.row0) * in.shape.w;
-          for (int64_t ox = 0; ox < out_w; ++ox) {
-            const int64_t ix = (out_at.col0 + ox) * p.stride_w - p.pad_w + kx * p.dilation_w;
-            dst[ox] = (ix < 0 || ix >= in_at.full_w) ? 0.0f : src[ix - in_at.col0];
-          }
+          const float* src = plane + (iy - in_at.row0) * in.shape.w + column0 - in_at.col0;
+          const int64_t lo = std::clamp(inside_first, ox0, ox1);
+          const int64_t hi = std::clamp(inside_last, lo, ox1);
+          std::fill(row_dst + ox0, row_dst + lo, 0.0f);
+          if (p.stride_w == 1)
+            std::copy(src + lo, src + hi, row_dst + lo);
+          else
+            for (int64_t ox = lo; ox < hi; ++ox) row_dst[ox] = src[ox * p.stride_w];
+          std::fill(row_dst + hi, row_dst + ox1, 0.0f);
         }
       }
     }
   }
 }
 
+// One output row at a time, tap by tap over the whole row (each element still
+// adds its taps in ky, kx order), so the inner loop has no bounds checks and
+// vectorizes.
 void depthwise(const Conv2dParams& p, const Tensor& in, const Placement& in_at, const float* weight,
                const float* bias, Tensor& out, const Placement& out_at) {
   const int64_t out_h = out.shape.h, out_w = out.shape.w;
@@ -58,20 +80,25 @@ void depthwise(const Conv2dParams& p, const Tensor& in, const Placement& in_at, 
       const int64_t in_c =
           out_at.channel0 + c - in_at.channel0;  // one input channel per output channel
       const float* plane = in.f32() + ((n * in.shape.c + in_c) * in.shape.h) * in.shape.w;
-      float* dst = out.f32() + ((n * out.shape.c + c) * out_h) * out_w;
-      std::fill(dst, dst + out_h * out_w, bias ? bias[c] : 0.0f);
-      for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
-        for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
-          const float w = weight[(c * p.kernel_h + ky) * p.kernel_w + kx];
-          for (int64_t oy = 0; oy < out_h; ++oy) {
-            const int64_t iy = (out_at.row0 + oy) * p.stride_h - p.pad_h + ky * p.dilation_h;
-            if (iy < 0 || iy >= in_at.full_h) continue;
-            const float* src = plane + (iy - in_at.row0) * in.shape.w;
-            float* dst_row = dst + oy * out_w;
-            for (int64_t ox = 0; ox < out_w; ++ox) {
-              const int64_t ix = (out_at.col0 + ox) * p.stride_w - p.pad_w + kx * p.dilation_w;
-              if (ix >= 0 && ix < in_at.full_w) dst_row[ox] += w * src[ix - in_at.col0];
-            }
+      const float* taps = weight + c * p.kernel_h * p.kernel_w;
+      for (int64_t oy = 0; oy < out_h; ++oy) {
+        float* dst = out.f32() + ((n * out.shape.c + c) * out_h + oy) * out_w;
+        std::fill(dst, dst + out_w, bias ? bias[c] : 0.0f);
+        for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+          const int64_t iy = (out_at.row0 + oy) * p.stride_h - p.pad_h + ky * p.dilation_h;
+          if (iy < 0 || iy >= in_at.full_h) continue;
+          const float* row = plane + (iy - in_at.row0) * in.shape.w;
+          for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
+            const float w = taps[ky * p.kernel_w + kx];
+            const int64_t offset = kx * p.dilation_w - p.pad_w;
+            const auto [first, last] =
+                columns_inside(out_at.col0, out_w, p.stride_w, offset, in_at.full_w);
+            // Input column of output column ox: (col0 + ox) * stride + offset.
+            const float* src = row + out_at.col0 * p.stride_w + offset - in_at.col0;
+            if (p.stride_w == 1)
+              for (int64_t ox = first; ox < last; ++ox) dst[ox] += w * src[ox];
+            else
+              for (int64_t ox = first; ox < last; ++ox) dst[ox] += w * src[ox * p.stride_w];
           }
         }
       }
@@ -80,6 +107,14 @@ void depthwise(const Conv2dParams& p, const Tensor& in, const Placement& in_at, 
 }
 
 }  // namespace
+
+std::pair<int64_t, int64_t> columns_inside(int64_t out_col0, int64_t count, int64_t stride,
+                                           int64_t offset, int64_t full) {
+  int64_t first = 0, last = count;
+  while (first < last && (out_col0 + first) * stride + offset < 0) ++first;
+  while (last > first && (out_col0 + last - 1) * stride + offset >= full) --last;
+  return {first, last};
+}
 
 int64_t window_output_size(int64_t input, int64_t kernel, int64_t stride, int64_t pad,
                            int64_t dilation) {
@@ -124,7 +159,7 @@ uint64_t conv2d_scratch_bytes(const Conv2dParams& p, const Shape& in, const Shap
   const bool depthwise_conv = p.groups == in_channels && p.groups == out_channels;
   if (pointwise || depthwise_conv) return 0;
   const int64_t patch = in_channels / p.groups * p.kernel_h * p.kernel_w;
-  return static_cast<uint64_t>(patch * out.h * out.w) * sizeof(float);
+  return static_cast<uint64_t>(patch * std::min(out.h * out.w, kChunk)) * sizeof(float);
 }
 
 void conv2d(const Conv2dParams& p, const Tensor& in, const Placement& in_at, const float* weight,
@@ -143,16 +178,21 @@ void conv2d(const Conv2dParams& p, const Tensor& in, const Placement& in_at, con
       const int64_t begin = std::max(first, group * out_per_group);     // global output channels
       const int64_t end = std::min(last, (group + 1) * out_per_group);  // of this group in the tile
       const int64_t first_input = group * in_per_group - in_at.channel0;  // in the input tile
-      const float* columns = nullptr;                                     // [patch, positions]
-      if (pointwise) {
-        columns = in.f32() + (n * in.shape.c + first_input) * positions;
-      } else {
-        im2col(p, in, in_at, n, first_input, in_per_group, out, out_at, scratch);
-        columns = scratch;
+      const float* group_weight = weight + (begin - first) * patch;
+      const float* group_bias = bias ? bias + (begin - first) : nullptr;
+      float* group_out = out.f32() + (n * out.shape.c + begin - first) * positions;
+      if (pointwise) {  // the input planes are the columns [patch, positions]
+        gemm_in_depth_order(group_weight, in.f32() + (n * in.shape.c + first_input) * positions,
+                            group_bias, group_out, end - begin, patch, positions);
+        continue;
       }
-      gemm_in_depth_order(
-          weight + (begin - first) * patch, columns, bias ? bias + (begin - first) : nullptr,
-          out.f32() + (n * out.shape.c + begin - first) * positions, end - begin, patch, positions);
+      for (int64_t position = 0; position < positions; position += kChunk) {
+        const int64_t count = std::min(kChunk, positions - position);
+        im2col(p, in, in_at, n, first_input, in_per_group, out, out_at, position, count,
+               scratch);  // [patch, count]
+        gemm_in_depth_order(group_weight, scratch, group_bias, group_out + position, end - begin,
+                            patch, count, count, positions);
+      }
     }
 }
 

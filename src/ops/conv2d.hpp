@@ -2,6 +2,7 @@
 // 2-D convolution, any stride, padding, dilation and groups (so depthwise).
 // Weights are [OC, IC/groups, KH, KW], bias [OC] or null.
 #include <cstdint>
+#include <utility>
 
 #include "../tensor.hpp"
 
@@ -18,6 +19,13 @@ struct Conv2dParams {
 // Output extent along one axis of a sliding window (conv, or pool without ceil_mode).
 int64_t window_output_size(int64_t input, int64_t kernel, int64_t stride, int64_t pad,
                            int64_t dilation);
+
+// The output columns [first, last) of a tile `count` wide placed at
+// `out_col0` whose tap, at input column (out_col0 + ox) * stride + offset,
+// lands inside the map's `full` columns; the others read padding. (Also for
+// pooling windows.)
+std::pair<int64_t, int64_t> columns_inside(int64_t out_col0, int64_t count, int64_t stride,
+                                           int64_t offset, int64_t full);
 
 // `out` is a tile of the output placed at `out_at`; `in` a tile of the input
 // placed at `in_at` that covers every input row, column and channel the output

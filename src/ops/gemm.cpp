@@ -3,56 +3,145 @@
 #include <algorithm>
 #include <cstring>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 namespace splitinfer {
 namespace {
 
 // gemm_in_depth_order works on vectors of kLanes floats (GCC/Clang vector
-// extensions, lowered to whatever the target has) and keeps kBlockRows x
-// kBlockVectors of them as sums in registers: 16 of the 32 AVX-512 registers,
-// 8 of the 16 AVX or SSE registers.
+// extensions, lowered to whatever the target has) and keeps a block of
+// output rows x up to kMaxVectors vectors of positions as sums in registers:
+// kSums of the 32 AVX-512 registers (16 for AVX or SSE), the rest hold a
+// column's vectors and a broadcast weight.
 #if defined(__AVX512F__)
-constexpr int64_t kLanes = 16, kBlockRows = 8;
+constexpr int64_t kLanes = 16, kSums = 24;
 #elif defined(__AVX__)
-constexpr int64_t kLanes = 8, kBlockRows = 4;
+constexpr int64_t kLanes = 8, kSums = 12;
 #else
-constexpr int64_t kLanes = 4, kBlockRows = 4;
+constexpr int64_t kLanes = 4, kSums = 12;
 #endif
-constexpr int64_t kBlockVectors = 2;
+constexpr int64_t kMaxVectors = 4;
+// Depth is taken kDepthStep at a time: a pass keeps the columns it reads
+// (kDepthStep x kMaxVectors vectors, 24 KiB with AVX-512) in the L1 cache
+// while every block of rows goes over them. Between passes the sums wait in
+// `out` as float32, so each still adds its products in depth order.
+constexpr int64_t kDepthStep = 96;
 typedef float Vector __attribute__((vector_size(kLanes * sizeof(float))));
 
-// Rows [row0, row0 + kBlockRows) x positions [j, j + width) of
-// gemm_in_depth_order, width = kVectors * kLanes or, for a last partial
-// vector, less (its lanes past `width` compute on zeros and are not stored).
-// A last block of fewer rows repeats its last row and stores only the real ones.
+// The first `count` (< kLanes) floats at `from` into a vector, the other lanes 0,
+// and back: one masked move where the target has them, not a memcpy call per k.
+inline Vector load_first(const float* from, int64_t count) {
+#if defined(__AVX512F__)
+  return reinterpret_cast<Vector>(
+      _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << count) - 1), from));
+#else
+  Vector vector = {};
+  for (int64_t lane = 0; lane < count; ++lane) vector[lane] = from[lane];
+  return vector;
+#endif
+}
+
+inline void store_first(float* to, const Vector& vector, int64_t count) {
+#if defined(__AVX512F__)
+  _mm512_mask_storeu_ps(to, static_cast<__mmask16>((1u << count) - 1),
+                        reinterpret_cast<__m512>(vector));
+#else
+  for (int64_t lane = 0; lane < count; ++lane) to[lane] = vector[lane];
+#endif
+}
+
+struct GemmArguments {
+  const float* weight;   // [rows, depth]
+  const float* columns;  // [depth, column_stride]
+  const float* bias;     // [rows] or null
+  float* out;            // [rows, out_stride]
+  int64_t rows, depth, column_stride, out_stride;
+};
+
+// Rows [row0, row0 + kRows) x positions [j, j + width) for depth [k0, k1),
+// width = kVectors * kLanes or, with kPartial, less (the last vector's lanes
+// past `width` compute on zeros and are not stored). The sums start from the
+// bias at k0 = 0 and from `out` after. A last block of fewer rows repeats its
+// last row and stores only the real ones.
 template <int64_t kVectors, bool kPartial>
-void gemm_block(const float* weight, const float* columns, const float* bias, float* out,
-                int64_t rows, int64_t depth, int64_t positions, int64_t row0, int64_t j,
-                int64_t width) {
-  const int64_t bytes = kPartial ? width * static_cast<int64_t>(sizeof(float)) : sizeof(Vector);
-  Vector sum[kBlockRows][kVectors];
-  int64_t weight_offset[kBlockRows];
-#pragma GCC unroll 8
-  for (int64_t r = 0; r < kBlockRows; ++r) {
-    const int64_t row = std::min(row0 + r, rows - 1);
-    weight_offset[r] = row * depth;
-#pragma GCC unroll 8
-    for (int64_t v = 0; v < kVectors; ++v) sum[r][v] = Vector{} + (bias ? bias[row] : 0.0f);
+void gemm_block(const GemmArguments& a, int64_t row0, int64_t j, int64_t width, int64_t k0,
+                int64_t k1) {
+  constexpr int64_t kRows = kSums / kVectors;
+  const int64_t last_width = kPartial ? width - (kVectors - 1) * kLanes : kLanes;
+  const int64_t real_rows = std::min(kRows, a.rows - row0);
+  const auto load = [&](const float* from, int64_t v) {
+    Vector vector;
+    if (kPartial && v == kVectors - 1)
+      vector = load_first(from, last_width);
+    else
+      std::memcpy(&vector, from, sizeof(Vector));
+    return vector;
+  };
+  Vector sum[kRows][kVectors];
+  const float* weight_row[kRows];
+#pragma GCC unroll 24
+  for (int64_t r = 0; r < kRows; ++r) {
+    const int64_t row = row0 + std::min(r, real_rows - 1);
+    weight_row[r] = a.weight + row * a.depth;
+#pragma GCC unroll 4
+    for (int64_t v = 0; v < kVectors; ++v)
+      sum[r][v] = k0 == 0 ? Vector{} + (a.bias ? a.bias[row] : 0.0f)
+                          : load(a.out + row * a.out_stride + j + v * kLanes, v);
   }
-  for (int64_t k = 0; k < depth; ++k) {
-    const float* column = columns + k * positions + j;
-    Vector x[kVectors] = {};
-#pragma GCC unroll 8
-    for (int64_t v = 0; v < kVectors; ++v) std::memcpy(&x[v], column + v * kLanes, bytes);
-#pragma GCC unroll 8
-    for (int64_t r = 0; r < kBlockRows; ++r) {
-      const float w = weight[weight_offset[r] + k];
-#pragma GCC unroll 8
+  for (int64_t k = k0; k < k1; ++k) {
+    const float* column = a.columns + k * a.column_stride + j;
+    Vector x[kVectors];
+#pragma GCC unroll 4
+    for (int64_t v = 0; v < kVectors; ++v) x[v] = load(column + v * kLanes, v);
+#pragma GCC unroll 24
+    for (int64_t r = 0; r < kRows; ++r) {
+      const float w = weight_row[r][k];
+#pragma GCC unroll 4
       for (int64_t v = 0; v < kVectors; ++v) sum[r][v] += w * x[v];
     }
   }
-  for (int64_t r = 0; r < std::min(kBlockRows, rows - row0); ++r)
-    for (int64_t v = 0; v < kVectors; ++v)
-      std::memcpy(out + (row0 + r) * positions + j + v * kLanes, &sum[r][v], bytes);
+  for (int64_t r = 0; r < real_rows; ++r)
+    for (int64_t v = 0; v < kVectors; ++v) {
+      float* to = a.out + (row0 + r) * a.out_stride + j + v * kLanes;
+      if (kPartial && v == kVectors - 1)
+        store_first(to, sum[r][v], last_width);
+      else
+        std::memcpy(to, &sum[r][v], sizeof(Vector));
+    }
+}
+
+// Every block of rows over positions [j, j + width), width <= kMaxVectors * kLanes,
+// for depth [k0, k1).
+template <int64_t kVectors, bool kPartial>
+void gemm_panel(const GemmArguments& a, int64_t j, int64_t width, int64_t k0, int64_t k1) {
+  constexpr int64_t kRows = kSums / kVectors;
+  for (int64_t row0 = 0; row0 < a.rows; row0 += kRows)
+    gemm_block<kVectors, kPartial>(a, row0, j, width, k0, k1);
+}
+
+void gemm_panel_any(const GemmArguments& a, int64_t j, int64_t width, int64_t k0, int64_t k1) {
+  const int64_t vectors = (width + kLanes - 1) / kLanes;
+  const bool partial = width % kLanes != 0;
+  switch (vectors * 2 - (partial ? 1 : 0)) {
+    case 8:
+      return gemm_panel<4, false>(a, j, width, k0, k1);
+    case 7:
+      return gemm_panel<4, true>(a, j, width, k0, k1);
+    case 6:
+      return gemm_panel<3, false>(a, j, width, k0, k1);
+    case 5:
+      return gemm_panel<3, true>(a, j, width, k0, k1);
+    case 4:
+      return gemm_panel<2, false>(a, j, width, k0, k1);
+    case 3:
+      return gemm_panel<2, true>(a, j, width, k0, k1);
+    case 2:
+      return gemm_panel<1, false>(a, j, width, k0, k1);
+    default:
+      return gemm_panel<1, true>(a, j, width, k0, k1);
+  }
 }
 
 }  // namespace
@@ -62,35 +151,32 @@ void gemm_block(const float* weight, const float* columns, const float* bias, fl
 // positions and wherever the element sits among them: it starts from its bias
 // and adds weight * column for k = 0, 1, ..., depth-1 in order, always in a
 // vector lane (so the compiler's choice of fused multiply-add is the same for
-// all). So an output tile equals the same rows and columns of the whole map
-// bit for bit, which the distributed engine relies on. A GEMM library cannot
-// promise that: Eigen picks its blocking, micro-kernel and summation order
-// from the matrix sizes, and tiles differed from the whole map in the last bits.
+// all), and a partial sum kept in `out` between depth passes is the float32 it
+// was in the register. So an output tile equals the same rows and columns of
+// the whole map bit for bit, which the distributed engine relies on. A GEMM
+// library cannot promise that: Eigen picks its blocking, micro-kernel and
+// summation order from the matrix sizes, and tiles differed from the whole map
+// in the last bits.
 void gemm_in_depth_order(const float* weight, const float* columns, const float* bias, float* out,
-                         int64_t rows, int64_t depth, int64_t positions) {
-  // The block at (row0, j), as wide as the positions left allow; returns its width.
-  const auto block_at = [&](int64_t row0, int64_t j) -> int64_t {
-    const int64_t left = positions - j;
-    if (left >= kBlockVectors * kLanes) {
-      gemm_block<kBlockVectors, false>(weight, columns, bias, out, rows, depth, positions, row0, j,
-                                       kBlockVectors * kLanes);
-      return kBlockVectors * kLanes;
+                         int64_t rows, int64_t depth, int64_t positions, int64_t column_stride,
+                         int64_t out_stride) {
+  const GemmArguments a{weight,
+                        columns,
+                        bias,
+                        out,
+                        rows,
+                        depth,
+                        column_stride ? column_stride : positions,
+                        out_stride ? out_stride : positions};
+  constexpr int64_t kPanel = kMaxVectors * kLanes;
+  for (int64_t j = 0; j < positions; j += kPanel) {
+    const int64_t width = std::min(kPanel, positions - j);
+    if (depth == 0) {
+      gemm_panel_any(a, j, width, 0, 0);
+      continue;
     }
-    if (left >= kLanes) {
-      gemm_block<1, false>(weight, columns, bias, out, rows, depth, positions, row0, j, kLanes);
-      return kLanes;
-    }
-    gemm_block<1, true>(weight, columns, bias, out, rows, depth, positions, row0, j, left);
-    return left;
-  };
-  // Any order of the blocks gives the same sums. The outer loop runs over the
-  // larger matrix, so the blocks of the smaller one are read again from cache.
-  if (rows > positions) {  // weight [rows, depth] is the larger
-    for (int64_t row0 = 0; row0 < rows; row0 += kBlockRows)
-      for (int64_t j = 0; j < positions;) j += block_at(row0, j);
-  } else {
-    for (int64_t j = 0, width = 0; j < positions; j += width)
-      for (int64_t row0 = 0; row0 < rows; row0 += kBlockRows) width = block_at(row0, j);
+    for (int64_t k0 = 0; k0 < depth; k0 += kDepthStep)
+      gemm_panel_any(a, j, width, k0, std::min(depth, k0 + kDepthStep));
   }
 }
 

@@ -10,7 +10,10 @@
 
 namespace splitinfer {
 
+// `columns` and `out` may be parts of wider matrices: rows `column_stride` and
+// `out_stride` floats apart (0: `positions`).
 void gemm_in_depth_order(const float* weight, const float* columns, const float* bias, float* out,
-                         int64_t rows, int64_t depth, int64_t positions);
+                         int64_t rows, int64_t depth, int64_t positions, int64_t column_stride = 0,
+                         int64_t out_stride = 0);
 
 }  // namespace splitinfer

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <limits>
+#include <utility>
+
+#include "conv2d.hpp"
 
 namespace splitinfer {
 
@@ -16,28 +19,36 @@ int64_t pool_output_size(int64_t input, int64_t kernel, int64_t stride, int64_t 
 
 namespace {
 
-// NaN propagates, as in PyTorch; padding never wins.
+// NaN propagates, as in PyTorch; padding never wins. Every output element
+// meets its taps in the same order (ky, then kx) as a plain loop would, tap by
+// tap over a whole output row, so the loops vectorize and NaN payloads agree.
 template <typename T>
 void max_pool(const PoolParams& p, const T* in, const Shape& in_shape, const Placement& in_at,
               T* out, const Shape& out_shape, const Placement& out_at) {
+  const T lowest = std::numeric_limits<T>::has_infinity ? -std::numeric_limits<T>::infinity()
+                                                        : std::numeric_limits<T>::lowest();
+  const int64_t out_w = out_shape.w;
   for (int64_t nc = 0; nc < out_shape.n * out_shape.c; ++nc) {
     const T* plane = in + nc * in_shape.h * in_shape.w;
-    for (int64_t oy = 0; oy < out_shape.h; ++oy)
-      for (int64_t ox = 0; ox < out_shape.w; ++ox) {
-        T best = std::numeric_limits<T>::has_infinity ? -std::numeric_limits<T>::infinity()
-                                                      : std::numeric_limits<T>::lowest();
-        for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
-          const int64_t iy = (out_at.row0 + oy) * p.stride_h - p.pad_h + ky * p.dilation_h;
-          if (iy < 0 || iy >= in_at.full_h) continue;
-          for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
-            const int64_t ix = (out_at.col0 + ox) * p.stride_w - p.pad_w + kx * p.dilation_w;
-            if (ix < 0 || ix >= in_at.full_w) continue;
-            const T value = plane[(iy - in_at.row0) * in_shape.w + ix - in_at.col0];
-            if (value > best || value != value) best = value;
+    for (int64_t oy = 0; oy < out_shape.h; ++oy) {
+      T* best = out + (nc * out_shape.h + oy) * out_w;
+      std::fill(best, best + out_w, lowest);
+      for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+        const int64_t iy = (out_at.row0 + oy) * p.stride_h - p.pad_h + ky * p.dilation_h;
+        if (iy < 0 || iy >= in_at.full_h) continue;
+        const T* row = plane + (iy - in_at.row0) * in_shape.w;
+        for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
+          // Input column of output column ox: (col0 + ox) * stride + kx * dilation - pad.
+          const T* taps = row + out_at.col0 * p.stride_w + kx * p.dilation_w - p.pad_w - in_at.col0;
+          const auto [first, last] = columns_inside(out_at.col0, out_w, p.stride_w,
+                                                    kx * p.dilation_w - p.pad_w, in_at.full_w);
+          for (int64_t ox = first; ox < last; ++ox) {
+            const T value = taps[ox * p.stride_w];
+            best[ox] = (value > best[ox] || value != value) ? value : best[ox];
           }
         }
-        out[(nc * out_shape.h + oy) * out_shape.w + ox] = best;
       }
+    }
   }
 }
 
