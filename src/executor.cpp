@@ -1,5 +1,6 @@
 #include "executor.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "error.hpp"
@@ -159,9 +160,27 @@ void Executor::run(Arena& arena, Exchange& exchange,
         const std::map<std::string, const void*> blobs =
             weights(static_cast<int>(i), step.out, step.weight_bytes, arena, transient);
         void* scratch = this->scratch(static_cast<int>(i), step.scratch_bytes, arena, transient);
+        // The rows that need no received piece first, while the pieces travel.
+        const auto [first, last] = rows_without_halo(static_cast<int>(i), outputs);
         const double start = trace_ ? trace_->now_us() : 0;
-        compute(static_cast<int>(i), inputs, needed, step.out, out, blobs, scratch);
-        if (trace_) trace_->add(layer.name, std::string("compute ") + op_name(layer.op), start);
+        if (first < last) {
+          compute(static_cast<int>(i), inputs, needed, step.out, out, blobs, scratch, first, last);
+          if (trace_)
+            trace_->add(layer.name, std::string("compute ") + op_name(layer.op) + " (no halo)",
+                        start);
+        }
+        exchange.finish();
+        const double rest = trace_ ? trace_->now_us() : 0;
+        if (first < last) {
+          compute(static_cast<int>(i), inputs, needed, step.out, out, blobs, scratch, 0, first);
+          compute(static_cast<int>(i), inputs, needed, step.out, out, blobs, scratch, last,
+                  out.shape.h);
+        } else {
+          compute(static_cast<int>(i), inputs, needed, step.out, out, blobs, scratch);
+        }
+        if (trace_) trace_->add(layer.name, std::string("compute ") + op_name(layer.op), rest);
+      } else {
+        exchange.finish();
       }
       for (void* memory : transient) arena.release(memory);
       if (step.to_coordinator) exchange.to_coordinator(static_cast<int>(i), outputs[i]);
@@ -199,6 +218,7 @@ void Executor::run_stream(const Stream& stream, Arena& arena, Exchange& exchange
         outside_inputs[j - stream.first][slot] =
             input(j, static_cast<int>(slot), arena, exchange, outputs, outside);
   }
+  exchange.finish();
   std::vector<std::map<std::string, const void*>> kept(length);
   if (stream.keep_weights)
     for (int j = stream.first; j <= stream.last; ++j)
@@ -285,10 +305,47 @@ void Executor::run_stream(const Stream& stream, Arena& arena, Exchange& exchange
   for (void* memory : outside) arena.release(memory);
 }
 
+std::pair<int64_t, int64_t> Executor::rows_without_halo(int layer_index,
+                                                        const std::vector<Tensor>& outputs) const {
+  // A float32 convolution with one input, received into a tile, whose own
+  // part of the tile spans all the tile's channels and columns: then the
+  // output rows whose window rows lie in the own part need no piece. (The
+  // convolution never writes over its input, so it may run while the input
+  // is being sent.)
+  const Layer& layer = model_.layers[layer_index];
+  const LayerStep& step = program_.layers[layer_index];
+  if (layer.op != Op::conv2d || layer.quantized() || kernels_ != Kernels::fast ||
+      step.inputs.size() != 1 || step.inputs[0].direct || step.out.empty())
+    return {0, 0};
+  const InputSlot& input = step.inputs[0];
+  if (std::none_of(input.receives.begin(), input.receives.end(),
+                   [](const Transfer& piece) { return piece.peer != 0; }))
+    return {0, 0};
+  const int source = layer.inputs[0];
+  const Region own =
+      outputs[source].data ? program_.layers[source].out.intersect(input.needed) : Region{};
+  if (own.empty() || own.c0 != input.needed.c0 || own.c1 != input.needed.c1 ||
+      own.x0 != input.needed.x0 || own.x1 != input.needed.x1)
+    return {0, 0};
+  const Conv2dParams& p = layer.conv;
+  const int64_t full_h = model_.layers[source].output_shape.h;
+  const auto inside_own = [&](int64_t row) {  // output row, in the whole map
+    const int64_t top = std::max<int64_t>(row * p.stride_h - p.pad_h, 0);
+    const int64_t bottom =
+        std::min<int64_t>(row * p.stride_h - p.pad_h + (p.kernel_h - 1) * p.dilation_h, full_h - 1);
+    return top > bottom || (own.y0 <= top && bottom < own.y1);
+  };
+  int64_t first = step.out.y0, last = step.out.y1;
+  while (first < last && !inside_own(first)) ++first;
+  last = first;
+  while (last < step.out.y1 && inside_own(last)) ++last;
+  return {first - step.out.y0, last - step.out.y0};
+}
+
 void Executor::compute(int layer_index, const std::vector<Tensor>& inputs,
                        const std::vector<Region>& needed_regions, const Region& out_region,
                        Tensor& out, const std::map<std::string, const void*>& weights,
-                       void* scratch) const {
+                       void* scratch, int64_t row_begin, int64_t row_end) const {
   const Layer& layer = model_.layers[layer_index];
   const LayerStep& step = program_.layers[layer_index];
   if (layer.quantized() || layer.op == Op::dequantize)
@@ -313,7 +370,7 @@ void Executor::compute(int layer_index, const std::vector<Tensor>& inputs,
         conv2d_reference(layer.conv, in, in_at, weight("weight"), weight("bias"), out, out_at);
       else
         conv2d(layer.conv, in, in_at, weight("weight"), weight("bias"), out, out_at,
-               static_cast<float*>(scratch));
+               static_cast<float*>(scratch), row_begin, row_end);
       break;
     case Op::linear:
       if (reference)

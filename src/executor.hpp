@@ -4,6 +4,7 @@
 // region of the output, and allocates exactly as replay_memory() predicts.
 #include <functional>
 #include <string>
+#include <utility>
 
 #include "arena.hpp"
 #include "graph.hpp"
@@ -21,12 +22,15 @@ enum class Kernels { fast, reference };
 class Exchange {
  public:
   virtual ~Exchange() = default;
-  // Sends the pieces `input.sends` lists from `stored` (this node's region
-  // `stored_region` of the input layer; null when empty) and receives the
-  // pieces `input.receives` lists into `tile` (holding input.needed; null
-  // when the slot is read in place).
+  // Starts sending the pieces `input.sends` lists from `stored` (this node's
+  // region `stored_region` of the input layer; null when empty) and
+  // receiving the pieces `input.receives` lists into `tile` (holding
+  // input.needed; null when the slot is read in place). The received pieces
+  // are in `tile`, and `stored` may change, only after finish().
   virtual void exchange(int layer_index, int slot, const InputSlot& input, const void* stored,
                         const Region& stored_region, void* tile) = 0;
+  // Completes every exchange started.
+  virtual void finish() {}
   // Sends this node's computed region of a layer to the coordinator (steps
   // with `to_coordinator`: the relay baseline).
   virtual void to_coordinator(int layer_index, const Tensor& out) = 0;
@@ -71,10 +75,19 @@ class Executor {
   void run_stream(const Stream& stream, Arena& arena, Exchange& exchange,
                   std::vector<char*>& buffers, std::vector<Tensor>& outputs,
                   std::vector<std::vector<char>>* assembled) const;
-  // `out` (region `out_region` of the layer) from `inputs` (regions `needed`).
+  // `out` (region `out_region` of the layer) from `inputs` (regions
+  // `needed`); a float32 convolution computes only rows [row_begin, row_end)
+  // of `out` (-1: to the last).
   void compute(int layer_index, const std::vector<Tensor>& inputs,
                const std::vector<Region>& needed, const Region& out_region, Tensor& out,
-               const std::map<std::string, const void*>& weights, void* scratch) const;
+               const std::map<std::string, const void*>& weights, void* scratch,
+               int64_t row_begin = 0, int64_t row_end = -1) const;
+  // The rows [first, last) of the node's region of a layer (counted from its
+  // top) that it can compute before the exchange of its input finishes: the
+  // one range of rows whose window reads only the node's own part of the
+  // input. Empty when the layer cannot be split so.
+  std::pair<int64_t, int64_t> rows_without_halo(int layer_index,
+                                                const std::vector<Tensor>& outputs) const;
   void compute_quantized(int layer_index, const std::vector<Tensor>& inputs,
                          const std::vector<Region>& needed, const Region& out_region, Tensor& out,
                          const std::map<std::string, const void*>& weights, void* scratch) const;

@@ -639,9 +639,19 @@ class SharedMemoryExchange : public Exchange {
       EXPECT_TRUE(inside) << "layer " << layer_index << ": node " << node_ << " receives "
                           << piece.region.str() << " from node " << piece.peer << ", which holds "
                           << offer.region.str();
-      if (inside)
-        copy_region(offer.stored, offer.region, tile, slot.needed, piece.region,
+      if (inside) {
+        // Delivered by finish(); until then the piece's place in the tile
+        // holds 0xff bytes (NaN, or 255), so a layer computed early from it
+        // would differ.
+        Pending pending{tile, slot.needed, piece.region, slot.element_bytes,
+                        std::vector<char>(piece.region.bytes(slot.element_bytes))};
+        copy_region(offer.stored, offer.region, pending.piece.data(), piece.region, piece.region,
                     slot.element_bytes);
+        const std::vector<char> poison(pending.piece.size(), static_cast<char>(0xff));
+        copy_region(poison.data(), piece.region, tile, slot.needed, piece.region,
+                    slot.element_bytes);
+        pending_.push_back(std::move(pending));
+      }
       bytes_received += piece.region.bytes(slot.element_bytes);
     }
     for (const Transfer& piece : slot.sends) {
@@ -649,6 +659,12 @@ class SharedMemoryExchange : public Exchange {
       bytes_sent += piece.region.bytes(slot.element_bytes);
     }
     wait();
+  }
+  void finish() override {
+    for (const Pending& pending : pending_)
+      copy_region(pending.piece.data(), pending.region, pending.tile, pending.needed,
+                  pending.region, pending.element_bytes);
+    pending_.clear();
   }
   // The relay baseline's route, which no program here takes.
   void to_coordinator(int layer_index, const Tensor&) override {
@@ -663,6 +679,13 @@ class SharedMemoryExchange : public Exchange {
     if (board_.failed) throw Error("another node failed");
   }
 
+  struct Pending {  // a received piece not yet delivered
+    void* tile;
+    Region needed, region;
+    size_t element_bytes;
+    std::vector<char> piece;
+  };
+  std::vector<Pending> pending_;
   int node_;
   Board& board_;
   const Model& model_;

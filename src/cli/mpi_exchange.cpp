@@ -1,8 +1,10 @@
 #include "mpi_exchange.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 
 namespace splitinfer {
 
@@ -29,6 +31,30 @@ PieceType::PieceType(const Region& holder, const Region& piece, size_t element_b
   MPI_Type_commit(&type_);
 }
 
+void wait_without_spinning(std::vector<MPI_Request>& requests) {
+  if (requests.empty()) return;
+  const auto start = std::chrono::steady_clock::now();
+  auto pause = std::chrono::microseconds(2);
+  for (;;) {
+    int done = 0;
+    MPI_Testall(static_cast<int>(requests.size()), requests.data(), &done, MPI_STATUSES_IGNORE);
+    if (done) break;
+    // The first 50 µs poll (a neighbour's halo usually arrives by then);
+    // afterwards sleep.
+    if (std::chrono::steady_clock::now() - start < std::chrono::microseconds(50)) continue;
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::microseconds(100));
+  }
+  requests.clear();
+}
+
+void receive_without_spinning(void* buffer, int count, MPI_Datatype type, int source, int tag,
+                              MPI_Comm comm) {
+  std::vector<MPI_Request> request(1);
+  MPI_Irecv(buffer, count, type, source, tag, comm, &request[0]);
+  wait_without_spinning(request);
+}
+
 MpiExchange::MpiExchange(MPI_Comm node_comm, const std::vector<int>& neighbours, Trace* trace)
     : neighbours_(neighbours), trace_(trace) {
   std::vector<int> ranks;
@@ -48,47 +74,70 @@ void MpiExchange::exchange(int layer_index, int slot, const InputSlot& input, co
   const uint64_t sent_before = bytes_sent, received_before = bytes_received;
   exchange_pieces(input, stored, stored_region, tile);
   if (trace_)
-    trace_->add(
-        "exchange for layer " + std::to_string(layer_index) + ", input " + std::to_string(slot),
-        "exchange", start, bytes_sent - sent_before, bytes_received - received_before);
+    started_.push_back(
+        {"exchange for layer " + std::to_string(layer_index) + ", input " + std::to_string(slot),
+         start, bytes_sent - sent_before, bytes_received - received_before});
+}
+
+void MpiExchange::finish() {
+  wait_without_spinning(pending_);
+  pending_types_.clear();
+  pending_arrays_.clear();
+  // A slice per exchange, from its start to the end of the wait.
+  for (const Started& exchange : started_)
+    trace_->add(exchange.label, "exchange", exchange.start_us, exchange.sent, exchange.received);
+  started_.clear();
 }
 
 void MpiExchange::exchange_pieces(const InputSlot& input, const void* stored,
                                   const Region& stored_region, void* tile) {
   for (const Transfer& piece : input.receives)
     if (piece.peer == 0) {
-      PieceType type(input.needed, piece.region, input.element_bytes);
-      MPI_Recv(tile, 1, type.get(), 0, kInputTag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      pending_types_.push_back(
+          std::make_unique<PieceType>(input.needed, piece.region, input.element_bytes));
+      pending_.emplace_back();
+      MPI_Irecv(tile, 1, pending_types_.back()->get(), 0, kInputTag, MPI_COMM_WORLD,
+                &pending_.back());
       bytes_received += piece.region.bytes(input.element_bytes);
     }
   if (!input.exchange) return;
   // One neighbourhood collective per input slot: a piece (or nothing) to and
   // from every neighbour.
+  // Its argument arrays must outlive the call until it completes.
   const size_t degree = neighbours_.size();
-  std::vector<int> send_counts(degree, 0), receive_counts(degree, 0);
-  std::vector<MPI_Aint> displacements(degree, 0);
-  std::vector<MPI_Datatype> send_types(degree, MPI_FLOAT), receive_types(degree, MPI_FLOAT);
-  std::vector<std::unique_ptr<PieceType>> types;
+  pending_arrays_.push_back(std::make_unique<CollectiveArrays>());
+  CollectiveArrays& arrays = *pending_arrays_.back();
+  std::vector<int>&send_counts = arrays.send_counts, &receive_counts = arrays.receive_counts;
+  std::vector<MPI_Datatype>&send_types = arrays.send_types, &receive_types = arrays.receive_types;
+  std::vector<MPI_Aint>& displacements = arrays.displacements;
+  send_counts.assign(degree, 0);
+  receive_counts.assign(degree, 0);
+  displacements.assign(degree, 0);
+  send_types.assign(degree, MPI_FLOAT);
+  receive_types.assign(degree, MPI_FLOAT);
   const auto slot_of = [&](int node) {
     return std::find(neighbours_.begin(), neighbours_.end(), node) - neighbours_.begin();
   };
   for (const Transfer& piece : input.sends) {
-    types.push_back(std::make_unique<PieceType>(stored_region, piece.region, input.element_bytes));
-    send_types[slot_of(piece.peer)] = types.back()->get();
+    pending_types_.push_back(
+        std::make_unique<PieceType>(stored_region, piece.region, input.element_bytes));
+    send_types[slot_of(piece.peer)] = pending_types_.back()->get();
     send_counts[slot_of(piece.peer)] = 1;
     bytes_sent += piece.region.bytes(input.element_bytes);
   }
   for (const Transfer& piece : input.receives) {
     if (piece.peer == 0) continue;
-    types.push_back(std::make_unique<PieceType>(input.needed, piece.region, input.element_bytes));
-    receive_types[slot_of(piece.peer)] = types.back()->get();
+    pending_types_.push_back(
+        std::make_unique<PieceType>(input.needed, piece.region, input.element_bytes));
+    receive_types[slot_of(piece.peer)] = pending_types_.back()->get();
     receive_counts[slot_of(piece.peer)] = 1;
     bytes_received += piece.region.bytes(input.element_bytes);
   }
   static char nothing = 0;  // a valid address for a side that moves nothing
-  MPI_Neighbor_alltoallw(stored ? stored : &nothing, send_counts.data(), displacements.data(),
-                         send_types.data(), tile ? tile : &nothing, receive_counts.data(),
-                         displacements.data(), receive_types.data(), graph_);
+  pending_.emplace_back();
+  MPI_Ineighbor_alltoallw(stored ? stored : &nothing, send_counts.data(), displacements.data(),
+                          send_types.data(), tile ? tile : &nothing, receive_counts.data(),
+                          displacements.data(), receive_types.data(), graph_, &pending_.back());
 }
 
 void MpiExchange::to_coordinator(int layer_index, const Tensor& out) {

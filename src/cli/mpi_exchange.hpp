@@ -5,6 +5,8 @@
 #include <mpi.h>
 
 #include <cstdint>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "../executor.hpp"
@@ -33,6 +35,14 @@ class PieceType {
   MPI_Datatype type_;
 };
 
+// Waits for `requests` to complete without spinning a core away from the
+// ranks that compute (often more ranks than cores): polls for a short while,
+// then sleeps between polls, a little longer each time up to 100 µs.
+void wait_without_spinning(std::vector<MPI_Request>& requests);
+// MPI_Recv, waiting as wait_without_spinning does.
+void receive_without_spinning(void* buffer, int count, MPI_Datatype type, int source, int tag,
+                              MPI_Comm comm);
+
 class MpiExchange : public Exchange {
  public:
   // `node_comm`: ranks 1..N of the world as ranks 0..N-1; `neighbours`: the
@@ -41,8 +51,12 @@ class MpiExchange : public Exchange {
   MpiExchange(MPI_Comm node_comm, const std::vector<int>& neighbours, Trace* trace = nullptr);
   ~MpiExchange() override;
 
+  // Starts the exchange (nonblocking receives and neighbourhood collective);
+  // finish() waits for every one started, so a node computes what needs no
+  // halo while its pieces travel.
   void exchange(int layer_index, int slot, const InputSlot& input, const void* stored,
                 const Region& stored_region, void* tile) override;
+  void finish() override;
   void to_coordinator(int layer_index, const Tensor& out) override;
   // From now on, record a slice per exchange with its bytes into `trace`.
   void set_trace(Trace* trace) { trace_ = trace; }
@@ -54,6 +68,22 @@ class MpiExchange : public Exchange {
                        void* tile);
 
   MPI_Comm graph_ = MPI_COMM_NULL;
+  // The exchanges started and not finished: their requests, the datatypes
+  // they use and their trace labels and bytes.
+  std::vector<MPI_Request> pending_;
+  std::vector<std::unique_ptr<PieceType>> pending_types_;
+  struct CollectiveArrays {
+    std::vector<int> send_counts, receive_counts;
+    std::vector<MPI_Aint> displacements;
+    std::vector<MPI_Datatype> send_types, receive_types;
+  };
+  std::vector<std::unique_ptr<CollectiveArrays>> pending_arrays_;
+  struct Started {
+    std::string label;
+    double start_us;
+    uint64_t sent, received;
+  };
+  std::vector<Started> started_;
   std::vector<int> neighbours_;  // node numbers, in the topology's order
   Trace* trace_;
 };

@@ -223,7 +223,7 @@ void coordinate(const Setup& setup, const std::vector<NodeProgram>& programs,
       const LayerStep& step = program.layers[layer_index];
       if (step.out.empty() || (relayed_only && !step.to_coordinator)) continue;
       PieceType type(Region::whole(layer.output_shape), step.out, dtype_bytes(layer.dtype));
-      MPI_Recv(whole, 1, type.get(), program.node, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      receive_without_spinning(whole, 1, type.get(), program.node, tag, MPI_COMM_WORLD);
     }
   };
   if (dumps) dumps->assign(model.layers.size(), {});
@@ -256,7 +256,7 @@ void coordinate(const Setup& setup, const std::vector<NodeProgram>& programs,
   if (dumps) (*dumps)[0] = maps[0];
   output.resize(map_bytes(model.output));
   gather(model.output, output.data(), kOutputTag, false);
-  MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE);
+  wait_without_spinning(requests);
 }
 
 void print_summary(const Model& model, const std::vector<float>& output,

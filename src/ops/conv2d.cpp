@@ -73,7 +73,8 @@ void im2col(const Conv2dParams& p, const Tensor& in, const Placement& in_at, int
 // adds its taps in ky, kx order), so the inner loop has no bounds checks and
 // vectorizes.
 void depthwise(const Conv2dParams& p, const Tensor& in, const Placement& in_at, const float* weight,
-               const float* bias, Tensor& out, const Placement& out_at) {
+               const float* bias, Tensor& out, const Placement& out_at, int64_t row_begin,
+               int64_t row_end) {
   const int64_t out_h = out.shape.h, out_w = out.shape.w;
   for (int64_t n = 0; n < out.shape.n; ++n) {
     for (int64_t c = 0; c < out.shape.c; ++c) {
@@ -81,7 +82,7 @@ void depthwise(const Conv2dParams& p, const Tensor& in, const Placement& in_at, 
           out_at.channel0 + c - in_at.channel0;  // one input channel per output channel
       const float* plane = in.f32() + ((n * in.shape.c + in_c) * in.shape.h) * in.shape.w;
       const float* taps = weight + c * p.kernel_h * p.kernel_w;
-      for (int64_t oy = 0; oy < out_h; ++oy) {
+      for (int64_t oy = row_begin; oy < row_end; ++oy) {
         float* dst = out.f32() + ((n * out.shape.c + c) * out_h + oy) * out_w;
         std::fill(dst, dst + out_w, bias ? bias[c] : 0.0f);
         for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
@@ -163,9 +164,12 @@ uint64_t conv2d_scratch_bytes(const Conv2dParams& p, const Shape& in, const Shap
 }
 
 void conv2d(const Conv2dParams& p, const Tensor& in, const Placement& in_at, const float* weight,
-            const float* bias, Tensor& out, const Placement& out_at, float* scratch) {
+            const float* bias, Tensor& out, const Placement& out_at, float* scratch,
+            int64_t row_begin, int64_t row_end) {
+  if (row_end < 0) row_end = out.shape.h;
+  if (row_begin >= row_end) return;
   if (is_depthwise(p, in, in_at, out, out_at))
-    return depthwise(p, in, in_at, weight, bias, out, out_at);
+    return depthwise(p, in, in_at, weight, bias, out, out_at, row_begin, row_end);
   const bool pointwise = is_pointwise(p, in, in_at, out, out_at);
   const int64_t in_per_group = in_at.channels(in) / p.groups;
   const int64_t out_per_group = out_at.channels(out) / p.groups;
@@ -181,13 +185,17 @@ void conv2d(const Conv2dParams& p, const Tensor& in, const Placement& in_at, con
       const float* group_weight = weight + (begin - first) * patch;
       const float* group_bias = bias ? bias + (begin - first) : nullptr;
       float* group_out = out.f32() + (n * out.shape.c + begin - first) * positions;
+      // The positions of rows [row_begin, row_end).
+      const int64_t first_position = row_begin * out.shape.w, last_position = row_end * out.shape.w;
       if (pointwise) {  // the input planes are the columns [patch, positions]
-        gemm_in_depth_order(group_weight, in.f32() + (n * in.shape.c + first_input) * positions,
-                            group_bias, group_out, end - begin, patch, positions);
+        gemm_in_depth_order(group_weight,
+                            in.f32() + (n * in.shape.c + first_input) * positions + first_position,
+                            group_bias, group_out + first_position, end - begin, patch,
+                            last_position - first_position, positions, positions);
         continue;
       }
-      for (int64_t position = 0; position < positions; position += kChunk) {
-        const int64_t count = std::min(kChunk, positions - position);
+      for (int64_t position = first_position; position < last_position; position += kChunk) {
+        const int64_t count = std::min(kChunk, last_position - position);
         im2col(p, in, in_at, n, first_input, in_per_group, out, out_at, position, count,
                scratch);  // [patch, count]
         gemm_in_depth_order(group_weight, scratch, group_bias, group_out + position, end - begin,

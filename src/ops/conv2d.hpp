@@ -44,8 +44,10 @@ uint64_t conv2d_scratch_bytes(const Conv2dParams& params, const Shape& in, const
 // stride-1 convolutions, direct loops for depthwise. Every output element is
 // summed in the same order whatever the tile, so a tile equals the same part
 // of the whole map bit for bit. `scratch` holds conv2d_scratch_bytes().
+// Only the tile's rows [row_begin, row_end) are computed (row_end -1: to the
+// last), so a node can compute what needs no halo while the halo travels.
 void conv2d(const Conv2dParams& params, const Tensor& in, const Placement& in_at,
             const float* weight, const float* bias, Tensor& out, const Placement& out_at,
-            float* scratch);
+            float* scratch, int64_t row_begin = 0, int64_t row_end = -1);
 
 }  // namespace splitinfer
