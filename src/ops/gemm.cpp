@@ -24,10 +24,11 @@ constexpr int64_t kLanes = 4, kSums = 12;
 #endif
 constexpr int64_t kMaxVectors = 4;
 // Depth is taken kDepthStep at a time: a pass keeps the columns it reads
-// (kDepthStep x kMaxVectors vectors, 24 KiB with AVX-512) in the L1 cache
+// (kDepthStep x kMaxVectors vectors, 64 KiB with AVX-512) in the L2 cache
 // while every block of rows goes over them. Between passes the sums wait in
 // `out` as float32, so each still adds its products in depth order.
-constexpr int64_t kDepthStep = 96;
+constexpr int64_t kDepthStep = 256;
+constexpr int64_t kFloatsPerLine = 64 / sizeof(float);  // a cache line
 typedef float Vector __attribute__((vector_size(kLanes * sizeof(float))));
 
 // The first `count` (< kLanes) floats at `from` into a vector, the other lanes 0,
@@ -43,7 +44,7 @@ inline Vector load_first(const float* from, int64_t count) {
 #endif
 }
 
-inline void store_first(float* to, const Vector& vector, int64_t count) {
+inline void store_first(float* to, Vector vector, int64_t count) {
 #if defined(__AVX512F__)
   _mm512_mask_storeu_ps(to, static_cast<__mmask16>((1u << count) - 1),
                         reinterpret_cast<__m512>(vector));
@@ -67,7 +68,7 @@ struct GemmArguments {
 // last row and stores only the real ones.
 template <int64_t kVectors, bool kPartial>
 void gemm_block(const GemmArguments& a, int64_t row0, int64_t j, int64_t width, int64_t k0,
-                int64_t k1) {
+                int64_t k1, const float* tail) {
   constexpr int64_t kRows = kSums / kVectors;
   const int64_t last_width = kPartial ? width - (kVectors - 1) * kLanes : kLanes;
   const int64_t real_rows = std::min(kRows, a.rows - row0);
@@ -90,11 +91,19 @@ void gemm_block(const GemmArguments& a, int64_t row0, int64_t j, int64_t width, 
       sum[r][v] = k0 == 0 ? Vector{} + (a.bias ? a.bias[row] : 0.0f)
                           : load(a.out + row * a.out_stride + j + v * kLanes, v);
   }
+  // The next block's weights for this depth pass are fetched while this one
+  // computes: they come from L3 or memory when the weights outgrow L2.
+  for (int64_t r = 0; r < kRows && row0 + kRows + r < a.rows; ++r)
+    for (int64_t k = k0; k < k1; k += kFloatsPerLine)
+      __builtin_prefetch(weight_row[0] + (kRows + r) * a.depth + k);
   for (int64_t k = k0; k < k1; ++k) {
     const float* column = a.columns + k * a.column_stride + j;
     Vector x[kVectors];
 #pragma GCC unroll 4
-    for (int64_t v = 0; v < kVectors; ++v) x[v] = load(column + v * kLanes, v);
+    for (int64_t v = 0; v < kVectors; ++v)
+      std::memcpy(&x[v],
+                  kPartial && v == kVectors - 1 ? tail + (k - k0) * kLanes : column + v * kLanes,
+                  sizeof(Vector));
 #pragma GCC unroll 24
     for (int64_t r = 0; r < kRows; ++r) {
       const float w = weight_row[r][k];
@@ -102,13 +111,19 @@ void gemm_block(const GemmArguments& a, int64_t row0, int64_t j, int64_t width, 
       for (int64_t v = 0; v < kVectors; ++v) sum[r][v] += w * x[v];
     }
   }
-  for (int64_t r = 0; r < real_rows; ++r)
+#pragma GCC unroll 24
+  for (int64_t r = 0; r < kRows; ++r)
+#pragma GCC unroll 4
     for (int64_t v = 0; v < kVectors; ++v) {
+      if (r >= real_rows) break;
       float* to = a.out + (row0 + r) * a.out_stride + j + v * kLanes;
+      // By value: a sum whose address escaped would live on the stack, stored
+      // again at every masked load (which may read any memory).
+      const Vector value = sum[r][v];
       if (kPartial && v == kVectors - 1)
-        store_first(to, sum[r][v], last_width);
+        store_first(to, value, last_width);
       else
-        std::memcpy(to, &sum[r][v], sizeof(Vector));
+        std::memcpy(to, &value, sizeof(Vector));
     }
 }
 
@@ -117,8 +132,20 @@ void gemm_block(const GemmArguments& a, int64_t row0, int64_t j, int64_t width, 
 template <int64_t kVectors, bool kPartial>
 void gemm_panel(const GemmArguments& a, int64_t j, int64_t width, int64_t k0, int64_t k1) {
   constexpr int64_t kRows = kSums / kVectors;
+  // A last partial vector's columns, copied into whole vectors padded with
+  // zeros: the blocks then load only whole vectors, never past the columns.
+  alignas(64) float tail[kPartial ? kDepthStep * kLanes : 1];
+  if constexpr (kPartial) {
+    const int64_t offset = j + (kVectors - 1) * kLanes, count = width - (kVectors - 1) * kLanes;
+    for (int64_t k = k0; k < k1; ++k) {
+      float* to = tail + (k - k0) * kLanes;
+      std::copy(a.columns + k * a.column_stride + offset,
+                a.columns + k * a.column_stride + offset + count, to);
+      std::fill(to + count, to + kLanes, 0.0f);
+    }
+  }
   for (int64_t row0 = 0; row0 < a.rows; row0 += kRows)
-    gemm_block<kVectors, kPartial>(a, row0, j, width, k0, k1);
+    gemm_block<kVectors, kPartial>(a, row0, j, width, k0, k1, tail);
 }
 
 void gemm_panel_any(const GemmArguments& a, int64_t j, int64_t width, int64_t k0, int64_t k1) {
