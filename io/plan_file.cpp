@@ -231,6 +231,7 @@ void write_plan(const std::string& plan_dir, const Model& model, const Plan& pla
                                      group.part_channels, group.keep_weights});
       root.write_int64s("streams", {static_cast<int64_t>(plan.streams.size()), 6}, values.data());
     }
+    root.write_int("weights_in_place", plan.weights_in_place);
     if (plan.strategy == "fused") {
       root.write_int("fuse", plan.fuse);
       root.write_int("reuse", plan.reuse);
@@ -337,6 +338,8 @@ void read_plan(const std::string& plan_dir, Model& model, Plan& plan) {
     check_stream_groups(model, plan.streams);
     if (plan.via_coordinator) throw Error(root.path() + ": a relay plan cannot stream");
   }
+  // Plans written before the attribute copy their weights into RAM.
+  plan.weights_in_place = root.has_attr("weights_in_place") && root.read_int("weights_in_place");
   if (plan.strategy == "fused") {
     plan.fuse = static_cast<int>(root.read_int("fuse"));
     plan.reuse = root.read_int("reuse") != 0;

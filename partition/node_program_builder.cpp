@@ -379,6 +379,20 @@ void check_stream_groups(const Model& model, const StreamGroups& groups) {
   }
 }
 
+void read_weights_in_place(const Model& model, NodeProgram& program) {
+  program.weights_in_place = true;
+  for (size_t i = 0; i < model.layers.size(); ++i) {
+    const Layer& layer = model.layers[i];
+    if (std::any_of(layer.weights.begin(), layer.weights.end(),
+                    [](const auto& blob) { return blob.second.dtype == DType::f16; }))
+      continue;
+    program.layers[i].weight_bytes = 0;
+    for (Stream& stream : program.streams)
+      if (static_cast<int>(i) >= stream.first && static_cast<int>(i) <= stream.last)
+        for (std::vector<PartStep>& part : stream.parts) part[i - stream.first].weight_bytes = 0;
+  }
+}
+
 NodeProgram build_node_program(const Model& model, const LayerRegions& regions, int node,
                                bool via_coordinator, const LayerRegions& owners,
                                const StreamGroups& streams) {

@@ -71,6 +71,10 @@ std::vector<NodeProgram> build_node_programs(const Model& model, const LayerRegi
                                              const LayerRegions& owners = {},
                                              const StreamGroups& streams = {});
 
+// Makes `program` read every layer's weights where flash holds them, with no
+// RAM for them, except float16 weights (widened into RAM as before).
+void read_weights_in_place(const Model& model, NodeProgram& program);
+
 // The piece of layer `source`'s output node `from` sends node `to` so that
 // `to` can read `needed` of it: what `from` owns of `needed`, unless `to`
 // computed it itself; empty when nothing moves.

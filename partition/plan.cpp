@@ -151,13 +151,18 @@ Plan make_plan(const Model& model, const PlanOptions& options) {
                             : proxy_latency(model, candidate);
     };
     Plan plan = auto_plan(model, search, score);
+    if (options.weights_in_place) {  // needs less RAM than the plan chosen with copies
+      plan.weights_in_place = true;
+      predict_nodes(model, plan);
+    }
     if (options.device) {
       plan.device = options.device;
       plan.emulated = estimate_time(model, node_programs(model, plan), *plan.device);
     }
     plan.plan_id =
         digest(options.model_digest + "|auto|" + std::to_string(plan.nodes) + "|" +
-               std::to_string(plan.ram_cap_bytes) + "|" + std::to_string(plan.flash_cap_bytes));
+               std::to_string(plan.ram_cap_bytes) + "|" + std::to_string(plan.flash_cap_bytes) +
+               (options.weights_in_place ? "|in place" : ""));
     return plan;
   }
   if (options.nodes == -1)
@@ -239,6 +244,7 @@ Plan make_plan(const Model& model, const PlanOptions& options) {
     for (const StreamGroup& group : plan.streams)
       for (int j = group.first; j <= group.last; ++j) plan.layer_strategies[j] += " streamed";
   }
+  plan.weights_in_place = options.weights_in_place;
   predict_nodes(model, plan);
   const uint64_t peak = largest_peak_ram(plan), flash = largest_flash(plan);
   if (peak > options.ram_cap_bytes)
@@ -254,7 +260,7 @@ Plan make_plan(const Model& model, const PlanOptions& options) {
              std::to_string(plan.grid_rows) + "x" + std::to_string(plan.grid_cols) + "|" +
              std::to_string(plan.ram_cap_bytes) + "|" + std::to_string(plan.flash_cap_bytes) + "|" +
              std::to_string(plan.fuse) + "|" + std::to_string(plan.reuse) + "|" + options.stream +
-             (options.keep_weights ? "|kept" : ""));
+             (options.keep_weights ? "|kept" : "") + (options.weights_in_place ? "|in place" : ""));
   if (options.device) {
     plan.device = options.device;
     plan.emulated = estimate_time(model, node_programs(model, plan), *plan.device);
@@ -263,7 +269,11 @@ Plan make_plan(const Model& model, const PlanOptions& options) {
 }
 
 std::vector<NodeProgram> node_programs(const Model& model, const Plan& plan) {
-  return build_node_programs(model, plan.regions, plan.via_coordinator, plan.owners, plan.streams);
+  std::vector<NodeProgram> programs =
+      build_node_programs(model, plan.regions, plan.via_coordinator, plan.owners, plan.streams);
+  if (plan.weights_in_place)
+    for (NodeProgram& program : programs) read_weights_in_place(model, program);
+  return programs;
 }
 
 }  // namespace splitinfer

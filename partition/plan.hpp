@@ -45,6 +45,7 @@ struct Plan {
   // Runs of layers computed part by part on every node (streaming); their
   // layers' regions hold what the run reads, like fused blocks.
   StreamGroups streams;
+  bool weights_in_place = false;  // see PlanOptions
   // MACs computed beyond the model's own: borders recomputed by fused tiles
   // and by the parts of streams.
   uint64_t recomputed_macs = 0;
@@ -64,6 +65,10 @@ struct PlanOptions {
   // be streamed in parts of at most R rows (and C columns); empty: none.
   std::string stream;
   bool keep_weights = false;  // with stream: the runs keep their weights in RAM
+  // Nodes read weights where flash holds them (memory-mapped flash,
+  // execute-in-place) instead of copying each layer's into RAM; float16
+  // weights are still widened into RAM.
+  bool weights_in_place = false;
   uint64_t ram_cap_bytes = ArenaLayout::kUnlimited;
   uint64_t flash_cap_bytes = ArenaLayout::kUnlimited;
   std::string model_digest;  // identifies the model's content

@@ -86,10 +86,14 @@ std::map<std::string, const void*> Executor::weights(int layer_index, const Regi
   const Layer& layer = model_.layers[layer_index];
   const LayerStep& step = program_.layers[layer_index];
   std::map<std::string, const void*> weights;
-  if (!bytes) return weights;
-  char* cursor =
-      static_cast<char*>(arena.allocate(bytes, allocation_purpose(node_label_, layer, "weights")));
-  transient.push_back(cursor);
+  // Without RAM for them, the weights are read where flash holds them (or
+  // the layer has none).
+  const bool in_place = bytes == 0;
+  if (in_place && !program_.weights_in_place) return weights;
+  char* cursor = in_place ? nullptr
+                          : static_cast<char*>(arena.allocate(
+                                bytes, allocation_purpose(node_label_, layer, "weights")));
+  if (cursor) transient.push_back(cursor);
   for (const auto& [blob_name, blob] : layer.weights) {
     size_t first = 0, count = blob.elements();  // the elements streamed
     // Per output channel: the slice's first dimension is its channel count.
@@ -101,6 +105,10 @@ std::map<std::string, const void*> Executor::weights(int layer_index, const Regi
     }
     const size_t element_bytes = blob.bytes() / std::max<size_t>(1, blob.elements());
     const char* source = static_cast<const char*>(blob.data()) + first * element_bytes;
+    if (in_place) {
+      weights[blob_name] = source;
+      continue;
+    }
     if (blob.dtype == DType::f16) {
       const auto* halves = reinterpret_cast<const _Float16*>(source);
       float* widened = reinterpret_cast<float*>(cursor);

@@ -72,9 +72,9 @@ void check_blob(const Layer& layer, const std::string& blob_name,
     const auto* halves = reinterpret_cast<const _Float16*>(blob->raw.data());
     for (size_t i = 0; i < blob->elements(); ++i)
       if (!std::isfinite(static_cast<float>(halves[i])))
-        require(false, layer,
-                "weight '" + blob_name + "' holds a non-finite value at element " +
-                    std::to_string(i));
+        require(
+            false, layer,
+            "weight '" + blob_name + "' holds a non-finite value at element " + std::to_string(i));
   }
 }
 

@@ -76,6 +76,9 @@ struct NodeProgram {
   std::vector<LayerStep> layers;       // per model layer
   std::vector<int> neighbours;         // nodes this node exchanges with directly (sorted)
   std::vector<Stream> streams;
+  // Layers with weight_bytes 0 read their weights where flash holds them
+  // (read_weights_in_place()).
+  bool weights_in_place = false;
 
   // Bytes this node sends to and receives from other nodes and the
   // coordinator in one inference (its output to the coordinator included).

@@ -711,7 +711,8 @@ struct ClusterRun {
 // the maps; with `streams`, the nodes compute those runs part by part.
 ClusterRun run_cluster(const Model& model, const LayerRegions& regions,
                        const std::vector<float>& input, Kernels kernels,
-                       const LayerRegions& owners = {}, const StreamGroups& streams = {}) {
+                       const LayerRegions& owners = {}, const StreamGroups& streams = {},
+                       bool weights_in_place = false) {
   const int nodes = static_cast<int>(regions[0].size());
   ClusterRun cluster;
   cluster.layers.resize(model.layers.size());
@@ -728,6 +729,7 @@ ClusterRun run_cluster(const Model& model, const LayerRegions& regions,
   for (int k = 1; k <= nodes; ++k) {
     node_models.push_back(testing::node_model(model, regions, k));
     programs.push_back(build_node_program(model, regions, k, false, owners, streams));
+    if (weights_in_place) read_weights_in_place(model, programs.back());
     ArenaLayout layout;
     cluster.nodes[k - 1].predicted_peak =
         replay_memory(model, programs.back(), layout, "node " + std::to_string(k));
@@ -813,11 +815,13 @@ const PlanCase kPlans[] = {
 void expect_cluster_equals_one_node(const Model& model, const LayerRegions& regions,
                                     Kernels kernels, const std::string& what,
                                     const LayerRegions& owners = {},
-                                    const StreamGroups& streams = {}) {
+                                    const StreamGroups& streams = {},
+                                    bool weights_in_place = false) {
   SCOPED_TRACE(what);
   const std::vector<float> input = model_input(model);
   const ExecutorRun one = run_executor(model, kernels, input);
-  const ClusterRun cluster = run_cluster(model, regions, input, kernels, owners, streams);
+  const ClusterRun cluster =
+      run_cluster(model, regions, input, kernels, owners, streams, weights_in_place);
   for (size_t k = 1; k <= cluster.nodes.size(); ++k) {
     const ClusterRun::NodeRun& node = cluster.nodes[k - 1];
     ASSERT_EQ(node.error, "") << "node " << k;
@@ -851,6 +855,33 @@ INSTANTIATE_TEST_SUITE_P(GraphsAndPlans, Cluster,
                            return std::string(std::get<0>(info.param).name) + "_" +
                                   std::get<1>(info.param).name;
                          });
+
+// Weights read where flash holds them: the same bits, in the predicted peak,
+// which is the copying plan's less the weights' RAM.
+TEST(Cluster, WeightsReadInPlaceEqualOneNodeBitForBit) {
+  int smaller = 0;
+  for (uint32_t seed = 1; seed <= 12; ++seed) {
+    const Model model = testing::random_stack(seed);
+    for (const PlanCase& plan : kPlans) {
+      const LayerRegions regions = plan.regions(model);
+      const std::string what = "seed " + std::to_string(seed) + ", " + plan.name;
+      expect_cluster_equals_one_node(model, regions, Kernels::fast, what, {}, {}, true);
+      for (int k = 1; k <= static_cast<int>(regions[0].size()); ++k) {
+        const NodeProgram copying = build_node_program(model, regions, k);
+        NodeProgram in_place = copying;
+        read_weights_in_place(model, in_place);
+        ArenaLayout copying_layout, in_place_layout;
+        const uint64_t copying_peak = replay_memory(model, copying, copying_layout, "node");
+        const uint64_t in_place_peak = replay_memory(model, in_place, in_place_layout, "node");
+        EXPECT_LE(in_place_peak, copying_peak) << what << ", node " << k;
+        smaller += in_place_peak < copying_peak;
+        for (const LayerStep& step : in_place.layers) EXPECT_EQ(step.weight_bytes, 0u) << what;
+      }
+      if (HasFailure()) return;
+    }
+  }
+  EXPECT_GT(smaller, 20);
+}
 
 TEST(Cluster, RandomConvPoolStacksEqualOneNodeBitForBit) {
   int empty_regions = 0, thinner_than_halo = 0;

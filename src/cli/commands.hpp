@@ -20,6 +20,7 @@ struct PlanCommandOptions {
   bool reuse = false;
   std::string stream;  // "R" or "RxC"; empty: no streaming
   bool keep_weights = false;
+  bool weights_in_place = false;
 };
 int plan_command(const PlanCommandOptions& options);
 

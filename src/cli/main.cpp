@@ -74,6 +74,10 @@ int main(int argc, char** argv) {
                        "R rows (RxC: and C columns) of each run's last layer, so no map inside a "
                        "run is ever whole on a node (spatial: each widening block such as an "
                        "inverted residual; fused: each block, its tiles in sequence)");
+  plan_app->add_flag("--weights-in-place", plan.weights_in_place,
+                     "nodes read weights where flash holds them (memory-mapped flash, "
+                     "execute-in-place) instead of copying each layer's into RAM; float16 "
+                     "weights are still widened into RAM");
   plan_app->add_flag("--keep-weights", plan.keep_weights,
                      "with --stream: each run reads its layers' weights from flash once and keeps "
                      "them in RAM to its end (boards with RAM to spare), instead of once per part");

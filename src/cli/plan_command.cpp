@@ -98,6 +98,7 @@ int plan_command(const PlanCommandOptions& options) {
   plan_options.reuse = options.reuse;
   plan_options.stream = options.stream;
   plan_options.keep_weights = options.keep_weights;
+  plan_options.weights_in_place = options.weights_in_place;
   // A device's RAM and flash are the caps unless --ram and --flash say otherwise.
   if (device) {
     plan_options.ram_cap_bytes = device->ram_bytes;

@@ -357,6 +357,7 @@ static std::optional<nlohmann::json> run_plan(const RunOptions& options,
         setup.program =
             build_node_program(setup.model, setup.plan.regions, rank, setup.plan.via_coordinator,
                                setup.plan.owners, setup.plan.streams);
+        if (setup.plan.weights_in_place) read_weights_in_place(setup.model, setup.program);
         const std::string label = "node " + std::to_string(rank);
         ArenaLayout layout(setup.ram_cap);
         try {
