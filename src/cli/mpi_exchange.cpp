@@ -44,17 +44,20 @@ void wait_without_spinning(std::vector<MPI_Request>& requests) {
   (void)precise_sleeps;
 #endif
   const auto start = std::chrono::steady_clock::now();
-  auto pause = std::chrono::microseconds(2);
   for (;;) {
     int done = 0;
     MPI_Testall(static_cast<int>(requests.size()), requests.data(), &done, MPI_STATUSES_IGNORE);
     if (done) break;
     // The first 50 µs poll (a neighbour's halo often arrives by then);
-    // afterwards sleep between polls. (Yielding instead would still take
-    // about half of a core a computing rank shares.)
-    if (std::chrono::steady_clock::now() - start < std::chrono::microseconds(50)) continue;
-    std::this_thread::sleep_for(pause);
-    pause = std::min(pause * 2, std::chrono::microseconds(100));
+    // afterwards sleep between polls, each time 1/64 of the wait so far (at
+    // least 2 µs, at most 1 ms): a wait ends at most 1/64 late, and a long
+    // one (the coordinator's, while the nodes compute) wakes its core only
+    // some hundred times. (Yielding instead would still take about half of
+    // a core a computing rank shares.)
+    const auto waited = std::chrono::steady_clock::now() - start;
+    if (waited < std::chrono::microseconds(50)) continue;
+    std::this_thread::sleep_for(std::clamp<std::chrono::nanoseconds>(
+        waited / 64, std::chrono::microseconds(2), std::chrono::milliseconds(1)));
   }
   requests.clear();
 }

@@ -37,7 +37,7 @@ class PieceType {
 
 // Waits for `requests` to complete without spinning a core away from the
 // ranks that compute (often more ranks than cores): polls for 50 µs, then
-// sleeps between polls, a little longer each time up to 100 µs.
+// sleeps between polls, each time 1/64 of the wait so far (2 µs to 1 ms).
 void wait_without_spinning(std::vector<MPI_Request>& requests);
 // MPI_Recv, waiting as wait_without_spinning does.
 void receive_without_spinning(void* buffer, int count, MPI_Datatype type, int source, int tag,
