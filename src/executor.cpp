@@ -18,6 +18,12 @@ namespace splitinfer {
 
 namespace {
 
+// rows_without_halo(): a layer computed in two parts reads its weights twice;
+// that is cheap when they stay in the L2 cache, or when the rows near the
+// edges fill a GEMM panel (64 positions) of their own.
+constexpr uint64_t kWeightsCheapToReread = 1 << 20;
+constexpr int64_t kEdgePositionsWorthAPass = 64;
+
 Activation activation_of(Op op) {
   switch (op) {
     case Op::relu6:
@@ -347,6 +353,16 @@ std::pair<int64_t, int64_t> Executor::rows_without_halo(int layer_index,
   while (first < last && !inside_own(first)) ++first;
   last = first;
   while (last < step.out.y1 && inside_own(last)) ++last;
+  // Each part computed apart reads all the layer's weights again: not worth
+  // it when they outgrow the L2 cache and the rows near the edges are few
+  // positions (a deep layer on a small map), which would cost more than the
+  // wait it hides.
+  uint64_t weight_bytes = 0;
+  for (const auto& [blob_name, blob] : layer.weights) weight_bytes += blob.bytes();
+  const int64_t edge_positions =
+      ((step.out.y1 - step.out.y0) - (last - first)) * (step.out.x1 - step.out.x0);
+  if (weight_bytes > kWeightsCheapToReread && edge_positions < kEdgePositionsWorthAPass)
+    return {0, 0};
   return {first - step.out.y0, last - step.out.y0};
 }
 

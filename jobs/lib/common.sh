@@ -54,9 +54,5 @@ export OMPI_MCA_mpi_yield_when_idle=1
 splitinfer_mpirun() {
   local ranks=$1
   shift
-  # Ranks bound to cores in turn: with more ranks than cores, each core's
-  # share is fixed (the coordinator, which sleeps while nodes compute, shares
-  # the first), not left to the scheduler's moves.
-  mpirun --quiet --oversubscribe --bind-to core:overload-allowed --map-by core -np "$ranks" \
-    "$SPLITINFER_BUILD/splitinfer" "$@"
+  mpirun --quiet --oversubscribe -np "$ranks" "$SPLITINFER_BUILD/splitinfer" "$@"
 }
