@@ -6,6 +6,10 @@
 
 #include "gemm.hpp"
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 namespace splitinfer {
 namespace {
 
@@ -26,17 +30,30 @@ bool is_depthwise(const Conv2dParams& p, const Tensor& in, const Placement& in_a
 // scratch holds one chunk, not the whole map's patches.
 constexpr int64_t kChunk = 64;
 
-// The segments im2col moves are short (a row of a chunk): inline loops, not
-// a memmove or memset call each, which cost more than the copy.
-__attribute__((optimize("no-tree-loop-distribute-patterns"))) void fill_zeros(float* to,
-                                                                              int64_t count) {
-  for (int64_t i = 0; i < count; ++i) to[i] = 0.0f;
+// im2col's segments are short (a row of a chunk): copied and zeroed inline,
+// 16 floats at a time, not by a memmove or memset call each, which would
+// cost more than the copy.
+inline void copy_floats(const float* from, int64_t count, float* to) {
+  int64_t i = 0;
+  for (; i + 16 <= count; i += 16) std::memcpy(to + i, from + i, 16 * sizeof(float));
+#if defined(__AVX512F__)
+  const __mmask16 rest = static_cast<__mmask16>((1u << (count - i)) - 1);
+  _mm512_mask_storeu_ps(to + i, rest, _mm512_maskz_loadu_ps(rest, from + i));
+#else
+  for (; i < count; ++i) to[i] = from[i];
+#endif
 }
 
-__attribute__((optimize("no-tree-loop-distribute-patterns"))) void copy_floats(const float* from,
-                                                                               int64_t count,
-                                                                               float* to) {
-  for (int64_t i = 0; i < count; ++i) to[i] = from[i];
+inline void fill_zeros(float* to, int64_t count) {
+  int64_t i = 0;
+  const float zeros[16] = {};
+  for (; i + 16 <= count; i += 16) std::memcpy(to + i, zeros, sizeof(zeros));
+#if defined(__AVX512F__)
+  _mm512_mask_storeu_ps(to + i, static_cast<__mmask16>((1u << (count - i)) - 1),
+                        _mm512_setzero_ps());
+#else
+  for (; i < count; ++i) to[i] = 0.0f;
+#endif
 }
 
 // Gathers, for one group, the input patch of output positions [first,
@@ -46,16 +63,16 @@ void im2col(const Conv2dParams& p, const Tensor& in, const Placement& in_at, int
             int64_t first_channel, int64_t channels, const Tensor& out, const Placement& out_at,
             int64_t first, int64_t count, float* col) {
   const int64_t out_w = out.shape.w;
-  for (int64_t ic = 0; ic < channels; ++ic) {
-    const float* plane =
-        in.f32() + ((n * in.shape.c + first_channel + ic) * in.shape.h) * in.shape.w;
-    for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
-      for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
+  for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+    for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
+      // Input column of output column ox: (col0 + ox) * stride + kx * dilation - pad.
+      const int64_t column0 = out_at.col0 * p.stride_w + kx * p.dilation_w - p.pad_w;
+      const auto [inside_first, inside_last] =
+          columns_inside(out_at.col0, out_w, p.stride_w, kx * p.dilation_w - p.pad_w, in_at.full_w);
+      for (int64_t ic = 0; ic < channels; ++ic) {
+        const float* plane =
+            in.f32() + ((n * in.shape.c + first_channel + ic) * in.shape.h) * in.shape.w;
         float* dst = col + ((ic * p.kernel_h + ky) * p.kernel_w + kx) * count;
-        // Input column of output column ox: (col0 + ox) * stride + kx * dilation - pad.
-        const int64_t column0 = out_at.col0 * p.stride_w + kx * p.dilation_w - p.pad_w;
-        const auto [inside_first, inside_last] = columns_inside(
-            out_at.col0, out_w, p.stride_w, kx * p.dilation_w - p.pad_w, in_at.full_w);
         // The chunk, one output row's segment at a time.
         for (int64_t position = first; position < first + count;) {
           const int64_t oy = position / out_w, ox0 = position % out_w;
