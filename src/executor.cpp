@@ -424,10 +424,17 @@ void Executor::compute_quantized(int layer_index, const std::vector<Tensor>& inp
       dequantize(q, in, out);
       break;
     case Op::conv2d:
-      conv2d_q(q, layer.conv, in, in_at, w, out, out_at, static_cast<int32_t*>(scratch));
+      static_cast<void>(scratch);  // none: conv2d_q_scratch_bytes() is 0
+      if (kernels_ == Kernels::reference)
+        conv2d_q_reference(q, layer.conv, in, in_at, w, out, out_at);
+      else
+        conv2d_q(q, layer.conv, in, in_at, w, out, out_at);
       break;
     case Op::linear:
-      linear_q(q, in, w, out);
+      if (kernels_ == Kernels::reference)
+        linear_q_reference(q, in, w, out);
+      else
+        linear_q(q, in, w, out);
       break;
     case Op::add:
       add_q(q, in, inputs[1], out);

@@ -46,13 +46,16 @@ QuantizedWeights offset_channel(const QuantizedWeights& w, int64_t channel, int6
   return at;
 }
 
-// The multiplier of output channel `oc`: (w_scale * x_scale) * (1 / y_scale), in float32.
 Requantizer channel_requantizer(const QuantizedLayer& q, const QuantizedWeights& w, int64_t oc) {
-  const float w_scale = w.scale[w.per_channel ? oc : 0];
-  return Requantizer(q.mode, (w_scale * q.in[0].scale) * (1.0f / q.out.scale));
+  return Requantizer(q.mode, channel_multiplier(q, w, oc));
 }
 
 }  // namespace
+
+float channel_multiplier(const QuantizedLayer& q, const QuantizedWeights& w, int64_t oc) {
+  const float w_scale = w.scale[w.per_channel ? oc : 0];
+  return (w_scale * q.in[0].scale) * (1.0f / q.out.scale);
+}
 
 Requantizer::Requantizer(Requantization mode, float multiplier)
     : mode_(mode), multiplier_(multiplier) {
@@ -93,19 +96,17 @@ void dequantize(const QuantizedLayer& q, const Tensor& in, Tensor& out) {
     out.f32()[i] = static_cast<float>(in.u8()[i] - zero_point) * scale;
 }
 
-uint64_t conv2d_q_scratch_bytes(const Shape& out) {
-  return static_cast<uint64_t>(out.h) * out.w * sizeof(int32_t);
-}
-
-void conv2d_q(const QuantizedLayer& q, const Conv2dParams& p, const Tensor& in,
-              const Placement& in_at, const QuantizedWeights& w, Tensor& out,
-              const Placement& out_at, int32_t* acc) {
+void conv2d_q_reference(const QuantizedLayer& q, const Conv2dParams& p, const Tensor& in,
+                        const Placement& in_at, const QuantizedWeights& w, Tensor& out,
+                        const Placement& out_at) {
   const int64_t out_channels = out_at.channels(out), in_channels = in_at.channels(in);
   const int64_t out_per_group = out_channels / p.groups, in_per_group = in_channels / p.groups;
   const int64_t per_channel = in_per_group * p.kernel_h * p.kernel_w;
   const int32_t x_zp = q.in[0].zero_point;
   const int64_t out_h = out.shape.h, out_w = out.shape.w, plane = out_h * out_w;
   const int64_t in_plane = in.shape.h * in.shape.w;
+  std::vector<int32_t> accumulators(static_cast<size_t>(plane));
+  int32_t* acc = accumulators.data();
   // The output rows and columns whose tap (ky or kx) lands inside the map;
   // the others read padding, where x - x_zp is 0.
   const auto valid = [](int64_t out0, int64_t count, int64_t stride, int64_t offset, int64_t full) {
@@ -166,7 +167,8 @@ void conv2d_q(const QuantizedLayer& q, const Conv2dParams& p, const Tensor& in,
   }
 }
 
-void linear_q(const QuantizedLayer& q, const Tensor& in, const QuantizedWeights& w, Tensor& out) {
+void linear_q_reference(const QuantizedLayer& q, const Tensor& in, const QuantizedWeights& w,
+                        Tensor& out) {
   const int64_t features = in.shape.c * in.shape.h * in.shape.w;
   const int32_t x_zp = q.in[0].zero_point;
   for (int64_t c = 0; c < out.shape.c; ++c) {

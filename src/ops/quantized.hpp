@@ -55,13 +55,37 @@ struct QuantizedWeights {
 void quantize(const QuantizedLayer& q, const Tensor& in, Tensor& out);
 void dequantize(const QuantizedLayer& q, const Tensor& in, Tensor& out);
 
-// Scratch bytes conv2d_q() needs for an output tile (a plane of int32 accumulators).
+// The requantization multiplier of output channel `oc` of the tile `w` points
+// at: (w_scale * x_scale) * (1 / y_scale), in float32 (models/quantization.md 3.2).
+float channel_multiplier(const QuantizedLayer& q, const QuantizedWeights& w, int64_t oc);
+
+// Tiles and placements as for the float conv2d. Plain loops over an int32
+// plane of accumulators per output channel, which it allocates itself: the
+// oracle for the fast kernels (and `run --reference-kernels`), outside the arena.
+void conv2d_q_reference(const QuantizedLayer& q, const Conv2dParams& params, const Tensor& in,
+                        const Placement& in_at, const QuantizedWeights& w, Tensor& out,
+                        const Placement& out_at);
+void linear_q_reference(const QuantizedLayer& q, const Tensor& in, const QuantizedWeights& w,
+                        Tensor& out);
+
+// Scratch bytes conv2d_q() needs for an output tile: none, its accumulators
+// live in registers and a few KiB of stack (quantized_fast.cpp).
 uint64_t conv2d_q_scratch_bytes(const Shape& out);
-// Tiles and placements as for the float conv2d.
+// The fast kernels, equal to the reference bit for bit (every sum is an exact
+// int32): AVX512-VNNI where the build targets it, the portable kernels otherwise.
 void conv2d_q(const QuantizedLayer& q, const Conv2dParams& params, const Tensor& in,
               const Placement& in_at, const QuantizedWeights& w, Tensor& out,
-              const Placement& out_at, int32_t* scratch);
+              const Placement& out_at);
 void linear_q(const QuantizedLayer& q, const Tensor& in, const QuantizedWeights& w, Tensor& out);
+// The portable kernels (plain C++ the compiler vectorizes), what conv2d_q()
+// and linear_q() run without AVX512-VNNI; callable here so tests check both.
+void conv2d_q_portable(const QuantizedLayer& q, const Conv2dParams& params, const Tensor& in,
+                       const Placement& in_at, const QuantizedWeights& w, Tensor& out,
+                       const Placement& out_at);
+void linear_q_portable(const QuantizedLayer& q, const Tensor& in, const QuantizedWeights& w,
+                       Tensor& out);
+// Whether conv2d_q() and linear_q() run the AVX512-VNNI kernels.
+bool quantized_kernels_use_vnni();
 
 // add: PyTorch's fixed-point qnnpack add (the same in both modes).
 void add_q(const QuantizedLayer& q, const Tensor& a, const Tensor& b, Tensor& out);

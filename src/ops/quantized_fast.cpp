@@ -1,0 +1,789 @@
+// The fast int8 conv2d and linear kernels (quantized.hpp), equal to
+// conv2d_q_reference() and linear_q_reference() bit for bit.
+//
+// Every sum is an exact int32 (wrapping, as the reference's), so any order of
+// the products gives the same accumulator. The kernels expand the
+// reference's Σ (x - x_zp)(w - w_zp) into
+//   Σ x·w - w_zp·Σx - x_zp·Σw + depth·x_zp·w_zp
+// over all `depth` taps of an output, with padding read as x = x_zp (it then
+// adds 0, as in the reference), so that Σ x·w multiplies the stored uint8
+// activations by the stored int8 weights: exactly the operand types of
+// AVX512-VNNI's vpdpbusd. The x_zp·Σw and depth·x_zp·w_zp terms and the bias
+// are one constant per output channel; Σx per position is summed only when a
+// weight zero point is not 0. Requantization is PyTorch's float32 arithmetic
+// in vector form (cvtdq2ps, one mulps, cvtps2dq: the reference's rne(),
+// INT32_MIN for what int32 cannot hold included); `cmsis` mode requantizes
+// element by element with the reference's Requantizer.
+//
+// No scratch: accumulators live in registers, the rest in a few KiB of stack.
+// Compiled with -ffp-contract=off, like quantized.cpp.
+#include <algorithm>
+#include <cstring>
+
+#include "quantized.hpp"
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__) && \
+    defined(__AVX512VBMI__)
+#define SPLITINFER_INT8_VNNI 1
+// GCC 12's AVX-512 headers start masked builtins from an "undefined" vector
+// and then warn that it is uninitialized (GCC bug 105593, fixed in GCC 13).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#else
+#define SPLITINFER_INT8_VNNI 0
+#endif
+
+namespace splitinfer {
+namespace {
+
+uint8_t saturate(int64_t value, int32_t lo, int32_t hi) {
+  return static_cast<uint8_t>(std::clamp<int64_t>(value, lo, hi));
+}
+
+// int32 with the reference's wrap-around (two's complement, modulo 2^32).
+int32_t wrap(int64_t value) { return static_cast<int32_t>(static_cast<uint32_t>(value)); }
+
+// The shapes of one conv2d_q() call: the tiles', and the layer's channel groups.
+struct ConvGeometry {
+  int64_t out_h, out_w, positions;  // output tile
+  int64_t in_w, in_plane;           // input tile
+  int64_t out_per_group, in_per_group;
+  int64_t taps, depth;  // KH * KW; in_per_group * taps: the weights of one output channel
+
+  ConvGeometry(const Conv2dParams& p, const Tensor& in, const Placement& in_at, const Tensor& out,
+               const Placement& out_at)
+      : out_h(out.shape.h),
+        out_w(out.shape.w),
+        positions(out.shape.h * out.shape.w),
+        in_w(in.shape.w),
+        in_plane(in.shape.h * in.shape.w),
+        out_per_group(out_at.channels(out) / p.groups),
+        in_per_group(in_at.channels(in) / p.groups),
+        taps(p.kernel_h * p.kernel_w),
+        depth(in_at.channels(in) / p.groups * p.kernel_h * p.kernel_w) {}
+};
+
+// The output channels of a tile in one group: tile channels [first, end),
+// reading tile input channels from `first_in`.
+struct GroupRange {
+  int64_t first, end, first_in;
+};
+
+// Splits the tile's output channels at group boundaries.
+template <class Body>
+void for_each_group(const ConvGeometry& g, const Placement& in_at, const Tensor& out,
+                    const Placement& out_at, Body&& body) {
+  for (int64_t c = 0; c < out.shape.c;) {
+    const int64_t group = (out_at.channel0 + c) / g.out_per_group;
+    const int64_t end = std::min(out.shape.c, (group + 1) * g.out_per_group - out_at.channel0);
+    body(GroupRange{c, end, group * g.in_per_group - in_at.channel0});
+    c = end;
+  }
+}
+
+int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
+
+// The output columns [first, last) of a tile of `count` columns from global
+// column out0 whose tap at `offset` (input column (out0 + ox) * stride +
+// offset) lies in the map [0, full): the others read padding.
+std::pair<int64_t, int64_t> valid_range(int64_t out0, int64_t count, int64_t stride, int64_t offset,
+                                        int64_t full) {
+  const int64_t first = std::clamp<int64_t>(-floor_div(offset, stride) - out0, 0, count);
+  const int64_t last =
+      std::clamp<int64_t>(floor_div(full - 1 - offset, stride) - out0 + 1, first, count);
+  return {first, last};
+}
+
+}  // namespace
+
+// ---- portable kernels -------------------------------------------------------
+
+void conv2d_q_portable(const QuantizedLayer& q, const Conv2dParams& p, const Tensor& in,
+                       const Placement& in_at, const QuantizedWeights& w, Tensor& out,
+                       const Placement& out_at) {
+  const ConvGeometry g(p, in, in_at, out, out_at);
+  if (g.positions == 0) return;
+  // kRows output channels at once over kSpan output columns of a row: each
+  // input row segment is read once for all of them. int32 [kRows][kSpan] on the stack.
+  constexpr int kRows = 4;
+  constexpr int64_t kSpan = 64;
+  const int32_t x_zp = q.in[0].zero_point;
+  for_each_group(g, in_at, out, out_at, [&](const GroupRange& range) {
+    for (int64_t c = range.first; c < range.end; c += kRows) {
+      const int64_t rows = std::min<int64_t>(kRows, range.end - c);
+      const int8_t* weight[kRows];
+      int32_t w_zp[kRows], bias[kRows];
+      Requantizer requantize[kRows];
+      for (int64_t m = 0; m < kRows; ++m) {
+        const int64_t channel = c + std::min(m, rows - 1);
+        weight[m] = w.weight + channel * g.depth;
+        w_zp[m] = w.zero_point[w.per_channel ? channel : 0];
+        bias[m] = w.bias ? w.bias[channel] : 0;
+        requantize[m] = Requantizer(q.mode, channel_multiplier(q, w, channel));
+      }
+      for (int64_t oy = 0; oy < g.out_h; ++oy) {
+        for (int64_t ox0 = 0; ox0 < g.out_w; ox0 += kSpan) {
+          const int64_t span = std::min(kSpan, g.out_w - ox0);
+          int32_t acc[kRows][kSpan];
+          for (int64_t m = 0; m < kRows; ++m) std::fill(acc[m], acc[m] + span, bias[m]);
+          for (int64_t ic = 0; ic < g.in_per_group; ++ic) {
+            const uint8_t* plane = in.u8() + (range.first_in + ic) * g.in_plane;
+            for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+              const int64_t iy = (out_at.row0 + oy) * p.stride_h - p.pad_h + ky * p.dilation_h;
+              if (iy < 0 || iy >= in_at.full_h) continue;  // padding: x - x_zp is 0
+              const uint8_t* row = plane + (iy - in_at.row0) * g.in_w;
+              for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
+                const auto [valid_first, valid_last] = valid_range(
+                    out_at.col0, g.out_w, p.stride_w, kx * p.dilation_w - p.pad_w, in_at.full_w);
+                const int64_t first = std::max(valid_first, ox0);
+                const int64_t last = std::min(valid_last, ox0 + span);
+                if (first >= last) continue;
+                const int64_t tap = (ic * p.kernel_h + ky) * p.kernel_w + kx;
+                int32_t weights[kRows];
+                for (int64_t m = 0; m < kRows; ++m)
+                  weights[m] = m < rows ? weight[m][tap] - w_zp[m] : 0;
+                // Input column of output column ox: (col0 + ox) * stride + kx * dilation - pad.
+                const uint8_t* source =
+                    row + out_at.col0 * p.stride_w + kx * p.dilation_w - p.pad_w - in_at.col0;
+                for (int64_t ox = first; ox < last; ++ox) {
+                  const int32_t x = source[ox * p.stride_w] - x_zp;
+                  for (int64_t m = 0; m < kRows; ++m) acc[m][ox - ox0] += x * weights[m];
+                }
+              }
+            }
+          }
+          for (int64_t m = 0; m < rows; ++m) {
+            uint8_t* target = out.u8() + (c + m) * g.positions + oy * g.out_w + ox0;
+            for (int64_t i = 0; i < span; ++i)
+              target[i] =
+                  saturate(requantize[m](acc[m][i]) + q.out.zero_point, q.clamp_lo, q.clamp_hi);
+          }
+        }
+      }
+    }
+  });
+}
+
+void linear_q_portable(const QuantizedLayer& q, const Tensor& in, const QuantizedWeights& w,
+                       Tensor& out) {
+  const int64_t features = in.shape.c * in.shape.h * in.shape.w;
+  const int32_t x_zp = q.in[0].zero_point;
+  const uint8_t* x = in.u8();
+  constexpr int kRows = 4;  // neurons at once: each input element is read once for all of them
+  for (int64_t c = 0; c < out.shape.c; c += kRows) {
+    const int64_t rows = std::min<int64_t>(kRows, out.shape.c - c);
+    const int8_t* weight[kRows];
+    int32_t w_zp[kRows], acc[kRows];
+    for (int64_t m = 0; m < kRows; ++m) {
+      const int64_t channel = c + std::min(m, rows - 1);
+      weight[m] = w.weight + channel * features;
+      w_zp[m] = w.zero_point[w.per_channel ? channel : 0];
+      acc[m] = w.bias ? w.bias[channel] : 0;
+    }
+    for (int64_t k = 0; k < features; ++k) {
+      const int32_t value = x[k] - x_zp;
+      for (int64_t m = 0; m < kRows; ++m) acc[m] += value * (weight[m][k] - w_zp[m]);
+    }
+    for (int64_t m = 0; m < rows; ++m)
+      out.u8()[c + m] =
+          saturate(Requantizer(q.mode, channel_multiplier(q, w, c + m))(acc[m]) + q.out.zero_point,
+                   q.clamp_lo, q.clamp_hi);
+  }
+}
+
+// ---- AVX512-VNNI kernels ----------------------------------------------------
+
+#if SPLITINFER_INT8_VNNI
+namespace {
+
+constexpr int64_t kChunkChannels = 256;  // output channels whose constants sit on the stack at once
+constexpr int kMaxSegments = 4;          // input windows of one block of positions
+constexpr int kMaxTapSegments = 128;     // (tap, segment) recipes of a block; more taps: portable
+constexpr int kMaxRows = 6;  // output channels of a register block (4 accumulators each)
+
+// base + offset as an address, for masked loads whose masked-off
+// lanes may lie outside the tensor (they are never touched).
+const void* address(const uint8_t* base, int64_t offset) {
+  return reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(base) +
+                                       static_cast<uintptr_t>(offset));
+}
+
+// Bits [begin, end) of a 64-bit lane mask (clipped to [0, 64)).
+__mmask64 lane_range(int64_t begin, int64_t end) {
+  begin = std::max<int64_t>(begin, 0);
+  end = std::min<int64_t>(end, 64);
+  if (end <= begin) return 0;
+  const uint64_t below_end = end == 64 ? ~uint64_t{0} : (uint64_t{1} << end) - 1;
+  return below_end & ~((uint64_t{1} << begin) - 1);
+}
+
+int32_t load_int32(const int8_t* bytes) {
+  int32_t value;
+  std::memcpy(&value, bytes, sizeof value);
+  return value;
+}
+
+// The first `count` (< 4) bytes of `bytes` as the low bytes of an int32, zeros above.
+int32_t load_partial_int32(const int8_t* bytes, int64_t count) {
+  uint32_t value = 0;
+  for (int64_t i = 0; i < count; ++i)
+    value |= static_cast<uint32_t>(static_cast<uint8_t>(bytes[i])) << (8 * i);
+  return static_cast<int32_t>(value);
+}
+
+// The sum of the 16 int32 lanes (wrapping). Not _mm512_reduce_add_epi32 nor
+// _mm512_extracti64x4_epi64: GCC 12's headers warn of an uninitialized value in them.
+int32_t reduce_add(__m512i v) {
+  alignas(64) uint32_t lanes[16];
+  _mm512_store_si512(lanes, v);
+  uint32_t sum = 0;
+  for (uint32_t lane : lanes) sum += lane;
+  return static_cast<int32_t>(sum);
+}
+
+// Σ of `count` int8 weights (wrapping int32).
+int32_t sum_weights(const int8_t* weight, int64_t count) {
+  const __m512i ones = _mm512_set1_epi8(1);
+  __m512i sum = _mm512_setzero_si512();
+  for (int64_t k = 0; k < count; k += 64)
+    sum = _mm512_dpbusd_epi32(sum, ones,
+                              _mm512_maskz_loadu_epi8(lane_range(0, count - k), weight + k));
+  return reduce_add(sum);
+}
+
+// Requantization and clamp of one layer's output.
+struct OutputFormat {
+  Requantization mode;
+  int32_t zero_point, lo, hi;
+  __m512i low, high, offset;  // lo - zp, hi - zp, zp
+
+  explicit OutputFormat(const QuantizedLayer& q)
+      : mode(q.mode),
+        zero_point(q.out.zero_point),
+        lo(q.clamp_lo),
+        hi(q.clamp_hi),
+        low(_mm512_set1_epi32(q.clamp_lo - q.out.zero_point)),
+        high(_mm512_set1_epi32(q.clamp_hi - q.out.zero_point)),
+        offset(_mm512_set1_epi32(q.out.zero_point)) {}
+};
+
+// PyTorch mode, 16 accumulators: clamp(rne(float(acc) * M) + zp, lo, hi). The
+// clamp to [lo - zp, hi - zp] before adding zp equals the reference's clamp
+// of the int64 sum, INT32_MIN (out of range) included.
+__m512i requantize16(__m512i acc, __m512 multiplier, const OutputFormat& o) {
+  const __m512i rounded = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), multiplier));
+  return _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(rounded, o.low), o.high), o.offset);
+}
+
+// Constants of up to kChunkChannels output channels of one group.
+struct ChannelTerms {
+  bool any_w_zp = false;
+  int32_t offset[kChunkChannels];  // bias - x_zp·Σw + depth·x_zp·w_zp
+  int32_t w_zp[kChunkChannels];
+  float multiplier[kChunkChannels];
+
+  ChannelTerms(const QuantizedLayer& q, const QuantizedWeights& w, int64_t first, int64_t count,
+               int64_t depth) {
+    const int64_t x_zp = q.in[0].zero_point;
+    for (int64_t m = 0; m < count; ++m) {
+      const int64_t c = first + m;
+      const int64_t zp = w.zero_point[w.per_channel ? c : 0];
+      const int64_t sum = sum_weights(w.weight + c * depth, depth);
+      offset[m] = wrap((w.bias ? w.bias[c] : 0) - x_zp * sum + depth * x_zp * zp);
+      w_zp[m] = static_cast<int32_t>(zp);
+      multiplier[m] = channel_multiplier(q, w, c);
+      any_w_zp = any_w_zp || zp != 0;
+    }
+  }
+};
+
+// Rows r0..r3 (64 positions each, one k per row) into the vpdpbusd layout:
+// quad[j] holds, in dword 4L + i, the 4 k of position 16L + 4j + i.
+void interleave4(__m512i r0, __m512i r1, __m512i r2, __m512i r3, __m512i (&quad)[4]) {
+  const __m512i t0 = _mm512_unpacklo_epi8(r0, r1), t1 = _mm512_unpackhi_epi8(r0, r1);
+  const __m512i t2 = _mm512_unpacklo_epi8(r2, r3), t3 = _mm512_unpackhi_epi8(r2, r3);
+  quad[0] = _mm512_unpacklo_epi16(t0, t2);
+  quad[1] = _mm512_unpackhi_epi16(t0, t2);
+  quad[2] = _mm512_unpacklo_epi16(t1, t3);
+  quad[3] = _mm512_unpackhi_epi16(t1, t3);
+}
+
+// Requantizes 64 positions of one output channel from interleave4's layout
+// and stores the lanes of `mask` (lane l: position l). The packs undo the
+// interleave: packs(q0, q1), packs(q2, q3), packus puts position 16L + m at byte 16L + m.
+void store64(const __m512i (&acc)[4], float multiplier, const OutputFormat& o, uint8_t* target,
+             __mmask64 mask) {
+  if (o.mode == Requantization::pytorch) {
+    const __m512 m = _mm512_set1_ps(multiplier);
+    const __m512i low = _mm512_packs_epi32(requantize16(acc[0], m, o), requantize16(acc[1], m, o));
+    const __m512i high = _mm512_packs_epi32(requantize16(acc[2], m, o), requantize16(acc[3], m, o));
+    _mm512_mask_storeu_epi8(target, mask, _mm512_packus_epi16(low, high));
+    return;
+  }
+  alignas(64) int32_t values[4][16];
+  for (int j = 0; j < 4; ++j) _mm512_store_si512(values[j], acc[j]);
+  const Requantizer requantize(o.mode, multiplier);
+  for (int lane = 0; lane < 64; ++lane) {
+    if (!(mask >> lane & 1)) continue;
+    const int32_t value = values[lane % 16 / 4][lane / 16 * 4 + lane % 4];
+    target[lane] = saturate(requantize(value) + o.zero_point, o.lo, o.hi);
+  }
+}
+
+// The register block: kRows output channels x 64 positions.
+template <int kRows, bool kSumX>
+struct Block {
+  __m512i acc[kRows][4];
+  __m512i sum_x[4];
+
+  Block(const ChannelTerms& t, int64_t m) {
+    for (int r = 0; r < kRows; ++r)
+      for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_set1_epi32(t.offset[m + r]);
+    for (int j = 0; j < 4; ++j) sum_x[j] = _mm512_setzero_si512();
+  }
+  // 4 k of 64 positions, weights[r] the 4 k of output channel r.
+  void add(const __m512i (&quad)[4], const int32_t* weights) {
+    for (int r = 0; r < kRows; ++r) {
+      const __m512i weight = _mm512_set1_epi32(weights[r]);
+      for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], quad[j], weight);
+    }
+    if constexpr (kSumX) {
+      const __m512i ones = _mm512_set1_epi8(1);
+      for (int j = 0; j < 4; ++j) sum_x[j] = _mm512_dpbusd_epi32(sum_x[j], quad[j], ones);
+    }
+  }
+  void add(const __m512i (&quad)[4], const int8_t* weight, int64_t depth) {
+    for (int r = 0; r < kRows; ++r) {
+      const __m512i w = _mm512_set1_epi32(load_int32(weight + r * depth));
+      for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], quad[j], w);
+    }
+    if constexpr (kSumX) {
+      const __m512i ones = _mm512_set1_epi8(1);
+      for (int j = 0; j < 4; ++j) sum_x[j] = _mm512_dpbusd_epi32(sum_x[j], quad[j], ones);
+    }
+  }
+  // The last depth % 4 k (rows past depth are zeros).
+  void add_tail(const __m512i (&quad)[4], const int8_t* weight, int64_t depth, int64_t k) {
+    int32_t weights[kRows];
+    for (int r = 0; r < kRows; ++r)
+      weights[r] = load_partial_int32(weight + r * depth + k, depth - k);
+    add(quad, weights);
+  }
+  void store(const ChannelTerms& t, int64_t m, const OutputFormat& o, uint8_t* target,
+             int64_t plane, __mmask64 mask) {
+    for (int r = 0; r < kRows; ++r) {
+      if constexpr (kSumX) {
+        const __m512i w_zp = _mm512_set1_epi32(t.w_zp[m + r]);
+        for (int j = 0; j < 4; ++j)
+          acc[r][j] = _mm512_sub_epi32(acc[r][j], _mm512_mullo_epi32(sum_x[j], w_zp));
+      }
+      store64(acc[r], t.multiplier[m + r], o, target + r * plane, mask);
+    }
+  }
+};
+
+// Calls body.template operator()<R>(m) over [0, count) in blocks of kMaxRows
+// output channels, then one block of the rest.
+template <int R, class Body>
+void rows_tail(int64_t rows, int64_t m, Body& body) {
+  if constexpr (R > 0) {
+    if (rows == R)
+      body.template operator()<R>(m);
+    else
+      rows_tail<R - 1>(rows, m, body);
+  }
+}
+template <int kRowsPerBlock, class Body>
+void for_row_blocks(int64_t count, Body&& body) {
+  int64_t m = 0;
+  for (; m + kRowsPerBlock <= count; m += kRowsPerBlock) body.template operator()<kRowsPerBlock>(m);
+  rows_tail<kRowsPerBlock - 1>(count - m, m, body);
+}
+
+// ---- pointwise: 1x1, stride 1, output positions = input positions ----
+
+template <int kRows, bool kSumX>
+void pointwise_block(const uint8_t* x, int64_t in_plane, int64_t depth, const int8_t* weight,
+                     const ChannelTerms& t, int64_t m, __mmask64 mask, const OutputFormat& o,
+                     uint8_t* target, int64_t out_plane) {
+  Block<kRows, kSumX> block(t, m);
+  __m512i quad[4];
+  int64_t k = 0;
+  for (; k + 4 <= depth; k += 4, x += 4 * in_plane) {
+    interleave4(_mm512_maskz_loadu_epi8(mask, x), _mm512_maskz_loadu_epi8(mask, x + in_plane),
+                _mm512_maskz_loadu_epi8(mask, x + 2 * in_plane),
+                _mm512_maskz_loadu_epi8(mask, x + 3 * in_plane), quad);
+    block.add(quad, weight + k, depth);
+  }
+  if (k < depth) {
+    __m512i rows[4];
+    for (int64_t i = 0; i < 4; ++i)
+      rows[i] =
+          k + i < depth ? _mm512_maskz_loadu_epi8(mask, x + i * in_plane) : _mm512_setzero_si512();
+    interleave4(rows[0], rows[1], rows[2], rows[3], quad);
+    block.add_tail(quad, weight, depth, k);
+  }
+  block.store(t, m, o, target, out_plane, mask);
+}
+
+// ---- general convolutions: an implicit GEMM over blocks of 64 positions ----
+//
+// A block is up to 64 consecutive output positions of the tile (row-major),
+// in lanes 0..63, cut into up to kMaxSegments segments whose input bytes, for
+// any one tap, lie within a 64-byte window of the input plane. A tap of a
+// segment is then one masked load (the positions read consecutive bytes: a
+// row of a stride-1 conv, or whole rows when the input tile is as wide as the
+// output) or a load and a vpermb; lanes that read padding keep x_zp.
+
+struct BlockRecipe {
+  int64_t first = 0;  // output position of lane 0
+  int lanes = 0;      // positions in the block
+  int segments = 0;
+  uint32_t in_order = 0;  // bit s: segment s reads consecutive bytes
+  __m512i index;          // byte of each lane within its segment's window
+  // Per (tap, segment), tap-major: window start (bytes from the plane's
+  // start; for in-order segments minus the segment's first lane), the lanes
+  // that read the map (not padding), the window bytes inside the plane.
+  int64_t start[kMaxTapSegments];
+  __mmask64 valid[kMaxTapSegments];
+  __mmask64 inside[kMaxTapSegments];
+};
+
+void build_block(const Conv2dParams& p, const ConvGeometry& g, const Placement& in_at,
+                 const Placement& out_at, int64_t first, int max_segments, BlockRecipe& b) {
+  // Byte offset, in an input plane, of position `position`'s tap (0, 0) minus tap (0, 0) of
+  // position 0.
+  const auto pattern = [&](int64_t position) {
+    return position / g.out_w * p.stride_h * g.in_w + position % g.out_w * p.stride_w;
+  };
+  alignas(64) uint8_t index[64] = {};
+  int64_t window[kMaxSegments];
+  __mmask64 segment_lanes[kMaxSegments];
+  int lane = 0, segment = 0;
+  int64_t position = first;
+  b.in_order = 0;
+  while (lane < 64 && position < g.positions && segment < max_segments) {
+    const int64_t base = pattern(position);
+    int64_t low = base, high = base, end = position + 1;
+    bool in_order = true;
+    for (; end < g.positions && lane + (end - position) < 64; ++end) {
+      const int64_t offset = pattern(end);
+      const int64_t new_low = std::min(low, offset), new_high = std::max(high, offset);
+      if (new_high - new_low > 63) break;
+      low = new_low, high = new_high;
+      in_order = in_order && offset == base + (end - position);
+    }
+    for (int64_t at = position; at < end; ++at)
+      index[lane + (at - position)] = static_cast<uint8_t>(pattern(at) - low);
+    window[segment] = in_order ? base - lane : low;
+    segment_lanes[segment] = lane_range(lane, lane + (end - position));
+    if (in_order) b.in_order |= 1u << segment;
+    lane += static_cast<int>(end - position);
+    position = end;
+    ++segment;
+  }
+  b.first = first;
+  b.lanes = lane;
+  b.segments = segment;
+  b.index = _mm512_load_si512(index);
+  // Lanes whose tap row ky (column kx) lies in the map.
+  __mmask64 row_valid[kMaxTapSegments] = {}, column_valid[kMaxTapSegments] = {};
+  for (int l = 0; l < lane; ++l) {
+    const int64_t oy = out_at.row0 + (first + l) / g.out_w,
+                  ox = out_at.col0 + (first + l) % g.out_w;
+    for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+      const int64_t iy = oy * p.stride_h - p.pad_h + ky * p.dilation_h;
+      if (iy >= 0 && iy < in_at.full_h) row_valid[ky] |= uint64_t{1} << l;
+    }
+    for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
+      const int64_t ix = ox * p.stride_w - p.pad_w + kx * p.dilation_w;
+      if (ix >= 0 && ix < in_at.full_w) column_valid[kx] |= uint64_t{1} << l;
+    }
+  }
+  for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+    for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
+      // Tap (ky, kx) of tile position 0, from the input tile's first byte (maybe outside it).
+      const int64_t origin =
+          (out_at.row0 * p.stride_h - p.pad_h + ky * p.dilation_h - in_at.row0) * g.in_w +
+          (out_at.col0 * p.stride_w - p.pad_w + kx * p.dilation_w - in_at.col0);
+      const int64_t tap = ky * p.kernel_w + kx;
+      for (int s = 0; s < segment; ++s) {
+        const int64_t e = tap * segment + s;
+        b.start[e] = origin + window[s];
+        b.valid[e] = row_valid[ky] & column_valid[kx] & segment_lanes[s];
+        b.inside[e] = lane_range(-b.start[e], g.in_plane - b.start[e]);
+      }
+    }
+  }
+}
+
+// One k (a tap of an input channel's plane) of the block's 64 lanes.
+__m512i gather(const BlockRecipe& b, const uint8_t* plane, int64_t tap, __m512i x_zp) {
+  __m512i row = x_zp;
+  const int64_t base = tap * b.segments;
+  for (int s = 0; s < b.segments; ++s) {
+    const void* window = address(plane, b.start[base + s]);
+    if (b.in_order >> s & 1)
+      row = _mm512_mask_loadu_epi8(row, b.valid[base + s], window);
+    else
+      row = _mm512_mask_permutexvar_epi8(row, b.valid[base + s], b.index,
+                                         _mm512_maskz_loadu_epi8(b.inside[base + s], window));
+  }
+  return row;
+}
+
+template <int kRows, bool kSumX>
+void general_block(const BlockRecipe& b, const uint8_t* planes, const ConvGeometry& g, __m512i x_zp,
+                   const int8_t* weight, const ChannelTerms& t, int64_t m, const OutputFormat& o,
+                   uint8_t* target, int64_t out_plane) {
+  Block<kRows, kSumX> block(t, m);
+  const uint8_t* plane = planes;
+  int64_t tap = 0;
+  const auto next = [&]() {
+    const __m512i row = gather(b, plane, tap, x_zp);
+    if (++tap == g.taps) tap = 0, plane += g.in_plane;
+    return row;
+  };
+  __m512i quad[4];
+  int64_t k = 0;
+  for (; k + 4 <= g.depth; k += 4) {
+    const __m512i r0 = next(), r1 = next(), r2 = next(), r3 = next();
+    interleave4(r0, r1, r2, r3, quad);
+    block.add(quad, weight + k, g.depth);
+  }
+  if (k < g.depth) {
+    __m512i rows[4];
+    for (int64_t i = 0; i < 4; ++i) rows[i] = k + i < g.depth ? next() : _mm512_setzero_si512();
+    interleave4(rows[0], rows[1], rows[2], rows[3], quad);
+    block.add_tail(quad, weight, g.depth, k);
+  }
+  block.store(t, m, o, target, out_plane, lane_range(0, b.lanes));
+}
+
+// ---- depthwise: one input channel per output channel ----
+//
+// 16 positions of an output row per vector. For kernel row ky, the 4 taps
+// kx = 4j..4j+3 of position i are bytes i*stride + kx*dilation of a 64-byte
+// window of the input row: one vpermb gathers them as vpdpbusd's quads, and
+// the weights of those taps (0 past the kernel's width) are one int32.
+
+struct DepthwisePlan {
+  int quads;         // ceil(KW / 4)
+  __m512i index[4];  // per quad
+  static bool fits(const Conv2dParams& p) {
+    return p.kernel_w <= 16 && p.kernel_h <= 16 &&
+           15 * p.stride_w + (p.kernel_w - 1) * p.dilation_w <= 63;
+  }
+  explicit DepthwisePlan(const Conv2dParams& p) : quads(static_cast<int>((p.kernel_w + 3) / 4)) {
+    for (int j = 0; j < quads; ++j) {
+      alignas(64) uint8_t bytes[64];
+      for (int lane = 0; lane < 64; ++lane) {
+        const int64_t kx = 4 * j + lane % 4;
+        bytes[lane] =
+            kx < p.kernel_w ? static_cast<uint8_t>(lane / 4 * p.stride_w + kx * p.dilation_w) : 0;
+      }
+      index[j] = _mm512_load_si512(bytes);
+    }
+  }
+};
+
+template <bool kSumX>
+void depthwise_channel(const Conv2dParams& p, const ConvGeometry& g, const Placement& in_at,
+                       const Placement& out_at, const DepthwisePlan& plan, const uint8_t* plane,
+                       const int8_t* weight, int32_t offset, int32_t w_zp, float multiplier,
+                       __m512i x_zp, const OutputFormat& o, uint8_t* target) {
+  int32_t weights[16][4], ones[4];
+  for (int64_t ky = 0; ky < p.kernel_h; ++ky)
+    for (int j = 0; j < plan.quads; ++j)
+      weights[ky][j] = load_partial_int32(weight + ky * p.kernel_w + 4 * j,
+                                          std::min<int64_t>(4, p.kernel_w - 4 * j));
+  for (int j = 0; j < plan.quads; ++j) {
+    const int64_t count = std::min<int64_t>(4, p.kernel_w - 4 * j);
+    ones[j] = static_cast<int32_t>(count == 4 ? 0x01010101u : (1u << (8 * count)) / 255u);
+  }
+  const __m512 m = _mm512_set1_ps(multiplier);
+  const Requantizer requantize(o.mode, multiplier);
+  const uint8_t* rows[16];
+  for (int64_t oy = 0; oy < g.out_h; ++oy) {
+    for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+      const int64_t iy = (out_at.row0 + oy) * p.stride_h - p.pad_h + ky * p.dilation_h;
+      rows[ky] = iy >= 0 && iy < in_at.full_h ? plane + (iy - in_at.row0) * g.in_w : nullptr;
+    }
+    for (int64_t ox0 = 0; ox0 < g.out_w; ox0 += 16) {
+      // Window byte b is input column (col0 + ox0) * stride - pad + b; bytes
+      // outside the tile's row read x_zp (padding, or columns no output here reads).
+      const int64_t window = (out_at.col0 + ox0) * p.stride_w - p.pad_w - in_at.col0;
+      const __mmask64 inside = lane_range(-window, g.in_w - window);
+      __m512i acc = _mm512_set1_epi32(offset), sum_x = _mm512_setzero_si512();
+      for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+        const __m512i bytes =
+            rows[ky] ? _mm512_mask_loadu_epi8(x_zp, inside, address(rows[ky], window)) : x_zp;
+        for (int j = 0; j < plan.quads; ++j) {
+          const __m512i quad = _mm512_permutexvar_epi8(plan.index[j], bytes);
+          acc = _mm512_dpbusd_epi32(acc, quad, _mm512_set1_epi32(weights[ky][j]));
+          if constexpr (kSumX) sum_x = _mm512_dpbusd_epi32(sum_x, quad, _mm512_set1_epi32(ones[j]));
+        }
+      }
+      if constexpr (kSumX)
+        acc = _mm512_sub_epi32(acc, _mm512_mullo_epi32(sum_x, _mm512_set1_epi32(w_zp)));
+      const int64_t count = std::min<int64_t>(16, g.out_w - ox0);
+      uint8_t* out_row = target + oy * g.out_w + ox0;
+      if (o.mode == Requantization::pytorch) {
+        _mm_mask_storeu_epi8(out_row, static_cast<__mmask16>(lane_range(0, count)),
+                             _mm512_cvtepi32_epi8(requantize16(acc, m, o)));
+      } else {
+        alignas(64) int32_t values[16];
+        _mm512_store_si512(values, acc);
+        for (int64_t i = 0; i < count; ++i)
+          out_row[i] = saturate(requantize(values[i]) + o.zero_point, o.lo, o.hi);
+      }
+    }
+  }
+}
+
+void conv2d_q_vnni(const QuantizedLayer& q, const Conv2dParams& p, const Tensor& in,
+                   const Placement& in_at, const QuantizedWeights& w, Tensor& out,
+                   const Placement& out_at) {
+  const ConvGeometry g(p, in, in_at, out, out_at);
+  if (g.positions == 0 || out.shape.c == 0) return;
+  const OutputFormat o(q);
+  const __m512i x_zp = _mm512_set1_epi8(static_cast<char>(q.in[0].zero_point));
+  const bool pointwise = p.kernel_h == 1 && p.kernel_w == 1 && p.stride_h == 1 && p.stride_w == 1 &&
+                         p.pad_h == 0 && p.pad_w == 0 && in_at.row0 == out_at.row0 &&
+                         in_at.col0 == out_at.col0 && in.shape.h == g.out_h &&
+                         in.shape.w == g.out_w;
+
+  if (g.in_per_group == 1 && DepthwisePlan::fits(p)) {
+    const DepthwisePlan plan(p);
+    for_each_group(g, in_at, out, out_at, [&](const GroupRange& range) {
+      for (int64_t first = range.first; first < range.end; first += kChunkChannels) {
+        const int64_t count = std::min(kChunkChannels, range.end - first);
+        const ChannelTerms t(q, w, first, count, g.depth);
+        for (int64_t m = 0; m < count; ++m) {
+          const int64_t c = first + m;
+          const auto run = [&]<bool kSumX>() {
+            depthwise_channel<kSumX>(p, g, in_at, out_at, plan,
+                                     in.u8() + range.first_in * g.in_plane, w.weight + c * g.depth,
+                                     t.offset[m], t.w_zp[m], t.multiplier[m], x_zp, o,
+                                     out.u8() + c * g.positions);
+          };
+          if (t.w_zp[m] != 0)
+            run.template operator()<true>();
+          else
+            run.template operator()<false>();
+        }
+      }
+    });
+    return;
+  }
+  if (!pointwise && g.taps > kMaxTapSegments)
+    return conv2d_q_portable(q, p, in, in_at, w, out, out_at);
+
+  const int max_segments =
+      static_cast<int>(std::min<int64_t>(kMaxSegments, kMaxTapSegments / g.taps));
+  for_each_group(g, in_at, out, out_at, [&](const GroupRange& range) {
+    const uint8_t* planes = in.u8() + range.first_in * g.in_plane;
+    for (int64_t first = range.first; first < range.end; first += kChunkChannels) {
+      const int64_t count = std::min(kChunkChannels, range.end - first);
+      const ChannelTerms t(q, w, first, count, g.depth);
+      const int8_t* weight = w.weight + first * g.depth;
+      uint8_t* target = out.u8() + first * g.positions;
+      const auto by_blocks = [&]<bool kSumX>() {
+        constexpr int kRows = kSumX ? kMaxRows - 1 : kMaxRows;  // sum_x takes 4 registers
+        if (pointwise) {
+          for (int64_t position = 0; position < g.positions; position += 64) {
+            const __mmask64 mask = lane_range(0, g.positions - position);
+            for_row_blocks<kRows>(count, [&]<int R>(int64_t m) {
+              pointwise_block<R, kSumX>(planes + position, g.in_plane, g.depth,
+                                        weight + m * g.depth, t, m, mask, o,
+                                        target + m * g.positions + position, g.positions);
+            });
+          }
+          return;
+        }
+        BlockRecipe b;
+        for (int64_t position = 0; position < g.positions; position += b.lanes) {
+          build_block(p, g, in_at, out_at, position, max_segments, b);
+          for_row_blocks<kRows>(count, [&]<int R>(int64_t m) {
+            general_block<R, kSumX>(b, planes, g, x_zp, weight + m * g.depth, t, m, o,
+                                    target + m * g.positions + position, g.positions);
+          });
+        }
+      };
+      if (t.any_w_zp)
+        by_blocks.template operator()<true>();
+      else
+        by_blocks.template operator()<false>();
+    }
+  });
+}
+
+void linear_q_vnni(const QuantizedLayer& q, const Tensor& in, const QuantizedWeights& w,
+                   Tensor& out) {
+  const int64_t features = in.shape.c * in.shape.h * in.shape.w;
+  const int64_t x_zp = q.in[0].zero_point;
+  const uint8_t* x = in.u8();
+  const __m512i ones = _mm512_set1_epi8(1);
+  __m512i sum = _mm512_setzero_si512();
+  for (int64_t k = 0; k < features; k += 64)
+    sum =
+        _mm512_dpbusd_epi32(sum, _mm512_maskz_loadu_epi8(lane_range(0, features - k), x + k), ones);
+  const int64_t sum_x = reduce_add(sum);
+  constexpr int kRows = 4;  // neurons at once: each input vector is loaded once for all of them
+  for (int64_t c = 0; c < out.shape.c; c += kRows) {
+    const int64_t rows = std::min<int64_t>(kRows, out.shape.c - c);
+    __m512i dot[kRows], sum_w[kRows];
+    for (int r = 0; r < kRows; ++r) dot[r] = sum_w[r] = _mm512_setzero_si512();
+    for (int64_t k = 0; k < features; k += 64) {
+      const __mmask64 mask = lane_range(0, features - k);
+      const __m512i values = _mm512_maskz_loadu_epi8(mask, x + k);
+      for (int r = 0; r < kRows; ++r) {
+        if (r >= rows) break;
+        const __m512i weights = _mm512_maskz_loadu_epi8(mask, w.weight + (c + r) * features + k);
+        dot[r] = _mm512_dpbusd_epi32(dot[r], values, weights);
+        sum_w[r] = _mm512_dpbusd_epi32(sum_w[r], ones, weights);
+      }
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t channel = c + r;
+      const int64_t w_zp = w.zero_point[w.per_channel ? channel : 0];
+      const int32_t acc = wrap(int64_t{w.bias ? w.bias[channel] : 0} + reduce_add(dot[r]) -
+                               w_zp * sum_x - x_zp * reduce_add(sum_w[r]) + features * x_zp * w_zp);
+      out.u8()[channel] =
+          saturate(Requantizer(q.mode, channel_multiplier(q, w, channel))(acc) + q.out.zero_point,
+                   q.clamp_lo, q.clamp_hi);
+    }
+  }
+}
+
+}  // namespace
+#endif  // SPLITINFER_INT8_VNNI
+
+// ---- dispatch ---------------------------------------------------------------
+
+uint64_t conv2d_q_scratch_bytes(const Shape&) { return 0; }
+
+bool quantized_kernels_use_vnni() { return SPLITINFER_INT8_VNNI; }
+
+void conv2d_q(const QuantizedLayer& q, const Conv2dParams& p, const Tensor& in,
+              const Placement& in_at, const QuantizedWeights& w, Tensor& out,
+              const Placement& out_at) {
+#if SPLITINFER_INT8_VNNI
+  conv2d_q_vnni(q, p, in, in_at, w, out, out_at);
+#else
+  conv2d_q_portable(q, p, in, in_at, w, out, out_at);
+#endif
+}
+
+void linear_q(const QuantizedLayer& q, const Tensor& in, const QuantizedWeights& w, Tensor& out) {
+#if SPLITINFER_INT8_VNNI
+  linear_q_vnni(q, in, w, out);
+#else
+  linear_q_portable(q, in, w, out);
+#endif
+}
+
+}  // namespace splitinfer
