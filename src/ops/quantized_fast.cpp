@@ -199,6 +199,22 @@ void linear_q_portable(const QuantizedLayer& q, const Tensor& in, const Quantize
 #if SPLITINFER_INT8_VNNI
 namespace {
 
+// For the helpers of the register blocks: a call that is not inlined takes
+// the accumulators' address, and GCC then keeps them in memory.
+#define SPLITINFER_INLINE [[gnu::always_inline]] inline
+
+// acc + the 16 dword sums of 4 products u8 x s8 (vpdpbusd). GCC 12 copies
+// the accumulator to and from another register around every vpdpbusd of the
+// intrinsic; the instruction itself accumulates in place.
+SPLITINFER_INLINE __m512i dpbusd(__m512i acc, __m512i u8, __m512i s8) {
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u8), "v"(s8));
+  return acc;
+#else
+  return _mm512_dpbusd_epi32(acc, u8, s8);
+#endif
+}
+
 constexpr int64_t kChunkChannels = 256;  // output channels whose constants sit on the stack at once
 constexpr int kMaxSegments = 4;          // input windows of one block of positions
 constexpr int kMaxTapSegments = 128;     // (tap, segment) recipes of a block; more taps: portable
@@ -220,14 +236,14 @@ __mmask64 lane_range(int64_t begin, int64_t end) {
   return below_end & ~((uint64_t{1} << begin) - 1);
 }
 
-int32_t load_int32(const int8_t* bytes) {
+SPLITINFER_INLINE int32_t load_int32(const int8_t* bytes) {
   int32_t value;
   std::memcpy(&value, bytes, sizeof value);
   return value;
 }
 
 // The first `count` (< 4) bytes of `bytes` as the low bytes of an int32, zeros above.
-int32_t load_partial_int32(const int8_t* bytes, int64_t count) {
+SPLITINFER_INLINE int32_t load_partial_int32(const int8_t* bytes, int64_t count) {
   uint32_t value = 0;
   for (int64_t i = 0; i < count; ++i)
     value |= static_cast<uint32_t>(static_cast<uint8_t>(bytes[i])) << (8 * i);
@@ -249,8 +265,7 @@ int32_t sum_weights(const int8_t* weight, int64_t count) {
   const __m512i ones = _mm512_set1_epi8(1);
   __m512i sum = _mm512_setzero_si512();
   for (int64_t k = 0; k < count; k += 64)
-    sum = _mm512_dpbusd_epi32(sum, ones,
-                              _mm512_maskz_loadu_epi8(lane_range(0, count - k), weight + k));
+    sum = dpbusd(sum, ones, _mm512_maskz_loadu_epi8(lane_range(0, count - k), weight + k));
   return reduce_add(sum);
 }
 
@@ -273,7 +288,7 @@ struct OutputFormat {
 // PyTorch mode, 16 accumulators: clamp(rne(float(acc) * M) + zp, lo, hi). The
 // clamp to [lo - zp, hi - zp] before adding zp equals the reference's clamp
 // of the int64 sum, INT32_MIN (out of range) included.
-__m512i requantize16(__m512i acc, __m512 multiplier, const OutputFormat& o) {
+SPLITINFER_INLINE __m512i requantize16(__m512i acc, __m512 multiplier, const OutputFormat& o) {
   const __m512i rounded = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), multiplier));
   return _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(rounded, o.low), o.high), o.offset);
 }
@@ -302,7 +317,8 @@ struct ChannelTerms {
 
 // Rows r0..r3 (64 positions each, one k per row) into the vpdpbusd layout:
 // quad[j] holds, in dword 4L + i, the 4 k of position 16L + 4j + i.
-void interleave4(__m512i r0, __m512i r1, __m512i r2, __m512i r3, __m512i (&quad)[4]) {
+SPLITINFER_INLINE void interleave4(__m512i r0, __m512i r1, __m512i r2, __m512i r3,
+                                   __m512i (&quad)[4]) {
   const __m512i t0 = _mm512_unpacklo_epi8(r0, r1), t1 = _mm512_unpackhi_epi8(r0, r1);
   const __m512i t2 = _mm512_unpacklo_epi8(r2, r3), t3 = _mm512_unpackhi_epi8(r2, r3);
   quad[0] = _mm512_unpacklo_epi16(t0, t2);
@@ -314,17 +330,20 @@ void interleave4(__m512i r0, __m512i r1, __m512i r2, __m512i r3, __m512i (&quad)
 // Requantizes 64 positions of one output channel from interleave4's layout
 // and stores the lanes of `mask` (lane l: position l). The packs undo the
 // interleave: packs(q0, q1), packs(q2, q3), packus puts position 16L + m at byte 16L + m.
-void store64(const __m512i (&acc)[4], float multiplier, const OutputFormat& o, uint8_t* target,
-             __mmask64 mask) {
+void store64(__m512i acc0, __m512i acc1, __m512i acc2, __m512i acc3, float multiplier,
+             const OutputFormat& o, uint8_t* target, __mmask64 mask) {
   if (o.mode == Requantization::pytorch) {
     const __m512 m = _mm512_set1_ps(multiplier);
-    const __m512i low = _mm512_packs_epi32(requantize16(acc[0], m, o), requantize16(acc[1], m, o));
-    const __m512i high = _mm512_packs_epi32(requantize16(acc[2], m, o), requantize16(acc[3], m, o));
+    const __m512i low = _mm512_packs_epi32(requantize16(acc0, m, o), requantize16(acc1, m, o));
+    const __m512i high = _mm512_packs_epi32(requantize16(acc2, m, o), requantize16(acc3, m, o));
     _mm512_mask_storeu_epi8(target, mask, _mm512_packus_epi16(low, high));
     return;
   }
   alignas(64) int32_t values[4][16];
-  for (int j = 0; j < 4; ++j) _mm512_store_si512(values[j], acc[j]);
+  _mm512_store_si512(values[0], acc0);
+  _mm512_store_si512(values[1], acc1);
+  _mm512_store_si512(values[2], acc2);
+  _mm512_store_si512(values[3], acc3);
   const Requantizer requantize(o.mode, multiplier);
   for (int lane = 0; lane < 64; ++lane) {
     if (!(mask >> lane & 1)) continue;
@@ -339,48 +358,62 @@ struct Block {
   __m512i acc[kRows][4];
   __m512i sum_x[4];
 
-  Block(const ChannelTerms& t, int64_t m) {
+  [[gnu::always_inline]] Block(const ChannelTerms& t, int64_t m) {
+#pragma GCC unroll 8
     for (int r = 0; r < kRows; ++r)
+#pragma GCC unroll 8
       for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_set1_epi32(t.offset[m + r]);
+#pragma GCC unroll 8
     for (int j = 0; j < 4; ++j) sum_x[j] = _mm512_setzero_si512();
   }
   // 4 k of 64 positions, weights[r] the 4 k of output channel r.
-  void add(const __m512i (&quad)[4], const int32_t* weights) {
+  [[gnu::always_inline]] void add(const __m512i (&quad)[4], const int32_t* weights) {
+#pragma GCC unroll 8
     for (int r = 0; r < kRows; ++r) {
       const __m512i weight = _mm512_set1_epi32(weights[r]);
-      for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], quad[j], weight);
+#pragma GCC unroll 8
+      for (int j = 0; j < 4; ++j) acc[r][j] = dpbusd(acc[r][j], quad[j], weight);
     }
     if constexpr (kSumX) {
       const __m512i ones = _mm512_set1_epi8(1);
-      for (int j = 0; j < 4; ++j) sum_x[j] = _mm512_dpbusd_epi32(sum_x[j], quad[j], ones);
+#pragma GCC unroll 8
+      for (int j = 0; j < 4; ++j) sum_x[j] = dpbusd(sum_x[j], quad[j], ones);
     }
   }
-  void add(const __m512i (&quad)[4], const int8_t* weight, int64_t depth) {
+  [[gnu::always_inline]] void add(const __m512i (&quad)[4], const int8_t* weight, int64_t depth) {
+#pragma GCC unroll 8
     for (int r = 0; r < kRows; ++r) {
       const __m512i w = _mm512_set1_epi32(load_int32(weight + r * depth));
-      for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], quad[j], w);
+#pragma GCC unroll 8
+      for (int j = 0; j < 4; ++j) acc[r][j] = dpbusd(acc[r][j], quad[j], w);
     }
     if constexpr (kSumX) {
       const __m512i ones = _mm512_set1_epi8(1);
-      for (int j = 0; j < 4; ++j) sum_x[j] = _mm512_dpbusd_epi32(sum_x[j], quad[j], ones);
+#pragma GCC unroll 8
+      for (int j = 0; j < 4; ++j) sum_x[j] = dpbusd(sum_x[j], quad[j], ones);
     }
   }
   // The last depth % 4 k (rows past depth are zeros).
-  void add_tail(const __m512i (&quad)[4], const int8_t* weight, int64_t depth, int64_t k) {
+  [[gnu::always_inline]] void add_tail(const __m512i (&quad)[4], const int8_t* weight,
+                                       int64_t depth, int64_t k) {
     int32_t weights[kRows];
+#pragma GCC unroll 8
     for (int r = 0; r < kRows; ++r)
       weights[r] = load_partial_int32(weight + r * depth + k, depth - k);
     add(quad, weights);
   }
-  void store(const ChannelTerms& t, int64_t m, const OutputFormat& o, uint8_t* target,
-             int64_t plane, __mmask64 mask) {
+  [[gnu::always_inline]] void store(const ChannelTerms& t, int64_t m, const OutputFormat& o,
+                                    uint8_t* target, int64_t plane, __mmask64 mask) {
+#pragma GCC unroll 8
     for (int r = 0; r < kRows; ++r) {
       if constexpr (kSumX) {
         const __m512i w_zp = _mm512_set1_epi32(t.w_zp[m + r]);
+#pragma GCC unroll 8
         for (int j = 0; j < 4; ++j)
           acc[r][j] = _mm512_sub_epi32(acc[r][j], _mm512_mullo_epi32(sum_x[j], w_zp));
       }
-      store64(acc[r], t.multiplier[m + r], o, target + r * plane, mask);
+      store64(acc[r][0], acc[r][1], acc[r][2], acc[r][3], t.multiplier[m + r], o,
+              target + r * plane, mask);
     }
   }
 };
@@ -521,7 +554,8 @@ void build_block(const Conv2dParams& p, const ConvGeometry& g, const Placement& 
 }
 
 // One k (a tap of an input channel's plane) of the block's 64 lanes.
-__m512i gather(const BlockRecipe& b, const uint8_t* plane, int64_t tap, __m512i x_zp) {
+SPLITINFER_INLINE __m512i gather(const BlockRecipe& b, const uint8_t* plane, int64_t tap,
+                                 __m512i x_zp) {
   __m512i row = x_zp;
   const int64_t base = tap * b.segments;
   for (int s = 0; s < b.segments; ++s) {
@@ -542,7 +576,7 @@ void general_block(const BlockRecipe& b, const uint8_t* planes, const ConvGeomet
   Block<kRows, kSumX> block(t, m);
   const uint8_t* plane = planes;
   int64_t tap = 0;
-  const auto next = [&]() {
+  const auto next = [&]() __attribute__((always_inline)) {
     const __m512i row = gather(b, plane, tap, x_zp);
     if (++tap == g.taps) tap = 0, plane += g.in_plane;
     return row;
@@ -623,8 +657,8 @@ void depthwise_channel(const Conv2dParams& p, const ConvGeometry& g, const Place
             rows[ky] ? _mm512_mask_loadu_epi8(x_zp, inside, address(rows[ky], window)) : x_zp;
         for (int j = 0; j < plan.quads; ++j) {
           const __m512i quad = _mm512_permutexvar_epi8(plan.index[j], bytes);
-          acc = _mm512_dpbusd_epi32(acc, quad, _mm512_set1_epi32(weights[ky][j]));
-          if constexpr (kSumX) sum_x = _mm512_dpbusd_epi32(sum_x, quad, _mm512_set1_epi32(ones[j]));
+          acc = dpbusd(acc, quad, _mm512_set1_epi32(weights[ky][j]));
+          if constexpr (kSumX) sum_x = dpbusd(sum_x, quad, _mm512_set1_epi32(ones[j]));
         }
       }
       if constexpr (kSumX)
@@ -729,8 +763,7 @@ void linear_q_vnni(const QuantizedLayer& q, const Tensor& in, const QuantizedWei
   const __m512i ones = _mm512_set1_epi8(1);
   __m512i sum = _mm512_setzero_si512();
   for (int64_t k = 0; k < features; k += 64)
-    sum =
-        _mm512_dpbusd_epi32(sum, _mm512_maskz_loadu_epi8(lane_range(0, features - k), x + k), ones);
+    sum = dpbusd(sum, _mm512_maskz_loadu_epi8(lane_range(0, features - k), x + k), ones);
   const int64_t sum_x = reduce_add(sum);
   constexpr int kRows = 4;  // neurons at once: each input vector is loaded once for all of them
   for (int64_t c = 0; c < out.shape.c; c += kRows) {
@@ -743,8 +776,8 @@ void linear_q_vnni(const QuantizedLayer& q, const Tensor& in, const QuantizedWei
       for (int r = 0; r < kRows; ++r) {
         if (r >= rows) break;
         const __m512i weights = _mm512_maskz_loadu_epi8(mask, w.weight + (c + r) * features + k);
-        dot[r] = _mm512_dpbusd_epi32(dot[r], values, weights);
-        sum_w[r] = _mm512_dpbusd_epi32(sum_w[r], ones, weights);
+        dot[r] = dpbusd(dot[r], values, weights);
+        sum_w[r] = dpbusd(sum_w[r], ones, weights);
       }
     }
     for (int64_t r = 0; r < rows; ++r) {
@@ -758,6 +791,8 @@ void linear_q_vnni(const QuantizedLayer& q, const Tensor& in, const QuantizedWei
     }
   }
 }
+
+#undef SPLITINFER_INLINE
 
 }  // namespace
 #endif  // SPLITINFER_INT8_VNNI
