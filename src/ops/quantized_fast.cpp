@@ -273,24 +273,41 @@ int32_t sum_weights(const int8_t* weight, int64_t count) {
 struct OutputFormat {
   Requantization mode;
   int32_t zero_point, lo, hi;
-  __m512i low, high, offset;  // lo - zp, hi - zp, zp
+  // PyTorch mode with the zero point and the clamp in [0, 255]: pack64().
+  bool packs;
+  __m512i zero_point16, low, high;  // zp as int16; lo, hi as uint8
 
   explicit OutputFormat(const QuantizedLayer& q)
       : mode(q.mode),
         zero_point(q.out.zero_point),
         lo(q.clamp_lo),
         hi(q.clamp_hi),
-        low(_mm512_set1_epi32(q.clamp_lo - q.out.zero_point)),
-        high(_mm512_set1_epi32(q.clamp_hi - q.out.zero_point)),
-        offset(_mm512_set1_epi32(q.out.zero_point)) {}
+        packs(q.mode == Requantization::pytorch && 0 <= q.out.zero_point &&
+              q.out.zero_point <= 255 && 0 <= q.clamp_lo && q.clamp_lo <= q.clamp_hi &&
+              q.clamp_hi <= 255),
+        zero_point16(_mm512_set1_epi16(static_cast<int16_t>(q.out.zero_point))),
+        low(_mm512_set1_epi8(static_cast<char>(q.clamp_lo))),
+        high(_mm512_set1_epi8(static_cast<char>(q.clamp_hi))) {}
 };
 
-// PyTorch mode, 16 accumulators: clamp(rne(float(acc) * M) + zp, lo, hi). The
-// clamp to [lo - zp, hi - zp] before adding zp equals the reference's clamp
-// of the int64 sum, INT32_MIN (out of range) included.
-SPLITINFER_INLINE __m512i requantize16(__m512i acc, __m512 multiplier, const OutputFormat& o) {
-  const __m512i rounded = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), multiplier));
-  return _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(rounded, o.low), o.high), o.offset);
+SPLITINFER_INLINE __m512i rne_scaled(__m512i acc, __m512 multiplier) {
+  return _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), multiplier));
+}
+
+// PyTorch mode for 64 accumulators: clamp(rne(float(acc) * M) + zp, lo, hi)
+// as PyTorch's x86 kernels compute it: cvtps2dq (INT32_MIN where int32
+// cannot hold the product), int16 saturation, + zp with int16 saturation,
+// uint8 saturation, then the clamp. With zp, lo and hi in [0, 255] that is
+// the reference's clamp of the exact sum (models/quantization.md 3.2). The
+// packs leave accumulator j's dword 4L + i at byte 16L + 4j + i.
+SPLITINFER_INLINE __m512i pack64(__m512i acc0, __m512i acc1, __m512i acc2, __m512i acc3,
+                                 float multiplier, const OutputFormat& o) {
+  const __m512 m = _mm512_set1_ps(multiplier);
+  const __m512i low = _mm512_adds_epi16(
+      _mm512_packs_epi32(rne_scaled(acc0, m), rne_scaled(acc1, m)), o.zero_point16);
+  const __m512i high = _mm512_adds_epi16(
+      _mm512_packs_epi32(rne_scaled(acc2, m), rne_scaled(acc3, m)), o.zero_point16);
+  return _mm512_min_epu8(_mm512_max_epu8(_mm512_packus_epi16(low, high), o.low), o.high);
 }
 
 // Constants of up to kChunkChannels output channels of one group.
@@ -328,15 +345,12 @@ SPLITINFER_INLINE void interleave4(__m512i r0, __m512i r1, __m512i r2, __m512i r
 }
 
 // Requantizes 64 positions of one output channel from interleave4's layout
-// and stores the lanes of `mask` (lane l: position l). The packs undo the
-// interleave: packs(q0, q1), packs(q2, q3), packus puts position 16L + m at byte 16L + m.
+// and stores the lanes of `mask` (lane l: position l): pack64() undoes the
+// interleave.
 void store64(__m512i acc0, __m512i acc1, __m512i acc2, __m512i acc3, float multiplier,
              const OutputFormat& o, uint8_t* target, __mmask64 mask) {
-  if (o.mode == Requantization::pytorch) {
-    const __m512 m = _mm512_set1_ps(multiplier);
-    const __m512i low = _mm512_packs_epi32(requantize16(acc0, m, o), requantize16(acc1, m, o));
-    const __m512i high = _mm512_packs_epi32(requantize16(acc2, m, o), requantize16(acc3, m, o));
-    _mm512_mask_storeu_epi8(target, mask, _mm512_packus_epi16(low, high));
+  if (o.packs) {
+    _mm512_mask_storeu_epi8(target, mask, pack64(acc0, acc1, acc2, acc3, multiplier, o));
     return;
   }
   alignas(64) int32_t values[4][16];
@@ -599,21 +613,23 @@ void general_block(const BlockRecipe& b, const uint8_t* planes, const ConvGeomet
 
 // ---- depthwise: one input channel per output channel ----
 //
-// 16 positions of an output row per vector. For kernel row ky, the 4 taps
-// kx = 4j..4j+3 of position i are bytes i*stride + kx*dilation of a 64-byte
-// window of the input row: one vpermb gathers them as vpdpbusd's quads, and
-// the weights of those taps (0 past the kernel's width) are one int32.
+// 16 positions of an output row per vector, 4 vectors at once. For kernel
+// row ky, the 4 taps kx = 4j..4j+3 of position i are bytes
+// i*stride + kx*dilation of a 64-byte window of the input row: one vpermb
+// gathers them as vpdpbusd's quads, and the weights of those taps (0 past
+// the kernel's width) are one int32.
 
 struct DepthwisePlan {
   int quads;         // ceil(KW / 4)
   __m512i index[4];  // per quad
+  __m512i order;     // pack64()'s bytes back in position order
   static bool fits(const Conv2dParams& p) {
     return p.kernel_w <= 16 && p.kernel_h <= 16 &&
            15 * p.stride_w + (p.kernel_w - 1) * p.dilation_w <= 63;
   }
   explicit DepthwisePlan(const Conv2dParams& p) : quads(static_cast<int>((p.kernel_w + 3) / 4)) {
+    alignas(64) uint8_t bytes[64];
     for (int j = 0; j < quads; ++j) {
-      alignas(64) uint8_t bytes[64];
       for (int lane = 0; lane < 64; ++lane) {
         const int64_t kx = 4 * j + lane % 4;
         bytes[lane] =
@@ -621,58 +637,89 @@ struct DepthwisePlan {
       }
       index[j] = _mm512_load_si512(bytes);
     }
+    // Vector c holds positions 16c + d; pack64() puts its dword d = 4L + i at byte 16L + 4c + i.
+    for (int position = 0; position < 64; ++position) {
+      const int c = position / 16, d = position % 16;
+      bytes[position] = static_cast<uint8_t>(d / 4 * 16 + 4 * c + d % 4);
+    }
+    order = _mm512_load_si512(bytes);
   }
 };
 
-template <bool kSumX>
+template <int kQuads, bool kSumX>
 void depthwise_channel(const Conv2dParams& p, const ConvGeometry& g, const Placement& in_at,
                        const Placement& out_at, const DepthwisePlan& plan, const uint8_t* plane,
                        const int8_t* weight, int32_t offset, int32_t w_zp, float multiplier,
                        __m512i x_zp, const OutputFormat& o, uint8_t* target) {
-  int32_t weights[16][4], ones[4];
-  for (int64_t ky = 0; ky < p.kernel_h; ++ky)
-    for (int j = 0; j < plan.quads; ++j)
-      weights[ky][j] = load_partial_int32(weight + ky * p.kernel_w + 4 * j,
-                                          std::min<int64_t>(4, p.kernel_w - 4 * j));
-  for (int j = 0; j < plan.quads; ++j) {
+  int32_t weights[16][kQuads], ones[kQuads];
+  for (int j = 0; j < kQuads; ++j) {
     const int64_t count = std::min<int64_t>(4, p.kernel_w - 4 * j);
+    for (int64_t ky = 0; ky < p.kernel_h; ++ky)
+      weights[ky][j] = load_partial_int32(weight + ky * p.kernel_w + 4 * j, count);
     ones[j] = static_cast<int32_t>(count == 4 ? 0x01010101u : (1u << (8 * count)) / 255u);
   }
-  const __m512 m = _mm512_set1_ps(multiplier);
-  const Requantizer requantize(o.mode, multiplier);
-  const uint8_t* rows[16];
+  const __m512i zero = _mm512_setzero_si512();
   for (int64_t oy = 0; oy < g.out_h; ++oy) {
+    // Rows in the padding load nothing (mask 0): all x_zp.
+    const uint8_t* rows[16];
+    __mmask64 row_valid[16];
     for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
       const int64_t iy = (out_at.row0 + oy) * p.stride_h - p.pad_h + ky * p.dilation_h;
-      rows[ky] = iy >= 0 && iy < in_at.full_h ? plane + (iy - in_at.row0) * g.in_w : nullptr;
+      const bool valid = iy >= 0 && iy < in_at.full_h;
+      rows[ky] = valid ? plane + (iy - in_at.row0) * g.in_w : plane;
+      row_valid[ky] = valid ? ~__mmask64{0} : 0;
     }
-    for (int64_t ox0 = 0; ox0 < g.out_w; ox0 += 16) {
-      // Window byte b is input column (col0 + ox0) * stride - pad + b; bytes
-      // outside the tile's row read x_zp (padding, or columns no output here reads).
-      const int64_t window = (out_at.col0 + ox0) * p.stride_w - p.pad_w - in_at.col0;
-      const __mmask64 inside = lane_range(-window, g.in_w - window);
-      __m512i acc = _mm512_set1_epi32(offset), sum_x = _mm512_setzero_si512();
+    for (int64_t ox0 = 0; ox0 < g.out_w; ox0 += 64) {
+      const int64_t vectors = std::min<int64_t>(4, (g.out_w - ox0 + 15) / 16);
+      // Window byte b of vector c is input column (col0 + ox0 + 16c) * stride
+      // - pad + b; bytes outside the tile's row read x_zp (padding, or
+      // columns no output here reads).
+      int64_t window[4];
+      __mmask64 inside[4];
+      __m512i acc[4], sum_x[4];
+#pragma GCC unroll 4
+      for (int c = 0; c < 4; ++c) {
+        window[c] = (out_at.col0 + ox0 + 16 * c) * p.stride_w - p.pad_w - in_at.col0;
+        inside[c] = lane_range(-window[c], g.in_w - window[c]);
+        acc[c] = _mm512_set1_epi32(offset);
+        sum_x[c] = zero;
+      }
       for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
-        const __m512i bytes =
-            rows[ky] ? _mm512_mask_loadu_epi8(x_zp, inside, address(rows[ky], window)) : x_zp;
-        for (int j = 0; j < plan.quads; ++j) {
-          const __m512i quad = _mm512_permutexvar_epi8(plan.index[j], bytes);
-          acc = dpbusd(acc, quad, _mm512_set1_epi32(weights[ky][j]));
-          if constexpr (kSumX) sum_x = dpbusd(sum_x, quad, _mm512_set1_epi32(ones[j]));
+        __m512i w[kQuads];
+#pragma GCC unroll 4
+        for (int j = 0; j < kQuads; ++j) w[j] = _mm512_set1_epi32(weights[ky][j]);
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; ++c) {
+          if (c >= vectors) break;
+          const __m512i bytes =
+              _mm512_mask_loadu_epi8(x_zp, inside[c] & row_valid[ky], address(rows[ky], window[c]));
+#pragma GCC unroll 4
+          for (int j = 0; j < kQuads; ++j) {
+            const __m512i quad = _mm512_permutexvar_epi8(plan.index[j], bytes);
+            acc[c] = dpbusd(acc[c], quad, w[j]);
+            if constexpr (kSumX) sum_x[c] = dpbusd(sum_x[c], quad, _mm512_set1_epi32(ones[j]));
+          }
         }
       }
-      if constexpr (kSumX)
-        acc = _mm512_sub_epi32(acc, _mm512_mullo_epi32(sum_x, _mm512_set1_epi32(w_zp)));
-      const int64_t count = std::min<int64_t>(16, g.out_w - ox0);
+      if constexpr (kSumX) {
+        const __m512i zp = _mm512_set1_epi32(w_zp);
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; ++c)
+          acc[c] = _mm512_sub_epi32(acc[c], _mm512_mullo_epi32(sum_x[c], zp));
+      }
       uint8_t* out_row = target + oy * g.out_w + ox0;
-      if (o.mode == Requantization::pytorch) {
-        _mm_mask_storeu_epi8(out_row, static_cast<__mmask16>(lane_range(0, count)),
-                             _mm512_cvtepi32_epi8(requantize16(acc, m, o)));
+      const int64_t count = std::min<int64_t>(64, g.out_w - ox0);
+      if (o.packs) {
+        const __m512i bytes = pack64(acc[0], acc[1], acc[2], acc[3], multiplier, o);
+        _mm512_mask_storeu_epi8(out_row, lane_range(0, count),
+                                _mm512_permutexvar_epi8(plan.order, bytes));
       } else {
-        alignas(64) int32_t values[16];
-        _mm512_store_si512(values, acc);
+        alignas(64) int32_t values[4][16];
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; ++c) _mm512_store_si512(values[c], acc[c]);
+        const Requantizer requantize(o.mode, multiplier);
         for (int64_t i = 0; i < count; ++i)
-          out_row[i] = saturate(requantize(values[i]) + o.zero_point, o.lo, o.hi);
+          out_row[i] = saturate(requantize(values[i / 16][i % 16]) + o.zero_point, o.lo, o.hi);
       }
     }
   }
@@ -698,16 +745,39 @@ void conv2d_q_vnni(const QuantizedLayer& q, const Conv2dParams& p, const Tensor&
         const ChannelTerms t(q, w, first, count, g.depth);
         for (int64_t m = 0; m < count; ++m) {
           const int64_t c = first + m;
-          const auto run = [&]<bool kSumX>() {
-            depthwise_channel<kSumX>(p, g, in_at, out_at, plan,
-                                     in.u8() + range.first_in * g.in_plane, w.weight + c * g.depth,
-                                     t.offset[m], t.w_zp[m], t.multiplier[m], x_zp, o,
-                                     out.u8() + c * g.positions);
+          const auto run = [&]<int kQuads, bool kSumX>() {
+            depthwise_channel<kQuads, kSumX>(p, g, in_at, out_at, plan,
+                                             in.u8() + range.first_in * g.in_plane,
+                                             w.weight + c * g.depth, t.offset[m], t.w_zp[m],
+                                             t.multiplier[m], x_zp, o, out.u8() + c * g.positions);
           };
-          if (t.w_zp[m] != 0)
-            run.template operator()<true>();
-          else
-            run.template operator()<false>();
+          const bool sum_x = t.w_zp[m] != 0;
+          switch (plan.quads * 2 + sum_x) {
+            case 2:
+              run.template operator()<1, false>();
+              break;
+            case 3:
+              run.template operator()<1, true>();
+              break;
+            case 4:
+              run.template operator()<2, false>();
+              break;
+            case 5:
+              run.template operator()<2, true>();
+              break;
+            case 6:
+              run.template operator()<3, false>();
+              break;
+            case 7:
+              run.template operator()<3, true>();
+              break;
+            case 8:
+              run.template operator()<4, false>();
+              break;
+            default:
+              run.template operator()<4, true>();
+              break;
+          }
         }
       }
     });
