@@ -418,7 +418,10 @@ void Executor::compute_quantized(int layer_index, const std::vector<Tensor>& inp
   const Placement out_at = out_region.placement(layer.output_shape);
   switch (layer.op) {
     case Op::quantize:
-      quantize(q, in, out);
+      if (kernels_ == Kernels::reference)
+        quantize_reference(q, in, out);
+      else
+        quantize(q, in, out);
       break;
     case Op::dequantize:
       dequantize(q, in, out);
@@ -437,7 +440,10 @@ void Executor::compute_quantized(int layer_index, const std::vector<Tensor>& inp
         linear_q(q, in, w, out);
       break;
     case Op::add:
-      add_q(q, in, inputs[1], out);
+      if (kernels_ == Kernels::reference)
+        add_q_reference(q, in, inputs[1], out);
+      else
+        add_q(q, in, inputs[1], out);
       break;
     case Op::mul:
       mul_q(q, in, inputs[1], out);

@@ -79,7 +79,7 @@ int64_t Requantizer::operator()(int32_t acc) const {
                                 right);
 }
 
-void quantize(const QuantizedLayer& q, const Tensor& in, Tensor& out) {
+void quantize_reference(const QuantizedLayer& q, const Tensor& in, Tensor& out) {
   const float inverse = 1.0f / q.out.scale;
   const float* from = in.f32();
   uint8_t* to = out.u8();  // may be `in`'s memory: element i is written after floats 0..i are read
@@ -181,21 +181,25 @@ void linear_q_reference(const QuantizedLayer& q, const Tensor& in, const Quantiz
   }
 }
 
-void add_q(const QuantizedLayer& q, const Tensor& a, const Tensor& b, Tensor& out) {
+QnnpackAdd::QnnpackAdd(const QuantizedLayer& q) {
   // qnnpack's q8vadd parameters, in float32 (models/quantization.md 3.3).
   const float a_ratio = q.in[0].scale / q.out.scale, b_ratio = q.in[1].scale / q.out.scale;
   const int exponent =
       static_cast<int>(std::bit_cast<uint32_t>(std::max(a_ratio, b_ratio)) >> 23) - 127;
-  const int shift = 21 - exponent;
+  shift = 21 - exponent;
   const float power = std::ldexp(1.0f, shift);
-  const int64_t a_mul = std::lrintf(a_ratio * power), b_mul = std::lrintf(b_ratio * power);
-  const int64_t offset = -(a_mul * q.in[0].zero_point + b_mul * q.in[1].zero_point);
-  const int64_t mask = (int64_t{1} << shift) - 1, threshold = mask >> 1;
+  a_mul = std::lrintf(a_ratio * power), b_mul = std::lrintf(b_ratio * power);
+  offset = -(a_mul * q.in[0].zero_point + b_mul * q.in[1].zero_point);
+}
+
+void add_q_reference(const QuantizedLayer& q, const Tensor& a, const Tensor& b, Tensor& out) {
+  const QnnpackAdd add(q);
+  const int64_t mask = (int64_t{1} << add.shift) - 1, threshold = mask >> 1;
   const int64_t count = out.shape.elements();
   for (int64_t i = 0; i < count; ++i) {
-    const int64_t acc = offset + a.u8()[i] * a_mul + b.u8()[i] * b_mul;
+    const int64_t acc = add.offset + a.u8()[i] * add.a_mul + b.u8()[i] * add.b_mul;
     const int64_t remainder = (acc & mask) - (acc < 0 ? 1 : 0);
-    const int64_t rounded = (acc >> shift) + (remainder > threshold ? 1 : 0);
+    const int64_t rounded = (acc >> add.shift) + (remainder > threshold ? 1 : 0);
     out.u8()[i] = saturate(rounded + q.out.zero_point, q.clamp_lo, q.clamp_hi);
   }
 }

@@ -51,8 +51,11 @@ struct QuantizedWeights {
   bool per_channel = false;
 };
 
-// float32 -> quint8 and back (`q.out` is the quint8 side).
+// float32 -> quint8 and back (`q.out` is the quint8 side). quantize() is the
+// fast kernel (AVX-512 where the build targets it), equal to
+// quantize_reference() bit for bit; `out` may be `in`'s memory.
 void quantize(const QuantizedLayer& q, const Tensor& in, Tensor& out);
+void quantize_reference(const QuantizedLayer& q, const Tensor& in, Tensor& out);
 void dequantize(const QuantizedLayer& q, const Tensor& in, Tensor& out);
 
 // The requantization multiplier of output channel `oc` of the tile `w` points
@@ -87,8 +90,18 @@ void linear_q_portable(const QuantizedLayer& q, const Tensor& in, const Quantize
 // Whether conv2d_q() and linear_q() run the AVX512-VNNI kernels.
 bool quantized_kernels_use_vnni();
 
-// add: PyTorch's fixed-point qnnpack add (the same in both modes).
+// qnnpack's fixed-point add of quint8 a and b (models/quantization.md 3.3):
+// acc = offset + a * a_mul + b * b_mul, rounded right shift by `shift`.
+struct QnnpackAdd {
+  explicit QnnpackAdd(const QuantizedLayer& q);
+  int64_t a_mul, b_mul, offset;
+  int shift;
+};
+
+// add: PyTorch's fixed-point qnnpack add (the same in both modes). add_q()
+// is the fast kernel, equal to add_q_reference() bit for bit.
 void add_q(const QuantizedLayer& q, const Tensor& a, const Tensor& b, Tensor& out);
+void add_q_reference(const QuantizedLayer& q, const Tensor& a, const Tensor& b, Tensor& out);
 // mul: either input may be [N, C, 1, 1], broadcast over H and W.
 void mul_q(const QuantizedLayer& q, const Tensor& a, const Tensor& b, Tensor& out);
 // Inputs whose parameters differ from the output's are requantized.

@@ -1,5 +1,6 @@
-// The fast int8 conv2d and linear kernels (quantized.hpp), equal to
-// conv2d_q_reference() and linear_q_reference() bit for bit.
+// The fast int8 kernels (quantized.hpp): conv2d, linear, quantize and add,
+// equal to conv2d_q_reference(), linear_q_reference(), quantize_reference()
+// and add_q_reference() bit for bit.
 //
 // Every sum is an exact int32 (wrapping, as the reference's), so any order of
 // the products gives the same accumulator. The kernels expand the
@@ -18,6 +19,7 @@
 // No scratch: accumulators live in registers, the rest in a few KiB of stack.
 // Compiled with -ffp-contract=off, like quantized.cpp.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "quantized.hpp"
@@ -613,21 +615,43 @@ void general_block(const BlockRecipe& b, const uint8_t* planes, const ConvGeomet
 
 // ---- depthwise: one input channel per output channel ----
 //
-// 16 positions of an output row per vector, 4 vectors at once. For kernel
-// row ky, the 4 taps kx = 4j..4j+3 of position i are bytes
+// 16 positions of an output row per vector, up to 4 vectors at once. For
+// kernel row ky, the 4 taps kx = 4j..4j+3 of position i are bytes
 // i*stride + kx*dilation of a 64-byte window of the input row: one vpermb
 // gathers them as vpdpbusd's quads, and the weights of those taps (0 past
-// the kernel's width) are one int32.
+// the kernel's width) are one int32. Two output rows at a time share the
+// input rows both read (stride a multiple of the dilation). A tile whose
+// input plane fits in 64 bytes (7x7 maps) is one register: every tap of
+// every position is one masked vpermb of it.
+
+constexpr int64_t kMaxRowVectors = 64;  // output rows up to 1024 columns
 
 struct DepthwisePlan {
   int quads;         // ceil(KW / 4)
   __m512i index[4];  // per quad
   __m512i order;     // pack64()'s bytes back in position order
-  static bool fits(const Conv2dParams& p) {
+  int64_t row_vectors;
+  // Per 16-position vector of an output row: its window's first byte,
+  // relative to the input row's (col0 + 16v) * stride - pad - in.col0), and
+  // the window bytes inside the tile's row.
+  int64_t window[kMaxRowVectors];
+  __mmask64 inside[kMaxRowVectors];
+  // The whole-plane form: per kernel row and vector, the plane byte of each
+  // (position, tap) and which of them lie in the map.
+  bool whole_plane;
+  __m512i plane_index[4][4];
+  __mmask64 plane_valid[4][4];
+
+  static bool fits(const Conv2dParams& p, const ConvGeometry& g) {
     return p.kernel_w <= 16 && p.kernel_h <= 16 &&
-           15 * p.stride_w + (p.kernel_w - 1) * p.dilation_w <= 63;
+           15 * p.stride_w + (p.kernel_w - 1) * p.dilation_w <= 63 &&
+           g.out_w <= 16 * kMaxRowVectors;
   }
-  explicit DepthwisePlan(const Conv2dParams& p) : quads(static_cast<int>((p.kernel_w + 3) / 4)) {
+  DepthwisePlan(const Conv2dParams& p, const ConvGeometry& g, const Placement& in_at,
+                const Placement& out_at)
+      : quads(static_cast<int>((p.kernel_w + 3) / 4)),
+        row_vectors((g.out_w + 15) / 16),
+        whole_plane(g.in_plane <= 64 && g.positions <= 64 && p.kernel_h <= 4 && p.kernel_w <= 4) {
     alignas(64) uint8_t bytes[64];
     for (int j = 0; j < quads; ++j) {
       for (int lane = 0; lane < 64; ++lane) {
@@ -643,86 +667,172 @@ struct DepthwisePlan {
       bytes[position] = static_cast<uint8_t>(d / 4 * 16 + 4 * c + d % 4);
     }
     order = _mm512_load_si512(bytes);
+    for (int64_t v = 0; v < row_vectors; ++v) {
+      window[v] = (out_at.col0 + 16 * v) * p.stride_w - p.pad_w - in_at.col0;
+      inside[v] = lane_range(-window[v], g.in_w - window[v]);
+    }
+    if (!whole_plane) return;
+    for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+      for (int c = 0; c < 4; ++c) {
+        uint64_t valid = 0;
+        for (int lane = 0; lane < 64; ++lane) {
+          const int64_t position = 16 * c + lane / 4, kx = lane % 4;
+          bytes[lane] = 0;
+          if (position >= g.positions || kx >= p.kernel_w) continue;
+          const int64_t iy =
+              (out_at.row0 + position / g.out_w) * p.stride_h - p.pad_h + ky * p.dilation_h;
+          const int64_t ix =
+              (out_at.col0 + position % g.out_w) * p.stride_w - p.pad_w + kx * p.dilation_w;
+          if (iy < 0 || iy >= in_at.full_h || ix < 0 || ix >= in_at.full_w) continue;
+          bytes[lane] = static_cast<uint8_t>((iy - in_at.row0) * g.in_w + ix - in_at.col0);
+          valid |= uint64_t{1} << lane;
+        }
+        plane_index[ky][c] = _mm512_load_si512(bytes);
+        plane_valid[ky][c] = valid;
+      }
+    }
   }
 };
 
-template <int kQuads, bool kSumX>
-void depthwise_channel(const Conv2dParams& p, const ConvGeometry& g, const Placement& in_at,
-                       const Placement& out_at, const DepthwisePlan& plan, const uint8_t* plane,
-                       const int8_t* weight, int32_t offset, int32_t w_zp, float multiplier,
-                       __m512i x_zp, const OutputFormat& o, uint8_t* target) {
-  int32_t weights[16][kQuads], ones[kQuads];
-  for (int j = 0; j < kQuads; ++j) {
-    const int64_t count = std::min<int64_t>(4, p.kernel_w - 4 * j);
-    for (int64_t ky = 0; ky < p.kernel_h; ++ky)
-      weights[ky][j] = load_partial_int32(weight + ky * p.kernel_w + 4 * j, count);
-    ones[j] = static_cast<int32_t>(count == 4 ? 0x01010101u : (1u << (8 * count)) / 255u);
-  }
-  const __m512i zero = _mm512_setzero_si512();
-  for (int64_t oy = 0; oy < g.out_h; ++oy) {
-    // Rows in the padding load nothing (mask 0): all x_zp.
-    const uint8_t* rows[16];
-    __mmask64 row_valid[16];
-    for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
-      const int64_t iy = (out_at.row0 + oy) * p.stride_h - p.pad_h + ky * p.dilation_h;
-      const bool valid = iy >= 0 && iy < in_at.full_h;
-      rows[ky] = valid ? plane + (iy - in_at.row0) * g.in_w : plane;
-      row_valid[ky] = valid ? ~__mmask64{0} : 0;
+// One output channel's constants and weights (as vpdpbusd operands).
+template <int kQuads>
+struct DepthwiseChannel {
+  const uint8_t* plane;  // the input channel
+  int32_t offset, w_zp;
+  float multiplier;
+  int32_t weights[16][kQuads];  // per kernel row: taps 4j..4j+3, 0 past the kernel's width
+  int32_t ones[kQuads];         // 1 for each tap of the quad, for Σx
+
+  DepthwiseChannel(const Conv2dParams& p, const uint8_t* plane, const int8_t* weight,
+                   const ChannelTerms& t, int64_t m)
+      : plane(plane), offset(t.offset[m]), w_zp(t.w_zp[m]), multiplier(t.multiplier[m]) {
+    for (int j = 0; j < kQuads; ++j) {
+      const int64_t count = std::min<int64_t>(4, p.kernel_w - 4 * j);
+      for (int64_t ky = 0; ky < p.kernel_h; ++ky)
+        weights[ky][j] = load_partial_int32(weight + ky * p.kernel_w + 4 * j, count);
+      ones[j] = static_cast<int32_t>(count == 4 ? 0x01010101u : (1u << (8 * count)) / 255u);
     }
-    for (int64_t ox0 = 0; ox0 < g.out_w; ox0 += 64) {
-      const int64_t vectors = std::min<int64_t>(4, (g.out_w - ox0 + 15) / 16);
-      // Window byte b of vector c is input column (col0 + ox0 + 16c) * stride
-      // - pad + b; bytes outside the tile's row read x_zp (padding, or
-      // columns no output here reads).
-      int64_t window[4];
-      __mmask64 inside[4];
-      __m512i acc[4], sum_x[4];
+  }
+};
+
+// Requantizes 4 vectors of 16 consecutive positions and stores `count` of them.
+SPLITINFER_INLINE void store_positions(const __m512i (&acc)[4], const __m512i (&sum_x)[4],
+                                       bool sums, int32_t w_zp, float multiplier,
+                                       const DepthwisePlan& plan, const OutputFormat& o,
+                                       uint8_t* target, int64_t count) {
+  __m512i values[4];
+  const __m512i zp = _mm512_set1_epi32(w_zp);
+#pragma GCC unroll 4
+  for (int c = 0; c < 4; ++c)
+    values[c] = sums ? _mm512_sub_epi32(acc[c], _mm512_mullo_epi32(sum_x[c], zp)) : acc[c];
+  if (o.packs) {
+    const __m512i bytes = pack64(values[0], values[1], values[2], values[3], multiplier, o);
+    _mm512_mask_storeu_epi8(target, lane_range(0, count),
+                            _mm512_permutexvar_epi8(plan.order, bytes));
+    return;
+  }
+  alignas(64) int32_t lanes[4][16];
+#pragma GCC unroll 4
+  for (int c = 0; c < 4; ++c) _mm512_store_si512(lanes[c], values[c]);
+  const Requantizer requantize(o.mode, multiplier);
+  for (int64_t i = 0; i < count; ++i)
+    target[i] = saturate(requantize(lanes[i / 16][i % 16]) + o.zero_point, o.lo, o.hi);
+}
+
+// kRows output rows from `oy`, whose kernel rows lie `step` dilations apart.
+template <int kQuads, int kRows, bool kSumX>
+SPLITINFER_INLINE void depthwise_rows(const Conv2dParams& p, const ConvGeometry& g,
+                                      const Placement& in_at, const Placement& out_at,
+                                      const DepthwisePlan& plan, const DepthwiseChannel<kQuads>& ch,
+                                      int64_t oy, int64_t step, __m512i x_zp, const OutputFormat& o,
+                                      uint8_t* target) {
+  const int64_t input_rows = p.kernel_h + (kRows - 1) * step;
+  const int64_t base = (out_at.row0 + oy) * p.stride_h - p.pad_h;
+  for (int64_t v0 = 0; v0 < plan.row_vectors; v0 += 4) {
+    const int64_t vectors = std::min<int64_t>(4, plan.row_vectors - v0);
+    __m512i acc[kRows][4], sum_x[kRows][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < kRows; ++r)
+#pragma GCC unroll 4
+      for (int c = 0; c < 4; ++c)
+        acc[r][c] = _mm512_set1_epi32(ch.offset), sum_x[r][c] = _mm512_setzero_si512();
+    for (int64_t t = 0; t < input_rows; ++t) {
+      // Input row t (dilations from base) is kernel row t - r*step of output row oy + r.
+      const int64_t iy = base + t * p.dilation_h;
+      const bool valid = iy >= 0 && iy < in_at.full_h;  // else all x_zp (mask 0 loads nothing)
+      const uint8_t* row = valid ? ch.plane + (iy - in_at.row0) * g.in_w : ch.plane;
+      const __mmask64 row_mask = valid ? ~__mmask64{0} : 0;
+      bool uses[kRows];
+      __m512i w[kRows][kQuads];
+#pragma GCC unroll 4
+      for (int r = 0; r < kRows; ++r) {
+        const int64_t ky = t - r * step;
+        uses[r] = ky >= 0 && ky < p.kernel_h;
+#pragma GCC unroll 4
+        for (int j = 0; j < kQuads; ++j)
+          w[r][j] = _mm512_set1_epi32(uses[r] ? ch.weights[ky][j] : 0);
+      }
 #pragma GCC unroll 4
       for (int c = 0; c < 4; ++c) {
-        window[c] = (out_at.col0 + ox0 + 16 * c) * p.stride_w - p.pad_w - in_at.col0;
-        inside[c] = lane_range(-window[c], g.in_w - window[c]);
-        acc[c] = _mm512_set1_epi32(offset);
-        sum_x[c] = zero;
-      }
-      for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
-        __m512i w[kQuads];
+        if (c >= vectors) break;
+        const __m512i bytes = _mm512_mask_loadu_epi8(x_zp, plan.inside[v0 + c] & row_mask,
+                                                     address(row, plan.window[v0 + c]));
 #pragma GCC unroll 4
-        for (int j = 0; j < kQuads; ++j) w[j] = _mm512_set1_epi32(weights[ky][j]);
+        for (int j = 0; j < kQuads; ++j) {
+          const __m512i quad = _mm512_permutexvar_epi8(plan.index[j], bytes);
 #pragma GCC unroll 4
-        for (int c = 0; c < 4; ++c) {
-          if (c >= vectors) break;
-          const __m512i bytes =
-              _mm512_mask_loadu_epi8(x_zp, inside[c] & row_valid[ky], address(rows[ky], window[c]));
-#pragma GCC unroll 4
-          for (int j = 0; j < kQuads; ++j) {
-            const __m512i quad = _mm512_permutexvar_epi8(plan.index[j], bytes);
-            acc[c] = dpbusd(acc[c], quad, w[j]);
-            if constexpr (kSumX) sum_x[c] = dpbusd(sum_x[c], quad, _mm512_set1_epi32(ones[j]));
+          for (int r = 0; r < kRows; ++r) {
+            if (!uses[r]) continue;
+            acc[r][c] = dpbusd(acc[r][c], quad, w[r][j]);
+            if constexpr (kSumX)
+              sum_x[r][c] = dpbusd(sum_x[r][c], quad, _mm512_set1_epi32(ch.ones[j]));
           }
         }
       }
-      if constexpr (kSumX) {
-        const __m512i zp = _mm512_set1_epi32(w_zp);
+    }
 #pragma GCC unroll 4
-        for (int c = 0; c < 4; ++c)
-          acc[c] = _mm512_sub_epi32(acc[c], _mm512_mullo_epi32(sum_x[c], zp));
-      }
-      uint8_t* out_row = target + oy * g.out_w + ox0;
-      const int64_t count = std::min<int64_t>(64, g.out_w - ox0);
-      if (o.packs) {
-        const __m512i bytes = pack64(acc[0], acc[1], acc[2], acc[3], multiplier, o);
-        _mm512_mask_storeu_epi8(out_row, lane_range(0, count),
-                                _mm512_permutexvar_epi8(plan.order, bytes));
-      } else {
-        alignas(64) int32_t values[4][16];
+    for (int r = 0; r < kRows; ++r)
+      store_positions(acc[r], sum_x[r], kSumX, ch.w_zp, ch.multiplier, plan, o,
+                      target + (oy + r) * g.out_w + 16 * v0,
+                      std::min<int64_t>(64, g.out_w - 16 * v0));
+  }
+}
+
+template <int kQuads, bool kSumX>
+void depthwise_channel(const Conv2dParams& p, const ConvGeometry& g, const Placement& in_at,
+                       const Placement& out_at, const DepthwisePlan& plan,
+                       const DepthwiseChannel<kQuads>& ch, __m512i x_zp, const OutputFormat& o,
+                       uint8_t* target) {
+  if constexpr (kQuads == 1) {
+    if (plan.whole_plane) {
+      const __m512i plane = _mm512_maskz_loadu_epi8(lane_range(0, g.in_plane), ch.plane);
+      __m512i acc[4], sum_x[4];
 #pragma GCC unroll 4
-        for (int c = 0; c < 4; ++c) _mm512_store_si512(values[c], acc[c]);
-        const Requantizer requantize(o.mode, multiplier);
-        for (int64_t i = 0; i < count; ++i)
-          out_row[i] = saturate(requantize(values[i / 16][i % 16]) + o.zero_point, o.lo, o.hi);
+      for (int c = 0; c < 4; ++c)
+        acc[c] = _mm512_set1_epi32(ch.offset), sum_x[c] = _mm512_setzero_si512();
+      for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+        const __m512i w = _mm512_set1_epi32(ch.weights[ky][0]);
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; ++c) {
+          const __m512i quad = _mm512_mask_permutexvar_epi8(x_zp, plan.plane_valid[ky][c],
+                                                            plan.plane_index[ky][c], plane);
+          acc[c] = dpbusd(acc[c], quad, w);
+          if constexpr (kSumX) sum_x[c] = dpbusd(sum_x[c], quad, _mm512_set1_epi32(ch.ones[0]));
+        }
       }
+      store_positions(acc, sum_x, kSumX, ch.w_zp, ch.multiplier, plan, o, target, g.positions);
+      return;
     }
   }
+  // Output rows oy and oy + 1 read kernel rows `step` dilations apart when
+  // the stride is a multiple of the dilation: they share input rows.
+  const int64_t step = p.stride_h % p.dilation_h == 0 ? p.stride_h / p.dilation_h : 0;
+  int64_t oy = 0;
+  if (step > 0 && step < p.kernel_h)
+    for (; oy + 2 <= g.out_h; oy += 2)
+      depthwise_rows<kQuads, 2, kSumX>(p, g, in_at, out_at, plan, ch, oy, step, x_zp, o, target);
+  for (; oy < g.out_h; ++oy)
+    depthwise_rows<kQuads, 1, kSumX>(p, g, in_at, out_at, plan, ch, oy, 0, x_zp, o, target);
 }
 
 void conv2d_q_vnni(const QuantizedLayer& q, const Conv2dParams& p, const Tensor& in,
@@ -737,47 +847,37 @@ void conv2d_q_vnni(const QuantizedLayer& q, const Conv2dParams& p, const Tensor&
                          in_at.col0 == out_at.col0 && in.shape.h == g.out_h &&
                          in.shape.w == g.out_w;
 
-  if (g.in_per_group == 1 && DepthwisePlan::fits(p)) {
-    const DepthwisePlan plan(p);
+  if (g.in_per_group == 1 && DepthwisePlan::fits(p, g)) {
+    const DepthwisePlan plan(p, g, in_at, out_at);
     for_each_group(g, in_at, out, out_at, [&](const GroupRange& range) {
+      const uint8_t* plane = in.u8() + range.first_in * g.in_plane;
       for (int64_t first = range.first; first < range.end; first += kChunkChannels) {
         const int64_t count = std::min(kChunkChannels, range.end - first);
         const ChannelTerms t(q, w, first, count, g.depth);
-        for (int64_t m = 0; m < count; ++m) {
-          const int64_t c = first + m;
-          const auto run = [&]<int kQuads, bool kSumX>() {
-            depthwise_channel<kQuads, kSumX>(p, g, in_at, out_at, plan,
-                                             in.u8() + range.first_in * g.in_plane,
-                                             w.weight + c * g.depth, t.offset[m], t.w_zp[m],
-                                             t.multiplier[m], x_zp, o, out.u8() + c * g.positions);
-          };
-          const bool sum_x = t.w_zp[m] != 0;
-          switch (plan.quads * 2 + sum_x) {
-            case 2:
-              run.template operator()<1, false>();
-              break;
-            case 3:
-              run.template operator()<1, true>();
-              break;
-            case 4:
-              run.template operator()<2, false>();
-              break;
-            case 5:
-              run.template operator()<2, true>();
-              break;
-            case 6:
-              run.template operator()<3, false>();
-              break;
-            case 7:
-              run.template operator()<3, true>();
-              break;
-            case 8:
-              run.template operator()<4, false>();
-              break;
-            default:
-              run.template operator()<4, true>();
-              break;
+        const auto run = [&]<int kQuads>() {
+          for (int64_t m = 0; m < count; ++m) {
+            const int64_t c = first + m;
+            const DepthwiseChannel<kQuads> ch(p, plane, w.weight + c * g.depth, t, m);
+            uint8_t* target = out.u8() + c * g.positions;
+            if (ch.w_zp != 0)
+              depthwise_channel<kQuads, true>(p, g, in_at, out_at, plan, ch, x_zp, o, target);
+            else
+              depthwise_channel<kQuads, false>(p, g, in_at, out_at, plan, ch, x_zp, o, target);
           }
+        };
+        switch (plan.quads) {
+          case 1:
+            run.template operator()<1>();
+            break;
+          case 2:
+            run.template operator()<2>();
+            break;
+          case 3:
+            run.template operator()<3>();
+            break;
+          default:
+            run.template operator()<4>();
+            break;
         }
       }
     });
@@ -862,6 +962,71 @@ void linear_q_vnni(const QuantizedLayer& q, const Tensor& in, const QuantizedWei
   }
 }
 
+// The reference's loop in 16 lanes: rne(x * (1 / scale)) is cvtps2dq of
+// the float32 product (INT32_MIN for NaN and what int32 cannot hold), then
+// clamped so that + zp stays in [0, 255]. Reads floats i..i+15 before
+// writing bytes i..i+15: `out` may be `in`'s memory.
+void quantize_avx512(const QuantizedLayer& q, const Tensor& in, Tensor& out) {
+  const __m512 inverse = _mm512_set1_ps(1.0f / q.out.scale);
+  const __m512i low = _mm512_set1_epi32(-q.out.zero_point),
+                high = _mm512_set1_epi32(255 - q.out.zero_point),
+                zero_point = _mm512_set1_epi32(q.out.zero_point);
+  const float* from = in.f32();
+  uint8_t* to = out.u8();
+  const int64_t count = out.shape.elements();
+  for (int64_t i = 0; i < count; i += 16) {
+    const __mmask16 mask = static_cast<__mmask16>(lane_range(0, count - i));
+    const __m512i rounded =
+        _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mask, from + i), inverse));
+    const __m512i value =
+        _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(rounded, low), high), zero_point);
+    _mm_mask_storeu_epi8(to + i, mask, _mm512_cvtepi32_epi8(value));
+  }
+}
+
+// qnnpack's add in int32 lanes: a_mul (a - a_zp) + b_mul (b - b_zp) is the
+// reference's int64 sum, and it fits int32 when both multipliers are at most
+// 2^22 (the larger is in [2^21, 2^22] by construction) and the zero points
+// are in [0, 255]: |sum| <= 2 * 255 * 2^22 < 2^31. Otherwise the reference runs.
+bool add_q_avx512(const QuantizedLayer& q, const Tensor& a, const Tensor& b, Tensor& out) {
+  const QnnpackAdd add(q);
+  const auto in_byte_range = [](int64_t value) { return value >= 0 && value <= 255; };
+  if (add.shift < 1 || add.shift > 31 || std::abs(add.a_mul) > (int64_t{1} << 22) ||
+      std::abs(add.b_mul) > (int64_t{1} << 22) || !in_byte_range(q.in[0].zero_point) ||
+      !in_byte_range(q.in[1].zero_point) || !in_byte_range(q.out.zero_point))
+    return false;
+  const __m512i a_zp = _mm512_set1_epi32(q.in[0].zero_point),
+                b_zp = _mm512_set1_epi32(q.in[1].zero_point);
+  const __m512i a_mul = _mm512_set1_epi32(static_cast<int32_t>(add.a_mul)),
+                b_mul = _mm512_set1_epi32(static_cast<int32_t>(add.b_mul));
+  const int32_t mask_bits = static_cast<int32_t>((int64_t{1} << add.shift) - 1);
+  const __m512i mask = _mm512_set1_epi32(mask_bits), threshold = _mm512_set1_epi32(mask_bits >> 1);
+  const __m128i shift = _mm_cvtsi32_si128(add.shift);
+  const __m512i low = _mm512_set1_epi32(q.clamp_lo - q.out.zero_point),
+                high = _mm512_set1_epi32(q.clamp_hi - q.out.zero_point),
+                zero_point = _mm512_set1_epi32(q.out.zero_point), one = _mm512_set1_epi32(1);
+  const int64_t count = out.shape.elements();
+  for (int64_t i = 0; i < count; i += 16) {
+    const __mmask16 lanes = static_cast<__mmask16>(lane_range(0, count - i));
+    const __m512i x =
+        _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(lanes, a.u8() + i)), a_zp);
+    const __m512i y =
+        _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(lanes, b.u8() + i)), b_zp);
+    const __m512i acc =
+        _mm512_add_epi32(_mm512_mullo_epi32(x, a_mul), _mm512_mullo_epi32(y, b_mul));
+    // remainder = (acc & mask) - (acc < 0); rounded = (acc >> shift) + (remainder > threshold)
+    const __m512i remainder =
+        _mm512_add_epi32(_mm512_and_si512(acc, mask), _mm512_srai_epi32(acc, 31));
+    const __m512i rounded = _mm512_mask_add_epi32(_mm512_sra_epi32(acc, shift),
+                                                  _mm512_cmpgt_epi32_mask(remainder, threshold),
+                                                  _mm512_sra_epi32(acc, shift), one);
+    const __m512i value =
+        _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(rounded, low), high), zero_point);
+    _mm_mask_storeu_epi8(out.u8() + i, lanes, _mm512_cvtepi32_epi8(value));
+  }
+  return true;
+}
+
 #undef SPLITINFER_INLINE
 
 }  // namespace
@@ -881,6 +1046,20 @@ void conv2d_q(const QuantizedLayer& q, const Conv2dParams& p, const Tensor& in,
 #else
   conv2d_q_portable(q, p, in, in_at, w, out, out_at);
 #endif
+}
+
+void quantize(const QuantizedLayer& q, const Tensor& in, Tensor& out) {
+#if SPLITINFER_INT8_VNNI
+  if (q.out.zero_point >= 0 && q.out.zero_point <= 255) return quantize_avx512(q, in, out);
+#endif
+  quantize_reference(q, in, out);
+}
+
+void add_q(const QuantizedLayer& q, const Tensor& a, const Tensor& b, Tensor& out) {
+#if SPLITINFER_INT8_VNNI
+  if (add_q_avx512(q, a, b, out)) return;
+#endif
+  add_q_reference(q, a, b, out);
 }
 
 void linear_q(const QuantizedLayer& q, const Tensor& in, const QuantizedWeights& w, Tensor& out) {

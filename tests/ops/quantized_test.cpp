@@ -2,10 +2,10 @@
 // and linear_q_portable(), what they run without AVX512-VNNI, against the
 // plain reference kernels on seeded random data: EXACT equality, byte for
 // byte (every sum is an exact int32, so the order of the products cannot
-// matter). Over the whole map, and over output tiles (rows, columns, output
-// channel ranges) computed from input tiles with their halos, as the
-// distributed engine cuts them. The tensors sit against inaccessible pages,
-// so a kernel reading or writing past either end of one crashes the test.
+// matter). Likewise quantize() and add_q(). Over the whole map, and over output tiles (rows,
+// columns, output channel ranges) computed from input tiles with their halos, as the distributed
+// engine cuts them. The tensors sit against inaccessible pages, so a kernel reading or writing past
+// either end of one crashes the test.
 #include "ops/quantized.hpp"
 
 #include <gtest/gtest.h>
@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -537,6 +538,85 @@ INSTANTIATE_TEST_SUITE_P(Cases, QuantizedLinear,
                            return std::string(std::get<0>(info.param).name) + "_" +
                                   requantization_name(std::get<1>(info.param));
                          });
+
+// ---- quantize (float32 -> quint8) ----
+
+TEST(QuantizeFast, EqualsReferenceOnRandomAndSpecialValues) {
+  std::mt19937 generator(600);
+  std::vector<float> values(1000 + 13);  // not a multiple of 16
+  std::uniform_real_distribution<float> uniform(-40.0f, 40.0f);
+  for (float& value : values) value = uniform(generator);
+  // Ties after scaling (scale 0.5: x / 0.5 = k + 0.5), huge, infinite, NaN, -0.
+  const float specials[] = {0.25f,  0.75f,   -0.25f,   1.25f,   -1.75f,   -0.0f,    1e30f,
+                            -1e30f, 2.2e9f,  -2.2e9f,  1.07e9f, -1.07e9f, INFINITY, -INFINITY,
+                            NAN,    FLT_MAX, -FLT_MAX, FLT_MIN, 63.75f,   64.25f};
+  std::copy(std::begin(specials), std::end(specials), values.begin() + 100);
+  for (const auto& [scale, zero_point] :
+       {std::pair{0.5f, 0}, std::pair{0.5f, 128}, std::pair{0.1f, 255}, std::pair{1e-9f, 7},
+        std::pair{0.0313725f, 133}}) {
+    SCOPED_TRACE("scale " + std::to_string(scale) + " zero point " + std::to_string(zero_point));
+    QuantizedLayer layer;
+    layer.out = QuantParams{scale, zero_point};
+    const Shape shape = nchw(1, static_cast<int64_t>(values.size()), 1, 1);
+    const auto run_quantize = [&](auto kernel, Fence fence, bool in_place) {
+      FencedBytes input(values.size() * sizeof(float), fence), output(values.size(), fence);
+      std::memcpy(input.data(), values.data(), input.size());
+      const Tensor in{shape, DType::f32, input.data()};
+      Tensor out{shape, DType::u8, in_place ? input.data() : output.data()};
+      kernel(layer, in, out);
+      return std::vector<uint8_t>(out.u8(), out.u8() + values.size());
+    };
+    const std::vector<uint8_t> reference = run_quantize(quantize_reference, Fence::after, false);
+    const std::set<uint8_t> distinct(reference.begin(), reference.end());
+    EXPECT_GE(distinct.size(), scale < 1e-6f ? 2u : 40u);
+    for (const Fence fence : {Fence::after, Fence::before})
+      for (const bool in_place : {false, true})
+        EXPECT_TRUE(same_bytes(reference, run_quantize(quantize, fence, in_place)))
+            << (in_place ? "in place" : "separate output");
+  }
+}
+
+// ---- add (qnnpack's fixed-point add) ----
+
+TEST(AddQFast, EqualsReferenceOverScalesZeroPointsAndClamps) {
+  std::mt19937 generator(700);
+  const int64_t count = 777;  // not a multiple of 16
+  std::vector<uint8_t> a(count), b(count);
+  for (uint8_t& value : a) value = static_cast<uint8_t>(generator());
+  for (uint8_t& value : b) value = static_cast<uint8_t>(generator());
+  int64_t cases = 0;
+  // Output scale / input scale ratios from 2^-14 to just under 2^8 (the
+  // shifts 13..31 of qnnpack), and 2^-12 (shift 33: the reference's path).
+  for (const float a_ratio : {0.9f, 1.0f, 3.7f, 200.0f, 6.1e-5f, 2.4e-4f})
+    for (const float b_ratio : {0.35f, 1.0f, 1.5f, 0.01f})
+      for (const auto& [a_zp, b_zp, y_zp] : {std::tuple{0, 255, 128}, std::tuple{131, 64, 0},
+                                             std::tuple{255, 0, 255}, std::tuple{17, 201, 90}})
+        for (const bool relu : {false, true}) {
+          QuantizedLayer layer;
+          layer.out = QuantParams{0.02f, y_zp};
+          layer.in = {QuantParams{0.02f * a_ratio, a_zp}, QuantParams{0.02f * b_ratio, b_zp}};
+          layer.clamp_lo = relu ? y_zp : 0;
+          SCOPED_TRACE("ratios " + std::to_string(a_ratio) + ", " + std::to_string(b_ratio) +
+                       " zero points " + std::to_string(a_zp) + ", " + std::to_string(b_zp) +
+                       " -> " + std::to_string(y_zp) + (relu ? " relu" : ""));
+          const Shape shape = nchw(1, count, 1, 1);
+          const auto run_add = [&](auto kernel, Fence fence, bool in_place) {
+            FencedBytes x(count, fence), y(count, fence), z(count, fence);
+            std::copy(a.begin(), a.end(), x.data());
+            std::copy(b.begin(), b.end(), y.data());
+            const Tensor first{shape, DType::u8, x.data()}, second{shape, DType::u8, y.data()};
+            Tensor out{shape, DType::u8, in_place ? x.data() : z.data()};
+            kernel(layer, first, second, out);
+            return std::vector<uint8_t>(out.u8(), out.u8() + count);
+          };
+          const std::vector<uint8_t> reference = run_add(add_q_reference, Fence::after, false);
+          for (const Fence fence : {Fence::after, Fence::before})
+            for (const bool in_place : {false, true})
+              EXPECT_TRUE(same_bytes(reference, run_add(add_q, fence, in_place)));
+          ++cases;
+        }
+  EXPECT_EQ(cases, 6 * 4 * 4 * 2);
+}
 
 }  // namespace
 }  // namespace splitinfer
