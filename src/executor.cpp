@@ -469,7 +469,10 @@ void Executor::compute_quantized(int layer_index, const std::vector<Tensor>& inp
       break;
     }
     case Op::maxpool:
-      maxpool(layer.pool, in, in_at, out, out_at);
+      if (kernels_ == Kernels::reference)
+        maxpool(layer.pool, in, in_at, out, out_at);
+      else
+        maxpool_q(layer.pool, in, in_at, out, out_at);
       break;
     case Op::upsample_nearest:
       upsample_nearest(layer.scale_h, layer.scale_w, in, in_at, out, out_at);

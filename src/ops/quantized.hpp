@@ -11,6 +11,7 @@
 #include "../graph.hpp"
 #include "../tensor.hpp"
 #include "conv2d.hpp"
+#include "pool.hpp"
 
 namespace splitinfer {
 
@@ -108,6 +109,10 @@ void mul_q(const QuantizedLayer& q, const Tensor& a, const Tensor& b, Tensor& ou
 void concat_q(const QuantizedLayer& q, const std::vector<const Tensor*>& inputs,
               const std::vector<QuantParams>& input_params, Tensor& out);
 void global_avgpool_q(const QuantizedLayer& q, const Tensor& in, Tensor& out);
+// Max pooling of a quint8 tile, equal to maxpool() (its reference) bit for
+// bit: 64 outputs of a row at once where the build targets AVX-512 VBMI.
+void maxpool_q(const PoolParams& params, const Tensor& in, const Placement& in_at, Tensor& out,
+               const Placement& out_at);
 // relu, relu6: the clamp alone.
 void clamp_q(const QuantizedLayer& q, const Tensor& in, Tensor& out);
 // hardswish, hardsigmoid: a 256-entry table.

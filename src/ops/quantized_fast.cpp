@@ -1,6 +1,6 @@
-// The fast int8 kernels (quantized.hpp): conv2d, linear, quantize and add,
-// equal to conv2d_q_reference(), linear_q_reference(), quantize_reference()
-// and add_q_reference() bit for bit.
+// The fast int8 kernels (quantized.hpp): conv2d, linear, quantize, add and
+// max pool, equal to conv2d_q_reference(), linear_q_reference(),
+// quantize_reference(), add_q_reference() and maxpool() bit for bit.
 //
 // Every sum is an exact int32 (wrapping, as the reference's), so any order of
 // the products gives the same accumulator. The kernels expand the
@@ -1027,6 +1027,51 @@ bool add_q_avx512(const QuantizedLayer& q, const Tensor& a, const Tensor& b, Ten
   return true;
 }
 
+// Rows of `chunk` outputs (64, or fewer when the windows of 64 would span
+// more than 128 input bytes): per kernel row, two masked loads of the input
+// row (bytes outside the tile's row read 0: padding never wins, and an
+// all-padding window gives 0 as in the reference), one vpermt2b and one max
+// per kernel column.
+bool maxpool_avx512(const PoolParams& p, const Tensor& in, const Placement& in_at, Tensor& out,
+                    const Placement& out_at) {
+  if (p.kernel_w > 16 || (p.kernel_w - 1) * p.dilation_w > 127 - 15 * p.stride_w) return false;
+  const int64_t chunk =
+      std::min<int64_t>(64, (127 - (p.kernel_w - 1) * p.dilation_w) / p.stride_w + 1);
+  __m512i index[16];
+  for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
+    alignas(64) uint8_t bytes[64];
+    for (int64_t i = 0; i < 64; ++i)
+      bytes[i] = i < chunk ? static_cast<uint8_t>(i * p.stride_w + kx * p.dilation_w) : 0;
+    index[kx] = _mm512_load_si512(bytes);
+  }
+  const int64_t in_w = in.shape.w, in_plane = in.shape.h * in.shape.w;
+  const int64_t out_h = out.shape.h, out_w = out.shape.w;
+  for (int64_t plane = 0; plane < out.shape.n * out.shape.c; ++plane) {
+    const uint8_t* source = in.u8() + plane * in_plane;
+    for (int64_t oy = 0; oy < out_h; ++oy) {
+      uint8_t* target = out.u8() + (plane * out_h + oy) * out_w;
+      for (int64_t ox0 = 0; ox0 < out_w; ox0 += chunk) {
+        // Window byte b: tile column (col0 + ox0) * stride - pad - in.col0 + b.
+        const int64_t window = (out_at.col0 + ox0) * p.stride_w - p.pad_w - in_at.col0;
+        const __mmask64 low = lane_range(-window, in_w - window),
+                        high = lane_range(-window - 64, in_w - window - 64);
+        __m512i best = _mm512_setzero_si512();
+        for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+          const int64_t iy = (out_at.row0 + oy) * p.stride_h - p.pad_h + ky * p.dilation_h;
+          if (iy < 0 || iy >= in_at.full_h) continue;
+          const uint8_t* row = source + (iy - in_at.row0) * in_w;
+          const __m512i first = _mm512_maskz_loadu_epi8(low, address(row, window));
+          const __m512i second = _mm512_maskz_loadu_epi8(high, address(row, window + 64));
+          for (int64_t kx = 0; kx < p.kernel_w; ++kx)
+            best = _mm512_max_epu8(best, _mm512_permutex2var_epi8(first, index[kx], second));
+        }
+        _mm512_mask_storeu_epi8(target + ox0, lane_range(0, std::min(chunk, out_w - ox0)), best);
+      }
+    }
+  }
+  return true;
+}
+
 #undef SPLITINFER_INLINE
 
 }  // namespace
@@ -1060,6 +1105,14 @@ void add_q(const QuantizedLayer& q, const Tensor& a, const Tensor& b, Tensor& ou
   if (add_q_avx512(q, a, b, out)) return;
 #endif
   add_q_reference(q, a, b, out);
+}
+
+void maxpool_q(const PoolParams& p, const Tensor& in, const Placement& in_at, Tensor& out,
+               const Placement& out_at) {
+#if SPLITINFER_INT8_VNNI
+  if (in.dtype == DType::u8 && maxpool_avx512(p, in, in_at, out, out_at)) return;
+#endif
+  maxpool(p, in, in_at, out, out_at);
 }
 
 void linear_q(const QuantizedLayer& q, const Tensor& in, const QuantizedWeights& w, Tensor& out) {

@@ -618,5 +618,96 @@ TEST(AddQFast, EqualsReferenceOverScalesZeroPointsAndClamps) {
   EXPECT_EQ(cases, 6 * 4 * 4 * 2);
 }
 
+// ---- max pool ----
+
+struct PoolCase {
+  const char* name;
+  int64_t channels, in_h, in_w;
+  PoolParams params;
+};
+
+PoolParams pool(int64_t kernel, int64_t stride, int64_t pad, bool ceil_mode = false,
+                int64_t dilation = 1) {
+  PoolParams p;
+  p.kernel_h = p.kernel_w = kernel;
+  p.stride_h = p.stride_w = stride;
+  p.pad_h = p.pad_w = pad;
+  p.dilation_h = p.dilation_w = dilation;
+  p.ceil_mode = ceil_mode;
+  return p;
+}
+
+class MaxpoolQ : public ::testing::TestWithParam<PoolCase> {};
+
+// maxpool_q() against maxpool() (the reference loop) on the whole map and on
+// output tiles computed from input tiles with their halos.
+TEST_P(MaxpoolQ, EqualsReferenceOnMapsAndTiles) {
+  const PoolCase& c = GetParam();
+  const PoolParams& p = c.params;
+  std::mt19937 generator(800);
+  std::vector<uint8_t> map(static_cast<size_t>(c.channels * c.in_h * c.in_w));
+  for (uint8_t& value : map) value = static_cast<uint8_t>(generator());
+  const Shape in_whole = nchw(1, c.channels, c.in_h, c.in_w);
+  const Shape out_whole =
+      nchw(1, c.channels,
+           pool_output_size(c.in_h, p.kernel_h, p.stride_h, p.pad_h, p.dilation_h, p.ceil_mode),
+           pool_output_size(c.in_w, p.kernel_w, p.stride_w, p.pad_w, p.dilation_w, p.ceil_mode));
+  ASSERT_GT(out_whole.elements(), 0);
+  const auto run_pool = [&](auto kernel, const Region& in_region, const Region& out_region,
+                            Fence fence) {
+    const std::vector<uint8_t> in_bytes = cut(map, c.in_h, c.in_w, in_region);
+    const Shape out_shape = out_region.shape(out_whole);
+    FencedBytes input(in_bytes.size(), fence),
+        output(static_cast<size_t>(out_shape.elements()), fence);
+    std::copy(in_bytes.begin(), in_bytes.end(), input.data());
+    const Tensor in{in_region.shape(in_whole), DType::u8, input.data()};
+    Tensor out{out_shape, DType::u8, output.data()};
+    kernel(p, in, in_region.placement(in_whole), out, out_region.placement(out_whole));
+    return std::vector<uint8_t>(output.data(), output.data() + output.size());
+  };
+  const std::vector<uint8_t> reference =
+      run_pool(maxpool, Region::whole(in_whole), Region::whole(out_whole), Fence::after);
+  const int64_t h = out_whole.h, w = out_whole.w;
+  const std::vector<Region> tiles = {
+      Region::whole(out_whole),
+      {0, c.channels, h / 2, h, w / 2, w},
+      {1, c.channels, 0, std::max<int64_t>(1, h / 3), 0, w},
+      {0, 1, h / 3, std::max(h / 3 + 1, 2 * h / 3), w / 3, std::max(w / 3 + 1, 2 * w / 3)},
+  };
+  for (const Region& out_region : tiles) {
+    if (out_region.empty()) continue;
+    const Span rows = input_span(out_region.y0, out_region.y1, p.kernel_h, p.stride_h, p.pad_h,
+                                 p.dilation_h, c.in_h);
+    const Span cols = input_span(out_region.x0, out_region.x1, p.kernel_w, p.stride_w, p.pad_w,
+                                 p.dilation_w, c.in_w);
+    const Region in_region{out_region.c0, out_region.c1, rows.begin,
+                           rows.end,      cols.begin,    cols.end};
+    SCOPED_TRACE("output " + out_region.str() + " from input " + in_region.str());
+    const std::vector<uint8_t> expected = cut(reference, h, w, out_region);
+    EXPECT_TRUE(same_bytes(expected, run_pool(maxpool, in_region, out_region, Fence::after)))
+        << "reference tile";
+    for (const Fence fence : {Fence::after, Fence::before})
+      EXPECT_TRUE(same_bytes(expected, run_pool(maxpool_q, in_region, out_region, fence)));
+  }
+}
+
+// clang-format off
+const PoolCase kPoolCases[] = {
+    // name                          C   h    w   params
+    {"k3_s2_p1_resnet",              5, 33,  37, pool(3, 2, 1)},
+    {"k3_s2_ceil_squeezenet",        4, 27,  29, pool(3, 2, 0, true)},
+    {"k3_s2_ceil_wide",              2,  9, 301, pool(3, 2, 0, true)},
+    {"k3_s1_p1_wide",                3,  7, 150, pool(3, 1, 1)},
+    {"k2_s2",                        6, 12,  13, pool(2, 2, 0)},
+    {"k5_s3_p2_ceil",                3, 17,  20, pool(5, 3, 2, true)},
+    {"k3_s1_d2_p2",                  2, 11,  14, pool(3, 1, 2, false, 2)},
+    {"k3_s5_p1",                     2, 21,  90, pool(3, 5, 1)},
+    {"k9_s8",                        2, 20, 140, pool(9, 8, 0)},
+};
+// clang-format on
+
+INSTANTIATE_TEST_SUITE_P(Cases, MaxpoolQ, ::testing::ValuesIn(kPoolCases),
+                         [](const auto& info) { return std::string(info.param.name); });
+
 }  // namespace
 }  // namespace splitinfer
