@@ -503,54 +503,65 @@ struct BlockRecipe {
 
 void build_block(const Conv2dParams& p, const ConvGeometry& g, const Placement& in_at,
                  const Placement& out_at, int64_t first, int max_segments, BlockRecipe& b) {
-  // Byte offset, in an input plane, of position `position`'s tap (0, 0) minus tap (0, 0) of
-  // position 0.
-  const auto pattern = [&](int64_t position) {
-    return position / g.out_w * p.stride_h * g.in_w + position % g.out_w * p.stride_w;
-  };
+  // Output position (oy, ox) of the tile reads tap (0, 0) at byte
+  // oy * stride_h * in_w + ox * stride_w (its pattern) past position 0's.
+  const int64_t row_step = p.stride_h * g.in_w;
   alignas(64) uint8_t index[64] = {};
   int64_t window[kMaxSegments];
   __mmask64 segment_lanes[kMaxSegments];
   int lane = 0, segment = 0;
-  int64_t position = first;
+  int64_t position = first, oy = first / g.out_w, ox = first % g.out_w;
   b.in_order = 0;
   while (lane < 64 && position < g.positions && segment < max_segments) {
-    const int64_t base = pattern(position);
-    int64_t low = base, high = base, end = position + 1;
+    const int64_t base = oy * row_step + ox * p.stride_w;
+    int64_t low = base, high = base;
     bool in_order = true;
-    for (; end < g.positions && lane + (end - position) < 64; ++end) {
-      const int64_t offset = pattern(end);
+    int count = 0;  // positions in the segment
+    // Extend while the segment's bytes stay within a 64-byte window.
+    for (int64_t y = oy, x = ox; lane + count < 64 && position + count < g.positions;) {
+      const int64_t offset = y * row_step + x * p.stride_w;
       const int64_t new_low = std::min(low, offset), new_high = std::max(high, offset);
       if (new_high - new_low > 63) break;
       low = new_low, high = new_high;
-      in_order = in_order && offset == base + (end - position);
+      in_order = in_order && offset == base + count;
+      index[lane + count] = static_cast<uint8_t>(offset - base);  // rebased below
+      ++count;
+      if (++x == g.out_w) x = 0, ++y;
     }
-    for (int64_t at = position; at < end; ++at)
-      index[lane + (at - position)] = static_cast<uint8_t>(pattern(at) - low);
+    for (int i = 0; i < count; ++i)
+      index[lane + i] = static_cast<uint8_t>(index[lane + i] + base - low);
     window[segment] = in_order ? base - lane : low;
-    segment_lanes[segment] = lane_range(lane, lane + (end - position));
+    segment_lanes[segment] = lane_range(lane, lane + count);
     if (in_order) b.in_order |= 1u << segment;
-    lane += static_cast<int>(end - position);
-    position = end;
+    lane += count;
+    position += count;
+    ox += count;
+    oy += ox / g.out_w, ox %= g.out_w;
     ++segment;
   }
   b.first = first;
   b.lanes = lane;
   b.segments = segment;
   b.index = _mm512_load_si512(index);
-  // Lanes whose tap row ky (column kx) lies in the map.
-  __mmask64 row_valid[kMaxTapSegments] = {}, column_valid[kMaxTapSegments] = {};
-  for (int l = 0; l < lane; ++l) {
-    const int64_t oy = out_at.row0 + (first + l) / g.out_w,
-                  ox = out_at.col0 + (first + l) % g.out_w;
+  // Lanes whose tap row ky (column kx) lies in the map, run by run of the
+  // block's positions within one output row.
+  __mmask64 row_valid[kMaxTapSegments], column_valid[kMaxTapSegments];
+  std::fill(row_valid, row_valid + p.kernel_h, 0);
+  std::fill(column_valid, column_valid + p.kernel_w, 0);
+  int64_t run_y = first / g.out_w, run_x = first % g.out_w;
+  for (int l = 0; l < lane; ++run_y, run_x = 0) {
+    const int64_t run = std::min<int64_t>(lane - l, g.out_w - run_x);
+    const __mmask64 run_lanes = lane_range(l, l + run);
     for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
-      const int64_t iy = oy * p.stride_h - p.pad_h + ky * p.dilation_h;
-      if (iy >= 0 && iy < in_at.full_h) row_valid[ky] |= uint64_t{1} << l;
+      const int64_t iy = (out_at.row0 + run_y) * p.stride_h - p.pad_h + ky * p.dilation_h;
+      if (iy >= 0 && iy < in_at.full_h) row_valid[ky] |= run_lanes;
     }
     for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
-      const int64_t ix = ox * p.stride_w - p.pad_w + kx * p.dilation_w;
-      if (ix >= 0 && ix < in_at.full_w) column_valid[kx] |= uint64_t{1} << l;
+      const auto [valid_first, valid_last] =
+          valid_range(out_at.col0, g.out_w, p.stride_w, kx * p.dilation_w - p.pad_w, in_at.full_w);
+      column_valid[kx] |= lane_range(l + valid_first - run_x, l + valid_last - run_x) & run_lanes;
     }
+    l += static_cast<int>(run);
   }
   for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
     for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
@@ -611,6 +622,42 @@ void general_block(const BlockRecipe& b, const uint8_t* planes, const ConvGeomet
     block.add_tail(quad, weight, g.depth, k);
   }
   block.store(t, m, o, target, out_plane, lane_range(0, b.lanes));
+}
+
+// Shallow convolutions (depth <= kMaxPackedDepth: the stems' 3 channels x
+// 3x3) spend more on gathering than on vpdpbusd, and would gather a block's
+// taps again for every kRows output channels: they gather them once into
+// 4 KiB of stack, in interleave4's layout.
+constexpr int64_t kMaxPackedDepth = 64;
+
+void pack_block(const BlockRecipe& b, const uint8_t* planes, const ConvGeometry& g, __m512i x_zp,
+                __m512i (*packed)[4]) {
+  const uint8_t* plane = planes;
+  int64_t tap = 0;
+  for (int64_t k = 0; k < g.depth; k += 4) {
+    __m512i rows[4];
+#pragma GCC unroll 4
+    for (int64_t i = 0; i < 4; ++i) {
+      if (k + i >= g.depth) {
+        rows[i] = _mm512_setzero_si512();
+        continue;
+      }
+      rows[i] = gather(b, plane, tap, x_zp);
+      if (++tap == g.taps) tap = 0, plane += g.in_plane;
+    }
+    interleave4(rows[0], rows[1], rows[2], rows[3], packed[k / 4]);
+  }
+}
+
+template <int kRows, bool kSumX>
+void packed_block(const __m512i (*packed)[4], const ConvGeometry& g, const int8_t* weight,
+                  const ChannelTerms& t, int64_t m, const OutputFormat& o, uint8_t* target,
+                  int64_t out_plane, __mmask64 mask) {
+  Block<kRows, kSumX> block(t, m);
+  int64_t k = 0;
+  for (; k + 4 <= g.depth; k += 4) block.add(packed[k / 4], weight + k, g.depth);
+  if (k < g.depth) block.add_tail(packed[k / 4], weight, g.depth, k);
+  block.store(t, m, o, target, out_plane, mask);
 }
 
 // ---- depthwise: one input channel per output channel ----
@@ -909,8 +956,18 @@ void conv2d_q_vnni(const QuantizedLayer& q, const Conv2dParams& p, const Tensor&
           return;
         }
         BlockRecipe b;
+        alignas(64) __m512i packed[kMaxPackedDepth / 4][4];
         for (int64_t position = 0; position < g.positions; position += b.lanes) {
           build_block(p, g, in_at, out_at, position, max_segments, b);
+          if (g.depth <= kMaxPackedDepth) {
+            pack_block(b, planes, g, x_zp, packed);
+            for_row_blocks<kRows>(count, [&]<int R>(int64_t m) {
+              packed_block<R, kSumX>(packed, g, weight + m * g.depth, t, m, o,
+                                     target + m * g.positions + position, g.positions,
+                                     lane_range(0, b.lanes));
+            });
+            continue;
+          }
           for_row_blocks<kRows>(count, [&]<int R>(int64_t m) {
             general_block<R, kSumX>(b, planes, g, x_zp, weight + m * g.depth, t, m, o,
                                     target + m * g.positions + position, g.positions);
