@@ -45,9 +45,6 @@ uint8_t saturate(int64_t value, int32_t lo, int32_t hi) {
   return static_cast<uint8_t>(std::clamp<int64_t>(value, lo, hi));
 }
 
-// int32 with the reference's wrap-around (two's complement, modulo 2^32).
-int32_t wrap(int64_t value) { return static_cast<int32_t>(static_cast<uint32_t>(value)); }
-
 // The shapes of one conv2d_q() call: the tiles', and the layer's channel groups.
 struct ConvGeometry {
   int64_t out_h, out_w, positions;  // output tile
@@ -216,6 +213,9 @@ SPLITINFER_INLINE __m512i dpbusd(__m512i acc, __m512i u8, __m512i s8) {
   return _mm512_dpbusd_epi32(acc, u8, s8);
 #endif
 }
+
+// int32 with the reference's wrap-around (two's complement, modulo 2^32).
+int32_t wrap(int64_t value) { return static_cast<int32_t>(static_cast<uint32_t>(value)); }
 
 constexpr int64_t kChunkChannels = 256;  // output channels whose constants sit on the stack at once
 constexpr int kMaxSegments = 4;          // input windows of one block of positions
