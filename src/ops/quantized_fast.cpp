@@ -29,11 +29,15 @@
 #define SPLITINFER_INT8_VNNI 1
 // GCC 12's AVX-512 headers start masked builtins from an "undefined" vector
 // and then warn that it is uninitialized (GCC bug 105593, fixed in GCC 13).
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 #pragma GCC diagnostic pop
+#else
+#include <immintrin.h>
+#endif
 #else
 #define SPLITINFER_INT8_VNNI 0
 #endif
@@ -224,9 +228,10 @@ constexpr int kMaxRows = 6;  // output channels of a register block (4 accumulat
 
 // base + offset as an address, for masked loads whose masked-off
 // lanes may lie outside the tensor (they are never touched).
+// (An integer, not pointer arithmetic: the address may lie outside the tensor.)
 const void* address(const uint8_t* base, int64_t offset) {
-  return reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(base) +
-                                       static_cast<uintptr_t>(offset));
+  return reinterpret_cast<const void*>(  // NOLINT(performance-no-int-to-ptr)
+      reinterpret_cast<uintptr_t>(base) + static_cast<uintptr_t>(offset));
 }
 
 // Bits [begin, end) of a 64-bit lane mask (clipped to [0, 64)).
@@ -674,20 +679,20 @@ void packed_block(const __m512i (*packed)[4], const ConvGeometry& g, const int8_
 constexpr int64_t kMaxRowVectors = 64;  // output rows up to 1024 columns
 
 struct DepthwisePlan {
-  int quads;         // ceil(KW / 4)
-  __m512i index[4];  // per quad
+  __m512i index[4];  // per quad of kernel columns
   __m512i order;     // pack64()'s bytes back in position order
-  int64_t row_vectors;
-  // Per 16-position vector of an output row: its window's first byte,
-  // relative to the input row's (col0 + 16v) * stride - pad - in.col0), and
-  // the window bytes inside the tile's row.
-  int64_t window[kMaxRowVectors];
-  __mmask64 inside[kMaxRowVectors];
   // The whole-plane form: per kernel row and vector, the plane byte of each
   // (position, tap) and which of them lie in the map.
-  bool whole_plane;
   __m512i plane_index[4][4];
   __mmask64 plane_valid[4][4];
+  // Per 16-position vector v of an output row: its window's first byte
+  // (tile column (col0 + 16v) * stride - pad - in.col0) and the window bytes
+  // inside the tile's row.
+  int64_t window[kMaxRowVectors];
+  __mmask64 inside[kMaxRowVectors];
+  int64_t row_vectors;
+  int quads;  // ceil(KW / 4)
+  bool whole_plane;
 
   static bool fits(const Conv2dParams& p, const ConvGeometry& g) {
     return p.kernel_w <= 16 && p.kernel_h <= 16 &&
@@ -696,8 +701,8 @@ struct DepthwisePlan {
   }
   DepthwisePlan(const Conv2dParams& p, const ConvGeometry& g, const Placement& in_at,
                 const Placement& out_at)
-      : quads(static_cast<int>((p.kernel_w + 3) / 4)),
-        row_vectors((g.out_w + 15) / 16),
+      : row_vectors((g.out_w + 15) / 16),
+        quads(static_cast<int>((p.kernel_w + 3) / 4)),
         whole_plane(g.in_plane <= 64 && g.positions <= 64 && p.kernel_h <= 4 && p.kernel_w <= 4) {
     alignas(64) uint8_t bytes[64];
     for (int j = 0; j < quads; ++j) {

@@ -485,7 +485,8 @@ struct QLinearCase {
 class QuantizedLinear : public ::testing::TestWithParam<std::tuple<QLinearCase, Requantization>> {};
 
 TEST_P(QuantizedLinear, EqualsReference) {
-  const auto& [c, mode] = GetParam();
+  const QLinearCase& c = std::get<0>(GetParam());  // not a structured binding: lambdas capture it
+  const Requantization mode = std::get<1>(GetParam());
   // A linear layer is a 1x1 convolution over a 1x1 map: the same data.
   QConvCase as_conv = conv_case(c.name, c.features, c.outputs, 1, 1, conv(1, 1, 1, 1, 0, 0));
   as_conv.per_channel = c.per_channel;
