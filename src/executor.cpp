@@ -499,19 +499,32 @@ void Executor::compute_quantized(int layer_index, const std::vector<Tensor>& inp
   const Placement out_at = out_region.placement(layer.output_shape);
   switch (layer.op) {
     case Op::quantize:
-      quantize(q, in, out);
+      if (kernels_ == Kernels::reference)
+        quantize_reference(q, in, out);
+      else
+        quantize(q, in, out);
       break;
     case Op::dequantize:
       dequantize(q, in, out);
       break;
     case Op::conv2d:
-      conv2d_q(q, layer.conv, in, in_at, w, out, out_at, static_cast<int32_t*>(scratch));
+      static_cast<void>(scratch);  // none: conv2d_q_scratch_bytes() is 0
+      if (kernels_ == Kernels::reference)
+        conv2d_q_reference(q, layer.conv, in, in_at, w, out, out_at);
+      else
+        conv2d_q(q, layer.conv, in, in_at, w, out, out_at);
       break;
     case Op::linear:
-      linear_q(q, in, w, out);
+      if (kernels_ == Kernels::reference)
+        linear_q_reference(q, in, w, out);
+      else
+        linear_q(q, in, w, out);
       break;
     case Op::add:
-      add_q(q, in, inputs[1], out);
+      if (kernels_ == Kernels::reference)
+        add_q_reference(q, in, inputs[1], out);
+      else
+        add_q(q, in, inputs[1], out);
       break;
     case Op::mul:
       mul_q(q, in, inputs[1], out);
@@ -537,7 +550,10 @@ void Executor::compute_quantized(int layer_index, const std::vector<Tensor>& inp
       break;
     }
     case Op::maxpool:
-      maxpool(layer.pool, in, in_at, out, out_at);
+      if (kernels_ == Kernels::reference)
+        maxpool(layer.pool, in, in_at, out, out_at);
+      else
+        maxpool_q(layer.pool, in, in_at, out, out_at);
       break;
     case Op::upsample_nearest:
       upsample_nearest(layer.scale_h, layer.scale_w, in, in_at, out, out_at);

@@ -46,13 +46,16 @@ QuantizedWeights offset_channel(const QuantizedWeights& w, int64_t channel, int6
   return at;
 }
 
-// The multiplier of output channel `oc`: (w_scale * x_scale) * (1 / y_scale), in float32.
 Requantizer channel_requantizer(const QuantizedLayer& q, const QuantizedWeights& w, int64_t oc) {
-  const float w_scale = w.scale[w.per_channel ? oc : 0];
-  return Requantizer(q.mode, (w_scale * q.in[0].scale) * (1.0f / q.out.scale));
+  return Requantizer(q.mode, channel_multiplier(q, w, oc));
 }
 
 }  // namespace
+
+float channel_multiplier(const QuantizedLayer& q, const QuantizedWeights& w, int64_t oc) {
+  const float w_scale = w.scale[w.per_channel ? oc : 0];
+  return (w_scale * q.in[0].scale) * (1.0f / q.out.scale);
+}
 
 Requantizer::Requantizer(Requantization mode, float multiplier)
     : mode_(mode), multiplier_(multiplier) {
@@ -76,7 +79,7 @@ int64_t Requantizer::operator()(int32_t acc) const {
                                 right);
 }
 
-void quantize(const QuantizedLayer& q, const Tensor& in, Tensor& out) {
+void quantize_reference(const QuantizedLayer& q, const Tensor& in, Tensor& out) {
   const float inverse = 1.0f / q.out.scale;
   const float* from = in.f32();
   uint8_t* to = out.u8();  // may be `in`'s memory: element i is written after floats 0..i are read
@@ -93,19 +96,17 @@ void dequantize(const QuantizedLayer& q, const Tensor& in, Tensor& out) {
     out.f32()[i] = static_cast<float>(in.u8()[i] - zero_point) * scale;
 }
 
-uint64_t conv2d_q_scratch_bytes(const Shape& out) {
-  return static_cast<uint64_t>(out.h) * out.w * sizeof(int32_t);
-}
-
-void conv2d_q(const QuantizedLayer& q, const Conv2dParams& p, const Tensor& in,
-              const Placement& in_at, const QuantizedWeights& w, Tensor& out,
-              const Placement& out_at, int32_t* acc) {
+void conv2d_q_reference(const QuantizedLayer& q, const Conv2dParams& p, const Tensor& in,
+                        const Placement& in_at, const QuantizedWeights& w, Tensor& out,
+                        const Placement& out_at) {
   const int64_t out_channels = out_at.channels(out), in_channels = in_at.channels(in);
   const int64_t out_per_group = out_channels / p.groups, in_per_group = in_channels / p.groups;
   const int64_t per_channel = in_per_group * p.kernel_h * p.kernel_w;
   const int32_t x_zp = q.in[0].zero_point;
   const int64_t out_h = out.shape.h, out_w = out.shape.w, plane = out_h * out_w;
   const int64_t in_plane = in.shape.h * in.shape.w;
+  std::vector<int32_t> accumulators(static_cast<size_t>(plane));
+  int32_t* acc = accumulators.data();
   // The output rows and columns whose tap (ky or kx) lands inside the map;
   // the others read padding, where x - x_zp is 0.
   const auto valid = [](int64_t out0, int64_t count, int64_t stride, int64_t offset, int64_t full) {
@@ -166,7 +167,8 @@ void conv2d_q(const QuantizedLayer& q, const Conv2dParams& p, const Tensor& in,
   }
 }
 
-void linear_q(const QuantizedLayer& q, const Tensor& in, const QuantizedWeights& w, Tensor& out) {
+void linear_q_reference(const QuantizedLayer& q, const Tensor& in, const QuantizedWeights& w,
+                        Tensor& out) {
   const int64_t features = in.shape.c * in.shape.h * in.shape.w;
   const int32_t x_zp = q.in[0].zero_point;
   for (int64_t c = 0; c < out.shape.c; ++c) {
@@ -179,21 +181,25 @@ void linear_q(const QuantizedLayer& q, const Tensor& in, const QuantizedWeights&
   }
 }
 
-void add_q(const QuantizedLayer& q, const Tensor& a, const Tensor& b, Tensor& out) {
+QnnpackAdd::QnnpackAdd(const QuantizedLayer& q) {
   // qnnpack's q8vadd parameters, in float32 (models/quantization.md 3.3).
   const float a_ratio = q.in[0].scale / q.out.scale, b_ratio = q.in[1].scale / q.out.scale;
   const int exponent =
       static_cast<int>(std::bit_cast<uint32_t>(std::max(a_ratio, b_ratio)) >> 23) - 127;
-  const int shift = 21 - exponent;
+  shift = 21 - exponent;
   const float power = std::ldexp(1.0f, shift);
-  const int64_t a_mul = std::lrintf(a_ratio * power), b_mul = std::lrintf(b_ratio * power);
-  const int64_t offset = -(a_mul * q.in[0].zero_point + b_mul * q.in[1].zero_point);
-  const int64_t mask = (int64_t{1} << shift) - 1, threshold = mask >> 1;
+  a_mul = std::lrintf(a_ratio * power), b_mul = std::lrintf(b_ratio * power);
+  offset = -(a_mul * q.in[0].zero_point + b_mul * q.in[1].zero_point);
+}
+
+void add_q_reference(const QuantizedLayer& q, const Tensor& a, const Tensor& b, Tensor& out) {
+  const QnnpackAdd add(q);
+  const int64_t mask = (int64_t{1} << add.shift) - 1, threshold = mask >> 1;
   const int64_t count = out.shape.elements();
   for (int64_t i = 0; i < count; ++i) {
-    const int64_t acc = offset + a.u8()[i] * a_mul + b.u8()[i] * b_mul;
+    const int64_t acc = add.offset + a.u8()[i] * add.a_mul + b.u8()[i] * add.b_mul;
     const int64_t remainder = (acc & mask) - (acc < 0 ? 1 : 0);
-    const int64_t rounded = (acc >> shift) + (remainder > threshold ? 1 : 0);
+    const int64_t rounded = (acc >> add.shift) + (remainder > threshold ? 1 : 0);
     out.u8()[i] = saturate(rounded + q.out.zero_point, q.clamp_lo, q.clamp_hi);
   }
 }

@@ -1,0 +1,1188 @@
+// The fast int8 kernels (quantized.hpp): conv2d, linear, quantize, add and
+// max pool, equal to conv2d_q_reference(), linear_q_reference(),
+// quantize_reference(), add_q_reference() and maxpool() bit for bit.
+//
+// Every sum is an exact int32 (wrapping, as the reference's), so any order of
+// the products gives the same accumulator. The kernels expand the
+// reference's Σ (x - x_zp)(w - w_zp) into
+//   Σ x·w - w_zp·Σx - x_zp·Σw + depth·x_zp·w_zp
+// over all `depth` taps of an output, with padding read as x = x_zp (it then
+// adds 0, as in the reference), so that Σ x·w multiplies the stored uint8
+// activations by the stored int8 weights: exactly the operand types of
+// AVX512-VNNI's vpdpbusd. The x_zp·Σw and depth·x_zp·w_zp terms and the bias
+// are one constant per output channel; Σx per position is summed only when a
+// weight zero point is not 0. Requantization is PyTorch's float32 arithmetic
+// in vector form (cvtdq2ps, one mulps, cvtps2dq: the reference's rne(),
+// INT32_MIN for what int32 cannot hold included); `cmsis` mode requantizes
+// element by element with the reference's Requantizer.
+//
+// No scratch: accumulators live in registers, the rest in a few KiB of stack.
+// Compiled with -ffp-contract=off, like quantized.cpp.
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "quantized.hpp"
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__) && \
+    defined(__AVX512VBMI__)
+#define SPLITINFER_INT8_VNNI 1
+// GCC 12's AVX-512 headers start masked builtins from an "undefined" vector
+// and then warn that it is uninitialized (GCC bug 105593, fixed in GCC 13).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#else
+#include <immintrin.h>
+#endif
+#else
+#define SPLITINFER_INT8_VNNI 0
+#endif
+
+namespace splitinfer {
+namespace {
+
+uint8_t saturate(int64_t value, int32_t lo, int32_t hi) {
+  return static_cast<uint8_t>(std::clamp<int64_t>(value, lo, hi));
+}
+
+// The shapes of one conv2d_q() call: the tiles', and the layer's channel groups.
+struct ConvGeometry {
+  int64_t out_h, out_w, positions;  // output tile
+  int64_t in_w, in_plane;           // input tile
+  int64_t out_per_group, in_per_group;
+  int64_t taps, depth;  // KH * KW; in_per_group * taps: the weights of one output channel
+
+  ConvGeometry(const Conv2dParams& p, const Tensor& in, const Placement& in_at, const Tensor& out,
+               const Placement& out_at)
+      : out_h(out.shape.h),
+        out_w(out.shape.w),
+        positions(out.shape.h * out.shape.w),
+        in_w(in.shape.w),
+        in_plane(in.shape.h * in.shape.w),
+        out_per_group(out_at.channels(out) / p.groups),
+        in_per_group(in_at.channels(in) / p.groups),
+        taps(p.kernel_h * p.kernel_w),
+        depth(in_at.channels(in) / p.groups * p.kernel_h * p.kernel_w) {}
+};
+
+// The output channels of a tile in one group: tile channels [first, end),
+// reading tile input channels from `first_in`.
+struct GroupRange {
+  int64_t first, end, first_in;
+};
+
+// Splits the tile's output channels at group boundaries.
+template <class Body>
+void for_each_group(const ConvGeometry& g, const Placement& in_at, const Tensor& out,
+                    const Placement& out_at, Body&& body) {
+  for (int64_t c = 0; c < out.shape.c;) {
+    const int64_t group = (out_at.channel0 + c) / g.out_per_group;
+    const int64_t end = std::min(out.shape.c, (group + 1) * g.out_per_group - out_at.channel0);
+    body(GroupRange{c, end, group * g.in_per_group - in_at.channel0});
+    c = end;
+  }
+}
+
+int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
+
+// The output columns [first, last) of a tile of `count` columns from global
+// column out0 whose tap at `offset` (input column (out0 + ox) * stride +
+// offset) lies in the map [0, full): the others read padding.
+std::pair<int64_t, int64_t> valid_range(int64_t out0, int64_t count, int64_t stride, int64_t offset,
+                                        int64_t full) {
+  const int64_t first = std::clamp<int64_t>(-floor_div(offset, stride) - out0, 0, count);
+  const int64_t last =
+      std::clamp<int64_t>(floor_div(full - 1 - offset, stride) - out0 + 1, first, count);
+  return {first, last};
+}
+
+}  // namespace
+
+// ---- portable kernels -------------------------------------------------------
+
+void conv2d_q_portable(const QuantizedLayer& q, const Conv2dParams& p, const Tensor& in,
+                       const Placement& in_at, const QuantizedWeights& w, Tensor& out,
+                       const Placement& out_at) {
+  const ConvGeometry g(p, in, in_at, out, out_at);
+  if (g.positions == 0) return;
+  // kRows output channels at once over kSpan output columns of a row: each
+  // input row segment is read once for all of them. int32 [kRows][kSpan] on the stack.
+  constexpr int kRows = 4;
+  constexpr int64_t kSpan = 64;
+  const int32_t x_zp = q.in[0].zero_point;
+  for_each_group(g, in_at, out, out_at, [&](const GroupRange& range) {
+    for (int64_t c = range.first; c < range.end; c += kRows) {
+      const int64_t rows = std::min<int64_t>(kRows, range.end - c);
+      const int8_t* weight[kRows];
+      int32_t w_zp[kRows], bias[kRows];
+      Requantizer requantize[kRows];
+      for (int64_t m = 0; m < kRows; ++m) {
+        const int64_t channel = c + std::min(m, rows - 1);
+        weight[m] = w.weight + channel * g.depth;
+        w_zp[m] = w.zero_point[w.per_channel ? channel : 0];
+        bias[m] = w.bias ? w.bias[channel] : 0;
+        requantize[m] = Requantizer(q.mode, channel_multiplier(q, w, channel));
+      }
+      for (int64_t oy = 0; oy < g.out_h; ++oy) {
+        for (int64_t ox0 = 0; ox0 < g.out_w; ox0 += kSpan) {
+          const int64_t span = std::min(kSpan, g.out_w - ox0);
+          int32_t acc[kRows][kSpan];
+          for (int64_t m = 0; m < kRows; ++m) std::fill(acc[m], acc[m] + span, bias[m]);
+          for (int64_t ic = 0; ic < g.in_per_group; ++ic) {
+            const uint8_t* plane = in.u8() + (range.first_in + ic) * g.in_plane;
+            for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+              const int64_t iy = (out_at.row0 + oy) * p.stride_h - p.pad_h + ky * p.dilation_h;
+              if (iy < 0 || iy >= in_at.full_h) continue;  // padding: x - x_zp is 0
+              const uint8_t* row = plane + (iy - in_at.row0) * g.in_w;
+              for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
+                const auto [valid_first, valid_last] = valid_range(
+                    out_at.col0, g.out_w, p.stride_w, kx * p.dilation_w - p.pad_w, in_at.full_w);
+                const int64_t first = std::max(valid_first, ox0);
+                const int64_t last = std::min(valid_last, ox0 + span);
+                if (first >= last) continue;
+                const int64_t tap = (ic * p.kernel_h + ky) * p.kernel_w + kx;
+                int32_t weights[kRows];
+                for (int64_t m = 0; m < kRows; ++m)
+                  weights[m] = m < rows ? weight[m][tap] - w_zp[m] : 0;
+                // Input column of output column ox: (col0 + ox) * stride + kx * dilation - pad.
+                const uint8_t* source =
+                    row + out_at.col0 * p.stride_w + kx * p.dilation_w - p.pad_w - in_at.col0;
+                for (int64_t ox = first; ox < last; ++ox) {
+                  const int32_t x = source[ox * p.stride_w] - x_zp;
+                  for (int64_t m = 0; m < kRows; ++m) acc[m][ox - ox0] += x * weights[m];
+                }
+              }
+            }
+          }
+          for (int64_t m = 0; m < rows; ++m) {
+            uint8_t* target = out.u8() + (c + m) * g.positions + oy * g.out_w + ox0;
+            for (int64_t i = 0; i < span; ++i)
+              target[i] =
+                  saturate(requantize[m](acc[m][i]) + q.out.zero_point, q.clamp_lo, q.clamp_hi);
+          }
+        }
+      }
+    }
+  });
+}
+
+void linear_q_portable(const QuantizedLayer& q, const Tensor& in, const QuantizedWeights& w,
+                       Tensor& out) {
+  const int64_t features = in.shape.c * in.shape.h * in.shape.w;
+  const int32_t x_zp = q.in[0].zero_point;
+  const uint8_t* x = in.u8();
+  constexpr int kRows = 4;  // neurons at once: each input element is read once for all of them
+  for (int64_t c = 0; c < out.shape.c; c += kRows) {
+    const int64_t rows = std::min<int64_t>(kRows, out.shape.c - c);
+    const int8_t* weight[kRows];
+    int32_t w_zp[kRows], acc[kRows];
+    for (int64_t m = 0; m < kRows; ++m) {
+      const int64_t channel = c + std::min(m, rows - 1);
+      weight[m] = w.weight + channel * features;
+      w_zp[m] = w.zero_point[w.per_channel ? channel : 0];
+      acc[m] = w.bias ? w.bias[channel] : 0;
+    }
+    for (int64_t k = 0; k < features; ++k) {
+      const int32_t value = x[k] - x_zp;
+      for (int64_t m = 0; m < kRows; ++m) acc[m] += value * (weight[m][k] - w_zp[m]);
+    }
+    for (int64_t m = 0; m < rows; ++m)
+      out.u8()[c + m] =
+          saturate(Requantizer(q.mode, channel_multiplier(q, w, c + m))(acc[m]) + q.out.zero_point,
+                   q.clamp_lo, q.clamp_hi);
+  }
+}
+
+// ---- AVX512-VNNI kernels ----------------------------------------------------
+
+#if SPLITINFER_INT8_VNNI
+namespace {
+
+// For the helpers of the register blocks: a call that is not inlined takes
+// the accumulators' address, and GCC then keeps them in memory.
+#define SPLITINFER_INLINE [[gnu::always_inline]] inline
+
+// acc + the 16 dword sums of 4 products u8 x s8 (vpdpbusd). GCC 12 copies
+// the accumulator to and from another register around every vpdpbusd of the
+// intrinsic; the instruction itself accumulates in place.
+SPLITINFER_INLINE __m512i dpbusd(__m512i acc, __m512i u8, __m512i s8) {
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u8), "v"(s8));
+  return acc;
+#else
+  return _mm512_dpbusd_epi32(acc, u8, s8);
+#endif
+}
+
+// int32 with the reference's wrap-around (two's complement, modulo 2^32).
+int32_t wrap(int64_t value) { return static_cast<int32_t>(static_cast<uint32_t>(value)); }
+
+constexpr int64_t kChunkChannels = 256;  // output channels whose constants sit on the stack at once
+constexpr int kMaxSegments = 4;          // input windows of one block of positions
+constexpr int kMaxTapSegments = 128;     // (tap, segment) recipes of a block; more taps: portable
+constexpr int kMaxRows = 6;  // output channels of a register block (4 accumulators each)
+
+// base + offset as an address, for masked loads whose masked-off
+// lanes may lie outside the tensor (they are never touched).
+// (An integer, not pointer arithmetic: the address may lie outside the tensor.)
+const void* address(const uint8_t* base, int64_t offset) {
+  return reinterpret_cast<const void*>(  // NOLINT(performance-no-int-to-ptr)
+      reinterpret_cast<uintptr_t>(base) + static_cast<uintptr_t>(offset));
+}
+
+// Bits [begin, end) of a 64-bit lane mask (clipped to [0, 64)).
+__mmask64 lane_range(int64_t begin, int64_t end) {
+  begin = std::max<int64_t>(begin, 0);
+  end = std::min<int64_t>(end, 64);
+  if (end <= begin) return 0;
+  const uint64_t below_end = end == 64 ? ~uint64_t{0} : (uint64_t{1} << end) - 1;
+  return below_end & ~((uint64_t{1} << begin) - 1);
+}
+
+SPLITINFER_INLINE int32_t load_int32(const int8_t* bytes) {
+  int32_t value;
+  std::memcpy(&value, bytes, sizeof value);
+  return value;
+}
+
+// The first `count` (< 4) bytes of `bytes` as the low bytes of an int32, zeros above.
+SPLITINFER_INLINE int32_t load_partial_int32(const int8_t* bytes, int64_t count) {
+  uint32_t value = 0;
+  for (int64_t i = 0; i < count; ++i)
+    value |= static_cast<uint32_t>(static_cast<uint8_t>(bytes[i])) << (8 * i);
+  return static_cast<int32_t>(value);
+}
+
+// The sum of the 16 int32 lanes (wrapping). Not _mm512_reduce_add_epi32 nor
+// _mm512_extracti64x4_epi64: GCC 12's headers warn of an uninitialized value in them.
+int32_t reduce_add(__m512i v) {
+  alignas(64) uint32_t lanes[16];
+  _mm512_store_si512(lanes, v);
+  uint32_t sum = 0;
+  for (uint32_t lane : lanes) sum += lane;
+  return static_cast<int32_t>(sum);
+}
+
+// Σ of `count` int8 weights (wrapping int32).
+int32_t sum_weights(const int8_t* weight, int64_t count) {
+  const __m512i ones = _mm512_set1_epi8(1);
+  __m512i sum = _mm512_setzero_si512();
+  for (int64_t k = 0; k < count; k += 64)
+    sum = dpbusd(sum, ones, _mm512_maskz_loadu_epi8(lane_range(0, count - k), weight + k));
+  return reduce_add(sum);
+}
+
+// Requantization and clamp of one layer's output.
+struct OutputFormat {
+  Requantization mode;
+  int32_t zero_point, lo, hi;
+  // PyTorch mode with the zero point and the clamp in [0, 255]: pack64().
+  bool packs;
+  __m512i zero_point16, low, high;  // zp as int16; lo, hi as uint8
+
+  explicit OutputFormat(const QuantizedLayer& q)
+      : mode(q.mode),
+        zero_point(q.out.zero_point),
+        lo(q.clamp_lo),
+        hi(q.clamp_hi),
+        packs(q.mode == Requantization::pytorch && 0 <= q.out.zero_point &&
+              q.out.zero_point <= 255 && 0 <= q.clamp_lo && q.clamp_lo <= q.clamp_hi &&
+              q.clamp_hi <= 255),
+        zero_point16(_mm512_set1_epi16(static_cast<int16_t>(q.out.zero_point))),
+        low(_mm512_set1_epi8(static_cast<char>(q.clamp_lo))),
+        high(_mm512_set1_epi8(static_cast<char>(q.clamp_hi))) {}
+};
+
+SPLITINFER_INLINE __m512i rne_scaled(__m512i acc, __m512 multiplier) {
+  return _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), multiplier));
+}
+
+// PyTorch mode for 64 accumulators: clamp(rne(float(acc) * M) + zp, lo, hi)
+// as PyTorch's x86 kernels compute it: cvtps2dq (INT32_MIN where int32
+// cannot hold the product), int16 saturation, + zp with int16 saturation,
+// uint8 saturation, then the clamp. With zp, lo and hi in [0, 255] that is
+// the reference's clamp of the exact sum (models/quantization.md 3.2). The
+// packs leave accumulator j's dword 4L + i at byte 16L + 4j + i.
+SPLITINFER_INLINE __m512i pack64(__m512i acc0, __m512i acc1, __m512i acc2, __m512i acc3,
+                                 float multiplier, const OutputFormat& o) {
+  const __m512 m = _mm512_set1_ps(multiplier);
+  const __m512i low = _mm512_adds_epi16(
+      _mm512_packs_epi32(rne_scaled(acc0, m), rne_scaled(acc1, m)), o.zero_point16);
+  const __m512i high = _mm512_adds_epi16(
+      _mm512_packs_epi32(rne_scaled(acc2, m), rne_scaled(acc3, m)), o.zero_point16);
+  return _mm512_min_epu8(_mm512_max_epu8(_mm512_packus_epi16(low, high), o.low), o.high);
+}
+
+// Constants of up to kChunkChannels output channels of one group.
+struct ChannelTerms {
+  bool any_w_zp = false;
+  int32_t offset[kChunkChannels];  // bias - x_zp·Σw + depth·x_zp·w_zp
+  int32_t w_zp[kChunkChannels];
+  float multiplier[kChunkChannels];
+
+  ChannelTerms(const QuantizedLayer& q, const QuantizedWeights& w, int64_t first, int64_t count,
+               int64_t depth) {
+    const int64_t x_zp = q.in[0].zero_point;
+    for (int64_t m = 0; m < count; ++m) {
+      const int64_t c = first + m;
+      const int64_t zp = w.zero_point[w.per_channel ? c : 0];
+      const int64_t sum = sum_weights(w.weight + c * depth, depth);
+      offset[m] = wrap((w.bias ? w.bias[c] : 0) - x_zp * sum + depth * x_zp * zp);
+      w_zp[m] = static_cast<int32_t>(zp);
+      multiplier[m] = channel_multiplier(q, w, c);
+      any_w_zp = any_w_zp || zp != 0;
+    }
+  }
+};
+
+// Rows r0..r3 (64 positions each, one k per row) into the vpdpbusd layout:
+// quad[j] holds, in dword 4L + i, the 4 k of position 16L + 4j + i.
+SPLITINFER_INLINE void interleave4(__m512i r0, __m512i r1, __m512i r2, __m512i r3,
+                                   __m512i (&quad)[4]) {
+  const __m512i t0 = _mm512_unpacklo_epi8(r0, r1), t1 = _mm512_unpackhi_epi8(r0, r1);
+  const __m512i t2 = _mm512_unpacklo_epi8(r2, r3), t3 = _mm512_unpackhi_epi8(r2, r3);
+  quad[0] = _mm512_unpacklo_epi16(t0, t2);
+  quad[1] = _mm512_unpackhi_epi16(t0, t2);
+  quad[2] = _mm512_unpacklo_epi16(t1, t3);
+  quad[3] = _mm512_unpackhi_epi16(t1, t3);
+}
+
+// Requantizes 64 positions of one output channel from interleave4's layout
+// and stores the lanes of `mask` (lane l: position l): pack64() undoes the
+// interleave.
+void store64(__m512i acc0, __m512i acc1, __m512i acc2, __m512i acc3, float multiplier,
+             const OutputFormat& o, uint8_t* target, __mmask64 mask) {
+  if (o.packs) {
+    _mm512_mask_storeu_epi8(target, mask, pack64(acc0, acc1, acc2, acc3, multiplier, o));
+    return;
+  }
+  alignas(64) int32_t values[4][16];
+  _mm512_store_si512(values[0], acc0);
+  _mm512_store_si512(values[1], acc1);
+  _mm512_store_si512(values[2], acc2);
+  _mm512_store_si512(values[3], acc3);
+  const Requantizer requantize(o.mode, multiplier);
+  for (int lane = 0; lane < 64; ++lane) {
+    if (!(mask >> lane & 1)) continue;
+    const int32_t value = values[lane % 16 / 4][lane / 16 * 4 + lane % 4];
+    target[lane] = saturate(requantize(value) + o.zero_point, o.lo, o.hi);
+  }
+}
+
+// The register block: kRows output channels x 64 positions.
+template <int kRows, bool kSumX>
+struct Block {
+  __m512i acc[kRows][4];
+  __m512i sum_x[4];
+
+  [[gnu::always_inline]] Block(const ChannelTerms& t, int64_t m) {
+#pragma GCC unroll 8
+    for (int r = 0; r < kRows; ++r)
+#pragma GCC unroll 8
+      for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_set1_epi32(t.offset[m + r]);
+#pragma GCC unroll 8
+    for (int j = 0; j < 4; ++j) sum_x[j] = _mm512_setzero_si512();
+  }
+  // 4 k of 64 positions, weights[r] the 4 k of output channel r.
+  [[gnu::always_inline]] void add(const __m512i (&quad)[4], const int32_t* weights) {
+#pragma GCC unroll 8
+    for (int r = 0; r < kRows; ++r) {
+      const __m512i weight = _mm512_set1_epi32(weights[r]);
+#pragma GCC unroll 8
+      for (int j = 0; j < 4; ++j) acc[r][j] = dpbusd(acc[r][j], quad[j], weight);
+    }
+    if constexpr (kSumX) {
+      const __m512i ones = _mm512_set1_epi8(1);
+#pragma GCC unroll 8
+      for (int j = 0; j < 4; ++j) sum_x[j] = dpbusd(sum_x[j], quad[j], ones);
+    }
+  }
+  [[gnu::always_inline]] void add(const __m512i (&quad)[4], const int8_t* weight, int64_t depth) {
+#pragma GCC unroll 8
+    for (int r = 0; r < kRows; ++r) {
+      const __m512i w = _mm512_set1_epi32(load_int32(weight + r * depth));
+#pragma GCC unroll 8
+      for (int j = 0; j < 4; ++j) acc[r][j] = dpbusd(acc[r][j], quad[j], w);
+    }
+    if constexpr (kSumX) {
+      const __m512i ones = _mm512_set1_epi8(1);
+#pragma GCC unroll 8
+      for (int j = 0; j < 4; ++j) sum_x[j] = dpbusd(sum_x[j], quad[j], ones);
+    }
+  }
+  // The last depth % 4 k (rows past depth are zeros).
+  [[gnu::always_inline]] void add_tail(const __m512i (&quad)[4], const int8_t* weight,
+                                       int64_t depth, int64_t k) {
+    int32_t weights[kRows];
+#pragma GCC unroll 8
+    for (int r = 0; r < kRows; ++r)
+      weights[r] = load_partial_int32(weight + r * depth + k, depth - k);
+    add(quad, weights);
+  }
+  [[gnu::always_inline]] void store(const ChannelTerms& t, int64_t m, const OutputFormat& o,
+                                    uint8_t* target, int64_t plane, __mmask64 mask) {
+#pragma GCC unroll 8
+    for (int r = 0; r < kRows; ++r) {
+      if constexpr (kSumX) {
+        const __m512i w_zp = _mm512_set1_epi32(t.w_zp[m + r]);
+#pragma GCC unroll 8
+        for (int j = 0; j < 4; ++j)
+          acc[r][j] = _mm512_sub_epi32(acc[r][j], _mm512_mullo_epi32(sum_x[j], w_zp));
+      }
+      store64(acc[r][0], acc[r][1], acc[r][2], acc[r][3], t.multiplier[m + r], o,
+              target + r * plane, mask);
+    }
+  }
+};
+
+// Calls body.template operator()<R>(m) over [0, count) in blocks of kMaxRows
+// output channels, then one block of the rest.
+template <int R, class Body>
+void rows_tail(int64_t rows, int64_t m, Body& body) {
+  if constexpr (R > 0) {
+    if (rows == R)
+      body.template operator()<R>(m);
+    else
+      rows_tail<R - 1>(rows, m, body);
+  }
+}
+template <int kRowsPerBlock, class Body>
+void for_row_blocks(int64_t count, Body&& body) {
+  int64_t m = 0;
+  for (; m + kRowsPerBlock <= count; m += kRowsPerBlock) body.template operator()<kRowsPerBlock>(m);
+  rows_tail<kRowsPerBlock - 1>(count - m, m, body);
+}
+
+// ---- pointwise: 1x1, stride 1, output positions = input positions ----
+
+template <int kRows, bool kSumX>
+void pointwise_block(const uint8_t* x, int64_t in_plane, int64_t depth, const int8_t* weight,
+                     const ChannelTerms& t, int64_t m, __mmask64 mask, const OutputFormat& o,
+                     uint8_t* target, int64_t out_plane) {
+  Block<kRows, kSumX> block(t, m);
+  __m512i quad[4];
+  int64_t k = 0;
+  for (; k + 4 <= depth; k += 4, x += 4 * in_plane) {
+    interleave4(_mm512_maskz_loadu_epi8(mask, x), _mm512_maskz_loadu_epi8(mask, x + in_plane),
+                _mm512_maskz_loadu_epi8(mask, x + 2 * in_plane),
+                _mm512_maskz_loadu_epi8(mask, x + 3 * in_plane), quad);
+    block.add(quad, weight + k, depth);
+  }
+  if (k < depth) {
+    __m512i rows[4];
+    for (int64_t i = 0; i < 4; ++i)
+      rows[i] =
+          k + i < depth ? _mm512_maskz_loadu_epi8(mask, x + i * in_plane) : _mm512_setzero_si512();
+    interleave4(rows[0], rows[1], rows[2], rows[3], quad);
+    block.add_tail(quad, weight, depth, k);
+  }
+  block.store(t, m, o, target, out_plane, mask);
+}
+
+// ---- general convolutions: an implicit GEMM over blocks of 64 positions ----
+//
+// A block is up to 64 consecutive output positions of the tile (row-major),
+// in lanes 0..63, cut into up to kMaxSegments segments whose input bytes, for
+// any one tap, lie within a 64-byte window of the input plane. A tap of a
+// segment is then one masked load (the positions read consecutive bytes: a
+// row of a stride-1 conv, or whole rows when the input tile is as wide as the
+// output) or a load and a vpermb; lanes that read padding keep x_zp.
+
+struct BlockRecipe {
+  int64_t first = 0;  // output position of lane 0
+  int lanes = 0;      // positions in the block
+  int segments = 0;
+  uint32_t in_order = 0;  // bit s: segment s reads consecutive bytes
+  __m512i index;          // byte of each lane within its segment's window
+  // Per (tap, segment), tap-major: window start (bytes from the plane's
+  // start; for in-order segments minus the segment's first lane), the lanes
+  // that read the map (not padding), the window bytes inside the plane.
+  int64_t start[kMaxTapSegments];
+  __mmask64 valid[kMaxTapSegments];
+  __mmask64 inside[kMaxTapSegments];
+};
+
+void build_block(const Conv2dParams& p, const ConvGeometry& g, const Placement& in_at,
+                 const Placement& out_at, int64_t first, int max_segments, BlockRecipe& b) {
+  // Output position (oy, ox) of the tile reads tap (0, 0) at byte
+  // oy * stride_h * in_w + ox * stride_w (its pattern) past position 0's.
+  const int64_t row_step = p.stride_h * g.in_w;
+  alignas(64) uint8_t index[64] = {};
+  int64_t window[kMaxSegments];
+  __mmask64 segment_lanes[kMaxSegments];
+  int lane = 0, segment = 0;
+  int64_t position = first, oy = first / g.out_w, ox = first % g.out_w;
+  b.in_order = 0;
+  while (lane < 64 && position < g.positions && segment < max_segments) {
+    const int64_t base = oy * row_step + ox * p.stride_w;
+    int64_t low = base, high = base;
+    bool in_order = true;
+    int count = 0;  // positions in the segment
+    // Extend while the segment's bytes stay within a 64-byte window.
+    for (int64_t y = oy, x = ox; lane + count < 64 && position + count < g.positions;) {
+      const int64_t offset = y * row_step + x * p.stride_w;
+      const int64_t new_low = std::min(low, offset), new_high = std::max(high, offset);
+      if (new_high - new_low > 63) break;
+      low = new_low, high = new_high;
+      in_order = in_order && offset == base + count;
+      index[lane + count] = static_cast<uint8_t>(offset - base);  // rebased below
+      ++count;
+      if (++x == g.out_w) x = 0, ++y;
+    }
+    for (int i = 0; i < count; ++i)
+      index[lane + i] = static_cast<uint8_t>(index[lane + i] + base - low);
+    window[segment] = in_order ? base - lane : low;
+    segment_lanes[segment] = lane_range(lane, lane + count);
+    if (in_order) b.in_order |= 1u << segment;
+    lane += count;
+    position += count;
+    ox += count;
+    oy += ox / g.out_w, ox %= g.out_w;
+    ++segment;
+  }
+  b.first = first;
+  b.lanes = lane;
+  b.segments = segment;
+  b.index = _mm512_load_si512(index);
+  // Lanes whose tap row ky (column kx) lies in the map, run by run of the
+  // block's positions within one output row.
+  __mmask64 row_valid[kMaxTapSegments], column_valid[kMaxTapSegments];
+  std::fill(row_valid, row_valid + p.kernel_h, 0);
+  std::fill(column_valid, column_valid + p.kernel_w, 0);
+  int64_t run_y = first / g.out_w, run_x = first % g.out_w;
+  for (int l = 0; l < lane; ++run_y, run_x = 0) {
+    const int64_t run = std::min<int64_t>(lane - l, g.out_w - run_x);
+    const __mmask64 run_lanes = lane_range(l, l + run);
+    for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+      const int64_t iy = (out_at.row0 + run_y) * p.stride_h - p.pad_h + ky * p.dilation_h;
+      if (iy >= 0 && iy < in_at.full_h) row_valid[ky] |= run_lanes;
+    }
+    for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
+      const auto [valid_first, valid_last] =
+          valid_range(out_at.col0, g.out_w, p.stride_w, kx * p.dilation_w - p.pad_w, in_at.full_w);
+      column_valid[kx] |= lane_range(l + valid_first - run_x, l + valid_last - run_x) & run_lanes;
+    }
+    l += static_cast<int>(run);
+  }
+  for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+    for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
+      // Tap (ky, kx) of tile position 0, from the input tile's first byte (maybe outside it).
+      const int64_t origin =
+          (out_at.row0 * p.stride_h - p.pad_h + ky * p.dilation_h - in_at.row0) * g.in_w +
+          (out_at.col0 * p.stride_w - p.pad_w + kx * p.dilation_w - in_at.col0);
+      const int64_t tap = ky * p.kernel_w + kx;
+      for (int s = 0; s < segment; ++s) {
+        const int64_t e = tap * segment + s;
+        b.start[e] = origin + window[s];
+        b.valid[e] = row_valid[ky] & column_valid[kx] & segment_lanes[s];
+        b.inside[e] = lane_range(-b.start[e], g.in_plane - b.start[e]);
+      }
+    }
+  }
+}
+
+// One k (a tap of an input channel's plane) of the block's 64 lanes.
+SPLITINFER_INLINE __m512i gather(const BlockRecipe& b, const uint8_t* plane, int64_t tap,
+                                 __m512i x_zp) {
+  __m512i row = x_zp;
+  const int64_t base = tap * b.segments;
+  for (int s = 0; s < b.segments; ++s) {
+    const void* window = address(plane, b.start[base + s]);
+    if (b.in_order >> s & 1)
+      row = _mm512_mask_loadu_epi8(row, b.valid[base + s], window);
+    else
+      row = _mm512_mask_permutexvar_epi8(row, b.valid[base + s], b.index,
+                                         _mm512_maskz_loadu_epi8(b.inside[base + s], window));
+  }
+  return row;
+}
+
+template <int kRows, bool kSumX>
+void general_block(const BlockRecipe& b, const uint8_t* planes, const ConvGeometry& g, __m512i x_zp,
+                   const int8_t* weight, const ChannelTerms& t, int64_t m, const OutputFormat& o,
+                   uint8_t* target, int64_t out_plane) {
+  Block<kRows, kSumX> block(t, m);
+  const uint8_t* plane = planes;
+  int64_t tap = 0;
+  const auto next = [&]() __attribute__((always_inline)) {
+    const __m512i row = gather(b, plane, tap, x_zp);
+    if (++tap == g.taps) tap = 0, plane += g.in_plane;
+    return row;
+  };
+  __m512i quad[4];
+  int64_t k = 0;
+  for (; k + 4 <= g.depth; k += 4) {
+    const __m512i r0 = next(), r1 = next(), r2 = next(), r3 = next();
+    interleave4(r0, r1, r2, r3, quad);
+    block.add(quad, weight + k, g.depth);
+  }
+  if (k < g.depth) {
+    __m512i rows[4];
+    for (int64_t i = 0; i < 4; ++i) rows[i] = k + i < g.depth ? next() : _mm512_setzero_si512();
+    interleave4(rows[0], rows[1], rows[2], rows[3], quad);
+    block.add_tail(quad, weight, g.depth, k);
+  }
+  block.store(t, m, o, target, out_plane, lane_range(0, b.lanes));
+}
+
+// Shallow convolutions (depth <= kMaxPackedDepth: the stems' 3 channels x
+// 3x3) spend more on gathering than on vpdpbusd, and would gather a block's
+// taps again for every kRows output channels: they gather them once into
+// 4 KiB of stack, in interleave4's layout.
+constexpr int64_t kMaxPackedDepth = 64;
+
+void pack_block(const BlockRecipe& b, const uint8_t* planes, const ConvGeometry& g, __m512i x_zp,
+                __m512i (*packed)[4]) {
+  const uint8_t* plane = planes;
+  int64_t tap = 0;
+  for (int64_t k = 0; k < g.depth; k += 4) {
+    __m512i rows[4];
+#pragma GCC unroll 4
+    for (int64_t i = 0; i < 4; ++i) {
+      if (k + i >= g.depth) {
+        rows[i] = _mm512_setzero_si512();
+        continue;
+      }
+      rows[i] = gather(b, plane, tap, x_zp);
+      if (++tap == g.taps) tap = 0, plane += g.in_plane;
+    }
+    interleave4(rows[0], rows[1], rows[2], rows[3], packed[k / 4]);
+  }
+}
+
+template <int kRows, bool kSumX>
+void packed_block(const __m512i (*packed)[4], const ConvGeometry& g, const int8_t* weight,
+                  const ChannelTerms& t, int64_t m, const OutputFormat& o, uint8_t* target,
+                  int64_t out_plane, __mmask64 mask) {
+  Block<kRows, kSumX> block(t, m);
+  int64_t k = 0;
+  for (; k + 4 <= g.depth; k += 4) block.add(packed[k / 4], weight + k, g.depth);
+  if (k < g.depth) block.add_tail(packed[k / 4], weight, g.depth, k);
+  block.store(t, m, o, target, out_plane, mask);
+}
+
+// ---- depthwise: one input channel per output channel ----
+//
+// 16 positions of an output row per vector, up to 4 vectors at once. For
+// kernel row ky, the 4 taps kx = 4j..4j+3 of position i are bytes
+// i*stride + kx*dilation of a 64-byte window of the input row: one vpermb
+// gathers them as vpdpbusd's quads, and the weights of those taps (0 past
+// the kernel's width) are one int32. Two output rows at a time share the
+// input rows both read (stride a multiple of the dilation). A tile whose
+// input plane fits in 64 bytes (7x7 maps) is one register: every tap of
+// every position is one masked vpermb of it.
+
+constexpr int64_t kMaxRowVectors = 64;  // output rows up to 1024 columns
+
+struct DepthwisePlan {
+  __m512i index[4];  // per quad of kernel columns
+  __m512i order;     // pack64()'s bytes back in position order
+  // The whole-plane form: per kernel row and vector, the plane byte of each
+  // (position, tap) and which of them lie in the map.
+  __m512i plane_index[4][4];
+  __mmask64 plane_valid[4][4];
+  // Per 16-position vector v of an output row: its window's first byte
+  // (tile column (col0 + 16v) * stride - pad - in.col0) and the window bytes
+  // inside the tile's row.
+  int64_t window[kMaxRowVectors];
+  __mmask64 inside[kMaxRowVectors];
+  int64_t row_vectors;
+  int quads;  // ceil(KW / 4)
+  bool whole_plane;
+
+  static bool fits(const Conv2dParams& p, const ConvGeometry& g) {
+    return p.kernel_w <= 16 && p.kernel_h <= 16 &&
+           15 * p.stride_w + (p.kernel_w - 1) * p.dilation_w <= 63 &&
+           g.out_w <= 16 * kMaxRowVectors;
+  }
+  DepthwisePlan(const Conv2dParams& p, const ConvGeometry& g, const Placement& in_at,
+                const Placement& out_at)
+      : row_vectors((g.out_w + 15) / 16),
+        quads(static_cast<int>((p.kernel_w + 3) / 4)),
+        whole_plane(g.in_plane <= 64 && g.positions <= 64 && p.kernel_h <= 4 && p.kernel_w <= 4) {
+    alignas(64) uint8_t bytes[64];
+    for (int j = 0; j < quads; ++j) {
+      for (int lane = 0; lane < 64; ++lane) {
+        const int64_t kx = 4 * j + lane % 4;
+        bytes[lane] =
+            kx < p.kernel_w ? static_cast<uint8_t>(lane / 4 * p.stride_w + kx * p.dilation_w) : 0;
+      }
+      index[j] = _mm512_load_si512(bytes);
+    }
+    // Vector c holds positions 16c + d; pack64() puts its dword d = 4L + i at byte 16L + 4c + i.
+    for (int position = 0; position < 64; ++position) {
+      const int c = position / 16, d = position % 16;
+      bytes[position] = static_cast<uint8_t>(d / 4 * 16 + 4 * c + d % 4);
+    }
+    order = _mm512_load_si512(bytes);
+    for (int64_t v = 0; v < row_vectors; ++v) {
+      window[v] = (out_at.col0 + 16 * v) * p.stride_w - p.pad_w - in_at.col0;
+      inside[v] = lane_range(-window[v], g.in_w - window[v]);
+    }
+    if (!whole_plane) return;
+    for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+      for (int c = 0; c < 4; ++c) {
+        uint64_t valid = 0;
+        for (int lane = 0; lane < 64; ++lane) {
+          const int64_t position = 16 * c + lane / 4, kx = lane % 4;
+          bytes[lane] = 0;
+          if (position >= g.positions || kx >= p.kernel_w) continue;
+          const int64_t iy =
+              (out_at.row0 + position / g.out_w) * p.stride_h - p.pad_h + ky * p.dilation_h;
+          const int64_t ix =
+              (out_at.col0 + position % g.out_w) * p.stride_w - p.pad_w + kx * p.dilation_w;
+          if (iy < 0 || iy >= in_at.full_h || ix < 0 || ix >= in_at.full_w) continue;
+          bytes[lane] = static_cast<uint8_t>((iy - in_at.row0) * g.in_w + ix - in_at.col0);
+          valid |= uint64_t{1} << lane;
+        }
+        plane_index[ky][c] = _mm512_load_si512(bytes);
+        plane_valid[ky][c] = valid;
+      }
+    }
+  }
+};
+
+// One output channel's constants and weights (as vpdpbusd operands).
+template <int kQuads>
+struct DepthwiseChannel {
+  const uint8_t* plane;  // the input channel
+  int32_t offset, w_zp;
+  float multiplier;
+  int32_t weights[16][kQuads];  // per kernel row: taps 4j..4j+3, 0 past the kernel's width
+  int32_t ones[kQuads];         // 1 for each tap of the quad, for Σx
+
+  DepthwiseChannel(const Conv2dParams& p, const uint8_t* plane, const int8_t* weight,
+                   const ChannelTerms& t, int64_t m)
+      : plane(plane), offset(t.offset[m]), w_zp(t.w_zp[m]), multiplier(t.multiplier[m]) {
+    for (int j = 0; j < kQuads; ++j) {
+      const int64_t count = std::min<int64_t>(4, p.kernel_w - 4 * j);
+      for (int64_t ky = 0; ky < p.kernel_h; ++ky)
+        weights[ky][j] = load_partial_int32(weight + ky * p.kernel_w + 4 * j, count);
+      ones[j] = static_cast<int32_t>(count == 4 ? 0x01010101u : (1u << (8 * count)) / 255u);
+    }
+  }
+};
+
+// Requantizes 4 vectors of 16 consecutive positions and stores `count` of them.
+SPLITINFER_INLINE void store_positions(const __m512i (&acc)[4], const __m512i (&sum_x)[4],
+                                       bool sums, int32_t w_zp, float multiplier,
+                                       const DepthwisePlan& plan, const OutputFormat& o,
+                                       uint8_t* target, int64_t count) {
+  __m512i values[4];
+  const __m512i zp = _mm512_set1_epi32(w_zp);
+#pragma GCC unroll 4
+  for (int c = 0; c < 4; ++c)
+    values[c] = sums ? _mm512_sub_epi32(acc[c], _mm512_mullo_epi32(sum_x[c], zp)) : acc[c];
+  if (o.packs) {
+    const __m512i bytes = pack64(values[0], values[1], values[2], values[3], multiplier, o);
+    _mm512_mask_storeu_epi8(target, lane_range(0, count),
+                            _mm512_permutexvar_epi8(plan.order, bytes));
+    return;
+  }
+  alignas(64) int32_t lanes[4][16];
+#pragma GCC unroll 4
+  for (int c = 0; c < 4; ++c) _mm512_store_si512(lanes[c], values[c]);
+  const Requantizer requantize(o.mode, multiplier);
+  for (int64_t i = 0; i < count; ++i)
+    target[i] = saturate(requantize(lanes[i / 16][i % 16]) + o.zero_point, o.lo, o.hi);
+}
+
+// kRows output rows from `oy`, whose kernel rows lie `step` dilations apart.
+template <int kQuads, int kRows, bool kSumX>
+SPLITINFER_INLINE void depthwise_rows(const Conv2dParams& p, const ConvGeometry& g,
+                                      const Placement& in_at, const Placement& out_at,
+                                      const DepthwisePlan& plan, const DepthwiseChannel<kQuads>& ch,
+                                      int64_t oy, int64_t step, __m512i x_zp, const OutputFormat& o,
+                                      uint8_t* target) {
+  const int64_t input_rows = p.kernel_h + (kRows - 1) * step;
+  const int64_t base = (out_at.row0 + oy) * p.stride_h - p.pad_h;
+  for (int64_t v0 = 0; v0 < plan.row_vectors; v0 += 4) {
+    const int64_t vectors = std::min<int64_t>(4, plan.row_vectors - v0);
+    __m512i acc[kRows][4], sum_x[kRows][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < kRows; ++r)
+#pragma GCC unroll 4
+      for (int c = 0; c < 4; ++c)
+        acc[r][c] = _mm512_set1_epi32(ch.offset), sum_x[r][c] = _mm512_setzero_si512();
+    for (int64_t t = 0; t < input_rows; ++t) {
+      // Input row t (dilations from base) is kernel row t - r*step of output row oy + r.
+      const int64_t iy = base + t * p.dilation_h;
+      const bool valid = iy >= 0 && iy < in_at.full_h;  // else all x_zp (mask 0 loads nothing)
+      const uint8_t* row = valid ? ch.plane + (iy - in_at.row0) * g.in_w : ch.plane;
+      const __mmask64 row_mask = valid ? ~__mmask64{0} : 0;
+      bool uses[kRows];
+      __m512i w[kRows][kQuads];
+#pragma GCC unroll 4
+      for (int r = 0; r < kRows; ++r) {
+        const int64_t ky = t - r * step;
+        uses[r] = ky >= 0 && ky < p.kernel_h;
+#pragma GCC unroll 4
+        for (int j = 0; j < kQuads; ++j)
+          w[r][j] = _mm512_set1_epi32(uses[r] ? ch.weights[ky][j] : 0);
+      }
+#pragma GCC unroll 4
+      for (int c = 0; c < 4; ++c) {
+        if (c >= vectors) break;
+        const __m512i bytes = _mm512_mask_loadu_epi8(x_zp, plan.inside[v0 + c] & row_mask,
+                                                     address(row, plan.window[v0 + c]));
+#pragma GCC unroll 4
+        for (int j = 0; j < kQuads; ++j) {
+          const __m512i quad = _mm512_permutexvar_epi8(plan.index[j], bytes);
+#pragma GCC unroll 4
+          for (int r = 0; r < kRows; ++r) {
+            if (!uses[r]) continue;
+            acc[r][c] = dpbusd(acc[r][c], quad, w[r][j]);
+            if constexpr (kSumX)
+              sum_x[r][c] = dpbusd(sum_x[r][c], quad, _mm512_set1_epi32(ch.ones[j]));
+          }
+        }
+      }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < kRows; ++r)
+      store_positions(acc[r], sum_x[r], kSumX, ch.w_zp, ch.multiplier, plan, o,
+                      target + (oy + r) * g.out_w + 16 * v0,
+                      std::min<int64_t>(64, g.out_w - 16 * v0));
+  }
+}
+
+template <int kQuads, bool kSumX>
+void depthwise_channel(const Conv2dParams& p, const ConvGeometry& g, const Placement& in_at,
+                       const Placement& out_at, const DepthwisePlan& plan,
+                       const DepthwiseChannel<kQuads>& ch, __m512i x_zp, const OutputFormat& o,
+                       uint8_t* target) {
+  if constexpr (kQuads == 1) {
+    if (plan.whole_plane) {
+      const __m512i plane = _mm512_maskz_loadu_epi8(lane_range(0, g.in_plane), ch.plane);
+      __m512i acc[4], sum_x[4];
+#pragma GCC unroll 4
+      for (int c = 0; c < 4; ++c)
+        acc[c] = _mm512_set1_epi32(ch.offset), sum_x[c] = _mm512_setzero_si512();
+      for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+        const __m512i w = _mm512_set1_epi32(ch.weights[ky][0]);
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; ++c) {
+          const __m512i quad = _mm512_mask_permutexvar_epi8(x_zp, plan.plane_valid[ky][c],
+                                                            plan.plane_index[ky][c], plane);
+          acc[c] = dpbusd(acc[c], quad, w);
+          if constexpr (kSumX) sum_x[c] = dpbusd(sum_x[c], quad, _mm512_set1_epi32(ch.ones[0]));
+        }
+      }
+      store_positions(acc, sum_x, kSumX, ch.w_zp, ch.multiplier, plan, o, target, g.positions);
+      return;
+    }
+  }
+  // Output rows oy and oy + 1 read kernel rows `step` dilations apart when
+  // the stride is a multiple of the dilation: they share input rows.
+  const int64_t step = p.stride_h % p.dilation_h == 0 ? p.stride_h / p.dilation_h : 0;
+  int64_t oy = 0;
+  if (step > 0 && step < p.kernel_h)
+    for (; oy + 2 <= g.out_h; oy += 2)
+      depthwise_rows<kQuads, 2, kSumX>(p, g, in_at, out_at, plan, ch, oy, step, x_zp, o, target);
+  for (; oy < g.out_h; ++oy)
+    depthwise_rows<kQuads, 1, kSumX>(p, g, in_at, out_at, plan, ch, oy, 0, x_zp, o, target);
+}
+
+void conv2d_q_vnni(const QuantizedLayer& q, const Conv2dParams& p, const Tensor& in,
+                   const Placement& in_at, const QuantizedWeights& w, Tensor& out,
+                   const Placement& out_at) {
+  const ConvGeometry g(p, in, in_at, out, out_at);
+  if (g.positions == 0 || out.shape.c == 0) return;
+  const OutputFormat o(q);
+  const __m512i x_zp = _mm512_set1_epi8(static_cast<char>(q.in[0].zero_point));
+  const bool pointwise = p.kernel_h == 1 && p.kernel_w == 1 && p.stride_h == 1 && p.stride_w == 1 &&
+                         p.pad_h == 0 && p.pad_w == 0 && in_at.row0 == out_at.row0 &&
+                         in_at.col0 == out_at.col0 && in.shape.h == g.out_h &&
+                         in.shape.w == g.out_w;
+
+  if (g.in_per_group == 1 && DepthwisePlan::fits(p, g)) {
+    const DepthwisePlan plan(p, g, in_at, out_at);
+    for_each_group(g, in_at, out, out_at, [&](const GroupRange& range) {
+      const uint8_t* plane = in.u8() + range.first_in * g.in_plane;
+      for (int64_t first = range.first; first < range.end; first += kChunkChannels) {
+        const int64_t count = std::min(kChunkChannels, range.end - first);
+        const ChannelTerms t(q, w, first, count, g.depth);
+        const auto run = [&]<int kQuads>() {
+          for (int64_t m = 0; m < count; ++m) {
+            const int64_t c = first + m;
+            const DepthwiseChannel<kQuads> ch(p, plane, w.weight + c * g.depth, t, m);
+            uint8_t* target = out.u8() + c * g.positions;
+            if (ch.w_zp != 0)
+              depthwise_channel<kQuads, true>(p, g, in_at, out_at, plan, ch, x_zp, o, target);
+            else
+              depthwise_channel<kQuads, false>(p, g, in_at, out_at, plan, ch, x_zp, o, target);
+          }
+        };
+        switch (plan.quads) {
+          case 1:
+            run.template operator()<1>();
+            break;
+          case 2:
+            run.template operator()<2>();
+            break;
+          case 3:
+            run.template operator()<3>();
+            break;
+          default:
+            run.template operator()<4>();
+            break;
+        }
+      }
+    });
+    return;
+  }
+  if (!pointwise && g.taps > kMaxTapSegments)
+    return conv2d_q_portable(q, p, in, in_at, w, out, out_at);
+
+  const int max_segments =
+      static_cast<int>(std::min<int64_t>(kMaxSegments, kMaxTapSegments / g.taps));
+  for_each_group(g, in_at, out, out_at, [&](const GroupRange& range) {
+    const uint8_t* planes = in.u8() + range.first_in * g.in_plane;
+    for (int64_t first = range.first; first < range.end; first += kChunkChannels) {
+      const int64_t count = std::min(kChunkChannels, range.end - first);
+      const ChannelTerms t(q, w, first, count, g.depth);
+      const int8_t* weight = w.weight + first * g.depth;
+      uint8_t* target = out.u8() + first * g.positions;
+      const auto by_blocks = [&]<bool kSumX>() {
+        constexpr int kRows = kSumX ? kMaxRows - 1 : kMaxRows;  // sum_x takes 4 registers
+        if (pointwise) {
+          for (int64_t position = 0; position < g.positions; position += 64) {
+            const __mmask64 mask = lane_range(0, g.positions - position);
+            for_row_blocks<kRows>(count, [&]<int R>(int64_t m) {
+              pointwise_block<R, kSumX>(planes + position, g.in_plane, g.depth,
+                                        weight + m * g.depth, t, m, mask, o,
+                                        target + m * g.positions + position, g.positions);
+            });
+          }
+          return;
+        }
+        BlockRecipe b;
+        alignas(64) __m512i packed[kMaxPackedDepth / 4][4];
+        for (int64_t position = 0; position < g.positions; position += b.lanes) {
+          build_block(p, g, in_at, out_at, position, max_segments, b);
+          if (g.depth <= kMaxPackedDepth) {
+            pack_block(b, planes, g, x_zp, packed);
+            for_row_blocks<kRows>(count, [&]<int R>(int64_t m) {
+              packed_block<R, kSumX>(packed, g, weight + m * g.depth, t, m, o,
+                                     target + m * g.positions + position, g.positions,
+                                     lane_range(0, b.lanes));
+            });
+            continue;
+          }
+          for_row_blocks<kRows>(count, [&]<int R>(int64_t m) {
+            general_block<R, kSumX>(b, planes, g, x_zp, weight + m * g.depth, t, m, o,
+                                    target + m * g.positions + position, g.positions);
+          });
+        }
+      };
+      if (t.any_w_zp)
+        by_blocks.template operator()<true>();
+      else
+        by_blocks.template operator()<false>();
+    }
+  });
+}
+
+void linear_q_vnni(const QuantizedLayer& q, const Tensor& in, const QuantizedWeights& w,
+                   Tensor& out) {
+  const int64_t features = in.shape.c * in.shape.h * in.shape.w;
+  const int64_t x_zp = q.in[0].zero_point;
+  const uint8_t* x = in.u8();
+  const __m512i ones = _mm512_set1_epi8(1);
+  __m512i sum = _mm512_setzero_si512();
+  for (int64_t k = 0; k < features; k += 64)
+    sum = dpbusd(sum, _mm512_maskz_loadu_epi8(lane_range(0, features - k), x + k), ones);
+  const int64_t sum_x = reduce_add(sum);
+  constexpr int kRows = 4;  // neurons at once: each input vector is loaded once for all of them
+  for (int64_t c = 0; c < out.shape.c; c += kRows) {
+    const int64_t rows = std::min<int64_t>(kRows, out.shape.c - c);
+    __m512i dot[kRows], sum_w[kRows];
+    for (int r = 0; r < kRows; ++r) dot[r] = sum_w[r] = _mm512_setzero_si512();
+    for (int64_t k = 0; k < features; k += 64) {
+      const __mmask64 mask = lane_range(0, features - k);
+      const __m512i values = _mm512_maskz_loadu_epi8(mask, x + k);
+      for (int r = 0; r < kRows; ++r) {
+        if (r >= rows) break;
+        const __m512i weights = _mm512_maskz_loadu_epi8(mask, w.weight + (c + r) * features + k);
+        dot[r] = dpbusd(dot[r], values, weights);
+        sum_w[r] = dpbusd(sum_w[r], ones, weights);
+      }
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t channel = c + r;
+      const int64_t w_zp = w.zero_point[w.per_channel ? channel : 0];
+      const int32_t acc = wrap(int64_t{w.bias ? w.bias[channel] : 0} + reduce_add(dot[r]) -
+                               w_zp * sum_x - x_zp * reduce_add(sum_w[r]) + features * x_zp * w_zp);
+      out.u8()[channel] =
+          saturate(Requantizer(q.mode, channel_multiplier(q, w, channel))(acc) + q.out.zero_point,
+                   q.clamp_lo, q.clamp_hi);
+    }
+  }
+}
+
+// The reference's loop in 16 lanes: rne(x * (1 / scale)) is cvtps2dq of
+// the float32 product (INT32_MIN for NaN and what int32 cannot hold), then
+// clamped so that + zp stays in [0, 255]. Reads floats i..i+15 before
+// writing bytes i..i+15: `out` may be `in`'s memory.
+void quantize_avx512(const QuantizedLayer& q, const Tensor& in, Tensor& out) {
+  const __m512 inverse = _mm512_set1_ps(1.0f / q.out.scale);
+  const __m512i low = _mm512_set1_epi32(-q.out.zero_point),
+                high = _mm512_set1_epi32(255 - q.out.zero_point),
+                zero_point = _mm512_set1_epi32(q.out.zero_point);
+  const float* from = in.f32();
+  uint8_t* to = out.u8();
+  const int64_t count = out.shape.elements();
+  for (int64_t i = 0; i < count; i += 16) {
+    const __mmask16 mask = static_cast<__mmask16>(lane_range(0, count - i));
+    const __m512i rounded =
+        _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mask, from + i), inverse));
+    const __m512i value =
+        _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(rounded, low), high), zero_point);
+    _mm_mask_storeu_epi8(to + i, mask, _mm512_cvtepi32_epi8(value));
+  }
+}
+
+// qnnpack's add in int32 lanes: a_mul (a - a_zp) + b_mul (b - b_zp) is the
+// reference's int64 sum, and it fits int32 when both multipliers are at most
+// 2^22 (the larger is in [2^21, 2^22] by construction) and the zero points
+// are in [0, 255]: |sum| <= 2 * 255 * 2^22 < 2^31. Otherwise the reference runs.
+bool add_q_avx512(const QuantizedLayer& q, const Tensor& a, const Tensor& b, Tensor& out) {
+  const QnnpackAdd add(q);
+  const auto in_byte_range = [](int64_t value) { return value >= 0 && value <= 255; };
+  if (add.shift < 1 || add.shift > 31 || std::abs(add.a_mul) > (int64_t{1} << 22) ||
+      std::abs(add.b_mul) > (int64_t{1} << 22) || !in_byte_range(q.in[0].zero_point) ||
+      !in_byte_range(q.in[1].zero_point) || !in_byte_range(q.out.zero_point))
+    return false;
+  const __m512i a_zp = _mm512_set1_epi32(q.in[0].zero_point),
+                b_zp = _mm512_set1_epi32(q.in[1].zero_point);
+  const __m512i a_mul = _mm512_set1_epi32(static_cast<int32_t>(add.a_mul)),
+                b_mul = _mm512_set1_epi32(static_cast<int32_t>(add.b_mul));
+  const int32_t mask_bits = static_cast<int32_t>((int64_t{1} << add.shift) - 1);
+  const __m512i mask = _mm512_set1_epi32(mask_bits), threshold = _mm512_set1_epi32(mask_bits >> 1);
+  const __m128i shift = _mm_cvtsi32_si128(add.shift);
+  const __m512i low = _mm512_set1_epi32(q.clamp_lo - q.out.zero_point),
+                high = _mm512_set1_epi32(q.clamp_hi - q.out.zero_point),
+                zero_point = _mm512_set1_epi32(q.out.zero_point), one = _mm512_set1_epi32(1);
+  const int64_t count = out.shape.elements();
+  for (int64_t i = 0; i < count; i += 16) {
+    const __mmask16 lanes = static_cast<__mmask16>(lane_range(0, count - i));
+    const __m512i x =
+        _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(lanes, a.u8() + i)), a_zp);
+    const __m512i y =
+        _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(lanes, b.u8() + i)), b_zp);
+    const __m512i acc =
+        _mm512_add_epi32(_mm512_mullo_epi32(x, a_mul), _mm512_mullo_epi32(y, b_mul));
+    // remainder = (acc & mask) - (acc < 0); rounded = (acc >> shift) + (remainder > threshold)
+    const __m512i remainder =
+        _mm512_add_epi32(_mm512_and_si512(acc, mask), _mm512_srai_epi32(acc, 31));
+    const __m512i rounded = _mm512_mask_add_epi32(_mm512_sra_epi32(acc, shift),
+                                                  _mm512_cmpgt_epi32_mask(remainder, threshold),
+                                                  _mm512_sra_epi32(acc, shift), one);
+    const __m512i value =
+        _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(rounded, low), high), zero_point);
+    _mm_mask_storeu_epi8(out.u8() + i, lanes, _mm512_cvtepi32_epi8(value));
+  }
+  return true;
+}
+
+// Rows of `chunk` outputs (64, or fewer when the windows of 64 would span
+// more than 128 input bytes): per kernel row, two masked loads of the input
+// row (bytes outside the tile's row read 0: padding never wins, and an
+// all-padding window gives 0 as in the reference), one vpermt2b and one max
+// per kernel column.
+bool maxpool_avx512(const PoolParams& p, const Tensor& in, const Placement& in_at, Tensor& out,
+                    const Placement& out_at) {
+  if (p.kernel_w > 16 || (p.kernel_w - 1) * p.dilation_w > 127 - 15 * p.stride_w) return false;
+  const int64_t chunk =
+      std::min<int64_t>(64, (127 - (p.kernel_w - 1) * p.dilation_w) / p.stride_w + 1);
+  __m512i index[16];
+  for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
+    alignas(64) uint8_t bytes[64];
+    for (int64_t i = 0; i < 64; ++i)
+      bytes[i] = i < chunk ? static_cast<uint8_t>(i * p.stride_w + kx * p.dilation_w) : 0;
+    index[kx] = _mm512_load_si512(bytes);
+  }
+  const int64_t in_w = in.shape.w, in_plane = in.shape.h * in.shape.w;
+  const int64_t out_h = out.shape.h, out_w = out.shape.w;
+  for (int64_t plane = 0; plane < out.shape.n * out.shape.c; ++plane) {
+    const uint8_t* source = in.u8() + plane * in_plane;
+    for (int64_t oy = 0; oy < out_h; ++oy) {
+      uint8_t* target = out.u8() + (plane * out_h + oy) * out_w;
+      for (int64_t ox0 = 0; ox0 < out_w; ox0 += chunk) {
+        // Window byte b: tile column (col0 + ox0) * stride - pad - in.col0 + b.
+        const int64_t window = (out_at.col0 + ox0) * p.stride_w - p.pad_w - in_at.col0;
+        const __mmask64 low = lane_range(-window, in_w - window),
+                        high = lane_range(-window - 64, in_w - window - 64);
+        __m512i best = _mm512_setzero_si512();
+        for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+          const int64_t iy = (out_at.row0 + oy) * p.stride_h - p.pad_h + ky * p.dilation_h;
+          if (iy < 0 || iy >= in_at.full_h) continue;
+          const uint8_t* row = source + (iy - in_at.row0) * in_w;
+          const __m512i first = _mm512_maskz_loadu_epi8(low, address(row, window));
+          const __m512i second = _mm512_maskz_loadu_epi8(high, address(row, window + 64));
+          for (int64_t kx = 0; kx < p.kernel_w; ++kx)
+            best = _mm512_max_epu8(best, _mm512_permutex2var_epi8(first, index[kx], second));
+        }
+        _mm512_mask_storeu_epi8(target + ox0, lane_range(0, std::min(chunk, out_w - ox0)), best);
+      }
+    }
+  }
+  return true;
+}
+
+#undef SPLITINFER_INLINE
+
+}  // namespace
+#endif  // SPLITINFER_INT8_VNNI
+
+// ---- dispatch ---------------------------------------------------------------
+
+uint64_t conv2d_q_scratch_bytes(const Shape&) { return 0; }
+
+bool quantized_kernels_use_vnni() { return SPLITINFER_INT8_VNNI; }
+
+void conv2d_q(const QuantizedLayer& q, const Conv2dParams& p, const Tensor& in,
+              const Placement& in_at, const QuantizedWeights& w, Tensor& out,
+              const Placement& out_at) {
+#if SPLITINFER_INT8_VNNI
+  conv2d_q_vnni(q, p, in, in_at, w, out, out_at);
+#else
+  conv2d_q_portable(q, p, in, in_at, w, out, out_at);
+#endif
+}
+
+void quantize(const QuantizedLayer& q, const Tensor& in, Tensor& out) {
+#if SPLITINFER_INT8_VNNI
+  if (q.out.zero_point >= 0 && q.out.zero_point <= 255) return quantize_avx512(q, in, out);
+#endif
+  quantize_reference(q, in, out);
+}
+
+void add_q(const QuantizedLayer& q, const Tensor& a, const Tensor& b, Tensor& out) {
+#if SPLITINFER_INT8_VNNI
+  if (add_q_avx512(q, a, b, out)) return;
+#endif
+  add_q_reference(q, a, b, out);
+}
+
+void maxpool_q(const PoolParams& p, const Tensor& in, const Placement& in_at, Tensor& out,
+               const Placement& out_at) {
+#if SPLITINFER_INT8_VNNI
+  if (in.dtype == DType::u8 && maxpool_avx512(p, in, in_at, out, out_at)) return;
+#endif
+  maxpool(p, in, in_at, out, out_at);
+}
+
+void linear_q(const QuantizedLayer& q, const Tensor& in, const QuantizedWeights& w, Tensor& out) {
+#if SPLITINFER_INT8_VNNI
+  linear_q_vnni(q, in, w, out);
+#else
+  linear_q_portable(q, in, w, out);
+#endif
+}
+
+}  // namespace splitinfer
