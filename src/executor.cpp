@@ -145,6 +145,7 @@ void Executor::run(Arena& arena, Exchange& exchange,
   // With on_layer, a stream's earlier layers are assembled here from their
   // parts (outside the arena: a debugging aid, like the dumps it feeds).
   std::vector<std::vector<char>> assembled(model_.layers.size());
+  std::vector<bool> fused(model_.layers.size(), false);  // computed by the layer before
   for (size_t i = 0; i < model_.layers.size(); ++i) {
     const Layer& layer = model_.layers[i];
     const LayerStep& step = program_.layers[i];
@@ -176,23 +177,34 @@ void Executor::run(Arena& arena, Exchange& exchange,
         void* scratch = this->scratch(static_cast<int>(i), step.scratch_bytes, arena, transient);
         // The rows that need no received piece first, while the pieces travel.
         const auto [first, last] = rows_without_halo(static_cast<int>(i), outputs);
+        const Epilogue epilogue = fused_activation(static_cast<int>(i));
+        if (epilogue != Epilogue::none) fused[i + 1] = true;
         const double start = trace_ ? trace_->now_us() : 0;
-        if (first < last) {
-          compute(static_cast<int>(i), inputs, needed, step.out, out, blobs, scratch, first, last);
+        if (fused[i]) {
+          // Its values were stored by the layer before, in place.
+        } else if (first < last) {
+          compute(static_cast<int>(i), inputs, needed, step.out, out, blobs, scratch, first, last,
+                  epilogue);
           if (trace_)
             trace_->add(layer.name, std::string("compute ") + op_name(layer.op) + " (no halo)",
                         start);
         }
         exchange.finish();
         const double rest = trace_ ? trace_->now_us() : 0;
-        if (first < last) {
-          compute(static_cast<int>(i), inputs, needed, step.out, out, blobs, scratch, 0, first);
+        if (fused[i]) {
+          if (trace_)
+            trace_->add(layer.name, std::string("compute ") + op_name(layer.op) + " (fused)", rest);
+        } else if (first < last) {
+          compute(static_cast<int>(i), inputs, needed, step.out, out, blobs, scratch, 0, first,
+                  epilogue);
           compute(static_cast<int>(i), inputs, needed, step.out, out, blobs, scratch, last,
-                  out.shape.h);
+                  out.shape.h, epilogue);
         } else {
-          compute(static_cast<int>(i), inputs, needed, step.out, out, blobs, scratch);
+          compute(static_cast<int>(i), inputs, needed, step.out, out, blobs, scratch, 0, -1,
+                  epilogue);
         }
-        if (trace_) trace_->add(layer.name, std::string("compute ") + op_name(layer.op), rest);
+        if (trace_ && !fused[i])
+          trace_->add(layer.name, std::string("compute ") + op_name(layer.op), rest);
       } else {
         exchange.finish();
       }
@@ -319,6 +331,32 @@ void Executor::run_stream(const Stream& stream, Arena& arena, Exchange& exchange
   for (void* memory : outside) arena.release(memory);
 }
 
+Epilogue Executor::fused_activation(int layer_index) const {
+  // A float32 convolution whose only reader is the next layer, a relu or
+  // relu6 computed in place over the same region with nothing moving: the
+  // convolution stores the activated values and the activation is skipped.
+  if (!fuse_activations_ || kernels_ != Kernels::fast) return Epilogue::none;
+  const size_t i = static_cast<size_t>(layer_index);
+  if (i + 1 >= model_.layers.size() || static_cast<int>(i) == model_.output) return Epilogue::none;
+  const Layer& layer = model_.layers[i];
+  const Layer& next = model_.layers[i + 1];
+  const LayerStep& step = program_.layers[i];
+  const LayerStep& next_step = program_.layers[i + 1];
+  if (layer.op != Op::conv2d || layer.quantized() || step.stream >= 0 || step.to_coordinator ||
+      (next.op != Op::relu && next.op != Op::relu6) ||
+      next.inputs != std::vector<int>{layer_index} || next_step.stream >= 0 ||
+      next_step.to_coordinator || next_step.allocates_out || !(next_step.out == step.out) ||
+      next_step.out_buffer != step.out_buffer || next_step.out_offset != step.out_offset)
+    return Epilogue::none;
+  const InputSlot& input = next_step.inputs[0];
+  if (!input.direct || input.exchange || !input.receives.empty() || !input.sends.empty())
+    return Epilogue::none;
+  for (size_t j = i + 2; j < model_.layers.size(); ++j)
+    for (int source : model_.layers[j].inputs)
+      if (source == layer_index) return Epilogue::none;
+  return next.op == Op::relu ? Epilogue::relu : Epilogue::relu6;
+}
+
 std::pair<int64_t, int64_t> Executor::rows_without_halo(int layer_index,
                                                         const std::vector<Tensor>& outputs) const {
   // A float32 convolution with one input, received into a tile, whose own
@@ -369,7 +407,7 @@ std::pair<int64_t, int64_t> Executor::rows_without_halo(int layer_index,
 void Executor::compute(int layer_index, const std::vector<Tensor>& inputs,
                        const std::vector<Region>& needed_regions, const Region& out_region,
                        Tensor& out, const std::map<std::string, const void*>& weights,
-                       void* scratch, int64_t row_begin, int64_t row_end) const {
+                       void* scratch, int64_t row_begin, int64_t row_end, Epilogue epilogue) const {
   const Layer& layer = model_.layers[layer_index];
   const LayerStep& step = program_.layers[layer_index];
   if (layer.quantized() || layer.op == Op::dequantize)
@@ -394,7 +432,7 @@ void Executor::compute(int layer_index, const std::vector<Tensor>& inputs,
         conv2d_reference(layer.conv, in, in_at, weight("weight"), weight("bias"), out, out_at);
       else
         conv2d(layer.conv, in, in_at, weight("weight"), weight("bias"), out, out_at,
-               static_cast<float*>(scratch), row_begin, row_end);
+               static_cast<float*>(scratch), row_begin, row_end, epilogue);
       break;
     case Op::linear:
       if (reference)

@@ -9,6 +9,7 @@
 #include "arena.hpp"
 #include "graph.hpp"
 #include "node_program.hpp"
+#include "ops/gemm.hpp"
 #include "tensor.hpp"
 #include "trace.hpp"
 
@@ -46,6 +47,10 @@ class Executor {
   const NodeProgram& program() const { return program_; }
   // How int8 accumulators are requantized (default: the model's own).
   void set_requantization(Requantization mode) { requantization_ = mode; }
+  // Compute a relu or relu6 after a float32 convolution as the convolution
+  // stores its values (default: off). Only the activation's values are then
+  // seen: a convolution's own are gone (off for --dump-layers).
+  void set_fuse_activations(bool fuse) { fuse_activations_ = fuse; }
   // Record a slice per layer computed into `trace` (null: none).
   void set_trace(Trace* trace) { trace_ = trace; }
 
@@ -81,7 +86,11 @@ class Executor {
   void compute(int layer_index, const std::vector<Tensor>& inputs,
                const std::vector<Region>& needed, const Region& out_region, Tensor& out,
                const std::map<std::string, const void*>& weights, void* scratch,
-               int64_t row_begin = 0, int64_t row_end = -1) const;
+               int64_t row_begin = 0, int64_t row_end = -1,
+               Epilogue epilogue = Epilogue::none) const;
+  // The activation layer `layer_index` computes as it stores (the next
+  // layer, then skipped), or none.
+  Epilogue fused_activation(int layer_index) const;
   // The rows [first, last) of the node's region of a layer (counted from its
   // top) that it can compute before the exchange of its input finishes: the
   // one range of rows whose window reads only the node's own part of the
@@ -99,6 +108,7 @@ class Executor {
   Kernels kernels_;
   Requantization requantization_;
   Trace* trace_ = nullptr;
+  bool fuse_activations_ = false;
 };
 
 }  // namespace splitinfer

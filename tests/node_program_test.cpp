@@ -317,8 +317,9 @@ struct ExecutorRun {
 };
 
 ExecutorRun run_executor(const Model& model, Kernels kernels, const std::vector<float>& input,
-                         uint64_t cap = ArenaLayout::kUnlimited) {
-  const Executor executor(model, one_node_program(model), kNode, kernels);
+                         uint64_t cap = ArenaLayout::kUnlimited, bool fuse_activations = false) {
+  Executor executor(model, one_node_program(model), kNode, kernels);
+  executor.set_fuse_activations(fuse_activations);
   Arena arena(cap);
   InputExchange exchange(model, input);
   ExecutorRun run;
@@ -373,6 +374,27 @@ TEST_P(EveryGraph, PredictedPeakEqualsMeasuredPeak) {
   EXPECT_GT(predicted, 0u);
   EXPECT_EQ(run_executor(model, Kernels::fast, model_input(model)).peak_bytes, predicted);
   EXPECT_EQ(run_executor(model, Kernels::reference, model_input(model)).peak_bytes, predicted);
+}
+
+// A relu or relu6 computed as the convolution before it stores: the same
+// bits, layer by layer (where the activation was fused, the convolution's
+// values are the activation's), in the same peak.
+TEST_P(EveryGraph, FusedActivationsChangeNoBits) {
+  const Model model = GetParam().build();
+  const std::vector<float> input = model_input(model);
+  const ExecutorRun apart = run_executor(model, Kernels::fast, input);
+  const ExecutorRun fused =
+      run_executor(model, Kernels::fast, input, ArenaLayout::kUnlimited, true);
+  EXPECT_TRUE(testing::bitwise_equal(apart.output, fused.output));
+  EXPECT_EQ(fused.peak_bytes, predicted_peak(model));
+  for (size_t i = 1; i < model.layers.size(); ++i) {
+    const bool same = testing::bitwise_equal(apart.layer_outputs[i], fused.layer_outputs[i]);
+    const bool activated =
+        i + 1 < model.layers.size() &&
+        testing::bitwise_equal(apart.layer_outputs[i + 1], fused.layer_outputs[i]);
+    EXPECT_TRUE(same || (model.layers[i].op == Op::conv2d && activated))
+        << "layer '" << model.layers[i].name << "'";
+  }
 }
 
 TEST_P(EveryGraph, ArenaIsEmptyAfterRun) {
@@ -712,7 +734,7 @@ struct ClusterRun {
 ClusterRun run_cluster(const Model& model, const LayerRegions& regions,
                        const std::vector<float>& input, Kernels kernels,
                        const LayerRegions& owners = {}, const StreamGroups& streams = {},
-                       bool weights_in_place = false) {
+                       bool weights_in_place = false, bool fuse_activations = false) {
   const int nodes = static_cast<int>(regions[0].size());
   ClusterRun cluster;
   cluster.layers.resize(model.layers.size());
@@ -753,7 +775,8 @@ ClusterRun run_cluster(const Model& model, const LayerRegions& regions,
       ClusterRun::NodeRun& mine = cluster.nodes[k - 1];
       const NodeProgram& program = programs[k - 1];
       try {
-        const Executor executor(node_models[k - 1], program, "node " + std::to_string(k), kernels);
+        Executor executor(node_models[k - 1], program, "node " + std::to_string(k), kernels);
+        executor.set_fuse_activations(fuse_activations);
         SharedMemoryExchange exchange(k, board, model, input);
         uint64_t output_bytes = 0;
         // Each node writes only its own region of the whole maps: no two
@@ -881,6 +904,33 @@ TEST(Cluster, WeightsReadInPlaceEqualOneNodeBitForBit) {
     }
   }
   EXPECT_GT(smaller, 20);
+}
+
+// Fused activations on every node: the one-node output (computed apart), in
+// each node's predicted peak. Some convolutions of the draw are fused.
+TEST(Cluster, FusedActivationsEqualOneNodeBitForBit) {
+  int fused_layers = 0;
+  for (uint32_t seed = 1; seed <= 40; ++seed) {
+    const Model model = testing::random_stack(seed);
+    const std::vector<float> input = model_input(model);
+    const ExecutorRun one = run_executor(model, Kernels::fast, input);
+    const ExecutorRun one_fused =
+        run_executor(model, Kernels::fast, input, ArenaLayout::kUnlimited, true);
+    for (size_t i = 1; i + 1 < model.layers.size(); ++i)
+      fused_layers += model.layers[i].op == Op::conv2d &&
+                      !testing::bitwise_equal(one.layer_outputs[i], one_fused.layer_outputs[i]);
+    for (const PlanCase& plan : kPlans) {
+      SCOPED_TRACE("seed " + std::to_string(seed) + ", " + plan.name);
+      const ClusterRun cluster =
+          run_cluster(model, plan.regions(model), input, Kernels::fast, {}, {}, false, true);
+      for (const ClusterRun::NodeRun& node : cluster.nodes) {
+        ASSERT_EQ(node.error, "");
+        EXPECT_EQ(node.peak, node.predicted_peak);
+      }
+      EXPECT_TRUE(testing::bitwise_equal(one.output, cluster.output));
+    }
+  }
+  EXPECT_GT(fused_layers, 3);
 }
 
 TEST(Cluster, RandomConvPoolStacksEqualOneNodeBitForBit) {

@@ -150,6 +150,8 @@ void run_node(int rank, const RunOptions& options, Setup& setup, MPI_Comm node_c
   const std::vector<int> neighbours = setup.program.neighbours;
   Executor executor(setup.model, std::move(setup.program), "node " + std::to_string(rank),
                     options.reference_kernels ? Kernels::reference : Kernels::fast);
+  // Dumps show every layer's own values, so a convolution keeps its own then.
+  executor.set_fuse_activations(!options.dump_layers);
   Arena arena(setup.ram_cap);
   MpiExchange exchange(node_comm, neighbours);
   uint64_t sent = 0, received = 0;

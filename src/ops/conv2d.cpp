@@ -104,7 +104,7 @@ void im2col(const Conv2dParams& p, const Tensor& in, const Placement& in_at, int
 // vectorizes.
 void depthwise(const Conv2dParams& p, const Tensor& in, const Placement& in_at, const float* weight,
                const float* bias, Tensor& out, const Placement& out_at, int64_t row_begin,
-               int64_t row_end) {
+               int64_t row_end, Epilogue epilogue) {
   const int64_t out_h = out.shape.h, out_w = out.shape.w;
   for (int64_t n = 0; n < out.shape.n; ++n) {
     for (int64_t c = 0; c < out.shape.c; ++c) {
@@ -132,6 +132,7 @@ void depthwise(const Conv2dParams& p, const Tensor& in, const Placement& in_at, 
               for (int64_t ox = first; ox < last; ++ox) dst[ox] += w * src[ox * p.stride_w];
           }
         }
+        apply_epilogue(epilogue, dst, out_w);
       }
     }
   }
@@ -195,11 +196,11 @@ uint64_t conv2d_scratch_bytes(const Conv2dParams& p, const Shape& in, const Shap
 
 void conv2d(const Conv2dParams& p, const Tensor& in, const Placement& in_at, const float* weight,
             const float* bias, Tensor& out, const Placement& out_at, float* scratch,
-            int64_t row_begin, int64_t row_end) {
+            int64_t row_begin, int64_t row_end, Epilogue epilogue) {
   if (row_end < 0) row_end = out.shape.h;
   if (row_begin >= row_end) return;
   if (is_depthwise(p, in, in_at, out, out_at))
-    return depthwise(p, in, in_at, weight, bias, out, out_at, row_begin, row_end);
+    return depthwise(p, in, in_at, weight, bias, out, out_at, row_begin, row_end, epilogue);
   const bool pointwise = is_pointwise(p, in, in_at, out, out_at);
   const int64_t in_per_group = in_at.channels(in) / p.groups;
   const int64_t out_per_group = out_at.channels(out) / p.groups;
@@ -221,7 +222,7 @@ void conv2d(const Conv2dParams& p, const Tensor& in, const Placement& in_at, con
         gemm_in_depth_order(group_weight,
                             in.f32() + (n * in.shape.c + first_input) * positions + first_position,
                             group_bias, group_out + first_position, end - begin, patch,
-                            last_position - first_position, positions, positions);
+                            last_position - first_position, positions, positions, epilogue);
         continue;
       }
       for (int64_t position = first_position; position < last_position; position += kChunk) {
@@ -229,7 +230,7 @@ void conv2d(const Conv2dParams& p, const Tensor& in, const Placement& in_at, con
         im2col(p, in, in_at, n, first_input, in_per_group, out, out_at, position, count,
                scratch);  // [patch, count]
         gemm_in_depth_order(group_weight, scratch, group_bias, group_out + position, end - begin,
-                            patch, count, count, positions);
+                            patch, count, count, positions, epilogue);
       }
     }
 }

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "../tensor.hpp"
+#include "gemm.hpp"
 
 namespace splitinfer {
 
@@ -48,6 +49,7 @@ uint64_t conv2d_scratch_bytes(const Conv2dParams& params, const Shape& in, const
 // last), so a node can compute what needs no halo while the halo travels.
 void conv2d(const Conv2dParams& params, const Tensor& in, const Placement& in_at,
             const float* weight, const float* bias, Tensor& out, const Placement& out_at,
-            float* scratch, int64_t row_begin = 0, int64_t row_end = -1);
+            float* scratch, int64_t row_begin = 0, int64_t row_end = -1,
+            Epilogue epilogue = Epilogue::none);
 
 }  // namespace splitinfer

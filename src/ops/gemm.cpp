@@ -59,7 +59,17 @@ struct GemmArguments {
   const float* bias;     // [rows] or null
   float* out;            // [rows, out_stride]
   int64_t rows, depth, column_stride, out_stride;
+  Epilogue epilogue;  // applied as the last depth pass stores
 };
+
+// std::max(x, 0.0f) and std::min(x, 6.0f), lane by lane: NaN and -0.0 pass
+// through as the activation layer passes them.
+inline Vector epilogue_of(Epilogue epilogue, Vector value) {
+  if (epilogue == Epilogue::none) return value;
+  value = value < 0.0f ? Vector{} : value;
+  if (epilogue == Epilogue::relu6) value = 6.0f < value ? Vector{} + 6.0f : value;
+  return value;
+}
 
 // Rows [row0, row0 + kRows) x positions [j, j + width) for depth [k0, k1),
 // width = kVectors * kLanes or, with kPartial, less (the last vector's lanes
@@ -119,7 +129,7 @@ void gemm_block(const GemmArguments& a, int64_t row0, int64_t j, int64_t width, 
       float* to = a.out + (row0 + r) * a.out_stride + j + v * kLanes;
       // By value: a sum whose address escaped would live on the stack, stored
       // again at every masked load (which may read any memory).
-      const Vector value = sum[r][v];
+      const Vector value = k1 == a.depth ? epilogue_of(a.epilogue, sum[r][v]) : sum[r][v];
       if (kPartial && v == kVectors - 1)
         store_first(to, value, last_width);
       else
@@ -186,7 +196,7 @@ void gemm_panel_any(const GemmArguments& a, int64_t j, int64_t width, int64_t k0
 // in the last bits.
 void gemm_in_depth_order(const float* weight, const float* columns, const float* bias, float* out,
                          int64_t rows, int64_t depth, int64_t positions, int64_t column_stride,
-                         int64_t out_stride) {
+                         int64_t out_stride, Epilogue epilogue) {
   const GemmArguments a{weight,
                         columns,
                         bias,
@@ -194,7 +204,8 @@ void gemm_in_depth_order(const float* weight, const float* columns, const float*
                         rows,
                         depth,
                         column_stride ? column_stride : positions,
-                        out_stride ? out_stride : positions};
+                        out_stride ? out_stride : positions,
+                        epilogue};
   constexpr int64_t kPanel = kMaxVectors * kLanes;
   for (int64_t j = 0; j < positions; j += kPanel) {
     const int64_t width = std::min(kPanel, positions - j);
@@ -204,6 +215,15 @@ void gemm_in_depth_order(const float* weight, const float* columns, const float*
     }
     for (int64_t k0 = 0; k0 < depth; k0 += kDepthStep)
       gemm_panel_any(a, j, width, k0, std::min(depth, k0 + kDepthStep));
+  }
+}
+
+void apply_epilogue(Epilogue epilogue, float* values, int64_t count) {
+  if (epilogue == Epilogue::none) return;
+  for (int64_t i = 0; i < count; ++i) {
+    float value = std::max(values[i], 0.0f);
+    if (epilogue == Epilogue::relu6) value = std::min(value, 6.0f);
+    values[i] = value;
   }
 }
 

@@ -10,10 +10,18 @@
 
 namespace splitinfer {
 
+// An activation applied to each output element as it is stored (a relu or
+// relu6 layer fused into the layer before it): the same comparisons as the
+// activation layer's, so the bits are those of computing it apart.
+enum class Epilogue { none, relu, relu6 };
+
 // `columns` and `out` may be parts of wider matrices: rows `column_stride` and
 // `out_stride` floats apart (0: `positions`).
 void gemm_in_depth_order(const float* weight, const float* columns, const float* bias, float* out,
                          int64_t rows, int64_t depth, int64_t positions, int64_t column_stride = 0,
-                         int64_t out_stride = 0);
+                         int64_t out_stride = 0, Epilogue epilogue = Epilogue::none);
+
+// `epilogue` on `count` floats in place (for kernels that store without gemm).
+void apply_epilogue(Epilogue epilogue, float* values, int64_t count);
 
 }  // namespace splitinfer

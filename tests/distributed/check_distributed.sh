@@ -9,7 +9,9 @@
 # peak RAM and bytes equal the plan's prediction. In every distributed run
 # all node files but the node's own are first replaced by garbage, proving a
 # node opens only plan.h5 and its own node_K.h5. The run's --trace must agree
-# with its statistics (check_trace.py).
+# with its statistics (check_trace.py). Each plan is run again without
+# dumps, fusing activations into the convolutions before them, and must give
+# the one-node output.
 set -euo pipefail
 source "$(dirname "$0")/../../jobs/lib/common.sh"
 label=$1 model=$2 shape=$3 configs=$4
@@ -59,4 +61,9 @@ for entry in "${entries[@]}"; do
   $PYTHON "$SPLITINFER_ROOT/tests/check_stats.py" "$name.json" >/dev/null || $PYTHON "$SPLITINFER_ROOT/tests/check_stats.py" "$name.json"
   $PYTHON "$SPLITINFER_ROOT/tests/distributed/check_trace.py" "$name.json" "$name.trace.json" >/dev/null ||
     $PYTHON "$SPLITINFER_ROOT/tests/distributed/check_trace.py" "$name.json" "$name.trace.json"
+  # Without dumps a relu or relu6 is computed as the convolution before it
+  # stores: the output must still be the one-node run's (computed apart).
+  splitinfer_mpirun $((nodes + 1)) run "plan_$name" --input input.h5 --output "${name}_fused.h5" >/dev/null
+  printf '%-22s ' "$name, fused"
+  $PYTHON "$SPLITINFER_ROOT/tests/distributed/compare_bitwise.py" "${name}_fused.h5" one.h5
 done
