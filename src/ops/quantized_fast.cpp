@@ -87,19 +87,6 @@ void for_each_group(const ConvGeometry& g, const Placement& in_at, const Tensor&
   }
 }
 
-int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
-
-// The output columns [first, last) of a tile of `count` columns from global
-// column out0 whose tap at `offset` (input column (out0 + ox) * stride +
-// offset) lies in the map [0, full): the others read padding.
-std::pair<int64_t, int64_t> valid_range(int64_t out0, int64_t count, int64_t stride, int64_t offset,
-                                        int64_t full) {
-  const int64_t first = std::clamp<int64_t>(-floor_div(offset, stride) - out0, 0, count);
-  const int64_t last =
-      std::clamp<int64_t>(floor_div(full - 1 - offset, stride) - out0 + 1, first, count);
-  return {first, last};
-}
-
 }  // namespace
 
 // ---- portable kernels -------------------------------------------------------
@@ -139,7 +126,7 @@ void conv2d_q_portable(const QuantizedLayer& q, const Conv2dParams& p, const Ten
               if (iy < 0 || iy >= in_at.full_h) continue;  // padding: x - x_zp is 0
               const uint8_t* row = plane + (iy - in_at.row0) * g.in_w;
               for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
-                const auto [valid_first, valid_last] = valid_range(
+                const auto [valid_first, valid_last] = columns_inside(
                     out_at.col0, g.out_w, p.stride_w, kx * p.dilation_w - p.pad_w, in_at.full_w);
                 const int64_t first = std::max(valid_first, ox0);
                 const int64_t last = std::min(valid_last, ox0 + span);
@@ -562,8 +549,8 @@ void build_block(const Conv2dParams& p, const ConvGeometry& g, const Placement& 
       if (iy >= 0 && iy < in_at.full_h) row_valid[ky] |= run_lanes;
     }
     for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
-      const auto [valid_first, valid_last] =
-          valid_range(out_at.col0, g.out_w, p.stride_w, kx * p.dilation_w - p.pad_w, in_at.full_w);
+      const auto [valid_first, valid_last] = columns_inside(
+          out_at.col0, g.out_w, p.stride_w, kx * p.dilation_w - p.pad_w, in_at.full_w);
       column_valid[kx] |= lane_range(l + valid_first - run_x, l + valid_last - run_x) & run_lanes;
     }
     l += static_cast<int>(run);
