@@ -142,14 +142,11 @@ void depthwise(const Conv2dParams& p, const Tensor& in, const Placement& in_at, 
 
 std::pair<int64_t, int64_t> columns_inside(int64_t out_col0, int64_t count, int64_t stride,
                                            int64_t offset, int64_t full) {
-  // Column ox is inside for ceil(-offset / stride) <= out_col0 + ox <=
-  // floor((full - 1 - offset) / stride).
-  const auto floor_div = [](int64_t a, int64_t b) {
-    return a / b - (a % b != 0 && (a < 0) != (b < 0));
-  };
-  const int64_t first = std::clamp<int64_t>(-floor_div(offset, stride) - out_col0, 0, count);
-  const int64_t last =
-      std::clamp<int64_t>(floor_div(full - 1 - offset, stride) - out_col0 + 1, first, count);
+  // Steps over the few columns that read padding (no divisions: kernels call
+  // this for every row and tap).
+  int64_t first = 0, last = count;
+  while (first < last && (out_col0 + first) * stride + offset < 0) ++first;
+  while (last > first && (out_col0 + last - 1) * stride + offset >= full) --last;
   return {first, last};
 }
 
