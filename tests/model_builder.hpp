@@ -37,15 +37,6 @@ inline Conv2dParams conv_params(int64_t kernel, int64_t stride, int64_t pad, int
   return p;
 }
 
-inline PoolParams pool_params(int64_t kernel, int64_t stride, int64_t pad, bool ceil_mode = false) {
-  PoolParams p;
-  p.kernel_h = p.kernel_w = kernel;
-  p.stride_h = p.stride_w = stride;
-  p.pad_h = p.pad_w = pad;
-  p.ceil_mode = ceil_mode;
-  return p;
-}
-
 class ModelBuilder {
  public:
   explicit ModelBuilder(const Shape& input_shape, uint32_t seed = 100) : seed_(seed) {

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "ops/conv2d.hpp"
+#include "ops/pool.hpp"
 #include "tensor.hpp"
 
 namespace splitinfer::testing {
@@ -127,6 +129,33 @@ inline void expect_values(const std::vector<float>& expected, const Tensor& actu
   for (size_t i = 0; i < expected.size(); ++i)
     EXPECT_NEAR(actual.f32()[i], expected[i], tolerance)
         << "element " << i << " of " << actual.shape.str();
+}
+
+// Conv2dParams field by field, for tables of cases.
+inline Conv2dParams conv2d_params(int64_t kernel_h, int64_t kernel_w, int64_t stride_h,
+                                  int64_t stride_w, int64_t pad_h, int64_t pad_w,
+                                  int64_t dilation_h = 1, int64_t dilation_w = 1,
+                                  int64_t groups = 1) {
+  Conv2dParams p;
+  p.kernel_h = kernel_h, p.kernel_w = kernel_w;
+  p.stride_h = stride_h, p.stride_w = stride_w;
+  p.pad_h = pad_h, p.pad_w = pad_w;
+  p.dilation_h = dilation_h, p.dilation_w = dilation_w;
+  p.groups = groups;
+  return p;
+}
+
+// Square pooling windows.
+inline PoolParams pool_params(int64_t kernel, int64_t stride, int64_t pad, bool ceil_mode = false,
+                              bool count_include_pad = true, int64_t dilation = 1) {
+  PoolParams p;
+  p.kernel_h = p.kernel_w = kernel;
+  p.stride_h = p.stride_w = stride;
+  p.pad_h = p.pad_w = pad;
+  p.dilation_h = p.dilation_w = dilation;
+  p.ceil_mode = ceil_mode;
+  p.count_include_pad = count_include_pad;
+  return p;
 }
 
 }  // namespace splitinfer::testing

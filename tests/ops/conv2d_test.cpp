@@ -21,6 +21,7 @@ namespace {
 
 using testing::bitwise_equal;
 using testing::close_relative;
+using testing::conv2d_params;
 using testing::cut_tile;
 using testing::input_span;
 using testing::nchw;
@@ -46,22 +47,6 @@ struct ConvCase {
 
 // gtest prints a failing case by its name, not its bytes.
 void PrintTo(const ConvCase& c, std::ostream* os) { *os << c.name; }
-
-Conv2dParams conv(int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w,
-                  int64_t pad_h, int64_t pad_w, int64_t dilation_h = 1, int64_t dilation_w = 1,
-                  int64_t groups = 1) {
-  Conv2dParams p;
-  p.kernel_h = kernel_h;
-  p.kernel_w = kernel_w;
-  p.stride_h = stride_h;
-  p.stride_w = stride_w;
-  p.pad_h = pad_h;
-  p.pad_w = pad_w;
-  p.dilation_h = dilation_h;
-  p.dilation_w = dilation_w;
-  p.groups = groups;
-  return p;
-}
 
 Shape output_shape(const ConvCase& c) {
   const Conv2dParams& p = c.params;
@@ -213,47 +198,48 @@ ConvCase conv_case(const char* name, int64_t in_c, int64_t out_c, int64_t in_h, 
   return ConvCase{name, batch, in_c, out_c, in_h, in_w, params, bias};
 }
 
-// conv(kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups)
+// conv2d_params(kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w,
+// groups)
 // clang-format off
 const ConvCase kConvCases[] = {
     //        name                          in  out  h   w
-    conv_case("k3_s1_p1",                    3,  8,  7,  9, conv(3, 3, 1, 1, 1, 1)),
-    conv_case("k3_s1_p0_nobias",             2,  4,  7,  9, conv(3, 3, 1, 1, 0, 0), false),
-    conv_case("k3_s2_p1_nobias",             4,  6, 13,  5, conv(3, 3, 2, 2, 1, 1), false),
-    conv_case("k3_s3_p2",                    3,  5, 13, 11, conv(3, 3, 3, 3, 2, 2)),
-    conv_case("k3_d2_p2",                    4,  4,  9,  7, conv(3, 3, 1, 1, 2, 2, 2, 2)),
-    conv_case("k3_d2_s2_p1",                 3,  4, 13,  9, conv(3, 3, 2, 2, 1, 1, 2, 2)),
-    conv_case("k3_groups2",                  4,  6,  7,  9, conv(3, 3, 1, 1, 1, 1, 1, 1, 2)),
-    conv_case("k3_groups2_s2_nobias",        6,  4,  9,  9, conv(3, 3, 2, 2, 1, 1, 1, 1, 2), false),
-    conv_case("depthwise_k3",                8,  8,  7,  9, conv(3, 3, 1, 1, 1, 1, 1, 1, 8)),
-    conv_case("depthwise_k3_s2_nobias",      6,  6, 13,  5, conv(3, 3, 2, 2, 1, 1, 1, 1, 6), false),
-    conv_case("depthwise_k5_d2_p4",          4,  4, 11,  9, conv(5, 5, 1, 1, 4, 4, 2, 2, 4)),
-    conv_case("depthwise_k3_s3_p2",          5,  5, 13, 11, conv(3, 3, 3, 3, 2, 2, 1, 1, 5)),
-    conv_case("depthwise_multiplier2",       3,  6,  7,  9, conv(3, 3, 1, 1, 1, 1, 1, 1, 3)),
-    conv_case("pointwise",                  16,  8,  7,  9, conv(1, 1, 1, 1, 0, 0)),
-    conv_case("pointwise_nobias",            5,  3, 13,  5, conv(1, 1, 1, 1, 0, 0), false),
-    conv_case("pointwise_groups2",           8,  6,  7,  9, conv(1, 1, 1, 1, 0, 0, 1, 1, 2)),
-    conv_case("pointwise_s2",                4,  4,  9,  9, conv(1, 1, 2, 2, 0, 0)),
-    conv_case("pointwise_p1",                3,  2,  5,  6, conv(1, 1, 1, 1, 1, 1)),
-    conv_case("map1x1_k3_p1",                8,  4,  1,  1, conv(3, 3, 1, 1, 1, 1)),
-    conv_case("map1x1_pointwise",           16, 10,  1,  1, conv(1, 1, 1, 1, 0, 0)),
-    conv_case("map1x1_depthwise",            4,  4,  1,  1, conv(3, 3, 1, 1, 1, 1, 1, 1, 4)),
-    conv_case("k5_p2",                       3,  4, 13, 11, conv(5, 5, 1, 1, 2, 2)),
-    conv_case("k5_s2_p0_nobias",             2,  3, 13, 13, conv(5, 5, 2, 2, 0, 0), false),
-    conv_case("k3x1_p1x0",                   3,  4,  7,  9, conv(3, 1, 1, 1, 1, 0)),
-    conv_case("k1x3_s1x2_p0x1",              3,  4,  7,  9, conv(1, 3, 1, 2, 0, 1)),
-    conv_case("mixed_k3x5_s2x1_p1x2_d1x2",   4,  3, 13, 11, conv(3, 5, 2, 1, 1, 2, 1, 2)),
+    conv_case("k3_s1_p1",                    3,  8,  7,  9, conv2d_params(3, 3, 1, 1, 1, 1)),
+    conv_case("k3_s1_p0_nobias",             2,  4,  7,  9, conv2d_params(3, 3, 1, 1, 0, 0), false),
+    conv_case("k3_s2_p1_nobias",             4,  6, 13,  5, conv2d_params(3, 3, 2, 2, 1, 1), false),
+    conv_case("k3_s3_p2",                    3,  5, 13, 11, conv2d_params(3, 3, 3, 3, 2, 2)),
+    conv_case("k3_d2_p2",                    4,  4,  9,  7, conv2d_params(3, 3, 1, 1, 2, 2, 2, 2)),
+    conv_case("k3_d2_s2_p1",                 3,  4, 13,  9, conv2d_params(3, 3, 2, 2, 1, 1, 2, 2)),
+    conv_case("k3_groups2",                  4,  6,  7,  9, conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 2)),
+    conv_case("k3_groups2_s2_nobias",        6,  4,  9,  9, conv2d_params(3, 3, 2, 2, 1, 1, 1, 1, 2), false),
+    conv_case("depthwise_k3",                8,  8,  7,  9, conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 8)),
+    conv_case("depthwise_k3_s2_nobias",      6,  6, 13,  5, conv2d_params(3, 3, 2, 2, 1, 1, 1, 1, 6), false),
+    conv_case("depthwise_k5_d2_p4",          4,  4, 11,  9, conv2d_params(5, 5, 1, 1, 4, 4, 2, 2, 4)),
+    conv_case("depthwise_k3_s3_p2",          5,  5, 13, 11, conv2d_params(3, 3, 3, 3, 2, 2, 1, 1, 5)),
+    conv_case("depthwise_multiplier2",       3,  6,  7,  9, conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 3)),
+    conv_case("pointwise",                  16,  8,  7,  9, conv2d_params(1, 1, 1, 1, 0, 0)),
+    conv_case("pointwise_nobias",            5,  3, 13,  5, conv2d_params(1, 1, 1, 1, 0, 0), false),
+    conv_case("pointwise_groups2",           8,  6,  7,  9, conv2d_params(1, 1, 1, 1, 0, 0, 1, 1, 2)),
+    conv_case("pointwise_s2",                4,  4,  9,  9, conv2d_params(1, 1, 2, 2, 0, 0)),
+    conv_case("pointwise_p1",                3,  2,  5,  6, conv2d_params(1, 1, 1, 1, 1, 1)),
+    conv_case("map1x1_k3_p1",                8,  4,  1,  1, conv2d_params(3, 3, 1, 1, 1, 1)),
+    conv_case("map1x1_pointwise",           16, 10,  1,  1, conv2d_params(1, 1, 1, 1, 0, 0)),
+    conv_case("map1x1_depthwise",            4,  4,  1,  1, conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 4)),
+    conv_case("k5_p2",                       3,  4, 13, 11, conv2d_params(5, 5, 1, 1, 2, 2)),
+    conv_case("k5_s2_p0_nobias",             2,  3, 13, 13, conv2d_params(5, 5, 2, 2, 0, 0), false),
+    conv_case("k3x1_p1x0",                   3,  4,  7,  9, conv2d_params(3, 1, 1, 1, 1, 0)),
+    conv_case("k1x3_s1x2_p0x1",              3,  4,  7,  9, conv2d_params(1, 3, 1, 2, 0, 1)),
+    conv_case("mixed_k3x5_s2x1_p1x2_d1x2",   4,  3, 13, 11, conv2d_params(3, 5, 2, 1, 1, 2, 1, 2)),
     // Patches of 576 and 864 values, 256 for the pointwise one: long sums.
-    conv_case("wide_64to32_k3",             64, 32,  9, 11, conv(3, 3, 1, 1, 1, 1)),
-    conv_case("wide_96to16_k3_s2",          96, 16, 13,  9, conv(3, 3, 2, 2, 1, 1)),
-    conv_case("wide_pointwise_256to40",    256, 40,  7,  9, conv(1, 1, 1, 1, 0, 0)),
+    conv_case("wide_64to32_k3",             64, 32,  9, 11, conv2d_params(3, 3, 1, 1, 1, 1)),
+    conv_case("wide_96to16_k3_s2",          96, 16, 13,  9, conv2d_params(3, 3, 2, 2, 1, 1)),
+    conv_case("wide_pointwise_256to40",    256, 40,  7,  9, conv2d_params(1, 1, 1, 1, 0, 0)),
     // More output channels than positions, and a 40-position map: the GEMM's other loop order and its
     // vector, partial-vector and block paths.
-    conv_case("many_channels_32to72_k3",    32, 72,  5,  5, conv(3, 3, 1, 1, 1, 1)),
-    conv_case("positions_40_k3",             5, 13,  5,  8, conv(3, 3, 1, 1, 1, 1)),
-    conv_case("batch2_k3_groups2",           4,  4,  7,  9, conv(3, 3, 2, 1, 1, 1, 1, 1, 2), true, 2),
-    conv_case("batch2_depthwise",            3,  3,  5,  7, conv(3, 3, 1, 1, 1, 1, 1, 1, 3), true, 2),
-    conv_case("batch2_pointwise",            6,  5,  5,  7, conv(1, 1, 1, 1, 0, 0), true, 2),
+    conv_case("many_channels_32to72_k3",    32, 72,  5,  5, conv2d_params(3, 3, 1, 1, 1, 1)),
+    conv_case("positions_40_k3",             5, 13,  5,  8, conv2d_params(3, 3, 1, 1, 1, 1)),
+    conv_case("batch2_k3_groups2",           4,  4,  7,  9, conv2d_params(3, 3, 2, 1, 1, 1, 1, 1, 2), true, 2),
+    conv_case("batch2_depthwise",            3,  3,  5,  7, conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 3), true, 2),
+    conv_case("batch2_pointwise",            6,  5,  5,  7, conv2d_params(1, 1, 1, 1, 0, 0), true, 2),
 };
 // clang-format on
 
@@ -439,22 +425,22 @@ TEST_P(Conv2dChannelRange, TileEqualsWholeMapBitForBit) {
 // clang-format off
 const ConvCase kChannelRangeCases[] = {
     //        name                          in  out  h   w
-    conv_case("groups1_k3_p1",               5,  9,  9, 11, conv(3, 3, 1, 1, 1, 1)),
-    conv_case("groups1_k3_s2_p1_nobias",     3,  8, 13,  9, conv(3, 3, 2, 2, 1, 1), false),
-    conv_case("groups1_wide_32to24_k3",     32, 24,  9, 11, conv(3, 3, 1, 1, 1, 1)),
-    conv_case("groups1_pointwise",          16, 10,  7,  9, conv(1, 1, 1, 1, 0, 0)),
-    conv_case("groups2_k3_p1",               6,  8,  9, 11, conv(3, 3, 1, 1, 1, 1, 1, 1, 2)),
-    conv_case("groups2_k3_s2_d2_nobias",     4, 10, 13, 11, conv(3, 3, 2, 2, 2, 2, 2, 2, 2), false),
-    conv_case("groups2_pointwise",           8, 12,  7,  9, conv(1, 1, 1, 1, 0, 0, 1, 1, 2)),
-    conv_case("groups4_k3_p1",               8, 12,  9, 11, conv(3, 3, 1, 1, 1, 1, 1, 1, 4)),
-    conv_case("groups4_k5_s2_p2",           12, 16, 13, 11, conv(5, 5, 2, 2, 2, 2, 1, 1, 4)),
-    conv_case("depthwise_k3",                8,  8,  9, 11, conv(3, 3, 1, 1, 1, 1, 1, 1, 8)),
-    conv_case("depthwise_k3_s2_nobias",      9,  9, 13,  9, conv(3, 3, 2, 2, 1, 1, 1, 1, 9), false),
-    conv_case("depthwise_pointwise",         8,  8,  7,  9, conv(1, 1, 1, 1, 0, 0, 1, 1, 8)),
-    conv_case("depthwise_multiplier2_k3",    4,  8,  9, 11, conv(3, 3, 1, 1, 1, 1, 1, 1, 4)),
-    conv_case("depthwise_multiplier2_s2",    5, 10, 13,  9, conv(3, 3, 2, 2, 1, 1, 1, 1, 5), false),
-    conv_case("batch2_groups2_k3",           6,  8,  7,  9, conv(3, 3, 1, 1, 1, 1, 1, 1, 2), true, 2),
-    conv_case("batch2_depthwise_k3",         8,  8,  7,  9, conv(3, 3, 1, 1, 1, 1, 1, 1, 8), true, 2),
+    conv_case("groups1_k3_p1",               5,  9,  9, 11, conv2d_params(3, 3, 1, 1, 1, 1)),
+    conv_case("groups1_k3_s2_p1_nobias",     3,  8, 13,  9, conv2d_params(3, 3, 2, 2, 1, 1), false),
+    conv_case("groups1_wide_32to24_k3",     32, 24,  9, 11, conv2d_params(3, 3, 1, 1, 1, 1)),
+    conv_case("groups1_pointwise",          16, 10,  7,  9, conv2d_params(1, 1, 1, 1, 0, 0)),
+    conv_case("groups2_k3_p1",               6,  8,  9, 11, conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 2)),
+    conv_case("groups2_k3_s2_d2_nobias",     4, 10, 13, 11, conv2d_params(3, 3, 2, 2, 2, 2, 2, 2, 2), false),
+    conv_case("groups2_pointwise",           8, 12,  7,  9, conv2d_params(1, 1, 1, 1, 0, 0, 1, 1, 2)),
+    conv_case("groups4_k3_p1",               8, 12,  9, 11, conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 4)),
+    conv_case("groups4_k5_s2_p2",           12, 16, 13, 11, conv2d_params(5, 5, 2, 2, 2, 2, 1, 1, 4)),
+    conv_case("depthwise_k3",                8,  8,  9, 11, conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 8)),
+    conv_case("depthwise_k3_s2_nobias",      9,  9, 13,  9, conv2d_params(3, 3, 2, 2, 1, 1, 1, 1, 9), false),
+    conv_case("depthwise_pointwise",         8,  8,  7,  9, conv2d_params(1, 1, 1, 1, 0, 0, 1, 1, 8)),
+    conv_case("depthwise_multiplier2_k3",    4,  8,  9, 11, conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 4)),
+    conv_case("depthwise_multiplier2_s2",    5, 10, 13,  9, conv2d_params(3, 3, 2, 2, 1, 1, 1, 1, 5), false),
+    conv_case("batch2_groups2_k3",           6,  8,  7,  9, conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 2), true, 2),
+    conv_case("batch2_depthwise_k3",         8,  8,  7,  9, conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 8), true, 2),
 };
 // clang-format on
 
@@ -466,14 +452,14 @@ INSTANTIATE_TEST_SUITE_P(Cases, Conv2dChannelRange, ::testing::ValuesIn(kChannel
 TEST(Conv2dScratchBytes, ChannelRangeTilesUseTheLayersTotals) {
   // groups 2, IC 6 -> OC 8, k3: im2col holds IC/groups = 3 channels' patches,
   // whatever channels the tiles hold: 3 * 9 * OH * OW floats.
-  const Conv2dParams grouped = conv(3, 3, 1, 1, 1, 1, 1, 1, 2);
+  const Conv2dParams grouped = conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 2);
   EXPECT_EQ(conv2d_scratch_bytes(grouped, nchw(1, 3, 5, 6), nchw(1, 2, 3, 4), 6, 8),
             uint64_t{3 * 9 * 3 * 4 * 4});
   // Depthwise (groups = IC = OC) needs none, even for a tile of a few channels.
-  const Conv2dParams depthwise_conv = conv(3, 3, 1, 1, 1, 1, 1, 1, 8);
+  const Conv2dParams depthwise_conv = conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 8);
   EXPECT_EQ(conv2d_scratch_bytes(depthwise_conv, nchw(1, 3, 5, 6), nchw(1, 3, 3, 4), 8, 8), 0u);
   // Depthwise with multiplier 2 (groups = IC = 4, OC 8) is a grouped GEMM: 1 * 9 * OH * OW.
-  const Conv2dParams multiplier2 = conv(3, 3, 1, 1, 1, 1, 1, 1, 4);
+  const Conv2dParams multiplier2 = conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 4);
   EXPECT_EQ(conv2d_scratch_bytes(multiplier2, nchw(1, 1, 5, 6), nchw(1, 2, 3, 4), 4, 8),
             uint64_t{9 * 3 * 4 * 4});
 }
@@ -512,8 +498,8 @@ TEST(Conv2dByHand, Kernel2x2NoPadding) {
   // out(0,0) = 1*1 + 2*2 + 4*3 + 5*4 = 37;  out(0,1) = 2*1 + 3*2 + 5*3 + 6*4 = 47
   // out(1,0) = 4*1 + 5*2 + 7*3 + 8*4 = 67;  out(1,1) = 5*1 + 6*2 + 8*3 + 9*4 = 77
   // (one channel in and out: conv2d() takes its depthwise path)
-  expect_both_kernels(conv(2, 2, 1, 1, 0, 0), OwnedTensor(nchw(1, 1, 3, 3), kInput3x3), kKernel2x2,
-                      {}, nchw(1, 1, 2, 2), {37, 47, 67, 77});
+  expect_both_kernels(conv2d_params(2, 2, 1, 1, 0, 0), OwnedTensor(nchw(1, 1, 3, 3), kInput3x3),
+                      kKernel2x2, {}, nchw(1, 1, 2, 2), {37, 47, 67, 77});
 }
 
 TEST(Conv2dByHand, Kernel2x2NoPaddingTwoOutputChannels) {
@@ -521,13 +507,13 @@ TEST(Conv2dByHand, Kernel2x2NoPaddingTwoOutputChannels) {
   // (two output channels: conv2d() takes its im2col + GEMM path).
   std::vector<float> weight = kKernel2x2;
   for (float value : kKernel2x2) weight.push_back(-value);
-  expect_both_kernels(conv(2, 2, 1, 1, 0, 0), OwnedTensor(nchw(1, 1, 3, 3), kInput3x3), weight,
-                      {0, 100}, nchw(1, 2, 2, 2), {37, 47, 67, 77, 63, 53, 33, 23});
+  expect_both_kernels(conv2d_params(2, 2, 1, 1, 0, 0), OwnedTensor(nchw(1, 1, 3, 3), kInput3x3),
+                      weight, {0, 100}, nchw(1, 2, 2, 2), {37, 47, 67, 77, 63, 53, 33, 23});
 }
 
 TEST(Conv2dByHand, Kernel2x2WithBias) {
-  expect_both_kernels(conv(2, 2, 1, 1, 0, 0), OwnedTensor(nchw(1, 1, 3, 3), kInput3x3), kKernel2x2,
-                      {0.5f}, nchw(1, 1, 2, 2), {37.5f, 47.5f, 67.5f, 77.5f});
+  expect_both_kernels(conv2d_params(2, 2, 1, 1, 0, 0), OwnedTensor(nchw(1, 1, 3, 3), kInput3x3),
+                      kKernel2x2, {0.5f}, nchw(1, 1, 2, 2), {37.5f, 47.5f, 67.5f, 77.5f});
 }
 
 TEST(Conv2dByHand, Kernel2x2Stride2Pad1) {
@@ -536,26 +522,27 @@ TEST(Conv2dByHand, Kernel2x2Stride2Pad1) {
   // out(0,1): input row 0, cols 1..2 under kernel row 1:       2*3 + 3*4 = 18
   // out(1,0): input rows 1..2, col 0 under kernel col 1:       4*2 + 7*4 = 36
   // out(1,1): input rows 1..2, cols 1..2, whole kernel:        5 + 12 + 24 + 36 = 77
-  expect_both_kernels(conv(2, 2, 2, 2, 1, 1), OwnedTensor(nchw(1, 1, 3, 3), kInput3x3), kKernel2x2,
-                      {}, nchw(1, 1, 2, 2), {4, 18, 36, 77});
+  expect_both_kernels(conv2d_params(2, 2, 2, 2, 1, 1), OwnedTensor(nchw(1, 1, 3, 3), kInput3x3),
+                      kKernel2x2, {}, nchw(1, 1, 2, 2), {4, 18, 36, 77});
   // Second output channel with the negated kernel: the GEMM path sees the same padding.
   std::vector<float> weight = kKernel2x2;
   for (float value : kKernel2x2) weight.push_back(-value);
-  expect_both_kernels(conv(2, 2, 2, 2, 1, 1), OwnedTensor(nchw(1, 1, 3, 3), kInput3x3), weight, {},
-                      nchw(1, 2, 2, 2), {4, 18, 36, 77, -4, -18, -36, -77});
+  expect_both_kernels(conv2d_params(2, 2, 2, 2, 1, 1), OwnedTensor(nchw(1, 1, 3, 3), kInput3x3),
+                      weight, {}, nchw(1, 2, 2, 2), {4, 18, 36, 77, -4, -18, -36, -77});
 }
 
 TEST(Conv2dByHand, Kernel2x2Dilation2) {
   // Effective kernel 3x3: taps at input (0,0), (0,2), (2,0), (2,2).
   // 1*1 + 3*2 + 7*3 + 9*4 = 64
-  expect_both_kernels(conv(2, 2, 1, 1, 0, 0, 2, 2), OwnedTensor(nchw(1, 1, 3, 3), kInput3x3),
-                      kKernel2x2, {}, nchw(1, 1, 1, 1), {64});
+  expect_both_kernels(conv2d_params(2, 2, 1, 1, 0, 0, 2, 2),
+                      OwnedTensor(nchw(1, 1, 3, 3), kInput3x3), kKernel2x2, {}, nchw(1, 1, 1, 1),
+                      {64});
 }
 
 TEST(Conv2dByHand, Kernel3x3Pad1SumsNeighbours) {
   // An all-ones 3x3 kernel with padding 1 sums each pixel's 3x3 neighbourhood.
   // Corner (0,0): 1+2+4+5 = 12; edge (0,1): 1+2+3+4+5+6 = 21; centre: 45.
-  expect_both_kernels(conv(3, 3, 1, 1, 1, 1), OwnedTensor(nchw(1, 1, 3, 3), kInput3x3),
+  expect_both_kernels(conv2d_params(3, 3, 1, 1, 1, 1), OwnedTensor(nchw(1, 1, 3, 3), kInput3x3),
                       std::vector<float>(9, 1.0f), {}, nchw(1, 1, 3, 3),
                       {12, 21, 16, 27, 45, 33, 24, 39, 28});
 }
@@ -563,7 +550,7 @@ TEST(Conv2dByHand, Kernel3x3Pad1SumsNeighbours) {
 TEST(Conv2dByHand, PointwiseMixesChannels) {
   // Weight [OC=2, IC=2, 1, 1] = [[1, 10], [100, 1000]]: out0 = in0 + 10*in1, out1 = 100*in0 +
   // 1000*in1. in0 = [1, 2, 3, 4], in1 = [5, 6, 7, 8]; bias [0.25, -1].
-  expect_both_kernels(conv(1, 1, 1, 1, 0, 0),
+  expect_both_kernels(conv2d_params(1, 1, 1, 1, 0, 0),
                       OwnedTensor(nchw(1, 2, 2, 2), {1, 2, 3, 4, 5, 6, 7, 8}), {1, 10, 100, 1000},
                       {0.25f, -1.0f}, nchw(1, 2, 2, 2),
                       {51.25f, 62.25f, 73.25f, 84.25f, 5099, 6199, 7299, 8399});
@@ -574,14 +561,14 @@ TEST(Conv2dByHand, GroupsKeepChannelsApart) {
   // in0 = [[1, 2, 3]], in1 = [[10, 20, 30]] (1x3 maps), kernel 1x2.
   // out0 = 1*x0 + 0*x1 of in0 -> [1, 2];   out1 = 0*x0 + 1*x1 of in0 -> [2, 3]
   // out2 = 1*x0 + 1*x1 of in1 -> [30, 50]; out3 = 2*x0 - 1*x1 of in1 -> [0, 10]
-  expect_both_kernels(conv(1, 2, 1, 1, 0, 0, 1, 1, 2),
+  expect_both_kernels(conv2d_params(1, 2, 1, 1, 0, 0, 1, 1, 2),
                       OwnedTensor(nchw(1, 2, 1, 3), {1, 2, 3, 10, 20, 30}),
                       {1, 0, 0, 1, 1, 1, 2, -1}, {}, nchw(1, 4, 1, 2), {1, 2, 2, 3, 30, 50, 0, 10});
 }
 
 TEST(Conv2dByHand, DepthwiseScalesEachChannel) {
   // groups = C = 2, 1x1 kernels [2] and [-3], bias [1, 0].
-  expect_both_kernels(conv(1, 1, 1, 1, 0, 0, 1, 1, 2),
+  expect_both_kernels(conv2d_params(1, 1, 1, 1, 0, 0, 1, 1, 2),
                       OwnedTensor(nchw(1, 2, 2, 2), {1, 2, 3, 4, 5, 6, 7, 8}), {2, -3}, {1, 0},
                       nchw(1, 2, 2, 2), {3, 5, 7, 9, -15, -18, -21, -24});
 }
@@ -590,7 +577,7 @@ TEST(Conv2dByHand, DepthwiseKernel3x1Pad1) {
   // One channel, kernel 3x1 = [1, 2, 3] (top to bottom), padding (1, 0), stride 1.
   // Column [1, 4, 7]: out row 0 = 0*1 + 1*2 + 4*3 = 14; row 1 = 1 + 8 + 21 = 30; row 2 = 4 + 14 + 0
   // = 18.
-  Conv2dParams p = conv(3, 1, 1, 1, 1, 0, 1, 1, 1);
+  Conv2dParams p = conv2d_params(3, 1, 1, 1, 1, 0, 1, 1, 1);
   expect_both_kernels(p, OwnedTensor(nchw(1, 1, 3, 3), kInput3x3), {1, 2, 3}, {}, nchw(1, 1, 3, 3),
                       {14, 19, 24, 30, 36, 42, 18, 21, 24});
 }
@@ -613,16 +600,19 @@ TEST(WindowOutputSize, MatchesPyTorchConv2dFormula) {
 }
 
 TEST(Conv2dScratchBytes, ZeroForPointwiseAndDepthwise) {
-  EXPECT_EQ(conv2d_scratch_bytes(conv(1, 1, 1, 1, 0, 0), nchw(1, 16, 7, 9), nchw(1, 8, 7, 9)), 0u);
   EXPECT_EQ(
-      conv2d_scratch_bytes(conv(3, 3, 1, 1, 1, 1, 1, 1, 8), nchw(1, 8, 7, 9), nchw(1, 8, 7, 9)),
+      conv2d_scratch_bytes(conv2d_params(1, 1, 1, 1, 0, 0), nchw(1, 16, 7, 9), nchw(1, 8, 7, 9)),
       0u);
+  EXPECT_EQ(conv2d_scratch_bytes(conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 8), nchw(1, 8, 7, 9),
+                                 nchw(1, 8, 7, 9)),
+            0u);
   // im2col holds one group's patches: (IC/groups * KH * KW) x (OH * OW) floats.
-  EXPECT_EQ(conv2d_scratch_bytes(conv(3, 3, 1, 1, 1, 1), nchw(1, 3, 7, 9), nchw(1, 8, 7, 9)),
-            uint64_t{3 * 9 * 7 * 9 * 4});
   EXPECT_EQ(
-      conv2d_scratch_bytes(conv(3, 3, 2, 2, 1, 1, 1, 1, 2), nchw(1, 6, 9, 9), nchw(1, 4, 5, 5)),
-      uint64_t{3 * 9 * 5 * 5 * 4});
+      conv2d_scratch_bytes(conv2d_params(3, 3, 1, 1, 1, 1), nchw(1, 3, 7, 9), nchw(1, 8, 7, 9)),
+      uint64_t{3 * 9 * 7 * 9 * 4});
+  EXPECT_EQ(conv2d_scratch_bytes(conv2d_params(3, 3, 2, 2, 1, 1, 1, 1, 2), nchw(1, 6, 9, 9),
+                                 nchw(1, 4, 5, 5)),
+            uint64_t{3 * 9 * 5 * 5 * 4});
 }
 
 }  // namespace

@@ -23,19 +23,8 @@ using testing::expect_values;
 using testing::input_span;
 using testing::nchw;
 using testing::OwnedTensor;
+using testing::pool_params;
 using testing::Span;
-
-PoolParams pool(int64_t kernel, int64_t stride, int64_t pad, bool ceil_mode = false,
-                bool count_include_pad = true, int64_t dilation = 1) {
-  PoolParams p;
-  p.kernel_h = p.kernel_w = kernel;
-  p.stride_h = p.stride_w = stride;
-  p.pad_h = p.pad_w = pad;
-  p.dilation_h = p.dilation_w = dilation;
-  p.ceil_mode = ceil_mode;
-  p.count_include_pad = count_include_pad;
-  return p;
-}
 
 Shape pooled_shape(const PoolParams& p, const Shape& in) {
   return nchw(in.n, in.c,
@@ -107,13 +96,13 @@ TEST(PoolOutputSize, CeilModeDropsAWindowStartingInTheRightPadding) {
 // ---- max pool by hand ----
 
 TEST(MaxPoolByHand, Kernel2Stride2) {
-  expect_values({6, 8, 14, 16}, run_maxpool(pool(2, 2, 0), one_to_sixteen()).tensor);
+  expect_values({6, 8, 14, 16}, run_maxpool(pool_params(2, 2, 0), one_to_sixteen()).tensor);
 }
 
 TEST(MaxPoolByHand, Kernel3Stride2Pad1CeilMode) {
   // Output 3x3 (see CeilModeRoundsUp). Window rows/cols: {0,1}, {1,2,3}, {3} (the last starts
   // at input 3 and runs into the right padding). Max = 4*max_row + max_col + 1.
-  const OwnedTensor out = run_maxpool(pool(3, 2, 1, true), one_to_sixteen());
+  const OwnedTensor out = run_maxpool(pool_params(3, 2, 1, true), one_to_sixteen());
   ASSERT_EQ(out.tensor.shape, nchw(1, 1, 3, 3));
   expect_values({6, 8, 8, 14, 16, 16, 14, 16, 16}, out.tensor);
 }
@@ -121,20 +110,20 @@ TEST(MaxPoolByHand, Kernel3Stride2Pad1CeilMode) {
 TEST(MaxPoolByHand, PaddingIsMinusInfinityNotZero) {
   // All inputs negative; a zero-padded max would give 0.
   const OwnedTensor in(nchw(1, 1, 2, 2), {-1, -2, -3, -4});
-  expect_values({-1, -1, -1, -1}, run_maxpool(pool(3, 1, 1), in).tensor);
+  expect_values({-1, -1, -1, -1}, run_maxpool(pool_params(3, 1, 1), in).tensor);
 }
 
 TEST(MaxPoolByHand, Dilation2) {
   // Taps 2 apart: out(0,0) = max(1, 3, 9, 11) = 11, out(0,1) = max(2, 4, 10, 12) = 12,
   // out(1,0) = max(5, 7, 13, 15) = 15, out(1,1) = 16.
   expect_values({11, 12, 15, 16},
-                run_maxpool(pool(2, 1, 0, false, true, 2), one_to_sixteen()).tensor);
+                run_maxpool(pool_params(2, 1, 0, false, true, 2), one_to_sixteen()).tensor);
 }
 
 TEST(MaxPoolByHand, NaNPropagatesAsInPyTorch) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   const OwnedTensor in(nchw(1, 1, 2, 4), {1, nan, 3, 4, 5, 6, 7, 8});
-  const OwnedTensor out = run_maxpool(pool(2, 2, 0), in);
+  const OwnedTensor out = run_maxpool(pool_params(2, 2, 0), in);
   EXPECT_TRUE(std::isnan(out.values[0]));
   EXPECT_EQ(out.values[1], 8.0f);
 }
@@ -144,14 +133,15 @@ TEST(MaxPoolByHand, ChannelsArePooledApart) {
   std::vector<float> values = one_to_sixteen().values;
   for (int i = 0; i < 16; ++i) values.push_back(-values[i]);
   expect_values({6, 8, 14, 16, -1, -3, -9, -11},
-                run_maxpool(pool(2, 2, 0), OwnedTensor(nchw(1, 2, 4, 4), values)).tensor);
+                run_maxpool(pool_params(2, 2, 0), OwnedTensor(nchw(1, 2, 4, 4), values)).tensor);
 }
 
 // ---- average pool by hand ----
 
 TEST(AvgPoolByHand, Kernel2Stride2) {
   // (1+2+5+6)/4 = 3.5, (3+4+7+8)/4 = 5.5, (9+10+13+14)/4 = 11.5, (11+12+15+16)/4 = 13.5
-  expect_values({3.5f, 5.5f, 11.5f, 13.5f}, run_avgpool(pool(2, 2, 0), one_to_sixteen()).tensor);
+  expect_values({3.5f, 5.5f, 11.5f, 13.5f},
+                run_avgpool(pool_params(2, 2, 0), one_to_sixteen()).tensor);
 }
 
 // 4x4 input 1..16, kernel 3, stride 2, pad 1, ceil_mode: output 3x3, windows over input
@@ -163,7 +153,7 @@ TEST(AvgPoolByHand, Kernel2Stride2) {
 // (wend-wstart) before clipping to the input. Starts -1, 1, 3 give padded extents 3, 3, 2
 // (the last window is cut at in + pad = 5, not at 6); the input extents are 2, 3, 1.
 TEST(AvgPoolByHand, CeilModeCountIncludePadDividesByWindowClippedToPaddedInput) {
-  const OwnedTensor out = run_avgpool(pool(3, 2, 1, true, true), one_to_sixteen());
+  const OwnedTensor out = run_avgpool(pool_params(3, 2, 1, true, true), one_to_sixteen());
   ASSERT_EQ(out.tensor.shape, nchw(1, 1, 3, 3));
   // divisors 9 9 6 / 9 9 6 / 6 6 4
   expect_values({14.0f / 9, 30.0f / 9, 12.0f / 6, 57.0f / 9, 99.0f / 9, 36.0f / 6, 27.0f / 6,
@@ -172,7 +162,7 @@ TEST(AvgPoolByHand, CeilModeCountIncludePadDividesByWindowClippedToPaddedInput) 
 }
 
 TEST(AvgPoolByHand, CeilModeExcludePadDividesByInputCount) {
-  const OwnedTensor out = run_avgpool(pool(3, 2, 1, true, false), one_to_sixteen());
+  const OwnedTensor out = run_avgpool(pool_params(3, 2, 1, true, false), one_to_sixteen());
   ASSERT_EQ(out.tensor.shape, nchw(1, 1, 3, 3));
   // divisors 4 6 2 / 6 9 3 / 2 3 1
   expect_values({3.5f, 5, 6, 9.5f, 11, 12, 13.5f, 15, 16}, out.tensor, 1e-6f);
@@ -184,10 +174,10 @@ TEST(AvgPoolByHand, Kernel3Pad1BothCountModes) {
   // count_include_pad: every window counts 9.
   expect_values(
       {12.0f / 9, 21.0f / 9, 16.0f / 9, 27.0f / 9, 5, 33.0f / 9, 24.0f / 9, 39.0f / 9, 28.0f / 9},
-      run_avgpool(pool(3, 1, 1, false, true), in).tensor, 1e-6f);
+      run_avgpool(pool_params(3, 1, 1, false, true), in).tensor, 1e-6f);
   // exclude pad: corners count 4, edges 6, the centre 9.
   expect_values({3, 3.5f, 4, 4.5f, 5, 5.5f, 6, 6.5f, 7},
-                run_avgpool(pool(3, 1, 1, false, false), in).tensor, 1e-6f);
+                run_avgpool(pool_params(3, 1, 1, false, false), in).tensor, 1e-6f);
 }
 
 TEST(GlobalAvgPoolByHand, MeanOfEachChannel) {
@@ -253,17 +243,18 @@ TEST_P(PoolTile, TileEqualsWholeMapBitForBit) {
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, PoolTile,
-    ::testing::Values(PoolCase{"max_k2_s2", true, pool(2, 2, 0)},
-                      PoolCase{"max_k3_s2_p1", true, pool(3, 2, 1)},
-                      PoolCase{"max_k3_s2_p1_ceil", true, pool(3, 2, 1, true)},
-                      PoolCase{"max_k3_s1_p1_dilation2", true, pool(3, 1, 1, false, true, 2)},
-                      PoolCase{"max_k2_s3_p1_ceil", true, pool(2, 3, 1, true)},
-                      PoolCase{"avg_k2_s2", false, pool(2, 2, 0)},
-                      PoolCase{"avg_k3_s1_p1_include_pad", false, pool(3, 1, 1, false, true)},
-                      PoolCase{"avg_k3_s1_p1_exclude_pad", false, pool(3, 1, 1, false, false)},
-                      PoolCase{"avg_k3_s2_p1_ceil_include_pad", false, pool(3, 2, 1, true, true)},
-                      PoolCase{"avg_k3_s2_p1_ceil_exclude_pad", false, pool(3, 2, 1, true, false)},
-                      PoolCase{"avg_k5_s3_p2_ceil", false, pool(5, 3, 2, true, true)}),
+    ::testing::Values(
+        PoolCase{"max_k2_s2", true, pool_params(2, 2, 0)},
+        PoolCase{"max_k3_s2_p1", true, pool_params(3, 2, 1)},
+        PoolCase{"max_k3_s2_p1_ceil", true, pool_params(3, 2, 1, true)},
+        PoolCase{"max_k3_s1_p1_dilation2", true, pool_params(3, 1, 1, false, true, 2)},
+        PoolCase{"max_k2_s3_p1_ceil", true, pool_params(2, 3, 1, true)},
+        PoolCase{"avg_k2_s2", false, pool_params(2, 2, 0)},
+        PoolCase{"avg_k3_s1_p1_include_pad", false, pool_params(3, 1, 1, false, true)},
+        PoolCase{"avg_k3_s1_p1_exclude_pad", false, pool_params(3, 1, 1, false, false)},
+        PoolCase{"avg_k3_s2_p1_ceil_include_pad", false, pool_params(3, 2, 1, true, true)},
+        PoolCase{"avg_k3_s2_p1_ceil_exclude_pad", false, pool_params(3, 2, 1, true, false)},
+        PoolCase{"avg_k5_s3_p2_ceil", false, pool_params(5, 3, 2, true, true)}),
     [](const ::testing::TestParamInfo<PoolCase>& info) { return std::string(info.param.name); });
 
 }  // namespace

@@ -28,8 +28,10 @@
 namespace splitinfer {
 namespace {
 
+using testing::conv2d_params;
 using testing::input_span;
 using testing::nchw;
+using testing::pool_params;
 using testing::Span;
 
 // ---- memory fenced by inaccessible pages ----
@@ -82,18 +84,6 @@ struct QConvCase {
 };
 
 void PrintTo(const QConvCase& c, std::ostream* os) { *os << c.name; }
-
-Conv2dParams conv(int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w,
-                  int64_t pad_h, int64_t pad_w, int64_t dilation_h = 1, int64_t dilation_w = 1,
-                  int64_t groups = 1) {
-  Conv2dParams p;
-  p.kernel_h = kernel_h, p.kernel_w = kernel_w;
-  p.stride_h = stride_h, p.stride_w = stride_w;
-  p.pad_h = pad_h, p.pad_w = pad_w;
-  p.dilation_h = dilation_h, p.dilation_w = dilation_w;
-  p.groups = groups;
-  return p;
-}
 
 Shape output_shape(const QConvCase& c) {
   const Conv2dParams& p = c.params;
@@ -330,68 +320,68 @@ QConvCase clamped(QConvCase c, int32_t lo, int32_t hi) {
   return c.clamp_lo = lo, c.clamp_hi = hi, c;
 }
 
-// conv(kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups)
-// Channel counts avoid multiples of 4, 16 and 64 where they can; maps wider
-// than 64 columns and planes of several 64-position blocks take every block,
-// segment and tail path of the VNNI kernels.
+// conv2d_params(kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w,
+// groups) Channel counts avoid multiples of 4, 16 and 64 where they can; maps wider than 64 columns
+// and planes of several 64-position blocks take every block, segment and tail path of the VNNI
+// kernels.
 // clang-format off
 const QConvCase kCases[] = {
     //                  name                        in   out   h    w
-    conv_case(          "pointwise",                 37,  19,  9,  11, conv(1, 1, 1, 1, 0, 0)),
-    per_channel(conv_case("pointwise_per_channel",   19,  45, 13,  17, conv(1, 1, 1, 1, 0, 0))),
+    conv_case(          "pointwise",                 37,  19,  9,  11, conv2d_params(1, 1, 1, 1, 0, 0)),
+    per_channel(conv_case("pointwise_per_channel",   19,  45, 13,  17, conv2d_params(1, 1, 1, 1, 0, 0))),
     weight_zero_points(per_channel(
-        conv_case(      "pointwise_zero_points",     21,  13, 11,  15, conv(1, 1, 1, 1, 0, 0)))),
+        conv_case(      "pointwise_zero_points",     21,  13, 11,  15, conv2d_params(1, 1, 1, 1, 0, 0)))),
     weight_zero_points(
-        conv_case(      "pointwise_per_tensor_zp",    6,   7,  8,   9, conv(1, 1, 1, 1, 0, 0))),
-    conv_case(          "pointwise_depth_1",          1,   9, 10,  13, conv(1, 1, 1, 1, 0, 0)),
-    conv_case(          "pointwise_wide_300",       300,  11,  5,   7, conv(1, 1, 1, 1, 0, 0)),
-    per_channel(conv_case("pointwise_300_channels",  13, 300,  3,   5, conv(1, 1, 1, 1, 0, 0))),
-    clamped(conv_case(  "pointwise_relu6_clamp",     24,  10, 12,  12, conv(1, 1, 1, 1, 0, 0)), 100, 140),
-    conv_case(          "pointwise_groups3",         12,   9,  7,   9, conv(1, 1, 1, 1, 0, 0, 1, 1, 3)),
-    no_bias(conv_case(  "pointwise_s2",              10,   6, 13,  11, conv(1, 1, 2, 2, 0, 0))),
-    conv_case(          "pointwise_p1",               5,   3,  6,   7, conv(1, 1, 1, 1, 1, 1)),
-    conv_case(          "k3_s1_p1",                   3,   8,  7,   9, conv(3, 3, 1, 1, 1, 1)),
+        conv_case(      "pointwise_per_tensor_zp",    6,   7,  8,   9, conv2d_params(1, 1, 1, 1, 0, 0))),
+    conv_case(          "pointwise_depth_1",          1,   9, 10,  13, conv2d_params(1, 1, 1, 1, 0, 0)),
+    conv_case(          "pointwise_wide_300",       300,  11,  5,   7, conv2d_params(1, 1, 1, 1, 0, 0)),
+    per_channel(conv_case("pointwise_300_channels",  13, 300,  3,   5, conv2d_params(1, 1, 1, 1, 0, 0))),
+    clamped(conv_case(  "pointwise_relu6_clamp",     24,  10, 12,  12, conv2d_params(1, 1, 1, 1, 0, 0)), 100, 140),
+    conv_case(          "pointwise_groups3",         12,   9,  7,   9, conv2d_params(1, 1, 1, 1, 0, 0, 1, 1, 3)),
+    no_bias(conv_case(  "pointwise_s2",              10,   6, 13,  11, conv2d_params(1, 1, 2, 2, 0, 0))),
+    conv_case(          "pointwise_p1",               5,   3,  6,   7, conv2d_params(1, 1, 1, 1, 1, 1)),
+    conv_case(          "k3_s1_p1",                   3,   8,  7,   9, conv2d_params(3, 3, 1, 1, 1, 1)),
     weight_zero_points(per_channel(
-        conv_case(      "k3_s1_p1_zero_points",      13,  11, 19,  23, conv(3, 3, 1, 1, 1, 1)))),
-    conv_case(          "k3_s1_p1_70_wide",           5,   7,  9,  70, conv(3, 3, 1, 1, 1, 1)),
-    no_bias(conv_case(  "k3_s1_p0",                   2,   5,  7,   9, conv(3, 3, 1, 1, 0, 0))),
-    conv_case(          "k3_s2_p1_stem",              3,  17, 33,  31, conv(3, 3, 2, 2, 1, 1)),
-    per_channel(conv_case("k3_s2_p1_150_wide",        3,   6,  7, 150, conv(3, 3, 2, 2, 1, 1))),
+        conv_case(      "k3_s1_p1_zero_points",      13,  11, 19,  23, conv2d_params(3, 3, 1, 1, 1, 1)))),
+    conv_case(          "k3_s1_p1_70_wide",           5,   7,  9,  70, conv2d_params(3, 3, 1, 1, 1, 1)),
+    no_bias(conv_case(  "k3_s1_p0",                   2,   5,  7,   9, conv2d_params(3, 3, 1, 1, 0, 0))),
+    conv_case(          "k3_s2_p1_stem",              3,  17, 33,  31, conv2d_params(3, 3, 2, 2, 1, 1)),
+    per_channel(conv_case("k3_s2_p1_150_wide",        3,   6,  7, 150, conv2d_params(3, 3, 2, 2, 1, 1))),
     weight_zero_points(
-        conv_case(      "k3_s2_p1_zero_points",      17,   9, 15,  21, conv(3, 3, 2, 2, 1, 1))),
-    conv_case(          "k3_s3_p2",                   3,   5, 13,  11, conv(3, 3, 3, 3, 2, 2)),
-    conv_case(          "k3_d2_p2",                   4,   5,  9,   7, conv(3, 3, 1, 1, 2, 2, 2, 2)),
-    conv_case(          "k3_d2_s2_p1",                3,   4, 13,   9, conv(3, 3, 2, 2, 1, 1, 2, 2)),
-    conv_case(          "k3_groups2",                 6,  10,  7,   9, conv(3, 3, 1, 1, 1, 1, 1, 1, 2)),
-    no_bias(conv_case(  "k3_groups3_s2",              9,   6,  9,   9, conv(3, 3, 2, 2, 1, 1, 1, 1, 3))),
-    conv_case(          "k7_s2_p3",                   3,  10, 29,  27, conv(7, 7, 2, 2, 3, 3)),
+        conv_case(      "k3_s2_p1_zero_points",      17,   9, 15,  21, conv2d_params(3, 3, 2, 2, 1, 1))),
+    conv_case(          "k3_s3_p2",                   3,   5, 13,  11, conv2d_params(3, 3, 3, 3, 2, 2)),
+    conv_case(          "k3_d2_p2",                   4,   5,  9,   7, conv2d_params(3, 3, 1, 1, 2, 2, 2, 2)),
+    conv_case(          "k3_d2_s2_p1",                3,   4, 13,   9, conv2d_params(3, 3, 2, 2, 1, 1, 2, 2)),
+    conv_case(          "k3_groups2",                 6,  10,  7,   9, conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 2)),
+    no_bias(conv_case(  "k3_groups3_s2",              9,   6,  9,   9, conv2d_params(3, 3, 2, 2, 1, 1, 1, 1, 3))),
+    conv_case(          "k7_s2_p3",                   3,  10, 29,  27, conv2d_params(7, 7, 2, 2, 3, 3)),
     weight_zero_points(per_channel(
-        conv_case(      "k7_s2_p3_zero_points",       5,   6, 21,  19, conv(7, 7, 2, 2, 3, 3)))),
-    conv_case(          "k5_p2",                      3,   4, 13,  11, conv(5, 5, 1, 1, 2, 2)),
-    conv_case(          "k3x1_p1x0",                  3,   4,  7,   9, conv(3, 1, 1, 1, 1, 0)),
-    conv_case(          "k1x3_s1x2_p0x1",             3,   4,  7,   9, conv(1, 3, 1, 2, 0, 1)),
-    conv_case(          "k3x5_s2x1_p1x2_d1x2",        4,   3, 13,  11, conv(3, 5, 2, 1, 1, 2, 1, 2)),
-    conv_case(          "k5_s5",                      3,   4, 21,  26, conv(5, 5, 5, 5, 0, 0)),
-    conv_case(          "k13x11_p6x5_many_taps",      2,   3, 15,  13, conv(13, 11, 1, 1, 6, 5)),
-    conv_case(          "wide_70to35_k3",            70,  35, 11,  13, conv(3, 3, 1, 1, 1, 1)),
-    per_channel(conv_case("wide_45to70_k3_s2",       45,  70, 15,  13, conv(3, 3, 2, 2, 1, 1))),
-    conv_case(          "map_7x7_k3",                21,  13,  7,   7, conv(3, 3, 1, 1, 1, 1)),
-    conv_case(          "map_1x1_k3_p1",              8,   5,  1,   1, conv(3, 3, 1, 1, 1, 1)),
-    conv_case(          "map_1x1_pointwise",         17,  10,  1,   1, conv(1, 1, 1, 1, 0, 0)),
-    conv_case(          "depthwise_k3",              13,  13, 19,  23, conv(3, 3, 1, 1, 1, 1, 1, 1, 13)),
+        conv_case(      "k7_s2_p3_zero_points",       5,   6, 21,  19, conv2d_params(7, 7, 2, 2, 3, 3)))),
+    conv_case(          "k5_p2",                      3,   4, 13,  11, conv2d_params(5, 5, 1, 1, 2, 2)),
+    conv_case(          "k3x1_p1x0",                  3,   4,  7,   9, conv2d_params(3, 1, 1, 1, 1, 0)),
+    conv_case(          "k1x3_s1x2_p0x1",             3,   4,  7,   9, conv2d_params(1, 3, 1, 2, 0, 1)),
+    conv_case(          "k3x5_s2x1_p1x2_d1x2",        4,   3, 13,  11, conv2d_params(3, 5, 2, 1, 1, 2, 1, 2)),
+    conv_case(          "k5_s5",                      3,   4, 21,  26, conv2d_params(5, 5, 5, 5, 0, 0)),
+    conv_case(          "k13x11_p6x5_many_taps",      2,   3, 15,  13, conv2d_params(13, 11, 1, 1, 6, 5)),
+    conv_case(          "wide_70to35_k3",            70,  35, 11,  13, conv2d_params(3, 3, 1, 1, 1, 1)),
+    per_channel(conv_case("wide_45to70_k3_s2",       45,  70, 15,  13, conv2d_params(3, 3, 2, 2, 1, 1))),
+    conv_case(          "map_7x7_k3",                21,  13,  7,   7, conv2d_params(3, 3, 1, 1, 1, 1)),
+    conv_case(          "map_1x1_k3_p1",              8,   5,  1,   1, conv2d_params(3, 3, 1, 1, 1, 1)),
+    conv_case(          "map_1x1_pointwise",         17,  10,  1,   1, conv2d_params(1, 1, 1, 1, 0, 0)),
+    conv_case(          "depthwise_k3",              13,  13, 19,  23, conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 13)),
     weight_zero_points(per_channel(
-        conv_case(      "depthwise_k3_zero_points",   7,   7, 17,  37, conv(3, 3, 1, 1, 1, 1, 1, 1, 7)))),
-    no_bias(conv_case(  "depthwise_k3_s2",            9,   9, 21,  35, conv(3, 3, 2, 2, 1, 1, 1, 1, 9))),
+        conv_case(      "depthwise_k3_zero_points",   7,   7, 17,  37, conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 7)))),
+    no_bias(conv_case(  "depthwise_k3_s2",            9,   9, 21,  35, conv2d_params(3, 3, 2, 2, 1, 1, 1, 1, 9))),
     weight_zero_points(
-        conv_case(      "depthwise_k3_s2_per_tensor_zp", 5, 5, 13, 15, conv(3, 3, 2, 2, 1, 1, 1, 1, 5))),
-    per_channel(conv_case("depthwise_k3_113_wide",    3,   3,  5, 113, conv(3, 3, 1, 1, 1, 1, 1, 1, 3))),
-    per_channel(conv_case("depthwise_k3_s2_113_wide", 3,   3,  7, 113, conv(3, 3, 2, 2, 1, 1, 1, 1, 3))),
-    conv_case(          "depthwise_k5_d2_p4",         4,   4, 11,   9, conv(5, 5, 1, 1, 4, 4, 2, 2, 4)),
-    conv_case(          "depthwise_k3_s4",            3,   3, 17,  70, conv(3, 3, 4, 4, 1, 1, 1, 1, 3)),
-    conv_case(          "depthwise_k3_s5_general",    3,   3, 17,  90, conv(3, 3, 5, 5, 1, 1, 1, 1, 3)),
-    conv_case(          "depthwise_multiplier2",      3,   6,  7,   9, conv(3, 3, 1, 1, 1, 1, 1, 1, 3)),
-    clamped(conv_case(  "depthwise_relu6_clamp",      6,   6,  9,  10, conv(3, 3, 1, 1, 1, 1, 1, 1, 6)), 90, 150),
-    conv_case(          "depthwise_map_7x7",         19,  19,  7,   7, conv(3, 3, 1, 1, 1, 1, 1, 1, 19)),
+        conv_case(      "depthwise_k3_s2_per_tensor_zp", 5, 5, 13, 15, conv2d_params(3, 3, 2, 2, 1, 1, 1, 1, 5))),
+    per_channel(conv_case("depthwise_k3_113_wide",    3,   3,  5, 113, conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 3))),
+    per_channel(conv_case("depthwise_k3_s2_113_wide", 3,   3,  7, 113, conv2d_params(3, 3, 2, 2, 1, 1, 1, 1, 3))),
+    conv_case(          "depthwise_k5_d2_p4",         4,   4, 11,   9, conv2d_params(5, 5, 1, 1, 4, 4, 2, 2, 4)),
+    conv_case(          "depthwise_k3_s4",            3,   3, 17,  70, conv2d_params(3, 3, 4, 4, 1, 1, 1, 1, 3)),
+    conv_case(          "depthwise_k3_s5_general",    3,   3, 17,  90, conv2d_params(3, 3, 5, 5, 1, 1, 1, 1, 3)),
+    conv_case(          "depthwise_multiplier2",      3,   6,  7,   9, conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 3)),
+    clamped(conv_case(  "depthwise_relu6_clamp",      6,   6,  9,  10, conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 6)), 90, 150),
+    conv_case(          "depthwise_map_7x7",         19,  19,  7,   7, conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 19)),
 };
 // clang-format on
 
@@ -413,9 +403,10 @@ TEST(QuantizedConvRequantization, OutOfRangeAndTinyMultipliersMatchTheReference)
   for (const Requantization mode : {Requantization::pytorch, Requantization::cmsis}) {
     for (const float out_scale : {1e-30f, 1e-12f, 1e12f}) {
       for (const auto& [name, params, in_c, out_c] :
-           {std::tuple{"pointwise", conv(1, 1, 1, 1, 0, 0), int64_t{9}, int64_t{7}},
-            std::tuple{"k3", conv(3, 3, 1, 1, 1, 1), int64_t{5}, int64_t{6}},
-            std::tuple{"depthwise", conv(3, 3, 1, 1, 1, 1, 1, 1, 6), int64_t{6}, int64_t{6}}}) {
+           {std::tuple{"pointwise", conv2d_params(1, 1, 1, 1, 0, 0), int64_t{9}, int64_t{7}},
+            std::tuple{"k3", conv2d_params(3, 3, 1, 1, 1, 1), int64_t{5}, int64_t{6}},
+            std::tuple{"depthwise", conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 6), int64_t{6},
+                       int64_t{6}}}) {
         SCOPED_TRACE(std::string(name) + " " + requantization_name(mode) + " output scale " +
                      std::to_string(out_scale));
         const QConvCase c = conv_case(name, in_c, out_c, 11, 13, params);
@@ -446,9 +437,9 @@ TEST(QuantizedConvZeroPoints, ExtremeZeroPointsMatchTheReference) {
   for (const auto& [x_zp, w_zp] :
        {std::pair{0, -128}, std::pair{255, 127}, std::pair{255, -128}, std::pair{0, 127}}) {
     for (const QConvCase& base :
-         {conv_case("pointwise", 37, 19, 9, 11, conv(1, 1, 1, 1, 0, 0)),
-          conv_case("k3_s2_p1", 17, 9, 15, 21, conv(3, 3, 2, 2, 1, 1)),
-          conv_case("depthwise_k3", 7, 7, 17, 37, conv(3, 3, 1, 1, 1, 1, 1, 1, 7))}) {
+         {conv_case("pointwise", 37, 19, 9, 11, conv2d_params(1, 1, 1, 1, 0, 0)),
+          conv_case("k3_s2_p1", 17, 9, 15, 21, conv2d_params(3, 3, 2, 2, 1, 1)),
+          conv_case("depthwise_k3", 7, 7, 17, 37, conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 7))}) {
       const QConvCase c = weight_zero_points(per_channel(base));
       SCOPED_TRACE(std::string(c.name) + " x_zp " + std::to_string(x_zp) + " w_zp " +
                    std::to_string(w_zp));
@@ -488,7 +479,8 @@ TEST_P(QuantizedLinear, EqualsReference) {
   const QLinearCase& c = std::get<0>(GetParam());  // not a structured binding: lambdas capture it
   const Requantization mode = std::get<1>(GetParam());
   // A linear layer is a 1x1 convolution over a 1x1 map: the same data.
-  QConvCase as_conv = conv_case(c.name, c.features, c.outputs, 1, 1, conv(1, 1, 1, 1, 0, 0));
+  QConvCase as_conv =
+      conv_case(c.name, c.features, c.outputs, 1, 1, conv2d_params(1, 1, 1, 1, 0, 0));
   as_conv.per_channel = c.per_channel;
   as_conv.weight_zero_points = c.weight_zero_points;
   as_conv.bias = c.bias;
@@ -627,17 +619,6 @@ struct PoolCase {
   PoolParams params;
 };
 
-PoolParams pool(int64_t kernel, int64_t stride, int64_t pad, bool ceil_mode = false,
-                int64_t dilation = 1) {
-  PoolParams p;
-  p.kernel_h = p.kernel_w = kernel;
-  p.stride_h = p.stride_w = stride;
-  p.pad_h = p.pad_w = pad;
-  p.dilation_h = p.dilation_w = dilation;
-  p.ceil_mode = ceil_mode;
-  return p;
-}
-
 class MaxpoolQ : public ::testing::TestWithParam<PoolCase> {};
 
 // maxpool_q() against maxpool() (the reference loop) on the whole map and on
@@ -695,15 +676,15 @@ TEST_P(MaxpoolQ, EqualsReferenceOnMapsAndTiles) {
 // clang-format off
 const PoolCase kPoolCases[] = {
     // name                          C   h    w   params
-    {"k3_s2_p1_resnet",              5, 33,  37, pool(3, 2, 1)},
-    {"k3_s2_ceil_squeezenet",        4, 27,  29, pool(3, 2, 0, true)},
-    {"k3_s2_ceil_wide",              2,  9, 301, pool(3, 2, 0, true)},
-    {"k3_s1_p1_wide",                3,  7, 150, pool(3, 1, 1)},
-    {"k2_s2",                        6, 12,  13, pool(2, 2, 0)},
-    {"k5_s3_p2_ceil",                3, 17,  20, pool(5, 3, 2, true)},
-    {"k3_s1_d2_p2",                  2, 11,  14, pool(3, 1, 2, false, 2)},
-    {"k3_s5_p1",                     2, 21,  90, pool(3, 5, 1)},
-    {"k9_s8",                        2, 20, 140, pool(9, 8, 0)},
+    {"k3_s2_p1_resnet",              5, 33,  37, pool_params(3, 2, 1)},
+    {"k3_s2_ceil_squeezenet",        4, 27,  29, pool_params(3, 2, 0, true)},
+    {"k3_s2_ceil_wide",              2,  9, 301, pool_params(3, 2, 0, true)},
+    {"k3_s1_p1_wide",                3,  7, 150, pool_params(3, 1, 1)},
+    {"k2_s2",                        6, 12,  13, pool_params(2, 2, 0)},
+    {"k5_s3_p2_ceil",                3, 17,  20, pool_params(5, 3, 2, true)},
+    {"k3_s1_d2_p2",                  2, 11,  14, pool_params(3, 1, 2, false, true, 2)},
+    {"k3_s5_p1",                     2, 21,  90, pool_params(3, 5, 1)},
+    {"k9_s8",                        2, 20, 140, pool_params(9, 8, 0)},
 };
 // clang-format on
 
