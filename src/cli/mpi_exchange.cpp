@@ -52,8 +52,8 @@ void wait_without_spinning(std::vector<MPI_Request>& requests) {
     // afterwards sleep between polls, each time 1/64 of the wait so far (at
     // least 2 µs, at most 1 ms): a wait ends at most 1/64 late, and a long
     // one (the coordinator's, while the nodes compute) wakes its core only
-    // some hundred times. (Yielding instead would still take about half of
-    // a core a computing rank shares.)
+    // some hundred times. (A rank that yields instead stays runnable and
+    // keeps taking turns on a core a computing rank shares.)
     const auto waited = std::chrono::steady_clock::now() - start;
     if (waited < std::chrono::microseconds(50)) continue;
     std::this_thread::sleep_for(std::clamp<std::chrono::nanoseconds>(

@@ -388,18 +388,12 @@ struct Block {
       for (int j = 0; j < 4; ++j) sum_x[j] = dpbusd(sum_x[j], quad[j], ones);
     }
   }
+  // Weights [kRows, depth]: the 4 k at `weight` of each row.
   [[gnu::always_inline]] void add(const __m512i (&quad)[4], const int8_t* weight, int64_t depth) {
+    int32_t weights[kRows];
 #pragma GCC unroll 8
-    for (int r = 0; r < kRows; ++r) {
-      const __m512i w = _mm512_set1_epi32(load_int32(weight + r * depth));
-#pragma GCC unroll 8
-      for (int j = 0; j < 4; ++j) acc[r][j] = dpbusd(acc[r][j], quad[j], w);
-    }
-    if constexpr (kSumX) {
-      const __m512i ones = _mm512_set1_epi8(1);
-#pragma GCC unroll 8
-      for (int j = 0; j < 4; ++j) sum_x[j] = dpbusd(sum_x[j], quad[j], ones);
-    }
+    for (int r = 0; r < kRows; ++r) weights[r] = load_int32(weight + r * depth);
+    add(quad, weights);
   }
   // The last depth % 4 k (rows past depth are zeros).
   [[gnu::always_inline]] void add_tail(const __m512i (&quad)[4], const int8_t* weight,
