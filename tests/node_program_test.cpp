@@ -496,41 +496,40 @@ INSTANTIATE_TEST_SUITE_P(Graphs, EveryGraph, ::testing::ValuesIn(kGraphs),
 
 TEST(NodeProgram, ChainPeakByHand) {
   // Offsets in bytes, first fit, 64-byte blocks. The input has no buffer of
-  // its own: it arrives in conv1's input tile and lives for conv1 only.
+  // its own: it arrives in conv1's input tile and lives for conv1 only. Both
+  // convolutions read a band (conv2d.cpp): the padded input, 10 x 10 per
+  // channel plus 16 floats, the column offsets (int64) and the staging
+  // [channels, 7 * 10 + 8 = 78 -> 80 positions].
   //   conv1  input tile 1x3x8x8 = 768              -> [0, 768)
   //          output 1x4x8x8 = 1024                 -> [768, 1792)
   //          weights 4*3*3*3*4 + 4*4 = 448         -> [1792, 2240)
-  //          scratch 27 x 64 floats = 6912         -> [2240, 9152)    peak 9152
+  //          scratch (2*27 + 3*100 + 16 + 4*80) floats
+  //                  = 2760 -> 2816                -> [2240, 5056)    peak 5056
   //          then the tile, weights and scratch are released
   //   relu1  in place in conv1's buffer
   //   conv2  input read in place (no tile)
   //          output 1x2x8x8 = 512                  -> [0, 512)
   //          weights 2*4*3*3*4 + 2*4 = 296 -> 320  -> [1792, 2112)  ([512, 768) is too small)
-  //          scratch 36 x 64 floats = 9216         -> [2112, 11328)   peak 11328
+  //          scratch (2*36 + 4*100 + 16 + 2*80) floats
+  //                  = 2592                        -> [2112, 4704)
   const Model model = chain_model();
-  EXPECT_EQ(predicted_peak(model), 11328u);
-  EXPECT_EQ(run_executor(model, Kernels::fast, model_input(model)).peak_bytes, 11328u);
+  EXPECT_EQ(predicted_peak(model), 5056u);
+  EXPECT_EQ(run_executor(model, Kernels::fast, model_input(model)).peak_bytes, 5056u);
 
-  ArenaLayout short_by_one(11327);
+  // One byte less and conv1's scratch, the first to reach 5056, fails.
+  ArenaLayout short_by_one(5055);
   try {
     replay_memory(model, one_node_program(model), short_by_one, kNode);
-    FAIL() << "no Error thrown";
-  } catch (const Error& error) {
-    const std::string message = error.what();
-    EXPECT_NE(message.find("node 1, layer 'conv2' (conv2d): scratch"), std::string::npos)
-        << message;
-  }
-
-  // With a cap of 9151 bytes conv1's scratch, the first to reach 9152, fails.
-  ArenaLayout below_conv1(9151);
-  try {
-    replay_memory(model, one_node_program(model), below_conv1, kNode);
     FAIL() << "no Error thrown";
   } catch (const Error& error) {
     const std::string message = error.what();
     EXPECT_NE(message.find("node 1, layer 'conv1' (conv2d): scratch"), std::string::npos)
         << message;
   }
+
+  // conv2 peaks at 4704, under conv1: the chain fits in exactly 5056 bytes.
+  ArenaLayout at_peak(5056);
+  EXPECT_EQ(replay_memory(model, one_node_program(model), at_peak, kNode), 5056u);
 }
 
 TEST(NodeProgram, TheInputArrivesInTheFirstLayersTile) {

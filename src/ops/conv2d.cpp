@@ -56,6 +56,103 @@ inline void fill_zeros(float* to, int64_t count) {
 #endif
 }
 
+// A convolution reads its columns from a band: a zero-padded copy of the
+// input that a few output rows read, split by stride phase. Plane (ic, a, b)
+// of the band holds input (row0 + i * stride_h + a, col0 + j * stride_w + b)
+// at [i, j], so tap (ky, kx) of output (oy, ox) is plane (ic, ky * dilation_h
+// % stride_h, kx * dilation_w % stride_w) at [oy + ky * dilation_h / stride_h,
+// ox + kx * dilation_w / stride_w]. Output position (oy, ox) sits at oy *
+// width + ox, so every tap's column is the band shifted by a constant and the
+// GEMM reads the band in place (gemm_in_depth_order_at_offsets): no im2col
+// copy of each input value per tap. The GEMM also computes the width - out_w
+// positions between rows that no output has; they cost lanes, so the band is
+// used only while they are under a quarter of its positions. Its sums go to a
+// staging matrix [output channels, positions] whose real positions are then
+// copied out.
+// The band's positions are whole vectors of this many floats (a multiple of
+// the GEMM's on every target, so the scratch is the same on all), and a
+// vector's worth of zeros follows its planes for the last read.
+constexpr int64_t kBandVector = 16;
+static_assert(kBandVector % kGemmLanes == 0);
+
+struct Band {
+  int64_t rows = 0;       // output rows per band
+  int64_t height = 0;     // rows per plane: rows + the kernel's reach in strides
+  int64_t width = 0;      // columns per plane: out_w + the kernel's reach in strides
+  int64_t positions = 0;  // GEMM positions of a full band, whole vectors
+  int64_t planes = 0;     // input channels (of one group) x stride_h x stride_w
+  int64_t plane_floats() const { return height * width; }
+  int64_t floats() const { return planes * plane_floats() + kBandVector; }  // + the last read's
+};
+
+// About this many GEMM positions per band: a few 64-position panels, with the
+// band and the staging matrix a small part of the cache.
+constexpr int64_t kBandPositions = 128;
+
+int64_t band_width(const Conv2dParams& p, int64_t out_w) {
+  return out_w + (p.kernel_w - 1) * p.dilation_w / p.stride_w;
+}
+
+bool reads_band(const Conv2dParams& p, int64_t out_w) {
+  return out_w * 4 >= band_width(p, out_w) * 3;
+}
+
+Band band_of(const Conv2dParams& p, int64_t out_h, int64_t out_w, int64_t channels) {
+  Band band;
+  band.width = band_width(p, out_w);
+  band.rows = std::clamp((kBandPositions + band.width - 1) / band.width, int64_t{1}, out_h);
+  band.height = band.rows + (p.kernel_h - 1) * p.dilation_h / p.stride_h;
+  band.positions =
+      ((band.rows - 1) * band.width + out_w + kBandVector - 1) / kBandVector * kBandVector;
+  band.planes = channels * p.stride_h * p.stride_w;
+  return band;
+}
+
+// Scratch floats of the band path: column offsets (int64, as 2 floats each),
+// the band, the staging matrix.
+int64_t band_scratch_floats(const Band& band, int64_t patch, int64_t out_channels) {
+  return 2 * patch + band.floats() + out_channels * band.positions;
+}
+
+// Fills the band of output rows [row, row + rows) (of the tile) for the
+// group's input channels from `first_channel`, padding as zeros; plane rows
+// past the ones these rows read are zeroed (a last, shorter band).
+void fill_band(const Band& band, const Conv2dParams& p, const Tensor& in, const Placement& in_at,
+               const Placement& out_at, int64_t n, int64_t first_channel, int64_t row, int64_t rows,
+               float* to) {
+  const int64_t rows_read = rows + band.height - band.rows;
+  const int64_t first_row = (out_at.row0 + row) * p.stride_h - p.pad_h;
+  const int64_t first_column = out_at.col0 * p.stride_w - p.pad_w;
+  for (int64_t plane = 0; plane < band.planes; ++plane) {
+    const int64_t c = plane / (p.stride_h * p.stride_w);
+    const int64_t a = plane / p.stride_w % p.stride_h, b = plane % p.stride_w;
+    const float* channel =
+        in.f32() + ((n * in.shape.c + first_channel + c) * in.shape.h) * in.shape.w;
+    // Plane columns [inside_first, inside_last) read input columns inside the
+    // tile; the others are padding, or columns no output reads (past a
+    // phase's last one, say), and zero either way. Rows likewise.
+    const auto [inside_first, inside_last] =
+        columns_inside(0, band.width, p.stride_w, first_column + b - in_at.col0, in.shape.w);
+    for (int64_t i = 0; i < band.height; ++i) {
+      float* dst = to + plane * band.plane_floats() + i * band.width;
+      const int64_t iy = first_row + i * p.stride_h + a - in_at.row0;  // in the tile
+      if (i >= rows_read || iy < 0 || iy >= in.shape.h) {
+        fill_zeros(dst, band.width);
+        continue;
+      }
+      // Tile column of plane column j: first_column + j * stride_w + b - col0.
+      const float* src = channel + iy * in.shape.w + first_column + b - in_at.col0;
+      fill_zeros(dst, inside_first);
+      if (p.stride_w == 1)
+        copy_floats(src + inside_first, inside_last - inside_first, dst + inside_first);
+      else
+        for (int64_t j = inside_first; j < inside_last; ++j) dst[j] = src[j * p.stride_w];
+      fill_zeros(dst + inside_last, band.width - inside_last);
+    }
+  }
+  fill_zeros(to + band.planes * band.plane_floats(), kBandVector);
+}
+
 // Gathers, for one group, the input patch of output positions [first,
 // first + count) (row-major over the output tile): col [ICg*KH*KW, count],
 // zero where the patch reads padding.
@@ -193,6 +290,11 @@ uint64_t conv2d_scratch_bytes(const Conv2dParams& p, const Shape& in, const Shap
   const bool depthwise_conv = p.groups == in_channels && p.groups == out_channels;
   if (pointwise || depthwise_conv) return 0;
   const int64_t patch = in_channels / p.groups * p.kernel_h * p.kernel_w;
+  if (reads_band(p, out.w)) {
+    const Band band = band_of(p, out.h, out.w, in_channels / p.groups);
+    const int64_t out_rows = std::min(out.c, out_channels / p.groups);  // one group's, in the tile
+    return static_cast<uint64_t>(band_scratch_floats(band, patch, out_rows)) * sizeof(float);
+  }
   return static_cast<uint64_t>(patch * std::min(out.h * out.w, kChunk)) * sizeof(float);
 }
 
@@ -210,6 +312,20 @@ void conv2d(const Conv2dParams& p, const Tensor& in, const Placement& in_at, con
   const int64_t positions = out.shape.h * out.shape.w;
   // The tile's output channels [first, last) may cover parts of several groups.
   const int64_t first = out_at.channel0, last = out_at.channel0 + out.shape.c;
+  const bool band_path = !pointwise && reads_band(p, out.shape.w);
+  const Band band = band_of(p, out.shape.h, out.shape.w, in_per_group);
+  int64_t* offsets = reinterpret_cast<int64_t*>(scratch);
+  float* band_floats = scratch + 2 * patch;
+  float* staging = band_floats + band.floats();
+  if (band_path)
+    for (int64_t ic = 0; ic < in_per_group; ++ic)
+      for (int64_t ky = 0; ky < p.kernel_h; ++ky)
+        for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
+          const int64_t y = ky * p.dilation_h, x = kx * p.dilation_w;
+          const int64_t plane = (ic * p.stride_h + y % p.stride_h) * p.stride_w + x % p.stride_w;
+          offsets[(ic * p.kernel_h + ky) * p.kernel_w + kx] =
+              plane * band.plane_floats() + y / p.stride_h * band.width + x / p.stride_w;
+        }
   for (int64_t n = 0; n < out.shape.n; ++n)
     for (int64_t group = first / out_per_group; group * out_per_group < last; ++group) {
       const int64_t begin = std::max(first, group * out_per_group);     // global output channels
@@ -225,6 +341,20 @@ void conv2d(const Conv2dParams& p, const Tensor& in, const Placement& in_at, con
                             in.f32() + (n * in.shape.c + first_input) * positions + first_position,
                             group_bias, group_out + first_position, end - begin, patch,
                             last_position - first_position, positions, positions, epilogue);
+        continue;
+      }
+      if (band_path) {
+        for (int64_t row = row_begin; row < row_end; row += band.rows) {
+          const int64_t rows = std::min(band.rows, row_end - row);
+          fill_band(band, p, in, in_at, out_at, n, first_input, row, rows, band_floats);
+          gemm_in_depth_order_at_offsets(group_weight, band_floats, offsets, group_bias, staging,
+                                         end - begin, patch, (rows - 1) * band.width + out.shape.w,
+                                         band.positions, epilogue);
+          for (int64_t oc = 0; oc < end - begin; ++oc)
+            for (int64_t oy = 0; oy < rows; ++oy)
+              copy_floats(staging + oc * band.positions + oy * band.width, out.shape.w,
+                          group_out + oc * positions + (row + oy) * out.shape.w);
+        }
         continue;
       }
       for (int64_t position = first_position; position < last_position; position += kChunk) {

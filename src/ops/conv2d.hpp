@@ -41,8 +41,12 @@ void conv2d_reference(const Conv2dParams& params, const Tensor& in, const Placem
 uint64_t conv2d_scratch_bytes(const Conv2dParams& params, const Shape& in, const Shape& out,
                               int64_t in_channels = 0, int64_t out_channels = 0);
 
-// The default kernel: im2col + a register-blocked GEMM, a direct GEMM for 1x1
-// stride-1 convolutions, direct loops for depthwise. Every output element is
+// The default kernel: a register-blocked GEMM that reads its columns from a
+// band (a zero-padded copy of the input rows a few output rows read, one
+// plane per stride phase, so every tap is a shift of it), or from an im2col
+// chunk when the band's padding columns would waste over a quarter of its
+// lanes (tiles a few columns wide); a direct GEMM for 1x1 stride-1
+// convolutions, direct loops for depthwise. Every output element is
 // summed in the same order whatever the tile, so a tile equals the same part
 // of the whole map bit for bit. `scratch` holds conv2d_scratch_bytes().
 // Only the tile's rows [row_begin, row_end) are computed (row_end -1: to the

@@ -15,12 +15,11 @@ namespace {
 // output rows x up to kMaxVectors vectors of positions as sums in registers:
 // kSums of the 32 AVX-512 registers (16 for AVX or SSE), the rest hold a
 // column's vectors and a broadcast weight.
+constexpr int64_t kLanes = kGemmLanes;
 #if defined(__AVX512F__)
-constexpr int64_t kLanes = 16, kSums = 24;
-#elif defined(__AVX__)
-constexpr int64_t kLanes = 8, kSums = 12;
+constexpr int64_t kSums = 24;
 #else
-constexpr int64_t kLanes = 4, kSums = 12;
+constexpr int64_t kSums = 12;
 #endif
 constexpr int64_t kMaxVectors = 4;
 // Depth is taken kDepthStep at a time: a pass keeps the columns it reads
@@ -54,10 +53,11 @@ inline void store_first(float* to, Vector vector, int64_t count) {
 }
 
 struct GemmArguments {
-  const float* weight;   // [rows, depth]
-  const float* columns;  // [depth, column_stride]
-  const float* bias;     // [rows] or null
-  float* out;            // [rows, out_stride]
+  const float* weight;            // [rows, depth]
+  const float* columns;           // [depth, column_stride], or read at column_offsets
+  const int64_t* column_offsets;  // null, or column k at columns + column_offsets[k]
+  const float* bias;              // [rows] or null
+  float* out;                     // [rows, out_stride]
   int64_t rows, depth, column_stride, out_stride;
   Epilogue epilogue;  // applied as the last depth pass stores
 };
@@ -76,7 +76,7 @@ inline Vector epilogue_of(Epilogue epilogue, Vector value) {
 // past `width` compute on zeros and are not stored). The sums start from the
 // bias at k0 = 0 and from `out` after. A last block of fewer rows repeats its
 // last row and stores only the real ones.
-template <int64_t kVectors, bool kPartial>
+template <int64_t kVectors, bool kPartial, bool kOffsets>
 void gemm_block(const GemmArguments& a, int64_t row0, int64_t j, int64_t width, int64_t k0,
                 int64_t k1, const float* tail) {
   constexpr int64_t kRows = kSums / kVectors;
@@ -107,7 +107,7 @@ void gemm_block(const GemmArguments& a, int64_t row0, int64_t j, int64_t width, 
     for (int64_t k = k0; k < k1; k += kFloatsPerLine)
       __builtin_prefetch(weight_row[0] + (kRows + r) * a.depth + k);
   for (int64_t k = k0; k < k1; ++k) {
-    const float* column = a.columns + k * a.column_stride + j;
+    const float* column = a.columns + (kOffsets ? a.column_offsets[k] : k * a.column_stride) + j;
     Vector x[kVectors];
 #pragma GCC unroll 4
     for (int64_t v = 0; v < kVectors; ++v)
@@ -139,12 +139,13 @@ void gemm_block(const GemmArguments& a, int64_t row0, int64_t j, int64_t width, 
 
 // Every block of rows over positions [j, j + width), width <= kMaxVectors * kLanes,
 // for depth [k0, k1).
-template <int64_t kVectors, bool kPartial>
+template <int64_t kVectors, bool kPartial, bool kOffsets>
 void gemm_panel(const GemmArguments& a, int64_t j, int64_t width, int64_t k0, int64_t k1) {
   constexpr int64_t kRows = kSums / kVectors;
   // A last partial vector's columns, copied into whole vectors padded with
   // zeros: the blocks then load only whole vectors, never past the columns.
   alignas(64) float tail[kPartial ? kDepthStep * kLanes : 1];
+  static_assert(!(kPartial && kOffsets), "offset columns are read as whole vectors");
   if constexpr (kPartial) {
     const int64_t offset = j + (kVectors - 1) * kLanes, count = width - (kVectors - 1) * kLanes;
     for (int64_t k = k0; k < k1; ++k) {
@@ -155,29 +156,50 @@ void gemm_panel(const GemmArguments& a, int64_t j, int64_t width, int64_t k0, in
     }
   }
   for (int64_t row0 = 0; row0 < a.rows; row0 += kRows)
-    gemm_block<kVectors, kPartial>(a, row0, j, width, k0, k1, tail);
+    gemm_block<kVectors, kPartial, kOffsets>(a, row0, j, width, k0, k1, tail);
 }
 
+// With column offsets, `width` is a whole number of vectors (the caller's
+// columns and out have room for them).
+template <bool kOffsets>
 void gemm_panel_any(const GemmArguments& a, int64_t j, int64_t width, int64_t k0, int64_t k1) {
   const int64_t vectors = (width + kLanes - 1) / kLanes;
-  const bool partial = width % kLanes != 0;
+  const bool partial = !kOffsets && width % kLanes != 0;
   switch (vectors * 2 - (partial ? 1 : 0)) {
     case 8:
-      return gemm_panel<4, false>(a, j, width, k0, k1);
-    case 7:
-      return gemm_panel<4, true>(a, j, width, k0, k1);
+      return gemm_panel<4, false, kOffsets>(a, j, width, k0, k1);
     case 6:
-      return gemm_panel<3, false>(a, j, width, k0, k1);
-    case 5:
-      return gemm_panel<3, true>(a, j, width, k0, k1);
+      return gemm_panel<3, false, kOffsets>(a, j, width, k0, k1);
     case 4:
-      return gemm_panel<2, false>(a, j, width, k0, k1);
-    case 3:
-      return gemm_panel<2, true>(a, j, width, k0, k1);
+      return gemm_panel<2, false, kOffsets>(a, j, width, k0, k1);
     case 2:
-      return gemm_panel<1, false>(a, j, width, k0, k1);
-    default:
-      return gemm_panel<1, true>(a, j, width, k0, k1);
+      return gemm_panel<1, false, kOffsets>(a, j, width, k0, k1);
+  }
+  if constexpr (!kOffsets) {
+    switch (vectors) {
+      case 4:
+        return gemm_panel<4, true, false>(a, j, width, k0, k1);
+      case 3:
+        return gemm_panel<3, true, false>(a, j, width, k0, k1);
+      case 2:
+        return gemm_panel<2, true, false>(a, j, width, k0, k1);
+      default:
+        return gemm_panel<1, true, false>(a, j, width, k0, k1);
+    }
+  }
+}
+
+template <bool kOffsets>
+void gemm_all_panels(const GemmArguments& a, int64_t positions) {
+  constexpr int64_t kPanel = kMaxVectors * kLanes;
+  for (int64_t j = 0; j < positions; j += kPanel) {
+    const int64_t width = std::min(kPanel, positions - j);
+    if (a.depth == 0) {
+      gemm_panel_any<kOffsets>(a, j, width, 0, 0);
+      continue;
+    }
+    for (int64_t k0 = 0; k0 < a.depth; k0 += kDepthStep)
+      gemm_panel_any<kOffsets>(a, j, width, k0, std::min(a.depth, k0 + kDepthStep));
   }
 }
 
@@ -199,6 +221,7 @@ void gemm_in_depth_order(const float* weight, const float* columns, const float*
                          int64_t out_stride, Epilogue epilogue) {
   const GemmArguments a{weight,
                         columns,
+                        nullptr,
                         bias,
                         out,
                         rows,
@@ -206,16 +229,16 @@ void gemm_in_depth_order(const float* weight, const float* columns, const float*
                         column_stride ? column_stride : positions,
                         out_stride ? out_stride : positions,
                         epilogue};
-  constexpr int64_t kPanel = kMaxVectors * kLanes;
-  for (int64_t j = 0; j < positions; j += kPanel) {
-    const int64_t width = std::min(kPanel, positions - j);
-    if (depth == 0) {
-      gemm_panel_any(a, j, width, 0, 0);
-      continue;
-    }
-    for (int64_t k0 = 0; k0 < depth; k0 += kDepthStep)
-      gemm_panel_any(a, j, width, k0, std::min(depth, k0 + kDepthStep));
-  }
+  gemm_all_panels<false>(a, positions);
+}
+
+void gemm_in_depth_order_at_offsets(const float* weight, const float* columns,
+                                    const int64_t* column_offsets, const float* bias, float* out,
+                                    int64_t rows, int64_t depth, int64_t positions,
+                                    int64_t out_stride, Epilogue epilogue) {
+  const GemmArguments a{weight, columns, column_offsets, bias,    out, rows,
+                        depth,  0,       out_stride,     epilogue};
+  gemm_all_panels<true>(a, (positions + kLanes - 1) / kLanes * kLanes);
 }
 
 void apply_epilogue(Epilogue epilogue, float* values, int64_t count) {

@@ -15,11 +15,31 @@ namespace splitinfer {
 // activation layer's, so the bits are those of computing it apart.
 enum class Epilogue { none, relu, relu6 };
 
+// The floats in one of the GEMM's vectors on this target.
+#if defined(__AVX512F__)
+inline constexpr int64_t kGemmLanes = 16;
+#elif defined(__AVX__)
+inline constexpr int64_t kGemmLanes = 8;
+#else
+inline constexpr int64_t kGemmLanes = 4;
+#endif
+
 // `columns` and `out` may be parts of wider matrices: rows `column_stride` and
 // `out_stride` floats apart (0: `positions`).
 void gemm_in_depth_order(const float* weight, const float* columns, const float* bias, float* out,
                          int64_t rows, int64_t depth, int64_t positions, int64_t column_stride = 0,
                          int64_t out_stride = 0, Epilogue epilogue = Epilogue::none);
+
+// The same product with column k read at columns + column_offsets[k] (the
+// positions follow it contiguously): a convolution's columns are then its
+// input shifted by each tap, with no im2col copy. Whole vectors are read and
+// written: `positions` rounded up to kGemmLanes floats must be readable in
+// every column and writable in every row of `out`; the lanes past
+// `positions` hold whatever those columns hold.
+void gemm_in_depth_order_at_offsets(const float* weight, const float* columns,
+                                    const int64_t* column_offsets, const float* bias, float* out,
+                                    int64_t rows, int64_t depth, int64_t positions,
+                                    int64_t out_stride, Epilogue epilogue = Epilogue::none);
 
 // `epilogue` on `count` floats in place (for kernels that store without gemm).
 void apply_epilogue(Epilogue epilogue, float* values, int64_t count);

@@ -606,13 +606,28 @@ TEST(Conv2dScratchBytes, ZeroForPointwiseAndDepthwise) {
   EXPECT_EQ(conv2d_scratch_bytes(conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 8), nchw(1, 8, 7, 9),
                                  nchw(1, 8, 7, 9)),
             0u);
-  // im2col holds one group's patches: (IC/groups * KH * KW) x (OH * OW) floats.
+}
+
+TEST(Conv2dScratchBytes, BandForMapsWideEnoughElseIm2col) {
+  const auto whole_vectors = [](int64_t floats) { return (floats + 15) / 16 * 16; };
+  // 3x3 stride 1 on 7x9 outputs: band rows 11 wide (9 + 2), under a quarter
+  // of them padding. Positions come in vectors of 16 floats. All 7 output rows make one band (under
+  // 128 positions): 27 column offsets (int64: 2 floats each), 3 planes of 9 x 11 plus one vector,
+  // and the staging [8 channels, 6 * 11 + 9 positions in vectors].
   EXPECT_EQ(
       conv2d_scratch_bytes(conv2d_params(3, 3, 1, 1, 1, 1), nchw(1, 3, 7, 9), nchw(1, 8, 7, 9)),
-      uint64_t{3 * 9 * 7 * 9 * 4});
+      uint64_t(2 * 27 + 3 * 9 * 11 + 16 + 8 * whole_vectors(6 * 11 + 9)) * 4);
+  // Stride 2, groups 2: a group's 3 channels in 2 x 2 stride phases, each
+  // plane 5 + 1 rows of 5 + 1 columns; the staging holds one group's 2
+  // output channels.
   EXPECT_EQ(conv2d_scratch_bytes(conv2d_params(3, 3, 2, 2, 1, 1, 1, 1, 2), nchw(1, 6, 9, 9),
                                  nchw(1, 4, 5, 5)),
-            uint64_t{3 * 9 * 5 * 5 * 4});
+            uint64_t(2 * 27 + 3 * 4 * 6 * 6 + 16 + 2 * whole_vectors(4 * 6 + 5)) * 4);
+  // A 2-column output would pay 2 padding columns per row: im2col holds one
+  // group's patches, (IC/groups * KH * KW) x (OH * OW) floats.
+  EXPECT_EQ(
+      conv2d_scratch_bytes(conv2d_params(3, 3, 1, 1, 1, 1), nchw(1, 3, 7, 2), nchw(1, 8, 7, 2)),
+      uint64_t{3 * 9 * 7 * 2 * 4});
 }
 
 }  // namespace
