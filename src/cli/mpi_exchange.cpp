@@ -35,7 +35,7 @@ PieceType::PieceType(const Region& holder, const Region& piece, size_t element_b
   MPI_Type_commit(&type_);
 }
 
-void wait_without_spinning(std::vector<MPI_Request>& requests) {
+void wait_without_spinning(std::vector<MPI_Request>& requests, const ExpectedEnd& expected) {
   if (requests.empty()) return;
 #if defined(__linux__)
   // Sleeps as short as asked (Linux rounds them up by 50 µs otherwise): a
@@ -54,8 +54,21 @@ void wait_without_spinning(std::vector<MPI_Request>& requests) {
     // one (the coordinator's, while the nodes compute) wakes its core only
     // some hundred times. (A rank that yields instead stays runnable and
     // keeps taking turns on a core a computing rank shares.)
-    const auto waited = std::chrono::steady_clock::now() - start;
+    const auto now = std::chrono::steady_clock::now();
+    const auto waited = now - start;
     if (waited < std::chrono::microseconds(50)) continue;
+    if (expected.typical.count() > 0) {
+      const auto typical = std::chrono::duration_cast<std::chrono::nanoseconds>(expected.typical);
+      const auto early = expected.at - typical / 8 - now;
+      if (early.count() > 0) {
+        std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(early, typical / 16));
+      } else {  // near the end, or later than expected: as without, from typical/512
+        std::this_thread::sleep_for(std::clamp<std::chrono::nanoseconds>(
+            std::max<std::chrono::nanoseconds>(typical / 512, (now - expected.at) / 64),
+            std::chrono::microseconds(2), std::chrono::milliseconds(1)));
+      }
+      continue;
+    }
     std::this_thread::sleep_for(std::clamp<std::chrono::nanoseconds>(
         waited / 64, std::chrono::microseconds(2), std::chrono::milliseconds(1)));
   }
@@ -63,10 +76,10 @@ void wait_without_spinning(std::vector<MPI_Request>& requests) {
 }
 
 void receive_without_spinning(void* buffer, int count, MPI_Datatype type, int source, int tag,
-                              MPI_Comm comm) {
+                              MPI_Comm comm, const ExpectedEnd& expected) {
   std::vector<MPI_Request> request(1);
   MPI_Irecv(buffer, count, type, source, tag, comm, &request[0]);
-  wait_without_spinning(request);
+  wait_without_spinning(request, expected);
 }
 
 MpiExchange::MpiExchange(MPI_Comm node_comm, const std::vector<int>& neighbours, Trace* trace)

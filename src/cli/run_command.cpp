@@ -207,9 +207,11 @@ void run_node(int rank, const RunOptions& options, Setup& setup, MPI_Comm node_c
 // One inference as the coordinator sees it, layer by layer in the nodes'
 // order: send every node the pieces it needs from the coordinator (the input;
 // in relay plans every input), receive what nodes relay to it, collect dumps
-// and the output.
+// and the output (expected at `output_expected`, when an inference before
+// was timed).
 void coordinate(const Setup& setup, const std::vector<NodeProgram>& programs,
-                const std::vector<float>& input, Bytes& output, std::vector<Bytes>* dumps) {
+                const std::vector<float>& input, Bytes& output, std::vector<Bytes>* dumps,
+                const ExpectedEnd& output_expected) {
   const Model& model = setup.model;
   std::vector<Bytes> maps(model.layers.size());  // whole maps the coordinator holds
   maps[0] = as_bytes(input);
@@ -219,13 +221,14 @@ void coordinate(const Setup& setup, const std::vector<NodeProgram>& programs,
     const Layer& layer = model.layers[layer_index];
     return static_cast<size_t>(layer.output_shape.elements()) * dtype_bytes(layer.dtype);
   };
-  const auto gather = [&](int layer_index, void* whole, int tag, bool relayed_only) {
+  const auto gather = [&](int layer_index, void* whole, int tag, bool relayed_only,
+                          const ExpectedEnd& expected = {}) {
     const Layer& layer = model.layers[layer_index];
     for (const NodeProgram& program : programs) {
       const LayerStep& step = program.layers[layer_index];
       if (step.out.empty() || (relayed_only && !step.to_coordinator)) continue;
       PieceType type(Region::whole(layer.output_shape), step.out, dtype_bytes(layer.dtype));
-      receive_without_spinning(whole, 1, type.get(), program.node, tag, MPI_COMM_WORLD);
+      receive_without_spinning(whole, 1, type.get(), program.node, tag, MPI_COMM_WORLD, expected);
     }
   };
   if (dumps) dumps->assign(model.layers.size(), {});
@@ -256,9 +259,12 @@ void coordinate(const Setup& setup, const std::vector<NodeProgram>& programs,
     }
   }
   if (dumps) (*dumps)[0] = maps[0];
-  output.resize(map_bytes(model.output));
-  gather(model.output, output.data(), kOutputTag, false);
+  // Every piece the nodes need from here is out before the long wait for the
+  // output (a send progresses only while its sender polls), and every node
+  // has what it needs before it sends its output: no deadlock.
   wait_without_spinning(requests);
+  output.resize(map_bytes(model.output));
+  gather(model.output, output.data(), kOutputTag, false, output_expected);
 }
 
 void print_summary(const Model& model, const std::vector<float>& output,
@@ -398,7 +404,16 @@ static std::optional<nlohmann::json> run_plan(const RunOptions& options,
     const std::vector<float>& input = feed.input(run);
     const auto start = Clock::now();
     const double traced_start = trace.now_us();
-    coordinate(setup, programs, input, output, options.dump_layers && last ? dumps : nullptr);
+    // The output is expected as long after the start as the inference before
+    // took (the warm-up's included).
+    ExpectedEnd expected;
+    if (!times.empty()) {
+      expected.typical =
+          std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(times.back()));
+      expected.at = start + expected.typical;
+    }
+    coordinate(setup, programs, input, output, options.dump_layers && last ? dumps : nullptr,
+               expected);
     times.push_back(seconds_since(start));
     if (last) trace.add("inference (input out, output in)", "coordinator", traced_start);
     feed.output(run, output);
