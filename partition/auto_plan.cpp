@@ -19,9 +19,13 @@ struct Candidate {
   bool via_coordinator = false;
 };
 
+// Grids of `nodes` tiles, rows first (Nx1 before 1xN): candidates that score
+// the same keep the first, and a tile of whole rows runs faster than one of
+// part-rows on the kernels (a convolution's band of rows, a vector of
+// positions along a row, halos contiguous per channel).
 std::vector<std::pair<int, int>> grids(int nodes) {
   std::vector<std::pair<int, int>> result;
-  for (int rows = 1; rows <= nodes; ++rows)
+  for (int rows = nodes; rows >= 1; --rows)
     if (nodes % rows == 0) result.emplace_back(rows, nodes / rows);
   return result;
 }
