@@ -28,13 +28,7 @@ namespace splitinfer::testing {
 
 inline Conv2dParams conv_params(int64_t kernel, int64_t stride, int64_t pad, int64_t groups = 1,
                                 int64_t dilation = 1) {
-  Conv2dParams p;
-  p.kernel_h = p.kernel_w = kernel;
-  p.stride_h = p.stride_w = stride;
-  p.pad_h = p.pad_w = pad;
-  p.dilation_h = p.dilation_w = dilation;
-  p.groups = groups;
-  return p;
+  return conv2d_params(kernel, kernel, stride, stride, pad, pad, dilation, dilation, groups);
 }
 
 class ModelBuilder {

@@ -69,6 +69,7 @@ inline void fill_zeros(float* to, int64_t count) {
 // used only while they are under a quarter of its positions. Its sums go to a
 // staging matrix [output channels, positions] whose real positions are then
 // copied out.
+
 // The band's positions are whole vectors of this many floats (a multiple of
 // the GEMM's on every target, so the scratch is the same on all), and a
 // vector's worth of zeros follows its planes for the last read.
@@ -313,10 +314,11 @@ void conv2d(const Conv2dParams& p, const Tensor& in, const Placement& in_at, con
   // The tile's output channels [first, last) may cover parts of several groups.
   const int64_t first = out_at.channel0, last = out_at.channel0 + out.shape.c;
   const bool band_path = !pointwise && reads_band(p, out.shape.w);
-  const Band band = band_of(p, out.shape.h, out.shape.w, in_per_group);
-  int64_t* offsets = reinterpret_cast<int64_t*>(scratch);
-  float* band_floats = scratch + 2 * patch;
-  float* staging = band_floats + band.floats();
+  // Band path: the scratch holds the column offsets, the band, the staging.
+  const Band band = band_path ? band_of(p, out.shape.h, out.shape.w, in_per_group) : Band{};
+  int64_t* offsets = band_path ? reinterpret_cast<int64_t*>(scratch) : nullptr;
+  float* band_floats = band_path ? scratch + 2 * patch : nullptr;
+  float* staging = band_path ? band_floats + band.floats() : nullptr;
   if (band_path)
     for (int64_t ic = 0; ic < in_per_group; ++ic)
       for (int64_t ky = 0; ky < p.kernel_h; ++ky)

@@ -159,33 +159,29 @@ void gemm_panel(const GemmArguments& a, int64_t j, int64_t width, int64_t k0, in
     gemm_block<kVectors, kPartial, kOffsets>(a, row0, j, width, k0, k1, tail);
 }
 
-// With column offsets, `width` is a whole number of vectors (the caller's
-// columns and out have room for them).
+// A panel of kVectors vectors, the last one partial when `partial` (never
+// with column offsets: `width` is then whole vectors, which the caller's
+// columns and out have room for).
+template <int64_t kVectors, bool kOffsets>
+void gemm_panel_of(const GemmArguments& a, bool partial, int64_t j, int64_t width, int64_t k0,
+                   int64_t k1) {
+  if constexpr (!kOffsets)
+    if (partial) return gemm_panel<kVectors, true, false>(a, j, width, k0, k1);
+  gemm_panel<kVectors, false, kOffsets>(a, j, width, k0, k1);
+}
+
 template <bool kOffsets>
 void gemm_panel_any(const GemmArguments& a, int64_t j, int64_t width, int64_t k0, int64_t k1) {
-  const int64_t vectors = (width + kLanes - 1) / kLanes;
-  const bool partial = !kOffsets && width % kLanes != 0;
-  switch (vectors * 2 - (partial ? 1 : 0)) {
-    case 8:
-      return gemm_panel<4, false, kOffsets>(a, j, width, k0, k1);
-    case 6:
-      return gemm_panel<3, false, kOffsets>(a, j, width, k0, k1);
+  const bool partial = width % kLanes != 0;
+  switch ((width + kLanes - 1) / kLanes) {
     case 4:
-      return gemm_panel<2, false, kOffsets>(a, j, width, k0, k1);
+      return gemm_panel_of<4, kOffsets>(a, partial, j, width, k0, k1);
+    case 3:
+      return gemm_panel_of<3, kOffsets>(a, partial, j, width, k0, k1);
     case 2:
-      return gemm_panel<1, false, kOffsets>(a, j, width, k0, k1);
-  }
-  if constexpr (!kOffsets) {
-    switch (vectors) {
-      case 4:
-        return gemm_panel<4, true, false>(a, j, width, k0, k1);
-      case 3:
-        return gemm_panel<3, true, false>(a, j, width, k0, k1);
-      case 2:
-        return gemm_panel<2, true, false>(a, j, width, k0, k1);
-      default:
-        return gemm_panel<1, true, false>(a, j, width, k0, k1);
-    }
+      return gemm_panel_of<2, kOffsets>(a, partial, j, width, k0, k1);
+    default:
+      return gemm_panel_of<1, kOffsets>(a, partial, j, width, k0, k1);
   }
 }
 
