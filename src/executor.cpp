@@ -73,13 +73,15 @@ Tensor Executor::input(int layer_index, int slot, Arena& arena, Exchange& exchan
     tile = arena.allocate(input.needed.bytes(input.element_bytes),
                           allocation_purpose(node_label_, layer, "input tile"));
     transient.push_back(tile);
-    if (stored)
-      copy_region(stored, stored_region, tile, input.needed, stored_region.intersect(input.needed),
-                  input.element_bytes);
     view.data = tile;
   }
+  // The pieces start to travel first; the node's own part of the tile (other
+  // elements than the received pieces') is copied meanwhile.
   if (input.exchange || !input.receives.empty() || !input.sends.empty())
     exchange.exchange(layer_index, slot, input, stored, stored_region, tile);
+  if (tile && stored)
+    copy_region(stored, stored_region, tile, input.needed, stored_region.intersect(input.needed),
+                input.element_bytes);
   return view;
 }
 
@@ -179,32 +181,36 @@ void Executor::run(Arena& arena, Exchange& exchange,
         const auto [first, last] = rows_without_halo(static_cast<int>(i), outputs);
         const Epilogue epilogue = fused_activation(static_cast<int>(i));
         if (epilogue != Epilogue::none) fused[i + 1] = true;
+        // The whole layer, when it needs nothing received.
+        const bool whole_first = first == 0 && last == out.shape.h && first < last;
         const double start = trace_ ? trace_->now_us() : 0;
-        if (fused[i]) {
-          // Its values were stored by the layer before, in place.
-        } else if (first < last) {
+        if (!fused[i] && first < last) {
           compute(static_cast<int>(i), inputs, needed, step.out, out, blobs, scratch, first, last,
                   epilogue);
           if (trace_)
-            trace_->add(layer.name, std::string("compute ") + op_name(layer.op) + " (no halo)",
-                        start);
+            trace_->add(
+                layer.name,
+                std::string("compute ") + op_name(layer.op) + (whole_first ? "" : " (no halo)"),
+                start);
         }
         exchange.finish();
         const double rest = trace_ ? trace_->now_us() : 0;
         if (fused[i]) {
+          // Its values were stored by the layer before, in place.
           if (trace_)
             trace_->add(layer.name, std::string("compute ") + op_name(layer.op) + " (fused)", rest);
-        } else if (first < last) {
-          compute(static_cast<int>(i), inputs, needed, step.out, out, blobs, scratch, 0, first,
-                  epilogue);
-          compute(static_cast<int>(i), inputs, needed, step.out, out, blobs, scratch, last,
-                  out.shape.h, epilogue);
-        } else {
-          compute(static_cast<int>(i), inputs, needed, step.out, out, blobs, scratch, 0, -1,
-                  epilogue);
+        } else if (!whole_first) {
+          if (first < last) {  // the rows near the edges
+            compute(static_cast<int>(i), inputs, needed, step.out, out, blobs, scratch, 0, first,
+                    epilogue);
+            compute(static_cast<int>(i), inputs, needed, step.out, out, blobs, scratch, last,
+                    out.shape.h, epilogue);
+          } else {
+            compute(static_cast<int>(i), inputs, needed, step.out, out, blobs, scratch, 0, -1,
+                    epilogue);
+          }
+          if (trace_) trace_->add(layer.name, std::string("compute ") + op_name(layer.op), rest);
         }
-        if (trace_ && !fused[i])
-          trace_->add(layer.name, std::string("compute ") + op_name(layer.op), rest);
       } else {
         exchange.finish();
       }
@@ -366,13 +372,22 @@ std::pair<int64_t, int64_t> Executor::rows_without_halo(int layer_index,
   // is being sent.)
   const Layer& layer = model_.layers[layer_index];
   const LayerStep& step = program_.layers[layer_index];
+  if (step.out.empty()) return {0, 0};
+  // Nothing to receive (pieces to send, say): the whole layer (any op),
+  // while they go out, unless it is written over an input being sent.
+  // Waiting first would wait for the neighbours to reach the exchange.
+  const auto receives = [](const InputSlot& input) { return !input.receives.empty(); };
+  if (std::none_of(step.inputs.begin(), step.inputs.end(), receives)) {
+    for (size_t slot = 0; slot < step.inputs.size(); ++slot)
+      if (!step.inputs[slot].sends.empty() &&
+          program_.layers[layer.inputs[slot]].out_buffer == step.out_buffer)
+        return {0, 0};
+    return {0, step.out.y1 - step.out.y0};
+  }
   if (layer.op != Op::conv2d || layer.quantized() || kernels_ != Kernels::fast ||
-      step.inputs.size() != 1 || step.out.empty())
+      step.inputs.size() != 1)
     return {0, 0};
   const InputSlot& input = step.inputs[0];
-  // Nothing to receive (pieces to send, say): the whole layer, while they go
-  // out. Waiting first would wait for the neighbour to take them.
-  if (input.receives.empty()) return {0, step.out.y1 - step.out.y0};
   if (input.direct) return {0, 0};
   if (std::none_of(input.receives.begin(), input.receives.end(),
                    [](const Transfer& piece) { return piece.peer != 0; }))

@@ -40,6 +40,20 @@ struct Region {
     return c0 == other.c0 && c1 == other.c1 && y0 == other.y0 && y1 == other.y1 && x0 == other.x0 &&
            x1 == other.x1;
   }
+  // Whether a tile holding `holder` (which contains this region) stores this
+  // region as one run of memory: whole rows of one channel, whole planes of
+  // channels, or part of one row of one channel.
+  bool one_run_in(const Region& holder) const {
+    const bool whole_rows = x0 == holder.x0 && x1 == holder.x1;
+    const bool one_channel = c1 - c0 == 1;
+    return (whole_rows && (one_channel || (y0 == holder.y0 && y1 == holder.y1))) ||
+           (one_channel && y1 - y0 == 1);
+  }
+  // The elements before this region's first in a tile holding `holder`.
+  int64_t offset_in(const Region& holder) const {
+    return ((c0 - holder.c0) * (holder.y1 - holder.y0) + y0 - holder.y0) * (holder.x1 - holder.x0) +
+           x0 - holder.x0;
+  }
   // The tile's shape; rank 2 maps keep rank 2.
   Shape shape(const Shape& whole_map) const {
     return Shape{1, c1 - c0, y1 - y0, x1 - x0, whole_map.rank};

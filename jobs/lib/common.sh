@@ -49,6 +49,11 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # Idle ranks yield the core instead of busy-polling it, so a rank that waits
 # does not slow the ranks that compute (there are often more ranks than cores).
 export OMPI_MCA_mpi_yield_when_idle=1
+# Pieces up to 64 KiB between ranks on one machine go eagerly: a halo (rows of
+# all channels, strided) is then copied out when it is posted, and arrives
+# while its sender computes. Larger strided pieces move in fragments, each
+# waiting for the sender to poll: a halo could wait a whole layer.
+export OMPI_MCA_btl_vader_eager_limit=${OMPI_MCA_btl_vader_eager_limit:-65536}
 
 # splitinfer_mpirun RANKS ARGS...: run `splitinfer ARGS...` on RANKS ranks.
 splitinfer_mpirun() {

@@ -21,9 +21,16 @@ MPI_Datatype element_mpi_type(const Tensor& tensor) {
 }
 
 PieceType::PieceType(const Region& holder, const Region& piece, size_t element_bytes) {
-  const int sizes[3] = {static_cast<int>(holder.c1 - holder.c0),
-                        static_cast<int>(holder.y1 - holder.y0),
-                        static_cast<int>(holder.x1 - holder.x0)};
+  if (piece.one_run_in(holder)) {
+    type_ = element_mpi_type(element_bytes);
+    count_ = static_cast<int>(piece.elements());
+    displacement_ =
+        static_cast<MPI_Aint>(piece.offset_in(holder) * static_cast<int64_t>(element_bytes));
+    return;
+  }
+  const int64_t height = holder.y1 - holder.y0, width = holder.x1 - holder.x0;
+  const int sizes[3] = {static_cast<int>(holder.c1 - holder.c0), static_cast<int>(height),
+                        static_cast<int>(width)};
   const int subsizes[3] = {static_cast<int>(piece.c1 - piece.c0),
                            static_cast<int>(piece.y1 - piece.y0),
                            static_cast<int>(piece.x1 - piece.x0)};
@@ -33,6 +40,7 @@ PieceType::PieceType(const Region& holder, const Region& piece, size_t element_b
   MPI_Type_create_subarray(3, sizes, subsizes, starts, MPI_ORDER_C, element_mpi_type(element_bytes),
                            &type_);
   MPI_Type_commit(&type_);
+  derived_ = true;
 }
 
 void wait_without_spinning(std::vector<MPI_Request>& requests, const ExpectedEnd& expected) {
@@ -123,7 +131,8 @@ void MpiExchange::exchange_pieces(const InputSlot& input, const void* stored,
       pending_types_.push_back(
           std::make_unique<PieceType>(input.needed, piece.region, input.element_bytes));
       pending_.emplace_back();
-      MPI_Irecv(tile, 1, pending_types_.back()->get(), 0, kInputTag, MPI_COMM_WORLD,
+      const PieceType& type = *pending_types_.back();
+      MPI_Irecv(type.at(tile), type.count(), type.type(), 0, kInputTag, MPI_COMM_WORLD,
                 &pending_.back());
       bytes_received += piece.region.bytes(input.element_bytes);
     }
@@ -136,10 +145,12 @@ void MpiExchange::exchange_pieces(const InputSlot& input, const void* stored,
   CollectiveArrays& arrays = *pending_arrays_.back();
   std::vector<int>&send_counts = arrays.send_counts, &receive_counts = arrays.receive_counts;
   std::vector<MPI_Datatype>&send_types = arrays.send_types, &receive_types = arrays.receive_types;
-  std::vector<MPI_Aint>& displacements = arrays.displacements;
+  std::vector<MPI_Aint>&send_displacements = arrays.send_displacements,
+  &receive_displacements = arrays.receive_displacements;
   send_counts.assign(degree, 0);
   receive_counts.assign(degree, 0);
-  displacements.assign(degree, 0);
+  send_displacements.assign(degree, 0);
+  receive_displacements.assign(degree, 0);
   send_types.assign(degree, MPI_FLOAT);
   receive_types.assign(degree, MPI_FLOAT);
   const auto slot_of = [&](int node) {
@@ -148,23 +159,28 @@ void MpiExchange::exchange_pieces(const InputSlot& input, const void* stored,
   for (const Transfer& piece : input.sends) {
     pending_types_.push_back(
         std::make_unique<PieceType>(stored_region, piece.region, input.element_bytes));
-    send_types[slot_of(piece.peer)] = pending_types_.back()->get();
-    send_counts[slot_of(piece.peer)] = 1;
+    const PieceType& type = *pending_types_.back();
+    send_types[slot_of(piece.peer)] = type.type();
+    send_counts[slot_of(piece.peer)] = type.count();
+    send_displacements[slot_of(piece.peer)] = type.displacement();
     bytes_sent += piece.region.bytes(input.element_bytes);
   }
   for (const Transfer& piece : input.receives) {
     if (piece.peer == 0) continue;
     pending_types_.push_back(
         std::make_unique<PieceType>(input.needed, piece.region, input.element_bytes));
-    receive_types[slot_of(piece.peer)] = pending_types_.back()->get();
-    receive_counts[slot_of(piece.peer)] = 1;
+    const PieceType& type = *pending_types_.back();
+    receive_types[slot_of(piece.peer)] = type.type();
+    receive_counts[slot_of(piece.peer)] = type.count();
+    receive_displacements[slot_of(piece.peer)] = type.displacement();
     bytes_received += piece.region.bytes(input.element_bytes);
   }
   static char nothing = 0;  // a valid address for a side that moves nothing
   pending_.emplace_back();
-  MPI_Ineighbor_alltoallw(stored ? stored : &nothing, send_counts.data(), displacements.data(),
+  MPI_Ineighbor_alltoallw(stored ? stored : &nothing, send_counts.data(), send_displacements.data(),
                           send_types.data(), tile ? tile : &nothing, receive_counts.data(),
-                          displacements.data(), receive_types.data(), graph_, &pending_.back());
+                          receive_displacements.data(), receive_types.data(), graph_,
+                          &pending_.back());
 }
 
 void MpiExchange::to_coordinator(int layer_index, const Tensor& out) {

@@ -21,19 +21,32 @@ enum Tag : int { kInputTag = 1, kOutputTag, kDumpTag, kStatsTag, kRelayTag };
 MPI_Datatype element_mpi_type(size_t element_bytes);
 MPI_Datatype element_mpi_type(const Tensor& tensor);
 
-// An MPI datatype selecting `piece` inside a tile holding `holder`, so pieces
-// move straight from a node's stored region into another's tile, with no
-// packing buffers. Freed on destruction.
+// How a piece inside a tile holding `holder` moves: `count()` of `type()` at
+// `at(tile)`, straight from a node's stored region into another's tile, with
+// no packing buffers. A piece that is one run of memory (whole rows of one
+// channel, or whole planes) moves as that many elements from its first:
+// MPI can then copy it once, as soon as the receiver asks, even while the
+// sender computes; other pieces use a subarray type, whose fragments move
+// only while the sender polls. Frees its type on destruction.
 class PieceType {
  public:
   PieceType(const Region& holder, const Region& piece, size_t element_bytes);
-  ~PieceType() { MPI_Type_free(&type_); }
+  ~PieceType() {
+    if (derived_) MPI_Type_free(&type_);
+  }
   PieceType(const PieceType&) = delete;
   PieceType& operator=(const PieceType&) = delete;
-  MPI_Datatype get() const { return type_; }
+  MPI_Datatype type() const { return type_; }
+  int count() const { return count_; }
+  MPI_Aint displacement() const { return displacement_; }  // in bytes, from the tile's start
+  void* at(void* tile) const { return static_cast<char*>(tile) + displacement_; }
+  const void* at(const void* tile) const { return static_cast<const char*>(tile) + displacement_; }
 
  private:
   MPI_Datatype type_;
+  int count_ = 1;
+  MPI_Aint displacement_ = 0;
+  bool derived_ = false;  // a subarray type of ours, not MPI's element type
 };
 
 // When a wait is expected to end: `at`, judged from a wait that took
@@ -86,7 +99,7 @@ class MpiExchange : public Exchange {
   std::vector<std::unique_ptr<PieceType>> pending_types_;
   struct CollectiveArrays {
     std::vector<int> send_counts, receive_counts;
-    std::vector<MPI_Aint> displacements;
+    std::vector<MPI_Aint> send_displacements, receive_displacements;
     std::vector<MPI_Datatype> send_types, receive_types;
   };
   std::vector<std::unique_ptr<CollectiveArrays>> pending_arrays_;
