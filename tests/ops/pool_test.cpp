@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <ostream>
 #include <string>
@@ -51,6 +52,29 @@ OwnedTensor one_to_sixteen() {
   std::vector<float> values(16);
   for (int i = 0; i < 16; ++i) values[i] = static_cast<float>(i + 1);
   return OwnedTensor(nchw(1, 1, 4, 4), values);
+}
+
+// max pooling as plain loops over each output's window, taps in (ky, kx)
+// order: a NaN tap wins over anything before it, nothing wins over a NaN.
+OwnedTensor maxpool_by_loops(const PoolParams& p, const OwnedTensor& in) {
+  const Shape& s = in.tensor.shape;
+  OwnedTensor out(pooled_shape(p, s));
+  const Shape& o = out.tensor.shape;
+  for (int64_t c = 0; c < s.c; ++c)
+    for (int64_t oy = 0; oy < o.h; ++oy)
+      for (int64_t ox = 0; ox < o.w; ++ox) {
+        float best = -std::numeric_limits<float>::infinity();
+        for (int64_t ky = 0; ky < p.kernel_h; ++ky)
+          for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
+            const int64_t iy = oy * p.stride_h - p.pad_h + ky * p.dilation_h;
+            const int64_t ix = ox * p.stride_w - p.pad_w + kx * p.dilation_w;
+            if (iy < 0 || iy >= s.h || ix < 0 || ix >= s.w) continue;
+            const float value = in.values[(c * s.h + iy) * s.w + ix];
+            if (value > best || std::isnan(value)) best = value;
+          }
+        out.values[(c * o.h + oy) * o.w + ox] = best;
+      }
+  return out;
 }
 
 // ---- output size ----
@@ -126,6 +150,28 @@ TEST(MaxPoolByHand, NaNPropagatesAsInPyTorch) {
   const OwnedTensor out = run_maxpool(pool_params(2, 2, 0), in);
   EXPECT_TRUE(std::isnan(out.values[0]));
   EXPECT_EQ(out.values[1], 8.0f);
+}
+
+TEST(MaxPoolWideRows, EqualsPlainLoopsBitForBitWithNaNs) {
+  // Rows long enough for the vector paths (stride 2 picks its taps out of
+  // whole vectors), odd widths for their partial last vectors, and NaNs with
+  // distinct payloads: which NaN wins shows the taps' order.
+  OwnedTensor in = testing::random_tensor(nchw(1, 2, 21, 75), 5);
+  for (size_t i = 0; i < in.values.size(); i += 37)
+    in.values[i] = std::nanf(std::to_string(i % 7 + 1).c_str());
+  in.values[100] = -std::numeric_limits<float>::infinity();
+  for (const PoolParams& p :
+       {pool_params(3, 2, 1), pool_params(2, 2, 0), pool_params(3, 2, 1, true),
+        pool_params(3, 2, 1, false, true, 2), pool_params(3, 1, 1), pool_params(3, 3, 0)}) {
+    SCOPED_TRACE("kernel " + std::to_string(p.kernel_w) + " stride " + std::to_string(p.stride_w) +
+                 " pad " + std::to_string(p.pad_w) + " dilation " + std::to_string(p.dilation_w));
+    const OwnedTensor fast = run_maxpool(p, in), loops = maxpool_by_loops(p, in);
+    ASSERT_EQ(fast.values.size(), loops.values.size());
+    // The same bits, NaN payloads included (bitwise_equal refuses NaNs).
+    EXPECT_EQ(std::memcmp(fast.values.data(), loops.values.data(), 4 * fast.values.size()), 0);
+    EXPECT_TRUE(
+        std::any_of(fast.values.begin(), fast.values.end(), [](float v) { return std::isnan(v); }));
+  }
 }
 
 TEST(MaxPoolByHand, ChannelsArePooledApart) {
