@@ -33,6 +33,8 @@ ensure_packages() {
 }
 
 # ensure_build [cmake -D options...]: configure once, then build incrementally.
+# The options apply to the build directory from then on (jobs/test turns the
+# tests on); the jobs that need no tests use ensure_build_without_tests.
 ensure_build() {
   if [ ! -f "$SPLITINFER_BUILD/CMakeCache.txt" ]; then
     log "configuring $SPLITINFER_BUILD"
@@ -42,6 +44,17 @@ ensure_build() {
   fi
   log "building"
   cmake --build "$SPLITINFER_BUILD" -j "$(nproc)"
+}
+
+# ensure_build_without_tests: ensure_build, configuring a new build directory
+# without the tests; one that builds them goes on building them, so a later
+# ctest there never meets a test binary older than the code.
+ensure_build_without_tests() {
+  if [ -f "$SPLITINFER_BUILD/CMakeCache.txt" ]; then
+    ensure_build
+  else
+    ensure_build -DSPLITINFER_TESTS=OFF
+  fi
 }
 
 # OpenMPI refuses root without these; a container or CI runner is often root.
