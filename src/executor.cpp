@@ -75,13 +75,22 @@ Tensor Executor::input(int layer_index, int slot, Arena& arena, Exchange& exchan
     transient.push_back(tile);
     view.data = tile;
   }
-  // The pieces start to travel first; the node's own part of the tile (other
-  // elements than the received pieces') is copied meanwhile.
-  if (input.exchange || !input.receives.empty() || !input.sends.empty())
-    exchange.exchange(layer_index, slot, input, stored, stored_region, tile);
-  if (tile && stored)
-    copy_region(stored, stored_region, tile, input.needed, stored_region.intersect(input.needed),
-                input.element_bytes);
+  // The pieces start to travel first and the node's own part of the tile is
+  // copied meanwhile, unless a received piece overlaps that part (its values
+  // then come from the piece, written after the copy; MPI's receive buffer
+  // is not written while the receive is under way).
+  const bool moves = input.exchange || !input.receives.empty() || !input.sends.empty();
+  const Region own = stored ? stored_region.intersect(input.needed) : Region{};
+  const bool overlapped =
+      std::any_of(input.receives.begin(), input.receives.end(),
+                  [&](const Transfer& piece) { return !piece.region.intersect(own).empty(); });
+  const auto copy_own = [&] {
+    if (tile && stored)
+      copy_region(stored, stored_region, tile, input.needed, own, input.element_bytes);
+  };
+  if (overlapped) copy_own();
+  if (moves) exchange.exchange(layer_index, slot, input, stored, stored_region, tile);
+  if (!overlapped) copy_own();
   return view;
 }
 

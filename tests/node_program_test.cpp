@@ -678,6 +678,13 @@ class SharedMemoryExchange : public Exchange {
     for (const Transfer& piece : slot.sends) {
       EXPECT_TRUE(stored_region.contains(piece.region)) << "layer " << layer_index;
       bytes_sent += piece.region.bytes(slot.element_bytes);
+      // MPI may read a piece at any time until finish(): it must not change.
+      Sent sent{layer_index,        stored,
+                stored_region,      piece.region,
+                slot.element_bytes, std::vector<char>(piece.region.bytes(slot.element_bytes))};
+      copy_region(stored, stored_region, sent.piece.data(), piece.region, piece.region,
+                  slot.element_bytes);
+      sent_.push_back(std::move(sent));
     }
     wait();
   }
@@ -686,6 +693,14 @@ class SharedMemoryExchange : public Exchange {
       copy_region(pending.piece.data(), pending.region, pending.tile, pending.needed,
                   pending.region, pending.element_bytes);
     pending_.clear();
+    for (const Sent& sent : sent_) {
+      std::vector<char> now(sent.piece.size());
+      copy_region(sent.stored, sent.stored_region, now.data(), sent.region, sent.region,
+                  sent.element_bytes);
+      EXPECT_TRUE(now == sent.piece) << "node " << node_ << ", layer " << sent.layer_index
+                                     << ": a piece being sent changed before the exchange finished";
+    }
+    sent_.clear();
   }
   // The relay baseline's route, which no program here takes.
   void to_coordinator(int layer_index, const Tensor&) override {
@@ -707,6 +722,14 @@ class SharedMemoryExchange : public Exchange {
     std::vector<char> piece;
   };
   std::vector<Pending> pending_;
+  struct Sent {  // a piece sent, as it was when the exchange started
+    int layer_index;
+    const void* stored;
+    Region stored_region, region;
+    size_t element_bytes;
+    std::vector<char> piece;
+  };
+  std::vector<Sent> sent_;
   int node_;
   Board& board_;
   const Model& model_;

@@ -41,9 +41,11 @@ void max_into(T* best, const T* taps, int64_t stride, int64_t first, int64_t las
                                                     : (1u << std::max<int64_t>(count, 0)) - 1);
         };
         const float* from = taps + 2 * ox;
+        // The second vector only when its taps are needed (no pointer past the row).
+        const __m512 high =
+            read > 16 ? _mm512_maskz_loadu_ps(mask(read - 16), from + 16) : _mm512_setzero_ps();
         const __m512 value =
-            _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(mask(read), from), evens,
-                                   _mm512_maskz_loadu_ps(mask(read - 16), from + 16));
+            _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(mask(read), from), evens, high);
         const __mmask16 real = mask(lanes);
         const __m512 old = _mm512_maskz_loadu_ps(real, best + ox);
         const __mmask16 wins = _mm512_cmp_ps_mask(value, old, _CMP_GT_OQ) |

@@ -55,7 +55,8 @@ OwnedTensor one_to_sixteen() {
 }
 
 // max pooling as plain loops over each output's window, taps in (ky, kx)
-// order: a NaN tap wins over anything before it, nothing wins over a NaN.
+// order: a larger tap or a NaN replaces the best so far (so the last NaN
+// wins, and only a NaN replaces a NaN).
 OwnedTensor maxpool_by_loops(const PoolParams& p, const OwnedTensor& in) {
   const Shape& s = in.tensor.shape;
   OwnedTensor out(pooled_shape(p, s));
@@ -154,23 +155,45 @@ TEST(MaxPoolByHand, NaNPropagatesAsInPyTorch) {
 
 TEST(MaxPoolWideRows, EqualsPlainLoopsBitForBitWithNaNs) {
   // Rows long enough for the vector paths (stride 2 picks its taps out of
-  // whole vectors), odd widths for their partial last vectors, and NaNs with
-  // distinct payloads: which NaN wins shows the taps' order.
-  OwnedTensor in = testing::random_tensor(nchw(1, 2, 21, 75), 5);
-  for (size_t i = 0; i < in.values.size(); i += 37)
-    in.values[i] = std::nanf(std::to_string(i % 7 + 1).c_str());
-  in.values[100] = -std::numeric_limits<float>::infinity();
-  for (const PoolParams& p :
-       {pool_params(3, 2, 1), pool_params(2, 2, 0), pool_params(3, 2, 1, true),
-        pool_params(3, 2, 1, false, true, 2), pool_params(3, 1, 1), pool_params(3, 3, 0)}) {
-    SCOPED_TRACE("kernel " + std::to_string(p.kernel_w) + " stride " + std::to_string(p.stride_w) +
-                 " pad " + std::to_string(p.pad_w) + " dilation " + std::to_string(p.dilation_w));
-    const OwnedTensor fast = run_maxpool(p, in), loops = maxpool_by_loops(p, in);
-    ASSERT_EQ(fast.values.size(), loops.values.size());
-    // The same bits, NaN payloads included (bitwise_equal refuses NaNs).
-    EXPECT_EQ(std::memcmp(fast.values.data(), loops.values.data(), 4 * fast.values.size()), 0);
-    EXPECT_TRUE(
-        std::any_of(fast.values.begin(), fast.values.end(), [](float v) { return std::isnan(v); }));
+  // whole vectors), widths that leave a partial last vector (and with
+  // ceil_mode a window running into the right padding), and NaNs with
+  // distinct payloads: which NaN wins shows the taps' order. Whole maps, and
+  // a tile that starts at an odd row and column, as a node holds one.
+  for (const int64_t width : {75, 76}) {
+    OwnedTensor in = testing::random_tensor(nchw(1, 2, 21, width), 5);
+    for (size_t i = 0; i < in.values.size(); i += 37)
+      in.values[i] = std::nanf(std::to_string(i % 7 + 1).c_str());
+    in.values[100] = -std::numeric_limits<float>::infinity();
+    for (const PoolParams& p :
+         {pool_params(3, 2, 1), pool_params(2, 2, 0), pool_params(3, 2, 1, true),
+          pool_params(3, 2, 1, false, true, 2), pool_params(3, 1, 1), pool_params(3, 3, 0)}) {
+      SCOPED_TRACE("width " + std::to_string(width) + ", kernel " + std::to_string(p.kernel_w) +
+                   " stride " + std::to_string(p.stride_w) + " pad " + std::to_string(p.pad_w) +
+                   " dilation " + std::to_string(p.dilation_w) + (p.ceil_mode ? " ceil" : ""));
+      const OwnedTensor fast = run_maxpool(p, in), loops = maxpool_by_loops(p, in);
+      ASSERT_EQ(fast.values.size(), loops.values.size());
+      // The same bits, NaN payloads included (bitwise_equal refuses NaNs).
+      EXPECT_EQ(std::memcmp(fast.values.data(), loops.values.data(), 4 * fast.values.size()), 0);
+      EXPECT_TRUE(std::any_of(fast.values.begin(), fast.values.end(),
+                              [](float v) { return std::isnan(v); }));
+
+      const int64_t h = fast.tensor.shape.h, w = fast.tensor.shape.w;
+      const int64_t rows[2] = {1, h - 2}, cols[2] = {3, w};
+      const Span in_rows = input_span(rows[0], rows[1], p.kernel_h, p.stride_h, p.pad_h,
+                                      p.dilation_h, in.tensor.shape.h);
+      const Span in_cols = input_span(cols[0], cols[1], p.kernel_w, p.stride_w, p.pad_w,
+                                      p.dilation_w, in.tensor.shape.w);
+      const OwnedTensor in_tile =
+          cut_tile(in.tensor, in_rows.begin, in_rows.end, in_cols.begin, in_cols.end);
+      OwnedTensor out_tile(nchw(1, 2, rows[1] - rows[0], cols[1] - cols[0]));
+      maxpool(p, in_tile.tensor,
+              Placement{in_rows.begin, in_cols.begin, in.tensor.shape.h, in.tensor.shape.w},
+              out_tile.tensor, Placement{rows[0], cols[0], h, w});
+      const OwnedTensor expected = cut_tile(loops.tensor, rows[0], rows[1], cols[0], cols[1]);
+      EXPECT_EQ(
+          std::memcmp(out_tile.values.data(), expected.values.data(), 4 * expected.values.size()),
+          0);
+    }
   }
 }
 
