@@ -268,6 +268,13 @@ Plan make_plan(const Model& model, const PlanOptions& options) {
   return plan;
 }
 
+NodeProgram node_program(const Model& model, const Plan& plan, int node) {
+  NodeProgram program = build_node_program(model, plan.regions, node, plan.via_coordinator,
+                                           plan.owners, plan.streams);
+  if (plan.weights_in_place) read_weights_in_place(model, program);
+  return program;
+}
+
 std::vector<NodeProgram> node_programs(const Model& model, const Plan& plan) {
   std::vector<NodeProgram> programs =
       build_node_programs(model, plan.regions, plan.via_coordinator, plan.owners, plan.streams);

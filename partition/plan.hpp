@@ -95,6 +95,8 @@ uint64_t largest_flash(const Plan& plan);
 
 // Every node's program (nodes 1..N, in order), as the run builds them.
 std::vector<NodeProgram> node_programs(const Model& model, const Plan& plan);
+// Node `node`'s program alone (what that node builds for itself at run time).
+NodeProgram node_program(const Model& model, const Plan& plan, int node);
 
 // FNV-1a 64-bit of `bytes`, as 16 hex digits: a content digest for files.
 std::string digest(const std::string& bytes);

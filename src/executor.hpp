@@ -92,9 +92,11 @@ class Executor {
   // layer, then skipped), or none.
   Epilogue fused_activation(int layer_index) const;
   // The rows [first, last) of the node's region of a layer (counted from its
-  // top) that it can compute before the exchange of its input finishes: the
-  // one range of rows whose window reads only the node's own part of the
-  // input. Empty when the layer cannot be split so.
+  // top) that it can compute before the exchange of its input finishes: all
+  // of them when it receives nothing for the layer (any op, unless written
+  // over an input being sent); for a float32 convolution, the one range of
+  // rows whose window reads only the node's own part of the input. Empty
+  // when the layer cannot be split so.
   std::pair<int64_t, int64_t> rows_without_halo(int layer_index,
                                                 const std::vector<Tensor>& outputs) const;
   void compute_quantized(int layer_index, const std::vector<Tensor>& inputs,

@@ -25,7 +25,6 @@
 #include "../../io/model_file.hpp"
 #include "../../io/output_file.hpp"
 #include "../../io/plan_file.hpp"
-#include "../../partition/node_program_builder.hpp"
 #include "../../partition/plan.hpp"
 #include "../error.hpp"
 #include "../executor.hpp"
@@ -279,9 +278,10 @@ void coordinate(const Setup& setup, const std::vector<NodeProgram>& programs,
     }
   }
   if (dumps) (*dumps)[0] = as_bytes(input);
-  // Every piece the nodes need from here is out before the long wait for the
-  // output (a send progresses only while its sender polls), and every node
-  // has what it needs before it sends its output: no deadlock.
+  // Every piece the nodes need from here is taken before the long wait for
+  // the output (where MPI cannot let the receiver read a piece itself, it
+  // moves only while this rank polls), and every node has what it needs
+  // before it sends its output: no deadlock.
   wait_without_spinning(requests);
   output.resize(map_bytes(model.output));
   gather(model.output, output.data(), kOutputTag, false, output_expected);
@@ -382,10 +382,7 @@ static std::optional<nlohmann::json> run_plan(const RunOptions& options,
           return;
         }
         read_node_weights(options.plan_dir, rank, setup.plan, setup.model);
-        setup.program =
-            build_node_program(setup.model, setup.plan.regions, rank, setup.plan.via_coordinator,
-                               setup.plan.owners, setup.plan.streams);
-        if (setup.plan.weights_in_place) read_weights_in_place(setup.model, setup.program);
+        setup.program = node_program(setup.model, setup.plan, rank);
         const std::string label = "node " + std::to_string(rank);
         ArenaLayout layout(setup.ram_cap);
         try {
