@@ -1,6 +1,7 @@
 #include "cost_model.hpp"
 
 #include <algorithm>
+#include <map>
 #include <numeric>
 #include <string>
 
@@ -10,45 +11,24 @@
 namespace splitinfer {
 namespace {
 
-// The pieces of input `slot` of layer `layer` that move, one message each:
-// every node's receives (a node's sends are other nodes' receives; pieces
-// from peer 0 are the coordinator's).
-std::vector<Message> input_messages(const std::vector<NodeProgram>& programs, int layer, int slot) {
-  std::vector<Message> messages;
-  for (const NodeProgram& program : programs) {
-    const InputSlot& input = program.layers[layer].inputs[slot];
-    for (const Transfer& piece : input.receives)
-      messages.push_back({piece.peer, program.node, piece.region.bytes(input.element_bytes)});
+// The transfer phases of one inference (cluster_messages()): per layer, the
+// pieces of each input slot (key {layer, slot}) and the relay of its regions
+// ({layer, -1}); the output gather ({layers, -1}).
+using Phases = std::map<std::pair<int, int>, std::vector<SwitchMessage>>;
+
+Phases transfer_phases(const Model& model, const std::vector<NodeProgram>& programs) {
+  Phases phases;
+  for (const Message& message : cluster_messages(model, programs)) {
+    const int layer = message.kind == Message::Kind::output ? static_cast<int>(model.layers.size())
+                                                            : message.layer;
+    phases[{layer, message.slot}].push_back({message.from, message.to, message.bytes()});
   }
-  return messages;
+  return phases;
 }
 
-// Every node's region of `layer` sent to the coordinator after computing it
-// (relay plans).
-std::vector<Message> relay_messages(const std::vector<NodeProgram>& programs, int layer) {
-  std::vector<Message> messages;
-  for (const NodeProgram& program : programs) {
-    const LayerStep& step = program.layers[layer];
-    if (step.to_coordinator)
-      messages.push_back({program.node, 0, step.out.bytes(step.element_bytes)});
-  }
-  return messages;
-}
-
-// Every node's region of the model's output, gathered by the coordinator.
-std::vector<Message> output_messages(const Model& model, const std::vector<NodeProgram>& programs) {
-  std::vector<Message> messages;
-  for (const NodeProgram& program : programs) {
-    const LayerStep& step = program.layers[model.output];
-    if (!step.out.empty())
-      messages.push_back({program.node, 0, step.out.bytes(step.element_bytes)});
-  }
-  return messages;
-}
-
-uint64_t sum_bytes(const std::vector<Message>& messages) {
+uint64_t sum_bytes(const std::vector<SwitchMessage>& messages) {
   uint64_t bytes = 0;
-  for (const Message& message : messages) bytes += message.bytes;
+  for (const SwitchMessage& message : messages) bytes += message.bytes;
   return bytes;
 }
 
@@ -67,18 +47,19 @@ int find_root(std::vector<int>& parent, int rank) {
 // Runs one transfer phase: each group of ranks connected by its messages
 // starts when its latest member is ready and ends, for all its members, when
 // its busiest port direction is done.
-void run_phase(const std::vector<Message>& messages, const DeviceProfile& device, Clocks& clocks) {
+void run_phase(const std::vector<SwitchMessage>& messages, const DeviceProfile& device,
+               Clocks& clocks) {
   if (messages.empty()) return;
   const int ranks = static_cast<int>(clocks.clock.size());
   std::vector<int> parent(ranks);
   std::iota(parent.begin(), parent.end(), 0);
   std::vector<bool> taking_part(ranks, false);
-  for (const Message& message : messages) {
+  for (const SwitchMessage& message : messages) {
     taking_part[message.from] = taking_part[message.to] = true;
     parent[find_root(parent, message.from)] = find_root(parent, message.to);
   }
-  std::vector<std::vector<Message>> group_messages(ranks);
-  for (const Message& message : messages)
+  std::vector<std::vector<SwitchMessage>> group_messages(ranks);
+  for (const SwitchMessage& message : messages)
     group_messages[find_root(parent, message.from)].push_back(message);
   for (int root = 0; root < ranks; ++root) {
     if (group_messages[root].empty()) continue;
@@ -111,15 +92,15 @@ uint64_t region_macs(const Model& model, const Layer& layer, const Region& out) 
   return 0;
 }
 
-double transfer_seconds(const std::vector<Message>& messages, const DeviceProfile& device) {
+double transfer_seconds(const std::vector<SwitchMessage>& messages, const DeviceProfile& device) {
   struct Port {
     uint64_t bytes_out = 0, bytes_in = 0, messages_out = 0, messages_in = 0;
   };
   int ranks = 0;
-  for (const Message& message : messages)
+  for (const SwitchMessage& message : messages)
     ranks = std::max({ranks, message.from + 1, message.to + 1});
   std::vector<Port> ports(ranks);
-  for (const Message& message : messages) {
+  for (const SwitchMessage& message : messages) {
     ports[message.from].bytes_out += message.bytes;
     ports[message.from].messages_out += 1;
     ports[message.to].bytes_in += message.bytes;
@@ -151,6 +132,7 @@ TimeEstimate estimate_time(const Model& model, const std::vector<NodeProgram>& p
     node.layers.resize(count);
     estimate.nodes.push_back(std::move(node));
   }
+  Phases phases = transfer_phases(model, programs);
   Clocks clocks(nodes + 1);
   double latest = 0;  // the latest clock of any rank after the previous layer
   for (int i = 0; i < count; ++i) {
@@ -158,7 +140,7 @@ TimeEstimate estimate_time(const Model& model, const std::vector<NodeProgram>& p
     std::fill(clocks.wait.begin(), clocks.wait.end(), 0.0);
     std::fill(clocks.communication.begin(), clocks.communication.end(), 0.0);
     for (int slot = 0; slot < static_cast<int>(layer.inputs.size()); ++slot)
-      run_phase(input_messages(programs, i, slot), device, clocks);
+      run_phase(phases[{i, slot}], device, clocks);
     const double macs_per_second =
         layer.quantized() ? device.macs_per_second_int8 : device.macs_per_second_float32;
     for (int k = 0; k < nodes; ++k) {
@@ -178,7 +160,7 @@ TimeEstimate estimate_time(const Model& model, const std::vector<NodeProgram>& p
       time.compute = static_cast<double>(macs) / macs_per_second;
       clocks.clock[k + 1] += time.flash + time.compute;
     }
-    run_phase(relay_messages(programs, i), device, clocks);
+    run_phase(phases[{i, -1}], device, clocks);
     for (int k = 0; k < nodes; ++k) {
       LayerTime& time = estimate.nodes[k].layers[i];
       time.wait = clocks.wait[k + 1];
@@ -191,7 +173,7 @@ TimeEstimate estimate_time(const Model& model, const std::vector<NodeProgram>& p
   }
   std::fill(clocks.wait.begin(), clocks.wait.end(), 0.0);
   std::fill(clocks.communication.begin(), clocks.communication.end(), 0.0);
-  run_phase(output_messages(model, programs), device, clocks);
+  run_phase(phases[{count, -1}], device, clocks);
   for (int k = 0; k < nodes; ++k) {
     estimate.nodes[k].gather_wait = clocks.wait[k + 1];
     estimate.nodes[k].gather_communication = clocks.communication[k + 1];
@@ -205,12 +187,10 @@ TimeEstimate estimate_time(const Model& model, const std::vector<NodeProgram>& p
 BytesMoved bytes_moved(const Model& model, const std::vector<NodeProgram>& programs) {
   BytesMoved moved;
   moved.layers.assign(model.layers.size(), 0);
-  for (int i = 0; i < static_cast<int>(model.layers.size()); ++i) {
-    for (int slot = 0; slot < static_cast<int>(model.layers[i].inputs.size()); ++slot)
-      moved.layers[i] += sum_bytes(input_messages(programs, i, slot));
-    moved.layers[i] += sum_bytes(relay_messages(programs, i));
-  }
-  moved.output_gather = sum_bytes(output_messages(model, programs));
+  for (const auto& [key, messages] : transfer_phases(model, programs))
+    (key.first < static_cast<int>(model.layers.size()) ? moved.layers[key.first]
+                                                       : moved.output_gather) +=
+        sum_bytes(messages);
   return moved;
 }
 

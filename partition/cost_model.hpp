@@ -38,15 +38,15 @@ namespace splitinfer {
 uint64_t region_macs(const Model& model, const Layer& layer, const Region& out);
 
 // One message through the switch: `bytes` from rank `from` to rank `to`
-// (0 is the coordinator, 1..N the nodes).
-struct Message {
+// (0 is the coordinator, 1..N the nodes); a Message's route and size.
+struct SwitchMessage {
   int from = 0, to = 0;
   uint64_t bytes = 0;
 };
 
 // Seconds the switch needs for `messages` sent at once: the busiest port
 // direction (bytes over link bandwidth plus latency per message).
-double transfer_seconds(const std::vector<Message>& messages, const DeviceProfile& device);
+double transfer_seconds(const std::vector<SwitchMessage>& messages, const DeviceProfile& device);
 
 // One node's time in one layer, in seconds.
 struct LayerTime {

@@ -455,10 +455,6 @@ NodeProgram build_with_needs(const Model& model, const LayerRegions& regions, in
         }
         input.exchange = needs.exchange[i][slot] != 0;
       }
-      for (const Transfer& piece : input.receives)
-        program.bytes_received += piece.region.bytes(input.element_bytes);
-      for (const Transfer& piece : input.sends)
-        program.bytes_sent += piece.region.bytes(input.element_bytes);
       step.inputs.push_back(std::move(input));
     }
   }
@@ -470,10 +466,9 @@ NodeProgram build_with_needs(const Model& model, const LayerRegions& regions, in
         std::any_of(model.layers.begin() + i + 1, model.layers.end(), [&](const Layer& later) {
           return std::find(later.inputs.begin(), later.inputs.end(), i) != later.inputs.end();
         });
-    if (step.to_coordinator) program.bytes_sent += step.out.bytes(step.element_bytes);
   }
-  program.bytes_sent += program.layers[model.output].out.bytes(
-      program.layers[model.output].element_bytes);  // the output to the coordinator
+  for (const Message& message : node_messages(model, program))
+    (message.from == node ? program.bytes_sent : program.bytes_received) += message.bytes();
   program.neighbours.assign(neighbours.begin(), neighbours.end());
   if (via_coordinator && !streams.empty())
     throw Error("a relay plan cannot stream (every layer goes whole to the coordinator)");

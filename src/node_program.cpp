@@ -1,5 +1,9 @@
 #include "node_program.hpp"
 
+#include <climits>
+#include <optional>
+#include <utility>
+
 namespace splitinfer {
 
 std::string allocation_purpose(const std::string& node_label, const Layer& layer,
@@ -149,18 +153,72 @@ uint64_t replay_memory(const Model& model, const NodeProgram& program, ArenaLayo
   return layout.peak_bytes();
 }
 
+std::vector<Message> node_messages(const Model& model, const NodeProgram& program) {
+  std::vector<Message> messages;
+  const int node = program.node;
+  for (size_t i = 0; i < model.layers.size(); ++i) {
+    const int layer = static_cast<int>(i);
+    const LayerStep& step = program.layers[i];
+    for (size_t slot = 0; slot < step.inputs.size(); ++slot) {
+      const InputSlot& input = step.inputs[slot];
+      const int s = static_cast<int>(slot);
+      for (const Transfer& piece : input.receives)
+        messages.push_back({piece.peer == 0 ? Message::Kind::input_piece : Message::Kind::halo,
+                            piece.peer, node, layer, s, piece.region, input.element_bytes});
+      for (const Transfer& piece : input.sends)
+        messages.push_back(
+            {Message::Kind::halo, node, piece.peer, layer, s, piece.region, input.element_bytes});
+    }
+    if (step.to_coordinator)
+      messages.push_back({Message::Kind::relay, node, 0, layer, -1, step.out, step.element_bytes});
+  }
+  const LayerStep& last = program.layers[model.output];
+  if (!last.out.empty())
+    messages.push_back(
+        {Message::Kind::output, node, 0, model.output, -1, last.out, last.element_bytes});
+  return messages;
+}
+
+std::vector<Message> cluster_messages(const Model& model,
+                                      const std::vector<NodeProgram>& programs) {
+  // Each node's receives and its messages to the coordinator are every
+  // message once (a node's sends are other nodes' receives).
+  std::vector<std::vector<Message>> per_node;
+  for (const NodeProgram& program : programs) {
+    std::vector<Message> own;
+    for (Message& message : node_messages(model, program))
+      if (message.to == program.node || message.to == 0) own.push_back(std::move(message));
+    per_node.push_back(std::move(own));
+  }
+  // Ordered by layer; in a layer, pieces slot by slot, then the relay; the
+  // output gather after every layer; nodes in order within each.
+  const auto rank = [&](const Message& message) {
+    const int layer = message.kind == Message::Kind::output ? static_cast<int>(model.layers.size())
+                                                            : message.layer;
+    return std::pair<int, int>{layer, message.slot < 0 ? INT32_MAX : message.slot};
+  };
+  std::vector<Message> messages;
+  std::vector<size_t> next(per_node.size(), 0);
+  for (;;) {
+    std::optional<std::pair<int, int>> first;
+    for (size_t k = 0; k < per_node.size(); ++k)
+      if (next[k] < per_node[k].size()) {
+        const auto at = rank(per_node[k][next[k]]);
+        if (!first || at < *first) first = at;
+      }
+    if (!first) break;
+    for (size_t k = 0; k < per_node.size(); ++k)
+      while (next[k] < per_node[k].size() && rank(per_node[k][next[k]]) == *first)
+        messages.push_back(per_node[k][next[k]++]);
+  }
+  return messages;
+}
+
 std::vector<LayerTraffic> layer_traffic(const Model& model, const NodeProgram& program) {
   std::vector<LayerTraffic> traffic(model.layers.size());
-  for (size_t i = 0; i < model.layers.size(); ++i) {
-    const LayerStep& step = program.layers[i];
-    for (const InputSlot& input : step.inputs) {
-      for (const Transfer& piece : input.sends)
-        traffic[i].sent += piece.region.bytes(input.element_bytes);
-      for (const Transfer& piece : input.receives)
-        traffic[i].received += piece.region.bytes(input.element_bytes);
-    }
-    if (step.to_coordinator || static_cast<int>(i) == model.output)
-      traffic[i].sent += step.out.bytes(step.element_bytes);
+  for (const Message& message : node_messages(model, program)) {
+    if (message.from == program.node) traffic[message.layer].sent += message.bytes();
+    if (message.to == program.node) traffic[message.layer].received += message.bytes();
   }
   return traffic;
 }

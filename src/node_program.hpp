@@ -103,8 +103,40 @@ uint64_t replay_memory(const Model& model, const NodeProgram& program, ArenaLayo
                        const std::string& node_label,
                        std::vector<uint64_t>* layer_footprints = nullptr);
 
+// One message of an inference between two ranks (0 the coordinator, 1..N
+// the nodes): a region of some layer's output. Every transfer the run makes,
+// every byte count the planner predicts and the cost model's phases come
+// from node_messages() and cluster_messages(), so they cannot disagree.
+struct Message {
+  enum class Kind {
+    input_piece,  // coordinator -> node: a piece of a map the coordinator holds (the input; relay)
+    halo,         // node -> node: a piece of a map the sender computed
+    relay,        // node -> coordinator: its region of a layer (the relay baseline)
+    output,       // node -> coordinator: its region of the model's output
+  };
+  Kind kind = Kind::input_piece;
+  int from = 0, to = 0;
+  // Pieces: the layer whose input slot `slot` they feed. Relay and output:
+  // the layer whose region they carry (slot -1).
+  int layer = 0, slot = -1;
+  Region region;  // of the map it is a piece of
+  size_t element_bytes = 4;
+  uint64_t bytes() const { return region.bytes(element_bytes); }
+};
+
+// Every message `program`'s node sends or receives in one inference, in the
+// order it makes them: layer by layer, each input slot's pieces received
+// then sent (as the slot lists them), then the relay of its region; last its
+// region of the model's output.
+std::vector<Message> node_messages(const Model& model, const NodeProgram& program);
+
+// Every message of one inference, once, in the coordinator's order: layer by
+// layer, the pieces of each input slot (node by node, as each receives
+// them), then the relay of the layer's regions; last the output gather.
+std::vector<Message> cluster_messages(const Model& model, const std::vector<NodeProgram>& programs);
+
 // Bytes a node sends and receives for each layer (the layer's input pieces,
-// relayed regions, and the output to the coordinator).
+// relayed regions, and the output to the coordinator): node_messages() by layer.
 struct LayerTraffic {
   uint64_t sent = 0, received = 0;
 };

@@ -7,6 +7,7 @@
 #include "arena.hpp"
 #include "error.hpp"
 #include "executor.hpp"
+#include "input_exchange.hpp"
 #include "region.hpp"
 
 namespace splitinfer {
@@ -27,30 +28,6 @@ std::vector<float> float_values(const Blob& blob) {
   for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(halves[i]);
   return values;
 }
-
-// The node's only exchange: the pieces of the input it needs, cut out of the
-// whole input (the coordinator's part in a run).
-class CalibrationExchange : public Exchange {
- public:
-  explicit CalibrationExchange(const Shape& input_shape)
-      : whole_input_(Region::whole(input_shape)) {}
-  void set_input(const float* input) { input_ = input; }
-
-  void exchange(int, int, const InputSlot& slot, const void*, const Region&, void* tile) override {
-    for (const Transfer& piece : slot.receives) {
-      if (piece.peer != 0 || !whole_input_.contains(piece.region))
-        throw Error("internal: calibration runs on one node, which only receives the input");
-      copy_region(input_, whole_input_, tile, slot.needed, piece.region, slot.element_bytes);
-    }
-  }
-  void to_coordinator(int, const Tensor&) override {
-    throw Error("internal: calibration runs on one node, which sends nothing");
-  }
-
- private:
-  Region whole_input_;
-  const float* input_ = nullptr;
-};
 
 // Ops whose quint8 output takes its own observed parameters (PyTorch places
 // an observer after each).
@@ -218,7 +195,7 @@ std::vector<MinMaxRange> calibrate(const Model& model, const NodeProgram& progra
   std::vector<MinMaxRange> ranges(model.layers.size());
   const Executor executor(model, program, "calibration node");
   Arena arena;
-  CalibrationExchange exchange(input_shape);
+  InputExchange exchange(input_shape);
   for (size_t k = 0; k < count; ++k) {
     const float* input = inputs.data() + k * elements;
     if (!ranges[0].observe(input, elements))

@@ -8,8 +8,8 @@
 // Executor, with its buffers shared and reused, computes what the kernels
 // compute on buffers of their own.
 //
-// Several nodes, each an Executor on a thread of its own, exchanging through
-// shared memory: every layer gathered from the nodes' regions equals the
+// Several nodes, each an Executor on a thread of its own, with a coordinator,
+// over the runtime's in-process transport: every layer gathered from the nodes' regions equals the
 // one-node run bit for bit (design invariant 2), and every node's measured
 // peak and traffic equal its program's (invariant 4).
 #include "node_program.hpp"
@@ -17,21 +17,22 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <atomic>
-#include <barrier>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <ostream>
 #include <random>
 #include <string>
-#include <thread>
 #include <tuple>
 #include <vector>
 
+#include "coordinator.hpp"
 #include "error.hpp"
 #include "executor.hpp"
 #include "format.hpp"
+#include "in_process_transport.hpp"
+#include "input_exchange.hpp"
 #include "model_builder.hpp"
 #include "node_program_builder.hpp"
 #include "ops/activation.hpp"
@@ -264,45 +265,6 @@ std::vector<OwnedTensor> evaluate_separately(const Model& model, const std::vect
 
 // ---- one node over a real Arena ----
 
-// The coordinator's side for a node: the pieces of the input it needs, cut
-// out of the whole input.
-void receive_input(const Model& model, const std::vector<float>& input, const InputSlot& slot,
-                   void* tile, uint64_t& bytes_received) {
-  const Region whole_input = Region::whole(model.layers[0].output_shape);
-  for (const Transfer& piece : slot.receives) {
-    if (piece.peer != 0) continue;
-    EXPECT_TRUE(slot.needed.contains(piece.region) && whole_input.contains(piece.region))
-        << piece.region.str();
-    copy_region(input.data(), whole_input, tile, slot.needed, piece.region, slot.element_bytes);
-    bytes_received += piece.region.bytes(slot.element_bytes);
-  }
-}
-
-// A lone node's exchange: it only ever receives the input.
-class InputExchange : public Exchange {
- public:
-  InputExchange(const Model& model, const std::vector<float>& input)
-      : model_(model), input_(input) {}
-
-  void exchange(int layer_index, int, const InputSlot& slot, const void*, const Region&,
-                void* tile) override {
-    for (const Transfer& piece : slot.receives) EXPECT_EQ(piece.peer, 0) << "layer " << layer_index;
-    EXPECT_TRUE(slot.sends.empty()) << "layer " << layer_index;
-    EXPECT_FALSE(slot.exchange) << "layer " << layer_index;
-    receive_input(model_, input_, slot, tile, bytes_received);
-  }
-  // The relay baseline's route, which no program here takes.
-  void to_coordinator(int layer_index, const Tensor&) override {
-    ADD_FAILURE() << "layer " << layer_index << " sent to the coordinator";
-  }
-
-  uint64_t bytes_received = 0;
-
- private:
-  const Model& model_;
-  const std::vector<float>& input_;
-};
-
 NodeProgram one_node_program(const Model& model) {
   return build_node_program(model, spatial_regions(model, 1, 1), 1);
 }
@@ -321,7 +283,8 @@ ExecutorRun run_executor(const Model& model, Kernels kernels, const std::vector<
   Executor executor(model, one_node_program(model), kNode, kernels);
   executor.set_fuse_activations(fuse_activations);
   Arena arena(cap);
-  InputExchange exchange(model, input);
+  InputExchange exchange(model.layers[0].output_shape);
+  exchange.set_input(input.data());
   ExecutorRun run;
   run.layer_outputs.resize(model.layers.size());
   executor.run(
@@ -620,122 +583,6 @@ TEST(NodeProgram, TheGateDoesNotTakeOverTheMapItScales) {
 
 // ---- several nodes in one process ----
 
-// What the nodes of an in-process cluster share: one barrier, and per node
-// the stored tile it offers for the slot being exchanged.
-struct Board {
-  struct Offer {
-    const void* stored = nullptr;
-    Region region;
-  };
-  explicit Board(int nodes) : barrier(nodes), offers(nodes) {}
-  std::barrier<> barrier;
-  std::vector<Offer> offers;  // [node - 1]
-  std::atomic<bool> failed{false};
-};
-
-// The MPI exchange's work done through shared memory: for a slot with the
-// exchange flag, every node offers its stored region, waits for all, copies
-// the pieces it receives out of the others' offers, and waits again so that
-// nobody writes over an offer still being read.
-class SharedMemoryExchange : public Exchange {
- public:
-  SharedMemoryExchange(int node, Board& board, const Model& model, const std::vector<float>& input)
-      : node_(node), board_(board), model_(model), input_(input) {}
-
-  void exchange(int layer_index, int, const InputSlot& slot, const void* stored,
-                const Region& stored_region, void* tile) override {
-    receive_input(model_, input_, slot, tile, bytes_received);
-    if (!slot.exchange) {
-      EXPECT_TRUE(slot.sends.empty()) << "layer " << layer_index;
-      for (const Transfer& piece : slot.receives)
-        EXPECT_EQ(piece.peer, 0) << "layer " << layer_index;
-      return;
-    }
-    board_.offers[node_ - 1] = {stored, stored_region};
-    wait();
-    for (const Transfer& piece : slot.receives) {
-      if (piece.peer == 0) continue;
-      const Board::Offer& offer = board_.offers.at(piece.peer - 1);
-      const bool inside = offer.region.contains(piece.region) && slot.needed.contains(piece.region);
-      EXPECT_TRUE(inside) << "layer " << layer_index << ": node " << node_ << " receives "
-                          << piece.region.str() << " from node " << piece.peer << ", which holds "
-                          << offer.region.str();
-      if (inside) {
-        // Delivered by finish(); until then the piece's place in the tile
-        // holds 0xff bytes (NaN, or 255), so a layer computed early from it
-        // would differ.
-        Pending pending{tile, slot.needed, piece.region, slot.element_bytes,
-                        std::vector<char>(piece.region.bytes(slot.element_bytes))};
-        copy_region(offer.stored, offer.region, pending.piece.data(), piece.region, piece.region,
-                    slot.element_bytes);
-        const std::vector<char> poison(pending.piece.size(), static_cast<char>(0xff));
-        copy_region(poison.data(), piece.region, tile, slot.needed, piece.region,
-                    slot.element_bytes);
-        pending_.push_back(std::move(pending));
-      }
-      bytes_received += piece.region.bytes(slot.element_bytes);
-    }
-    for (const Transfer& piece : slot.sends) {
-      EXPECT_TRUE(stored_region.contains(piece.region)) << "layer " << layer_index;
-      bytes_sent += piece.region.bytes(slot.element_bytes);
-      // MPI may read a piece at any time until finish(): it must not change.
-      Sent sent{layer_index,        stored,
-                stored_region,      piece.region,
-                slot.element_bytes, std::vector<char>(piece.region.bytes(slot.element_bytes))};
-      copy_region(stored, stored_region, sent.piece.data(), piece.region, piece.region,
-                  slot.element_bytes);
-      sent_.push_back(std::move(sent));
-    }
-    wait();
-  }
-  void finish() override {
-    for (const Pending& pending : pending_)
-      copy_region(pending.piece.data(), pending.region, pending.tile, pending.needed,
-                  pending.region, pending.element_bytes);
-    pending_.clear();
-    for (const Sent& sent : sent_) {
-      std::vector<char> now(sent.piece.size());
-      copy_region(sent.stored, sent.stored_region, now.data(), sent.region, sent.region,
-                  sent.element_bytes);
-      EXPECT_TRUE(now == sent.piece) << "node " << node_ << ", layer " << sent.layer_index
-                                     << ": a piece being sent changed before the exchange finished";
-    }
-    sent_.clear();
-  }
-  // The relay baseline's route, which no program here takes.
-  void to_coordinator(int layer_index, const Tensor&) override {
-    ADD_FAILURE() << "node " << node_ << ", layer " << layer_index << " sent to the coordinator";
-  }
-
-  uint64_t bytes_sent = 0, bytes_received = 0;
-
- private:
-  void wait() {
-    board_.barrier.arrive_and_wait();
-    if (board_.failed) throw Error("another node failed");
-  }
-
-  struct Pending {  // a received piece not yet delivered
-    void* tile;
-    Region needed, region;
-    size_t element_bytes;
-    std::vector<char> piece;
-  };
-  std::vector<Pending> pending_;
-  struct Sent {  // a piece sent, as it was when the exchange started
-    int layer_index;
-    const void* stored;
-    Region stored_region, region;
-    size_t element_bytes;
-    std::vector<char> piece;
-  };
-  std::vector<Sent> sent_;
-  int node_;
-  Board& board_;
-  const Model& model_;
-  const std::vector<float>& input_;
-};
-
 struct ClusterRun {
   std::vector<std::vector<float>> layers;  // whole maps gathered from every node's region
   std::vector<float> output;
@@ -749,10 +596,13 @@ struct ClusterRun {
 };
 
 // Runs every node's program on a thread of its own, each over an arena capped
-// at the peak its program predicts. Fails (without running) when the nodes
-// disagree on which slots are exchanged, which would leave a thread waiting.
-// With `owners` (overlapping regions), each node writes its owned part of
-// the maps; with `streams`, the nodes compute those runs part by part.
+// at the peak its program predicts, and the coordinator on another, over the
+// runtime's in-process transport (which holds back received pieces until an
+// exchange finishes and checks that no piece being sent changes before).
+// Fails (without running) when the nodes disagree on which slots are
+// exchanged, which would leave a thread waiting. With `owners` (overlapping
+// regions), each node writes its owned part of the maps; with `streams`, the
+// nodes compute those runs part by part.
 ClusterRun run_cluster(const Model& model, const LayerRegions& regions,
                        const std::vector<float>& input, Kernels kernels,
                        const LayerRegions& owners = {}, const StreamGroups& streams = {},
@@ -763,13 +613,11 @@ ClusterRun run_cluster(const Model& model, const LayerRegions& regions,
   for (size_t i = 1; i < model.layers.size(); ++i)
     cluster.layers[i].assign(model.layers[i].output_shape.elements(),
                              std::numeric_limits<float>::quiet_NaN());
-  cluster.output.assign(model.layers[model.output].output_shape.elements(),
-                        std::numeric_limits<float>::quiet_NaN());
   cluster.nodes.resize(nodes);
 
   std::vector<Model> node_models;
   std::vector<NodeProgram> programs;
-  std::vector<std::unique_ptr<Arena>> arenas;  // outlive the threads: a failed node's offers stay
+  std::vector<std::unique_ptr<Arena>> arenas;
   for (int k = 1; k <= nodes; ++k) {
     node_models.push_back(testing::node_model(model, regions, k));
     programs.push_back(build_node_program(model, regions, k, false, owners, streams));
@@ -790,45 +638,44 @@ ClusterRun run_cluster(const Model& model, const LayerRegions& regions,
           return cluster;
         }
 
-  Board board(nodes);
-  std::vector<std::thread> threads;
-  for (int k = 1; k <= nodes; ++k)
-    threads.emplace_back([&, k] {
-      ClusterRun::NodeRun& mine = cluster.nodes[k - 1];
-      const NodeProgram& program = programs[k - 1];
-      try {
-        Executor executor(node_models[k - 1], program, "node " + std::to_string(k), kernels);
-        executor.set_fuse_activations(fuse_activations);
-        SharedMemoryExchange exchange(k, board, model, input);
-        uint64_t output_bytes = 0;
-        // Each node writes only its own region of the whole maps: no two
-        // threads write the same element.
-        executor.run(
-            *arenas[k - 1], exchange,
-            [&](int index, const Tensor& tensor) {
-              const Region& region = program.layers[index].out;
-              copy_region(tensor.f32(), region, cluster.layers[index].data(),
-                          Region::whole(model.layers[index].output_shape),
-                          owners.empty() ? region : owners[index][k - 1], sizeof(float));
-            },
-            [&](const Tensor& tensor) {
-              const Region& region = program.layers[model.output].out;
-              copy_region(tensor.f32(), region, cluster.output.data(),
-                          Region::whole(model.layers[model.output].output_shape), region,
-                          sizeof(float));
-              output_bytes = tensor.bytes();
-            });
-        mine.peak = arenas[k - 1]->layout().peak_bytes();
-        mine.bytes_in_use_after = arenas[k - 1]->layout().bytes_in_use();
-        mine.bytes_sent = exchange.bytes_sent + output_bytes;
-        mine.bytes_received = exchange.bytes_received;
-      } catch (const std::exception& error) {
-        mine.error = error.what();
-        board.failed = true;
-        board.barrier.arrive_and_drop();  // the others' waits end, and they stop too
-      }
-    });
-  for (std::thread& thread : threads) thread.join();
+  InProcessCluster in_process(nodes + 1);
+  const std::vector<std::string> errors = in_process.run([&](Transport& transport) {
+    const int k = transport.rank();
+    if (k == 0) {
+      Coordinator coordinator(transport, model, programs);
+      Bytes output;
+      coordinator.infer(input, output, nullptr, {});
+      cluster.output.resize(output.size() / sizeof(float));
+      std::memcpy(cluster.output.data(), output.data(), output.size());
+      return;
+    }
+    ClusterRun::NodeRun& mine = cluster.nodes[k - 1];
+    const NodeProgram& program = programs[k - 1];
+    Executor executor(node_models[k - 1], program, "node " + std::to_string(k), kernels);
+    executor.set_fuse_activations(fuse_activations);
+    const std::unique_ptr<NodeExchange> exchange = transport.node_exchange(program.neighbours);
+    uint64_t output_bytes = 0;
+    // Each node writes only its own region of the whole maps: no two
+    // threads write the same element.
+    executor.run(
+        *arenas[k - 1], *exchange,
+        [&](int index, const Tensor& tensor) {
+          const Region& region = program.layers[index].out;
+          copy_region(tensor.f32(), region, cluster.layers[index].data(),
+                      Region::whole(model.layers[index].output_shape),
+                      owners.empty() ? region : owners[index][k - 1], sizeof(float));
+        },
+        [&](const Tensor& tensor) {
+          transport.send(0, Tag::output, tensor.data, tensor.shape.elements(), sizeof(float));
+          output_bytes = tensor.bytes();
+        });
+    mine.peak = arenas[k - 1]->layout().peak_bytes();
+    mine.bytes_in_use_after = arenas[k - 1]->layout().bytes_in_use();
+    mine.bytes_sent = exchange->bytes_sent + output_bytes;
+    mine.bytes_received = exchange->bytes_received;
+  });
+  EXPECT_EQ(errors[0], "") << "the coordinator";
+  for (int k = 1; k <= nodes; ++k) cluster.nodes[k - 1].error = errors[k];
   return cluster;
 }
 

@@ -17,27 +17,10 @@
 #include "../../partition/node_program_builder.hpp"
 #include "../../src/error.hpp"
 #include "../../src/executor.hpp"
+#include "../../src/input_exchange.hpp"
 
 namespace splitinfer {
 namespace {
-
-// A lone node's exchange: it only ever receives pieces of the model input.
-class InputOnly : public Exchange {
- public:
-  InputOnly(const Model& model, const std::vector<float>& input) : model_(model), input_(input) {}
-  void exchange(int, int, const InputSlot& slot, const void*, const Region&, void* tile) override {
-    const Region whole = Region::whole(model_.layers[0].output_shape);
-    for (const Transfer& piece : slot.receives)
-      copy_region(input_.data(), whole, tile, slot.needed, piece.region, slot.element_bytes);
-  }
-  void to_coordinator(int, const Tensor&) override {
-    throw Error("internal: a one-node program relayed a layer");
-  }
-
- private:
-  const Model& model_;
-  const std::vector<float>& input_;
-};
 
 int check(const std::string& model_path, const std::string& reference_path, const std::string& mode,
           int max_lsb) {
@@ -53,7 +36,8 @@ int check(const std::string& model_path, const std::string& reference_path, cons
     regions[i][0] = Region::whole(model.layers[i].output_shape);
   Executor executor(model, build_node_program(model, regions, 1), "node 1");
   Arena arena(ArenaLayout::kUnlimited);
-  InputOnly exchange(model, input);
+  InputExchange exchange(model.layers[0].output_shape);
+  exchange.set_input(input.data());
   int worst = 0, compared = 0;
   executor.run(
       arena, exchange,

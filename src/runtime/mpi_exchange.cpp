@@ -90,8 +90,8 @@ void receive_without_spinning(void* buffer, int count, MPI_Datatype type, int so
   wait_without_spinning(request, expected);
 }
 
-MpiExchange::MpiExchange(MPI_Comm node_comm, const std::vector<int>& neighbours, Trace* trace)
-    : neighbours_(neighbours), trace_(trace) {
+MpiExchange::MpiExchange(MPI_Comm node_comm, const std::vector<int>& neighbours)
+    : neighbours_(neighbours) {
   std::vector<int> ranks;
   for (int node : neighbours) ranks.push_back(node - 1);
   const int degree = static_cast<int>(ranks.size());
@@ -132,7 +132,7 @@ void MpiExchange::exchange_pieces(const InputSlot& input, const void* stored,
           std::make_unique<PieceType>(input.needed, piece.region, input.element_bytes));
       pending_.emplace_back();
       const PieceType& type = *pending_types_.back();
-      MPI_Irecv(type.at(tile), type.count(), type.type(), 0, kInputTag, MPI_COMM_WORLD,
+      MPI_Irecv(type.at(tile), type.count(), type.type(), 0, mpi_tag(Tag::input), MPI_COMM_WORLD,
                 &pending_.back());
       bytes_received += piece.region.bytes(input.element_bytes);
     }
@@ -185,8 +185,8 @@ void MpiExchange::exchange_pieces(const InputSlot& input, const void* stored,
 
 void MpiExchange::to_coordinator(int layer_index, const Tensor& out) {
   const double start = trace_ ? trace_->now_us() : 0;
-  MPI_Send(out.data, static_cast<int>(out.shape.elements()), element_mpi_type(out), 0, kRelayTag,
-           MPI_COMM_WORLD);
+  MPI_Send(out.data, static_cast<int>(out.shape.elements()), element_mpi_type(out), 0,
+           mpi_tag(Tag::relay), MPI_COMM_WORLD);
   bytes_sent += out.bytes();
   if (trace_)
     trace_->add("relay of layer " + std::to_string(layer_index), "relay", start, out.bytes(), 0);

@@ -1,21 +1,21 @@
 #pragma once
-// Moving pieces of activation maps with MPI: between neighbouring nodes with a
-// neighbourhood collective on a distributed-graph topology of the node
-// communicator (never through rank 0), and from the coordinator point to point.
+// Moving pieces of activation maps with MPI (the MPI transport's insides):
+// between neighbouring nodes with a neighbourhood collective on a
+// distributed-graph topology of the node communicator (never through rank
+// 0), and from the coordinator point to point.
 #include <mpi.h>
 
-#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "../executor.hpp"
-#include "../trace.hpp"
+#include "transport.hpp"
 
 namespace splitinfer {
 
-enum Tag : int { kInputTag = 1, kOutputTag, kDumpTag, kStatsTag, kRelayTag };
+// The MPI tag of a message between the coordinator and a node.
+inline int mpi_tag(Tag tag) { return static_cast<int>(tag); }
 
 // The MPI type of one element: MPI_FLOAT (4 bytes) or MPI_UINT8_T (quint8).
 MPI_Datatype element_mpi_type(size_t element_bytes);
@@ -49,14 +49,6 @@ class PieceType {
   bool derived_ = false;  // a subarray type of ours, not MPI's element type
 };
 
-// When a wait is expected to end: `at`, judged from a wait that took
-// `typical` (the coordinator's wait for an output, from the inference
-// before). No `typical`: not known.
-struct ExpectedEnd {
-  std::chrono::steady_clock::time_point at{};
-  std::chrono::steady_clock::duration typical{};
-};
-
 // Waits for `requests` to complete without spinning a core away from the
 // ranks that compute (often more ranks than cores): polls for 50 µs, then
 // sleeps between polls, each time 1/64 of the wait so far (2 µs to 1 ms).
@@ -68,12 +60,11 @@ void wait_without_spinning(std::vector<MPI_Request>& requests, const ExpectedEnd
 void receive_without_spinning(void* buffer, int count, MPI_Datatype type, int source, int tag,
                               MPI_Comm comm, const ExpectedEnd& expected = {});
 
-class MpiExchange : public Exchange {
+class MpiExchange : public NodeExchange {
  public:
   // `node_comm`: ranks 1..N of the world as ranks 0..N-1; `neighbours`: the
-  // node numbers this node exchanges with; `trace` (may be null) gets a slice
-  // per exchange with its bytes.
-  MpiExchange(MPI_Comm node_comm, const std::vector<int>& neighbours, Trace* trace = nullptr);
+  // node numbers this node exchanges with.
+  MpiExchange(MPI_Comm node_comm, const std::vector<int>& neighbours);
   ~MpiExchange() override;
 
   // Starts the exchange (nonblocking receives and neighbourhood collective);
@@ -83,10 +74,6 @@ class MpiExchange : public Exchange {
                 const Region& stored_region, void* tile) override;
   void finish() override;
   void to_coordinator(int layer_index, const Tensor& out) override;
-  // From now on, record a slice per exchange with its bytes into `trace`.
-  void set_trace(Trace* trace) { trace_ = trace; }
-
-  uint64_t bytes_sent = 0, bytes_received = 0;
 
  private:
   void exchange_pieces(const InputSlot& input, const void* stored, const Region& stored_region,
@@ -110,7 +97,6 @@ class MpiExchange : public Exchange {
   };
   std::vector<Started> started_;
   std::vector<int> neighbours_;  // node numbers, in the topology's order
-  Trace* trace_;
 };
 
 }  // namespace splitinfer

@@ -1,0 +1,93 @@
+#include "coordinator.hpp"
+
+#include <cstring>
+
+namespace splitinfer {
+
+Coordinator::Coordinator(Transport& transport, const Model& model,
+                         std::vector<NodeProgram> programs)
+    : transport_(transport),
+      model_(model),
+      programs_(std::move(programs)),
+      messages_(cluster_messages(model, programs_)),
+      maps_(model.layers.size()) {}
+
+void Coordinator::infer(const std::vector<float>& input, Bytes& output, std::vector<Bytes>* dumps,
+                        const ExpectedEnd& output_expected) {
+  const auto map_bytes = [&](int layer_index) {
+    const Layer& layer = model_.layers[layer_index];
+    return static_cast<size_t>(layer.output_shape.elements()) * dtype_bytes(layer.dtype);
+  };
+  const auto whole_region = [&](int layer_index) {
+    return Region::whole(model_.layers[layer_index].output_shape);
+  };
+  // The whole maps the coordinator holds: the input, and relayed maps.
+  std::vector<const unsigned char*> whole(model_.layers.size(), nullptr);
+  whole[0] = reinterpret_cast<const unsigned char*>(input.data());
+  if (dumps) {
+    dumps->assign(model_.layers.size(), {});
+    (*dumps)[0].resize(map_bytes(0));
+    std::memcpy((*dumps)[0].data(), input.data(), map_bytes(0));
+  }
+  size_t pieces_sent = 0, next = 0;
+  for (size_t i = 1; i < model_.layers.size(); ++i) {
+    const int layer = static_cast<int>(i);
+    for (; next < messages_.size() && messages_[next].kind != Message::Kind::output &&
+           messages_[next].layer == layer;
+         ++next) {
+      const Message& message = messages_[next];
+      if (message.kind == Message::Kind::input_piece) {
+        // Sent from a contiguous copy: the node's MPI can then read it
+        // itself (single copy, RDMA), while a strided piece moves in
+        // fragments, each waiting for this rank to poll.
+        const int source = model_.layers[i].inputs[message.slot];
+        if (pieces_.size() == pieces_sent) pieces_.emplace_back();
+        Bytes& packed = pieces_[pieces_sent++];
+        packed.resize(message.bytes());
+        copy_region(whole[source], whole_region(source), packed.data(), message.region,
+                    message.region, message.element_bytes);
+        transport_.post_send(message.to, Tag::input, packed.data(), message.region.elements(),
+                             message.element_bytes);
+      } else if (message.kind == Message::Kind::relay) {
+        maps_[i].resize(map_bytes(layer));
+        transport_.receive(message.from, Tag::relay, maps_[i].data(), whole_region(layer),
+                           message.region, message.element_bytes);
+        whole[i] = maps_[i].data();
+      }
+    }
+    if (dumps) {  // every node's region of the layer: a debugging aid, outside the messages
+      (*dumps)[i].resize(map_bytes(layer));
+      for (const NodeProgram& program : programs_) {
+        const LayerStep& step = program.layers[i];
+        if (!step.out.empty())
+          transport_.receive(program.node, Tag::dump, (*dumps)[i].data(), whole_region(layer),
+                             step.out, step.element_bytes);
+      }
+    }
+  }
+  // Every piece the nodes need from here is taken before the long wait for
+  // the output (where MPI cannot let the receiver read a piece itself, it
+  // moves only while this rank polls), and every node has what it needs
+  // before it sends its output: no deadlock.
+  transport_.wait_sends();
+  output.resize(map_bytes(model_.output));
+  for (; next < messages_.size(); ++next) {
+    const Message& message = messages_[next];
+    transport_.receive(message.from, Tag::output, output.data(), whole_region(model_.output),
+                       message.region, message.element_bytes, output_expected);
+  }
+}
+
+std::vector<float> real_values(const Layer& layer, const Bytes& map) {
+  if (!layer.quantized()) {
+    std::vector<float> values(map.size() / sizeof(float));
+    std::memcpy(values.data(), map.data(), map.size());
+    return values;
+  }
+  std::vector<float> values(map.size());
+  for (size_t i = 0; i < map.size(); ++i)
+    values[i] = static_cast<float>(map[i] - layer.quant.zero_point) * layer.quant.scale;
+  return values;
+}
+
+}  // namespace splitinfer

@@ -1,0 +1,48 @@
+#pragma once
+// The coordinator's side of a run (rank 0): per inference it sends every
+// node the pieces of the input (in relay plans, of every relayed map) that
+// its program receives from the coordinator, receives what the nodes relay
+// to it, and gathers the output, all in the order of cluster_messages(). It
+// never holds a node's weights and computes nothing.
+#include <deque>
+#include <vector>
+
+#include "../graph.hpp"
+#include "../node_program.hpp"
+#include "transport.hpp"
+
+namespace splitinfer {
+
+using Bytes = std::vector<unsigned char>;  // a whole map of any dtype
+
+class Coordinator {
+ public:
+  // `programs`: every node's (nodes 1..N, in order), as the nodes run them.
+  Coordinator(Transport& transport, const Model& model, std::vector<NodeProgram> programs);
+
+  const std::vector<NodeProgram>& programs() const { return programs_; }
+
+  // One inference: `output` gets the whole output map (as the output layer's
+  // dtype stores it), expected at `output_expected` when an inference
+  // before was timed; with `dumps`, every layer's whole map (the nodes send
+  // them when their settings say so).
+  void infer(const std::vector<float>& input, Bytes& output, std::vector<Bytes>* dumps,
+             const ExpectedEnd& output_expected);
+
+ private:
+  Transport& transport_;
+  const Model& model_;
+  std::vector<NodeProgram> programs_;
+  std::vector<Message> messages_;
+  // Kept from one inference to the next, so that an inference does not
+  // fault in fresh pages (some 0.6 ms for a 224x224 input's pieces on this
+  // machine): whole maps relayed to the coordinator, and contiguous copies
+  // of the pieces it sends.
+  std::vector<Bytes> maps_;
+  std::deque<Bytes> pieces_;
+};
+
+// A whole map as real numbers: float32 as it is, quint8 dequantized.
+std::vector<float> real_values(const Layer& layer, const Bytes& map);
+
+}  // namespace splitinfer

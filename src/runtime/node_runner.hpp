@@ -1,0 +1,29 @@
+#pragma once
+// A node's side of a run: it runs its program once per inference,
+// exchanging pieces with its neighbours and the coordinator, and at the end
+// reports its statistics to the coordinator.
+#include <cstdint>
+#include <nlohmann/json.hpp>
+
+#include "../../partition/plan.hpp"
+#include "../node_program.hpp"
+#include "protocol.hpp"
+
+namespace splitinfer {
+
+// What a node holds once its set-up checked out: the model with its own
+// weight slices, the plan, its RAM cap and its program.
+struct NodeSetup {
+  Model model;
+  Plan plan;
+  uint64_t ram_cap = ArenaLayout::kUnlimited;
+  NodeProgram program;
+};
+
+// Runs `inferences` inferences of `setup.program` on this node (the
+// transport's rank), sending its output (and with settings.dump_layers, in
+// the last inference, every layer it computes) to the coordinator; then
+// sends the coordinator its statistics (node_statistics()).
+void run_node(Transport& transport, const RunSettings& settings, NodeSetup& setup, int inferences);
+
+}  // namespace splitinfer

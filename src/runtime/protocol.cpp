@@ -1,0 +1,43 @@
+#include "protocol.hpp"
+
+#include <nlohmann/json.hpp>
+#include <optional>
+
+namespace splitinfer {
+
+RunSettings agree_settings(Transport& transport, const RunSettings& settings) {
+  std::string text;
+  if (transport.rank() == 0)
+    text = nlohmann::json{{"plan_dir", settings.plan_dir},
+                          {"ram", settings.ram},
+                          {"repeat", settings.repeat},
+                          {"dump_layers", settings.dump_layers},
+                          {"reference_kernels", settings.reference_kernels},
+                          {"trace", settings.trace},
+                          {"requantization", settings.requantization}}
+               .dump();
+  transport.broadcast(text);
+  const nlohmann::json agreed = nlohmann::json::parse(text);
+  RunSettings result;
+  result.plan_dir = agreed["plan_dir"].get<std::string>();
+  result.ram = agreed["ram"].get<std::string>();
+  result.repeat = agreed["repeat"].get<int>();
+  result.dump_layers = agreed["dump_layers"].get<bool>();
+  result.reference_kernels = agreed["reference_kernels"].get<bool>();
+  result.trace = agreed["trace"].get<bool>();
+  result.requantization = agreed["requantization"].get<std::string>();
+  return result;
+}
+
+void agreed_step(Transport& transport, const std::function<void()>& step) {
+  std::optional<std::string> failure;
+  try {
+    step();
+  } catch (const std::exception& error) {
+    failure = error.what();
+  }
+  if (std::optional<std::string> first = transport.first_failure(failure))
+    throw AgreedFailure(*first);
+}
+
+}  // namespace splitinfer

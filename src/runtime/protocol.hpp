@@ -1,0 +1,45 @@
+#pragma once
+// What the ranks of a run agree on, and how a failure before the first
+// inference ends every rank together (the order of the run's messages is
+// in session.hpp).
+//
+// A run starts with rank 0's settings broadcast to every rank, so ranks
+// started with different arguments still follow one protocol. Then come
+// checked steps (reading the plan, the input, each node's weights and memory):
+// after each, every rank says whether it failed, and when one did, every rank
+// throws AgreedFailure with the lowest failing rank's message (which names
+// the node at fault) and nobody waits for a message that will not come.
+#include <functional>
+#include <string>
+
+#include "../error.hpp"
+#include "transport.hpp"
+
+namespace splitinfer {
+
+// What rank 0 decides for the whole run (the run command's options).
+struct RunSettings {
+  std::string plan_dir;
+  std::string ram;  // a size overriding the plan's RAM cap; empty: the plan's
+  int repeat = 0;   // inferences after one warm-up; 0: one inference
+  bool dump_layers = false;
+  bool reference_kernels = false;
+  bool trace = false;          // record every rank's slices of the last inference
+  std::string requantization;  // pytorch | cmsis; empty: the model's own
+};
+
+// Rank 0's `settings` on every rank.
+RunSettings agree_settings(Transport& transport, const RunSettings& settings);
+
+// Thrown on every rank at once: a checked step failed somewhere.
+class AgreedFailure : public Error {
+ public:
+  explicit AgreedFailure(const std::string& message) : Error(message) {}
+};
+
+// Runs `step` on this rank and then agrees with every rank: throws
+// AgreedFailure (the first failing rank's message) on every rank when any
+// rank's step threw.
+void agreed_step(Transport& transport, const std::function<void()>& step);
+
+}  // namespace splitinfer

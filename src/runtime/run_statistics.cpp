@@ -1,0 +1,104 @@
+#include "run_statistics.hpp"
+
+#include <algorithm>
+
+namespace splitinfer {
+namespace {
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t middle = values.size() / 2;
+  return values.size() % 2 ? values[middle] : (values[middle - 1] + values[middle]) / 2;
+}
+
+}  // namespace
+
+nlohmann::json node_statistics(int node, const NodeSetup& setup, const NodeMeasurement& measured) {
+  const NodePlan& predicted = setup.plan.node_plans[node - 1];
+  return {
+      {"rank", node},
+      {"peak_ram_bytes", measured.peak_ram_bytes},
+      {"predicted_peak_ram_bytes", predicted.predicted_peak_ram_bytes},
+      {"ram_cap_bytes",
+       setup.ram_cap == ArenaLayout::kUnlimited ? nlohmann::json() : nlohmann::json(setup.ram_cap)},
+      {"flash_bytes", setup.model.weight_bytes()},
+      {"predicted_flash_bytes", predicted.flash_bytes},
+      {"bytes_sent", measured.bytes_sent},
+      {"predicted_bytes_sent", predicted.predicted_bytes_sent},
+      {"bytes_received", measured.bytes_received},
+      {"predicted_bytes_received", predicted.predicted_bytes_received},
+      {"host_seconds", measured.host_seconds}};
+}
+
+nlohmann::json trace_events(const Trace& trace, int rank) {
+  nlohmann::json events = nlohmann::json::array();
+  events.push_back(
+      {{"name", "thread_name"},
+       {"ph", "M"},
+       {"pid", 0},
+       {"tid", rank},
+       {"args",
+        {{"name", rank == 0 ? std::string("coordinator") : "node " + std::to_string(rank)}}}});
+  for (const Trace::Slice& slice : trace.slices())
+    events.push_back(
+        {{"name", slice.name},
+         {"cat", slice.category},
+         {"ph", "X"},
+         {"ts", slice.start_us},
+         {"dur", slice.duration_us},
+         {"pid", 0},
+         {"tid", rank},
+         {"args", {{"bytes_sent", slice.bytes_sent}, {"bytes_received", slice.bytes_received}}}});
+  return events;
+}
+
+nlohmann::json run_statistics(const Model& model, const Plan& plan, const std::string& plan_dir,
+                              int repeat, std::vector<double> inference_seconds,
+                              const std::vector<NodeProgram>& programs,
+                              std::vector<nlohmann::json> nodes, nlohmann::json* trace) {
+  nlohmann::json stats = {{"model", model.name},
+                          {"plan", plan_dir},
+                          {"strategy", plan.strategy},
+                          {"node_count", plan.nodes},
+                          {"host_seconds", inference_seconds.back()},
+                          {"emulated_seconds", nullptr},  // plans without a device profile
+                          {"nodes", nlohmann::json::array()}};
+  // The plan's prediction for its device profile (partition/cost_model.hpp).
+  if (plan.device) {
+    stats["emulated_seconds"] = plan.emulated.total_seconds;
+    stats["device"] = plan.device->name;
+  }
+  if (model.layers[model.output].quantized())
+    stats["requantization"] = requantization_name(model.requantization);
+  if (plan.strategy == "spatial" || plan.strategy == "fused")
+    stats["grid"] = {plan.grid_rows, plan.grid_cols};
+  if (repeat > 0) {
+    inference_seconds.erase(inference_seconds.begin());  // the warm-up
+    stats["repeat"] = repeat;
+    stats["host_seconds_median"] = median(inference_seconds);
+  }
+  // The coordinator's own traffic: the input pieces (every relayed piece in
+  // relay plans) it sends, the outputs (and relayed regions) it receives.
+  uint64_t coordinator_sent = 0, coordinator_received = 0;
+  for (const Message& message : cluster_messages(model, programs)) {
+    if (message.from == 0) coordinator_sent += message.bytes();
+    if (message.to == 0) coordinator_received += message.bytes();
+  }
+  stats["coordinator"] = {{"bytes_sent", coordinator_sent},
+                          {"bytes_received", coordinator_received}};
+  uint64_t total_moved = coordinator_sent;
+  for (size_t k = 0; k < nodes.size(); ++k) {
+    nlohmann::json& node = nodes[k];
+    total_moved += node["bytes_sent"].get<uint64_t>();
+    node["emulated_seconds"] =
+        plan.device ? nlohmann::json(plan.emulated.nodes[k].finish) : nlohmann::json();
+    if (trace && node.contains("trace"))
+      for (auto& event : node["trace"]) trace->push_back(std::move(event));
+    node.erase("trace");
+    stats["nodes"].push_back(std::move(node));
+  }
+  stats["total_bytes_moved"] = total_moved;  // every byte sent by any rank, once
+  return stats;
+}
+
+}  // namespace splitinfer

@@ -1,0 +1,37 @@
+#pragma once
+// The statistics of a run (STATS.json, DESIGN.md's contract) and its trace
+// (Chrome trace events, one track per rank): each node measures its own and
+// sends them to the coordinator, which adds the plan's predictions and its
+// own traffic.
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "../trace.hpp"
+#include "node_runner.hpp"
+
+namespace splitinfer {
+
+// What a node measured over its last inference (peak RAM: over all).
+struct NodeMeasurement {
+  uint64_t peak_ram_bytes = 0, bytes_sent = 0, bytes_received = 0;
+  double host_seconds = 0;
+};
+
+// A node's entry of the statistics' `nodes` list: measured beside predicted.
+nlohmann::json node_statistics(int node, const NodeSetup& setup, const NodeMeasurement& measured);
+
+// Chrome trace events ("complete" slices) of one rank: its own track.
+nlohmann::json trace_events(const Trace& trace, int rank);
+
+// The coordinator's view of a run: the plan and model's names, host times
+// of every inference (the first a warm-up when `repeat` > 0), its own
+// traffic (from the programs' messages) and each node's statistics as the
+// nodes sent them (their "trace" entries moved out into `trace_events` when
+// tracing). Returns STATS.json's content.
+nlohmann::json run_statistics(const Model& model, const Plan& plan, const std::string& plan_dir,
+                              int repeat, std::vector<double> inference_seconds,
+                              const std::vector<NodeProgram>& programs,
+                              std::vector<nlohmann::json> nodes, nlohmann::json* trace_events);
+
+}  // namespace splitinfer

@@ -1,0 +1,115 @@
+#include "session.hpp"
+
+#include <chrono>
+
+#include "../../io/model_file.hpp"
+#include "../../io/plan_file.hpp"
+#include "../format.hpp"
+#include "node_runner.hpp"
+#include "run_statistics.hpp"
+
+namespace splitinfer {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Rank 0: `feed.count` inferences, each coordinated, timed and fed back;
+// then the statistics, the nodes' gathered.
+void coordinate_run(Transport& transport, const RunSettings& settings, const Feed& feed,
+                    RunResult& result) {
+  const Model& model = result.model;
+  Coordinator coordinator(transport, model, node_programs(model, result.plan));
+  std::vector<double> times;
+  Trace trace;
+  for (int run = 0; run < feed.count; ++run) {
+    const bool last = run == feed.count - 1;
+    if (last && settings.trace) {
+      transport.barrier();
+      trace.set_origin();
+    }
+    const std::vector<float>& input = feed.input(run);
+    const auto start = Clock::now();
+    const double traced_start = trace.now_us();
+    // The output is expected as long after the start as the inference before
+    // took (the warm-up's included).
+    ExpectedEnd expected;
+    if (!times.empty()) {
+      expected.typical =
+          std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(times.back()));
+      expected.at = start + expected.typical;
+    }
+    coordinator.infer(input, result.output, settings.dump_layers && last ? &result.dumps : nullptr,
+                      expected);
+    times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+    if (last) trace.add("inference (input out, output in)", "coordinator", traced_start);
+    feed.output(run, result.output);
+  }
+  std::vector<nlohmann::json> nodes;
+  for (int node = 1; node <= result.plan.nodes; ++node)
+    nodes.push_back(nlohmann::json::parse(transport.receive_text(node, Tag::stats)));
+  if (settings.trace) result.trace_events = trace_events(trace, 0);
+  result.stats = run_statistics(model, result.plan, settings.plan_dir, settings.repeat,
+                                std::move(times), coordinator.programs(), std::move(nodes),
+                                settings.trace ? &result.trace_events : nullptr);
+}
+
+}  // namespace
+
+RunResult run_session(Transport& transport, const RunSettings& settings,
+                      const std::function<Feed(const Model&)>& open_feed) {
+  const int rank = transport.rank();
+  RunResult result;
+  NodeSetup setup;
+  Feed feed;
+
+  // Step 1, every rank: read the plan; check the rank count.
+  agreed_step(transport, [&] {
+    if (settings.repeat < 0 || settings.repeat > 1000000)
+      throw Error("--repeat must be between 0 and 1000000");
+    read_plan(settings.plan_dir, setup.model, setup.plan);
+    if (!settings.requantization.empty())
+      setup.model.requantization = requantization_from_name(settings.requantization);
+    if (transport.ranks() != setup.plan.nodes + 1)
+      throw Error("the plan '" + settings.plan_dir + "' is for " +
+                  std::to_string(setup.plan.nodes) + " node(s), so it runs with mpirun -np " +
+                  std::to_string(setup.plan.nodes + 1) + ", not -np " +
+                  std::to_string(transport.ranks()));
+    setup.ram_cap = settings.ram.empty() ? setup.plan.ram_cap_bytes : parse_bytes(settings.ram);
+  });
+  // Step 2: rank 0 opens the feed (reads the input); each node its own
+  // weights, and checks that its memory fits its cap before computing anything.
+  agreed_step(transport, [&] {
+    if (rank == 0) {
+      feed = open_feed(setup.model);
+      return;
+    }
+    read_node_weights(settings.plan_dir, rank, setup.plan, setup.model);
+    setup.program = node_program(setup.model, setup.plan, rank);
+    const std::string label = "node " + std::to_string(rank);
+    ArenaLayout layout(setup.ram_cap);
+    try {
+      replay_memory(setup.model, setup.program, layout, label);
+    } catch (const Error& too_small) {
+      ArenaLayout unlimited;
+      throw Error(std::string(too_small.what()) + "; this node needs --ram " +
+                  std::to_string(replay_memory(setup.model, setup.program, unlimited, label)) +
+                  " at least");
+    }
+  });
+
+  // Step 3: compute.
+  std::string count = std::to_string(feed.count);
+  transport.broadcast(count);
+  const int inferences = std::stoi(count);
+  if (rank != 0) {
+    run_node(transport, settings, setup, inferences);
+    return result;
+  }
+  result.model = std::move(setup.model);
+  result.plan = std::move(setup.plan);
+  feed.count = inferences;
+  coordinate_run(transport, settings, feed, result);
+  return result;
+}
+
+}  // namespace splitinfer

@@ -1,0 +1,304 @@
+// The runtime on the in-process transport (every rank a thread): whole runs
+// of several inferences through the session, coordinator and node runner,
+// for every strategy; the protocol's agreements; no hang when a rank fails.
+//
+// - A run of N nodes gives, inference after inference, the one-node run's
+//   output bit for bit (and every layer, dumped), and each node's measured
+//   peak RAM and bytes equal the plan's predictions; the coordinator's
+//   traffic is the programs' messages.
+// - A bad plan, settings or cap ends every rank with the same AgreedFailure
+//   (naming the node at fault); a rank failing mid-run ends every other
+//   rank's wait.
+#include "session.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <regex>
+#include <string>
+
+#include "../../io/plan_file.hpp"
+#include "../model_builder.hpp"
+#include "in_process_transport.hpp"
+
+namespace splitinfer {
+namespace {
+
+using testing::conv_params;
+using testing::ModelBuilder;
+using testing::nchw;
+
+// A small classifier: convolutions (one strided), a pool, a residual add,
+// global pooling and a linear layer.
+Model classifier() {
+  ModelBuilder b(nchw(1, 3, 13, 11), 7);
+  b.conv("conv1", "input", 8, conv_params(3, 1, 1));
+  b.unary("relu1", Op::relu, "conv1");
+  b.conv("conv2", "relu1", 8, conv_params(3, 2, 1));
+  b.pool("pool", Op::maxpool, "conv2", testing::pool_params(3, 1, 1));
+  b.conv("body", "pool", 8, conv_params(3, 1, 1));
+  b.binary("residual", Op::add, "body", "pool");
+  b.global_avgpool("gap", "residual");
+  b.flatten("flat", "gap");
+  b.linear("fc", "flat", 5);
+  Model model = b.finish("fc");
+  model.meta.mean = {0.5, 0.5, 0.5};  // what a model file's input metadata holds
+  model.meta.std = {0.25, 0.25, 0.25};
+  return model;
+}
+
+// A directory removed at the end of the test.
+struct TemporaryDir {
+  std::string path;
+  explicit TemporaryDir(const std::string& name)
+      : path((std::filesystem::temp_directory_path() /
+              ("splitinfer-runtime-test-" + name + "-" + std::to_string(::getpid())))
+                 .string()) {
+    std::filesystem::remove_all(path);
+  }
+  ~TemporaryDir() { std::filesystem::remove_all(path); }
+};
+
+std::string write_test_plan(const Model& model, const PlanOptions& options, const std::string& name,
+                            TemporaryDir& dir) {
+  const std::string plan_dir = dir.path + "/" + name;
+  write_plan(plan_dir, model, make_plan(model, options));
+  return plan_dir;
+}
+
+std::vector<float> as_floats(const Bytes& map) {
+  std::vector<float> values(map.size() / sizeof(float));
+  std::memcpy(values.data(), map.data(), map.size());
+  return values;
+}
+
+// What rank 0 saw of a run.
+struct SessionRun {
+  std::vector<std::string> errors;          // per rank
+  std::vector<std::vector<float>> outputs;  // per inference
+  std::vector<std::vector<float>> dumps;    // per layer, of the last inference
+  nlohmann::json stats;
+  std::vector<Message> messages;  // cluster_messages() of the plan's programs
+};
+
+SessionRun run_in_process(const std::string& plan_dir, int nodes,
+                          const std::vector<std::vector<float>>& inputs, RunSettings settings) {
+  settings.plan_dir = plan_dir;
+  InProcessCluster cluster(nodes + 1);
+  SessionRun run;
+  run.errors = cluster.run([&](Transport& transport) {
+    const RunSettings agreed =
+        agree_settings(transport, transport.rank() == 0 ? settings : RunSettings{});
+    const RunResult result = run_session(transport, agreed, [&](const Model&) {
+      Feed feed;
+      feed.count = static_cast<int>(inputs.size());
+      feed.input = [&](int index) -> const std::vector<float>& { return inputs[index]; };
+      feed.output = [&](int, const Bytes& output) { run.outputs.push_back(as_floats(output)); };
+      return feed;
+    });
+    if (transport.rank() != 0) return;
+    run.stats = result.stats;
+    for (const Bytes& map : result.dumps) run.dumps.push_back(as_floats(map));
+    run.messages = cluster_messages(result.model, node_programs(result.model, result.plan));
+  });
+  return run;
+}
+
+std::vector<std::vector<float>> three_inputs(const Model& model) {
+  std::vector<std::vector<float>> inputs;
+  for (uint32_t seed = 1; seed <= 3; ++seed)
+    inputs.push_back(testing::random_values(
+        static_cast<size_t>(model.layers[0].output_shape.elements()), seed, -2.0f, 2.0f));
+  return inputs;
+}
+
+struct Strategy {
+  const char* name;
+  int nodes;
+  const char* strategy;
+  const char* grid;
+  const char* stream;
+};
+
+void PrintTo(const Strategy& s, std::ostream* os) { *os << s.name; }
+
+class SessionOnStrategy : public ::testing::TestWithParam<Strategy> {};
+
+TEST_P(SessionOnStrategy, SeveralInferencesEqualOneNodeBitForBitAsPredicted) {
+  const Strategy& strategy = GetParam();
+  const Model model = classifier();
+  TemporaryDir dir(strategy.name);
+  const std::string one_plan = write_test_plan(model, {}, "one", dir);
+  PlanOptions options;
+  options.nodes = strategy.nodes;
+  options.strategy = strategy.strategy;
+  options.grid = strategy.grid;
+  options.stream = strategy.stream;
+  const std::string plan_dir = write_test_plan(model, options, strategy.name, dir);
+  const std::vector<std::vector<float>> inputs = three_inputs(model);
+  RunSettings settings;
+  settings.dump_layers = true;
+  const SessionRun one = run_in_process(one_plan, 1, inputs, settings);
+  settings.repeat = 2;  // the three inputs: a warm-up, then two
+  const SessionRun many = run_in_process(plan_dir, strategy.nodes, inputs, settings);
+  for (const std::string& error : one.errors) ASSERT_EQ(error, "");
+  for (const std::string& error : many.errors) ASSERT_EQ(error, "");
+
+  ASSERT_EQ(one.outputs.size(), 3u);
+  ASSERT_EQ(many.outputs.size(), 3u);
+  for (size_t run = 0; run < inputs.size(); ++run)
+    EXPECT_TRUE(testing::bitwise_equal(one.outputs[run], many.outputs[run])) << "inference " << run;
+  EXPECT_FALSE(testing::bitwise_equal(many.outputs[0], many.outputs[1]));  // inputs differ
+  ASSERT_EQ(many.dumps.size(), model.layers.size());
+  for (size_t i = 0; i < model.layers.size(); ++i)
+    EXPECT_TRUE(testing::bitwise_equal(one.dumps[i], many.dumps[i]))
+        << "layer '" << model.layers[i].name << "'";
+
+  const nlohmann::json& stats = many.stats;
+  EXPECT_EQ(stats["repeat"].get<int>(), 2);
+  ASSERT_EQ(stats["nodes"].size(), static_cast<size_t>(strategy.nodes));
+  uint64_t moved = 0, coordinator_sent = 0, coordinator_received = 0;
+  for (const Message& message : many.messages) {
+    moved += message.bytes();
+    if (message.from == 0) coordinator_sent += message.bytes();
+    if (message.to == 0) coordinator_received += message.bytes();
+  }
+  for (const nlohmann::json& node : stats["nodes"]) {
+    SCOPED_TRACE("node " + std::to_string(node["rank"].get<int>()));
+    EXPECT_EQ(node["peak_ram_bytes"], node["predicted_peak_ram_bytes"]);
+    EXPECT_EQ(node["bytes_sent"], node["predicted_bytes_sent"]);
+    EXPECT_EQ(node["bytes_received"], node["predicted_bytes_received"]);
+  }
+  EXPECT_EQ(stats["coordinator"]["bytes_sent"].get<uint64_t>(), coordinator_sent);
+  EXPECT_EQ(stats["coordinator"]["bytes_received"].get<uint64_t>(), coordinator_received);
+  EXPECT_EQ(stats["total_bytes_moved"].get<uint64_t>(), moved);
+  EXPECT_GT(coordinator_received, 0u);
+}
+
+const Strategy kStrategies[] = {
+    {"rows2", 2, "spatial", "", ""},      {"grid2x2", 4, "spatial", "2x2", ""},
+    {"rows5", 5, "spatial", "", ""},      {"channel3", 3, "channel", "", ""},
+    {"relay2", 2, "relay", "", ""},       {"fused4", 4, "fused", "2x2", ""},
+    {"streamed3", 3, "spatial", "", "2"},
+};
+
+INSTANTIATE_TEST_SUITE_P(Strategies, SessionOnStrategy, ::testing::ValuesIn(kStrategies),
+                         [](const ::testing::TestParamInfo<Strategy>& info) {
+                           return std::string(info.param.name);
+                         });
+
+// Every rank sees rank 0's settings, whatever its own.
+TEST(Protocol, EveryRankAgreesOnRankZerosSettings) {
+  InProcessCluster cluster(4);
+  std::vector<RunSettings> agreed(4);
+  const std::vector<std::string> errors = cluster.run([&](Transport& transport) {
+    RunSettings mine;
+    mine.plan_dir = "plan_of_rank_" + std::to_string(transport.rank());
+    mine.repeat = transport.rank() * 10;
+    mine.dump_layers = transport.rank() == 0;
+    mine.trace = transport.rank() != 0;
+    mine.ram = transport.rank() == 0 ? "64KiB" : "";
+    mine.requantization = transport.rank() == 0 ? "cmsis" : "pytorch";
+    agreed[transport.rank()] = agree_settings(transport, mine);
+  });
+  for (int rank = 0; rank < 4; ++rank) {
+    ASSERT_EQ(errors[rank], "");
+    EXPECT_EQ(agreed[rank].plan_dir, "plan_of_rank_0");
+    EXPECT_EQ(agreed[rank].repeat, 0);
+    EXPECT_TRUE(agreed[rank].dump_layers);
+    EXPECT_FALSE(agreed[rank].trace);
+    EXPECT_EQ(agreed[rank].ram, "64KiB");
+    EXPECT_EQ(agreed[rank].requantization, "cmsis");
+  }
+}
+
+// A failed step throws the lowest failing rank's message on every rank,
+// also on ranks whose step went well.
+TEST(Protocol, AFailedStepEndsEveryRankWithTheFirstFailure) {
+  InProcessCluster cluster(4);
+  const std::vector<std::string> errors = cluster.run([&](Transport& transport) {
+    agreed_step(transport, [] {});  // nobody fails: nobody throws
+    agreed_step(transport, [&] {
+      if (transport.rank() >= 2) throw Error("node " + std::to_string(transport.rank()) + " broke");
+    });
+  });
+  for (const std::string& error : errors) EXPECT_EQ(error, "node 2 broke");
+}
+
+std::string only_error(const std::vector<std::string>& errors) {
+  for (size_t rank = 1; rank < errors.size(); ++rank) EXPECT_EQ(errors[rank], errors[0]);
+  return errors[0];
+}
+
+TEST(Session, BadSettingsAndPlansEndEveryRankTogether) {
+  const Model model = classifier();
+  TemporaryDir dir("bad");
+  PlanOptions options;
+  options.nodes = 2;
+  const std::string plan_dir = write_test_plan(model, options, "rows2", dir);
+  const std::vector<std::vector<float>> inputs = three_inputs(model);
+
+  RunSettings settings;
+  settings.repeat = -1;
+  EXPECT_EQ(only_error(run_in_process(plan_dir, 2, inputs, settings).errors),
+            "--repeat must be between 0 and 1000000");
+  // Too many ranks for the plan.
+  const std::string ranks = only_error(run_in_process(plan_dir, 3, inputs, {}).errors);
+  EXPECT_NE(ranks.find("runs with mpirun -np 3, not -np 4"), std::string::npos) << ranks;
+  // A node that does not fit its cap names itself and the cap it needs.
+  settings.repeat = 0;
+  settings.ram = "1KiB";
+  const std::string ram = only_error(run_in_process(plan_dir, 2, inputs, settings).errors);
+  EXPECT_TRUE(
+      std::regex_search(ram, std::regex("^node 1, .*this node needs --ram [0-9]+ at least")))
+      << ram;
+  // A node file of another plan.
+  options.nodes = 2;
+  options.strategy = "channel";
+  const std::string other = write_test_plan(model, options, "channel2", dir);
+  std::filesystem::copy_file(node_path(other, 2), node_path(plan_dir, 2),
+                             std::filesystem::copy_options::overwrite_existing);
+  const std::string foreign = only_error(run_in_process(plan_dir, 2, inputs, {}).errors);
+  EXPECT_NE(foreign.find("belongs to another plan"), std::string::npos) << foreign;
+}
+
+// A rank failing while others wait for it (for a message, at a barrier)
+// ends their waits: the run returns, each rank with an error.
+TEST(InProcessTransport, ARankFailingEndsEveryWait) {
+  InProcessCluster cluster(3);
+  const std::vector<std::string> errors = cluster.run([&](Transport& transport) {
+    if (transport.rank() == 0) transport.receive_text(1, Tag::stats);  // never sent
+    if (transport.rank() == 1) transport.barrier();                    // never met by all
+    if (transport.rank() == 2) throw Error("node 2 lost power");
+  });
+  EXPECT_EQ(errors[2], "node 2 lost power");
+  EXPECT_EQ(errors[0], "stopped: another rank failed");
+  EXPECT_EQ(errors[1], "stopped: another rank failed");
+}
+
+// Messages of one tag between two ranks arrive in order; tags and senders
+// do not mix.
+TEST(InProcessTransport, MessagesArriveInOrderPerSenderAndTag) {
+  InProcessCluster cluster(3);
+  std::vector<std::string> received;
+  const std::vector<std::string> errors = cluster.run([&](Transport& transport) {
+    if (transport.rank() != 0) {
+      const std::string from = std::to_string(transport.rank());
+      transport.send_text(0, Tag::stats, "stats " + from + " a");
+      transport.send_text(0, Tag::dump, "dump " + from);
+      transport.send_text(0, Tag::stats, "stats " + from + " b");
+      return;
+    }
+    for (int from : {2, 1})
+      for (Tag tag : {Tag::stats, Tag::stats, Tag::dump})
+        received.push_back(transport.receive_text(from, tag));
+  });
+  for (const std::string& error : errors) ASSERT_EQ(error, "");
+  EXPECT_EQ(received, (std::vector<std::string>{"stats 2 a", "stats 2 b", "dump 2", "stats 1 a",
+                                                "stats 1 b", "dump 1"}));
+}
+
+}  // namespace
+}  // namespace splitinfer
