@@ -6,7 +6,7 @@ ratio of splitinfer's time to PyTorch's.
         --json OUT.json [--output OUT.h5]
 
 The model is the one export_torch.py exports with the same arguments, built
-by the same code (export_torch.load_model: the seed's weights and random
+by the same code (torch_models.load_model: the seed's weights and random
 BatchNorm statistics; with --quantize, quantize_torch.quantize: the same
 recipe and calibration), so splitinfer and PyTorch run one model. PyTorch
 runs it as it ships: the float model eager in eval mode under no_grad
@@ -32,17 +32,18 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import export_torch  # noqa: E402
-from export_torch import ExportError  # noqa: E402
+import quantize_torch  # noqa: E402
+from model_file import ExportError  # noqa: E402
+from reference import read_input  # noqa: E402
+from torch_models import load_model  # noqa: E402
 
 
 def build(name, seed, quantize, calib_path):
     """(module to time, input shape, description) for NAME as export_torch.py
     builds it."""
-    model, shape, _, source = export_torch.load_model(name, None, seed)
+    model, shape, _, source = load_model(name, None, seed)
     if not quantize:
         return model.eval(), shape, source
-    import quantize_torch
     calib, calib_desc = quantize_torch.read_calibration(calib_path, shape)
     qmodel, _, source = quantize_torch.quantize(name, model, calib, calib_desc, source)
     return qmodel.eval(), shape, source
@@ -80,7 +81,7 @@ def main(argv=None):
     torch.set_num_interop_threads(1)
     try:
         model, shape, source = build(args.model, args.seed, args.quantize, args.calib)
-        x = export_torch.read_input(args.input_file, shape)
+        x = read_input(args.input_file, shape)
     except ExportError as e:
         print(f"bench_torch: error: {e}", file=sys.stderr)
         return 2

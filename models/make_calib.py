@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import train_fashion  # noqa: E402
 import zoo  # noqa: E402
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -45,7 +46,6 @@ class CalibError(Exception):
 def fashion_images(split, start, count):
     """uint8 [count, 28, 28] images start.. of the 'train' or 't10k' split, and
     their labels."""
-    import train_fashion
     images, labels = train_fashion.load_split(split)
     if start + count > len(images):
         raise CalibError(f"fashion-mnist {split} has {len(images)} images, asked for "
@@ -56,7 +56,6 @@ def fashion_images(split, start, count):
 def fashion_preprocess(pixels_u8, shape):
     """uint8 [K, 28, 28] -> float32 tensor [K, 1, H, W], as train_fashion.py
     feeds its models: normalise, then bilinear resize to H x W if needed."""
-    import train_fashion
     _, c, h, w = shape
     if c != 1:
         raise CalibError(f"fashion-mnist images have 1 channel, the shape asks for {c}")

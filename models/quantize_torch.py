@@ -24,19 +24,21 @@ of one, in file order.
 
 The converted model is a torch.fx graph (convert_fx's own, or the eager model
 traced with its quantized modules as leaves). Its nodes are mapped to layers
-by the float exporter's converter extended with the quantized modules and
-ops; ops the format has no quint8 form for are refused by name. Layers carry
-dtype/scale/zero_point from the value PyTorch computes at that node. A
-quantized relu or relu6 (FX leaves ReLU6 as a separate op; PyTorch computes
-it as an integer clamp to [zp, quantize(6)]) is folded into the clamp of the
-conv/linear/add before it when that layer has no other reader; the folded
-layer keeps its name and produces what the relu produced (as with BatchNorm
-folding). A dequantize at the very end is dropped: the model's output is the
-last quint8 layer. PyTorch 1.13.1 computes these relu6/hardtanh ops wrongly
-on channels-last tensors (fix_quantized_clamps), so the exporter makes their
-input contiguous in the converted model before anything is run.
+by the float exporter's converter (fx_convert.Converter) extended with the
+quantized modules and ops; ops the format has no quint8 form for are refused
+by name. Layers carry dtype/scale/zero_point from the value PyTorch computes
+at that node. A quantized relu or relu6 (FX leaves ReLU6 as a separate op;
+PyTorch computes it as an integer clamp to [zp, quantize(6)]) is folded into
+the clamp of the conv/linear/add before it when that layer has no other
+reader; the folded layer keeps its name and produces what the relu produced
+(as with BatchNorm folding). A dequantize at the very end is dropped: the
+model's output is the last quint8 layer. PyTorch 1.13.1 computes these
+relu6/hardtanh ops wrongly on channels-last tensors (fix_quantized_clamps),
+so the exporter makes their input contiguous in the converted model before
+anything is run.
 
-Reference values (write_reference) come from running the converted model
+The file is written by model_file.write_model_file. Reference values
+(reference.write_quantized_reference) come from running the converted model
 node by node with torch.fx.Interpreter; for the eager recipe the traced
 graph's output is checked equal, bit for bit, to the converted module's.
 """
@@ -50,9 +52,10 @@ import torch.nn as nn
 import torchvision
 from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 
+import make_calib
 import quant_arith
-from export_torch import (ExportError, _Converter, _arg, _check_meta, _one_line, _target_name,
-                          check_shapes, layers_by_name, trace, write_model_file)
+from fx_convert import Converter, check_shapes, node_arg, target_name, trace
+from model_file import ExportError, layers_by_name, one_line, write_model_file
 
 try:   # torch >= 1.13 names; the torch.nn.* aliases are the same classes
     import torch.ao.nn.intrinsic.quantized as nniq
@@ -103,7 +106,7 @@ def read_calibration(path, input_shape):
             x = np.asarray(f["input"], dtype=np.float32)
             what = f.attrs.get("source", "")
     except OSError as e:
-        raise ExportError(f"cannot read calibration file {path}: {_one_line(e)}")
+        raise ExportError(f"cannot read calibration file {path}: {one_line(e)}")
     if x.ndim != 4 or x.shape[0] < 1 or tuple(x.shape[1:]) != tuple(input_shape[1:]):
         raise ExportError(f"calibration file {path}: /input has shape {list(x.shape)}, want "
                           f"[K, {', '.join(str(v) for v in input_shape[1:])}] for the model's input "
@@ -128,7 +131,7 @@ def quantize_eager(name, float_model, calib):
     try:
         twin.load_state_dict(float_model.state_dict())
     except RuntimeError as e:
-        raise ExportError(f"the quantizable {name} does not take the float model's weights: {_one_line(e)}")
+        raise ExportError(f"the quantizable {name} does not take the float model's weights: {one_line(e)}")
     twin.eval()
     twin.fuse_model()
     twin.qconfig = get_default_qconfig(ENGINE)
@@ -147,7 +150,7 @@ def quantize_fx(model, calib):
     try:
         prepared = prepare_fx(model, get_default_qconfig_mapping(ENGINE), example_inputs=(calib[:1],))
     except Exception as e:
-        raise ExportError(f"FX quantization cannot prepare {type(model).__name__}: {_one_line(e)}")
+        raise ExportError(f"FX quantization cannot prepare {type(model).__name__}: {one_line(e)}")
     _calibrate(prepared, calib)
     return convert_fx(prepared).eval()
 
@@ -231,8 +234,8 @@ def _f32_scale(value, what):
     return scale
 
 
-class _QuantConverter(_Converter):
-    """_Converter for a converted (quantized) fx graph: quantized modules and
+class _QuantConverter(Converter):
+    """Converter for a converted (quantized) fx graph: quantized modules and
     ops become quint8 layers; float ops are converted as by the float exporter."""
 
     def __init__(self, gm):
@@ -292,7 +295,7 @@ class _QuantConverter(_Converter):
         elif kind is nnq.ReLU6:
             self.add(node, "relu6", [self.src(node, x)])
         elif kind.__module__.startswith(_QUANTIZED_PACKAGES) and not isinstance(m, nn.Dropout):
-            self.fail(node, f"quantized op '{_target_name(node, self.modules)}' has no form in io/FORMAT.md")
+            self.fail(node, f"quantized op '{target_name(node, self.modules)}' has no form in io/FORMAT.md")
         else:
             super().convert_module(node, m)
 
@@ -300,15 +303,15 @@ class _QuantConverter(_Converter):
         x = node.args[0] if node.args else None
         qop = _qop(key)
         if key is torch.quantize_per_tensor:
-            if _arg(node, 3, "dtype") != torch.quint8:
-                self.refuse_attr(node, "dtype", _arg(node, 3, "dtype"))
+            if node_arg(node, 3, "dtype") != torch.quint8:
+                self.refuse_attr(node, "dtype", node_arg(node, 3, "dtype"))
             self.add(node, "quantize", [self.src(node, x)])
         elif key in ("dequantize", torch.dequantize):
             self.add(node, "dequantize", [self.src(node, x)])
         elif qop in ("quantized::add", "quantized::add_relu", "quantized::mul", "quantized::mul_relu"):
             self.quantized_binary(node, qop)
         elif qop == "quantized::cat":
-            dim = _arg(node, 1, "dim", 0)
+            dim = node_arg(node, 1, "dim", 0)
             if dim % len(self.shape(node)) != 1:
                 self.refuse_attr(node, "dim", dim)
             self.add(node, "concat", [self.src(node, t) for t in x])
@@ -465,7 +468,7 @@ class _QuantConverter(_Converter):
 
 
 # --------------------------------------------------------------------------
-# Export and reference
+# Export
 
 def _shape_prop(gm, x):
     with torch.no_grad():
@@ -483,54 +486,9 @@ def export_quantized(gm, input_shape, out_path, name, source, meta, example, fol
     converter.annotate(layers)
     if fold_relu:
         layers, output = converter.fold_relu(layers, output)
-    _check_meta(meta, input_shape, layers_by_name(layers)[output].shape)
     write_model_file(out_path, name, source, meta, input_shape, layers, output,
                      {"requantization": "pytorch"})
     return {layer.name: layer.ref for layer in layers if layer.op != "input"}, output
-
-
-def _quantized_dataset(group, key, value):
-    if value.is_quantized:
-        ds = group.create_dataset(key, data=value.int_repr().numpy().astype(np.uint8))
-        ds.attrs["scale"] = np.float64(value.q_scale())
-        ds.attrs["zero_point"] = np.int64(value.q_zero_point())
-    else:
-        group.create_dataset(key, data=value.numpy().astype(np.float32))
-
-
-def write_reference(qmodel, gm, input_tensor, ref_path, layer_map, output_layer):
-    """Run the converted model on input_tensor [1, C, H, W] and write /input,
-    /output (float32, dequantized), /output_q (uint8 + scale, zero_point) and
-    /layers/<name> (uint8 + scale, zero_point for quint8 layers)."""
-    wanted = set(layer_map.values())
-    values = {}
-
-    class Capture(fx.Interpreter):
-        def run_node(self, n):
-            result = super().run_node(n)
-            if n.name in wanted:   # copy: a later in-place op (ReLU6(inplace)) may overwrite it
-                values[n.name] = result.detach().clone()
-            return result
-
-    x = input_tensor.detach().float()
-    with torch.no_grad():
-        out = Capture(gm).run(x)
-        if gm is not qmodel:
-            direct = qmodel(x)
-            if not torch.equal(direct, out):
-                raise ExportError("internal error: the traced quantized model and the converted "
-                                  "model give different outputs")
-    q = values[layer_map[output_layer]]
-    with h5py.File(ref_path, "w") as f:
-        f.create_dataset("input", data=x.numpy())
-        f.create_dataset("output", data=(q.dequantize() if q.is_quantized else q).numpy().astype(np.float32))
-        if q.is_quantized:
-            _quantized_dataset(f, "output_q", q)
-        group = f.create_group("layers", track_order=True)
-        for layer, node in layer_map.items():
-            _quantized_dataset(group, layer, values[node])
-    if not out.is_quantized and q.is_quantized and not torch.equal(out, q.dequantize()):
-        raise ExportError("internal error: /output differs from the model's own float output")
 
 
 # --------------------------------------------------------------------------
@@ -539,7 +497,6 @@ def write_reference(qmodel, gm, input_tensor, ref_path, layer_map, output_layer)
 def fashion_accuracy(qmodel, input_shape, batch=500):
     """Top-1 of the quantized PyTorch model on all 10,000 Fashion-MNIST test
     images, preprocessed as models/train_fashion.py does (make_calib.py)."""
-    import make_calib
     pixels, labels = make_calib.fashion_images("t10k", 0, 10000)
     correct = 0
     with torch.no_grad():

@@ -14,7 +14,7 @@ Bilinear resizing is affine with weights summing to one, so normalising
 before or after the upscale gives the same input.
 
 Writes, in --out-dir: cnn_on_mcu.h5, mobilenetv2_035_96.h5 (via
-export_torch.export_model), each state_dict as .pt when it is under 1 MB,
+fx_convert.export_model), each state_dict as .pt when it is under 1 MB,
 and README.md with the test accuracies. In --images-dir: the first test image
 of each class as an 8-bit grayscale PNG <index>_<class-slug>.png, and a
 README.md with each image's label and both models' predictions.
@@ -36,6 +36,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import zoo  # noqa: E402
+from fx_convert import export_model  # noqa: E402
 
 DATA_DIR = "/usr/share/datasets/fashion-mnist"
 MOBILENET_RES = 96
@@ -253,7 +254,6 @@ def main():
     print(f"wrote {len(rows)} PNGs and README.md to {args.images_dir}")
 
     # export
-    from export_torch import export_model
     for key, r in results.items():
         meta = zoo.fashion_meta()
         meta["test_accuracy"] = float(r["acc"])

@@ -3,7 +3,7 @@ torchvision classifier.
 
 build(name) returns (module, default input shape N,C,H,W, metadata dict for
 /meta in the model file). Names not found here are looked up in
-torchvision.models by export_torch.py.
+torchvision.models by torch_models.py.
 """
 from collections import OrderedDict
 
