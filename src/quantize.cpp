@@ -191,19 +191,12 @@ void check_quantizable(const Model& model) {
     if (layer.quantized() || layer.op == Op::quantize || layer.op == Op::dequantize)
       throw Error("the model is already quantized (" + where(layer) +
                   "); quantize takes a float32 model");
-    switch (layer.op) {
-      case Op::batchnorm:
-        throw Error(where(layer) +
-                    ": quantize needs BatchNorm folded into the convolution before it; export "
-                    "the model with BN folded (export_torch.py without --no-fold-bn)");
-      case Op::sigmoid:
-      case Op::silu:
-      case Op::leaky_relu:
-      case Op::avgpool:
-        throw Error(where(layer) + " has no quint8 form; splitinfer cannot quantize this model");
-      default:
-        break;
-    }
+    if (layer.op == Op::batchnorm)
+      throw Error(where(layer) +
+                  ": quantize needs BatchNorm folded into the convolution before it; export "
+                  "the model with BN folded (export_torch.py without --no-fold-bn)");
+    if (layer.op != Op::input && !op_traits(layer.op).int8_kernel)
+      throw Error(where(layer) + " has no quint8 form; splitinfer cannot quantize this model");
   }
 }
 
