@@ -255,8 +255,28 @@ void check_weights(const Model& model, const Layer& layer, int64_t channels) {
       for (float variance : layer.weight("running_var")->values)
         require(variance >= 0, layer, "running_var holds a negative variance");
       break;
-    default:
+    case Op::input:
+    case Op::relu:
+    case Op::relu6:
+    case Op::leaky_relu:
+    case Op::sigmoid:
+    case Op::silu:
+    case Op::hardswish:
+    case Op::hardsigmoid:
+    case Op::add:
+    case Op::mul:
+    case Op::concat:
+    case Op::channel_shuffle:
+    case Op::slice:
+    case Op::maxpool:
+    case Op::avgpool:
+    case Op::global_avgpool:
+    case Op::flatten:
+    case Op::upsample_nearest:
+    case Op::quantize:
+    case Op::dequantize:
       require(layer.weights.empty(), layer, "this op takes no weights");
+      break;
   }
 }
 

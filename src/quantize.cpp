@@ -53,7 +53,8 @@ class CalibrationExchange : public Exchange {
 };
 
 // Ops whose quint8 output takes its own observed parameters (PyTorch places
-// an observer after each).
+// an observer after each). The others keep their input's, or fixed ones
+// (hardsigmoid), as PyTorch's quantized ops do.
 bool observed_op(Op op) {
   switch (op) {
     case Op::conv2d:
@@ -63,9 +64,26 @@ bool observed_op(Op op) {
     case Op::concat:
     case Op::hardswish:
       return true;
-    default:
+    case Op::input:
+    case Op::batchnorm:
+    case Op::relu:
+    case Op::relu6:
+    case Op::leaky_relu:
+    case Op::sigmoid:
+    case Op::silu:
+    case Op::hardsigmoid:
+    case Op::channel_shuffle:
+    case Op::slice:
+    case Op::maxpool:
+    case Op::avgpool:
+    case Op::global_avgpool:
+    case Op::flatten:
+    case Op::upsample_nearest:
+    case Op::quantize:
+    case Op::dequantize:
       return false;
   }
+  return false;
 }
 
 bool fusable_op(Op op) { return op == Op::conv2d || op == Op::linear || op == Op::add; }
