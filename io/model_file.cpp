@@ -106,8 +106,22 @@ Layer read_layer(const h5::Group& group, const std::string& name) {
     case Op::upsample_nearest:
       read_window(group, layer.scale_h, layer.scale_w, "scale", 1);
       break;
-    default:
-      break;
+    case Op::input:
+    case Op::relu:
+    case Op::relu6:
+    case Op::sigmoid:
+    case Op::silu:
+    case Op::hardswish:
+    case Op::hardsigmoid:
+    case Op::add:
+    case Op::mul:
+    case Op::concat:
+    case Op::global_avgpool:
+    case Op::flatten:
+    case Op::linear:
+    case Op::quantize:
+    case Op::dequantize:
+      break;  // no attributes
   }
   return layer;
 }
@@ -154,8 +168,22 @@ void write_layer(const h5::Group& group, const Layer& layer) {
     case Op::upsample_nearest:
       group.write_ints("scale", {layer.scale_h, layer.scale_w});
       break;
-    default:
-      break;
+    case Op::input:
+    case Op::relu:
+    case Op::relu6:
+    case Op::sigmoid:
+    case Op::silu:
+    case Op::hardswish:
+    case Op::hardsigmoid:
+    case Op::add:
+    case Op::mul:
+    case Op::concat:
+    case Op::global_avgpool:
+    case Op::flatten:
+    case Op::linear:
+    case Op::quantize:
+    case Op::dequantize:
+      break;  // no attributes
   }
 }
 

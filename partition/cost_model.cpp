@@ -80,16 +80,7 @@ void run_phase(const std::vector<SwitchMessage>& messages, const DeviceProfile& 
 }  // namespace
 
 uint64_t region_macs(const Model& model, const Layer& layer, const Region& out) {
-  if (out.empty()) return 0;
-  const uint64_t elements = static_cast<uint64_t>(out.elements());
-  if (layer.op == Op::conv2d) {
-    const Shape& in = model.layers[layer.inputs[0]].output_shape;
-    return elements * static_cast<uint64_t>(in.c / layer.conv.groups) *
-           static_cast<uint64_t>(layer.conv.kernel_h * layer.conv.kernel_w);
-  }
-  if (layer.op == Op::linear)
-    return elements * static_cast<uint64_t>(model.layers[layer.inputs[0]].output_shape.c);
-  return 0;
+  return out.empty() ? 0 : op_traits(layer.op).macs(model, layer, out);
 }
 
 double transfer_seconds(const std::vector<SwitchMessage>& messages, const DeviceProfile& device) {

@@ -4,34 +4,9 @@
 #include <set>
 
 #include "../src/error.hpp"
-#include "../src/ops/quantized.hpp"
 
 namespace splitinfer {
 namespace {
-
-int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }  // b > 0
-int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }                      // b > 0
-
-// Input rows [begin, end) a window (kernel, stride, pad, dilation) reads to
-// produce output rows [out_begin, out_end): the bounding box of the taps that
-// fall inside [0, input). With dilation, or padding beyond the kernel's
-// reach, it is narrower than the windows' span clipped to the map; {0, 0}
-// when every tap falls in the padding.
-std::pair<int64_t, int64_t> window_rows(int64_t out_begin, int64_t out_end, int64_t kernel,
-                                        int64_t stride, int64_t pad, int64_t dilation,
-                                        int64_t input) {
-  int64_t begin = input, end = 0;
-  for (int64_t tap = 0; tap < kernel; ++tap) {
-    const int64_t offset = tap * dilation - pad;  // output row r reads input row r*stride + offset
-    // The first output row whose tap lands in the map, and the last.
-    const int64_t first = std::max(out_begin, ceil_div(-offset, stride));
-    const int64_t last = std::min(out_end - 1, floor_div(input - 1 - offset, stride));
-    if (first > last) continue;
-    begin = std::min(begin, first * stride + offset);
-    end = std::max(end, last * stride + offset + 1);
-  }
-  return begin < end ? std::pair<int64_t, int64_t>{begin, end} : std::pair<int64_t, int64_t>{0, 0};
-}
 
 // `needed` is a channel range of `stored` with the same rows and columns:
 // contiguous inside the stored tile, so it can be read in place.
@@ -70,75 +45,7 @@ Region trimmed(Region piece, const Region& held) {
 Region needed_region(const Model& model, const Layer& layer, int slot, const Region& out) {
   const Shape& in = model.layers[layer.inputs[slot]].output_shape;
   if (out.empty()) return {};
-  Region need{out.c0, out.c1, out.y0, out.y1, out.x0, out.x1};
-  switch (layer.op) {
-    case Op::conv2d: {
-      const Conv2dParams& p = layer.conv;
-      const int64_t in_per_group = in.c / p.groups, out_per_group = layer.output_shape.c / p.groups;
-      need.c0 = out.c0 / out_per_group * in_per_group;
-      need.c1 = ((out.c1 - 1) / out_per_group + 1) * in_per_group;
-      std::tie(need.y0, need.y1) =
-          window_rows(out.y0, out.y1, p.kernel_h, p.stride_h, p.pad_h, p.dilation_h, in.h);
-      std::tie(need.x0, need.x1) =
-          window_rows(out.x0, out.x1, p.kernel_w, p.stride_w, p.pad_w, p.dilation_w, in.w);
-      break;
-    }
-    case Op::maxpool:
-    case Op::avgpool: {
-      const PoolParams& p = layer.pool;
-      std::tie(need.y0, need.y1) =
-          window_rows(out.y0, out.y1, p.kernel_h, p.stride_h, p.pad_h, p.dilation_h, in.h);
-      std::tie(need.x0, need.x1) =
-          window_rows(out.x0, out.x1, p.kernel_w, p.stride_w, p.pad_w, p.dilation_w, in.w);
-      break;
-    }
-    case Op::upsample_nearest:
-      need.y0 = out.y0 / layer.scale_h;
-      need.y1 = (out.y1 - 1) / layer.scale_h + 1;
-      need.x0 = out.x0 / layer.scale_w;
-      need.x1 = (out.x1 - 1) / layer.scale_w + 1;
-      break;
-    case Op::mul:  // a [N, C, 1, 1] operand is broadcast over the rows and columns
-      if (in.h * in.w == 1) need.y0 = need.x0 = 0, need.y1 = need.x1 = 1;
-      break;
-    case Op::concat: {
-      int64_t offset = 0;
-      for (int i = 0; i < slot; ++i) offset += model.layers[layer.inputs[i]].output_shape.c;
-      need.c0 = std::max(out.c0, offset) - offset;
-      need.c1 = std::min(out.c1, offset + in.c) - offset;
-      if (need.c1 <= need.c0) return {};
-      break;
-    }
-    case Op::slice:
-      need.c0 += layer.slice_start;
-      need.c1 += layer.slice_start;
-      break;
-    case Op::channel_shuffle: {
-      // Output channel j*groups + g reads input channel g*(C/groups) + j.
-      const int64_t groups = layer.shuffle_groups, per_group = in.c / groups;
-      need.c0 = in.c, need.c1 = 0;
-      for (int64_t c = out.c0; c < out.c1; ++c) {
-        const int64_t source = (c % groups) * per_group + c / groups;
-        need.c0 = std::min(need.c0, source);
-        need.c1 = std::max(need.c1, source + 1);
-      }
-      break;
-    }
-    case Op::global_avgpool:
-      need.y0 = need.x0 = 0, need.y1 = in.h, need.x1 = in.w;
-      break;
-    case Op::flatten: {  // output feature f is input (f / HW, f % HW / W, f % W)
-      const int64_t plane = in.h * in.w;
-      need = {out.c0 / plane, (out.c1 - 1) / plane + 1, 0, in.h, 0, in.w};
-      break;
-    }
-    case Op::linear:
-      need = Region::whole(in);
-      break;
-    default:  // element-wise: the same region
-      break;
-  }
-  return need.intersect(Region::whole(in));
+  return op_traits(layer.op).reads(model, layer, slot, out).intersect(Region::whole(in));
 }
 
 uint64_t weight_slice_bytes(const Layer& layer, const Region& out, bool in_ram) {
@@ -203,18 +110,14 @@ NodeProgram build_with_needs(const Model& model, const LayerRegions& regions, in
                              const StreamGroups& streams);
 
 bool streamable_op(Op op) {
-  return is_elementwise(op) || op == Op::conv2d || op == Op::maxpool || op == Op::avgpool ||
-         op == Op::upsample_nearest;
+  const OpKind kind = op_traits(op).kind;
+  return kind == OpKind::elementwise || kind == OpKind::windowed;
 }
 
 // Kernel scratch for computing `out` of `layer` from `needed` of its input.
 uint64_t scratch_bytes(const Model& model, const Layer& layer, const Region& needed,
                        const Region& out) {
-  if (layer.op != Op::conv2d || out.empty()) return 0;
-  if (layer.quantized()) return conv2d_q_scratch_bytes(out.shape(layer.output_shape));
-  const Shape& in = model.layers[layer.inputs[0]].output_shape;
-  return conv2d_scratch_bytes(layer.conv, needed.shape(in), out.shape(layer.output_shape), in.c,
-                              layer.output_shape.c);
+  return out.empty() ? 0 : op_traits(layer.op).scratch_bytes(model, layer, needed, out);
 }
 
 // Bytes in RAM of the weights for computing `part` of the node's `region`

@@ -42,8 +42,9 @@ void check_stream_groups(const Model& model, const StreamGroups& groups);
 // layer's are empty (the coordinator holds the input).
 using LayerRegions = std::vector<std::vector<Region>>;
 
-// The region of input `slot` of `layer` that computing `out` reads, clipped
-// to that input's map; empty when `out` is empty or reads none of it.
+// The region of input `slot` of `layer` that computing `out` reads (its op's
+// `reads` in the op table), clipped to that input's map; empty when `out` is
+// empty or reads none of it.
 Region needed_region(const Model& model, const Layer& layer, int slot, const Region& out);
 
 // Bytes of the weight slice a node holds for `layer` when computing `out`:

@@ -49,8 +49,26 @@ std::vector<ReceptiveField> receptive_fields(const Model& model) {
         fields[i].jump_rows /= static_cast<double>(layer.scale_h);
         fields[i].jump_cols /= static_cast<double>(layer.scale_w);
         break;
-      default:
+      case Op::batchnorm:
+      case Op::relu:
+      case Op::relu6:
+      case Op::leaky_relu:
+      case Op::sigmoid:
+      case Op::silu:
+      case Op::hardswish:
+      case Op::hardsigmoid:
+      case Op::add:
+      case Op::mul:
+      case Op::concat:
+      case Op::channel_shuffle:
+      case Op::slice:
+      case Op::linear:
+      case Op::quantize:
+      case Op::dequantize:
         fields[i] = in;
+        break;
+      case Op::input:  // reads nothing (skipped above)
+        break;
     }
   }
   return fields;

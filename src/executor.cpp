@@ -4,15 +4,8 @@
 #include <cstring>
 
 #include "error.hpp"
-#include "ops/activation.hpp"
-#include "ops/batchnorm.hpp"
-#include "ops/channels.hpp"
+#include "op_table.hpp"
 #include "ops/conv2d.hpp"
-#include "ops/elementwise.hpp"
-#include "ops/linear.hpp"
-#include "ops/pool.hpp"
-#include "ops/quantized.hpp"
-#include "ops/upsample.hpp"
 
 namespace splitinfer {
 
@@ -23,27 +16,6 @@ namespace {
 // edges fill a GEMM panel (64 positions) of their own.
 constexpr uint64_t kWeightsCheapToReread = 1 << 20;
 constexpr int64_t kEdgePositionsWorthAPass = 64;
-
-Activation activation_of(Op op) {
-  switch (op) {
-    case Op::relu6:
-      return Activation::relu6;
-    case Op::leaky_relu:
-      return Activation::leaky_relu;
-    case Op::sigmoid:
-      return Activation::sigmoid;
-    case Op::silu:
-      return Activation::silu;
-    case Op::hardswish:
-      return Activation::hardswish;
-    case Op::hardsigmoid:
-      return Activation::hardsigmoid;
-    case Op::relu:
-      return Activation::relu;
-    default:
-      throw Error(std::string("internal: ") + op_name(op) + " is not an activation");
-  }
-}
 
 }  // namespace
 
@@ -358,7 +330,7 @@ Epilogue Executor::fused_activation(int layer_index) const {
   const LayerStep& step = program_.layers[i];
   const LayerStep& next_step = program_.layers[i + 1];
   if (layer.op != Op::conv2d || layer.quantized() || step.stream >= 0 || step.to_coordinator ||
-      (next.op != Op::relu && next.op != Op::relu6) ||
+      op_traits(next.op).epilogue == Epilogue::none ||
       next.inputs != std::vector<int>{layer_index} || next_step.stream >= 0 ||
       next_step.to_coordinator || next_step.allocates_out || !(next_step.out == step.out) ||
       next_step.out_buffer != step.out_buffer || next_step.out_offset != step.out_offset)
@@ -369,7 +341,7 @@ Epilogue Executor::fused_activation(int layer_index) const {
   for (size_t j = i + 2; j < model_.layers.size(); ++j)
     for (int source : model_.layers[j].inputs)
       if (source == layer_index) return Epilogue::none;
-  return next.op == Op::relu ? Epilogue::relu : Epilogue::relu6;
+  return op_traits(next.op).epilogue;  // the activation as the convolution stores
 }
 
 std::pair<int64_t, int64_t> Executor::rows_without_halo(int layer_index,
@@ -437,206 +409,24 @@ void Executor::compute(int layer_index, const std::vector<Tensor>& inputs,
                        Tensor& out, const std::map<std::string, const void*>& weights,
                        void* scratch, int64_t row_begin, int64_t row_end, Epilogue epilogue) const {
   const Layer& layer = model_.layers[layer_index];
-  const LayerStep& step = program_.layers[layer_index];
-  if (layer.quantized() || layer.op == Op::dequantize)
-    return compute_quantized(layer_index, inputs, needed_regions, out_region, out, weights,
-                             scratch);
-  const auto weight = [&](const char* blob_name) -> const float* {
-    auto found = weights.find(blob_name);
-    return found == weights.end() ? nullptr : static_cast<const float*>(found->second);
-  };
-  const Tensor& in = inputs.empty() ? out : inputs[0];
-  const Shape& in_shape =
-      layer.inputs.empty() ? layer.output_shape : model_.layers[layer.inputs[0]].output_shape;
-  const Region& needed = layer.inputs.empty() ? out_region : needed_regions[0];
-  const Placement in_at = needed.placement(in_shape);
-  const Placement out_at = out_region.placement(layer.output_shape);
-  const bool reference = kernels_ == Kernels::reference;
-  switch (layer.op) {
-    case Op::input:
-      throw Error("internal: a node was planned to compute the input layer");
-    case Op::conv2d:
-      if (reference)
-        conv2d_reference(layer.conv, in, in_at, weight("weight"), weight("bias"), out, out_at);
-      else
-        conv2d(layer.conv, in, in_at, weight("weight"), weight("bias"), out, out_at,
-               static_cast<float*>(scratch), row_begin, row_end, epilogue);
-      break;
-    case Op::linear:
-      if (reference)
-        linear_reference(in, weight("weight"), weight("bias"), out);
-      else
-        linear(in, weight("weight"), weight("bias"), out);
-      break;
-    case Op::batchnorm:
-      batchnorm({weight("gamma"), weight("beta"), weight("running_mean"), weight("running_var"),
-                 layer.eps},
-                in, out);
-      break;
-    case Op::relu:
-    case Op::relu6:
-    case Op::leaky_relu:
-    case Op::sigmoid:
-    case Op::silu:
-    case Op::hardswish:
-    case Op::hardsigmoid:
-      activation(activation_of(layer.op), layer.negative_slope, in, out);
-      break;
-    case Op::add:
-      add(in, inputs[1], out);
-      break;
-    case Op::mul:
-      mul(in, inputs[1], out);
-      break;
-    case Op::concat: {
-      std::vector<const Tensor*> pieces;  // inputs whose channels fall in this node's range
-      for (size_t slot = 0; slot < inputs.size(); ++slot)
-        if (!needed_regions[slot].empty()) pieces.push_back(&inputs[slot]);
-      concat(pieces, out);
-      break;
-    }
-    case Op::channel_shuffle:
-      channel_shuffle(in, needed.c0, layer.shuffle_groups, in_shape.c, out, out_region.c0);
-      break;
-    case Op::slice:
-      if (step.allocates_out)
-        slice_channels(in, out_region.c0 + layer.slice_start - needed.c0, out);
-      break;  // otherwise a view: the program placed the output inside the input
-    case Op::flatten:
-      flatten(layer_index, in, out);
-      break;
-    case Op::maxpool:
-      maxpool(layer.pool, in, in_at, out, out_at);
-      break;
-    case Op::avgpool:
-      avgpool(layer.pool, in, in_at, out, out_at);
-      break;
-    case Op::global_avgpool:
-      global_avgpool(in, out);
-      break;
-    case Op::upsample_nearest:
-      upsample_nearest(layer.scale_h, layer.scale_w, in, in_at, out, out_at);
-      break;
-    case Op::quantize:
-    case Op::dequantize:
-      throw Error("internal: a quantized op on the float path");
-  }
-}
-
-void Executor::flatten(int layer_index, const Tensor& in, Tensor& out) const {
-  const LayerStep& step = program_.layers[layer_index];
-  if (!step.allocates_out) return;  // a view: the program placed the output inside the input
-  // Output features [c0, c1) of the tile's channels x whole map.
-  const Shape& in_shape = model_.layers[model_.layers[layer_index].inputs[0]].output_shape;
-  const int64_t first = step.out.c0 - step.inputs[0].needed.c0 * in_shape.h * in_shape.w;
-  std::memcpy(out.data, static_cast<const char*>(in.data) + first * step.element_bytes,
-              out.bytes());
-}
-
-void Executor::compute_quantized(int layer_index, const std::vector<Tensor>& inputs,
-                                 const std::vector<Region>& needed_regions,
-                                 const Region& out_region, Tensor& out,
-                                 const std::map<std::string, const void*>& weights,
-                                 void* scratch) const {
-  const Layer& layer = model_.layers[layer_index];
-  const LayerStep& step = program_.layers[layer_index];
-  QuantizedLayer q;
-  q.out = layer.quant;
-  for (int source : layer.inputs) q.in.push_back(model_.layers[source].quant);
-  q.clamp_lo = layer.clamp_lo;
-  q.clamp_hi = layer.clamp_hi;
-  q.mode = requantization_;
-  const auto blob = [&](const char* blob_name) -> const void* {
-    auto found = weights.find(blob_name);
-    return found == weights.end() ? nullptr : found->second;
-  };
-  QuantizedWeights w;
-  if (layer.op == Op::conv2d || layer.op == Op::linear) {
-    w.weight = static_cast<const int8_t*>(blob("weight"));
-    w.bias = static_cast<const int32_t*>(blob("bias"));
-    w.scale = static_cast<const float*>(blob("weight_scale"));
-    w.zero_point = static_cast<const int32_t*>(blob("weight_zero_point"));
-    w.per_channel = layer.weight("weight_scale")->dims[0] != 1;
-  }
-  const Tensor& in = inputs.empty() ? out : inputs[0];
-  const Shape& in_shape = model_.layers[layer.inputs[0]].output_shape;
-  const Region& needed = needed_regions[0];
-  const Placement in_at = needed.placement(in_shape);
-  const Placement out_at = out_region.placement(layer.output_shape);
-  switch (layer.op) {
-    case Op::quantize:
-      if (kernels_ == Kernels::reference)
-        quantize_reference(q, in, out);
-      else
-        quantize(q, in, out);
-      break;
-    case Op::dequantize:
-      dequantize(q, in, out);
-      break;
-    case Op::conv2d:
-      static_cast<void>(scratch);  // none: conv2d_q_scratch_bytes() is 0
-      if (kernels_ == Kernels::reference)
-        conv2d_q_reference(q, layer.conv, in, in_at, w, out, out_at);
-      else
-        conv2d_q(q, layer.conv, in, in_at, w, out, out_at);
-      break;
-    case Op::linear:
-      if (kernels_ == Kernels::reference)
-        linear_q_reference(q, in, w, out);
-      else
-        linear_q(q, in, w, out);
-      break;
-    case Op::add:
-      if (kernels_ == Kernels::reference)
-        add_q_reference(q, in, inputs[1], out);
-      else
-        add_q(q, in, inputs[1], out);
-      break;
-    case Op::mul:
-      mul_q(q, in, inputs[1], out);
-      break;
-    case Op::relu:
-    case Op::relu6:
-      clamp_q(q, in, out);
-      break;
-    case Op::hardswish:
-    case Op::hardsigmoid:
-      lookup_q(q, layer.op, in, out);
-      break;
-    case Op::global_avgpool:
-      global_avgpool_q(q, in, out);
-      break;
-    case Op::concat: {
-      std::vector<const Tensor*> pieces;  // inputs whose channels fall in this node's range
-      std::vector<QuantParams> params;
-      for (size_t slot = 0; slot < inputs.size(); ++slot)
-        if (!needed_regions[slot].empty())
-          pieces.push_back(&inputs[slot]), params.push_back(q.in[slot]);
-      concat_q(q, pieces, params, out);
-      break;
-    }
-    case Op::maxpool:
-      if (kernels_ == Kernels::reference)
-        maxpool(layer.pool, in, in_at, out, out_at);
-      else
-        maxpool_q(layer.pool, in, in_at, out, out_at);
-      break;
-    case Op::upsample_nearest:
-      upsample_nearest(layer.scale_h, layer.scale_w, in, in_at, out, out_at);
-      break;
-    case Op::channel_shuffle:
-      channel_shuffle(in, needed.c0, layer.shuffle_groups, in_shape.c, out, out_region.c0);
-      break;
-    case Op::slice:
-      if (step.allocates_out)
-        slice_channels(in, out_region.c0 + layer.slice_start - needed.c0, out);
-      break;
-    case Op::flatten:
-      flatten(layer_index, in, out);
-      break;
-    default:
-      throw Error(std::string("internal: ") + op_name(layer.op) + " has no quint8 kernel");
-  }
+  const Kernel kernel = layer_kernel(model_, layer);
+  if (!kernel)  // validation refuses such a layer; the input layer is the coordinator's
+    throw Error("internal: no kernel computes " + std::string(op_name(layer.op)) + " layer '" +
+                layer.name + "' in its dtypes");
+  kernel({.model = model_,
+          .layer = layer,
+          .inputs = inputs,
+          .needed = needed_regions,
+          .out_region = out_region,
+          .out = out,
+          .weights = weights,
+          .scratch = scratch,
+          .row_begin = row_begin,
+          .row_end = row_end,
+          .epilogue = epilogue,
+          .reference = kernels_ == Kernels::reference,
+          .requantization = requantization_,
+          .out_allocated = program_.layers[layer_index].allocates_out});
 }
 
 }  // namespace splitinfer

@@ -81,8 +81,9 @@ class Executor {
                   std::vector<char*>& buffers, std::vector<Tensor>& outputs,
                   std::vector<std::vector<char>>* assembled) const;
   // `out` (region `out_region` of the layer) from `inputs` (regions
-  // `needed`); a float32 convolution computes only rows [row_begin, row_end)
-  // of `out` (-1: to the last).
+  // `needed`) with the layer's kernel from the op table; a float32
+  // convolution computes only rows [row_begin, row_end) of `out` (-1: to the
+  // last).
   void compute(int layer_index, const std::vector<Tensor>& inputs,
                const std::vector<Region>& needed, const Region& out_region, Tensor& out,
                const std::map<std::string, const void*>& weights, void* scratch,
@@ -99,10 +100,6 @@ class Executor {
   // when the layer cannot be split so.
   std::pair<int64_t, int64_t> rows_without_halo(int layer_index,
                                                 const std::vector<Tensor>& outputs) const;
-  void compute_quantized(int layer_index, const std::vector<Tensor>& inputs,
-                         const std::vector<Region>& needed, const Region& out_region, Tensor& out,
-                         const std::map<std::string, const void*>& weights, void* scratch) const;
-  void flatten(int layer_index, const Tensor& in, Tensor& out) const;
 
   const Model& model_;
   NodeProgram program_;

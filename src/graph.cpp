@@ -8,30 +8,6 @@
 namespace splitinfer {
 namespace {
 
-constexpr std::pair<Op, const char*> kOpNames[] = {{Op::input, "input"},
-                                                   {Op::conv2d, "conv2d"},
-                                                   {Op::batchnorm, "batchnorm"},
-                                                   {Op::relu, "relu"},
-                                                   {Op::relu6, "relu6"},
-                                                   {Op::leaky_relu, "leaky_relu"},
-                                                   {Op::sigmoid, "sigmoid"},
-                                                   {Op::silu, "silu"},
-                                                   {Op::hardswish, "hardswish"},
-                                                   {Op::hardsigmoid, "hardsigmoid"},
-                                                   {Op::add, "add"},
-                                                   {Op::mul, "mul"},
-                                                   {Op::concat, "concat"},
-                                                   {Op::channel_shuffle, "channel_shuffle"},
-                                                   {Op::slice, "slice"},
-                                                   {Op::maxpool, "maxpool"},
-                                                   {Op::avgpool, "avgpool"},
-                                                   {Op::global_avgpool, "global_avgpool"},
-                                                   {Op::flatten, "flatten"},
-                                                   {Op::linear, "linear"},
-                                                   {Op::upsample_nearest, "upsample_nearest"},
-                                                   {Op::quantize, "quantize"},
-                                                   {Op::dequantize, "dequantize"}};
-
 std::string where(const Layer& layer) {
   return "layer '" + layer.name + "' (" + op_name(layer.op) + ")";
 }
@@ -279,8 +255,28 @@ void check_weights(const Model& model, const Layer& layer, int64_t channels) {
       for (float variance : layer.weight("running_var")->values)
         require(variance >= 0, layer, "running_var holds a negative variance");
       break;
-    default:
+    case Op::input:
+    case Op::relu:
+    case Op::relu6:
+    case Op::leaky_relu:
+    case Op::sigmoid:
+    case Op::silu:
+    case Op::hardswish:
+    case Op::hardsigmoid:
+    case Op::add:
+    case Op::mul:
+    case Op::concat:
+    case Op::channel_shuffle:
+    case Op::slice:
+    case Op::maxpool:
+    case Op::avgpool:
+    case Op::global_avgpool:
+    case Op::flatten:
+    case Op::upsample_nearest:
+    case Op::quantize:
+    case Op::dequantize:
       require(layer.weights.empty(), layer, "this op takes no weights");
+      break;
   }
 }
 
@@ -300,26 +296,14 @@ void check_dtypes(const Model& model, const Layer& layer) {
             "clamp [" + std::to_string(layer.clamp_lo) + ", " + std::to_string(layer.clamp_hi) +
                 "] is not inside [0, 255]");
   }
-  switch (layer.op) {
-    case Op::input:
-      require(!q, layer, "the input layer is float32");
-      return;
-    case Op::quantize:
-      require(q, layer, "a quantize layer's output is quint8");
-      break;
-    case Op::dequantize:
-      require(!q, layer, "a dequantize layer's output is float32");
-      break;
-    case Op::batchnorm:
-    case Op::sigmoid:
-    case Op::silu:
-    case Op::leaky_relu:
-    case Op::avgpool:
-      require(!q, layer, "has no quint8 form (fold it, or leave it float32)");
-      break;
-    default:
-      break;
+  if (layer.op == Op::input) {
+    require(!q, layer, "the input layer is float32");
+    return;
   }
+  const OpTraits& traits = op_traits(layer.op);
+  if (layer.op == Op::quantize) require(q, layer, "a quantize layer's output is quint8");
+  if (layer.op == Op::dequantize) require(!q, layer, "a dequantize layer's output is float32");
+  require(!q || traits.int8_kernel, layer, "has no quint8 form (fold it, or leave it float32)");
   const DType wanted = layer.op == Op::quantize     ? DType::f32
                        : layer.op == Op::dequantize ? DType::u8
                                                     : layer.dtype;
@@ -331,30 +315,18 @@ void check_dtypes(const Model& model, const Layer& layer) {
   }
   if (!q || layer.inputs.empty()) return;
   const QuantParams& in = model.layers[layer.inputs[0]].quant;
-  switch (layer.op) {
-    case Op::relu:
-    case Op::relu6:
-    case Op::maxpool:
-    case Op::flatten:
-    case Op::slice:
-    case Op::channel_shuffle:
-    case Op::upsample_nearest:
-      require(layer.quant == in, layer,
-              "its scale and zero point must equal those of its input '" +
-                  model.layers[layer.inputs[0]].name + "'");
-      break;
-    case Op::add:
-      // The fixed-point add (models/quantization.md 3.3) needs each input's
-      // scale over the output's in [2^-14, 2^8), as PyTorch does.
-      for (int index : layer.inputs) {
-        const float ratio = model.layers[index].quant.scale / layer.quant.scale;
-        require(ratio >= 0x1p-14f && ratio < 0x1p8f, layer,
-                "input scale / output scale " + std::to_string(ratio) + " is outside [2^-14, 2^8)");
-      }
-      break;
-    default:
-      break;
-  }
+  if (traits.int8_scale == Int8Scale::input)
+    require(layer.quant == in, layer,
+            "its scale and zero point must equal those of its input '" +
+                model.layers[layer.inputs[0]].name + "'");
+  // The fixed-point add (models/quantization.md 3.3) needs each input's
+  // scale over the output's in [2^-14, 2^8), as PyTorch does.
+  if (layer.op == Op::add)
+    for (int index : layer.inputs) {
+      const float ratio = model.layers[index].quant.scale / layer.quant.scale;
+      require(ratio >= 0x1p-14f && ratio < 0x1p8f, layer,
+              "input scale / output scale " + std::to_string(ratio) + " is outside [2^-14, 2^8)");
+    }
 }
 
 }  // namespace
@@ -367,38 +339,6 @@ Requantization requantization_from_name(const std::string& name) {
   if (name == "pytorch") return Requantization::pytorch;
   if (name == "cmsis") return Requantization::cmsis;
   throw Error("requantization '" + name + "' is not pytorch or cmsis");
-}
-
-const char* op_name(Op op) {
-  for (const auto& [known, name] : kOpNames)
-    if (known == op) return name;
-  return "?";
-}
-
-Op op_from_name(const std::string& name) {
-  for (const auto& [op, known] : kOpNames)
-    if (name == known) return op;
-  throw Error("unknown op '" + name + "'");
-}
-
-bool is_elementwise(Op op) {
-  switch (op) {
-    case Op::batchnorm:
-    case Op::relu:
-    case Op::relu6:
-    case Op::leaky_relu:
-    case Op::sigmoid:
-    case Op::silu:
-    case Op::hardswish:
-    case Op::hardsigmoid:
-    case Op::add:
-    case Op::mul:
-    case Op::quantize:
-    case Op::dequantize:
-      return true;
-    default:
-      return false;
-  }
 }
 
 const Blob* Layer::weight(const std::string& blob_name) const {
@@ -468,18 +408,6 @@ void validate_weight_slices(const Model& model, const std::vector<Region>& regio
     else
       check_weights(model, layer, regions[i].c1 - regions[i].c0);
   }
-}
-
-uint64_t layer_macs(const Model& model, const Layer& layer) {
-  const Shape& out = layer.output_shape;
-  if (layer.op == Op::conv2d) {
-    const Shape& in = model.layers[layer.inputs[0]].output_shape;
-    return static_cast<uint64_t>(out.elements()) * (in.c / layer.conv.groups) *
-           layer.conv.kernel_h * layer.conv.kernel_w;
-  }
-  if (layer.op == Op::linear)
-    return static_cast<uint64_t>(out.elements()) * model.layers[layer.inputs[0]].output_shape.c;
-  return 0;
 }
 
 }  // namespace splitinfer

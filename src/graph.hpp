@@ -7,44 +7,13 @@
 #include <string>
 #include <vector>
 
+#include "op_table.hpp"
 #include "ops/conv2d.hpp"
 #include "ops/pool.hpp"
 #include "region.hpp"
 #include "shape.hpp"
 
 namespace splitinfer {
-
-enum class Op {
-  input,
-  conv2d,
-  batchnorm,
-  relu,
-  relu6,
-  leaky_relu,
-  sigmoid,
-  silu,
-  hardswish,
-  hardsigmoid,
-  add,
-  mul,
-  concat,
-  channel_shuffle,
-  slice,
-  maxpool,
-  avgpool,
-  global_avgpool,
-  flatten,
-  linear,
-  upsample_nearest,
-  quantize,   // float32 -> quint8
-  dequantize  // quint8 -> float32
-};
-
-const char* op_name(Op op);
-Op op_from_name(const std::string& name);  // throws Error for an unknown op
-// Ops whose every output element depends only on the same element of their
-// inputs (activations, batchnorm, add, mul).
-bool is_elementwise(Op op);
 
 // A weight tensor as the flash image holds it: float32 values, or the bytes
 // of another dtype (int8 weights, int32 biases, float16 weights).
@@ -139,8 +108,5 @@ void validate(Model& model, bool check_weights);
 // Checks a node's weight slices: for each layer, the weights of the output
 // channels of its region (none for an empty region), right shapes, finite.
 void validate_weight_slices(const Model& model, const std::vector<Region>& regions);
-
-// Multiply-accumulates of one layer (conv and linear; 0 for the others).
-uint64_t layer_macs(const Model& model, const Layer& layer);
 
 }  // namespace splitinfer

@@ -30,7 +30,8 @@ std::vector<float> float_values(const Blob& blob) {
 }
 
 // Ops whose quint8 output takes its own observed parameters (PyTorch places
-// an observer after each).
+// an observer after each). The others keep their input's, or fixed ones
+// (hardsigmoid), as PyTorch's quantized ops do.
 bool observed_op(Op op) {
   switch (op) {
     case Op::conv2d:
@@ -40,9 +41,26 @@ bool observed_op(Op op) {
     case Op::concat:
     case Op::hardswish:
       return true;
-    default:
+    case Op::input:
+    case Op::batchnorm:
+    case Op::relu:
+    case Op::relu6:
+    case Op::leaky_relu:
+    case Op::sigmoid:
+    case Op::silu:
+    case Op::hardsigmoid:
+    case Op::channel_shuffle:
+    case Op::slice:
+    case Op::maxpool:
+    case Op::avgpool:
+    case Op::global_avgpool:
+    case Op::flatten:
+    case Op::upsample_nearest:
+    case Op::quantize:
+    case Op::dequantize:
       return false;
   }
+  return false;
 }
 
 bool fusable_op(Op op) { return op == Op::conv2d || op == Op::linear || op == Op::add; }
@@ -168,19 +186,12 @@ void check_quantizable(const Model& model) {
     if (layer.quantized() || layer.op == Op::quantize || layer.op == Op::dequantize)
       throw Error("the model is already quantized (" + where(layer) +
                   "); quantize takes a float32 model");
-    switch (layer.op) {
-      case Op::batchnorm:
-        throw Error(where(layer) +
-                    ": quantize needs BatchNorm folded into the convolution before it; export "
-                    "the model with BN folded (export_torch.py without --no-fold-bn)");
-      case Op::sigmoid:
-      case Op::silu:
-      case Op::leaky_relu:
-      case Op::avgpool:
-        throw Error(where(layer) + " has no quint8 form; splitinfer cannot quantize this model");
-      default:
-        break;
-    }
+    if (layer.op == Op::batchnorm)
+      throw Error(where(layer) +
+                  ": quantize needs BatchNorm folded into the convolution before it; export "
+                  "the model with BN folded (export_torch.py without --no-fold-bn)");
+    if (layer.op != Op::input && !op_traits(layer.op).int8_kernel)
+      throw Error(where(layer) + " has no quint8 form; splitinfer cannot quantize this model");
   }
 }
 

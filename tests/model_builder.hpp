@@ -171,6 +171,18 @@ inline int64_t uniform(std::mt19937& generator, int64_t low, int64_t high) {  //
   return std::uniform_int_distribution<int64_t>(low, high)(generator);
 }
 
+// A seeded random region of a map of `shape`: at least one channel, row and column.
+inline Region random_region(std::mt19937& generator, const Shape& shape) {
+  Region region;
+  region.c0 = uniform(generator, 0, shape.c - 1);
+  region.c1 = uniform(generator, region.c0 + 1, shape.c);
+  region.y0 = uniform(generator, 0, shape.h - 1);
+  region.y1 = uniform(generator, region.y0 + 1, shape.h);
+  region.x0 = uniform(generator, 0, shape.w - 1);
+  region.x1 = uniform(generator, region.x0 + 1, shape.w);
+  return region;
+}
+
 // A seeded random stack of 2..6 layers on a small input: convolutions (kernel
 // 1..3, stride 1..3, padding up to the dilated kernel's reach, dilation 1..2,
 // groups 1, 2 or depthwise), max and average pools (ceil_mode either way), relus

@@ -31,6 +31,7 @@ using testing::conv_params;
 using testing::ModelBuilder;
 using testing::nchw;
 using testing::pool_params;
+using testing::random_region;
 using testing::uniform;
 
 // ---- needed_region against a brute force ----
@@ -122,17 +123,6 @@ Region brute_force_needed(const Model& model, const Layer& layer, int slot, cons
             break;
         }
   return any ? box : Region{};
-}
-
-Region random_region(std::mt19937& generator, const Shape& shape) {
-  Region region;
-  region.c0 = uniform(generator, 0, shape.c - 1);
-  region.c1 = uniform(generator, region.c0 + 1, shape.c);
-  region.y0 = uniform(generator, 0, shape.h - 1);
-  region.y1 = uniform(generator, region.y0 + 1, shape.h);
-  region.x0 = uniform(generator, 0, shape.w - 1);
-  region.x1 = uniform(generator, region.x0 + 1, shape.w);
-  return region;
 }
 
 // needed_region() of every slot of the model's output layer, for `count`
