@@ -237,10 +237,9 @@ void write_plan(const std::string& plan_dir, const Model& model, const Plan& pla
       root.write_int("reuse", plan.reuse);
     }
     root.write_int("recomputed_macs", static_cast<int64_t>(plan.recomputed_macs));
-    std::string strategies;
-    for (const std::string& strategy : plan.layer_strategies)
-      strategies += (strategies.empty() ? "" : ",") + strategy;
-    root.write_string("layer_strategies", strategies);
+    // A row per layer: a joined string loses an empty row (the input layer
+    // of auto plans), and a name could hold the separator.
+    root.write_string_dataset("layer_strategies", plan.layer_strategies);
     const h5::Group nodes = root.create_group("nodes");
     for (const NodePlan& node : plan.node_plans) {
       const h5::Group group = nodes.create_group("node_" + std::to_string(node.node));
@@ -337,6 +336,14 @@ void read_plan(const std::string& plan_dir, Model& model, Plan& plan) {
     }
     check_stream_groups(model, plan.streams);
     if (plan.via_coordinator) throw Error(root.path() + ": a relay plan cannot stream");
+  }
+  plan.layer_strategies.clear();
+  if (root.has("layer_strategies")) {  // plans written before it have a joined attribute
+    plan.layer_strategies = root.read_string_dataset("layer_strategies");
+    if (plan.layer_strategies.size() != model.layers.size())
+      throw Error(root.path() + ": 'layer_strategies' has " +
+                  std::to_string(plan.layer_strategies.size()) + " rows, the model has " +
+                  std::to_string(model.layers.size()) + " layers");
   }
   // Plans written before the attribute copy their weights into RAM.
   plan.weights_in_place = root.has_attr("weights_in_place") && root.read_int("weights_in_place");
