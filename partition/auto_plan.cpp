@@ -6,6 +6,7 @@
 
 #include "../src/error.hpp"
 #include "../src/format.hpp"
+#include "prediction.hpp"
 #include "strategies.hpp"
 
 namespace splitinfer {

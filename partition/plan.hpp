@@ -80,24 +80,6 @@ struct PlanOptions {
 // cannot be met, saying the smallest cap that would fit.
 Plan make_plan(const Model& model, const PlanOptions& options);
 
-// Fills plan.node_plans from plan.regions (and owners, via_coordinator,
-// streams): every node's program, peak RAM, flash and traffic, as the run
-// will measure; and plan.recomputed_macs.
-void predict_nodes(const Model& model, Plan& plan);
-
-// MACs the nodes' programs compute beyond the model's own (the borders fused
-// tiles share, the overlaps of a stream's parts).
-uint64_t recomputed_macs(const Model& model, const std::vector<NodeProgram>& programs);
-
-// The largest predicted peak RAM and flash of any node.
-uint64_t largest_peak_ram(const Plan& plan);
-uint64_t largest_flash(const Plan& plan);
-
-// Every node's program (nodes 1..N, in order), as the run builds them.
-std::vector<NodeProgram> node_programs(const Model& model, const Plan& plan);
-// Node `node`'s program alone (what that node builds for itself at run time).
-NodeProgram node_program(const Model& model, const Plan& plan, int node);
-
 // FNV-1a 64-bit of `bytes`, as 16 hex digits: a content digest for files.
 std::string digest(const std::string& bytes);
 

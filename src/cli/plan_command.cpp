@@ -8,6 +8,7 @@
 #include "../../io/model_file.hpp"
 #include "../../io/plan_file.hpp"
 #include "../../partition/plan.hpp"
+#include "../../partition/prediction.hpp"
 #include "../error.hpp"
 #include "../format.hpp"
 #include "commands.hpp"

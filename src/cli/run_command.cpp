@@ -26,6 +26,7 @@
 #include "../../io/output_file.hpp"
 #include "../../io/plan_file.hpp"
 #include "../../partition/plan.hpp"
+#include "../../partition/prediction.hpp"
 #include "../error.hpp"
 #include "../executor.hpp"
 #include "../format.hpp"
