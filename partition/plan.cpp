@@ -7,6 +7,7 @@
 #include "auto_plan.hpp"
 #include "prediction.hpp"
 #include "strategies.hpp"
+#include "stream_plan.hpp"
 
 namespace splitinfer {
 
@@ -170,25 +171,16 @@ Plan make_plan(const Model& model, const PlanOptions& options) {
       throw Error(
           "--stream and --reuse do not go together (streamed layers are never whole, so "
           "no tile can fetch their borders)");
-    int64_t rows = 0, cols = 0;
-    parse_parts(options.stream, rows, cols);
+    StreamParts parts;
+    parse_parts(options.stream, parts.rows, parts.cols);
+    parts.keep_weights = options.keep_weights;
     // Fused: each block streams whole (DeepThings' tiles, several per node);
     // spatial: each widening block (inverted residuals).
     std::vector<int> block;
-    if (plan.strategy == "fused")
-      block = fused_regions(model, plan.grid_rows, plan.grid_cols, plan.fuse, false).block;
-    StreamGroups runs = stream_runs(model, block, plan.strategy == "spatial");
-    for (StreamGroup& run : runs)
-      run.part_rows = rows, run.part_cols = cols, run.keep_weights = options.keep_weights;
-    StreamedRegions streamed = stream_regions(model, plan.regions, plan.owners, runs);
-    if (streamed.groups.empty())
+    if (plan.strategy == "fused") block = fused_blocks(model, plan.fuse);
+    if (stream_plan(model, stream_runs(model, block, plan.strategy == "spatial"), parts, plan) == 0)
       throw Error("--stream: no run of layers of model '" + model.name +
                   "' can be streamed with this grid");
-    plan.regions = std::move(streamed.regions);
-    plan.owners = std::move(streamed.owners);
-    plan.streams = std::move(streamed.groups);
-    for (const StreamGroup& group : plan.streams)
-      for (int j = group.first; j <= group.last; ++j) plan.layer_strategies[j] += " streamed";
   }
   plan.weights_in_place = options.weights_in_place;
   predict_nodes(model, plan);
