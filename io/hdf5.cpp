@@ -409,6 +409,7 @@ std::vector<std::string> Group::read_string_dataset(const std::string& name) con
       H5Dread(dataset.id(), memory_type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, pointers.data()) < 0)
     throw Error("cannot read dataset " + path + " (is the file truncated?)");
   std::vector<std::string> values;
+  values.reserve(count);
   for (char* pointer : pointers) values.emplace_back(pointer ? pointer : "");
   if (count) H5Dvlen_reclaim(memory_type.id(), space.id(), H5P_DEFAULT, pointers.data());
   return values;
