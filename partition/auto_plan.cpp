@@ -8,6 +8,7 @@
 #include "../src/format.hpp"
 #include "prediction.hpp"
 #include "strategies.hpp"
+#include "strategy_registry.hpp"
 #include "stream_plan.hpp"
 
 namespace splitinfer {
@@ -32,11 +33,16 @@ std::vector<std::pair<int, int>> grids(int nodes) {
   return result;
 }
 
+// A candidate's name: the strategy's, and the grid when it has one.
+std::string named(Strategy strategy, const std::string& grid = "") {
+  return strategy_name(strategy) + (grid.empty() ? "" : " " + grid);
+}
+
 std::vector<Candidate> candidates(const Model& model, const std::vector<int>& segment, int nodes) {
   std::vector<Candidate> result;
   for (const auto& [rows, cols] : grids(nodes)) {
     const std::string grid = std::to_string(rows) + "x" + std::to_string(cols);
-    result.push_back({"spatial " + grid, spatial_regions(model, rows, cols), {}});
+    result.push_back({named(Strategy::spatial, grid), spatial_regions(model, rows, cols), {}});
     if (nodes == 1) continue;
     // Fused: each segment's layers with spatial maps are one block.
     std::vector<int> block(model.layers.size(), 0);
@@ -45,15 +51,18 @@ std::vector<Candidate> candidates(const Model& model, const std::vector<int>& se
       if (shape.rank != 2 && shape.h * shape.w > 1) block[i] = segment[i] + 1;
     }
     FusedRegions fused = fused_regions_in_blocks(model, rows, cols, block, false);
-    result.push_back({"fused " + grid, std::move(fused.regions), std::move(fused.owners)});
+    result.push_back(
+        {named(Strategy::fused, grid), std::move(fused.regions), std::move(fused.owners)});
   }
-  if (nodes > 1) result.push_back({"channel", channel_regions(model, nodes), {}});
+  if (nodes > 1) result.push_back({named(Strategy::channel), channel_regions(model, nodes), {}});
   if (nodes > 1) {
-    Candidate relay{"relay", channel_regions(model, nodes), {}, true, true};
+    Candidate relay{named(Strategy::relay), channel_regions(model, nodes), {}, true, true};
     result.push_back(std::move(relay));
     try {
-      Candidate branches{
-          "branches", branch_regions(model, independent_branches(model), nodes), {}, true};
+      Candidate branches{named(Strategy::branches),
+                         branch_regions(model, independent_branches(model), nodes),
+                         {},
+                         true};
       result.push_back(std::move(branches));
     } catch (const Error&) {  // no independent branches, or fewer nodes than branches
     }
@@ -129,7 +138,7 @@ class Search {
   Scored evaluate(const std::vector<int>& choice) {
     Plan plan;
     plan.nodes = nodes_;
-    plan.strategy = "auto";
+    plan.strategy = Strategy::automatic;
     plan.ram_cap_bytes = options_.ram_cap_bytes;
     plan.flash_cap_bytes = options_.flash_cap_bytes;
     plan.regions.assign(model_.layers.size(), std::vector<Region>(nodes_));

@@ -27,6 +27,7 @@
 #include "../../io/plan_file.hpp"
 #include "../../partition/plan.hpp"
 #include "../../partition/prediction.hpp"
+#include "../../partition/strategy_registry.hpp"
 #include "../error.hpp"
 #include "../executor.hpp"
 #include "../format.hpp"
@@ -439,7 +440,7 @@ static std::optional<nlohmann::json> run_plan(const RunOptions& options,
   }
   nlohmann::json stats = {{"model", model.name},
                           {"plan", options.plan_dir},
-                          {"strategy", setup.plan.strategy},
+                          {"strategy", strategy_name(setup.plan.strategy)},
                           {"node_count", setup.plan.nodes},
                           {"host_seconds", times.back()},
                           {"emulated_seconds", nullptr},  // plans without a device profile
@@ -451,7 +452,7 @@ static std::optional<nlohmann::json> run_plan(const RunOptions& options,
   }
   if (model.layers[model.output].quantized())
     stats["requantization"] = requantization_name(model.requantization);
-  if (setup.plan.strategy == "spatial" || setup.plan.strategy == "fused")
+  if (takes_option(setup.plan.strategy, StrategyOption::grid))
     stats["grid"] = {setup.plan.grid_rows, setup.plan.grid_cols};
   if (options.repeat > 0) {
     times.erase(times.begin());  // the warm-up
@@ -551,7 +552,7 @@ int eval_command(const EvalOptions& options) {
         model = read_model(options.model_path);
         PlanOptions plan_options;
         plan_options.nodes = options.nodes;
-        plan_options.strategy = options.strategy;
+        plan_options.strategy = parse_strategy(options.strategy);
         plan_options.grid = options.grid;
         if (!options.device.empty()) {  // its RAM and flash are the caps unless --ram says
           plan_options.device = load_device(options.device);
@@ -627,7 +628,7 @@ int eval_command(const EvalOptions& options) {
   std::printf(
       "%s on %s (%lld test images), %d node(s), strategy %s%s%s: top-1 %.2f%% (%lld correct)\n",
       setup.model.name.c_str(), options.dataset.c_str(), static_cast<long long>(done),
-      setup.plan.nodes, setup.plan.strategy.c_str(),
+      setup.plan.nodes, strategy_name(setup.plan.strategy),
       setup.model.layers[setup.model.output].quantized() ? ", int8 " : "",
       setup.model.layers[setup.model.output].quantized()
           ? requantization_name(setup.model.requantization)
@@ -649,7 +650,7 @@ int eval_command(const EvalOptions& options) {
                              {"correct", correct},
                              {"top1", accuracy},
                              {"nodes", setup.plan.nodes},
-                             {"strategy", setup.plan.strategy},
+                             {"strategy", strategy_name(setup.plan.strategy)},
                              {"dtype", dtype_name(setup.model.layers[setup.model.output].dtype)},
                              {"emulated_seconds", (*stats)["emulated_seconds"]},
                              {"node_stats", (*stats)["nodes"]}};
