@@ -1,6 +1,8 @@
 #pragma once
 // Partition strategies: which region of every layer's output each node
 // computes. Each layer's regions partition its map; a node may get nothing.
+// The registry (strategy_registry.hpp) names the strategies and cuts plans
+// with these functions.
 #include "../src/graph.hpp"
 #include "node_program_builder.hpp"
 

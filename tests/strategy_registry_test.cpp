@@ -22,20 +22,9 @@ namespace splitinfer {
 namespace {
 
 using testing::conv_params;
+using testing::error_of;
 using testing::ModelBuilder;
 using testing::nchw;
-
-// The Error message of `plan`; a test failure when it throws none.
-template <typename Plan>
-std::string error_of(Plan plan) {
-  try {
-    plan();
-  } catch (const Error& failure) {
-    return failure.what();
-  }
-  ADD_FAILURE() << "no Error thrown";
-  return "";
-}
 
 // Two convolutions on the input (independent branches) joined by a concat:
 // a model every strategy, branches included, can cut.

@@ -16,22 +16,12 @@
 namespace splitinfer {
 namespace {
 
-using testing::conv_params;
-using testing::ModelBuilder;
-using testing::nchw;
-
-// A few convolutions and a classifier, with the input metadata a model file holds.
-Model small_classifier() {
-  ModelBuilder b(nchw(1, 3, 16, 16));
-  b.conv("conv1", "input", 8, conv_params(3, 2, 1));
-  b.unary("relu", Op::relu, "conv1");
-  b.conv("conv2", "relu", 8, conv_params(3, 1, 1));
-  b.global_avgpool("pool", "conv2");
-  b.flatten("flatten", "pool");
-  b.linear("fc", "flatten", 5);
-  Model model = b.finish("fc");
-  model.meta.mean = {0, 0, 0};
-  model.meta.std = {1, 1, 1};
+// A seeded random stack of layers, with the input metadata a model file holds.
+Model small_model() {
+  Model model = testing::random_stack(5);
+  const int64_t channels = model.layers[0].output_shape.c;
+  model.meta.mean.assign(channels, 0.0);
+  model.meta.std.assign(channels, 1.0);
   return model;
 }
 
@@ -42,7 +32,7 @@ std::string plan_dir(const std::string& name) {
 }
 
 TEST(PlanFile, LayerStrategiesReadBackARowPerLayer) {
-  const Model model = small_classifier();
+  const Model model = small_model();
   PlanOptions options;
   options.nodes = 2;
   options.strategy = Strategy::automatic;
@@ -60,7 +50,7 @@ TEST(PlanFile, LayerStrategiesReadBackARowPerLayer) {
 }
 
 TEST(PlanFile, UnknownStrategyIsRefused) {
-  const Model model = small_classifier();
+  const Model model = small_model();
   PlanOptions options;
   options.nodes = 2;
   const std::string dir = plan_dir("splitinfer_plan_file_unknown");
