@@ -112,6 +112,7 @@ class Plan:
             cap = int(root.attrs["ram_cap_bytes"])
             self.ram_cap_bytes = None if cap < 0 else cap
             self.fuse = int(root.attrs["fuse"]) if "fuse" in root.attrs else None
+            self.via_coordinator = bool(root.attrs.get("via_coordinator", 0))  # relay (in auto too)
             self.recomputed_macs = int(root.attrs.get("recomputed_macs", 0))
             layers = root["model/layers"]
             self.model_name = attr_text(root["model"].attrs.get("name", "model"))
@@ -768,9 +769,8 @@ def plot_emulated_timeline(plan, outdir, written):
     strip.set_xlabel(f"emulated time ({unit})")
 
     device = plan.device or "an unnamed device"
-    relay = "relay" in plan.layer_strategies or plan.strategy == "relay"
     note = ("\n(relays to the coordinator follow the compute but are drawn with the layer's communication)"
-            if relay else "")
+            if plan.via_coordinator else "")
     axis.set_title(f"{plan.title()}: emulated timeline on {device}\n"
                    f"per node and layer: wait, communication, flash, compute, ending at the node's clock after "
                    f"the layer{note}", fontsize=9)
