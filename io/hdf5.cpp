@@ -390,6 +390,50 @@ void Group::write_float64s(const std::string& name, const std::vector<int64_t>& 
   write_dataset(*this, name, dims, values, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE);
 }
 
+std::vector<std::string> Group::read_string_dataset(const std::string& name) const {
+  const std::string path = object_path(*this, name);
+  if (!has(name)) throw Error("dataset " + path + " is missing");
+  Handle dataset(check(H5Dopen2(id(), name.c_str(), H5P_DEFAULT), "cannot open dataset " + path));
+  Handle type(H5Dget_type(dataset.id()));
+  Handle space(H5Dget_space(dataset.id()));
+  if (H5Tget_class(type.id()) != H5T_STRING || H5Tis_variable_str(type.id()) <= 0 ||
+      H5Sget_simple_extent_ndims(space.id()) != 1)
+    throw Error("dataset " + path + " is not a 1-D dataset of variable-length strings");
+  hsize_t count = 0;
+  H5Sget_simple_extent_dims(space.id(), &count, nullptr);
+  Handle memory_type(H5Tcopy(H5T_C_S1));
+  H5Tset_size(memory_type.id(), H5T_VARIABLE);
+  H5Tset_cset(memory_type.id(), H5Tget_cset(type.id()));
+  std::vector<char*> pointers(count, nullptr);
+  if (count &&
+      H5Dread(dataset.id(), memory_type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, pointers.data()) < 0)
+    throw Error("cannot read dataset " + path + " (is the file truncated?)");
+  std::vector<std::string> values;
+  values.reserve(count);
+  for (char* pointer : pointers) values.emplace_back(pointer ? pointer : "");
+  if (count) H5Dvlen_reclaim(memory_type.id(), space.id(), H5P_DEFAULT, pointers.data());
+  return values;
+}
+
+void Group::write_string_dataset(const std::string& name,
+                                 const std::vector<std::string>& values) const {
+  const std::string path = object_path(*this, name);
+  Handle type(H5Tcopy(H5T_C_S1));
+  H5Tset_size(type.id(), H5T_VARIABLE);
+  H5Tset_cset(type.id(), H5T_CSET_UTF8);
+  const hsize_t count = values.size();
+  Handle space(H5Screate_simple(1, &count, nullptr));
+  Handle dataset(check(
+      H5Dcreate2(id(), name.c_str(), type.id(), space.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+      "cannot create dataset " + path));
+  std::vector<const char*> pointers;
+  pointers.reserve(values.size());
+  for (const std::string& value : values) pointers.push_back(value.c_str());
+  if (count &&
+      H5Dwrite(dataset.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, pointers.data()) < 0)
+    throw Error("cannot write dataset " + path);
+}
+
 Group open_file(const std::string& path) {
   (void)kQuiet;
   if (!std::filesystem::exists(path)) throw Error("file '" + path + "' does not exist");

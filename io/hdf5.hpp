@@ -78,6 +78,10 @@ class Group {
   std::vector<double> read_float64s(const std::string& dataset, std::vector<int64_t>& dims) const;
   void write_float64s(const std::string& dataset, const std::vector<int64_t>& dims,
                       const double* values) const;
+  // A 1-D dataset of variable-length UTF-8 strings (h5py: asstr()).
+  std::vector<std::string> read_string_dataset(const std::string& dataset) const;
+  void write_string_dataset(const std::string& dataset,
+                            const std::vector<std::string>& values) const;
 
  private:
   Handle handle_;

@@ -1,7 +1,9 @@
 #include "plan_file.hpp"
 
 #include <filesystem>
+#include <optional>
 
+#include "../partition/strategy_registry.hpp"
 #include "../src/error.hpp"
 #include "hdf5.hpp"
 #include "model_file.hpp"
@@ -215,7 +217,7 @@ void write_plan(const std::string& plan_dir, const Model& model, const Plan& pla
     root.write_string("format", "splitinfer-plan");
     root.write_int("format_version", kFormatVersion);
     root.write_int("nodes", plan.nodes);
-    root.write_string("strategy", plan.strategy);
+    root.write_string("strategy", strategy_name(plan.strategy));
     root.write_ints("grid", {plan.grid_rows, plan.grid_cols});
     root.write_int("via_coordinator", plan.via_coordinator);
     root.write_string("plan_id", plan.plan_id);
@@ -232,15 +234,14 @@ void write_plan(const std::string& plan_dir, const Model& model, const Plan& pla
       root.write_int64s("streams", {static_cast<int64_t>(plan.streams.size()), 6}, values.data());
     }
     root.write_int("weights_in_place", plan.weights_in_place);
-    if (plan.strategy == "fused") {
+    if (takes_option(plan.strategy, StrategyOption::fuse)) {
       root.write_int("fuse", plan.fuse);
       root.write_int("reuse", plan.reuse);
     }
     root.write_int("recomputed_macs", static_cast<int64_t>(plan.recomputed_macs));
-    std::string strategies;
-    for (const std::string& strategy : plan.layer_strategies)
-      strategies += (strategies.empty() ? "" : ",") + strategy;
-    root.write_string("layer_strategies", strategies);
+    // A row per layer: a joined string loses an empty row (the input layer
+    // of auto plans), and a name could hold the separator.
+    root.write_string_dataset("layer_strategies", plan.layer_strategies);
     const h5::Group nodes = root.create_group("nodes");
     for (const NodePlan& node : plan.node_plans) {
       const h5::Group group = nodes.create_group("node_" + std::to_string(node.node));
@@ -282,7 +283,12 @@ void read_plan(const std::string& plan_dir, Model& model, Plan& plan) {
   if (node_count < 1 || node_count > 65536)
     throw Error(root.path() + " plans for " + std::to_string(node_count) + " nodes");
   plan.nodes = static_cast<int>(node_count);
-  plan.strategy = root.read_string("strategy");
+  const std::string strategy = root.read_string("strategy");
+  if (const std::optional<Strategy> known = find_strategy(strategy))
+    plan.strategy = *known;
+  else
+    throw Error(root.path() + " names strategy '" + strategy +
+                "', which splitinfer does not know (" + strategy_names() + ")");
   plan.plan_id = root.read_string("plan_id");
   plan.ram_cap_bytes = cap_from_file(root.read_int("ram_cap_bytes"));
   plan.flash_cap_bytes = cap_from_file(root.read_int("flash_cap_bytes"));
@@ -338,9 +344,17 @@ void read_plan(const std::string& plan_dir, Model& model, Plan& plan) {
     check_stream_groups(model, plan.streams);
     if (plan.via_coordinator) throw Error(root.path() + ": a relay plan cannot stream");
   }
+  plan.layer_strategies.clear();
+  if (root.has("layer_strategies")) {  // plans written before it have a joined attribute
+    plan.layer_strategies = root.read_string_dataset("layer_strategies");
+    if (plan.layer_strategies.size() != model.layers.size())
+      throw Error(root.path() + ": 'layer_strategies' has " +
+                  std::to_string(plan.layer_strategies.size()) + " rows, the model has " +
+                  std::to_string(model.layers.size()) + " layers");
+  }
   // Plans written before the attribute copy their weights into RAM.
   plan.weights_in_place = root.has_attr("weights_in_place") && root.read_int("weights_in_place");
-  if (plan.strategy == "fused") {
+  if (takes_option(plan.strategy, StrategyOption::fuse)) {
     plan.fuse = static_cast<int>(root.read_int("fuse"));
     plan.reuse = root.read_int("reuse") != 0;
   }

@@ -6,7 +6,10 @@
 
 #include "../src/error.hpp"
 #include "../src/format.hpp"
+#include "prediction.hpp"
 #include "strategies.hpp"
+#include "strategy_registry.hpp"
+#include "stream_plan.hpp"
 
 namespace splitinfer {
 namespace {
@@ -30,11 +33,16 @@ std::vector<std::pair<int, int>> grids(int nodes) {
   return result;
 }
 
+// A candidate's name: the strategy's, and the grid when it has one.
+std::string named(Strategy strategy, const std::string& grid = "") {
+  return strategy_name(strategy) + (grid.empty() ? "" : " " + grid);
+}
+
 std::vector<Candidate> candidates(const Model& model, const std::vector<int>& segment, int nodes) {
   std::vector<Candidate> result;
   for (const auto& [rows, cols] : grids(nodes)) {
     const std::string grid = std::to_string(rows) + "x" + std::to_string(cols);
-    result.push_back({"spatial " + grid, spatial_regions(model, rows, cols), {}});
+    result.push_back({named(Strategy::spatial, grid), spatial_regions(model, rows, cols), {}});
     if (nodes == 1) continue;
     // Fused: each segment's layers with spatial maps are one block.
     std::vector<int> block(model.layers.size(), 0);
@@ -43,15 +51,18 @@ std::vector<Candidate> candidates(const Model& model, const std::vector<int>& se
       if (shape.rank != 2 && shape.h * shape.w > 1) block[i] = segment[i] + 1;
     }
     FusedRegions fused = fused_regions_in_blocks(model, rows, cols, block, false);
-    result.push_back({"fused " + grid, std::move(fused.regions), std::move(fused.owners)});
+    result.push_back(
+        {named(Strategy::fused, grid), std::move(fused.regions), std::move(fused.owners)});
   }
-  if (nodes > 1) result.push_back({"channel", channel_regions(model, nodes), {}});
+  if (nodes > 1) result.push_back({named(Strategy::channel), channel_regions(model, nodes), {}});
   if (nodes > 1) {
-    Candidate relay{"relay", channel_regions(model, nodes), {}, true, true};
+    Candidate relay{named(Strategy::relay), channel_regions(model, nodes), {}, true, true};
     result.push_back(std::move(relay));
     try {
-      Candidate branches{
-          "branches", branch_regions(model, independent_branches(model), nodes), {}, true};
+      Candidate branches{named(Strategy::branches),
+                         branch_regions(model, independent_branches(model), nodes),
+                         {},
+                         true};
       result.push_back(std::move(branches));
     } catch (const Error&) {  // no independent branches, or fewer nodes than branches
     }
@@ -127,7 +138,7 @@ class Search {
   Scored evaluate(const std::vector<int>& choice) {
     Plan plan;
     plan.nodes = nodes_;
-    plan.strategy = "auto";
+    plan.strategy = Strategy::automatic;
     plan.ram_cap_bytes = options_.ram_cap_bytes;
     plan.flash_cap_bytes = options_.flash_cap_bytes;
     plan.regions.assign(model_.layers.size(), std::vector<Region>(nodes_));
@@ -146,7 +157,7 @@ class Search {
     // Relay and branches are taken whole: every segment chose the same one.
     plan.via_coordinator = candidates_[choice[0]].via_coordinator;
     if (choice[segments_] > 0 && !plan.via_coordinator)
-      stream(plan, kBudgets[choice[segments_]].bytes, kBudgets[choice[segments_]].keep_weights);
+      stream_plan(model_, runs_, kBudgets[choice[segments_]], plan);
     predict_nodes(model_, plan);
     Scored scored;
     scored.peak = largest_peak_ram(plan);
@@ -164,75 +175,19 @@ class Search {
     return scored;
   }
 
-  // Streams every widening block whose layers all nodes cut by rows and
-  // columns only, in row bands sized so that the largest map of the block
-  // before its last layer takes about `budget` bytes of a band on every node
-  // (a block whose every map fits is left whole).
-  void stream(Plan& plan, uint64_t budget, bool keep_weights) const {
-    StreamGroups groups;
-    for (StreamGroup group : runs_) {
-      int64_t rows = std::numeric_limits<int64_t>::max(), tallest = 0;
-      bool spatial = true;
-      for (int k = 0; k < nodes_ && spatial; ++k) {
-        const Region& last = plan.regions[group.last][k];
-        uint64_t widest = 0;  // bytes per row of `last`
-        for (int j = group.first; j <= group.last; ++j) {
-          const Region& region = plan.regions[j][k];
-          const Shape& shape = model_.layers[j].output_shape;
-          spatial = spatial && (region.empty() || (region.c0 == 0 && region.c1 == shape.c));
-          if (j < group.last && !last.empty())
-            widest = std::max(widest, region.bytes(dtype_bytes(model_.layers[j].dtype)) /
-                                          static_cast<uint64_t>(last.y1 - last.y0));
-        }
-        if (last.empty() || widest == 0) continue;
-        tallest = std::max(tallest, last.y1 - last.y0);
-        rows = std::min(rows, std::max<int64_t>(1, static_cast<int64_t>(budget / widest)));
-      }
-      if (!spatial || tallest == 0 || rows >= tallest) continue;
-      group.part_rows = rows;
-      group.keep_weights = keep_weights;
-      groups.push_back(group);
-    }
-    StreamedRegions streamed = stream_regions(model_, plan.regions, plan.owners, groups);
-    plan.regions = std::move(streamed.regions);
-    plan.owners = std::move(streamed.owners);
-    // Outside those, a conv or linear layer whose weight slice is over the
-    // budget on some node streams its weights by output channels.
-    std::vector<bool> streamed_layer(model_.layers.size(), false);
-    for (const StreamGroup& group : streamed.groups)
-      for (int j = group.first; j <= group.last; ++j) streamed_layer[j] = true;
-    for (size_t i = 1; i < model_.layers.size(); ++i) {
-      const Layer& layer = model_.layers[i];
-      if (streamed_layer[i] || (layer.op != Op::conv2d && layer.op != Op::linear)) continue;
-      int64_t channels = std::numeric_limits<int64_t>::max(), widest = 0;
-      for (int k = 0; k < nodes_; ++k) {
-        const Region& region = plan.regions[i][k];
-        if (region.empty()) continue;
-        const uint64_t bytes = weight_slice_bytes(layer, region, true);
-        if (bytes <= budget) continue;
-        const uint64_t per_channel = std::max<uint64_t>(1, bytes / (region.c1 - region.c0));
-        channels = std::min(channels, std::max<int64_t>(1, budget / per_channel));
-        widest = std::max(widest, region.c1 - region.c0);
-      }
-      if (widest > channels)
-        streamed.groups.push_back({static_cast<int>(i), static_cast<int>(i), 0, 0, channels});
-    }
-    std::sort(streamed.groups.begin(), streamed.groups.end(),
-              [](const StreamGroup& a, const StreamGroup& b) { return a.first < b.first; });
-    plan.streams = std::move(streamed.groups);
-    for (const StreamGroup& group : plan.streams)
-      for (int j = group.first; j <= group.last; ++j) plan.layer_strategies[j] += " streamed";
-  }
-
-  // Streaming budgets: bytes of a band's largest map (0: no streaming), and
-  // whether runs keep their weights in RAM (boards with RAM to spare).
-  struct Budget {
-    uint64_t bytes = 0;
-    bool keep_weights = false;
-  };
-  static inline const std::vector<Budget> kBudgets = {
-      {0, false},       {128 << 10, false}, {64 << 10, false}, {32 << 10, false}, {16 << 10, false},
-      {8 << 10, false}, {1 << 20, true},    {128 << 10, true}, {16 << 10, true}};
+  // Streaming budgets (StreamParts::budget_bytes: bytes of a band's largest
+  // map; 0: no streaming), and whether runs keep their weights in RAM
+  // (boards with RAM to spare).
+  static inline const std::vector<StreamParts> kBudgets = {
+      {.budget_bytes = 0},
+      {.budget_bytes = 128 << 10},
+      {.budget_bytes = 64 << 10},
+      {.budget_bytes = 32 << 10},
+      {.budget_bytes = 16 << 10},
+      {.budget_bytes = 8 << 10},
+      {.budget_bytes = 1 << 20, .keep_weights = true},
+      {.budget_bytes = 128 << 10, .keep_weights = true},
+      {.budget_bytes = 16 << 10, .keep_weights = true}};
 
   const Model& model_;
   const PlanOptions& options_;

@@ -1,12 +1,14 @@
 #include "plan.hpp"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "../src/error.hpp"
 #include "../src/format.hpp"
-#include "../src/node_program.hpp"
 #include "auto_plan.hpp"
-#include "strategies.hpp"
+#include "prediction.hpp"
+#include "strategy_registry.hpp"
+#include "stream_plan.hpp"
 
 namespace splitinfer {
 
@@ -22,25 +24,6 @@ std::string digest(const std::string& bytes) {
 }
 
 namespace {
-
-void parse_grid(const std::string& grid, int nodes, int& rows, int& cols) {
-  rows = nodes, cols = 1;
-  if (grid.empty()) return;
-  const size_t x = grid.find_first_of("xX");
-  try {
-    if (x == std::string::npos) throw Error("");
-    size_t used = 0;
-    rows = std::stoi(grid.substr(0, x), &used);
-    if (used != x) throw Error("");
-    cols = std::stoi(grid.substr(x + 1), &used);
-    if (used != grid.size() - x - 1) throw Error("");
-  } catch (const std::exception&) {
-    throw Error("--grid '" + grid + "' is not RxC (e.g. 2x4)");
-  }
-  if (rows < 1 || cols < 1 || rows * cols != nodes)
-    throw Error("--grid " + grid + " has " + std::to_string(rows * cols) + " tiles but there are " +
-                std::to_string(nodes) + " nodes");
-}
 
 // "R" or "RxC": parts of at most R rows (and C columns).
 void parse_parts(const std::string& parts, int64_t& rows, int64_t& cols) {
@@ -62,62 +45,6 @@ void parse_parts(const std::string& parts, int64_t& rows, int64_t& cols) {
                 "' is not R or RxC (parts of at most R rows, and C columns; e.g. 4 or 8x8)");
 }
 
-}  // namespace
-
-void predict_nodes(const Model& model, Plan& plan) {
-  plan.node_plans.clear();
-  const std::vector<NodeProgram> programs = node_programs(model, plan);
-  plan.recomputed_macs = recomputed_macs(model, programs);
-  for (int k = 1; k <= plan.nodes; ++k) {
-    const NodeProgram& program = programs[k - 1];
-    NodePlan node;
-    node.node = k;
-    for (size_t i = 0; i < model.layers.size(); ++i)
-      node.flash_bytes += weight_slice_bytes(model.layers[i], plan.regions[i][k - 1], false);
-    ArenaLayout unlimited;
-    node.predicted_peak_ram_bytes = replay_memory(
-        model, program, unlimited, "node " + std::to_string(k), &node.layer_peak_ram_bytes);
-    for (const LayerTraffic& layer : layer_traffic(model, program)) {
-      node.layer_bytes_sent.push_back(layer.sent);
-      node.layer_bytes_received.push_back(layer.received);
-    }
-    for (size_t i = 0; i < model.layers.size(); ++i) {
-      uint64_t macs = 0;
-      for (const Region& part : computed_parts(program, static_cast<int>(i)))
-        macs += region_macs(model, model.layers[i], part);
-      node.layer_macs.push_back(macs);
-    }
-    node.predicted_bytes_sent = program.bytes_sent;
-    node.predicted_bytes_received = program.bytes_received;
-    plan.node_plans.push_back(node);
-  }
-}
-
-uint64_t largest_peak_ram(const Plan& plan) {
-  uint64_t largest = 0;
-  for (const NodePlan& node : plan.node_plans)
-    largest = std::max(largest, node.predicted_peak_ram_bytes);
-  return largest;
-}
-
-uint64_t largest_flash(const Plan& plan) {
-  uint64_t largest = 0;
-  for (const NodePlan& node : plan.node_plans) largest = std::max(largest, node.flash_bytes);
-  return largest;
-}
-
-uint64_t recomputed_macs(const Model& model, const std::vector<NodeProgram>& programs) {
-  uint64_t computed = 0, own = 0;
-  for (size_t i = 1; i < model.layers.size(); ++i) {
-    const Layer& layer = model.layers[i];
-    own += region_macs(model, layer, Region::whole(layer.output_shape));
-    for (const NodeProgram& program : programs)
-      for (const Region& part : computed_parts(program, static_cast<int>(i)))
-        computed += region_macs(model, layer, part);
-  }
-  return computed - own;
-}
-
 double proxy_latency(const Model& model, const Plan& plan) {
   // Without a device profile: every layer as long as its busiest node's
   // MACs at 100 MMAC/s plus the bytes moved in it over one 100 Mbit/s link.
@@ -133,38 +60,44 @@ double proxy_latency(const Model& model, const Plan& plan) {
   return seconds;
 }
 
-Plan make_plan(const Model& model, const PlanOptions& options) {
-  if (options.strategy == "auto") {
-    if (!options.grid.empty() || options.fuse != 0 || options.reuse || !options.stream.empty() ||
-        options.keep_weights)
-      throw Error(
-          "--grid, --fuse, --reuse, --stream and --keep-weights do not apply to the auto strategy "
-          "(it chooses)");
-    if (options.nodes == 0 || options.nodes < -1)
-      throw Error("--nodes must be at least 1 (or omitted: the fewest nodes that fit)");
-    PlanOptions search = options;
-    search.nodes = std::max(options.nodes, 0);
-    // The emulated latency on the device, or without one a rough stand-in.
-    const PlanScore score = [&](const Plan& candidate) {
-      return options.device ? estimate_time(model, node_programs(model, candidate), *options.device)
-                                  .total_seconds
-                            : proxy_latency(model, candidate);
-    };
-    Plan plan = auto_plan(model, search, score);
-    if (options.weights_in_place) {  // needs less RAM than the plan chosen with copies
-      plan.weights_in_place = true;
-      predict_nodes(model, plan);
-    }
-    if (options.device) {
-      plan.device = options.device;
-      plan.emulated = estimate_time(model, node_programs(model, plan), *plan.device);
-    }
-    plan.plan_id =
-        digest(options.model_digest + "|auto|" + std::to_string(plan.nodes) + "|" +
-               std::to_string(plan.ram_cap_bytes) + "|" + std::to_string(plan.flash_cap_bytes) +
-               (options.weights_in_place ? "|in place" : ""));
-    return plan;
+// The device's emulated time of one inference, when planned for a device.
+void emulate(const Model& model, const PlanOptions& options, Plan& plan) {
+  if (!options.device) return;
+  plan.device = options.device;
+  plan.emulated = estimate_time(model, node_programs(model, plan), *plan.device);
+}
+
+// The auto strategy: the planner's search (auto_plan.hpp), scored by the
+// emulated latency on the device, or without one a rough stand-in.
+Plan plan_automatically(const Model& model, const PlanOptions& options) {
+  if (options.nodes == 0 || options.nodes < -1)
+    throw Error("--nodes must be at least 1 (or omitted: the fewest nodes that fit)");
+  PlanOptions search = options;
+  search.nodes = std::max(options.nodes, 0);
+  const PlanScore score = [&](const Plan& candidate) {
+    return options.device ? estimate_time(model, node_programs(model, candidate), *options.device)
+                                .total_seconds
+                          : proxy_latency(model, candidate);
+  };
+  Plan plan = auto_plan(model, search, score);
+  if (options.weights_in_place) {  // needs less RAM than the plan chosen with copies
+    plan.weights_in_place = true;
+    predict_nodes(model, plan);
   }
+  emulate(model, options, plan);
+  plan.plan_id =
+      digest(options.model_digest + "|" + strategy_name(plan.strategy) + "|" +
+             std::to_string(plan.nodes) + "|" + std::to_string(plan.ram_cap_bytes) + "|" +
+             std::to_string(plan.flash_cap_bytes) + (options.weights_in_place ? "|in place" : ""));
+  return plan;
+}
+
+}  // namespace
+
+Plan make_plan(const Model& model, const PlanOptions& options) {
+  check_strategy_options(options);
+  const StrategyInfo& strategy = strategy_info(options.strategy);
+  if (!strategy.cut) return plan_automatically(model, options);  // auto: the planner cuts
   if (options.nodes == -1)
     return make_plan(model, [&] {
       PlanOptions one = options;
@@ -174,75 +107,18 @@ Plan make_plan(const Model& model, const PlanOptions& options) {
   if (options.nodes < 1) throw Error("--nodes must be at least 1");
   Plan plan;
   plan.nodes = options.nodes;
-  plan.strategy = options.strategy.empty() ? "spatial" : options.strategy;
+  plan.strategy = options.strategy;
   plan.ram_cap_bytes = options.ram_cap_bytes;
   plan.flash_cap_bytes = options.flash_cap_bytes;
-  if ((options.fuse != 0 || options.reuse) && plan.strategy != "fused")
-    throw Error(std::string(options.fuse != 0 ? "--fuse" : "--reuse") +
-                " applies to the fused strategy only");
-  if (options.fuse < 0) throw Error("--fuse must be 0 (whole blocks) or more");
-  if (!options.grid.empty() && plan.strategy != "spatial" && plan.strategy != "fused")
-    throw Error("--grid applies to the spatial and fused strategies only");
-  plan.layer_strategies.assign(model.layers.size(), plan.strategy);
-  if (plan.strategy == "spatial") {
-    parse_grid(options.grid, plan.nodes, plan.grid_rows, plan.grid_cols);
-    plan.regions = spatial_regions(model, plan.grid_rows, plan.grid_cols);
-  } else if (plan.strategy == "fused") {
-    parse_grid(options.grid, plan.nodes, plan.grid_rows, plan.grid_cols);
-    plan.fuse = options.fuse;
-    plan.reuse = options.reuse;
-    FusedRegions fused =
-        fused_regions(model, plan.grid_rows, plan.grid_cols, plan.fuse, plan.reuse);
-    plan.regions = std::move(fused.regions);
-    plan.owners = std::move(fused.owners);
-    for (size_t i = 0; i < model.layers.size(); ++i)
-      if (fused.block[i] == 0) plan.layer_strategies[i] = "spatial";
-  } else if (plan.strategy == "branches") {
-    const std::vector<int> branches = independent_branches(model);
-    plan.regions = branch_regions(model, branches, plan.nodes);
-    for (size_t i = 0; i < model.layers.size(); ++i)
-      if (branches[i] < 0) plan.layer_strategies[i] = "spatial";
-  } else if (plan.strategy == "channel") {
-    plan.regions = channel_regions(model, plan.nodes);
-  } else if (plan.strategy == "relay") {
-    // Split_inference_microcontrollers' scheme, the baseline: each node
-    // computes a contiguous run of every layer's flattened output (a channel
-    // range), and all traffic goes through the coordinator.
-    plan.regions = channel_regions(model, plan.nodes);
-    plan.via_coordinator = true;
-  } else {
-    throw Error("unknown strategy '" + plan.strategy +
-                "' (auto, spatial, fused, channel, branches, relay)");
-  }
-
-  if (options.keep_weights && options.stream.empty())
-    throw Error("--keep-weights applies to streamed plans only (--stream)");
-  if (!options.stream.empty()) {
-    if (plan.strategy != "spatial" && plan.strategy != "fused")
-      throw Error("--stream applies to the spatial and fused strategies only (auto chooses)");
-    if (plan.reuse)
-      throw Error(
-          "--stream and --reuse do not go together (streamed layers are never whole, so "
-          "no tile can fetch their borders)");
-    int64_t rows = 0, cols = 0;
-    parse_parts(options.stream, rows, cols);
-    // Fused: each block streams whole (DeepThings' tiles, several per node);
-    // spatial: each widening block (inverted residuals).
-    std::vector<int> block;
-    if (plan.strategy == "fused")
-      block = fused_regions(model, plan.grid_rows, plan.grid_cols, plan.fuse, false).block;
-    StreamGroups runs = stream_runs(model, block, plan.strategy == "spatial");
-    for (StreamGroup& run : runs)
-      run.part_rows = rows, run.part_cols = cols, run.keep_weights = options.keep_weights;
-    StreamedRegions streamed = stream_regions(model, plan.regions, plan.owners, runs);
-    if (streamed.groups.empty())
+  plan.layer_strategies.assign(model.layers.size(), strategy.name);
+  strategy.cut(model, options, plan);
+  if (!options.stream.empty()) {  // the registry let only strategies with stream_runs through
+    StreamParts parts;
+    parse_parts(options.stream, parts.rows, parts.cols);
+    parts.keep_weights = options.keep_weights;
+    if (stream_plan(model, strategy.stream_runs(model, plan), parts, plan) == 0)
       throw Error("--stream: no run of layers of model '" + model.name +
                   "' can be streamed with this grid");
-    plan.regions = std::move(streamed.regions);
-    plan.owners = std::move(streamed.owners);
-    plan.streams = std::move(streamed.groups);
-    for (const StreamGroup& group : plan.streams)
-      for (int j = group.first; j <= group.last; ++j) plan.layer_strategies[j] += " streamed";
   }
   plan.weights_in_place = options.weights_in_place;
   predict_nodes(model, plan);
@@ -256,31 +132,13 @@ Plan make_plan(const Model& model, const PlanOptions& options) {
                 format_bytes(options.flash_cap_bytes) +
                 "; the smallest cap that fits this plan is --flash " + std::to_string(flash));
   plan.plan_id =
-      digest(options.model_digest + "|" + std::to_string(plan.nodes) + "|" + plan.strategy + "|" +
+      digest(options.model_digest + "|" + std::to_string(plan.nodes) + "|" + strategy.name + "|" +
              std::to_string(plan.grid_rows) + "x" + std::to_string(plan.grid_cols) + "|" +
              std::to_string(plan.ram_cap_bytes) + "|" + std::to_string(plan.flash_cap_bytes) + "|" +
              std::to_string(plan.fuse) + "|" + std::to_string(plan.reuse) + "|" + options.stream +
              (options.keep_weights ? "|kept" : "") + (options.weights_in_place ? "|in place" : ""));
-  if (options.device) {
-    plan.device = options.device;
-    plan.emulated = estimate_time(model, node_programs(model, plan), *plan.device);
-  }
+  emulate(model, options, plan);
   return plan;
-}
-
-NodeProgram node_program(const Model& model, const Plan& plan, int node) {
-  NodeProgram program = build_node_program(model, plan.regions, node, plan.via_coordinator,
-                                           plan.owners, plan.streams);
-  if (plan.weights_in_place) read_weights_in_place(model, program);
-  return program;
-}
-
-std::vector<NodeProgram> node_programs(const Model& model, const Plan& plan) {
-  std::vector<NodeProgram> programs =
-      build_node_programs(model, plan.regions, plan.via_coordinator, plan.owners, plan.streams);
-  if (plan.weights_in_place)
-    for (NodeProgram& program : programs) read_weights_in_place(model, program);
-  return programs;
 }
 
 }  // namespace splitinfer

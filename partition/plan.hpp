@@ -11,6 +11,7 @@
 #include "cost_model.hpp"
 #include "device.hpp"
 #include "node_program_builder.hpp"
+#include "strategy_registry.hpp"
 
 namespace splitinfer {
 
@@ -27,8 +28,8 @@ struct NodePlan {
 
 struct Plan {
   int nodes = 1;
-  std::string strategy = "spatial";
-  int grid_rows = 1, grid_cols = 1;  // spatial
+  Strategy strategy = Strategy::spatial;
+  int grid_rows = 1, grid_cols = 1;  // spatial, fused
   bool via_coordinator = false;      // relay: every piece goes through rank 0
   std::string plan_id;               // ties the node files to this plan
   uint64_t ram_cap_bytes = ArenaLayout::kUnlimited;
@@ -40,7 +41,11 @@ struct Plan {
   LayerRegions owners;
   int fuse = 0;        // fused: layers per block (0: as many as possible)
   bool reuse = false;  // fused: overlap reuse instead of recomputation
-  // Per layer: the strategy that cut it (fused: "fused" inside blocks).
+  // Per layer, what cut it, for people (plan's table, jobs/plot): the
+  // strategy's name, or another's for layers it leaves to one ("spatial"
+  // between fused blocks and after joined branches); auto: the chosen
+  // candidate ("spatial 2x2", "channel"), the input layer's empty; " streamed"
+  // appended to layers of streams.
   std::vector<std::string> layer_strategies;
   // Runs of layers computed part by part on every node (streaming); their
   // layers' regions hold what the run reads, like fused blocks.
@@ -57,10 +62,10 @@ struct Plan {
 
 struct PlanOptions {
   int nodes = 1;  // auto: 0 asks for the fewest nodes that fit; -1: not given (1, or auto's fewest)
-  std::string strategy;  // empty: spatial
-  std::string grid;      // "RxC" for spatial and fused; empty: rows only (N x 1)
-  int fuse = 0;          // fused: layers per block (0: as many as possible)
-  bool reuse = false;    // fused: overlap reuse
+  Strategy strategy = Strategy::spatial;
+  std::string grid;    // "RxC" for spatial and fused; empty: rows only (N x 1)
+  int fuse = 0;        // fused: layers per block (0: as many as possible)
+  bool reuse = false;  // fused: overlap reuse
   // spatial and fused: "R" or "RxC", stream every run of layers that can
   // be streamed in parts of at most R rows (and C columns); empty: none.
   std::string stream;
@@ -79,24 +84,6 @@ struct PlanOptions {
 // Plans `model` (validated, with weights). Throws Error when the options
 // cannot be met, saying the smallest cap that would fit.
 Plan make_plan(const Model& model, const PlanOptions& options);
-
-// Fills plan.node_plans from plan.regions (and owners, via_coordinator,
-// streams): every node's program, peak RAM, flash and traffic, as the run
-// will measure; and plan.recomputed_macs.
-void predict_nodes(const Model& model, Plan& plan);
-
-// MACs the nodes' programs compute beyond the model's own (the borders fused
-// tiles share, the overlaps of a stream's parts).
-uint64_t recomputed_macs(const Model& model, const std::vector<NodeProgram>& programs);
-
-// The largest predicted peak RAM and flash of any node.
-uint64_t largest_peak_ram(const Plan& plan);
-uint64_t largest_flash(const Plan& plan);
-
-// Every node's program (nodes 1..N, in order), as the run builds them.
-std::vector<NodeProgram> node_programs(const Model& model, const Plan& plan);
-// Node `node`'s program alone (what that node builds for itself at run time).
-NodeProgram node_program(const Model& model, const Plan& plan, int node);
 
 // FNV-1a 64-bit of `bytes`, as 16 hex digits: a content digest for files.
 std::string digest(const std::string& bytes);

@@ -48,7 +48,7 @@ LayerRegions channel_regions(const Model& model, int nodes) {
   return regions;
 }
 
-FusedRegions fused_regions(const Model& model, int grid_rows, int grid_cols, int fuse, bool reuse) {
+std::vector<int> fused_blocks(const Model& model, int fuse) {
   const int count = static_cast<int>(model.layers.size());
   // Blocks: runs of consecutive spatial layers, cut every `fuse` layers.
   std::vector<int> block(count, 0);
@@ -62,7 +62,11 @@ FusedRegions fused_regions(const Model& model, int grid_rows, int grid_cols, int
     block[i] = blocks;
     ++length;
   }
-  return fused_regions_in_blocks(model, grid_rows, grid_cols, std::move(block), reuse);
+  return block;
+}
+
+FusedRegions fused_regions(const Model& model, int grid_rows, int grid_cols, int fuse, bool reuse) {
+  return fused_regions_in_blocks(model, grid_rows, grid_cols, fused_blocks(model, fuse), reuse);
 }
 
 FusedRegions fused_regions_in_blocks(const Model& model, int grid_rows, int grid_cols,

@@ -1,6 +1,8 @@
 #pragma once
 // Partition strategies: which region of every layer's output each node
 // computes. Each layer's regions partition its map; a node may get nothing.
+// The registry (strategy_registry.hpp) names the strategies and cuts plans
+// with these functions.
 #include "../src/graph.hpp"
 #include "node_program_builder.hpp"
 
@@ -30,6 +32,8 @@ struct FusedRegions {
   std::vector<int> block;  // per layer: its block number (from 1), 0 outside blocks
 };
 FusedRegions fused_regions(const Model& model, int grid_rows, int grid_cols, int fuse, bool reuse);
+// The blocks alone (FusedRegions::block): per layer its block number.
+std::vector<int> fused_blocks(const Model& model, int fuse);
 // The same with the blocks given: block[layer] numbers them from 1 (0: not
 // fused); a block's layers must have spatial maps.
 FusedRegions fused_regions_in_blocks(const Model& model, int grid_rows, int grid_cols,

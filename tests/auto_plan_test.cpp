@@ -17,6 +17,7 @@
 #include "error.hpp"
 #include "model_builder.hpp"
 #include "node_program_builder.hpp"
+#include "prediction.hpp"
 
 namespace splitinfer {
 namespace {

@@ -18,6 +18,7 @@
 #include "node_program_builder.hpp"
 #include "plan.hpp"
 #include "plan_file.hpp"
+#include "prediction.hpp"
 #include "strategies.hpp"
 
 namespace splitinfer {

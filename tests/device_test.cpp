@@ -14,11 +14,13 @@
 #include <string>
 
 #include "error.hpp"
+#include "test_util.hpp"
 
 namespace splitinfer {
 namespace {
 
 using Json = nlohmann::json;
+using testing::error_of;
 
 // A valid profile whose values are all different.
 Json good_profile() {
@@ -34,18 +36,6 @@ Json good_profile() {
               {"flash_bytes_per_second", entry(4e6)},
               {"link_bytes_per_second", entry(1.25e5)},
               {"message_latency_seconds", entry(0.0025)}};
-}
-
-// The Error message `load` throws; a test failure when it throws none.
-template <typename Load>
-std::string error_of(Load load) {
-  try {
-    load();
-  } catch (const Error& failure) {
-    return failure.what();
-  }
-  ADD_FAILURE() << "no Error thrown";
-  return "";
 }
 
 bool contains(const std::string& text, const std::string& part) {

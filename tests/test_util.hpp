@@ -1,18 +1,21 @@
 #pragma once
 // Helpers shared by the unit tests: tensors that own their memory (a
 // std::vector, not an arena), seeded random values, tiles cut out of a whole
-// map, and the tolerance check used for fast-vs-reference comparisons.
+// map, the tolerance check used for fast-vs-reference comparisons, and the
+// message of an expected Error.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "error.hpp"
 #include "ops/conv2d.hpp"
 #include "ops/pool.hpp"
 #include "tensor.hpp"
@@ -156,6 +159,17 @@ inline PoolParams pool_params(int64_t kernel, int64_t stride, int64_t pad, bool 
   p.ceil_mode = ceil_mode;
   p.count_include_pad = count_include_pad;
   return p;
+}
+
+// The message of the Error `action` throws; fails the test when it throws none.
+inline std::string error_of(const std::function<void()>& action) {
+  try {
+    action();
+  } catch (const Error& error) {
+    return error.what();
+  }
+  ADD_FAILURE() << "no Error thrown";
+  return "";
 }
 
 }  // namespace splitinfer::testing

@@ -112,6 +112,7 @@ class Plan:
             cap = int(root.attrs["ram_cap_bytes"])
             self.ram_cap_bytes = None if cap < 0 else cap
             self.fuse = int(root.attrs["fuse"]) if "fuse" in root.attrs else None
+            self.via_coordinator = bool(root.attrs.get("via_coordinator", 0))  # relay (in auto too)
             self.recomputed_macs = int(root.attrs.get("recomputed_macs", 0))
             layers = root["model/layers"]
             self.model_name = attr_text(root["model"].attrs.get("name", "model"))
@@ -128,8 +129,7 @@ class Plan:
             count = len(self.layer_names)
             self.regions = root["regions"][...]
             self.owners = root["owners"][...] if "owners" in root else None
-            strategies = attr_text(root.attrs.get("layer_strategies", ""))
-            self.layer_strategies = strategies.split(",") if strategies else [self.strategy] * count
+            self.layer_strategies = self._read_layer_strategies(root, count)
             self.per_layer = [root[f"nodes/node_{k}"]["per_layer"][...] for k in range(1, self.nodes + 1)]
         except KeyError as error:
             raise PlotError(f"'{name}' lacks {error.args[0] if error.args else 'an entry'} "
@@ -144,10 +144,23 @@ class Plan:
                                 f"expected [{count}, 3]")
         self.per_layer = np.stack(self.per_layer).astype(np.float64)  # [nodes, layers, 3]
         if len(self.layer_strategies) != count:
-            raise PlotError(f"'{name}': layer_strategies names {len(self.layer_strategies)} layers, "
-                            f"the model has {count}")
+            raise PlotError(f"'{name}': /layer_strategies has {len(self.layer_strategies)} rows, "
+                            f"the model has {count} layers")
         self.device = attr_text(root["device"].attrs.get("name", "")) if "device" in root else ""
         self.emulation = self._read_emulation(root, count)
+
+    def _read_layer_strategies(self, root, count):
+        """What cut each layer: /layer_strategies, a row per layer; plans
+        written before it hold a comma-joined attribute instead (one entry
+        short in auto plans: the join lost the input layer's empty one)."""
+        if "layer_strategies" in root:
+            return [attr_text(v) for v in root["layer_strategies"][...]]
+        strategies = attr_text(root.attrs.get("layer_strategies", ""))
+        names = strategies.split(",") if strategies else [self.strategy] * count
+        if len(names) != count:
+            raise PlotError(f"'{self.file}': its layer_strategies attribute names {len(names)} layers, "
+                            f"the model has {count} (a plan written before /layer_strategies: plan it again)")
+        return names
 
     def _read_emulation(self, root, count):
         """/emulation (plans made with --device), or None: the cost model's
@@ -340,17 +353,31 @@ def layer_figure_width(count):
 
 def shade_strategies(axis, strategies):
     """Background bands for runs of layers cut by each strategy (only when
-    the plan mixes strategies)."""
-    kinds = sorted(set(strategies))
+    the plan mixes strategies). An empty name (the input layer of an auto
+    plan, which nothing cuts) gets no band; auto plans can mix more kinds
+    than the palette has colours, which then repeat."""
+    kinds = sorted(set(strategies) - {""})
     if len(kinds) < 2:
         return []
-    palette = dict(zip(kinds, ["#e8e8e8", "#fbe3c4", "#d6ead4", "#dcdcf5", "#f5d6e6"]))
+    colors = ["#e8e8e8", "#fbe3c4", "#d6ead4", "#dcdcf5", "#f5d6e6", "#d4eef0", "#f3efc6", "#ecdcc8"]
+    palette = {kind: colors[n % len(colors)] for n, kind in enumerate(kinds)}
     start = 0
     for i in range(1, len(strategies) + 1):
         if i == len(strategies) or strategies[i] != strategies[start]:
-            axis.axvspan(start - 0.5, i - 0.5, color=palette[strategies[start]], zorder=0, lw=0)
+            if strategies[start]:
+                axis.axvspan(start - 0.5, i - 0.5, color=palette[strategies[start]], zorder=0, lw=0)
             start = i
     return [Patch(color=palette[kind], label=f"layers cut {kind}") for kind in kinds]
+
+
+def legend_columns(fig, handles, most):
+    """Columns for a one-row legend of `handles` above a plot (fontsize 7),
+    at most `most`, and no more than fit the figure's width: a wider legend
+    makes constrained_layout squeeze the plots into a corner (auto plans
+    name many strategies)."""
+    widest = max((len(h.get_label()) for h in handles), default=0)
+    entry_inches = 0.8 + 0.05 * widest  # handle and padding, ~0.05 in per character at 7 pt
+    return max(1, min(most, len(handles), int(fig.get_figwidth() / entry_inches)))
 
 
 def save(fig, outdir, name, written):
@@ -385,7 +412,7 @@ def plot_memory(plan, outdir, written):
     legend_handles = lines.get_legend_handles_labels()[0]
     if plan.nodes > 20:  # too many to name: the heat map below has the node axis
         legend_handles = [h for h in legend_handles if not h.get_label().startswith("node ")]
-    lines.legend(handles=legend_handles + handles, fontsize=7, ncol=min(10, len(legend_handles) + len(handles)),
+    lines.legend(handles=legend_handles + handles, fontsize=7, ncol=legend_columns(fig, legend_handles + handles, 10),
                  loc="lower left", bbox_to_anchor=(0, 1.01), frameon=False)
     peak = plan.per_layer[:, :, 0].max()
     cap = f"RAM cap {format_bytes(plan.ram_cap_bytes)}" if plan.ram_cap_bytes is not None else "no RAM cap"
@@ -417,7 +444,8 @@ def plot_bytes(plan, outdir, written):
     bars.grid(axis="y", alpha=0.3, zorder=0)
     if nonzero.size == 0:
         bars.text(0.5, 0.5, "no node sends anything", transform=bars.transAxes, ha="center", fontsize=14)
-    bars.legend(handles=bars.get_legend_handles_labels()[0] + handles, fontsize=7, ncol=8,
+    legend_handles = bars.get_legend_handles_labels()[0] + handles
+    bars.legend(handles=legend_handles, fontsize=7, ncol=legend_columns(fig, legend_handles, 8),
                 loc="lower left", bbox_to_anchor=(0, 1.01), frameon=False)
     received = plan.per_layer[:, :, 2].sum()
     fig.suptitle(f"{plan.title()}: bytes sent per layer (total sent {format_bytes(total.sum())}, "
@@ -741,9 +769,8 @@ def plot_emulated_timeline(plan, outdir, written):
     strip.set_xlabel(f"emulated time ({unit})")
 
     device = plan.device or "an unnamed device"
-    relay = "relay" in plan.layer_strategies or plan.strategy == "relay"
     note = ("\n(relays to the coordinator follow the compute but are drawn with the layer's communication)"
-            if relay else "")
+            if plan.via_coordinator else "")
     axis.set_title(f"{plan.title()}: emulated timeline on {device}\n"
                    f"per node and layer: wait, communication, flash, compute, ending at the node's clock after "
                    f"the layer{note}", fontsize=9)

@@ -16,6 +16,7 @@
 #include "../../io/model_file.hpp"
 #include "../../io/output_file.hpp"
 #include "../../io/plan_file.hpp"
+#include "../../partition/strategy_registry.hpp"
 #include "../format.hpp"
 #include "../runtime/mpi_transport.hpp"
 #include "../runtime/session.hpp"
@@ -30,7 +31,7 @@ void plan_for_eval(const EvalOptions& options, const std::string& plan_dir) {
   const Model model = read_model(options.model_path);
   PlanOptions plan_options;
   plan_options.nodes = options.nodes;
-  plan_options.strategy = options.strategy;
+  plan_options.strategy = parse_strategy(options.strategy);
   plan_options.grid = options.grid;
   if (!options.device.empty()) {  // its RAM and flash are the caps unless --ram says
     plan_options.device = load_device(options.device);
@@ -58,7 +59,7 @@ void print_result(const EvalOptions& options, const RunResult& run, const Tally&
   std::printf(
       "%s on %s (%lld test images), %d node(s), strategy %s%s%s: top-1 %.2f%% (%lld correct)\n",
       model.name.c_str(), options.dataset.c_str(), static_cast<long long>(tally.done),
-      run.plan.nodes, run.plan.strategy.c_str(), quantized ? ", int8 " : "",
+      run.plan.nodes, strategy_name(run.plan.strategy), quantized ? ", int8 " : "",
       quantized ? requantization_name(model.requantization) : "", accuracy * 100,
       static_cast<long long>(tally.correct));
   for (const auto& node : run.stats["nodes"])
@@ -77,7 +78,7 @@ void print_result(const EvalOptions& options, const RunResult& run, const Tally&
                            {"correct", tally.correct},
                            {"top1", accuracy},
                            {"nodes", run.plan.nodes},
-                           {"strategy", run.plan.strategy},
+                           {"strategy", strategy_name(run.plan.strategy)},
                            {"dtype", dtype_name(model.layers[model.output].dtype)},
                            {"emulated_seconds", run.stats["emulated_seconds"]},
                            {"node_stats", run.stats["nodes"]}};

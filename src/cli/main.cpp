@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "../../partition/strategy_registry.hpp"
 #include "../error.hpp"
 #include "commands.hpp"
 
@@ -56,12 +57,7 @@ int main(int argc, char** argv) {
                        "RAM cap per node, e.g. 512KiB (default: the device's, else unlimited)");
   plan_app->add_option("--flash", plan.flash,
                        "flash cap per node, e.g. 8MiB (default: the device's, else unlimited)");
-  plan_app->add_option(
-      "--strategy", plan.strategy,
-      "partition strategy: spatial (tiles, halo exchange; default), auto (per stage "
-      "of the network the strategy and grid that fit the caps fastest), fused "
-      "(fused tiles, no exchange inside a block), channel, branches "
-      "(independent branches on node groups), relay (all through rank 0)");
+  plan_app->add_option("--strategy", plan.strategy, "partition strategy: " + strategy_help());
   plan_app->add_option("--grid", plan.grid, "tile grid RxC (spatial, fused; default Nx1)");
   plan_app->add_option("--fuse", plan.fuse,
                        "fused: layers per fused block (default 0: every run of spatial layers "
@@ -117,9 +113,7 @@ int main(int argc, char** argv) {
                        "where the data set's files are (default: Debian's dataset-fashion-mnist)");
   eval_app->add_option("--nodes", eval.nodes, "number of nodes (MPI ranks 1..N)")
       ->capture_default_str();
-  eval_app
-      ->add_option("--strategy", eval.strategy,
-                   "partition strategy: spatial, fused, channel, branches or relay")
+  eval_app->add_option("--strategy", eval.strategy, "partition strategy: " + strategy_names())
       ->capture_default_str();
   eval_app->add_option("--grid", eval.grid, "tile grid RxC (spatial, fused)");
   eval_app->add_option("--ram", eval.ram,

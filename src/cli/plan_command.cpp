@@ -8,6 +8,8 @@
 #include "../../io/model_file.hpp"
 #include "../../io/plan_file.hpp"
 #include "../../partition/plan.hpp"
+#include "../../partition/prediction.hpp"
+#include "../../partition/strategy_registry.hpp"
 #include "../error.hpp"
 #include "../format.hpp"
 #include "commands.hpp"
@@ -17,8 +19,9 @@ namespace {
 
 // The strategy that partitions layer `layer`: the one place the table asks,
 // so that plans choosing a strategy per layer only change this.
-const std::string& layer_strategy(const Plan& plan, size_t layer) {
-  return layer < plan.layer_strategies.size() ? plan.layer_strategies[layer] : plan.strategy;
+std::string layer_strategy(const Plan& plan, size_t layer) {
+  return layer < plan.layer_strategies.size() ? plan.layer_strategies[layer]
+                                              : strategy_name(plan.strategy);
 }
 
 std::string milliseconds(double seconds) {
@@ -92,7 +95,8 @@ int plan_command(const PlanCommandOptions& options) {
 
   PlanOptions plan_options;
   plan_options.nodes = options.nodes;
-  plan_options.strategy = options.strategy;
+  plan_options.strategy =
+      options.strategy.empty() ? PlanOptions{}.strategy : parse_strategy(options.strategy);
   plan_options.grid = options.grid;
   plan_options.fuse = options.fuse;
   plan_options.reuse = options.reuse;
@@ -112,10 +116,10 @@ int plan_command(const PlanCommandOptions& options) {
   write_plan(options.output_dir, model, plan);
 
   std::printf("plan '%s' for %s: %d node(s), strategy %s", options.output_dir.c_str(),
-              model.name.c_str(), plan.nodes, plan.strategy.c_str());
-  if (plan.strategy == "spatial" || plan.strategy == "fused")
+              model.name.c_str(), plan.nodes, strategy_name(plan.strategy));
+  if (takes_option(plan.strategy, StrategyOption::grid))
     std::printf(" (grid %dx%d)", plan.grid_rows, plan.grid_cols);
-  if (plan.strategy == "fused")
+  if (takes_option(plan.strategy, StrategyOption::fuse))
     std::printf(", blocks of %s layers%s", plan.fuse ? std::to_string(plan.fuse).c_str() : "all",
                 plan.reuse ? ", overlap reuse" : "");
   if (!plan.streams.empty()) {

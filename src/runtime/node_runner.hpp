@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../../partition/plan.hpp"
+#include "../../partition/prediction.hpp"
 #include "../node_program.hpp"
 #include "protocol.hpp"
 

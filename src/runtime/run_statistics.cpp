@@ -2,6 +2,9 @@
 
 #include <algorithm>
 
+#include "../../partition/prediction.hpp"
+#include "../../partition/strategy_registry.hpp"
+
 namespace splitinfer {
 namespace {
 
@@ -58,7 +61,7 @@ nlohmann::json run_statistics(const Model& model, const Plan& plan, const std::s
                               std::vector<nlohmann::json> nodes, nlohmann::json* trace) {
   nlohmann::json stats = {{"model", model.name},
                           {"plan", plan_dir},
-                          {"strategy", plan.strategy},
+                          {"strategy", strategy_name(plan.strategy)},
                           {"node_count", plan.nodes},
                           {"host_seconds", inference_seconds.back()},
                           {"emulated_seconds", nullptr},  // plans without a device profile
@@ -70,7 +73,7 @@ nlohmann::json run_statistics(const Model& model, const Plan& plan, const std::s
   }
   if (model.layers[model.output].quantized())
     stats["requantization"] = requantization_name(model.requantization);
-  if (plan.strategy == "spatial" || plan.strategy == "fused")
+  if (takes_option(plan.strategy, StrategyOption::grid))
     stats["grid"] = {plan.grid_rows, plan.grid_cols};
   if (repeat > 0) {
     inference_seconds.erase(inference_seconds.begin());  // the warm-up

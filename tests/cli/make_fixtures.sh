@@ -51,6 +51,18 @@ with h5py.File("stream_shape_plan/plan.h5", "r+") as plan:
     del plan["streams"]
     plan["streams"] = streams[:, :3]
 PY
+# A plan whose /layer_strategies lacks a row, and one of a strategy splitinfer does not know.
+cp -r plan layer_strategies_short_plan
+cp -r plan unknown_strategy_plan
+$PYTHON - <<'PY'
+import h5py
+with h5py.File("unknown_strategy_plan/plan.h5", "r+") as plan:
+    plan.attrs["strategy"] = "diagonal"
+with h5py.File("layer_strategies_short_plan/plan.h5", "r+") as plan:
+    names = plan["layer_strategies"][...]
+    del plan["layer_strategies"]
+    plan.create_dataset("layer_strategies", data=names[1:], dtype=h5py.string_dtype())
+PY
 # A plan whose node file is garbage.
 cp -r plan garbage_plan && echo garbage > garbage_plan/node_1.h5
 $PYTHON "$SPLITINFER_ROOT/tests/cli/make_bad_files.py" good.h5 .

@@ -8,15 +8,17 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <iterator>
 #include <string>
 #include <vector>
 
 #include "error.hpp"
+#include "test_util.hpp"
 
 namespace splitinfer {
 namespace {
+
+using testing::error_of;
 
 constexpr uint32_t kImagesMagic = 0x00000803, kLabelsMagic = 0x00000801;
 
@@ -49,17 +51,6 @@ void write_raw(const std::string& path, const std::vector<uint8_t>& bytes) {
   std::ofstream stream(path, std::ios::binary | std::ios::trunc);
   stream.write(reinterpret_cast<const char*>(bytes.data()),
                static_cast<std::streamsize>(bytes.size()));
-}
-
-// The message of the Error `action` throws; fails the test when it throws none.
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "no Error thrown";
-  return "";
 }
 
 bool contains(const std::string& text, const std::string& part) {

@@ -3,7 +3,8 @@
 # checks what it wrote (check_plot.py): every file it prints exists and is a
 # PNG with content; tiles.png's rectangles are where plan.h5's regions put
 # them; the emulated timeline is drawn when the plan was made with --device
-# (its bars where /emulation puts them) and skipped with a note when not.
+# (its bars where /emulation puts them) and skipped with a note when not;
+# auto plans, which mix strategies, have them shaded layer by layer.
 set -euo pipefail
 source "$(dirname "$0")/../../jobs/lib/common.sh"
 work=$SPLITINFER_BUILD/tests/work/plot
@@ -79,6 +80,28 @@ case $1 in
     grep -q '^plot: timeline.png skipped' out_emulated.txt && fail "timeline skipped for a plan with /emulation"
     $PYTHON -c "import json,sys; sys.exit(json.load(open('out_emulated/timeline.json'))['device'] != 'teensy41')" ||
       fail "timeline.json does not name teensy41"
+    ;;
+  auto)  # auto plans: /layer_strategies read, a row per layer, the strategies' bands drawn
+    for plan in plan_auto plan_auto_device; do
+      $PYTHON - "$plan" <<'PY' || fail "$plan: /layer_strategies is not a row per layer of two strategies or more"
+import sys
+
+import h5py
+
+with h5py.File(f"{sys.argv[1]}/plan.h5", "r") as plan:
+    names = list(plan["layer_strategies"].asstr()[...])
+    layers = len(plan["model/layers"].attrs["order"])
+print(f"{sys.argv[1]}: {len(names)} rows for {layers} layers: {sorted(set(names))}")
+sys.exit(not (len(names) == layers and names[0] == "" and all(names[1:]) and len(set(names[1:])) >= 2))
+PY
+      plot_into "out_$plan" "$plan"
+      # The band of the second strategy (in name order) behind both plots.
+      check png "out_$plan/memory.png" "out_$plan/bytes.png" --colors '#fbe3c4'
+      check png "out_$plan/tiles.png"
+      check tiles "$plan" "out_$plan" --blank
+    done
+    # (its bars are checked in the emulated case: here no node waits)
+    check png out_plan_auto_device/timeline.png --colors "$compute,$flash,$red"
     ;;
   *) fail "unknown case $1" ;;
 esac

@@ -3,7 +3,7 @@
 # 64x64, plans spatial 2x2 (with a RAM cap), fused 2x2 (blocks of 6 layers)
 # and channel on 3 nodes, a run of the spatial plan with --stats and --trace,
 # a spatial 3x1 plan made with --device teensy41 (so plan.h5 holds the cost
-# model's /emulation), input files (.h5, .png, .jpg) and bad inputs.
+# model's /emulation), auto plans, input files (.h5, .png, .jpg) and bad inputs.
 set -euo pipefail
 source "$(dirname "$0")/../../jobs/lib/common.sh"
 work=$SPLITINFER_BUILD/tests/work/plot
@@ -27,8 +27,17 @@ splitinfer_mpirun 5 run plan_spatial --input input.h5 --stats stats.json --trace
 # nodes) make some nodes wait, so every part of the timeline shows.
 "$splitinfer" plan model.h5 --nodes 3 --grid 3x1 --device teensy41 --ram 8MiB --flash 64MiB \
   -o plan_emulated >/dev/null
-# The same with /emulation/per_layer one column short.
+# Auto plans, a strategy per stage of the network (plan.h5's
+# /layer_strategies: a row per layer, the input layer's empty): on 3 nodes,
+# and on the fewest esp32s3 boards that fit (with /emulation).
+"$splitinfer" plan model.h5 --strategy auto --nodes 3 -o plan_auto >/dev/null
+"$splitinfer" plan model.h5 --strategy auto --device esp32s3 -o plan_auto_device >/dev/null
+# The same with /emulation/per_layer one column short; an auto plan whose
+# /layer_strategies lacks a row; and one written before /layer_strategies,
+# whose comma-joined attribute lost the input layer's empty entry.
 cp -r plan_emulated plan_bad_emulation
+cp -r plan_auto plan_short_strategies
+cp -r plan_auto plan_joined_strategies
 $PYTHON - <<'PY'
 import h5py
 
@@ -36,6 +45,14 @@ with h5py.File("plan_bad_emulation/plan.h5", "a") as plan:
     per_layer = plan["emulation/per_layer"][...]
     del plan["emulation/per_layer"]
     plan["emulation"].create_dataset("per_layer", data=per_layer[:, :, :4])
+with h5py.File("plan_short_strategies/plan.h5", "a") as plan:
+    names = plan["layer_strategies"][...]
+    del plan["layer_strategies"]
+    plan.create_dataset("layer_strategies", data=names[1:], dtype=h5py.string_dtype())
+with h5py.File("plan_joined_strategies/plan.h5", "a") as plan:
+    names = list(plan["layer_strategies"].asstr()[...])
+    del plan["layer_strategies"]
+    plan.attrs["layer_strategies"] = ",".join(names[1:])
 PY
 $PYTHON -c "from PIL import Image; Image.open('$SPLITINFER_ROOT/models/images/8_sandal.png').convert('RGB').save('sandal.jpg')"
 echo "not an image" >bad_image.png

@@ -20,6 +20,8 @@
 #include <string>
 
 #include "../../io/plan_file.hpp"
+#include "../../partition/prediction.hpp"
+#include "../../partition/strategy_registry.hpp"
 #include "../model_builder.hpp"
 #include "in_process_transport.hpp"
 
@@ -114,7 +116,7 @@ std::vector<std::vector<float>> three_inputs(const Model& model) {
   return inputs;
 }
 
-struct Strategy {
+struct StrategyCase {
   const char* name;
   int nodes;
   const char* strategy;
@@ -122,18 +124,18 @@ struct Strategy {
   const char* stream;
 };
 
-void PrintTo(const Strategy& s, std::ostream* os) { *os << s.name; }
+void PrintTo(const StrategyCase& s, std::ostream* os) { *os << s.name; }
 
-class SessionOnStrategy : public ::testing::TestWithParam<Strategy> {};
+class SessionOnStrategy : public ::testing::TestWithParam<StrategyCase> {};
 
 TEST_P(SessionOnStrategy, SeveralInferencesEqualOneNodeBitForBitAsPredicted) {
-  const Strategy& strategy = GetParam();
+  const StrategyCase& strategy = GetParam();
   const Model model = classifier();
   TemporaryDir dir(strategy.name);
   const std::string one_plan = write_test_plan(model, {}, "one", dir);
   PlanOptions options;
   options.nodes = strategy.nodes;
-  options.strategy = strategy.strategy;
+  options.strategy = parse_strategy(strategy.strategy);
   options.grid = strategy.grid;
   options.stream = strategy.stream;
   const std::string plan_dir = write_test_plan(model, options, strategy.name, dir);
@@ -177,7 +179,7 @@ TEST_P(SessionOnStrategy, SeveralInferencesEqualOneNodeBitForBitAsPredicted) {
   EXPECT_GT(coordinator_received, 0u);
 }
 
-const Strategy kStrategies[] = {
+const StrategyCase kStrategies[] = {
     {"rows2", 2, "spatial", "", ""},      {"grid2x2", 4, "spatial", "2x2", ""},
     {"rows5", 5, "spatial", "", ""},      {"channel3", 3, "channel", "", ""},
     {"relay2", 2, "relay", "", ""},       {"fused4", 4, "fused", "2x2", ""},
@@ -185,7 +187,7 @@ const Strategy kStrategies[] = {
 };
 
 INSTANTIATE_TEST_SUITE_P(Strategies, SessionOnStrategy, ::testing::ValuesIn(kStrategies),
-                         [](const ::testing::TestParamInfo<Strategy>& info) {
+                         [](const ::testing::TestParamInfo<StrategyCase>& info) {
                            return std::string(info.param.name);
                          });
 
@@ -256,7 +258,7 @@ TEST(Session, BadSettingsAndPlansEndEveryRankTogether) {
       << ram;
   // A node file of another plan.
   options.nodes = 2;
-  options.strategy = "channel";
+  options.strategy = Strategy::channel;
   const std::string other = write_test_plan(model, options, "channel2", dir);
   std::filesystem::copy_file(node_path(other, 2), node_path(plan_dir, 2),
                              std::filesystem::copy_options::overwrite_existing);
