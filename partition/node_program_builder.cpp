@@ -294,6 +294,7 @@ void read_weights_in_place(const Model& model, NodeProgram& program) {
       if (static_cast<int>(i) >= stream.first && static_cast<int>(i) <= stream.last)
         for (std::vector<PartStep>& part : stream.parts) part[i - stream.first].weight_bytes = 0;
   }
+  schedule_memory(model, program);  // without the weights' blocks
 }
 
 NodeProgram build_node_program(const Model& model, const LayerRegions& regions, int node,
@@ -478,6 +479,7 @@ NodeProgram build_with_needs(const Model& model, const LayerRegions& regions, in
   for (size_t buffer = 0; buffer < release_at.size(); ++buffer)
     if (release_at[buffer] < count)
       program.layers[release_at[buffer]].released_after.push_back(static_cast<int>(buffer));
+  schedule_memory(model, program);
   return program;
 }
 

@@ -17,6 +17,15 @@ namespace {
 constexpr uint64_t kWeightsCheapToReread = 1 << 20;
 constexpr int64_t kEdgePositionsWorthAPass = 64;
 
+// Layers stored in a buffer the last advance released are gone (relay: the
+// coordinator holds them).
+void forget_released(const ScheduledArena& memory, const NodeProgram& program,
+                     std::vector<Tensor>& outputs) {
+  for (int block : memory.released())
+    for (size_t v = 0; v < program.layers.size(); ++v)
+      if (program.layers[v].out_buffer == block) outputs[v].data = nullptr;
+}
+
 }  // namespace
 
 Executor::Executor(const Model& model, NodeProgram program, std::string node_label, Kernels kernels)
@@ -26,11 +35,10 @@ Executor::Executor(const Model& model, NodeProgram program, std::string node_lab
       kernels_(kernels),
       requantization_(model.requantization) {}
 
-Tensor Executor::input(int layer_index, int slot, Arena& arena, Exchange& exchange,
-                       const std::vector<Tensor>& outputs, std::vector<void*>& transient) const {
-  const Layer& layer = model_.layers[layer_index];
+Tensor Executor::input(int layer_index, int slot, const ScheduledArena& memory, Exchange& exchange,
+                       const std::vector<Tensor>& outputs) const {
   const InputSlot& input = program_.layers[layer_index].inputs[slot];
-  const int source = layer.inputs[slot];
+  const int source = model_.layers[layer_index].inputs[slot];
   const Region& stored_region = program_.layers[source].out;
   char* stored = static_cast<char*>(outputs[source].data);
   Tensor view;
@@ -42,9 +50,7 @@ Tensor Executor::input(int layer_index, int slot, Arena& arena, Exchange& exchan
         (stored_region.y1 - stored_region.y0) * (stored_region.x1 - stored_region.x0);
     view.data = stored + (input.needed.c0 - stored_region.c0) * plane * input.element_bytes;
   } else if (!input.needed.empty()) {
-    tile = arena.allocate(input.needed.bytes(input.element_bytes),
-                          allocation_purpose(node_label_, layer, "input tile"));
-    transient.push_back(tile);
+    tile = memory.at(input.tile_block);
     view.data = tile;
   }
   // The pieces start to travel first and the node's own part of the tile is
@@ -67,22 +73,18 @@ Tensor Executor::input(int layer_index, int slot, Arena& arena, Exchange& exchan
 }
 
 std::map<std::string, const void*> Executor::weights(int layer_index, const Region& out,
-                                                     uint64_t bytes, Arena& arena,
-                                                     std::vector<void*>& transient) const {
+                                                     char* in_ram) const {
   // The weights of output channels out.c0..c1 (this node's slice holds
-  // those of its region), streamed from flash into RAM, float16 widened to
-  // float32; per-tensor blobs whole.
+  // those of its region), streamed from flash into `in_ram`, float16
+  // widened to float32; per-tensor blobs whole.
   const Layer& layer = model_.layers[layer_index];
   const LayerStep& step = program_.layers[layer_index];
   std::map<std::string, const void*> weights;
   // Without RAM for them, the weights are read where flash holds them (or
   // the layer has none).
-  const bool in_place = bytes == 0;
+  const bool in_place = in_ram == nullptr;
   if (in_place && !program_.weights_in_place) return weights;
-  char* cursor = in_place ? nullptr
-                          : static_cast<char*>(arena.allocate(
-                                bytes, allocation_purpose(node_label_, layer, "weights")));
-  if (cursor) transient.push_back(cursor);
+  char* cursor = in_ram;
   for (const auto& [blob_name, blob] : layer.weights) {
     size_t first = 0, count = blob.elements();  // the elements streamed
     // Per output channel: the slice's first dimension is its channel count.
@@ -111,19 +113,12 @@ std::map<std::string, const void*> Executor::weights(int layer_index, const Regi
   return weights;
 }
 
-void* Executor::scratch(int layer_index, uint64_t bytes, Arena& arena,
-                        std::vector<void*>& transient) const {
-  if (!bytes) return nullptr;
-  void* memory =
-      arena.allocate(bytes, allocation_purpose(node_label_, model_.layers[layer_index], "scratch"));
-  transient.push_back(memory);
-  return memory;
-}
-
 void Executor::run(Arena& arena, Exchange& exchange,
                    const std::function<void(int, Tensor&)>& on_layer,
                    const std::function<void(const Tensor&)>& on_output) const {
-  std::vector<char*> buffers(program_.buffer_bytes.size(), nullptr);
+  // Every allocation and release follows the program's schedule, which the
+  // memory prediction replays (schedule_memory() in node_program.cpp).
+  ScheduledArena memory(arena, model_, program_, node_label_);
   std::vector<Tensor> outputs(model_.layers.size());  // this node's region of each layer
   // With on_layer, a stream's earlier layers are assembled here from their
   // parts (outside the arena: a debugging aid, like the dumps it feeds).
@@ -135,29 +130,26 @@ void Executor::run(Arena& arena, Exchange& exchange,
     if (step.stream >= 0) {
       const Stream& stream = program_.streams[step.stream];
       if (static_cast<int>(i) == stream.first)
-        run_stream(stream, arena, exchange, buffers, outputs, on_layer ? &assembled : nullptr);
+        run_stream(stream, memory, exchange, outputs, on_layer ? &assembled : nullptr);
     } else {
-      std::vector<void*> transient;
+      memory.advance(MemoryEvent::Kind::compute, static_cast<int>(i));
+      forget_released(memory, program_, outputs);
       // Inputs: read in place, or a tile of own data plus received pieces.
       std::vector<Tensor> inputs(step.inputs.size());
       std::vector<Region> needed(step.inputs.size());
       for (size_t slot = 0; slot < step.inputs.size(); ++slot) {
         inputs[slot] =
-            input(static_cast<int>(i), static_cast<int>(slot), arena, exchange, outputs, transient);
+            input(static_cast<int>(i), static_cast<int>(slot), memory, exchange, outputs);
         needed[slot] = step.inputs[slot].needed;
       }
       if (!step.out.empty()) {
-        if (step.allocates_out)
-          buffers[step.out_buffer] = static_cast<char*>(
-              arena.allocate(program_.buffer_bytes[step.out_buffer],
-                             allocation_purpose(node_label_, layer, "output activation")));
         Tensor& out = outputs[i];
         out.shape = step.out.shape(layer.output_shape);
         out.dtype = layer.dtype;
-        out.data = buffers[step.out_buffer] + step.out_offset;
+        out.data = memory.at(step.out_buffer) + step.out_offset;
         const std::map<std::string, const void*> blobs =
-            weights(static_cast<int>(i), step.out, step.weight_bytes, arena, transient);
-        void* scratch = this->scratch(static_cast<int>(i), step.scratch_bytes, arena, transient);
+            weights(static_cast<int>(i), step.out, memory.at(step.weights_block));
+        void* scratch = memory.at(step.scratch_block);
         // The rows that need no received piece first, while the pieces travel.
         const auto [first, last] = rows_without_halo(static_cast<int>(i), outputs);
         const Epilogue epilogue = fused_activation(static_cast<int>(i));
@@ -195,33 +187,23 @@ void Executor::run(Arena& arena, Exchange& exchange,
       } else {
         exchange.finish();
       }
-      for (void* memory : transient) arena.release(memory);
       if (step.to_coordinator) exchange.to_coordinator(static_cast<int>(i), outputs[i]);
     }
     if (on_layer && !step.out.empty() && outputs[i].data) on_layer(static_cast<int>(i), outputs[i]);
-    for (int buffer : step.released_after) {
-      arena.release(buffers[buffer]);
-      buffers[buffer] =
-          nullptr;  // layers stored there are gone (relay: the coordinator holds them)
-      for (size_t v = 0; v <= i; ++v)
-        if (program_.layers[v].out_buffer == buffer) outputs[v].data = nullptr;
-    }
   }
-  const LayerStep& last = program_.layers[model_.output];
-  if (!last.out.empty()) {
-    on_output(outputs[model_.output]);
-    arena.release(buffers[last.out_buffer]);
-  }
+  if (!program_.layers[model_.output].out.empty()) on_output(outputs[model_.output]);
+  memory.finish();
 }
 
-void Executor::run_stream(const Stream& stream, Arena& arena, Exchange& exchange,
-                          std::vector<char*>& buffers, std::vector<Tensor>& outputs,
+void Executor::run_stream(const Stream& stream, ScheduledArena& memory, Exchange& exchange,
+                          std::vector<Tensor>& outputs,
                           std::vector<std::vector<char>>* assembled) const {
-  // Allocates exactly as replay_stream() in node_program.cpp predicts.
   const int length = stream.last - stream.first + 1;
   // The inputs from outside the run, whole, received before the first part
-  // (the exchanges in the same order as unstreamed layers make them).
-  std::vector<void*> outside;
+  // (the exchanges in the same order as unstreamed layers make them), the
+  // weights kept for the whole run and the last layer's buffer.
+  memory.advance(MemoryEvent::Kind::begin_stream, stream.first);
+  forget_released(memory, program_, outputs);
   std::vector<std::vector<Tensor>> outside_inputs(length);
   for (int j = stream.first; j <= stream.last; ++j) {
     const Layer& layer = model_.layers[j];
@@ -229,25 +211,21 @@ void Executor::run_stream(const Stream& stream, Arena& arena, Exchange& exchange
     for (size_t slot = 0; slot < layer.inputs.size(); ++slot)
       if (layer.inputs[slot] < stream.first)
         outside_inputs[j - stream.first][slot] =
-            input(j, static_cast<int>(slot), arena, exchange, outputs, outside);
+            input(j, static_cast<int>(slot), memory, exchange, outputs);
   }
   exchange.finish();
   std::vector<std::map<std::string, const void*>> kept(length);
   if (stream.keep_weights)
     for (int j = stream.first; j <= stream.last; ++j)
       kept[j - stream.first] =
-          weights(j, program_.layers[j].out, program_.layers[j].weight_bytes, arena, outside);
+          weights(j, program_.layers[j].out, memory.at(program_.layers[j].weights_block));
   const Layer& last_layer = model_.layers[stream.last];
   const LayerStep& last = program_.layers[stream.last];
   if (!last.out.empty()) {
-    if (last.allocates_out)
-      buffers[last.out_buffer] = static_cast<char*>(
-          arena.allocate(program_.buffer_bytes[last.out_buffer],
-                         allocation_purpose(node_label_, last_layer, "output activation")));
     Tensor& out = outputs[stream.last];
     out.shape = last.out.shape(last_layer.output_shape);
     out.dtype = last_layer.dtype;
-    out.data = buffers[last.out_buffer] + last.out_offset;
+    out.data = memory.at(last.out_buffer) + last.out_offset;
   }
   if (assembled)
     for (int j = stream.first; j < stream.last; ++j) {
@@ -264,7 +242,7 @@ void Executor::run_stream(const Stream& stream, Arena& arena, Exchange& exchange
       const LayerStep& step = program_.layers[j];
       const PartStep& part = stream.parts[p][j - stream.first];
       if (part.out.empty()) continue;
-      std::vector<void*> transient;
+      memory.advance(MemoryEvent::Kind::compute, j, static_cast<int>(p));
       std::vector<Tensor> inputs(layer.inputs.size());
       for (size_t slot = 0; slot < layer.inputs.size(); ++slot) {
         const Region& needed = part.needed[slot];
@@ -273,7 +251,7 @@ void Executor::run_stream(const Stream& stream, Arena& arena, Exchange& exchange
         const Tensor& held = source >= stream.first ? parts[source - stream.first]
                                                     : outside_inputs[j - stream.first][slot];
         const Region& held_at = held_region(program_, stream, p, j, static_cast<int>(slot), source);
-        if (needed == held_at) {
+        if (part.tile_blocks[slot] < 0) {  // the schedule has it read as held
           inputs[slot] = held;
           continue;
         }
@@ -281,41 +259,29 @@ void Executor::run_stream(const Stream& stream, Arena& arena, Exchange& exchange
         Tensor& tile = inputs[slot];
         tile.shape = needed.shape(model_.layers[source].output_shape);
         tile.dtype = model_.layers[source].dtype;
-        tile.data = arena.allocate(needed.bytes(element_bytes),
-                                   allocation_purpose(node_label_, layer, "input tile"));
-        transient.push_back(tile.data);
+        tile.data = memory.at(part.tile_blocks[slot]);
         copy_region(held.data, held_at, tile.data, needed, needed, element_bytes);
       }
       const int64_t offset =
           j == stream.last ? part_offset(part.out, step.out, step.element_bytes) : -1;
-      const bool into_buffer = offset >= 0;
       Tensor& out = parts[j - stream.first];
       out.shape = part.out.shape(layer.output_shape);
       out.dtype = layer.dtype;
-      out.data = into_buffer ? static_cast<char*>(outputs[stream.last].data) + offset
-                             : arena.allocate(part.out.bytes(step.element_bytes),
-                                              allocation_purpose(node_label_, layer, "part"));
+      out.data = part.out_block < 0 ? static_cast<char*>(outputs[stream.last].data) + offset
+                                    : memory.at(part.out_block);
       const std::map<std::string, const void*> blobs =
           stream.keep_weights ? kept[j - stream.first]
-                              : weights(j, part.out, part.weight_bytes, arena, transient);
-      void* scratch = this->scratch(j, part.scratch_bytes, arena, transient);
+                              : weights(j, part.out, memory.at(part.weights_block));
       const double start = trace_ ? trace_->now_us() : 0;
-      compute(j, inputs, part.needed, part.out, out, blobs, scratch);
+      compute(j, inputs, part.needed, part.out, out, blobs, memory.at(part.scratch_block));
       if (trace_) trace_->add(layer.name, std::string("compute part ") + op_name(layer.op), start);
-      for (void* memory : transient) arena.release(memory);
-      if (j == stream.last && !into_buffer) {
+      if (j == stream.last && part.out_block >= 0)
         copy_region(out.data, part.out, outputs[stream.last].data, step.out, part.out,
                     step.element_bytes);
-        arena.release(out.data);
-      } else if (j < stream.last && assembled) {
+      else if (j < stream.last && assembled)
         copy_region(out.data, part.out, outputs[j].data, step.out, part.out, step.element_bytes);
-      }
-      for (int m = stream.first; m < j; ++m)
-        if (stream.last_reader[m - stream.first] == j && parts[m - stream.first].data)
-          arena.release(parts[m - stream.first].data);
     }
   }
-  for (void* memory : outside) arena.release(memory);
 }
 
 Epilogue Executor::fused_activation(int layer_index) const {

@@ -1,7 +1,8 @@
 #pragma once
 // Runs one node's program: for every layer, assembles the input tiles it
 // needs (its own data plus the pieces the Exchange brings), computes its
-// region of the output, and allocates exactly as replay_memory() predicts.
+// region of the output, and allocates as its program's schedule says (the
+// schedule replay_memory() replays to predict).
 #include <functional>
 #include <string>
 #include <utility>
@@ -65,21 +66,18 @@ class Executor {
 
  private:
   // Input `slot` of a layer as the node holds it for the whole layer: a view
-  // of its stored region, or a tile (added to `transient`) of its own data
+  // of its stored region, or its tile (the schedule's block) of its own data
   // and the pieces the exchange brings.
-  Tensor input(int layer_index, int slot, Arena& arena, Exchange& exchange,
-               const std::vector<Tensor>& outputs, std::vector<void*>& transient) const;
-  // The weights for computing `out` (of the layer's region), `bytes` in
-  // RAM, streamed into the arena (added to `transient`).
-  std::map<std::string, const void*> weights(int layer_index, const Region& out, uint64_t bytes,
-                                             Arena& arena, std::vector<void*>& transient) const;
-  // Kernel scratch of `bytes` (null when 0), added to `transient`.
-  void* scratch(int layer_index, uint64_t bytes, Arena& arena, std::vector<void*>& transient) const;
+  Tensor input(int layer_index, int slot, const ScheduledArena& memory, Exchange& exchange,
+               const std::vector<Tensor>& outputs) const;
+  // The weights for computing `out` (of the layer's region): streamed from
+  // flash into `in_ram` (its block), or read where flash holds them (null).
+  std::map<std::string, const void*> weights(int layer_index, const Region& out,
+                                             char* in_ram) const;
   // A stream's layers, part by part; with `assembled`, also each earlier
   // layer's region, from its parts, into outputs[] (outside the arena).
-  void run_stream(const Stream& stream, Arena& arena, Exchange& exchange,
-                  std::vector<char*>& buffers, std::vector<Tensor>& outputs,
-                  std::vector<std::vector<char>>* assembled) const;
+  void run_stream(const Stream& stream, ScheduledArena& memory, Exchange& exchange,
+                  std::vector<Tensor>& outputs, std::vector<std::vector<char>>* assembled) const;
   // `out` (region `out_region` of the layer) from `inputs` (regions
   // `needed`) with the layer's kernel from the op table; a float32
   // convolution computes only rows [row_begin, row_end) of `out` (-1: to the

@@ -1,8 +1,11 @@
 #include "node_program.hpp"
 
+#include <algorithm>
 #include <climits>
 #include <optional>
 #include <utility>
+
+#include "error.hpp"
 
 namespace splitinfer {
 
@@ -41,116 +44,246 @@ const Region& held_region(const NodeProgram& program, const Stream& stream, size
 
 namespace {
 
-// A stream's allocations, as Executor::run_stream makes them: the inputs from
-// outside the run (whole), `last`'s buffer, then part by part and layer by
-// layer the input tiles a part does not find as they are, the part's output
-// (`last`'s goes straight into its buffer when the part is all of it),
-// weights and scratch; then the releases.
-void replay_stream(const Model& model, const NodeProgram& program, const Stream& stream,
-                   ArenaLayout& layout, const std::string& node_label,
-                   std::vector<uint64_t>& offsets, std::vector<uint64_t>* layer_footprints) {
-  const int length = stream.last - stream.first + 1;
-  std::vector<uint64_t> outside;
-  for (int j = stream.first; j <= stream.last; ++j)
-    for (size_t slot = 0; slot < model.layers[j].inputs.size(); ++slot) {
-      const InputSlot& input = program.layers[j].inputs[slot];
-      if (model.layers[j].inputs[slot] < stream.first && !input.needed.empty() && !input.direct)
-        outside.push_back(
-            layout.allocate(input.needed.bytes(input.element_bytes),
-                            allocation_purpose(node_label, model.layers[j], "input tile")));
-    }
-  if (stream.keep_weights)
-    for (int j = stream.first; j <= stream.last; ++j)
-      if (program.layers[j].weight_bytes)
-        outside.push_back(layout.allocate(
-            program.layers[j].weight_bytes,
-            allocation_purpose(node_label, model.layers[j], "weights kept for the stream")));
-  const LayerStep& last = program.layers[stream.last];
-  if (last.allocates_out)
-    offsets[last.out_buffer] = layout.allocate(
-        program.buffer_bytes[last.out_buffer],
-        allocation_purpose(node_label, model.layers[stream.last], "output activation"));
-  std::vector<uint64_t> footprints(length, 0);
-  for (size_t p = 0; p < stream.parts.size(); ++p) {
-    std::vector<uint64_t> part_buffers(length, ArenaLayout::kUnlimited);
-    for (int j = stream.first; j <= stream.last; ++j) {
-      const Layer& layer = model.layers[j];
-      const LayerStep& step = program.layers[j];
-      const PartStep& part = stream.parts[p][j - stream.first];
-      if (part.out.empty()) continue;
-      std::vector<uint64_t> transient;
-      for (size_t slot = 0; slot < layer.inputs.size(); ++slot) {
-        const Region& needed = part.needed[slot];
-        if (needed.empty() || needed == held_region(program, stream, p, j, static_cast<int>(slot),
-                                                    layer.inputs[slot]))
-          continue;
-        transient.push_back(layout.allocate(needed.bytes(step.inputs[slot].element_bytes),
-                                            allocation_purpose(node_label, layer, "input tile")));
+// Builds a program's schedule (schedule_memory()).
+class Scheduler {
+ public:
+  Scheduler(const Model& model, NodeProgram& program) : model_(model), program_(program) {}
+
+  void run() {
+    program_.blocks.clear();
+    program_.schedule.clear();
+    for (size_t buffer = 0; buffer < program_.buffer_bytes.size(); ++buffer)
+      program_.blocks.push_back({Block::Use::output, allocating_layer(static_cast<int>(buffer)),
+                                 program_.buffer_bytes[buffer]});
+    for (size_t i = 0; i < model_.layers.size(); ++i) {
+      LayerStep& step = program_.layers[i];
+      if (step.stream >= 0) {
+        if (static_cast<int>(i) == program_.streams[step.stream].first)
+          stream(program_.streams[step.stream]);
+        continue;
       }
-      const bool into_buffer =
-          j == stream.last && part_offset(part.out, step.out, step.element_bytes) >= 0;
-      if (!into_buffer)
-        part_buffers[j - stream.first] = layout.allocate(
-            part.out.bytes(step.element_bytes), allocation_purpose(node_label, layer, "part"));
-      if (part.weight_bytes)
-        transient.push_back(
-            layout.allocate(part.weight_bytes, allocation_purpose(node_label, layer, "weights")));
-      if (part.scratch_bytes)
-        transient.push_back(
-            layout.allocate(part.scratch_bytes, allocation_purpose(node_label, layer, "scratch")));
-      footprints[j - stream.first] = std::max(footprints[j - stream.first], layout.high_water());
-      for (uint64_t offset : transient) layout.release(offset);
-      if (j == stream.last && !into_buffer) layout.release(part_buffers[length - 1]);
-      for (int m = stream.first; m < j; ++m)
-        if (stream.last_reader[m - stream.first] == j &&
-            part_buffers[m - stream.first] != ArenaLayout::kUnlimited)
-          layout.release(part_buffers[m - stream.first]);
+      layer(static_cast<int>(i));
     }
+    const LayerStep& last = program_.layers[model_.output];
+    if (!last.out.empty()) release(last.out_buffer);
   }
-  for (uint64_t offset : outside) layout.release(offset);
-  for (int j = stream.first; j <= stream.last; ++j) {
-    if (layer_footprints) layer_footprints->push_back(footprints[j - stream.first]);
-    for (int buffer : program.layers[j].released_after) layout.release(offsets[buffer]);
+
+ private:
+  int allocating_layer(int buffer) const {
+    for (size_t i = 0; i < program_.layers.size(); ++i)
+      if (program_.layers[i].allocates_out && program_.layers[i].out_buffer == buffer)
+        return static_cast<int>(i);
+    return 0;
   }
+  int allocate(Block::Use use, int layer, uint64_t bytes) {
+    const int block = static_cast<int>(program_.blocks.size());
+    program_.blocks.push_back({use, layer, bytes});
+    program_.schedule.push_back({MemoryEvent::Kind::allocate, block});
+    return block;
+  }
+  // A block of `bytes` when there are any, else -1; added to `transient`.
+  int transient(Block::Use use, int layer, uint64_t bytes, std::vector<int>& transient) {
+    if (!bytes) return -1;
+    transient.push_back(allocate(use, layer, bytes));
+    return transient.back();
+  }
+  void release(int block) { program_.schedule.push_back({MemoryEvent::Kind::release, block}); }
+  void point(MemoryEvent::Kind kind, int layer, int part = -1) {
+    program_.schedule.push_back({kind, -1, layer, part});
+  }
+
+  // A layer computed whole: its input tiles, output buffer, weights and
+  // scratch; then the tiles, weights and scratch, and the buffers whose last
+  // use it is.
+  void layer(int i) {
+    LayerStep& step = program_.layers[i];
+    std::vector<int> blocks;
+    for (InputSlot& input : step.inputs)
+      input.tile_block = input.direct ? -1
+                                      : transient(Block::Use::input_tile, i,
+                                                  input.needed.bytes(input.element_bytes), blocks);
+    step.weights_block = step.scratch_block = -1;
+    if (!step.out.empty()) {
+      if (step.allocates_out)
+        program_.schedule.push_back({MemoryEvent::Kind::allocate, step.out_buffer});
+      step.weights_block = transient(Block::Use::weights, i, step.weight_bytes, blocks);
+      step.scratch_block = transient(Block::Use::scratch, i, step.scratch_bytes, blocks);
+    }
+    point(MemoryEvent::Kind::compute, i);
+    for (int block : blocks) release(block);
+    for (int buffer : step.released_after) release(buffer);
+  }
+
+  // A stream: the inputs from outside the run (whole), kept weights and the
+  // last layer's buffer; then part by part and layer by layer the input
+  // tiles a part does not find as they are, the part's output (the last
+  // layer's goes straight into its buffer when the part is all of it),
+  // weights and scratch, released after the layer's part (a part's output
+  // after the part of its last reader); then the run's whole blocks.
+  void stream(Stream& stream) {
+    const int length = stream.last - stream.first + 1;
+    std::vector<int> outside;
+    for (int j = stream.first; j <= stream.last; ++j)
+      for (size_t slot = 0; slot < model_.layers[j].inputs.size(); ++slot) {
+        InputSlot& input = program_.layers[j].inputs[slot];
+        input.tile_block = -1;
+        if (model_.layers[j].inputs[slot] < stream.first && !input.direct)
+          input.tile_block = transient(Block::Use::input_tile, j,
+                                       input.needed.bytes(input.element_bytes), outside);
+      }
+    for (int j = stream.first; j <= stream.last; ++j) {
+      LayerStep& step = program_.layers[j];
+      step.scratch_block = -1;
+      step.weights_block = stream.keep_weights
+                               ? transient(Block::Use::kept_weights, j, step.weight_bytes, outside)
+                               : -1;
+    }
+    const LayerStep& last = program_.layers[stream.last];
+    if (last.allocates_out)
+      program_.schedule.push_back({MemoryEvent::Kind::allocate, last.out_buffer});
+    point(MemoryEvent::Kind::begin_stream, stream.first);
+    for (size_t p = 0; p < stream.parts.size(); ++p) {
+      std::vector<int> part_outputs(length, -1);
+      for (int j = stream.first; j <= stream.last; ++j) {
+        const Layer& layer = model_.layers[j];
+        const LayerStep& step = program_.layers[j];
+        PartStep& part = stream.parts[p][j - stream.first];
+        if (part.out.empty()) continue;
+        std::vector<int> blocks;
+        part.tile_blocks.assign(layer.inputs.size(), -1);
+        for (size_t slot = 0; slot < layer.inputs.size(); ++slot) {
+          const Region& needed = part.needed[slot];
+          if (needed ==
+              held_region(program_, stream, p, j, static_cast<int>(slot), layer.inputs[slot]))
+            continue;
+          part.tile_blocks[slot] = transient(Block::Use::input_tile, j,
+                                             needed.bytes(step.inputs[slot].element_bytes), blocks);
+        }
+        const bool into_buffer =
+            j == stream.last && part_offset(part.out, step.out, step.element_bytes) >= 0;
+        part.out_block = part_outputs[j - stream.first] =
+            into_buffer ? -1 : allocate(Block::Use::part, j, part.out.bytes(step.element_bytes));
+        part.weights_block = transient(Block::Use::weights, j, part.weight_bytes, blocks);
+        part.scratch_block = transient(Block::Use::scratch, j, part.scratch_bytes, blocks);
+        point(MemoryEvent::Kind::compute, j, static_cast<int>(p));
+        for (int block : blocks) release(block);
+        if (j == stream.last && !into_buffer) release(part.out_block);
+        for (int m = stream.first; m < j; ++m)
+          if (stream.last_reader[m - stream.first] == j && part_outputs[m - stream.first] >= 0)
+            release(part_outputs[m - stream.first]);
+      }
+    }
+    for (int block : outside) release(block);
+    for (int j = stream.first; j <= stream.last; ++j)
+      for (int buffer : program_.layers[j].released_after) release(buffer);
+  }
+
+  const Model& model_;
+  NodeProgram& program_;
+};
+
+const char* block_use_name(Block::Use use) {
+  switch (use) {
+    case Block::Use::output:
+      return "output activation";
+    case Block::Use::input_tile:
+      return "input tile";
+    case Block::Use::part:
+      return "part";
+    case Block::Use::weights:
+      return "weights";
+    case Block::Use::kept_weights:
+      return "weights kept for the stream";
+    case Block::Use::scratch:
+      return "scratch";
+  }
+  return "?";
 }
 
 }  // namespace
 
+std::string allocation_purpose(const std::string& node_label, const Model& model,
+                               const Block& block) {
+  return allocation_purpose(node_label, model.layers[block.layer], block_use_name(block.use));
+}
+
+void schedule_memory(const Model& model, NodeProgram& program) { Scheduler(model, program).run(); }
+
 uint64_t replay_memory(const Model& model, const NodeProgram& program, ArenaLayout& layout,
                        const std::string& node_label, std::vector<uint64_t>* layer_footprints) {
-  std::vector<uint64_t> offsets(program.buffer_bytes.size());
-  if (layer_footprints) layer_footprints->clear();
-  for (size_t i = 0; i < model.layers.size(); ++i) {
-    const Layer& layer = model.layers[i];
-    const LayerStep& step = program.layers[i];
-    if (step.stream >= 0) {
-      const Stream& stream = program.streams[step.stream];
-      if (static_cast<int>(i) == stream.first)
-        replay_stream(model, program, stream, layout, node_label, offsets, layer_footprints);
+  std::vector<uint64_t> offsets(program.blocks.size());
+  if (layer_footprints) layer_footprints->assign(model.layers.size(), 0);
+  for (const MemoryEvent& event : program.schedule) switch (event.kind) {
+      case MemoryEvent::Kind::allocate:
+        offsets[event.block] =
+            layout.allocate(program.blocks[event.block].bytes,
+                            allocation_purpose(node_label, model, program.blocks[event.block]));
+        break;
+      case MemoryEvent::Kind::release:
+        layout.release(offsets[event.block]);
+        break;
+      case MemoryEvent::Kind::compute:
+        if (layer_footprints)
+          (*layer_footprints)[event.layer] =
+              std::max((*layer_footprints)[event.layer], layout.high_water());
+        break;
+      case MemoryEvent::Kind::begin_stream:
+        break;
+    }
+  return layout.peak_bytes();
+}
+
+ScheduledArena::ScheduledArena(Arena& arena, const Model& model, const NodeProgram& program,
+                               const std::string& node_label)
+    : arena_(arena),
+      model_(model),
+      program_(program),
+      node_label_(node_label),
+      pointers_(program.blocks.size(), nullptr) {
+  if (program.schedule.empty())
+    throw Error("internal: " + node_label + "'s program has no allocation schedule");
+}
+
+void ScheduledArena::perform(const MemoryEvent& event) {
+  if (event.kind == MemoryEvent::Kind::allocate) {
+    pointers_[event.block] = static_cast<char*>(
+        arena_.allocate(program_.blocks[event.block].bytes,
+                        allocation_purpose(node_label_, model_, program_.blocks[event.block])));
+  } else if (event.kind == MemoryEvent::Kind::release) {
+    arena_.release(pointers_[event.block]);
+    pointers_[event.block] = nullptr;
+    released_.push_back(event.block);
+  }
+}
+
+void ScheduledArena::advance(MemoryEvent::Kind kind, int layer, int part) {
+  released_.clear();
+  for (; next_ < program_.schedule.size(); ++next_) {
+    const MemoryEvent& event = program_.schedule[next_];
+    if (event.kind == MemoryEvent::Kind::allocate || event.kind == MemoryEvent::Kind::release) {
+      perform(event);
       continue;
     }
-    std::vector<uint64_t> transient;
-    for (const InputSlot& input : step.inputs)
-      if (!input.needed.empty() && !input.direct)
-        transient.push_back(layout.allocate(input.needed.bytes(input.element_bytes),
-                                            allocation_purpose(node_label, layer, "input tile")));
-    if (!step.out.empty()) {
-      if (step.allocates_out)
-        offsets[step.out_buffer] =
-            layout.allocate(program.buffer_bytes[step.out_buffer],
-                            allocation_purpose(node_label, layer, "output activation"));
-      if (step.weight_bytes)
-        transient.push_back(
-            layout.allocate(step.weight_bytes, allocation_purpose(node_label, layer, "weights")));
-      if (step.scratch_bytes)
-        transient.push_back(
-            layout.allocate(step.scratch_bytes, allocation_purpose(node_label, layer, "scratch")));
-    }
-    if (layer_footprints) layer_footprints->push_back(layout.high_water());
-    for (uint64_t offset : transient) layout.release(offset);
-    for (int buffer : step.released_after) layout.release(offsets[buffer]);
+    if (event.kind != kind || event.layer != layer || event.part != part)
+      throw Error("internal: " + node_label_ + " computes layer " + std::to_string(layer) +
+                  " (part " + std::to_string(part) + ") where its schedule is at layer " +
+                  std::to_string(event.layer) + " (part " + std::to_string(event.part) + ")");
+    ++next_;
+    return;
   }
-  return layout.peak_bytes();
+  throw Error("internal: " + node_label_ + " computes layer " + std::to_string(layer) +
+              " after the end of its schedule");
+}
+
+void ScheduledArena::finish() {
+  released_.clear();
+  for (; next_ < program_.schedule.size(); ++next_) {
+    const MemoryEvent& event = program_.schedule[next_];
+    if (event.kind == MemoryEvent::Kind::compute || event.kind == MemoryEvent::Kind::begin_stream)
+      throw Error("internal: " + node_label_ + " ended before computing layer " +
+                  std::to_string(event.layer) + " of its schedule");
+    perform(event);
+  }
 }
 
 std::vector<Message> node_messages(const Model& model, const NodeProgram& program) {

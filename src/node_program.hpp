@@ -26,6 +26,7 @@ struct InputSlot {
   std::vector<Transfer> sends;     // pieces of this node's stored region of the input others need
   bool exchange = false;  // some node sends some node something for this slot (same on every node)
   size_t element_bytes = 4;  // of the input layer's elements (4 float32, 1 quint8)
+  int tile_block = -1;       // the block (NodeProgram::blocks) holding `needed`; -1: read in place
 };
 
 struct LayerStep {
@@ -40,6 +41,9 @@ struct LayerStep {
   uint64_t scratch_bytes = 0;       // kernel scratch
   std::vector<int> released_after;  // buffers whose last use is this layer
   int stream = -1;  // the stream (program.streams) computing this layer part by part; -1: none
+  // Blocks holding its weights streamed from flash (a stream's: kept for the
+  // whole run) and its kernel scratch; -1: none.
+  int weights_block = -1, scratch_block = -1;
 };
 
 // One layer's share of one part of a stream.
@@ -48,6 +52,11 @@ struct PartStep {
   std::vector<Region> needed;  // per input slot: what of that input it reads
   uint64_t weight_bytes = 0;   // the weights it streams from flash (its channels')
   uint64_t scratch_bytes = 0;  // kernel scratch for this part
+  // Blocks: per input slot the tile of `needed` (-1: the part reads the
+  // input as it holds it), the part's output (-1: written straight into the
+  // last layer's buffer), its weights and scratch (-1: none).
+  std::vector<int> tile_blocks;
+  int out_block = -1, weights_block = -1, scratch_block = -1;
 };
 
 // Layers first..last computed part by part (streaming, as MCUNetV2 and
@@ -70,11 +79,36 @@ struct Stream {
   bool keep_weights = false;
 };
 
+// One allocation from the node's arena: what it holds, for which layer, and
+// its bytes. Block b < buffer_bytes.size() is buffer b.
+struct Block {
+  enum class Use { output, input_tile, part, weights, kept_weights, scratch };
+  Use use = Use::output;
+  int layer = 0;
+  uint64_t bytes = 0;
+};
+
+// One step of a node's allocation schedule: a block allocated or released,
+// a layer (or one part of a streamed layer) computed with what is allocated
+// then, or a stream starting (its whole inputs, kept weights and last
+// layer's buffer allocated).
+struct MemoryEvent {
+  enum class Kind { allocate, release, compute, begin_stream };
+  Kind kind = Kind::allocate;
+  int block = -1;             // allocate, release
+  int layer = -1, part = -1;  // compute (part -1 outside streams), begin_stream (its first layer)
+};
+
 struct NodeProgram {
   int node = 1;
   std::vector<uint64_t> buffer_bytes;  // per buffer
-  std::vector<LayerStep> layers;       // per model layer
-  std::vector<int> neighbours;         // nodes this node exchanges with directly (sorted)
+  // Every allocation and release the executor makes, in its order, between
+  // the points where it computes (schedule_memory()); the memory prediction
+  // replays the same sequence.
+  std::vector<Block> blocks;
+  std::vector<MemoryEvent> schedule;
+  std::vector<LayerStep> layers;  // per model layer
+  std::vector<int> neighbours;    // nodes this node exchanges with directly (sorted)
   std::vector<Stream> streams;
   // Layers with weight_bytes 0 read their weights where flash holds them
   // (read_weights_in_place()).
@@ -94,14 +128,52 @@ struct NodeProgram {
 
 namespace splitinfer {
 
-// Replays the program's allocations on `layout` (whose capacity is the RAM
-// cap), in the executor's order, throwing the Error of the first that does
-// not fit. Returns the peak bytes.
-// With `layer_footprints`, also each layer's footprint: the bytes the arena
-// spans while the layer runs (after its last allocation, before any release).
+// Fills program.blocks and program.schedule (and the steps' block numbers)
+// from its steps: per layer its input tiles, output buffer, weights and
+// scratch, computed, then its transient blocks and the buffers whose last
+// use it is released; a stream's whole inputs, kept weights and last
+// buffer, then part by part as above; last the model output's buffer. The
+// builder calls it, and read_weights_in_place() again.
+void schedule_memory(const Model& model, NodeProgram& program);
+
+// Replays program.schedule on `layout` (whose capacity is the RAM cap),
+// throwing the Error of the first allocation that does not fit. Returns the
+// peak bytes. With `layer_footprints`, also each layer's footprint: the
+// bytes the arena spans while the layer computes (the largest of its parts').
 uint64_t replay_memory(const Model& model, const NodeProgram& program, ArenaLayout& layout,
                        const std::string& node_label,
                        std::vector<uint64_t>* layer_footprints = nullptr);
+
+// The executor's arena, following its program's schedule: advance() performs
+// every event up to the next compute (or begin_stream) point and checks that
+// it is the one the executor is at, so the executor allocates nothing of its
+// own accord and the prediction cannot drift from the run.
+class ScheduledArena {
+ public:
+  ScheduledArena(Arena& arena, const Model& model, const NodeProgram& program,
+                 const std::string& node_label);
+  // Performs the schedule up to the point `kind` (compute or begin_stream)
+  // of `layer` (and `part`); throws Error("internal: ...") when the next
+  // point is another.
+  void advance(MemoryEvent::Kind kind, int layer, int part = -1);
+  // Performs the rest of the schedule (releases): the arena is empty again.
+  void finish();
+  // Where block `block` is now (null: not allocated, or -1).
+  char* at(int block) const { return block < 0 ? nullptr : pointers_[block]; }
+  // The blocks the last advance() released.
+  const std::vector<int>& released() const { return released_; }
+
+ private:
+  void perform(const MemoryEvent& event);
+
+  Arena& arena_;
+  const Model& model_;
+  const NodeProgram& program_;
+  const std::string& node_label_;
+  size_t next_ = 0;
+  std::vector<char*> pointers_;
+  std::vector<int> released_;
+};
 
 // One message of an inference between two ranks (0 the coordinator, 1..N
 // the nodes): a region of some layer's output. Every transfer the run makes,
@@ -159,5 +231,7 @@ const Region& held_region(const NodeProgram& program, const Stream& stream, size
 
 // What an allocation is for, as error messages name it.
 std::string allocation_purpose(const std::string& node_label, const Layer& layer, const char* what);
+std::string allocation_purpose(const std::string& node_label, const Model& model,
+                               const Block& block);
 
 }  // namespace splitinfer

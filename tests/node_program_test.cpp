@@ -366,14 +366,57 @@ TEST_P(EveryGraph, ArenaIsEmptyAfterRun) {
   EXPECT_EQ(run_executor(model, Kernels::reference, model_input(model)).bytes_in_use_after, 0u);
 }
 
-TEST_P(EveryGraph, ReplayLeavesOnlyTheOutputBuffer) {
+// The schedule ends by releasing the output buffer (after the executor
+// hands the output over): replayed, it leaves the arena empty, as the run does.
+TEST_P(EveryGraph, ScheduleEndsWithTheOutputBufferAndAnEmptyArena) {
   const Model model = GetParam().build();
   const NodeProgram program = one_node_program(model);
   ArenaLayout layout;
   replay_memory(model, program, layout, kNode);
+  EXPECT_EQ(layout.bytes_in_use(), 0u);
   const int output_buffer = program.layers[model.output].out_buffer;
   ASSERT_GE(output_buffer, 0);
-  EXPECT_EQ(layout.bytes_in_use(), ArenaLayout::rounded(program.buffer_bytes[output_buffer]));
+  ASSERT_FALSE(program.schedule.empty());
+  EXPECT_EQ(program.schedule.back().kind, MemoryEvent::Kind::release);
+  EXPECT_EQ(program.schedule.back().block, output_buffer);
+  // Every block is allocated once and released once, after its allocation.
+  std::vector<int> allocated(program.blocks.size(), 0), released(program.blocks.size(), 0);
+  for (const MemoryEvent& event : program.schedule) {
+    if (event.kind == MemoryEvent::Kind::allocate) ++allocated.at(event.block);
+    if (event.kind == MemoryEvent::Kind::release) {
+      EXPECT_EQ(allocated.at(event.block), 1) << "block " << event.block;
+      ++released.at(event.block);
+    }
+  }
+  for (size_t block = 0; block < program.blocks.size(); ++block) {
+    EXPECT_EQ(allocated[block], 1) << "block " << block;
+    EXPECT_EQ(released[block], 1) << "block " << block;
+  }
+}
+
+// The executor allocates nothing of its own accord: it follows its
+// program's schedule, and a schedule that does not fit what it computes
+// (two compute points swapped) stops it with an internal error.
+TEST_P(EveryGraph, ExecutorFollowsTheSchedule) {
+  const Model model = GetParam().build();
+  NodeProgram program = one_node_program(model);
+  std::vector<size_t> computes;
+  for (size_t e = 0; e < program.schedule.size(); ++e)
+    if (program.schedule[e].kind == MemoryEvent::Kind::compute) computes.push_back(e);
+  ASSERT_GE(computes.size(), 3u);
+  std::swap(program.schedule[computes[1]], program.schedule[computes[2]]);
+  Executor executor(model, program, kNode, Kernels::fast);
+  Arena arena;
+  const std::vector<float> input = model_input(model);
+  InputExchange exchange(model.layers[0].output_shape);
+  exchange.set_input(input.data());
+  try {
+    executor.run(arena, exchange, {}, [](const Tensor&) {});
+    ADD_FAILURE() << "ran past a schedule out of order";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("where its schedule is at layer"), std::string::npos)
+        << error.what();
+  }
 }
 
 // The lone node computes every layer but the input whole, receives exactly

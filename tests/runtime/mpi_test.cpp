@@ -12,17 +12,13 @@
 #include <filesystem>
 
 #include "../../io/plan_file.hpp"
-#include "../model_builder.hpp"
 #include "in_process_transport.hpp"
 #include "mpi_transport.hpp"
+#include "runtime_test_util.hpp"
 #include "session.hpp"
 
 namespace splitinfer {
 namespace {
-
-using testing::conv_params;
-using testing::ModelBuilder;
-using testing::nchw;
 
 TEST(MpiProtocol, EveryRankAgreesOnRankZerosSettingsAndFailures) {
   const std::unique_ptr<Transport> transport = make_mpi_transport();
@@ -74,27 +70,6 @@ TEST(MpiTransport, PiecesLandAtTheirRegionOfTheMap) {
   EXPECT_EQ(map[0], -1.0f);  // outside both pieces
 }
 
-Model classifier() {
-  ModelBuilder b(nchw(1, 3, 12, 10), 11);
-  b.conv("conv1", "input", 8, conv_params(3, 1, 1));
-  b.unary("relu1", Op::relu, "conv1");
-  b.conv("conv2", "relu1", 8, conv_params(3, 2, 1));
-  b.pool("pool", Op::maxpool, "conv2", testing::pool_params(3, 1, 1));
-  b.global_avgpool("gap", "pool");
-  b.flatten("flat", "gap");
-  b.linear("fc", "flat", 4);
-  Model model = b.finish("fc");
-  model.meta.mean = {0.5, 0.5, 0.5};  // what a model file's input metadata holds
-  model.meta.std = {0.25, 0.25, 0.25};
-  return model;
-}
-
-std::vector<float> as_floats(const Bytes& map) {
-  std::vector<float> values(map.size() / sizeof(float));
-  std::memcpy(values.data(), map.data(), map.size());
-  return values;
-}
-
 // Runs `plan_dir` with `settings` on `transport`, feeding `inputs`; rank 0
 // returns every inference's output and the statistics.
 std::pair<std::vector<std::vector<float>>, nlohmann::json> session(
@@ -109,7 +84,9 @@ std::pair<std::vector<std::vector<float>>, nlohmann::json> session(
         Feed feed;
         feed.count = static_cast<int>(inputs.size());
         feed.input = [&](int index) -> const std::vector<float>& { return inputs[index]; };
-        feed.output = [&](int, const Bytes& output) { outputs.push_back(as_floats(output)); };
+        feed.output = [&](int, const Bytes& output) {
+          outputs.push_back(testing::as_floats(output));
+        };
         return feed;
       });
   return {outputs, result.stats};
@@ -117,7 +94,7 @@ std::pair<std::vector<std::vector<float>>, nlohmann::json> session(
 
 TEST(MpiSession, SeveralInferencesEqualOneNodeInProcessBitForBit) {
   const std::unique_ptr<Transport> transport = make_mpi_transport();
-  const Model model = classifier();
+  const Model model = testing::runtime_classifier();
   std::string dir;
   if (transport->rank() == 0) {
     dir = (std::filesystem::temp_directory_path() /
@@ -129,10 +106,7 @@ TEST(MpiSession, SeveralInferencesEqualOneNodeInProcessBitForBit) {
     write_plan(dir + "/one", model, make_plan(model, {}));
   }
   transport->broadcast(dir);
-  std::vector<std::vector<float>> inputs;
-  for (uint32_t seed = 1; seed <= 3; ++seed)
-    inputs.push_back(testing::random_values(
-        static_cast<size_t>(model.layers[0].output_shape.elements()), seed, -2.0f, 2.0f));
+  const std::vector<std::vector<float>> inputs = testing::seeded_inputs(model, 3);
 
   const auto [outputs, stats] = session(*transport, dir + "/two", inputs, 2);
   if (transport->rank() == 0) {

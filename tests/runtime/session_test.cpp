@@ -22,34 +22,11 @@
 #include "../../io/plan_file.hpp"
 #include "../../partition/prediction.hpp"
 #include "../../partition/strategy_registry.hpp"
-#include "../model_builder.hpp"
 #include "in_process_transport.hpp"
+#include "runtime_test_util.hpp"
 
 namespace splitinfer {
 namespace {
-
-using testing::conv_params;
-using testing::ModelBuilder;
-using testing::nchw;
-
-// A small classifier: convolutions (one strided), a pool, a residual add,
-// global pooling and a linear layer.
-Model classifier() {
-  ModelBuilder b(nchw(1, 3, 13, 11), 7);
-  b.conv("conv1", "input", 8, conv_params(3, 1, 1));
-  b.unary("relu1", Op::relu, "conv1");
-  b.conv("conv2", "relu1", 8, conv_params(3, 2, 1));
-  b.pool("pool", Op::maxpool, "conv2", testing::pool_params(3, 1, 1));
-  b.conv("body", "pool", 8, conv_params(3, 1, 1));
-  b.binary("residual", Op::add, "body", "pool");
-  b.global_avgpool("gap", "residual");
-  b.flatten("flat", "gap");
-  b.linear("fc", "flat", 5);
-  Model model = b.finish("fc");
-  model.meta.mean = {0.5, 0.5, 0.5};  // what a model file's input metadata holds
-  model.meta.std = {0.25, 0.25, 0.25};
-  return model;
-}
 
 // A directory removed at the end of the test.
 struct TemporaryDir {
@@ -68,12 +45,6 @@ std::string write_test_plan(const Model& model, const PlanOptions& options, cons
   const std::string plan_dir = dir.path + "/" + name;
   write_plan(plan_dir, model, make_plan(model, options));
   return plan_dir;
-}
-
-std::vector<float> as_floats(const Bytes& map) {
-  std::vector<float> values(map.size() / sizeof(float));
-  std::memcpy(values.data(), map.data(), map.size());
-  return values;
 }
 
 // What rank 0 saw of a run.
@@ -97,23 +68,17 @@ SessionRun run_in_process(const std::string& plan_dir, int nodes,
       Feed feed;
       feed.count = static_cast<int>(inputs.size());
       feed.input = [&](int index) -> const std::vector<float>& { return inputs[index]; };
-      feed.output = [&](int, const Bytes& output) { run.outputs.push_back(as_floats(output)); };
+      feed.output = [&](int, const Bytes& output) {
+        run.outputs.push_back(testing::as_floats(output));
+      };
       return feed;
     });
     if (transport.rank() != 0) return;
     run.stats = result.stats;
-    for (const Bytes& map : result.dumps) run.dumps.push_back(as_floats(map));
+    for (const Bytes& map : result.dumps) run.dumps.push_back(testing::as_floats(map));
     run.messages = cluster_messages(result.model, node_programs(result.model, result.plan));
   });
   return run;
-}
-
-std::vector<std::vector<float>> three_inputs(const Model& model) {
-  std::vector<std::vector<float>> inputs;
-  for (uint32_t seed = 1; seed <= 3; ++seed)
-    inputs.push_back(testing::random_values(
-        static_cast<size_t>(model.layers[0].output_shape.elements()), seed, -2.0f, 2.0f));
-  return inputs;
 }
 
 struct StrategyCase {
@@ -130,7 +95,7 @@ class SessionOnStrategy : public ::testing::TestWithParam<StrategyCase> {};
 
 TEST_P(SessionOnStrategy, SeveralInferencesEqualOneNodeBitForBitAsPredicted) {
   const StrategyCase& strategy = GetParam();
-  const Model model = classifier();
+  const Model model = testing::runtime_classifier();
   TemporaryDir dir(strategy.name);
   const std::string one_plan = write_test_plan(model, {}, "one", dir);
   PlanOptions options;
@@ -139,7 +104,7 @@ TEST_P(SessionOnStrategy, SeveralInferencesEqualOneNodeBitForBitAsPredicted) {
   options.grid = strategy.grid;
   options.stream = strategy.stream;
   const std::string plan_dir = write_test_plan(model, options, strategy.name, dir);
-  const std::vector<std::vector<float>> inputs = three_inputs(model);
+  const std::vector<std::vector<float>> inputs = testing::seeded_inputs(model, 3);
   RunSettings settings;
   settings.dump_layers = true;
   const SessionRun one = run_in_process(one_plan, 1, inputs, settings);
@@ -235,12 +200,12 @@ std::string only_error(const std::vector<std::string>& errors) {
 }
 
 TEST(Session, BadSettingsAndPlansEndEveryRankTogether) {
-  const Model model = classifier();
+  const Model model = testing::runtime_classifier();
   TemporaryDir dir("bad");
   PlanOptions options;
   options.nodes = 2;
   const std::string plan_dir = write_test_plan(model, options, "rows2", dir);
-  const std::vector<std::vector<float>> inputs = three_inputs(model);
+  const std::vector<std::vector<float>> inputs = testing::seeded_inputs(model, 3);
 
   RunSettings settings;
   settings.repeat = -1;
