@@ -72,5 +72,5 @@ export OMPI_MCA_btl_vader_eager_limit=${OMPI_MCA_btl_vader_eager_limit:-65536}
 splitinfer_mpirun() {
   local ranks=$1
   shift
-  mpirun --quiet --oversubscribe -np "$ranks" "$SPLITINFER_BUILD/splitinfer" "$@"
+  mpirun --quiet --oversubscribe --mca orte_abort_on_non_zero_status 0 -np "$ranks" "$SPLITINFER_BUILD/splitinfer" "$@"
 }

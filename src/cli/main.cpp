@@ -98,6 +98,10 @@ int main(int argc, char** argv) {
                    "int8 models: pytorch (PyTorch's float32 arithmetic, bit for bit) or cmsis "
                    "(integer only, as an MCU runs it); default: the model file's")
       ->check(CLI::IsMember({"pytorch", "cmsis"}));
+  run_app->add_option("--timeout", run.timeout,
+                      "seconds any rank may wait for another before the run ends, naming the "
+                      "node that stopped responding; default: 10x the model's MACs on one slow "
+                      "core, at least 3 s");
   run_app->add_flag("--reference-kernels", run.reference_kernels,
                     "use the plain-loop kernels (slow; for checking)");
 

@@ -78,6 +78,7 @@ int run_command(const RunOptions& options) {
   mine.reference_kernels = options.reference_kernels;
   mine.trace = !options.trace_path.empty();
   mine.requantization = options.requantization;
+  mine.timeout = options.timeout;
   const RunSettings settings = agree_settings(*transport, mine);
 
   std::vector<float> input;  // rank 0's, read once and fed to every inference

@@ -50,7 +50,7 @@ void Coordinator::infer(const std::vector<float>& input, Bytes& output, std::vec
                              message.element_bytes);
       } else if (message.kind == Message::Kind::relay) {
         maps_[i].resize(map_bytes(layer));
-        transport_.receive(message.from, Tag::relay, maps_[i].data(), whole_region(layer),
+        transport_.receive(message.from, Tag::relay, layer, maps_[i].data(), whole_region(layer),
                            message.region, message.element_bytes);
         whole[i] = maps_[i].data();
       }
@@ -60,8 +60,8 @@ void Coordinator::infer(const std::vector<float>& input, Bytes& output, std::vec
       for (const NodeProgram& program : programs_) {
         const LayerStep& step = program.layers[i];
         if (!step.out.empty())
-          transport_.receive(program.node, Tag::dump, (*dumps)[i].data(), whole_region(layer),
-                             step.out, step.element_bytes);
+          transport_.receive(program.node, Tag::dump, layer, (*dumps)[i].data(),
+                             whole_region(layer), step.out, step.element_bytes);
       }
     }
   }
@@ -73,8 +73,9 @@ void Coordinator::infer(const std::vector<float>& input, Bytes& output, std::vec
   output.resize(map_bytes(model_.output));
   for (; next < messages_.size(); ++next) {
     const Message& message = messages_[next];
-    transport_.receive(message.from, Tag::output, output.data(), whole_region(model_.output),
-                       message.region, message.element_bytes, output_expected);
+    transport_.receive(message.from, Tag::output, model_.output, output.data(),
+                       whole_region(model_.output), message.region, message.element_bytes,
+                       output_expected);
   }
 }
 

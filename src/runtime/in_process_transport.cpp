@@ -162,8 +162,8 @@ class InProcessTransport : public Transport {
     send(to, tag, data, count, element_bytes);  // copied at once: nothing to wait for
   }
   void wait_sends() override {}
-  void receive(int from, Tag tag, void* map, const Region& holder, const Region& piece,
-               size_t element_bytes, const ExpectedEnd&) override {
+  void receive(int from, Tag tag, int /*layer*/, void* map, const Region& holder,
+               const Region& piece, size_t element_bytes, const ExpectedEnd&) override {
     const InProcessCluster::Mail mail = cluster_.take(rank_, from, static_cast<int>(tag));
     if (mail.bytes.size() != piece.bytes(element_bytes))
       throw Error("internal: rank " + std::to_string(rank_) + " received " +

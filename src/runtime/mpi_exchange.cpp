@@ -4,11 +4,6 @@
 #include <chrono>
 #include <memory>
 #include <string>
-#include <thread>
-
-#if defined(__linux__)
-#include <sys/prctl.h>
-#endif
 
 namespace splitinfer {
 
@@ -43,51 +38,24 @@ PieceType::PieceType(const Region& holder, const Region& piece, size_t element_b
   derived_ = true;
 }
 
-void wait_without_spinning(std::vector<MPI_Request>& requests, const ExpectedEnd& expected) {
+void wait_without_spinning(std::vector<MPI_Request>& requests, const WaitFor& wait_for,
+                           const ExpectedEnd& expected) {
   if (requests.empty()) return;
-#if defined(__linux__)
-  // Sleeps as short as asked (Linux rounds them up by 50 µs otherwise): a
-  // transfer needs both sides to poll, so a late wake-up delays the sender.
-  static const bool precise_sleeps = prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0) == 0;
-  (void)precise_sleeps;
-#endif
-  const auto start = std::chrono::steady_clock::now();
-  for (;;) {
-    int done = 0;
-    MPI_Testall(static_cast<int>(requests.size()), requests.data(), &done, MPI_STATUSES_IGNORE);
-    if (done) break;
-    // The first 50 µs poll (a neighbour's halo often arrives by then);
-    // afterwards sleep between polls, each time 1/64 of the wait so far (at
-    // least 2 µs, at most 1 ms): a wait ends at most 1/64 late, and a long
-    // one (the coordinator's, while the nodes compute) wakes its core only
-    // some hundred times. (A rank that yields instead stays runnable and
-    // keeps taking turns on a core a computing rank shares.)
-    const auto now = std::chrono::steady_clock::now();
-    const auto waited = now - start;
-    if (waited < std::chrono::microseconds(50)) continue;
-    if (expected.typical.count() > 0) {
-      const auto typical = std::chrono::duration_cast<std::chrono::nanoseconds>(expected.typical);
-      const auto early = expected.at - typical / 8 - now;
-      if (early.count() > 0) {
-        std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(early, typical / 16));
-      } else {  // near the end, or later than expected: as without, from typical/512
-        std::this_thread::sleep_for(std::clamp<std::chrono::nanoseconds>(
-            std::max<std::chrono::nanoseconds>(typical / 512, (now - expected.at) / 64),
-            std::chrono::microseconds(2), std::chrono::milliseconds(1)));
-      }
-      continue;
-    }
-    std::this_thread::sleep_for(std::clamp<std::chrono::nanoseconds>(
-        waited / 64, std::chrono::microseconds(2), std::chrono::milliseconds(1)));
-  }
+  wait_until(
+      [&] {
+        int done = 0;
+        MPI_Testall(static_cast<int>(requests.size()), requests.data(), &done, MPI_STATUSES_IGNORE);
+        return done != 0;
+      },
+      wait_for, expected);
   requests.clear();
 }
 
 void receive_without_spinning(void* buffer, int count, MPI_Datatype type, int source, int tag,
-                              MPI_Comm comm, const ExpectedEnd& expected) {
+                              MPI_Comm comm, const WaitFor& wait_for, const ExpectedEnd& expected) {
   std::vector<MPI_Request> request(1);
   MPI_Irecv(buffer, count, type, source, tag, comm, &request[0]);
-  wait_without_spinning(request, expected);
+  wait_without_spinning(request, wait_for, expected);
 }
 
 MpiExchange::MpiExchange(MPI_Comm node_comm, const std::vector<int>& neighbours)
@@ -107,6 +75,9 @@ void MpiExchange::exchange(int layer_index, int slot, const InputSlot& input, co
                            const Region& stored_region, void* tile) {
   const double start = trace_ ? trace_->now_us() : 0;
   const uint64_t sent_before = bytes_sent, received_before = bytes_received;
+  pending_layer_ = layer_index;
+  for (const Transfer& piece : input.receives) pending_peers_.push_back(piece.peer);
+  for (const Transfer& piece : input.sends) pending_peers_.push_back(piece.peer);
   exchange_pieces(input, stored, stored_region, tile);
   if (trace_)
     started_.push_back(
@@ -115,7 +86,12 @@ void MpiExchange::exchange(int layer_index, int slot, const InputSlot& input, co
 }
 
 void MpiExchange::finish() {
-  wait_without_spinning(pending_);
+  std::sort(pending_peers_.begin(), pending_peers_.end());
+  pending_peers_.erase(std::unique(pending_peers_.begin(), pending_peers_.end()),
+                       pending_peers_.end());
+  wait_without_spinning(
+      pending_, {"the pieces of the input", pending_layer_, -1, &pending_peers_, "exchanged with"});
+  pending_peers_.clear();
   pending_types_.clear();
   pending_arrays_.clear();
   // A slice per exchange, from its start to the end of the wait.
@@ -185,8 +161,10 @@ void MpiExchange::exchange_pieces(const InputSlot& input, const void* stored,
 
 void MpiExchange::to_coordinator(int layer_index, const Tensor& out) {
   const double start = trace_ ? trace_->now_us() : 0;
-  MPI_Send(out.data, static_cast<int>(out.shape.elements()), element_mpi_type(out), 0,
-           mpi_tag(Tag::relay), MPI_COMM_WORLD);
+  std::vector<MPI_Request> send(1);
+  MPI_Isend(out.data, static_cast<int>(out.shape.elements()), element_mpi_type(out), 0,
+            mpi_tag(Tag::relay), MPI_COMM_WORLD, &send[0]);
+  wait_without_spinning(send, {"the relayed map", layer_index, 0, nullptr, "to be taken by"});
   bytes_sent += out.bytes();
   if (trace_)
     trace_->add("relay of layer " + std::to_string(layer_index), "relay", start, out.bytes(), 0);

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "mpi_watchdog.hpp"
 #include "transport.hpp"
 
 namespace splitinfer {
@@ -49,16 +50,13 @@ class PieceType {
   bool derived_ = false;  // a subarray type of ours, not MPI's element type
 };
 
-// Waits for `requests` to complete without spinning a core away from the
-// ranks that compute (often more ranks than cores): polls for 50 µs, then
-// sleeps between polls, each time 1/64 of the wait so far (2 µs to 1 ms).
-// With an expected end, it sleeps through all but the last eighth of the
-// expected wait in sleeps of typical/16, then polls every typical/512:
-// some 80 wake-ups instead of hundreds, and at most typical/512 late.
-void wait_without_spinning(std::vector<MPI_Request>& requests, const ExpectedEnd& expected = {});
-// MPI_Recv, waiting as wait_without_spinning does.
+// Waits for `requests` to complete as wait_until() does.
+void wait_without_spinning(std::vector<MPI_Request>& requests, const WaitFor& wait_for,
+                           const ExpectedEnd& expected = {});
+// MPI_Recv, waiting as wait_until() does.
 void receive_without_spinning(void* buffer, int count, MPI_Datatype type, int source, int tag,
-                              MPI_Comm comm, const ExpectedEnd& expected = {});
+                              MPI_Comm comm, const WaitFor& wait_for,
+                              const ExpectedEnd& expected = {});
 
 class MpiExchange : public NodeExchange {
  public:
@@ -97,6 +95,9 @@ class MpiExchange : public NodeExchange {
   };
   std::vector<Started> started_;
   std::vector<int> neighbours_;  // node numbers, in the topology's order
+  // The layer of the exchanges started and the ranks they move pieces with.
+  int pending_layer_ = -1;
+  std::vector<int> pending_peers_;
 };
 
 }  // namespace splitinfer

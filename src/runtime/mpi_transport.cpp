@@ -1,11 +1,33 @@
 #include "mpi_transport.hpp"
 
+#include <algorithm>
 #include <climits>
 
 #include "mpi_exchange.hpp"
 
 namespace splitinfer {
 namespace {
+
+// What a rank waits for when it receives a message of `tag`, or sends one.
+const char* what(Tag tag) {
+  switch (tag) {
+    case Tag::input:
+      return "input pieces";
+    case Tag::output:
+      return "the output";
+    case Tag::dump:
+      return "a layer's dump";
+    case Tag::stats:
+      return "the statistics";
+    case Tag::relay:
+      return "a relayed map";
+    case Tag::query:
+      return "a question";
+    case Tag::state:
+      return "an answer";
+  }
+  return "a message";
+}
 
 class MpiTransport : public Transport {
  public:
@@ -24,42 +46,67 @@ class MpiTransport : public Transport {
   std::optional<std::string> first_failure(const std::optional<std::string>& mine) override {
     const int own = mine ? rank_ : INT_MAX;
     int first = INT_MAX;
-    MPI_Allreduce(&own, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    std::vector<MPI_Request> request(1);
+    MPI_Iallreduce(&own, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD, &request[0]);
+    wait_without_spinning(request, {"the outcome of the checks"});
     if (first == INT_MAX) return std::nullopt;
     std::string message = first == rank_ ? *mine : std::string();
     broadcast_from(first, message);
     return message;
   }
   void broadcast(std::string& text) override { broadcast_from(0, text); }
-  void barrier() override { MPI_Barrier(MPI_COMM_WORLD); }
+  void barrier() override {
+    std::vector<MPI_Request> request(1);
+    MPI_Ibarrier(MPI_COMM_WORLD, &request[0]);
+    wait_without_spinning(request, {"the start of the traced inference"});
+  }
+  void set_deadline(double seconds, std::vector<std::string> layer_labels) override {
+    set_wait_deadline(seconds, std::move(layer_labels));
+  }
 
   std::unique_ptr<NodeExchange> node_exchange(const std::vector<int>& neighbours) override {
     return std::make_unique<MpiExchange>(node_comm_, neighbours);
   }
 
   void send(int to, Tag tag, const void* data, int64_t count, size_t element_bytes) override {
-    MPI_Send(data, static_cast<int>(count), element_mpi_type(element_bytes), to, mpi_tag(tag),
-             MPI_COMM_WORLD);
+    std::vector<MPI_Request> request(1);
+    MPI_Isend(data, static_cast<int>(count), element_mpi_type(element_bytes), to, mpi_tag(tag),
+              MPI_COMM_WORLD, &request[0]);
+    wait_without_spinning(request, {what(tag), -1, to, nullptr, "to be taken by"});
   }
   void post_send(int to, Tag tag, const void* data, int64_t count, size_t element_bytes) override {
     sends_.emplace_back();
+    send_peers_.push_back(to);
     MPI_Isend(data, static_cast<int>(count), element_mpi_type(element_bytes), to, mpi_tag(tag),
               MPI_COMM_WORLD, &sends_.back());
   }
-  void wait_sends() override { wait_without_spinning(sends_); }
-  void receive(int from, Tag tag, void* map, const Region& holder, const Region& piece,
+  void wait_sends() override {
+    std::sort(send_peers_.begin(), send_peers_.end());
+    send_peers_.erase(std::unique(send_peers_.begin(), send_peers_.end()), send_peers_.end());
+    wait_without_spinning(sends_, {"input pieces", -1, -1, &send_peers_, "to be taken by"});
+    send_peers_.clear();
+  }
+  void receive(int from, Tag tag, int layer, void* map, const Region& holder, const Region& piece,
                size_t element_bytes, const ExpectedEnd& expected) override {
     const PieceType type(holder, piece, element_bytes);
     receive_without_spinning(type.at(map), type.count(), type.type(), from, mpi_tag(tag),
-                             MPI_COMM_WORLD, expected);
+                             MPI_COMM_WORLD, {what(tag), layer, from}, expected);
   }
   void send_text(int to, Tag tag, const std::string& text) override {
-    MPI_Send(text.data(), static_cast<int>(text.size()), MPI_CHAR, to, mpi_tag(tag),
-             MPI_COMM_WORLD);
+    std::vector<MPI_Request> request(1);
+    MPI_Isend(text.data(), static_cast<int>(text.size()), MPI_CHAR, to, mpi_tag(tag),
+              MPI_COMM_WORLD, &request[0]);
+    wait_without_spinning(request, {what(tag), -1, to, nullptr, "to be taken by"});
   }
   std::string receive_text(int from, Tag tag) override {
     MPI_Status status;
-    MPI_Probe(from, mpi_tag(tag), MPI_COMM_WORLD, &status);
+    wait_until(
+        [&] {
+          int arrived = 0;
+          MPI_Iprobe(from, mpi_tag(tag), MPI_COMM_WORLD, &arrived, &status);
+          return arrived != 0;
+        },
+        {what(tag), -1, from});
     int length = 0;
     MPI_Get_count(&status, MPI_CHAR, &length);
     std::string text(length, '\0');
@@ -70,14 +117,20 @@ class MpiTransport : public Transport {
  private:
   void broadcast_from(int root, std::string& text) {
     int length = static_cast<int>(text.size());
-    MPI_Bcast(&length, 1, MPI_INT, root, MPI_COMM_WORLD);
+    const WaitFor wait_for{"a broadcast", -1, root == rank_ ? -1 : root};
+    std::vector<MPI_Request> request(1);
+    MPI_Ibcast(&length, 1, MPI_INT, root, MPI_COMM_WORLD, &request[0]);
+    wait_without_spinning(request, wait_for);
     text.resize(length);
-    MPI_Bcast(text.data(), length, MPI_CHAR, root, MPI_COMM_WORLD);
+    request.resize(1);
+    MPI_Ibcast(text.data(), length, MPI_CHAR, root, MPI_COMM_WORLD, &request[0]);
+    wait_without_spinning(request, wait_for);
   }
 
   int rank_ = 0, ranks_ = 1;
   MPI_Comm node_comm_ = MPI_COMM_NULL;  // ranks 1..N
   std::vector<MPI_Request> sends_;
+  std::vector<int> send_peers_;  // the ranks of sends_
 };
 
 }  // namespace

@@ -14,7 +14,8 @@ RunSettings agree_settings(Transport& transport, const RunSettings& settings) {
                           {"dump_layers", settings.dump_layers},
                           {"reference_kernels", settings.reference_kernels},
                           {"trace", settings.trace},
-                          {"requantization", settings.requantization}}
+                          {"requantization", settings.requantization},
+                          {"timeout", settings.timeout}}
                .dump();
   transport.broadcast(text);
   const nlohmann::json agreed = nlohmann::json::parse(text);
@@ -26,6 +27,7 @@ RunSettings agree_settings(Transport& transport, const RunSettings& settings) {
   result.reference_kernels = agreed["reference_kernels"].get<bool>();
   result.trace = agreed["trace"].get<bool>();
   result.requantization = agreed["requantization"].get<std::string>();
+  result.timeout = agreed["timeout"].get<double>();
   return result;
 }
 

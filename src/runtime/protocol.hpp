@@ -26,6 +26,9 @@ struct RunSettings {
   bool reference_kernels = false;
   bool trace = false;          // record every rank's slices of the last inference
   std::string requantization;  // pytorch | cmsis; empty: the model's own
+  // How long any wait of a rank may last before the run ends naming the
+  // node that stopped responding; 0: derived from the plan (session.hpp).
+  double timeout = 0;
 };
 
 // Rank 0's `settings` on every rank.

@@ -1,6 +1,8 @@
 #include "session.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include "../../io/model_file.hpp"
 #include "../../io/plan_file.hpp"
@@ -53,7 +55,27 @@ void coordinate_run(Transport& transport, const RunSettings& settings, const Fee
                                 settings.trace ? &result.trace_events : nullptr);
 }
 
+bool valid_timeout(double seconds) {
+  return std::isfinite(seconds) && seconds >= 0 && seconds <= kMaxTimeoutSeconds;
+}
+
+// "layer 14 'features.3.conv.0' (conv2d)", for the watchdog's report.
+std::vector<std::string> layer_labels(const Model& model) {
+  std::vector<std::string> labels;
+  for (size_t i = 0; i < model.layers.size(); ++i)
+    labels.push_back("layer " + std::to_string(i) + " '" + model.layers[i].name + "' (" +
+                     op_name(model.layers[i].op) + ")");
+  return labels;
+}
+
 }  // namespace
+
+double default_timeout(const Model& model) {
+  uint64_t macs = 0;
+  for (const Layer& layer : model.layers) macs += layer_macs(model, layer);
+  const double one_core_seconds = static_cast<double>(macs) / kSlowestMacsPerSecond;
+  return std::max(kTimeoutFloorSeconds, 10 * one_core_seconds);
+}
 
 RunResult run_session(Transport& transport, const RunSettings& settings,
                       const std::function<Feed(const Model&)>& open_feed) {
@@ -62,8 +84,17 @@ RunResult run_session(Transport& transport, const RunSettings& settings,
   NodeSetup setup;
   Feed feed;
 
+  // Until the plan is read, waits (reading files) may take a minute.
+  transport.set_deadline(valid_timeout(settings.timeout) && settings.timeout > 0
+                             ? settings.timeout
+                             : kSetupTimeoutSeconds,
+                         {});
+
   // Step 1, every rank: read the plan; check the rank count.
   agreed_step(transport, [&] {
+    if (!valid_timeout(settings.timeout))
+      throw Error("--timeout must be between 0 (derived from the plan) and " +
+                  std::to_string(static_cast<int>(kMaxTimeoutSeconds)) + " seconds");
     if (settings.repeat < 0 || settings.repeat > 1000000)
       throw Error("--repeat must be between 0 and 1000000");
     read_plan(settings.plan_dir, setup.model, setup.plan);
@@ -97,7 +128,9 @@ RunResult run_session(Transport& transport, const RunSettings& settings,
     }
   });
 
-  // Step 3: compute.
+  // Step 3: compute, every wait bounded.
+  transport.set_deadline(settings.timeout > 0 ? settings.timeout : default_timeout(setup.model),
+                         layer_labels(setup.model));
   std::string count = std::to_string(feed.count);
   transport.broadcast(count);
   const int inferences = std::stoi(count);

@@ -37,6 +37,16 @@ struct RunResult {
   std::vector<Bytes> dumps;     // with settings.dump_layers: every layer's whole map
 };
 
+// Every wait of a run is bounded (Transport::set_deadline): by --timeout
+// when given; otherwise by kSetupTimeoutSeconds while the ranks read their
+// files, then by default_timeout(): ten times the model's MACs on one slow
+// core, at least kTimeoutFloorSeconds.
+inline constexpr double kSetupTimeoutSeconds = 60;
+inline constexpr double kTimeoutFloorSeconds = 3;
+inline constexpr double kMaxTimeoutSeconds = 86400;
+inline constexpr double kSlowestMacsPerSecond = 2e8;
+double default_timeout(const Model& model);
+
 // Runs the plan `settings.plan_dir` (settings agreed already) on this rank.
 // Rank 0 calls `open_feed` with the plan's model once the plan checked out.
 // Throws AgreedFailure on every rank when a step 1 or 2 check fails.

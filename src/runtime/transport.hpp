@@ -20,7 +20,8 @@ namespace splitinfer {
 
 // What a point-to-point message between the coordinator and a node carries.
 // Messages of one tag between two ranks arrive in the order they were sent.
-enum class Tag : int { input = 1, output, dump, stats, relay };
+// query and state: the watchdog's question to a node and its answer (mpi_watchdog.hpp).
+enum class Tag : int { input = 1, output, dump, stats, relay, query, state };
 
 // When a wait is expected to end: `at`, judged from a wait that took
 // `typical` (the coordinator's wait for an output, from the inference
@@ -58,6 +59,14 @@ class Transport {
   // Rank 0's `text` on every rank.
   virtual void broadcast(std::string& text) = 0;
   virtual void barrier() = 0;
+  // From now on a wait longer than `seconds` (0: none) ends the run on every
+  // rank with one line naming the node that stopped responding
+  // (`layer_labels[i]` names layer i in it). In-process ranks are threads
+  // that cannot stall apart from the process: that transport keeps no deadline.
+  virtual void set_deadline(double seconds, std::vector<std::string> layer_labels) {
+    (void)seconds;
+    (void)layer_labels;
+  }
 
   // ---- a node ----
   // Its exchange with `neighbours` (node numbers, sorted: the nodes it sends
@@ -72,11 +81,13 @@ class Transport {
   virtual void post_send(int to, Tag tag, const void* data, int64_t count,
                          size_t element_bytes) = 0;
   virtual void wait_sends() = 0;
-  // Receives a piece `piece` into a map holding `holder` at `map` (as
-  // copy_region() lays it out), sent as piece.elements() elements.
+  // Receives a piece `piece` of layer `layer`'s map into a map holding
+  // `holder` at `map` (as copy_region() lays it out), sent as
+  // piece.elements() elements.
   // Waits without spinning a core away from ranks that compute.
-  virtual void receive(int from, Tag tag, void* map, const Region& holder, const Region& piece,
-                       size_t element_bytes, const ExpectedEnd& expected = {}) = 0;
+  virtual void receive(int from, Tag tag, int layer, void* map, const Region& holder,
+                       const Region& piece, size_t element_bytes,
+                       const ExpectedEnd& expected = {}) = 0;
   virtual void send_text(int to, Tag tag, const std::string& text) = 0;
   virtual std::string receive_text(int from, Tag tag) = 0;
 };

@@ -60,7 +60,7 @@ TEST(MpiTransport, PiecesLandAtTheirRegionOfTheMap) {
   }
   std::vector<float> map(whole.elements(), -1.0f);
   for (int node = 1; node <= 2; ++node)
-    transport->receive(node, Tag::output, map.data(), whole, pieces[node - 1], sizeof(float));
+    transport->receive(node, Tag::output, -1, map.data(), whole, pieces[node - 1], sizeof(float));
   for (int node = 1; node <= 2; ++node) {
     const Region& piece = pieces[node - 1];
     std::vector<float> got(piece.elements());
