@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "../../partition/strategy_registry.hpp"
@@ -17,6 +18,23 @@ namespace {
   std::fflush(stderr);
   MPI_Abort(MPI_COMM_WORLD, 1);
   std::_Exit(1);
+}
+
+// The end of a run under MPI. A launcher that lets the other ranks run on
+// when one exits non-zero (as splitinfer_mpirun starts runs, so that a killed
+// node can be named) would also report success for a run whose ranks all
+// failed: then rank 0, whose line is printed already, ends the job with
+// MPI_Abort and its status, while the others wait in MPI_Finalize.
+int end_mpi(int rank, int status) {
+  const char* abort_on_failure = std::getenv("OMPI_MCA_orte_abort_on_non_zero_status");
+  const bool survivors_run_on = abort_on_failure && (std::strcmp(abort_on_failure, "0") == 0 ||
+                                                     std::strcmp(abort_on_failure, "false") == 0);
+  if (status != 0 && rank == 0 && survivors_run_on) {
+    std::fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, status);
+  }
+  MPI_Finalize();
+  return status;
 }
 
 }  // namespace
@@ -163,8 +181,7 @@ int main(int argc, char** argv) {
     return status;
   } catch (const CLI::ParseError& failure) {
     if (rank == 0) std::fprintf(stderr, "splitinfer: error: %s (see --help)\n", failure.what());
-    if (under_mpi) MPI_Finalize();
-    return 2;
+    return under_mpi ? end_mpi(rank, 2) : 2;
   }
 
   try {
@@ -178,6 +195,5 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "splitinfer: error: %s\n", failure.what());
     return 1;
   }
-  if (under_mpi) MPI_Finalize();
-  return status;
+  return under_mpi ? end_mpi(rank, status) : status;
 }
