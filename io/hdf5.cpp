@@ -1,6 +1,11 @@
 #include "hdf5.hpp"
 
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <initializer_list>
+#include <string_view>
 
 #include "../src/error.hpp"
 
@@ -17,6 +22,39 @@ hid_t check(hid_t id, const std::string& what) {
 
 std::string object_path(const Group& group, const std::string& name) {
   return group.path() + (group.path().ends_with('/') ? "" : "/") + name;
+}
+
+// HDF5's fletcher32 filter reports a stale checksum as this error on the stack.
+herr_t find_checksum_error(unsigned, const H5E_error2_t* error, void* found) {
+  if (error->desc && std::string(error->desc).find("Fletcher32") != std::string::npos)
+    *static_cast<bool*>(found) = true;
+  return 0;
+}
+
+// The Error for a failed H5Dread of dataset `path` ("FILE:/group/name"): a
+// checksum that does not match the bytes read is corruption, anything else
+// most likely a truncated file.
+Error read_error(const std::string& path) {
+  bool checksum = false;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, find_checksum_error, &checksum);
+  if (!checksum) return Error("cannot read dataset " + path + " (is the file truncated?)");
+  const size_t split = path.find(":/");
+  return Error(path.substr(0, split) + ": dataset '" + path.substr(split + 1) +
+               "' fails its checksum (the file is corrupt)");
+}
+
+// Dataset creation properties: one chunk holding the whole extent, with a
+// fletcher32 checksum that HDF5 verifies on every read. A dataset without
+// elements, a scalar one or one over a chunk's 4 GiB limit stays contiguous,
+// without a checksum.
+Handle checksummed_layout(const std::vector<hsize_t>& extents, size_t element_bytes) {
+  Handle properties(H5Pcreate(H5P_DATASET_CREATE));
+  uint64_t bytes = element_bytes;
+  for (hsize_t extent : extents) bytes *= extent;
+  if (extents.empty() || bytes == 0 || bytes >= (uint64_t{1} << 32)) return properties;
+  H5Pset_chunk(properties.id(), static_cast<int>(extents.size()), extents.data());
+  H5Pset_fletcher32(properties.id());
+  return properties;
 }
 
 Handle open_attr(const Group& group, const std::string& name) {
@@ -107,6 +145,9 @@ Handle::~Handle() {
       break;
     case H5I_DATATYPE:
       H5Tclose(id_);
+      break;
+    case H5I_GENPROP_LST:
+      H5Pclose(id_);
       break;
     default:
       break;
@@ -243,7 +284,7 @@ std::vector<T> read_dataset(const Group& group, const std::string& name, std::ve
   for (hsize_t extent : extents) count *= extent;
   std::vector<T> values(count);
   if (count && H5Dread(dataset.id(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0)
-    throw Error("cannot read dataset " + path + " (is the file truncated?)");
+    throw read_error(path);
   return values;
 }
 
@@ -253,8 +294,9 @@ void write_dataset(const Group& group, const std::string& name, const std::vecto
   const std::string path = object_path(group, name);
   std::vector<hsize_t> extents(dims.begin(), dims.end());
   Handle space(H5Screate_simple(static_cast<int>(extents.size()), extents.data(), nullptr));
+  Handle layout = checksummed_layout(extents, H5Tget_size(file_type));
   Handle dataset(check(H5Dcreate2(group.id(), name.c_str(), file_type, space.id(), H5P_DEFAULT,
-                                  H5P_DEFAULT, H5P_DEFAULT),
+                                  layout.id(), H5P_DEFAULT),
                        "cannot create dataset " + path));
   if (H5Dwrite(dataset.id(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values) < 0)
     throw Error("cannot write dataset " + path);
@@ -349,7 +391,7 @@ std::vector<uint8_t> Group::read_raw(const std::string& name, DType dtype,
   std::vector<uint8_t> values(count * dtype_bytes(dtype));
   Handle type = memory_type(dtype);
   if (count && H5Dread(dataset.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0)
-    throw Error("cannot read dataset " + path + " (is the file truncated?)");
+    throw read_error(path);
   return values;
 }
 
@@ -364,8 +406,9 @@ void Group::write_raw(const std::string& name, const std::vector<int64_t>& dims,
                                          : Handle(H5Tcopy(H5T_IEEE_F32LE)));
   std::vector<hsize_t> extents(dims.begin(), dims.end());
   Handle space(H5Screate_simple(static_cast<int>(extents.size()), extents.data(), nullptr));
+  Handle layout = checksummed_layout(extents, H5Tget_size(file_type.id()));
   Handle dataset(check(H5Dcreate2(id(), name.c_str(), file_type.id(), space.id(), H5P_DEFAULT,
-                                  H5P_DEFAULT, H5P_DEFAULT),
+                                  layout.id(), H5P_DEFAULT),
                        "cannot create dataset " + path));
   if (H5Dwrite(dataset.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, values) < 0)
     throw Error("cannot write dataset " + path);
@@ -407,7 +450,7 @@ std::vector<std::string> Group::read_string_dataset(const std::string& name) con
   std::vector<char*> pointers(count, nullptr);
   if (count &&
       H5Dread(dataset.id(), memory_type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, pointers.data()) < 0)
-    throw Error("cannot read dataset " + path + " (is the file truncated?)");
+    throw read_error(path);
   std::vector<std::string> values;
   values.reserve(count);
   for (char* pointer : pointers) values.emplace_back(pointer ? pointer : "");
@@ -423,6 +466,7 @@ void Group::write_string_dataset(const std::string& name,
   H5Tset_cset(type.id(), H5T_CSET_UTF8);
   const hsize_t count = values.size();
   Handle space(H5Screate_simple(1, &count, nullptr));
+  // No checksum: HDF5 applies no filter to variable-length data.
   Handle dataset(check(
       H5Dcreate2(id(), name.c_str(), type.id(), space.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
       "cannot create dataset " + path));
@@ -432,6 +476,122 @@ void Group::write_string_dataset(const std::string& name,
   if (count &&
       H5Dwrite(dataset.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, pointers.data()) < 0)
     throw Error("cannot write dataset " + path);
+}
+
+namespace {
+
+// Appends `attr`'s canonical line: "A <name> i <v>..." (integers, decimal),
+// "A <name> f <v>..." (numbers, the float64 bits in hex) or
+// "A <name> s <bytes>:<text>..." (strings).
+// Appends each piece to `text` (no temporaries of operator+).
+void append(std::string& text, std::initializer_list<std::string_view> pieces) {
+  for (std::string_view piece : pieces) text.append(piece);
+}
+
+void canonical_attribute(const Group& object, const std::string& name, std::string& text) {
+  Handle attr(H5Aopen(object.id(), name.c_str(), H5P_DEFAULT));
+  Handle type(H5Aget_type(attr.id()));
+  append(text, {"A ", name});
+  switch (H5Tget_class(type.id())) {
+    case H5T_INTEGER:
+      text += " i";
+      for (int64_t value : object.read_ints(name)) append(text, {" ", std::to_string(value)});
+      break;
+    case H5T_FLOAT:
+      text += " f";
+      for (double value : object.read_doubles(name)) {
+        uint64_t bits = 0;
+        std::memcpy(&bits, &value, sizeof bits);
+        char hex[17];
+        std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(bits));
+        append(text, {" ", hex});
+      }
+      break;
+    case H5T_STRING:
+      text += " s";
+      for (const std::string& value : object.read_strings(name))
+        append(text, {" ", std::to_string(value.size()), ":", value});
+      break;
+    default:
+      text += " ?";
+      break;
+  }
+  text += "\n";
+}
+
+void canonical_attributes(const Group& object, const std::string& skip, std::string& text) {
+  std::vector<std::string> names;
+  H5Aiterate2(
+      object.id(), H5_INDEX_NAME, H5_ITER_INC, nullptr,
+      [](hid_t, const char* name, const H5A_info_t*, void* data) -> herr_t {
+        static_cast<std::vector<std::string>*>(data)->push_back(name);
+        return 0;
+      },
+      &names);
+  std::sort(names.begin(), names.end());
+  for (const std::string& name : names)
+    if (name != skip) canonical_attribute(object, name, text);
+}
+
+// "D <path> <type> <extents joined by x> c<1 with a checksum, else 0>"
+void canonical_dataset(hid_t dataset, const std::string& path, std::string& text) {
+  Handle type(H5Dget_type(dataset));
+  const size_t size = H5Tget_size(type.id());
+  switch (H5Tget_class(type.id())) {
+    case H5T_FLOAT:
+      append(text, {"D ", path, " f", std::to_string(size)});
+      break;
+    case H5T_INTEGER:
+      append(text,
+             {"D ", path, H5Tget_sign(type.id()) == H5T_SGN_2 ? " i" : " u", std::to_string(size)});
+      break;
+    case H5T_STRING:
+      append(text, {"D ", path, " s"});
+      break;
+    default:
+      append(text, {"D ", path, " ?"});
+      break;
+  }
+  Handle space(H5Dget_space(dataset));
+  const int rank = std::max(H5Sget_simple_extent_ndims(space.id()), 0);
+  std::vector<hsize_t> extents(rank);
+  H5Sget_simple_extent_dims(space.id(), extents.data(), nullptr);
+  text += ' ';
+  for (size_t d = 0; d < extents.size(); ++d)
+    append(text, {d ? "x" : "", std::to_string(extents[d])});
+  Handle properties(H5Dget_create_plist(dataset));
+  unsigned flags = 0;
+  size_t values = 0;
+  const bool checksum = H5Pget_filter_by_id2(properties.id(), H5Z_FILTER_FLETCHER32, &flags,
+                                             &values, nullptr, 0, nullptr, nullptr) >= 0;
+  text += checksum ? " c1\n" : " c0\n";
+}
+
+void canonical_group(const Group& group, const std::string& path, const std::string& skip,
+                     std::string& text) {
+  append(text, {"G ", path, "\n"});
+  canonical_attributes(group, skip, text);
+  std::vector<std::string> names = group.members();
+  std::sort(names.begin(), names.end());
+  for (const std::string& name : names) {
+    const std::string child = path + (path == "/" ? "" : "/") + name;
+    Handle object(H5Oopen(group.id(), name.c_str(), H5P_DEFAULT));
+    const H5I_type_t kind = H5Iget_type(object.id());
+    if (kind == H5I_GROUP) {
+      canonical_group(Group(std::move(object), object_path(group, name)), child, "", text);
+    } else if (kind == H5I_DATASET) {
+      canonical_dataset(object.id(), child, text);
+      canonical_attributes(Group(std::move(object), object_path(group, name)), "", text);
+    }
+  }
+}
+
+}  // namespace
+
+std::string canonical_content(const Group& root, const std::string& skip) {
+  std::string text;
+  canonical_group(root, "/", skip, text);
+  return text;
 }
 
 Group open_file(const std::string& path) {

@@ -88,6 +88,12 @@ class Group {
   std::string path_;
 };
 
+// The canonical text of what fletcher32 does not cover below `root` (io/FORMAT.md,
+// "Integrity"): every attribute (but `skip` on `root`), and every dataset's
+// path, type, extents and whether it carries a checksum; objects in byte
+// order of their names. models/model_file.py writes the same text.
+std::string canonical_content(const Group& root, const std::string& skip);
+
 // Opens an existing file read-only; throws Error when it is missing or not HDF5.
 Group open_file(const std::string& path);
 // Creates (truncates) a file.

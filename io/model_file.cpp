@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "../partition/plan.hpp"
 #include "../src/error.hpp"
 
 namespace splitinfer {
@@ -226,6 +227,21 @@ void write_meta(const h5::Group& meta, const ModelMeta& data) {
 
 }  // namespace
 
+std::string content_digest(const h5::Group& root) {
+  return digest(h5::canonical_content(root, kContentDigest));
+}
+
+void seal(const h5::Group& root) { root.write_string(kContentDigest, content_digest(root)); }
+
+void check_content_digest(const h5::Group& root, const std::string& what) {
+  if (!root.has_attr(kContentDigest)) return;
+  const std::string stored = root.read_string(kContentDigest), computed = content_digest(root);
+  if (stored == computed) return;
+  const std::string file = root.path().substr(0, root.path().rfind(":/"));
+  throw Error(file + ": " + what + " do not match the file's content digest (stored " + stored +
+              ", computed " + computed + "): the file is corrupt or was edited");
+}
+
 void check_format(const h5::Group& root, const std::string& expected_format) {
   if (!root.has_attr("format") || root.read_string("format") != expected_format)
     throw Error(root.path() + " is not a " + expected_format + " file (its 'format' attribute is " +
@@ -236,6 +252,9 @@ void check_format(const h5::Group& root, const std::string& expected_format) {
     throw Error(root.path() + " has " + expected_format + " format version " +
                 std::to_string(version) + "; this splitinfer reads version " +
                 std::to_string(kFormatVersion));
+  check_content_digest(root, expected_format == "splitinfer-node"
+                                 ? "the node's attributes or the layout of its weights"
+                                 : "the graph's attributes or the layout of its datasets");
 }
 
 Model read_graph(const h5::Group& root) {
@@ -318,6 +337,7 @@ void write_model(const std::string& path, const Model& model) {
   root.write_int("format_version", kFormatVersion);
   write_graph(root, model);
   write_weights(root.open_group("layers"), model);
+  seal(root);
 }
 
 }  // namespace splitinfer

@@ -10,8 +10,21 @@ namespace splitinfer {
 
 constexpr int64_t kFormatVersion = 1;
 
-// Checks `format` and `format_version` on a file's root; names both when wrong.
+// Checks `format` and `format_version` on a file's root; names both when
+// wrong; then the file's content digest (check_content_digest).
 void check_format(const h5::Group& root, const std::string& expected_format);
+
+// The root attribute of model, plan and node files holding the digest of
+// their canonical content (h5::canonical_content: every attribute, every
+// dataset's path, type, extents and checksum flag). Dataset bytes are
+// covered by fletcher32 instead (io/FORMAT.md, "Integrity").
+inline constexpr const char* kContentDigest = "content_digest";
+std::string content_digest(const h5::Group& root);
+// Stores content_digest(root) on `root`: the last step of writing a file.
+void seal(const h5::Group& root);
+// Throws Error naming the file when `root` carries a content digest that
+// its content does not match (files written without one pass unchecked).
+void check_content_digest(const h5::Group& root, const std::string& what);
 
 // Reads and validates a model file with its weights. Throws Error on any fault.
 Model read_model(const std::string& path);

@@ -212,6 +212,20 @@ void write_plan(const std::string& plan_dir, const Model& model, const Plan& pla
   std::filesystem::create_directories(plan_dir, failure);
   if (failure)
     throw Error("cannot create the plan directory '" + plan_dir + "': " + failure.message());
+  // The node files first: plan.h5 records the digest of each.
+  std::vector<std::string> node_digests;
+  for (const NodePlan& node : plan.node_plans) {
+    {
+      const h5::Group root = h5::create_file(node_path(plan_dir, node.node));
+      root.write_string("format", "splitinfer-node");
+      root.write_int("format_version", kFormatVersion);
+      root.write_int("node", node.node);
+      root.write_string("plan_id", plan.plan_id);
+      write_weights(root.create_group("weights"), weight_slices(model, plan.regions, node.node));
+      seal(root);
+    }
+    node_digests.push_back(file_digest(node_path(plan_dir, node.node)));
+  }
   {
     const h5::Group root = h5::create_file(plan_path(plan_dir));
     root.write_string("format", "splitinfer-plan");
@@ -223,7 +237,11 @@ void write_plan(const std::string& plan_dir, const Model& model, const Plan& pla
     root.write_string("plan_id", plan.plan_id);
     root.write_int("ram_cap_bytes", cap_to_file(plan.ram_cap_bytes));
     root.write_int("flash_cap_bytes", cap_to_file(plan.flash_cap_bytes));
+    if (!plan.model_digest.empty()) root.write_string("model_digest", plan.model_digest);
     write_graph(root.create_group("model"), model);
+    // The graph's own digest: a plan whose graph was edited and resealed
+    // still differs from the model it was made from.
+    root.write_string("model_graph_digest", content_digest(root.open_group("model")));
     write_regions(root, "regions", plan.regions, plan.nodes);
     if (!plan.owners.empty()) write_regions(root, "owners", plan.owners, plan.nodes);
     if (!plan.streams.empty()) {  // first, last, part rows, columns, channels per stream
@@ -246,6 +264,7 @@ void write_plan(const std::string& plan_dir, const Model& model, const Plan& pla
     for (const NodePlan& node : plan.node_plans) {
       const h5::Group group = nodes.create_group("node_" + std::to_string(node.node));
       group.write_int("node", node.node);
+      group.write_string("file_digest", node_digests[node.node - 1]);
       group.write_int("predicted_peak_ram_bytes",
                       static_cast<int64_t>(node.predicted_peak_ram_bytes));
       group.write_int("flash_bytes", static_cast<int64_t>(node.flash_bytes));
@@ -265,14 +284,7 @@ void write_plan(const std::string& plan_dir, const Model& model, const Plan& pla
       write_device(root.create_group("device"), *plan.device);
       write_emulation(root.create_group("emulation"), plan.emulated);
     }
-  }
-  for (const NodePlan& node : plan.node_plans) {
-    const h5::Group root = h5::create_file(node_path(plan_dir, node.node));
-    root.write_string("format", "splitinfer-node");
-    root.write_int("format_version", kFormatVersion);
-    root.write_int("node", node.node);
-    root.write_string("plan_id", plan.plan_id);
-    write_weights(root.create_group("weights"), weight_slices(model, plan.regions, node.node));
+    seal(root);
   }
 }
 
@@ -309,9 +321,20 @@ void read_plan(const std::string& plan_dir, Model& model, Plan& plan) {
     node.predicted_bytes_sent = static_cast<uint64_t>(group.read_int("predicted_bytes_sent"));
     node.predicted_bytes_received =
         static_cast<uint64_t>(group.read_int("predicted_bytes_received"));
+    if (group.has_attr("file_digest")) node.file_digest = group.read_string("file_digest");
     plan.node_plans.push_back(node);
   }
-  model = read_graph(root.open_group("model"));
+  plan.model_digest = root.has_attr("model_digest") ? root.read_string("model_digest") : "";
+  const h5::Group graph = root.open_group("model");
+  if (root.has_attr("model_graph_digest")) {
+    const std::string recorded = root.read_string("model_graph_digest");
+    if (content_digest(graph) != recorded)
+      throw Error(plan_path(plan_dir) +
+                  ": the graph's attributes do not match the model the plan was made from "
+                  "(its digest is " +
+                  content_digest(graph) + ", the plan records " + recorded + ")");
+  }
+  model = read_graph(graph);
   validate(model, false);
   plan.regions = read_regions(root, "regions", model.layers.size(), plan.nodes);
   plan.owners.clear();
@@ -375,7 +398,17 @@ void read_node_weights(const std::string& plan_dir, int node, const Plan& plan, 
     throw Error("'" + path + "' belongs to another plan or node (plan " +
                 root.read_string("plan_id") + ", node " + std::to_string(root.read_int("node")) +
                 "; expected plan " + plan.plan_id + ", node " + std::to_string(node) + ")");
+  // The weights first: a corrupt dataset is named by its checksum; the
+  // digest then catches what checksums cannot (a whole file replaced).
   read_weights(root.open_group("weights"), model);
+  const std::string& recorded = plan.node_plans[node - 1].file_digest;
+  if (!recorded.empty()) {
+    const std::string actual = file_digest(path);
+    if (actual != recorded)
+      throw Error("'" + path + "' does not match the plan: its digest is " + actual + ", " +
+                  plan_path(plan_dir) + " records " + recorded +
+                  " (a node file of another version of the plan, or a corrupt copy)");
+  }
   std::vector<Region> mine;
   for (const auto& layer_regions : plan.regions) mine.push_back(layer_regions[node - 1]);
   validate_weight_slices(model, mine);

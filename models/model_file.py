@@ -13,16 +13,26 @@ the writer depends on the framework the model was made in.
     write_model_file(out_path, name, source, meta, input_shape, layers, output,
                      root_attrs=None)
 
+Integrity (io/FORMAT.md, "Integrity"): every weight dataset is one chunk
+with HDF5's fletcher32 checksum, and the root attribute content_digest holds
+the digest of the file's canonical content (every attribute, every dataset's
+path, type, extents and checksum flag), computed here exactly as the engine
+computes it (io/hdf5.cpp canonical_content, partition/plan.cpp digest).
+seal(path) recomputes it after a deliberate edit of a file.
+
 ExportError is the one error every exporter raises for a model or argument it
 cannot handle; its message is one line (one_line shortens a framework's
 multi-line message to one).
 """
+import struct
+
 import h5py
 import numpy as np
 
 FORMAT = "splitinfer-model"
 FORMAT_VERSION = 1
 STR = h5py.string_dtype("utf-8")
+CONTENT_DIGEST = "content_digest"
 
 # /meta attributes every model file has, and the optional ones.
 META_KEYS = ("channel_order", "pixel_scale", "mean", "std", "resize")
@@ -102,6 +112,91 @@ def _write_meta(group, meta, input_shape):
         group.attrs["dataset"] = str(meta["dataset"])
 
 
+def digest(data):
+    """FNV-1a 64-bit of `data` (bytes) as 16 hex digits, as partition/plan.cpp's digest()."""
+    value = 0xCBF29CE484222325
+    for byte in data:
+        value = ((value ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"{value:016x}"
+
+
+def _canonical_attributes(obj, skip, out):
+    for name in sorted(obj.attrs.keys(), key=lambda key: key.encode()):
+        if name == skip:
+            continue
+        value = obj.attrs[name]
+        array = np.asarray(value)
+        line = "A " + name
+        if isinstance(value, (str, bytes)) or array.dtype.kind in "OSU":
+            line += " s"
+            for item in array.reshape(-1):
+                text = item.decode() if isinstance(item, bytes) else str(item)
+                line += f" {len(text.encode())}:{text}"
+        elif array.dtype.kind in "iu":
+            line += " i" + "".join(f" {int(item)}" for item in array.reshape(-1))
+        elif array.dtype.kind == "f":
+            line += " f" + "".join(" " + struct.pack(">d", float(item)).hex()
+                                   for item in array.reshape(-1))
+        else:
+            line += " ?"
+        out.append(line + "\n")
+
+
+def _canonical_dataset(dataset, path, out):
+    dtype = dataset.dtype
+    if h5py.check_string_dtype(dtype) is not None:
+        kind = "s"
+    elif dtype.kind == "f":
+        kind = f"f{dtype.itemsize}"
+    elif dtype.kind in "iu":
+        kind = f"{dtype.kind}{dtype.itemsize}"
+    else:
+        kind = "?"
+    dims = "x".join(str(extent) for extent in (dataset.shape or ()))
+    out.append(f"D {path} {kind} {dims} c{1 if dataset.fletcher32 else 0}\n")
+
+
+def _canonical_group(group, path, skip, out):
+    out.append(f"G {path}\n")
+    _canonical_attributes(group, skip, out)
+    for name in sorted(group.keys(), key=lambda key: key.encode()):
+        child = path + ("" if path == "/" else "/") + name
+        item = group[name]
+        if isinstance(item, h5py.Group):
+            _canonical_group(item, child, "", out)
+        else:
+            _canonical_dataset(item, child, out)
+            _canonical_attributes(item, "", out)
+
+
+def content_digest(group):
+    """The digest of `group`'s canonical content (io/hdf5.cpp canonical_content),
+    leaving out the content_digest attribute itself."""
+    out = []
+    _canonical_group(group, "/", CONTENT_DIGEST, out)
+    return digest("".join(out).encode())
+
+
+def seal(path):
+    """Recomputes the content_digest of the file at `path` (after an intended
+    edit); a file whose digest is right is left untouched, byte for byte (a
+    plan records the digest of its node files' bytes)."""
+    with h5py.File(path, "r") as f:
+        value = content_digest(f)
+        if f.attrs.get(CONTENT_DIGEST) == value:
+            return
+    with h5py.File(path, "r+") as f:
+        f.attrs[CONTENT_DIGEST] = value
+
+
+def _create_checksummed(group, name, value):
+    """One chunk holding the whole array, with a fletcher32 checksum (arrays
+    without elements or scalars stay contiguous: nothing to chunk)."""
+    if value.ndim == 0 or value.size == 0:
+        return group.create_dataset(name, data=value)
+    return group.create_dataset(name, data=value, chunks=value.shape, fletcher32=True)
+
+
 def write_model_file(out_path, name, source, meta, input_shape, layers, output, root_attrs=None):
     """Write `layers` (Layer records in topological order, the input layer
     first, every shape set) as the model file out_path. name, source and
@@ -132,4 +227,5 @@ def write_model_file(out_path, name, source, meta, input_shape, layers, output, 
                 if not isinstance(value, np.ndarray):
                     raise TypeError(f"layer '{layer.name}': weight '{key}' is a {type(value).__name__}, "
                                     f"not a numpy array")
-                g.create_dataset(key, data=value)
+                _create_checksummed(g, key, value)
+        f.attrs[CONTENT_DIGEST] = content_digest(f)

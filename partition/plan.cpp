@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 
 #include "../src/error.hpp"
 #include "../src/format.hpp"
@@ -21,6 +23,14 @@ std::string digest(const std::string& bytes) {
   char text[17];
   std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(hash));
   return text;
+}
+
+std::string file_digest(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) throw Error("cannot read '" + path + "'");
+  std::stringstream content;
+  content << file.rdbuf();
+  return digest(content.str());
 }
 
 namespace {
@@ -85,6 +95,7 @@ Plan plan_automatically(const Model& model, const PlanOptions& options) {
     predict_nodes(model, plan);
   }
   emulate(model, options, plan);
+  plan.model_digest = options.model_digest;
   plan.plan_id =
       digest(options.model_digest + "|" + strategy_name(plan.strategy) + "|" +
              std::to_string(plan.nodes) + "|" + std::to_string(plan.ram_cap_bytes) + "|" +
@@ -137,6 +148,7 @@ Plan make_plan(const Model& model, const PlanOptions& options) {
              std::to_string(plan.ram_cap_bytes) + "|" + std::to_string(plan.flash_cap_bytes) + "|" +
              std::to_string(plan.fuse) + "|" + std::to_string(plan.reuse) + "|" + options.stream +
              (options.keep_weights ? "|kept" : "") + (options.weights_in_place ? "|in place" : ""));
+  plan.model_digest = options.model_digest;
   emulate(model, options, plan);
   return plan;
 }

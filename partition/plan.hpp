@@ -24,6 +24,9 @@ struct NodePlan {
   // Per layer: the arena footprint while it runs, the bytes sent and received.
   std::vector<uint64_t> layer_peak_ram_bytes, layer_bytes_sent, layer_bytes_received;
   std::vector<uint64_t> layer_macs;  // per layer: MACs it computes (a stream's parts: all of them)
+  // digest() of the node file's bytes, recorded when the plan is written;
+  // empty for plans written before it (their node files are not checked).
+  std::string file_digest;
 };
 
 struct Plan {
@@ -32,6 +35,7 @@ struct Plan {
   int grid_rows = 1, grid_cols = 1;  // spatial, fused
   bool via_coordinator = false;      // relay: every piece goes through rank 0
   std::string plan_id;               // ties the node files to this plan
+  std::string model_digest;          // PlanOptions::model_digest of the model planned
   uint64_t ram_cap_bytes = ArenaLayout::kUnlimited;
   uint64_t flash_cap_bytes = ArenaLayout::kUnlimited;
   std::vector<NodePlan> node_plans;
@@ -87,5 +91,7 @@ Plan make_plan(const Model& model, const PlanOptions& options);
 
 // FNV-1a 64-bit of `bytes`, as 16 hex digits: a content digest for files.
 std::string digest(const std::string& bytes);
+// digest() of a file's bytes; throws Error when it cannot be read.
+std::string file_digest(const std::string& path);
 
 }  // namespace splitinfer

@@ -69,6 +69,28 @@ $PYTHON "$SPLITINFER_ROOT/tests/cli/make_bad_files.py" good.h5 .
 $PYTHON "$SPLITINFER_ROOT/tests/cli/make_bad_int8_files.py" \
   "$SPLITINFER_ROOT/models/fashion/cnn_on_mcu_int8.h5" good.h5 .
 $PYTHON "$SPLITINFER_ROOT/tests/cli/make_bad_quantize_files.py" good.h5 .
+# The files edited above on purpose get their content digest recomputed, so
+# each fails for its own fault; then the damaged files of make_corrupt_files.py.
+$PYTHON - "$SPLITINFER_ROOT/models" <<'PY'
+import glob
+import sys
+
+import h5py
+
+sys.path.insert(0, sys.argv[1])
+from model_file import seal
+
+for path in glob.glob("**/*.h5", recursive=True):
+    try:
+        with h5py.File(path, "r") as f:
+            kind = f.attrs.get("format", "")
+    except OSError:
+        continue  # not HDF5
+    if kind in ("splitinfer-model", "splitinfer-plan", "splitinfer-node"):
+        seal(path)
+PY
+"$SPLITINFER_BUILD/splitinfer" quantize good.h5 --weights fp16 -o fp16.h5
+$PYTHON "$SPLITINFER_ROOT/tests/cli/make_corrupt_files.py" .
 # Device profiles: teensy41's with a negative int8 rate, and without a source.
 $PYTHON - "$SPLITINFER_ROOT/partition/devices/teensy41.json" <<'EOF'
 import json
