@@ -7,13 +7,19 @@
 
 #include "../../partition/strategy_registry.hpp"
 #include "../error.hpp"
+#include "../format.hpp"
 #include "commands.hpp"
 
 namespace {
 
+// The message on one line, whatever bytes it carries from a file.
+std::string one_line(const char* message) {
+  return splitinfer::printable(message, std::string::npos);
+}
+
 // A failure after the ranks started talking: one line, then end every rank.
 [[noreturn]] void abort_job(const char* message) {
-  std::fprintf(stderr, "splitinfer: error: %s\n", message);
+  std::fprintf(stderr, "splitinfer: error: %s\n", one_line(message).c_str());
   std::fflush(stderr);
   MPI_Abort(MPI_COMM_WORLD, 1);
   std::_Exit(1);
@@ -158,7 +164,9 @@ int main(int argc, char** argv) {
     if (under_mpi) MPI_Finalize();
     return status;
   } catch (const CLI::ParseError& failure) {
-    if (rank == 0) std::fprintf(stderr, "splitinfer: error: %s (see --help)\n", failure.what());
+    if (rank == 0)
+      std::fprintf(stderr, "splitinfer: error: %s (see --help)\n",
+                   one_line(failure.what()).c_str());
     if (under_mpi) MPI_Finalize();
     return 2;
   }
@@ -171,7 +179,7 @@ int main(int argc, char** argv) {
     if (quantize_app->parsed()) status = quantize_command(quantize);
   } catch (const std::exception& failure) {
     if (under_mpi) abort_job(failure.what());
-    std::fprintf(stderr, "splitinfer: error: %s\n", failure.what());
+    std::fprintf(stderr, "splitinfer: error: %s\n", one_line(failure.what()).c_str());
     return 1;
   }
   if (under_mpi) MPI_Finalize();
