@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -38,9 +39,16 @@ std::string to_string_u128(unsigned __int128 value) {
   return digits;
 }
 
-// The whole decompressed content of `path` (zlib reads a file that is not
-// gzip as it is). Throws Error on a truncated or corrupt stream.
-std::vector<uint8_t> read_gzip_file(const std::string& path) {
+// The largest IDX file splitinfer decompresses: 256 MiB (Fashion-MNIST's
+// training images are 47 MB). Checked against the header's dims before the
+// data is read, so a small gzip file cannot make splitinfer inflate gigabytes.
+constexpr uint64_t kMaxIdxBytes = uint64_t{256} << 20;
+
+// The decompressed content of `path` (zlib reads a file that is not gzip as
+// it is), up to `max_bytes` + 1 bytes: reading stops there, so a caller
+// that gets more than `max_bytes` knows the file holds more than it allows.
+// Throws Error on a truncated or corrupt stream.
+std::vector<uint8_t> read_gzip_file(const std::string& path, uint64_t max_bytes) {
   if (!std::filesystem::exists(path)) throw Error("data set file '" + path + "' does not exist");
   std::unique_ptr<gzFile_s, int (*)(gzFile)> file(gzopen(path.c_str(), "rb"), gzclose);
   if (!file) throw Error("cannot open '" + path + "': " + std::strerror(errno));
@@ -57,11 +65,13 @@ std::vector<uint8_t> read_gzip_file(const std::string& path) {
   };
 
   std::vector<uint8_t> bytes;
-  constexpr unsigned kChunkBytes = 1 << 20;
+  constexpr uint64_t kChunkBytes = 1 << 20;
   for (;;) {
     const size_t size = bytes.size();
-    bytes.resize(size + kChunkBytes);
-    const int read = gzread(file.get(), bytes.data() + size, kChunkBytes);
+    if (size > max_bytes) return bytes;  // more than allowed: the caller says so
+    const auto chunk = static_cast<unsigned>(std::min(kChunkBytes, max_bytes + 1 - size));
+    bytes.resize(size + chunk);
+    const int read = gzread(file.get(), bytes.data() + size, chunk);
     if (read < 0) fail();
     bytes.resize(size + static_cast<size_t>(read));
     if (read == 0) break;
@@ -88,8 +98,9 @@ struct IdxArray {
 // number of dims), checking that every dim is positive and that exactly
 // their product of bytes follows the header.
 IdxArray read_idx_file(const std::string& path, uint32_t magic, const char* what) {
-  std::vector<uint8_t> bytes = read_gzip_file(path);
   const size_t rank = magic & 0xff;
+  // The header alone first; the data only once its size is known to be sane.
+  std::vector<uint8_t> bytes = read_gzip_file(path, 4 + 4 * rank);
   const size_t header_bytes = 4 + 4 * rank;  // magic, then one uint32 per dim
   const auto big_endian_u32 = [&](size_t offset) {
     return static_cast<uint32_t>(bytes[offset]) << 24 |
@@ -122,13 +133,18 @@ IdxArray read_idx_file(const std::string& path, uint32_t magic, const char* what
     dims_text += std::to_string(extent);
   }
   if (element_count == 0) throw Error("'" + path + "' has an empty dimension: " + dims_text);
+  if (element_count > kMaxIdxBytes)
+    throw Error("'" + path + "' declares dims " + dims_text + ", " + to_string_u128(element_count) +
+                " bytes, more than splitinfer reads (" + std::to_string(kMaxIdxBytes) + ")");
+  bytes = read_gzip_file(path, header_bytes + static_cast<uint64_t>(element_count));
   const size_t data_bytes = bytes.size() - header_bytes;
-  if (element_count != data_bytes) {
+  if (element_count < data_bytes)
+    throw Error("'" + path + "' holds more bytes after its header than its dims " + dims_text +
+                " need (" + to_string_u128(element_count) + ")");
+  if (element_count > data_bytes)
     throw Error("'" + path + "' holds " + std::to_string(data_bytes) +
                 " bytes after its header, but its dims " + dims_text + " need " +
-                to_string_u128(element_count) +
-                (element_count > data_bytes ? " (the file is truncated)" : ""));
-  }
+                to_string_u128(element_count) + " (the file is truncated)");
   bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(header_bytes));
   array.data = std::move(bytes);
   return array;

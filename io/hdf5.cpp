@@ -280,8 +280,15 @@ std::vector<T> read_dataset(const Group& group, const std::string& name, std::ve
   std::vector<hsize_t> extents(rank);
   H5Sget_simple_extent_dims(space.id(), extents.data(), nullptr);
   dims.assign(extents.begin(), extents.end());
+  // Bounded before allocating: a compressed or unwritten dataset can declare
+  // far more elements than its file holds.
+  constexpr hsize_t kMaxElements = hsize_t{1} << 28;
   hsize_t count = 1;
-  for (hsize_t extent : extents) count *= extent;
+  for (hsize_t extent : extents) {
+    if (extent > kMaxElements || count * extent > kMaxElements)  // both <= 2^28: no overflow
+      throw Error("dataset " + path + " declares more than 2^28 elements");
+    count *= extent;
+  }
   std::vector<T> values(count);
   if (count && H5Dread(dataset.id(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0)
     throw read_error(path);

@@ -9,10 +9,16 @@
 #include <memory>
 
 #include "../src/error.hpp"
+#include "../src/format.hpp"
 #include "hdf5.hpp"
 
 namespace splitinfer {
 namespace {
+
+// The largest image splitinfer decodes: 16 Mpixel (48 MiB as 8-bit RGB, four
+// times that as floats while resizing); far above any model's input, far
+// below what a decompression bomb declares.
+constexpr int64_t kMaxImagePixels = int64_t{1} << 24;
 
 std::string lowercase_extension(const std::string& path) {
   std::string extension = std::filesystem::path(path).extension().string();
@@ -31,26 +37,36 @@ std::vector<float> read_h5_input(const std::string& path, const ModelMeta& meta)
       if (!got.empty()) got += "x";
       got += std::to_string(extent);
     }
-    throw Error("input '" + path + "' has shape " + (got.empty() ? "(scalar)" : got) +
+    throw Error("input '" + printable(path) + "' has shape " + (got.empty() ? "(scalar)" : got) +
                 " but the model takes " + meta.input_shape.str());
   }
   for (float value : values)
-    if (!std::isfinite(value)) throw Error("input '" + path + "' holds a non-finite value");
+    if (!std::isfinite(value))
+      throw Error("input '" + printable(path) + "' holds a non-finite value");
   return values;
 }
 
 std::vector<float> read_image_input(const std::string& path, const ModelMeta& meta) {
+  // The header first: a small compressed file can declare an image of many
+  // gigabytes, so its size is checked before anything is decoded.
+  int width = 0, height = 0, stored_channels = 0;
+  if (!stbi_info(path.c_str(), &width, &height, &stored_channels))
+    throw Error("cannot decode image '" + printable(path) + "': " + stbi_failure_reason());
+  if (static_cast<int64_t>(width) * height > kMaxImagePixels)
+    throw Error("image '" + printable(path) + "' is " + std::to_string(width) + "x" +
+                std::to_string(height) + " pixels, more than splitinfer decodes (" +
+                std::to_string(kMaxImagePixels) + " pixels)");
   // stb_image converts to the model's channel count: gray to RGB by copying,
   // RGB to gray by luma.
   const int channels = static_cast<int>(meta.input_shape.c);
-  int width = 0, height = 0, stored_channels = 0;
   std::unique_ptr<unsigned char, void (*)(void*)> pixels(
       stbi_load(path.c_str(), &width, &height, &stored_channels, channels), stbi_image_free);
-  if (!pixels) throw Error("cannot decode image '" + path + "': " + stbi_failure_reason());
+  if (!pixels)
+    throw Error("cannot decode image '" + printable(path) + "': " + stbi_failure_reason());
   try {
     return image_to_input(pixels.get(), width, height, channels, meta);
   } catch (const Error& error) {
-    throw Error("image '" + path + "': " + error.what());
+    throw Error("image '" + printable(path) + "': " + error.what());
   }
 }
 
@@ -100,12 +116,18 @@ std::vector<float> image_to_input(const uint8_t* pixels, int width, int height, 
 }
 
 std::vector<float> read_input(const std::string& path, const ModelMeta& meta) {
-  if (!std::filesystem::exists(path)) throw Error("input file '" + path + "' does not exist");
+  // Only a regular file: a FIFO or a device (/dev/zero) would block or never end.
+  std::error_code error;
+  const std::filesystem::file_status status = std::filesystem::status(path, error);
+  if (!std::filesystem::exists(status))
+    throw Error("input file '" + printable(path) + "' does not exist");
+  if (!std::filesystem::is_regular_file(status))
+    throw Error("input '" + printable(path) + "' is not a regular file");
   const std::string extension = lowercase_extension(path);
   if (extension == ".h5" || extension == ".hdf5") return read_h5_input(path, meta);
   if (extension == ".png" || extension == ".jpg" || extension == ".jpeg")
     return read_image_input(path, meta);
-  throw Error("input '" + path + "' is neither .h5 nor .png/.jpg");
+  throw Error("input '" + printable(path) + "' is neither .h5 nor .png/.jpg");
 }
 
 }  // namespace splitinfer

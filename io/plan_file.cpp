@@ -292,7 +292,7 @@ void read_plan(const std::string& plan_dir, Model& model, Plan& plan) {
   const h5::Group root = h5::open_file(plan_path(plan_dir));
   check_format(root, "splitinfer-plan");
   const int64_t node_count = root.read_int("nodes");
-  if (node_count < 1 || node_count > 65536)
+  if (node_count < 1 || node_count > kMaxNodes)
     throw Error(root.path() + " plans for " + std::to_string(node_count) + " nodes");
   plan.nodes = static_cast<int>(node_count);
   const std::string strategy = root.read_string("strategy");

@@ -106,6 +106,9 @@ Plan plan_automatically(const Model& model, const PlanOptions& options) {
 }  // namespace
 
 Plan make_plan(const Model& model, const PlanOptions& options) {
+  if (options.nodes > kMaxNodes)
+    throw Error("--nodes " + std::to_string(options.nodes) + " is more than the " +
+                std::to_string(kMaxNodes) + " nodes splitinfer plans for");
   check_strategy_options(options);
   const StrategyInfo& strategy = strategy_info(options.strategy);
   if (!strategy.cut) return plan_automatically(model, options);  // auto: the planner cuts

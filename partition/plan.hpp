@@ -64,6 +64,11 @@ struct Plan {
   TimeEstimate emulated;
 };
 
+// The most nodes a plan has: plan refuses to make a larger one and run to
+// read one (65536 ranks is beyond any emulated cluster splitinfer targets,
+// and keeps per-node tables of a plan file small).
+constexpr int kMaxNodes = 65536;
+
 struct PlanOptions {
   int nodes = 1;  // auto: 0 asks for the fewest nodes that fit; -1: not given (1, or auto's fewest)
   Strategy strategy = Strategy::spatial;

@@ -14,19 +14,24 @@ namespace {
 void parse_grid(const std::string& grid, int nodes, int& rows, int& cols) {
   rows = nodes, cols = 1;
   if (grid.empty()) return;
+  // Each factor at most kMaxNodes, so their product fits an int.
+  const Error not_a_grid("--grid '" + grid + "' is not RxC with R, C in 1.." +
+                         std::to_string(kMaxNodes) + " (e.g. 2x4)");
+  const auto factor = [&](const std::string& digits) {
+    if (digits.empty() || digits.size() > 6 ||
+        digits.find_first_not_of("0123456789") != std::string::npos)
+      throw not_a_grid;
+    const int value = std::stoi(digits);
+    if (value < 1 || value > kMaxNodes) throw not_a_grid;
+    return value;
+  };
   const size_t x = grid.find_first_of("xX");
-  try {
-    if (x == std::string::npos) throw Error("");
-    size_t used = 0;
-    rows = std::stoi(grid.substr(0, x), &used);
-    if (used != x) throw Error("");
-    cols = std::stoi(grid.substr(x + 1), &used);
-    if (used != grid.size() - x - 1) throw Error("");
-  } catch (const std::exception&) {
-    throw Error("--grid '" + grid + "' is not RxC (e.g. 2x4)");
-  }
-  if (rows < 1 || cols < 1 || rows * cols != nodes)
-    throw Error("--grid " + grid + " has " + std::to_string(rows * cols) + " tiles but there are " +
+  if (x == std::string::npos) throw not_a_grid;
+  rows = factor(grid.substr(0, x));
+  cols = factor(grid.substr(x + 1));
+  const int64_t tiles = int64_t{rows} * cols;
+  if (tiles != nodes)
+    throw Error("--grid " + grid + " has " + std::to_string(tiles) + " tiles but there are " +
                 std::to_string(nodes) + " nodes");
 }
 

@@ -4,19 +4,29 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 #include "error.hpp"
 
 namespace splitinfer {
 
-uint64_t parse_bytes(const std::string& text) {
-  const Error not_a_size("'" + text + "' is not a size (examples: 512KiB, 8MiB, 1.5MB, 4096)");
+uint64_t parse_bytes(const std::string& text, const std::string& option) {
+  const std::string prefix = option.empty() ? "" : option + " ";
+  const Error not_a_size(prefix + "'" + printable(text) +
+                         "' is not a size (examples: 512KiB, 8MiB, 1.5MB, 4096)");
   // A plain decimal number, then an optional unit.
   const size_t number_end = text.find_first_not_of("0123456789.");
   const std::string number = text.substr(0, number_end);
   if (number.empty() || number == "." || std::count(number.begin(), number.end(), '.') > 1)
     throw not_a_size;
-  const double value = std::stod(number);
+  // Any digits beyond these cannot give a size below kMaxSizeBytes (16 digits
+  // before the point), so a long string is refused before it is converted.
+  const std::string integer_part = number.substr(0, number.find('.'));
+  const size_t first_digit = integer_part.find_first_not_of('0');
+  const size_t integer_digits =
+      first_digit == std::string::npos ? 0 : integer_part.size() - first_digit;
+  if (integer_digits > 16 || number.size() > 64) throw not_a_size;
+  const double value = std::strtod(number.c_str(), nullptr);
   std::string unit;
   for (size_t i = number.size(); i < text.size(); ++i)
     if (!std::isspace(static_cast<unsigned char>(text[i])))
@@ -36,7 +46,10 @@ uint64_t parse_bytes(const std::string& text) {
     multiplier = 1e6;
   else if (unit == "gb" || unit == "g")
     multiplier = 1e9;
-  if (multiplier == 0 || value * multiplier > 1.8e19) throw not_a_size;
+  if (multiplier == 0 || !std::isfinite(value)) throw not_a_size;
+  if (value * multiplier > static_cast<double>(kMaxSizeBytes))
+    throw Error(prefix + "'" + printable(text) + "' is larger than splitinfer's limit of " +
+                format_bytes(kMaxSizeBytes));
   return static_cast<uint64_t>(std::llround(value * multiplier));
 }
 
@@ -51,6 +64,28 @@ std::string format_bytes(uint64_t bytes) {
   else
     std::snprintf(text, sizeof text, "%.2f GiB", bytes / 1073741824.0);
   return text;
+}
+
+std::string printable(const std::string& text, size_t max_length) {
+  std::string result;
+  for (const char character : text) {
+    if (result.size() >= max_length) return result + "...";
+    const auto byte = static_cast<unsigned char>(character);
+    if (character == '\\')
+      result += "\\\\";
+    else if (character == '\n')
+      result += "\\n";
+    else if (character == '\t')
+      result += "\\t";
+    else if (byte < 0x20 || byte >= 0x7f) {
+      char escape[8];
+      std::snprintf(escape, sizeof escape, "\\x%02x", byte);
+      result += escape;
+    } else {
+      result += character;
+    }
+  }
+  return result;
 }
 
 }  // namespace splitinfer

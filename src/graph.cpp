@@ -2,14 +2,17 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <set>
 
 #include "error.hpp"
+#include "format.hpp"
 
 namespace splitinfer {
 namespace {
 
 std::string where(const Layer& layer) {
-  return "layer '" + layer.name + "' (" + op_name(layer.op) + ")";
+  return "layer '" + printable(layer.name) + "' (" + op_name(layer.op) + ")";
 }
 
 void require(bool condition, const Layer& layer, const std::string& message) {
@@ -144,7 +147,14 @@ Shape infer(const Model& model, const Layer& layer) {
     case Op::quantize:
     case Op::dequantize:
       arity(1);
-      if (layer.op == Op::batchnorm) require(layer.eps >= 0, layer, "eps must not be negative");
+      if (layer.op == Op::batchnorm)
+        require(std::isfinite(layer.eps) && layer.eps >= 0 && layer.eps <= 1, layer,
+                "eps " + std::to_string(layer.eps) + " is not a number in [0, 1]");
+      if (layer.op == Op::leaky_relu)
+        require(std::isfinite(layer.negative_slope) && std::fabs(layer.negative_slope) <= 1e3f,
+                layer,
+                "negative_slope " + std::to_string(layer.negative_slope) +
+                    " is not a number in [-1000, 1000]");
       return in[0];
     case Op::add:
       arity(2);
@@ -310,15 +320,15 @@ void check_dtypes(const Model& model, const Layer& layer) {
   for (int index : layer.inputs) {
     const Layer& source = model.layers[index];
     require(source.dtype == wanted, layer,
-            "input '" + source.name + "' is " + dtype_name(source.dtype) + ", expected " +
-                dtype_name(wanted));
+            "input '" + printable(source.name) + "' is " + dtype_name(source.dtype) +
+                ", expected " + dtype_name(wanted));
   }
   if (!q || layer.inputs.empty()) return;
   const QuantParams& in = model.layers[layer.inputs[0]].quant;
   if (traits.int8_scale == Int8Scale::input)
     require(layer.quant == in, layer,
             "its scale and zero point must equal those of its input '" +
-                model.layers[layer.inputs[0]].name + "'");
+                printable(model.layers[layer.inputs[0]].name) + "'");
   // The fixed-point add (models/quantization.md 3.3) needs each input's
   // scale over the output's in [2^-14, 2^8), as PyTorch does.
   if (layer.op == Op::add)
@@ -327,6 +337,42 @@ void check_dtypes(const Model& model, const Layer& layer) {
       require(ratio >= 0x1p-14f && ratio < 0x1p8f, layer,
               "input scale / output scale " + std::to_string(ratio) + " is outside [2^-14, 2^8)");
     }
+}
+
+// A value of the metadata is finite and inside [lo, hi]; `what` names it.
+void require_in_range(double value, double lo, double hi, const std::string& what) {
+  if (!(std::isfinite(value) && value >= lo && value <= hi)) {
+    char text[160];
+    std::snprintf(text, sizeof text, "/meta %s %g is not a finite number in [%g, %g]", what.c_str(),
+                  value, lo, hi);
+    throw Error(text);
+  }
+}
+
+// The input normalisation, (pixel * pixel_scale - mean[c]) / std[c]: every
+// value finite and of a size no real model uses beyond, so a file cannot
+// turn every logit into NaN or infinity. Pixels are 0..255 (8-bit images), so
+// the limits keep the normalised input far inside float32.
+void check_meta(const ModelMeta& meta) {
+  constexpr double kMaxPixelScale = 1.0, kMinPixelScale = 1e-6;
+  constexpr double kMaxMean = 1e4, kMinStd = 1e-6, kMaxStd = 1e4;
+  const auto channels = static_cast<size_t>(meta.input_shape.c);
+  // A model built in memory may leave both empty (no normalisation); a file's always has them.
+  const bool without_normalisation = meta.mean.empty() && meta.std.empty();
+  if (!without_normalisation && (meta.mean.size() != channels || meta.std.size() != channels))
+    throw Error("/meta mean and std need one value per input channel (" + std::to_string(channels) +
+                ")");
+  require_in_range(meta.pixel_scale, kMinPixelScale, kMaxPixelScale, "pixel_scale");
+  for (size_t c = 0; c < meta.mean.size(); ++c) {
+    require_in_range(meta.mean[c], -kMaxMean, kMaxMean, "mean[" + std::to_string(c) + "]");
+    require_in_range(meta.std[c], kMinStd, kMaxStd, "std[" + std::to_string(c) + "]");
+  }
+  if (meta.test_accuracy) require_in_range(*meta.test_accuracy, 0, 1, "test_accuracy");
+  if (meta.channel_order != "rgb" && meta.channel_order != "bgr" && meta.channel_order != "gray")
+    throw Error("/meta channel_order '" + printable(meta.channel_order) +
+                "' is not rgb, bgr or gray");
+  if (meta.resize != "bilinear")
+    throw Error("/meta resize '" + printable(meta.resize) + "' is not bilinear");
 }
 
 }  // namespace
@@ -373,6 +419,12 @@ uint64_t Model::weight_bytes() const {
 void validate(Model& model, bool check_weights_too) {
   if (model.layers.empty()) throw Error("the model has no layers");
   if (model.layers[0].op != Op::input) throw Error("the first layer must be the input layer");
+  check_meta(model.meta);
+  std::set<std::string> names;
+  for (const Layer& layer : model.layers)
+    if (!names.insert(layer.name).second)
+      throw Error("two layers are named '" + printable(layer.name) +
+                  "'; layer names must be unique");
   for (size_t i = 0; i < model.layers.size(); ++i) {
     Layer& layer = model.layers[i];
     require(layer.op != Op::input || i == 0, layer, "only the first layer may be an input");
@@ -383,7 +435,7 @@ void validate(Model& model, bool check_weights_too) {
     for (const std::string& input_name : layer.input_names) {
       const int index = model.find(input_name);
       require(index >= 0 && index < static_cast<int>(i), layer,
-              "input '" + input_name + "' is not an earlier layer");
+              "input '" + printable(input_name) + "' is not an earlier layer");
       layer.inputs.push_back(index);
     }
     const Shape inferred = infer(model, layer);

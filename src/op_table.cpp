@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "error.hpp"
+#include "format.hpp"
 #include "graph.hpp"
 #include "ops/activation.hpp"
 #include "ops/batchnorm.hpp"
@@ -432,7 +433,7 @@ const char* op_name(Op op) {
 Op op_from_name(const std::string& name) {
   for (const OpTraits& row : kOps)
     if (name == row.name) return row.op;
-  throw Error("unknown op '" + name + "'");
+  throw Error("unknown op '" + printable(name) + "'");
 }
 
 Kernel layer_kernel(const Model& model, const Layer& layer) {

@@ -58,6 +58,32 @@ TEST(ParseBytes, ErrorMessageQuotesTheInput) {
   }
 }
 
+TEST(ParseBytes, RefusesSizesAboveTheLimitWithoutConverting) {
+  EXPECT_EQ(parse_bytes("1024GiB"), kMaxSizeBytes);
+  EXPECT_EQ(parse_bytes("0000000000000000000000004096"), 4096u);  // leading zeros are no digits
+  for (const std::string& text :
+       {std::string(400, '9'), std::string("1025GiB"), std::string("99999999999999999"),
+        std::string("1") + std::string(300, '0') + "KiB"}) {
+    try {
+      parse_bytes(text, "--ram");
+      FAIL() << "no Error thrown for " << text.size() << " characters";
+    } catch (const Error& error) {
+      const std::string message = error.what();
+      EXPECT_EQ(message.rfind("--ram '", 0), 0u) << message;
+      EXPECT_LT(message.size(), 400u) << message;  // the input is cut, not echoed whole
+    }
+  }
+}
+
+TEST(Printable, EscapesWhatIsNotPrintableAscii) {
+  EXPECT_EQ(printable("conv_1"), "conv_1");
+  EXPECT_EQ(printable("a\nb"), "a\\nb");
+  EXPECT_EQ(printable("a\tb\\c"), "a\\tb\\\\c");
+  EXPECT_EQ(printable(std::string("\x1b[31m\0\xff", 7)), "\\x1b[31m\\x00\\xff");
+  EXPECT_EQ(printable(std::string(300, 'a')), std::string(200, 'a') + "...");
+  EXPECT_EQ(printable(std::string(300, 'a'), 1000), std::string(300, 'a'));
+}
+
 TEST(FormatBytes, Examples) {
   EXPECT_EQ(format_bytes(0), "0 B");
   EXPECT_EQ(format_bytes(100), "100 B");

@@ -38,7 +38,7 @@ void plan_for_eval(const EvalOptions& options, const std::string& plan_dir) {
     plan_options.ram_cap_bytes = plan_options.device->ram_bytes;
     plan_options.flash_cap_bytes = plan_options.device->flash_bytes;
   }
-  if (!options.ram.empty()) plan_options.ram_cap_bytes = parse_bytes(options.ram);
+  if (!options.ram.empty()) plan_options.ram_cap_bytes = parse_bytes(options.ram, "--ram");
   std::ifstream file(options.model_path, std::ios::binary);
   std::stringstream content;
   content << file.rdbuf();
@@ -156,7 +156,9 @@ int eval_command(const EvalOptions& options) {
     settings.requantization = options.requantization;
     run = run_session(*transport, agree_settings(*transport, settings), open_feed);
   } catch (const AgreedFailure& failure) {
-    if (rank == 0) std::fprintf(stderr, "splitinfer: error: %s\n", failure.what());
+    if (rank == 0)
+      std::fprintf(stderr, "splitinfer: error: %s\n",
+                   printable(failure.what(), std::string::npos).c_str());
     return 1;
   }
   if (rank != 0) return 0;

@@ -8,13 +8,19 @@
 
 #include "../../partition/strategy_registry.hpp"
 #include "../error.hpp"
+#include "../format.hpp"
 #include "commands.hpp"
 
 namespace {
 
+// The message on one line, whatever bytes it carries from a file.
+std::string one_line(const char* message) {
+  return splitinfer::printable(message, std::string::npos);
+}
+
 // A failure after the ranks started talking: one line, then end every rank.
 [[noreturn]] void abort_job(const char* message) {
-  std::fprintf(stderr, "splitinfer: error: %s\n", message);
+  std::fprintf(stderr, "splitinfer: error: %s\n", one_line(message).c_str());
   std::fflush(stderr);
   MPI_Abort(MPI_COMM_WORLD, 1);
   std::_Exit(1);
@@ -180,7 +186,9 @@ int main(int argc, char** argv) {
     if (under_mpi) MPI_Finalize();
     return status;
   } catch (const CLI::ParseError& failure) {
-    if (rank == 0) std::fprintf(stderr, "splitinfer: error: %s (see --help)\n", failure.what());
+    if (rank == 0)
+      std::fprintf(stderr, "splitinfer: error: %s (see --help)\n",
+                   one_line(failure.what()).c_str());
     return under_mpi ? end_mpi(rank, 2) : 2;
   }
 
@@ -192,7 +200,7 @@ int main(int argc, char** argv) {
     if (quantize_app->parsed()) status = quantize_command(quantize);
   } catch (const std::exception& failure) {
     if (under_mpi) abort_job(failure.what());
-    std::fprintf(stderr, "splitinfer: error: %s\n", failure.what());
+    std::fprintf(stderr, "splitinfer: error: %s\n", one_line(failure.what()).c_str());
     return 1;
   }
   return under_mpi ? end_mpi(rank, status) : status;

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "../../io/model_file.hpp"
+#include "../../io/output_file.hpp"
 #include "../../io/plan_file.hpp"
 #include "../../partition/plan.hpp"
 #include "../../partition/prediction.hpp"
@@ -108,11 +109,17 @@ int plan_command(const PlanCommandOptions& options) {
     plan_options.ram_cap_bytes = device->ram_bytes;
     plan_options.flash_cap_bytes = device->flash_bytes;
   }
-  if (!options.ram.empty()) plan_options.ram_cap_bytes = parse_bytes(options.ram);
-  if (!options.flash.empty()) plan_options.flash_cap_bytes = parse_bytes(options.flash);
+  if (!options.ram.empty()) plan_options.ram_cap_bytes = parse_bytes(options.ram, "--ram");
+  if (!options.flash.empty()) plan_options.flash_cap_bytes = parse_bytes(options.flash, "--flash");
   plan_options.model_digest = digest(content.str());
   plan_options.device = device;
   const Plan plan = make_plan(model, plan_options);
+  // The plan's files must not overwrite the model they are made from.
+  std::vector<NamedPath> outputs = {{"--output", options.output_dir},
+                                    {"the plan file", plan_path(options.output_dir)}};
+  for (int node = 1; node <= plan.nodes; ++node)
+    outputs.push_back({"the node file", node_path(options.output_dir, node)});
+  check_output_paths(outputs, {{"the model", options.model_path}});
   write_plan(options.output_dir, model, plan);
 
   std::printf("plan '%s' for %s: %d node(s), strategy %s", options.output_dir.c_str(),

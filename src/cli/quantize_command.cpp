@@ -7,6 +7,7 @@
 
 #include "../../io/calibration_file.hpp"
 #include "../../io/model_file.hpp"
+#include "../../io/output_file.hpp"
 #include "../../partition/node_program_builder.hpp"
 #include "../../partition/strategies.hpp"
 #include "../error.hpp"
@@ -23,7 +24,8 @@ int write_float16(const QuantizeOptions& options, const Model& model) {
         "--weights fp16 only stores the weights as float16: --calib, --per-tensor and "
         "--requantization do not apply");
   const Model half = float16_weights(model);
-  write_model(options.output_path, half);
+  write_atomically_with(options.output_path,
+                        [&](const std::string& path) { write_model(path, half); });
   std::printf("%s: %s with float16 weights, %s of weights (float32: %s)\n",
               options.output_path.c_str(), model.name.c_str(),
               format_bytes(half.weight_bytes()).c_str(),
@@ -36,6 +38,8 @@ int write_float16(const QuantizeOptions& options, const Model& model) {
 int quantize_command(const QuantizeOptions& options) {
   if (options.observer != "minmax")
     throw Error("--observer '" + options.observer + "' is not available (minmax)");
+  check_output_paths({{"--output", options.output_path}},
+                     {{"the model", options.model_path}, {"--calib", options.calib_path}});
   const Model model = read_model(options.model_path);
   if (options.weights == "fp16") return write_float16(options, model);
   if (options.calib_path.empty())
@@ -62,7 +66,8 @@ int quantize_command(const QuantizeOptions& options) {
                   " symmetric int8 weights, requantization " +
                   requantization_name(settings.requantization);
   const Model quantized = quantize_model(model, ranges, settings);
-  write_model(options.output_path, quantized);
+  write_atomically_with(options.output_path,
+                        [&](const std::string& path) { write_model(path, quantized); });
 
   std::printf(
       "%s: %s as int8, calibrated on %lld input(s): %zu layers (the float model: %zu), %s of "

@@ -7,6 +7,7 @@
 
 #include "../../io/input_file.hpp"
 #include "../../io/output_file.hpp"
+#include "../../io/plan_file.hpp"
 #include "../format.hpp"
 #include "../runtime/mpi_transport.hpp"
 #include "../runtime/session.hpp"
@@ -29,6 +30,7 @@ void write_output(const std::string& path, const RunResult& result) {
       file.write("layers/" + layer.name, layer.output_shape,
                  reinterpret_cast<const float*>(result.dumps[i].data()));
   }
+  file.commit();
 }
 
 void print_summary(const RunResult& result) {
@@ -83,6 +85,15 @@ int run_command(const RunOptions& options) {
 
   std::vector<float> input;  // rank 0's, read once and fed to every inference
   const auto open_feed = [&](const Model& model) {
+    // No output may overwrite the input, a file of the plan, or another output.
+    std::vector<NamedPath> inputs = {{"--input", options.input_path},
+                                     {"the plan's", plan_path(settings.plan_dir)}};
+    for (int node = 1; node < transport->ranks(); ++node)
+      inputs.push_back({"the plan's", node_path(settings.plan_dir, node)});
+    check_output_paths({{"--output", options.output_path},
+                        {"--stats", options.stats_path},
+                        {"--trace", options.trace_path}},
+                       inputs);
     input = read_input(options.input_path, model.meta);
     if (!options.output_path.empty()) OutputFile probe(options.output_path);
     Feed feed;
@@ -95,7 +106,9 @@ int run_command(const RunOptions& options) {
   try {
     result = run_session(*transport, settings, open_feed);
   } catch (const AgreedFailure& failure) {
-    if (transport->rank() == 0) std::fprintf(stderr, "splitinfer: error: %s\n", failure.what());
+    if (transport->rank() == 0)
+      std::fprintf(stderr, "splitinfer: error: %s\n",
+                   printable(failure.what(), std::string::npos).c_str());
     return 1;
   }
   if (transport->rank() != 0) return 0;

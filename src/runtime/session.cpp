@@ -105,7 +105,8 @@ RunResult run_session(Transport& transport, const RunSettings& settings,
                   std::to_string(setup.plan.nodes) + " node(s), so it runs with mpirun -np " +
                   std::to_string(setup.plan.nodes + 1) + ", not -np " +
                   std::to_string(transport.ranks()));
-    setup.ram_cap = settings.ram.empty() ? setup.plan.ram_cap_bytes : parse_bytes(settings.ram);
+    setup.ram_cap =
+        settings.ram.empty() ? setup.plan.ram_cap_bytes : parse_bytes(settings.ram, "--ram");
   });
   // Step 2: rank 0 opens the feed (reads the input); each node its own
   // weights, and checks that its memory fits its cap before computing anything.

@@ -69,6 +69,7 @@ $PYTHON "$SPLITINFER_ROOT/tests/cli/make_bad_files.py" good.h5 .
 $PYTHON "$SPLITINFER_ROOT/tests/cli/make_bad_int8_files.py" \
   "$SPLITINFER_ROOT/models/fashion/cnn_on_mcu_int8.h5" good.h5 .
 $PYTHON "$SPLITINFER_ROOT/tests/cli/make_bad_quantize_files.py" good.h5 .
+$PYTHON "$SPLITINFER_ROOT/tests/cli/make_bad_limits_files.py" good.h5 .
 # The files edited above on purpose get their content digest recomputed, so
 # each fails for its own fault; then the damaged files of make_corrupt_files.py.
 $PYTHON - "$SPLITINFER_ROOT/models" <<'PY'
@@ -91,6 +92,12 @@ for path in glob.glob("**/*.h5", recursive=True):
 PY
 "$SPLITINFER_BUILD/splitinfer" quantize good.h5 --weights fp16 -o fp16.h5
 $PYTHON "$SPLITINFER_ROOT/tests/cli/make_corrupt_files.py" .
+# Inputs that are not regular files: a FIFO (no writer: opening it would
+# block) and a directory; and a model file named like the plan file of the
+# plan directory it is planned into.
+mkfifo input_fifo.h5
+mkdir input_directory.h5
+mkdir -p model_in_plan_dir && cp good.h5 model_in_plan_dir/plan.h5
 # Device profiles: teensy41's with a negative int8 rate, and without a source.
 $PYTHON - "$SPLITINFER_ROOT/partition/devices/teensy41.json" <<'EOF'
 import json

@@ -155,7 +155,13 @@ TEST_F(IdxDataset, RejectsFewerOrMoreBytesThanTheHeaderSays) {
   long_pixels.push_back(0);
   write_gzip(images_path_, idx_bytes(kImagesMagic, {3, 2, 4}, long_pixels));
   message = read_error();
-  EXPECT_TRUE(contains(message, "holds 25 bytes after its header")) << message;
+  EXPECT_TRUE(contains(message, "holds more bytes after its header than its dims 3x2x4 need (24)"))
+      << message;
+
+  // A header that declares more than splitinfer reads is refused before the data is inflated.
+  write_gzip(images_path_, idx_bytes(kImagesMagic, {1u << 20, 1u << 10, 1u << 10}, pixels_));
+  message = read_error();
+  EXPECT_TRUE(contains(message, "more than splitinfer reads")) << message;
 
   write_gzip(images_path_, idx_bytes(kImagesMagic, {3}, {}));  // a header cut after one dim
   message = read_error();
@@ -164,7 +170,8 @@ TEST_F(IdxDataset, RejectsFewerOrMoreBytesThanTheHeaderSays) {
   // Dims whose product overflows 64 bits.
   write_gzip(images_path_, idx_bytes(kImagesMagic, {0xffffffff, 0xffffffff, 0xffffffff}, {}));
   message = read_error();
-  EXPECT_TRUE(contains(message, "need 79228162458924105385300197375")) << message;  // (2^32-1)^3
+  EXPECT_TRUE(contains(message, "79228162458924105385300197375 bytes, more than"))
+      << message;  // (2^32-1)^3
 }
 
 TEST_F(IdxDataset, RejectsCountMismatch) {
