@@ -158,11 +158,14 @@ std::vector<std::string> Group::read_strings(const std::string& name) const {
     H5Tset_size(memory_type.id(), H5T_VARIABLE);
     H5Tset_cset(memory_type.id(), H5Tget_cset(type.id()));
     std::vector<char*> pointers(count, nullptr);
-    if (H5Aread(attr.id(), memory_type.id(), pointers.data()) < 0)
-      throw Error("cannot read attribute '" + name + "' on " + path());
-    for (char* pointer : pointers) values.emplace_back(pointer ? pointer : "");
+    const bool read = H5Aread(attr.id(), memory_type.id(), pointers.data()) >= 0;
+    if (read)
+      for (char* pointer : pointers) values.emplace_back(pointer ? pointer : "");
+    // A read that fails part way (a corrupt heap entry) has allocated the
+    // strings before it: free them either way.
     Handle space(H5Aget_space(attr.id()));
     H5Dvlen_reclaim(memory_type.id(), space.id(), H5P_DEFAULT, pointers.data());
+    if (!read) throw Error("cannot read attribute '" + name + "' on " + path());
   } else {
     const size_t size = H5Tget_size(type.id());
     std::vector<char> buffer(size * count + 1, '\0');
@@ -239,8 +242,14 @@ std::vector<T> read_dataset(const Group& group, const std::string& name, std::ve
   std::vector<hsize_t> extents(rank);
   H5Sget_simple_extent_dims(space.id(), extents.data(), nullptr);
   dims.assign(extents.begin(), extents.end());
+  // The extents come from the file: a corrupt one must not size an
+  // allocation. No tensor of splitinfer's holds 2^31 elements (Shape::from_dims).
+  constexpr hsize_t kLargestDataset = hsize_t{1} << 31;
   hsize_t count = 1;
-  for (hsize_t extent : extents) count *= extent;
+  for (hsize_t extent : extents) {
+    if (extent > kLargestDataset || (count *= extent) > kLargestDataset)
+      throw Error("dataset " + path + " has more than 2^31 elements");
+  }
   std::vector<T> values(count);
   if (count && H5Dread(dataset.id(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0)
     throw Error("cannot read dataset " + path + " (is the file truncated?)");
@@ -344,8 +353,12 @@ std::vector<uint8_t> Group::read_raw(const std::string& name, DType dtype,
   std::vector<hsize_t> extents(rank);
   H5Sget_simple_extent_dims(space.id(), extents.data(), nullptr);
   dims.assign(extents.begin(), extents.end());
+  constexpr hsize_t kLargestDataset = hsize_t{1} << 31;  // as read_dataset
   hsize_t count = 1;
-  for (hsize_t extent : extents) count *= extent;
+  for (hsize_t extent : extents) {
+    if (extent > kLargestDataset || (count *= extent) > kLargestDataset)
+      throw Error("dataset " + object_path(*this, name) + " has more than 2^31 elements");
+  }
   std::vector<uint8_t> values(count * dtype_bytes(dtype));
   Handle type = memory_type(dtype);
   if (count && H5Dread(dataset.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0)
