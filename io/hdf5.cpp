@@ -227,6 +227,26 @@ void Group::write_doubles(const std::string& name, const std::vector<double>& va
 
 namespace {
 
+// Refuses a dataset whose extents promise more elements than it stores: the
+// extents come from the file and size an allocation. A contiguous or compact
+// dataset must store every element; a chunked one (compressed) may store less,
+// and is held to splitinfer's largest tensor, 2^31 elements (Shape::from_dims).
+hsize_t checked_element_count(hid_t dataset, hid_t stored_type,
+                              const std::vector<hsize_t>& extents, const std::string& path) {
+  constexpr hsize_t kLargestDataset = hsize_t{1} << 31;
+  hsize_t count = 1;
+  for (hsize_t extent : extents) {
+    if (extent > kLargestDataset || (count *= extent) > kLargestDataset)
+      throw Error("dataset " + path + " has more than 2^31 elements");
+  }
+  Handle create_list(H5Dget_create_plist(dataset));
+  if (count && H5Pget_layout(create_list.id()) != H5D_CHUNKED &&
+      H5Dget_storage_size(dataset) < count * H5Tget_size(stored_type))
+    throw Error("dataset " + path + " stores fewer elements than its shape holds (is the file " +
+                "truncated or corrupt?)");
+  return count;
+}
+
 template <typename T>
 std::vector<T> read_dataset(const Group& group, const std::string& name, std::vector<int64_t>& dims,
                             hid_t memory_type, H5T_class_t stored_class, const char* kind) {
@@ -242,14 +262,7 @@ std::vector<T> read_dataset(const Group& group, const std::string& name, std::ve
   std::vector<hsize_t> extents(rank);
   H5Sget_simple_extent_dims(space.id(), extents.data(), nullptr);
   dims.assign(extents.begin(), extents.end());
-  // The extents come from the file: a corrupt one must not size an
-  // allocation. No tensor of splitinfer's holds 2^31 elements (Shape::from_dims).
-  constexpr hsize_t kLargestDataset = hsize_t{1} << 31;
-  hsize_t count = 1;
-  for (hsize_t extent : extents) {
-    if (extent > kLargestDataset || (count *= extent) > kLargestDataset)
-      throw Error("dataset " + path + " has more than 2^31 elements");
-  }
+  const hsize_t count = checked_element_count(dataset.id(), type.id(), extents, path);
   std::vector<T> values(count);
   if (count && H5Dread(dataset.id(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0)
     throw Error("cannot read dataset " + path + " (is the file truncated?)");
@@ -353,12 +366,8 @@ std::vector<uint8_t> Group::read_raw(const std::string& name, DType dtype,
   std::vector<hsize_t> extents(rank);
   H5Sget_simple_extent_dims(space.id(), extents.data(), nullptr);
   dims.assign(extents.begin(), extents.end());
-  constexpr hsize_t kLargestDataset = hsize_t{1} << 31;  // as read_dataset
-  hsize_t count = 1;
-  for (hsize_t extent : extents) {
-    if (extent > kLargestDataset || (count *= extent) > kLargestDataset)
-      throw Error("dataset " + object_path(*this, name) + " has more than 2^31 elements");
-  }
+  const Handle stored_type(H5Dget_type(dataset.id()));
+  const hsize_t count = checked_element_count(dataset.id(), stored_type.id(), extents, path);
   std::vector<uint8_t> values(count * dtype_bytes(dtype));
   Handle type = memory_type(dtype);
   if (count && H5Dread(dataset.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0)
