@@ -199,11 +199,14 @@ std::vector<std::string> Group::read_strings(const std::string& name) const {
     H5Tset_size(memory_type.id(), H5T_VARIABLE);
     H5Tset_cset(memory_type.id(), H5Tget_cset(type.id()));
     std::vector<char*> pointers(count, nullptr);
-    if (H5Aread(attr.id(), memory_type.id(), pointers.data()) < 0)
-      throw Error("cannot read attribute '" + name + "' on " + path());
-    for (char* pointer : pointers) values.emplace_back(pointer ? pointer : "");
+    const bool read = H5Aread(attr.id(), memory_type.id(), pointers.data()) >= 0;
+    if (read)
+      for (char* pointer : pointers) values.emplace_back(pointer ? pointer : "");
+    // A read that fails part way (a corrupt heap entry) has allocated the
+    // strings before it: free them either way.
     Handle space(H5Aget_space(attr.id()));
     H5Dvlen_reclaim(memory_type.id(), space.id(), H5P_DEFAULT, pointers.data());
+    if (!read) throw Error("cannot read attribute '" + name + "' on " + path());
   } else {
     const size_t size = H5Tget_size(type.id());
     std::vector<char> buffer(size * count + 1, '\0');
@@ -265,6 +268,28 @@ void Group::write_doubles(const std::string& name, const std::vector<double>& va
 
 namespace {
 
+// Refuses a dataset whose extents promise more elements than it stores: the
+// extents come from the file and size an allocation. A contiguous or compact
+// dataset must store every element; a chunked one (compressed) may store less,
+// and is held to splitinfer's largest tensor, 2^31 elements (Shape::from_dims).
+hsize_t checked_element_count(hid_t dataset, hid_t stored_type,
+                              const std::vector<hsize_t>& extents, const std::string& path) {
+  // Bounded before allocating: a compressed or unwritten dataset can declare
+  // far more elements than its file holds.
+  constexpr hsize_t kLargestDataset = hsize_t{1} << 28;
+  hsize_t count = 1;
+  for (hsize_t extent : extents) {
+    if (extent > kLargestDataset || (count *= extent) > kLargestDataset)
+      throw Error("dataset " + path + " declares more than 2^28 elements");
+  }
+  Handle create_list(H5Dget_create_plist(dataset));
+  if (count && H5Pget_layout(create_list.id()) != H5D_CHUNKED &&
+      H5Dget_storage_size(dataset) < count * H5Tget_size(stored_type))
+    throw Error("dataset " + path + " stores fewer elements than its shape holds (is the file " +
+                "truncated or corrupt?)");
+  return count;
+}
+
 template <typename T>
 std::vector<T> read_dataset(const Group& group, const std::string& name, std::vector<int64_t>& dims,
                             hid_t memory_type, H5T_class_t stored_class, const char* kind) {
@@ -280,15 +305,7 @@ std::vector<T> read_dataset(const Group& group, const std::string& name, std::ve
   std::vector<hsize_t> extents(rank);
   H5Sget_simple_extent_dims(space.id(), extents.data(), nullptr);
   dims.assign(extents.begin(), extents.end());
-  // Bounded before allocating: a compressed or unwritten dataset can declare
-  // far more elements than its file holds.
-  constexpr hsize_t kMaxElements = hsize_t{1} << 28;
-  hsize_t count = 1;
-  for (hsize_t extent : extents) {
-    if (extent > kMaxElements || count * extent > kMaxElements)  // both <= 2^28: no overflow
-      throw Error("dataset " + path + " declares more than 2^28 elements");
-    count *= extent;
-  }
+  const hsize_t count = checked_element_count(dataset.id(), type.id(), extents, path);
   std::vector<T> values(count);
   if (count && H5Dread(dataset.id(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0)
     throw read_error(path);
@@ -393,8 +410,8 @@ std::vector<uint8_t> Group::read_raw(const std::string& name, DType dtype,
   std::vector<hsize_t> extents(rank);
   H5Sget_simple_extent_dims(space.id(), extents.data(), nullptr);
   dims.assign(extents.begin(), extents.end());
-  hsize_t count = 1;
-  for (hsize_t extent : extents) count *= extent;
+  const Handle stored_type(H5Dget_type(dataset.id()));
+  const hsize_t count = checked_element_count(dataset.id(), stored_type.id(), extents, path);
   std::vector<uint8_t> values(count * dtype_bytes(dtype));
   Handle type = memory_type(dtype);
   if (count && H5Dread(dataset.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0)
