@@ -271,11 +271,9 @@ namespace {
 // Refuses a dataset whose extents promise more elements than it stores: the
 // extents come from the file and size an allocation. A contiguous or compact
 // dataset must store every element; a chunked one (compressed) may store less,
-// and is held to splitinfer's largest tensor, 2^31 elements (Shape::from_dims).
-hsize_t checked_element_count(hid_t dataset, hid_t stored_type,
-                              const std::vector<hsize_t>& extents, const std::string& path) {
-  // Bounded before allocating: a compressed or unwritten dataset can declare
-  // far more elements than its file holds.
+// and every dataset is held to 2^28 elements, checked before allocating.
+hsize_t checked_element_count(hid_t dataset, hid_t stored_type, const std::vector<hsize_t>& extents,
+                              const std::string& path) {
   constexpr hsize_t kLargestDataset = hsize_t{1} << 28;
   hsize_t count = 1;
   for (hsize_t extent : extents) {
@@ -504,14 +502,14 @@ void Group::write_string_dataset(const std::string& name,
 
 namespace {
 
-// Appends `attr`'s canonical line: "A <name> i <v>..." (integers, decimal),
-// "A <name> f <v>..." (numbers, the float64 bits in hex) or
-// "A <name> s <bytes>:<text>..." (strings).
 // Appends each piece to `text` (no temporaries of operator+).
 void append(std::string& text, std::initializer_list<std::string_view> pieces) {
   for (std::string_view piece : pieces) text.append(piece);
 }
 
+// Appends attribute `name`'s canonical line: "A <name> i <v>..." (integers,
+// decimal), "A <name> f <v>..." (numbers, the float64 bits in hex) or
+// "A <name> s <bytes>:<text>..." (strings).
 void canonical_attribute(const Group& object, const std::string& name, std::string& text) {
   Handle attr(H5Aopen(object.id(), name.c_str(), H5P_DEFAULT));
   Handle type(H5Aget_type(attr.id()));

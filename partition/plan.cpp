@@ -14,23 +14,39 @@
 
 namespace splitinfer {
 
-std::string digest(const std::string& bytes) {
-  uint64_t hash = 0xcbf29ce484222325ULL;  // FNV-1a 64-bit offset basis and prime
-  for (unsigned char byte : bytes) {
-    hash ^= byte;
+namespace {
+
+constexpr uint64_t kFnvBasis = 0xcbf29ce484222325ULL;  // FNV-1a 64-bit offset basis and prime
+
+uint64_t fnv1a(uint64_t hash, const char* bytes, size_t count) {
+  for (size_t i = 0; i < count; ++i) {
+    hash ^= static_cast<unsigned char>(bytes[i]);
     hash *= 0x100000001b3ULL;
   }
+  return hash;
+}
+
+std::string hex(uint64_t hash) {
   char text[17];
   std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(hash));
   return text;
 }
 
+}  // namespace
+
+std::string digest(const std::string& bytes) {
+  return hex(fnv1a(kFnvBasis, bytes.data(), bytes.size()));
+}
+
 std::string file_digest(const std::string& path) {
   std::ifstream file(path, std::ios::binary);
   if (!file) throw Error("cannot read '" + path + "'");
-  std::stringstream content;
-  content << file.rdbuf();
-  return digest(content.str());
+  // Block by block, never the whole file in memory.
+  std::vector<char> block(1 << 20);
+  uint64_t hash = kFnvBasis;
+  while (file.read(block.data(), static_cast<std::streamsize>(block.size())) || file.gcount() > 0)
+    hash = fnv1a(hash, block.data(), static_cast<size_t>(file.gcount()));
+  return hex(hash);
 }
 
 namespace {

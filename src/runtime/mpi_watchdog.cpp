@@ -26,6 +26,7 @@ constexpr auto kCoordinatorGrace = std::chrono::milliseconds(2500);
 
 struct Watchdog {
   Clock::duration deadline{};  // zero: none
+  int rank = 0;                // this process's world rank
   std::vector<std::string> layer_labels;
   bool asked = false;  // a node: the coordinator's question is answered
 };
@@ -179,6 +180,7 @@ void set_wait_deadline(double seconds, std::vector<std::string> layer_labels) {
   dog.deadline =
       std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   dog.layer_labels = std::move(layer_labels);
+  dog.rank = world_rank();
 }
 
 void wait_until(const std::function<bool()>& done, const WaitFor& wait_for,
@@ -190,7 +192,8 @@ void wait_until(const std::function<bool()>& done, const WaitFor& wait_for,
   (void)precise_sleeps;
 #endif
   const Watchdog& dog = watchdog();
-  const bool node = world_rank() != 0;
+  const bool deadline = dog.deadline.count() > 0;
+  const bool node = deadline && dog.rank != 0;
   const auto start = Clock::now();
   if (node) answer_question(wait_for, Clock::duration::zero());
   for (;;) {
@@ -204,12 +207,12 @@ void wait_until(const std::function<bool()>& done, const WaitFor& wait_for,
     const auto now = Clock::now();
     const auto waited = now - start;
     if (waited < std::chrono::microseconds(50)) continue;
-    if (dog.deadline.count() > 0 && waited > std::chrono::milliseconds(1)) {
+    if (deadline && waited > std::chrono::milliseconds(1)) {
       if (node) {
         answer_question(wait_for, waited);
-        if (waited > dog.deadline + kCoordinatorGrace + (world_rank() - 1) * 2 * kGrace)
+        if (waited > dog.deadline + kCoordinatorGrace + (dog.rank - 1) * 2 * kGrace)
           end_run("the coordinator (rank 0) stopped responding (stalled or dead): node " +
-                  std::to_string(world_rank()) + " " + describe(wait_for, waited));
+                  std::to_string(dog.rank) + " " + describe(wait_for, waited));
       } else if (waited > dog.deadline) {
         name_the_stalled_node(wait_for, waited);
       }

@@ -63,7 +63,7 @@ bool valid_timeout(double seconds) {
 std::vector<std::string> layer_labels(const Model& model) {
   std::vector<std::string> labels;
   for (size_t i = 0; i < model.layers.size(); ++i)
-    labels.push_back("layer " + std::to_string(i) + " '" + model.layers[i].name + "' (" +
+    labels.push_back("layer " + std::to_string(i) + " '" + printable(model.layers[i].name) + "' (" +
                      op_name(model.layers[i].op) + ")");
   return labels;
 }
