@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <initializer_list>
+#include <memory>
 #include <string_view>
 
 #include "../src/error.hpp"
@@ -55,6 +56,162 @@ Handle checksummed_layout(const std::vector<hsize_t>& extents, size_t element_by
   H5Pset_chunk(properties.id(), static_cast<int>(extents.size()), extents.data());
   H5Pset_fletcher32(properties.id());
   return properties;
+}
+
+// Variable-length strings live in the file's global heap, which HDF5 1.10
+// trusts: a corrupt heap collection makes H5Aread/H5Dread loop forever (a
+// free-space entry of size 0), allocate whatever size the collection claims,
+// or read out of bounds (an object index the collection does not hold, an
+// object larger than its string). So before a variable-length string is
+// read, the heap collections its elements point at are checked here, from
+// the file's bytes, against the layout of the file format specification
+// ("Global Heap"): signature, version, a size within the file, objects that
+// tile the collection exactly, and each element's object present with the
+// string's length.
+//
+// An element's heap ID is in its stored form (sequence length, collection
+// address, object index), which HDF5 hands to a conversion function before
+// it touches the heap. A soft conversion from variable-length strings to an
+// opaque type with kRawTag copies that stored form out unchanged.
+constexpr const char* kRawTag = "splitinfer-vlen-heap-id";
+
+herr_t copy_heap_ids(hid_t source, hid_t destination, H5T_cdata_t* cdata, size_t, size_t, size_t,
+                     void*, void*, hid_t) {
+  if (cdata->command != H5T_CONV_INIT) return 0;  // H5T_CONV_CONV: the bytes stay as they are
+  if (H5Tis_variable_str(source) <= 0 || H5Tget_class(destination) != H5T_OPAQUE) return -1;
+  char* tag = H5Tget_tag(destination);
+  const bool mine = tag && std::strcmp(tag, kRawTag) == 0;
+  H5free_memory(tag);
+  if (!mine) return -1;
+  cdata->need_bkg = H5T_BKG_NO;
+  return 0;
+}
+
+const bool kHeapIdConversion = [] {
+  Handle string(H5Tcopy(H5T_C_S1));
+  H5Tset_size(string.id(), H5T_VARIABLE);
+  Handle opaque(H5Tcreate(H5T_OPAQUE, 16));
+  H5Tset_tag(opaque.id(), kRawTag);
+  return H5Tregister(H5T_PERS_SOFT, kRawTag, string.id(), opaque.id(), copy_heap_ids) >= 0;
+}();
+
+uint64_t little_endian(const uint8_t* bytes, size_t count) {
+  uint64_t value = 0;
+  for (size_t i = count; i-- > 0;) value = value << 8 | bytes[i];
+  return value;
+}
+
+// Checks the heap objects that the variable-length strings of `object` (an
+// attribute when `attribute`, else a dataset) point at; throws Error naming
+// `what` when one is not sound.
+void check_string_heap(hid_t object, bool attribute, const std::string& what) {
+  (void)kHeapIdConversion;
+  const auto corrupt = [&](const std::string& why) {
+    return Error(what + " is corrupt: " + why + " (its strings cannot be read)");
+  };
+  Handle file(H5Iget_file_id(object));
+  // A file open for writing is one splitinfer writes (or edits on purpose):
+  // its heap may not be on disk yet, and it is not an input.
+  unsigned intent = 0;
+  if (H5Fget_intent(file.id(), &intent) < 0 || (intent & H5F_ACC_RDWR)) return;
+  Handle creation(H5Fget_create_plist(file.id()));
+  size_t address_bytes = 0, length_bytes = 0;
+  hsize_t userblock = 0;
+  if (H5Pget_sizes(creation.id(), &address_bytes, &length_bytes) < 0 ||
+      H5Pget_userblock(creation.id(), &userblock) < 0 || address_bytes < 2 || address_bytes > 8 ||
+      length_bytes < 2 || length_bytes > 8)
+    throw corrupt("the file declares no valid address sizes");
+  const size_t id_bytes = 4 + address_bytes + 4;
+  Handle space(attribute ? H5Aget_space(object) : H5Dget_space(object));
+  const hssize_t count = H5Sget_simple_extent_npoints(space.id());
+  if (count <= 0) return;
+  Handle raw(H5Tcreate(H5T_OPAQUE, id_bytes));
+  H5Tset_tag(raw.id(), kRawTag);
+  std::vector<uint8_t> ids(static_cast<size_t>(count) * id_bytes);
+  const herr_t read = attribute ? H5Aread(object, raw.id(), ids.data())
+                                : H5Dread(object, raw.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                                          ids.data());
+  if (read < 0) throw corrupt("its heap IDs cannot be read");
+
+  ssize_t name_size = H5Fget_name(file.id(), nullptr, 0);
+  std::string name(name_size > 0 ? name_size : 0, '\0');
+  if (name_size > 0) H5Fget_name(file.id(), name.data(), name.size() + 1);
+  std::FILE* stream = std::fopen(name.c_str(), "rb");
+  if (!stream) throw corrupt("its file cannot be opened to check them");
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> closer(stream, std::fclose);
+  std::fseek(stream, 0, SEEK_END);
+  const uint64_t file_size = static_cast<uint64_t>(std::max(std::ftell(stream), 0L));
+  const uint64_t header_bytes = 8 + length_bytes;       // "GCOL", version, 3 reserved, size
+  const uint64_t object_header_bytes = 8 + length_bytes;  // index, references, 4 reserved, size
+
+  std::vector<uint8_t> collection;
+  uint64_t loaded = UINT64_MAX;  // the address of the collection in `collection`
+  for (hssize_t element = 0; element < count; ++element) {
+    const uint8_t* id = ids.data() + element * id_bytes;
+    const uint64_t length = little_endian(id, 4);
+    const uint64_t address = little_endian(id + 4, address_bytes);
+    const uint64_t index = little_endian(id + 4 + address_bytes, 4);
+    if (length == 0) continue;  // an empty string: HDF5 does not read the heap
+    if (address != loaded) {
+      if (address > file_size || userblock > file_size - address ||
+          header_bytes > file_size - address - userblock)
+        throw corrupt("a heap collection lies beyond the end of the file");
+      const uint64_t at = userblock + address;
+      uint8_t header[16];
+      std::fseek(stream, static_cast<long>(at), SEEK_SET);
+      if (std::fread(header, 1, header_bytes, stream) != header_bytes ||
+          std::memcmp(header, "GCOL", 4) != 0 || header[4] != 1)
+        throw corrupt("no heap collection where one should be");
+      const uint64_t size = little_endian(header + 8, length_bytes);
+      if (size < header_bytes || size > file_size - at)
+        throw corrupt("a heap collection claims " + std::to_string(size) + " bytes");
+      collection.resize(size);
+      std::fseek(stream, static_cast<long>(at), SEEK_SET);
+      if (std::fread(collection.data(), 1, size, stream) != size)
+        throw corrupt("a heap collection cannot be read");
+      // The objects, as HDF5 walks them: each an object header and its data
+      // padded to 8 bytes, index 0 free space of the size it gives; a
+      // remainder too small for an object header is free space too.
+      uint64_t offset = header_bytes;
+      while (offset < size) {
+        if (size - offset < object_header_bytes) break;
+        const uint64_t object_index = little_endian(&collection[offset], 2);
+        const uint64_t object_size = little_endian(&collection[offset + 8], length_bytes);
+        const uint64_t limit = size - offset;
+        if (object_index == 0) {
+          if (object_size == 0 || object_size > limit)
+            throw corrupt("a heap collection's free space is " + std::to_string(object_size) +
+                          " bytes of " + std::to_string(limit));
+          offset += object_size;
+        } else {
+          if (object_size > limit - object_header_bytes ||
+              ((object_size + 7) & ~uint64_t{7}) > limit - object_header_bytes)
+            throw corrupt("a heap object runs past its collection");
+          offset += object_header_bytes + ((object_size + 7) & ~uint64_t{7});
+        }
+      }
+      loaded = address;
+    }
+    // The element's object: present, of the string's length.
+    bool found = false;
+    uint64_t offset = header_bytes;
+    while (!found && collection.size() - offset >= object_header_bytes) {
+      const uint64_t object_index = little_endian(&collection[offset], 2);
+      const uint64_t object_size = little_endian(&collection[offset + 8], length_bytes);
+      if (object_index == 0) {
+        offset += object_size;
+        continue;
+      }
+      if (object_index == index) {
+        if (object_size != length)
+          throw corrupt("a string of " + std::to_string(length) + " bytes has a heap object of " +
+                        std::to_string(object_size));
+        found = true;
+      }
+      offset += object_header_bytes + ((object_size + 7) & ~uint64_t{7});
+    }
+    if (!found || index == 0) throw corrupt("a string's heap object is missing");
+  }
 }
 
 Handle open_attr(const Group& group, const std::string& name) {
@@ -195,6 +352,7 @@ std::vector<std::string> Group::read_strings(const std::string& name) const {
   std::vector<std::string> values;
   if (count == 0) return values;
   if (H5Tis_variable_str(type.id()) > 0) {
+    check_string_heap(attr.id(), true, "attribute '" + name + "' on " + path());
     Handle memory_type(H5Tcopy(H5T_C_S1));
     H5Tset_size(memory_type.id(), H5T_VARIABLE);
     H5Tset_cset(memory_type.id(), H5Tget_cset(type.id()));
@@ -466,6 +624,7 @@ std::vector<std::string> Group::read_string_dataset(const std::string& name) con
     throw Error("dataset " + path + " is not a 1-D dataset of variable-length strings");
   hsize_t count = 0;
   H5Sget_simple_extent_dims(space.id(), &count, nullptr);
+  check_string_heap(dataset.id(), false, "dataset " + path);
   Handle memory_type(H5Tcopy(H5T_C_S1));
   H5Tset_size(memory_type.id(), H5T_VARIABLE);
   H5Tset_cset(memory_type.id(), H5Tget_cset(type.id()));

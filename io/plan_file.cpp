@@ -7,6 +7,7 @@
 #include "../src/error.hpp"
 #include "hdf5.hpp"
 #include "model_file.hpp"
+#include "output_file.hpp"
 
 namespace splitinfer {
 namespace {
@@ -197,6 +198,26 @@ uint64_t cap_from_file(int64_t cap) {
   return cap < 0 ? ArenaLayout::kUnlimited : static_cast<uint64_t>(cap);
 }
 
+// A directory that held a plan for more nodes keeps their node files after
+// a new plan for fewer is written over it: node_K.h5 for K > nodes goes, so
+// the directory holds one plan. Other files are left alone.
+void remove_stale_node_files(const std::string& plan_dir, int nodes) {
+  std::error_code failure;
+  std::vector<std::filesystem::path> stale;
+  for (const auto& entry : std::filesystem::directory_iterator(plan_dir, failure)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() < 9 || name.compare(0, 5, "node_") != 0 ||
+        name.compare(name.size() - 3, 3, ".h5") != 0)
+      continue;
+    const std::string digits = name.substr(5, name.size() - 8);
+    if (digits.empty() || digits.size() > 6 || digits[0] == '0' ||
+        digits.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    if (std::stoi(digits) > nodes) stale.push_back(entry.path());
+  }
+  for (const std::filesystem::path& path : stale) std::filesystem::remove(path, failure);
+}
+
 }  // namespace
 
 std::string plan_path(const std::string& plan_dir) {
@@ -212,22 +233,28 @@ void write_plan(const std::string& plan_dir, const Model& model, const Plan& pla
   std::filesystem::create_directories(plan_dir, failure);
   if (failure)
     throw Error("cannot create the plan directory '" + plan_dir + "': " + failure.message());
-  // The node files first: plan.h5 records the digest of each.
+  // Every file is written under a temporary name and renamed into place
+  // (io/output_file.hpp), so each holds either its old content or the whole
+  // new one. The node files go first and plan.h5 last: it records the digest
+  // of each, so a rewrite cut short between the two leaves a plan that `run`
+  // refuses, naming the node file that does not match.
   std::vector<std::string> node_digests;
   for (const NodePlan& node : plan.node_plans) {
-    {
-      const h5::Group root = h5::create_file(node_path(plan_dir, node.node));
-      root.write_string("format", "splitinfer-node");
-      root.write_int("format_version", kFormatVersion);
-      root.write_int("node", node.node);
-      root.write_string("plan_id", plan.plan_id);
-      write_weights(root.create_group("weights"), weight_slices(model, plan.regions, node.node));
-      seal(root);
-    }
-    node_digests.push_back(file_digest(node_path(plan_dir, node.node)));
+    write_atomically_with(node_path(plan_dir, node.node), [&](const std::string& path) {
+      {
+        const h5::Group root = h5::create_file(path);
+        root.write_string("format", "splitinfer-node");
+        root.write_int("format_version", kFormatVersion);
+        root.write_int("node", node.node);
+        root.write_string("plan_id", plan.plan_id);
+        write_weights(root.create_group("weights"), weight_slices(model, plan.regions, node.node));
+        seal(root);
+      }
+      node_digests.push_back(file_digest(path));
+    });
   }
-  {
-    const h5::Group root = h5::create_file(plan_path(plan_dir));
+  write_atomically_with(plan_path(plan_dir), [&](const std::string& path) {
+    const h5::Group root = h5::create_file(path);
     root.write_string("format", "splitinfer-plan");
     root.write_int("format_version", kFormatVersion);
     root.write_int("nodes", plan.nodes);
@@ -285,7 +312,8 @@ void write_plan(const std::string& plan_dir, const Model& model, const Plan& pla
       write_emulation(root.create_group("emulation"), plan.emulated);
     }
     seal(root);
-  }
+  });
+  remove_stale_node_files(plan_dir, plan.nodes);
 }
 
 void read_plan(const std::string& plan_dir, Model& model, Plan& plan) {

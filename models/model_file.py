@@ -24,6 +24,7 @@ ExportError is the one error every exporter raises for a model or argument it
 cannot handle; its message is one line (one_line shortens a framework's
 multi-line message to one).
 """
+import os
 import struct
 
 import h5py
@@ -203,8 +204,21 @@ def write_model_file(out_path, name, source, meta, input_shape, layers, output, 
     output (the name of the output layer) are root attributes, as is every
     item of root_attrs (e.g. requantization); meta holds the /meta attributes
     (META_KEYS, and any of META_OPTIONAL), checked first; input_shape is
-    (1, C, H, W)."""
+    (1, C, H, W). The file is written under a temporary name beside
+    out_path and renamed to it once whole, so out_path never holds half a
+    model."""
     check_meta(meta, input_shape, layers_by_name(layers)[output].shape)
+    temporary = f"{out_path}.tmp-{os.getpid()}"
+    try:
+        _write_model_file(temporary, name, source, meta, input_shape, layers, output, root_attrs)
+        os.replace(temporary, out_path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def _write_model_file(out_path, name, source, meta, input_shape, layers, output, root_attrs):
     with h5py.File(out_path, "w") as f:
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = np.int64(FORMAT_VERSION)

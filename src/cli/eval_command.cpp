@@ -144,6 +144,14 @@ int eval_command(const EvalOptions& options) {
                     std::to_string(transport->ranks()));
       if (options.limit < 0) throw Error("--limit must not be negative");
       if (rank != 0) return;
+      // --json may not overwrite the model or a file of the data set.
+      const std::filesystem::path data =
+          options.data_dir.empty() ? kFashionMnistDir : options.data_dir;
+      check_output_paths(
+          {{"--json", options.json_path}},
+          {{"the model", options.model_path},
+           {"the data set's", (data / "t10k-images-idx3-ubyte.gz").string()},
+           {"the data set's", (data / "t10k-labels-idx1-ubyte.gz").string()}});
       plan_dir = (std::filesystem::temp_directory_path() /
                   ("splitinfer-eval-" + std::to_string(::getpid())))
                      .string();

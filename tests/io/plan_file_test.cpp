@@ -1,18 +1,24 @@
 // Plan files (io/plan_file.hpp): the per-layer strategies read back as
 // written, a row per layer, the input layer's empty row of an auto plan
 // included (a comma-joined attribute lost it: one entry fewer than layers);
-// a strategy name the registry does not know is refused.
+// a strategy name the registry does not know is refused; a plan written over
+// another leaves one plan (no node files of the old one, no temporary files),
+// and a rewrite cut short before plan.h5 leaves a plan that is refused,
+// naming the node file that does not match.
 #include "plan_file.hpp"
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <set>
 #include <string>
 
 #include "error.hpp"
 #include "hdf5.hpp"
 #include "model_builder.hpp"
 #include "model_file.hpp"
+#include "output_file.hpp"
 
 namespace splitinfer {
 namespace {
@@ -74,6 +80,68 @@ TEST(PlanFile, UnknownStrategyIsRefused) {
                         "fused, channel, branches, relay)"),
               std::string::npos)
         << failure.what();
+  }
+  std::filesystem::remove_all(dir);
+}
+
+
+std::set<std::string> files_in(const std::string& dir) {
+  std::set<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(dir))
+    names.insert(entry.path().filename().string());
+  return names;
+}
+
+TEST(PlanFile, APlanWrittenOverAnotherLeavesOnePlan) {
+  const Model model = small_model();
+  const std::string dir = plan_dir("splitinfer_plan_file_over");
+  PlanOptions four;
+  four.nodes = 4;
+  write_plan(dir, model, make_plan(model, four));
+  std::ofstream(dir + "/notes.txt") << "a user's file\n";
+  PlanOptions two;
+  two.nodes = 2;
+  write_plan(dir, model, make_plan(model, two));
+  EXPECT_EQ(files_in(dir),
+            (std::set<std::string>{"notes.txt", "plan.h5", "node_1.h5", "node_2.h5"}));
+  Model read_model;
+  Plan read;
+  read_plan(dir, read_model, read);
+  EXPECT_EQ(read.nodes, 2);
+  for (int node = 1; node <= 2; ++node) {
+    Model weights = read_model;
+    EXPECT_NO_THROW(read_node_weights(dir, node, read, weights));
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(PlanFile, ARewriteCutShortBeforePlanH5IsRefused) {
+  const Model model = small_model();
+  const std::string dir = plan_dir("splitinfer_plan_file_cut");
+  PlanOptions spatial;
+  spatial.nodes = 2;
+  write_plan(dir, model, make_plan(model, spatial));
+  Model old_model;
+  Plan old_plan;
+  read_plan(dir, old_model, old_plan);
+  // plan.h5 cannot be created (its temporary name is taken by a directory):
+  // the new node files are in place, the old plan.h5 is whole.
+  PlanOptions channel = spatial;
+  channel.strategy = Strategy::channel;
+  std::filesystem::create_directory(temporary_path_for(plan_path(dir)));
+  EXPECT_THROW(write_plan(dir, model, make_plan(model, channel)), Error);
+  std::filesystem::remove(temporary_path_for(plan_path(dir)));
+  EXPECT_EQ(files_in(dir), (std::set<std::string>{"plan.h5", "node_1.h5", "node_2.h5"}));
+  Model read_model;
+  Plan read;
+  read_plan(dir, read_model, read);
+  EXPECT_EQ(read.strategy, Strategy::spatial);
+  Model weights = read_model;
+  try {
+    read_node_weights(dir, 1, read, weights);
+    ADD_FAILURE() << "a node file of another plan was read";
+  } catch (const Error& failure) {
+    EXPECT_NE(std::string(failure.what()).find("node_1.h5"), std::string::npos) << failure.what();
   }
   std::filesystem::remove_all(dir);
 }
