@@ -68,6 +68,15 @@ export OMPI_MCA_mpi_yield_when_idle=1
 # waiting for the sender to poll: a halo could wait a whole layer.
 export OMPI_MCA_btl_vader_eager_limit=${OMPI_MCA_btl_vader_eager_limit:-65536}
 
+# PMIx (OpenMPI's launch and wire-up layer, in mpirun and every rank) runs the
+# system's libevent, which picks epoll. When a rank ends while mpirun tears
+# the job down (a refused input, MPI_Abort), epoll can find a descriptor
+# already closed and print "[warn] Epoll MOD(1) on fd N failed ... Bad file
+# descriptor" on stderr, a second line beside splitinfer's one (seen under
+# load). libevent's poll backend has no such message; OpenMPI's own event
+# loop already uses poll.
+export EVENT_NOEPOLL=1
+
 # splitinfer_mpirun RANKS ARGS...: run `splitinfer ARGS...` on RANKS ranks.
 splitinfer_mpirun() {
   local ranks=$1
