@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "../src/error.hpp"
+#include "file_vet.hpp"
 
 namespace splitinfer::h5 {
 namespace {
@@ -767,6 +768,44 @@ void canonical_group(const Group& group, const std::string& path, const std::str
   }
 }
 
+// Every dataset under `group`, read whole into memory as the readers read
+// it: numbers as the native type of their class and size, variable-length
+// strings through read_string_dataset; other types are left to the reader
+// that refuses them.
+void read_every_dataset(const Group& group) {
+  for (const std::string& name : group.members()) {
+    H5O_info_t info;
+    if (H5Oget_info_by_name2(group.id(), name.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0)
+      throw Error("cannot read object " + object_path(group, name));
+    if (info.type == H5O_TYPE_GROUP) {
+      read_every_dataset(group.open_group(name));
+      continue;
+    }
+    if (info.type != H5O_TYPE_DATASET) continue;
+    const std::string path = object_path(group, name);
+    Handle dataset(check(H5Dopen2(group.id(), name.c_str(), H5P_DEFAULT), "cannot open dataset " + path));
+    Handle type(H5Dget_type(dataset.id()));
+    const H5T_class_t kind = H5Tget_class(type.id());
+    if (kind == H5T_STRING) {
+      if (H5Tis_variable_str(type.id()) > 0) group.read_string_dataset(name);
+      continue;
+    }
+    if (kind != H5T_INTEGER && kind != H5T_FLOAT) continue;
+    Handle space(H5Dget_space(dataset.id()));
+    const int rank = H5Sget_simple_extent_ndims(space.id());
+    if (rank < 0) throw Error("cannot read the shape of dataset " + path);
+    std::vector<hsize_t> extents(rank);
+    H5Sget_simple_extent_dims(space.id(), extents.data(), nullptr);
+    const hsize_t count = checked_element_count(dataset.id(), type.id(), extents, path);
+    Handle native(H5Tget_native_type(type.id(), H5T_DIR_ASCEND));
+    if (native.id() < 0) throw Error("dataset " + path + " has a type splitinfer cannot read");
+    std::vector<uint8_t> values(count * H5Tget_size(native.id()));
+    if (count &&
+        H5Dread(dataset.id(), native.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0)
+      throw read_error(path);
+  }
+}
+
 }  // namespace
 
 std::string canonical_content(const Group& root, const std::string& skip) {
@@ -775,7 +814,14 @@ std::string canonical_content(const Group& root, const std::string& skip) {
   return text;
 }
 
-Group open_file(const std::string& path) {
+namespace {
+
+std::string& vet_program() {
+  static std::string program;
+  return program;
+}
+
+Group open_unvetted(const std::string& path) {
   (void)kQuiet;
   if (!std::filesystem::exists(path)) throw Error("file '" + path + "' does not exist");
   if (H5Fis_hdf5(path.c_str()) <= 0)
@@ -786,6 +832,43 @@ Group open_file(const std::string& path) {
   Handle root(
       check(H5Gopen2(file, "/", H5P_DEFAULT), "cannot open the root group of '" + path + "'"));
   return Group(std::move(root), path + ":/");
+}
+
+}  // namespace
+
+void set_vet_program(const std::string& program) { vet_program() = program; }
+
+void vet_file(const std::string& path) {
+  const Group root = open_unvetted(path);
+  canonical_content(root, "");  // every attribute, read as the readers read them
+  read_every_dataset(root);
+}
+
+int vet_main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr,
+                 "usage: %s FILE.h5\n(reads the whole file as splitinfer's readers do: exit 0, "
+                 "or 1 with the error on standard output)\n",
+                 argc ? argv[0] : "splitinfer-vet");
+    return 2;
+  }
+  limit_vetting_memory(argv[1]);
+  try {
+    vet_file(argv[1]);
+    return 0;
+  } catch (const Error& failure) {
+    std::printf("%s\n", failure.what());
+  } catch (const std::bad_alloc&) {
+    std::printf("'%s' is corrupt: reading it needs more memory than a valid file\n", argv[1]);
+  } catch (const std::exception& failure) {
+    std::printf("'%s' is corrupt: %s\n", argv[1], failure.what());
+  }
+  return 1;
+}
+
+Group open_file(const std::string& path) {
+  if (!vet_program().empty() && std::filesystem::exists(path)) vet_in_child(vet_program(), path);
+  return open_unvetted(path);
 }
 
 Group create_file(const std::string& path) {

@@ -94,8 +94,26 @@ class Group {
 // order of their names. models/model_file.py writes the same text.
 std::string canonical_content(const Group& root, const std::string& skip);
 
-// Opens an existing file read-only; throws Error when it is missing or not HDF5.
+// Opens an existing file read-only; throws Error when it is missing or not
+// HDF5, or when vetting (below) refuses it.
 Group open_file(const std::string& path);
+
+// Vetting. HDF5 1.10 trusts a file's metadata: a corrupt or crafted file can
+// make it crash, loop or allocate without bound inside H5Fopen, H5Aread or
+// H5Dread, before splitinfer sees a value it could refuse (tests/fuzz). Once
+// a vetting program is set (the `splitinfer-vet` executable: main.cpp and
+// the fuzz harnesses set it), open_file first has it read the whole file in
+// a process of its own (vet_file, under a memory limit and a deadline); a
+// file it cannot read is refused with the reader's message, and one that
+// crashes it, outlives the deadline or exhausts the limit as corrupt, naming
+// the file. Only then does this process open it, and meet what it met.
+void set_vet_program(const std::string& program);
+// Reads what the readers can read of `path`: every attribute and every
+// dataset, whole, as the readers read them. Throws Error when one cannot be read.
+void vet_file(const std::string& path);
+// main() of the vetting program: `splitinfer-vet FILE` exits 0 when vet_file
+// passes, else 1 with the error on one line of standard output.
+int vet_main(int argc, char** argv);
 // Creates (truncates) a file.
 Group create_file(const std::string& path);
 

@@ -1,10 +1,30 @@
 #include "input_file.hpp"
 
+// stb_image compiled here, private to this file, with the decoders of the
+// formats splitinfer reads (PNG, JPEG, BMP) and no others (GIF, PSD, TGA,
+// HDR, PIC, PNM): fewer decoders of untrusted bytes. Sanitized and fuzz
+// builds instrument it with the rest (tests/fuzz).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_ONLY_PNG
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_BMP
 #include <stb_image.h>
+#define STB_IMAGE_RESIZE_STATIC
+#define STB_IMAGE_RESIZE_IMPLEMENTATION
 #include <stb_image_resize.h>
+#pragma GCC diagnostic pop
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 
@@ -46,7 +66,63 @@ std::vector<float> read_h5_input(const std::string& path, const ModelMeta& meta)
   return values;
 }
 
+// stb_image 2.27 (Debian's) builds a JPEG Huffman table from the 16 code
+// counts of a DHT segment without checking that they add up to at most 256
+// symbols, and writes past its 257-entry table when they do not (fixed in
+// stb_image 2.28). So the DHT segments of a JPEG file are checked here first,
+// walking its markers (ITU T.81 B.1): ones before the first scan, and between
+// scans (progressive files), skipping entropy-coded data, whose 0xFF bytes
+// are followed by 0x00 or a restart marker.
+void check_jpeg_huffman_tables(const std::string& path) {
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), std::fclose);
+  if (!file) return;  // stb_image reports it
+  std::FILE* in = file.get();
+  if (std::fgetc(in) != 0xFF || std::fgetc(in) != 0xD8) return;  // not JPEG
+  const auto refuse = [&](const std::string& why) {
+    throw Error("cannot decode image '" + printable(path) + "': corrupt JPEG (" + why + ")");
+  };
+  bool in_scan = false;
+  for (;;) {
+    int byte = std::fgetc(in);
+    if (byte == EOF) return;
+    if (byte != 0xFF) {
+      if (in_scan) continue;  // entropy-coded data
+      refuse("a marker was expected");
+    }
+    do byte = std::fgetc(in);
+    while (byte == 0xFF);  // fill bytes
+    if (byte == EOF) return;
+    if (byte == 0x00 || (byte >= 0xD0 && byte <= 0xD7) || byte == 0x01) continue;  // in data
+    if (byte == 0xD9) return;  // end of image
+    const int high = std::fgetc(in), low = std::fgetc(in);
+    if (high == EOF || low == EOF) return;
+    const long length = (high << 8 | low) - 2;
+    if (length < 0) refuse("a segment shorter than its length field");
+    if (byte == 0xC4) {  // DHT: tables of a class and id, 16 counts, then the symbols
+      long left = length;
+      while (left > 0) {
+        if (std::fgetc(in) == EOF) return;
+        int symbols = 0;
+        for (int i = 0; i < 16; ++i) {
+          const int count = std::fgetc(in);
+          if (count == EOF) return;
+          symbols += count;
+        }
+        if (symbols > 256) refuse("a Huffman table of " + std::to_string(symbols) + " symbols");
+        if (std::fseek(in, symbols, SEEK_CUR) != 0) return;
+        left -= 17 + symbols;
+      }
+      if (left < 0) refuse("a DHT segment longer than its length field");
+      in_scan = false;
+      continue;
+    }
+    if (std::fseek(in, length, SEEK_CUR) != 0) return;
+    in_scan = byte == 0xDA;  // start of scan: entropy-coded data follows its header
+  }
+}
+
 std::vector<float> read_image_input(const std::string& path, const ModelMeta& meta) {
+  check_jpeg_huffman_tables(path);
   // The header first: a small compressed file can declare an image of many
   // gigabytes, so its size is checked before anything is decoded.
   int width = 0, height = 0, stored_channels = 0;

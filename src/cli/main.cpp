@@ -5,7 +5,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 
+#include "../../io/hdf5.hpp"
 #include "../../partition/strategy_registry.hpp"
 #include "../error.hpp"
 #include "../format.hpp"
@@ -47,6 +49,15 @@ int end_mpi(int rank, int status) {
 
 int main(int argc, char** argv) {
   using namespace splitinfer;
+  // Every file is read first by splitinfer-vet, beside this executable, in a
+  // process of its own (io/hdf5.hpp): a file that crashes the HDF5 library is
+  // refused, not fatal.
+  {
+    std::error_code error;
+    const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", error);
+    h5::set_vet_program(
+        ((error ? std::filesystem::path(argv[0]) : self).parent_path() / "splitinfer-vet").string());
+  }
   const bool under_mpi =
       argc > 1 && (std::strcmp(argv[1], "run") == 0 || std::strcmp(argv[1], "eval") == 0);
   int rank = 0;

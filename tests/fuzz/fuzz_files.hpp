@@ -13,6 +13,7 @@
 #include <string>
 
 #include "graph.hpp"
+#include "hdf5.hpp"
 #include "model_builder.hpp"
 #include "plan.hpp"
 
@@ -38,6 +39,14 @@ class ScratchDir {
  private:
   std::filesystem::path path_;
 };
+
+#ifdef SPLITINFER_VET_PROGRAM
+// The readers open files as splitinfer does, vetted first (io/hdf5.hpp).
+inline const bool kVetting = [] {
+  h5::set_vet_program(SPLITINFER_VET_PROGRAM);
+  return true;
+}();
+#endif
 
 inline const std::filesystem::path& scratch_dir() {
   static const ScratchDir dir;
