@@ -49,7 +49,14 @@ struct Descriptor {
 
 }  // namespace
 
-void limit_vetting_memory(const std::string& path) {
+int vetting_cpu_seconds(const std::string& path) {
+  return 5 + static_cast<int>(file_size(path) / 10000000);
+}
+
+void limit_vetting_resources(const std::string& path) {
+  const rlim_t seconds = static_cast<rlim_t>(vetting_cpu_seconds(path));
+  const struct rlimit cpu {seconds, seconds + 1};  // SIGXCPU at the first, SIGKILL after
+  ::setrlimit(RLIMIT_CPU, &cpu);
   if (kSanitized) return;
   // Every dataset a reader accepts is at most 2^28 elements of 8 bytes (2 GiB),
   // read once into memory; HDF5's caches and the program take little more.
@@ -59,9 +66,7 @@ void limit_vetting_memory(const std::string& path) {
 }
 
 void vet_in_child(const std::string& program, const std::string& path) {
-  // A second per 10 MB on top of 30 s: a whole read of any file splitinfer
-  // writes takes a small part of it.
-  const double seconds = 30.0 + static_cast<double>(file_size(path)) / 10e6;
+  const double seconds = 120.0 + static_cast<double>(file_size(path)) / 1e6;
   int ends[2];
   if (::pipe2(ends, O_CLOEXEC) != 0)
     throw Error("cannot vet '" + path + "': pipe: " + std::strerror(errno));
@@ -106,11 +111,15 @@ void vet_in_child(const std::string& program, const std::string& path) {
   while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
   }
   if (late)
-    throw Error("'" + path + "' is corrupt: reading it did not end within " +
-                std::to_string(static_cast<int>(seconds)) + " s (the HDF5 library loops on it)");
+    throw Error("'" + path + "' could not be vetted: its reader did not end within " +
+                std::to_string(static_cast<int>(seconds)) + " s");
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
   while (!message.empty() && (message.back() == '\n' || message.back() == '\r')) message.pop_back();
   if (WIFEXITED(status) && WEXITSTATUS(status) == 1 && !message.empty()) throw Error(message);
+  if (WIFSIGNALED(status) && WTERMSIG(status) == SIGXCPU)
+    throw Error("'" + path + "' is corrupt: reading it took more than " +
+                std::to_string(vetting_cpu_seconds(path)) +
+                " s of CPU time (the HDF5 library loops on it)");
   const std::string how =
       WIFSIGNALED(status) ? std::string("killed by signal ") + std::to_string(WTERMSIG(status)) +
                                 " (" + printable(strsignal(WTERMSIG(status))) + ")"

@@ -852,7 +852,7 @@ int vet_main(int argc, char** argv) {
                  argc ? argv[0] : "splitinfer-vet");
     return 2;
   }
-  limit_vetting_memory(argv[1]);
+  limit_vetting_resources(argv[1]);
   try {
     vet_file(argv[1]);
     return 0;
