@@ -3,7 +3,8 @@
 # Exports mobilenet_v2 (1x3x96x96, seeded weights), plans it for NODES nodes
 # (default 4), rewrites the plan without checksums and digests (contiguous
 # datasets, no content_digest, file_digest or model_graph_digest: what
-# splitinfer reads unchecked), and prints plan_load_bench's times for both.
+# splitinfer reads unchecked), and prints plan_load_bench's times for both,
+# and for the checked plan with every file vetted first (splitinfer-vet).
 set -euo pipefail
 source "$(dirname "$0")/../../jobs/lib/common.sh"
 nodes=${1:-4}
@@ -45,3 +46,4 @@ PY
 du -sh checked unchecked
 "$SPLITINFER_BUILD/plan_load_bench" unchecked
 "$SPLITINFER_BUILD/plan_load_bench" checked
+"$SPLITINFER_BUILD/plan_load_bench" checked 20 "$SPLITINFER_BUILD/splitinfer-vet"
