@@ -1,7 +1,9 @@
 #include "executor.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "error.hpp"
 #include "op_table.hpp"
@@ -379,6 +381,7 @@ void Executor::compute(int layer_index, const std::vector<Tensor>& inputs,
   if (!kernel)  // validation refuses such a layer; the input layer is the coordinator's
     throw Error("internal: no kernel computes " + std::string(op_name(layer.op)) + " layer '" +
                 layer.name + "' in its dtypes");
+  const auto start = std::chrono::steady_clock::now();
   kernel({.model = model_,
           .layer = layer,
           .inputs = inputs,
@@ -393,6 +396,20 @@ void Executor::compute(int layer_index, const std::vector<Tensor>& inputs,
           .reference = kernels_ == Kernels::reference,
           .requantization = requantization_,
           .out_allocated = program_.layers[layer_index].allocates_out});
+  auto end = std::chrono::steady_clock::now();
+  if (slowdown_ > 1) {
+    // The extra time is owed and slept once it reaches 0.2 ms: a sleep
+    // overshoots by tens of microseconds, which on many short kernels would
+    // add up to more than the factor asks; what was overslept is credited.
+    owed_seconds_ += (slowdown_ - 1) * std::chrono::duration<double>(end - start).count();
+    if (owed_seconds_ >= 2e-4) {
+      std::this_thread::sleep_for(std::chrono::duration<double>(owed_seconds_));
+      const auto woke = std::chrono::steady_clock::now();
+      owed_seconds_ -= std::chrono::duration<double>(woke - end).count();
+      end = woke;
+    }
+  }
+  busy_seconds_ += std::chrono::duration<double>(end - start).count();
 }
 
 }  // namespace splitinfer

@@ -54,6 +54,15 @@ class Executor {
   void set_fuse_activations(bool fuse) { fuse_activations_ = fuse; }
   // Record a slice per layer computed into `trace` (null: none).
   void set_trace(Trace* trace) { trace_ = trace; }
+  // A straggler on purpose (`run --slow`): every kernel call is followed by a
+  // sleep of (factor - 1) times its own time, so the node takes `factor`
+  // times as long to compute and frees its core meanwhile. Default 1.
+  void set_slowdown(double factor) { slowdown_ = factor; }
+  // The seconds spent computing (kernels, and the sleeps of a slowdown) since
+  // the last call of reset_busy_seconds(): the rest of an inference is spent
+  // waiting for pieces and sending them.
+  double busy_seconds() const { return busy_seconds_; }
+  void reset_busy_seconds() { busy_seconds_ = 0; }
 
   // One inference. `on_layer` (may be empty) sees this node's region of every
   // layer it computes right after computing it (and may change it: a checker
@@ -106,6 +115,9 @@ class Executor {
   Requantization requantization_;
   Trace* trace_ = nullptr;
   bool fuse_activations_ = false;
+  double slowdown_ = 1;
+  mutable double busy_seconds_ = 0;
+  mutable double owed_seconds_ = 0;  // of a slowdown, not slept yet
 };
 
 }  // namespace splitinfer

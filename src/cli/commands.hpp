@@ -36,6 +36,7 @@ struct RunOptions {
   bool reference_kernels = false;
   std::string requantization;  // pytorch | cmsis; empty: the model's own
   double timeout = 0;          // seconds any wait may last; 0: derived from the plan
+  std::string slow;            // NODE:FACTOR[,...]: stragglers on purpose (parse_slowdowns)
 };
 // Runs under MPI (already initialised): rank 0 coordinates, ranks 1..N are nodes.
 int run_command(const RunOptions& options);

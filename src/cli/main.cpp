@@ -128,6 +128,9 @@ int main(int argc, char** argv) {
   run_app->add_option("--repeat", run.repeat,
                       "run K inferences after one warm-up; reports the median");
   run_app->add_flag("--dump-layers", run.dump_layers, "also write every layer's output");
+  run_app->add_option("--slow", run.slow,
+                      "NODE:FACTOR[,NODE:FACTOR...]: make a node take FACTOR (1 to 1000) times as "
+                      "long per layer, sleeping the extra time (stragglers on purpose)");
   run_app
       ->add_option("--requantization", run.requantization,
                    "int8 models: pytorch (PyTorch's float32 arithmetic, bit for bit) or cmsis "

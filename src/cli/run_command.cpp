@@ -81,6 +81,7 @@ int run_command(const RunOptions& options) {
   mine.trace = !options.trace_path.empty();
   mine.requantization = options.requantization;
   mine.timeout = options.timeout;
+  mine.slow = options.slow;
   const RunSettings settings = agree_settings(*transport, mine);
 
   std::vector<float> input;  // rank 0's, read once and fed to every inference

@@ -14,6 +14,7 @@ void run_node(Transport& transport, const RunSettings& settings, NodeSetup& setu
                     settings.reference_kernels ? Kernels::reference : Kernels::fast);
   // Dumps show every layer's own values, so a convolution keeps its own then.
   executor.set_fuse_activations(!settings.dump_layers);
+  executor.set_slowdown(setup.slowdown);
   Arena arena(setup.ram_cap);
   NodeMeasurement measured;
   Trace trace;
@@ -27,6 +28,7 @@ void run_node(Transport& transport, const RunSettings& settings, NodeSetup& setu
     }
     exchange->bytes_sent = exchange->bytes_received = 0;  // per inference
     uint64_t output_bytes = 0;
+    executor.reset_busy_seconds();
     const auto start = std::chrono::steady_clock::now();
     executor.run(
         arena, *exchange,
@@ -45,6 +47,7 @@ void run_node(Transport& transport, const RunSettings& settings, NodeSetup& setu
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     measured.bytes_sent = exchange->bytes_sent + output_bytes;
     measured.bytes_received = exchange->bytes_received;
+    measured.busy_seconds = std::min(executor.busy_seconds(), measured.host_seconds);
   }
   measured.peak_ram_bytes = arena.layout().peak_bytes();
   nlohmann::json stats = node_statistics(node, setup, measured);

@@ -19,6 +19,7 @@ struct NodeSetup {
   Plan plan;
   uint64_t ram_cap = ArenaLayout::kUnlimited;
   NodeProgram program;
+  double slowdown = 1;  // run --slow: this node computes this many times as long
 };
 
 // Runs `inferences` inferences of `setup.program` on this node (the

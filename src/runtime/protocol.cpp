@@ -15,7 +15,8 @@ RunSettings agree_settings(Transport& transport, const RunSettings& settings) {
                           {"reference_kernels", settings.reference_kernels},
                           {"trace", settings.trace},
                           {"requantization", settings.requantization},
-                          {"timeout", settings.timeout}}
+                          {"timeout", settings.timeout},
+                          {"slow", settings.slow}}
                .dump();
   transport.broadcast(text);
   const nlohmann::json agreed = nlohmann::json::parse(text);
@@ -28,6 +29,7 @@ RunSettings agree_settings(Transport& transport, const RunSettings& settings) {
   result.trace = agreed["trace"].get<bool>();
   result.requantization = agreed["requantization"].get<std::string>();
   result.timeout = agreed["timeout"].get<double>();
+  result.slow = agreed["slow"].get<std::string>();
   return result;
 }
 

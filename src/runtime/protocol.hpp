@@ -29,6 +29,9 @@ struct RunSettings {
   // How long any wait of a rank may last before the run ends naming the
   // node that stopped responding; 0: derived from the plan (session.hpp).
   double timeout = 0;
+  // Stragglers on purpose: "NODE:FACTOR[,NODE:FACTOR...]" (parse_slowdowns,
+  // session.hpp); empty: none.
+  std::string slow;
 };
 
 // Rank 0's `settings` on every rank.

@@ -30,7 +30,12 @@ nlohmann::json node_statistics(int node, const NodeSetup& setup, const NodeMeasu
       {"predicted_bytes_sent", predicted.predicted_bytes_sent},
       {"bytes_received", measured.bytes_received},
       {"predicted_bytes_received", predicted.predicted_bytes_received},
-      {"host_seconds", measured.host_seconds}};
+      {"host_seconds", measured.host_seconds},
+      // Of the last inference's host time: computing, and waiting for or
+      // sending pieces; the slowdown of run --slow (1: none).
+      {"busy_seconds", measured.busy_seconds},
+      {"idle_seconds", measured.host_seconds - measured.busy_seconds},
+      {"slowdown", setup.slowdown}};
 }
 
 nlohmann::json trace_events(const Trace& trace, int rank) {

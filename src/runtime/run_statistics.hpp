@@ -16,6 +16,7 @@ namespace splitinfer {
 struct NodeMeasurement {
   uint64_t peak_ram_bytes = 0, bytes_sent = 0, bytes_received = 0;
   double host_seconds = 0;
+  double busy_seconds = 0;  // of host_seconds, computing (a --slow node's sleeps included)
 };
 
 // A node's entry of the statistics' `nodes` list: measured beside predicted.

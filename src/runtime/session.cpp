@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 
 #include "../../io/model_file.hpp"
 #include "../../io/plan_file.hpp"
@@ -77,12 +78,49 @@ double default_timeout(const Model& model) {
   return std::max(kTimeoutFloorSeconds, 10 * one_core_seconds);
 }
 
+std::vector<double> parse_slowdowns(const std::string& text, int nodes) {
+  std::vector<double> slowdowns(static_cast<size_t>(std::max(nodes, 0)), 1.0);
+  std::vector<bool> named(slowdowns.size(), false);
+  size_t start = 0;
+  while (!text.empty() && start <= text.size()) {
+    const size_t end = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, end - start);
+    start = end + 1;
+    const size_t colon = item.find(':');
+    const std::string node_text = item.substr(0, colon);
+    const std::string factor_text = colon == std::string::npos ? "" : item.substr(colon + 1);
+    const auto bad = [&](const std::string& why) {
+      return Error("--slow '" + printable(item) + "': " + why);
+    };
+    if (colon == std::string::npos || node_text.empty() || node_text.size() > 6 ||
+        node_text.find_first_not_of("0123456789") != std::string::npos || factor_text.empty() ||
+        factor_text.size() > 16 ||
+        factor_text.find_first_not_of("0123456789.") != std::string::npos)
+      throw bad("expected NODE:FACTOR, as in 2:3 (node 2 three times as slow)");
+    const int node = std::stoi(node_text);
+    char* parsed_end = nullptr;
+    const double factor = std::strtod(factor_text.c_str(), &parsed_end);
+    if (*parsed_end != '\0') throw bad("'" + factor_text + "' is not a number");
+    if (node < 1 || node > nodes)
+      throw bad("the plan has node" + std::string(nodes == 1 ? " 1" : "s 1 to " +
+                                                                       std::to_string(nodes)) +
+                ", no node " + std::to_string(node));
+    if (!(factor >= 1 && factor <= 1000))
+      throw bad("the factor must be between 1 and 1000 (a node can be slowed, not sped up)");
+    if (named[node - 1]) throw bad("node " + std::to_string(node) + " is named twice");
+    named[node - 1] = true;
+    slowdowns[node - 1] = factor;
+  }
+  return slowdowns;
+}
+
 RunResult run_session(Transport& transport, const RunSettings& settings,
                       const std::function<Feed(const Model&)>& open_feed) {
   const int rank = transport.rank();
   RunResult result;
   NodeSetup setup;
   Feed feed;
+  double slowest = 1;  // the largest --slow factor: the derived deadline grows with it
 
   // Until the plan is read, waits (reading files) may take a minute.
   transport.set_deadline(valid_timeout(settings.timeout) && settings.timeout > 0
@@ -107,6 +145,9 @@ RunResult run_session(Transport& transport, const RunSettings& settings,
                   std::to_string(transport.ranks()));
     setup.ram_cap =
         settings.ram.empty() ? setup.plan.ram_cap_bytes : parse_bytes(settings.ram, "--ram");
+    const std::vector<double> slowdowns = parse_slowdowns(settings.slow, setup.plan.nodes);
+    if (rank > 0) setup.slowdown = slowdowns[rank - 1];
+    slowest = *std::max_element(slowdowns.begin(), slowdowns.end());
   });
   // Step 2: rank 0 opens the feed (reads the input); each node its own
   // weights, and checks that its memory fits its cap before computing anything.
@@ -130,8 +171,9 @@ RunResult run_session(Transport& transport, const RunSettings& settings,
   });
 
   // Step 3: compute, every wait bounded.
-  transport.set_deadline(settings.timeout > 0 ? settings.timeout : default_timeout(setup.model),
-                         layer_labels(setup.model));
+  transport.set_deadline(
+      settings.timeout > 0 ? settings.timeout : slowest * default_timeout(setup.model),
+      layer_labels(setup.model));
   std::string count = std::to_string(feed.count);
   transport.broadcast(count);
   const int inferences = std::stoi(count);

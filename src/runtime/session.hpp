@@ -47,6 +47,13 @@ inline constexpr double kMaxTimeoutSeconds = 86400;
 inline constexpr double kSlowestMacsPerSecond = 2e8;
 double default_timeout(const Model& model);
 
+// `run --slow NODE:FACTOR[,NODE:FACTOR...]` for a plan of `nodes` nodes: each
+// node's slowdown (index 0 is node 1; 1 when not named). A factor is at least
+// 1 and at most 1000 (the node sleeps the extra time); throws Error naming
+// what is wrong: a node the plan does not have, a factor out of range, a node
+// named twice, text that is not NODE:FACTOR.
+std::vector<double> parse_slowdowns(const std::string& text, int nodes);
+
 // Runs the plan `settings.plan_dir` (settings agreed already) on this rank.
 // Rank 0 calls `open_feed` with the plan's model once the plan checked out.
 // Throws AgreedFailure on every rank when a step 1 or 2 check fails.

@@ -71,13 +71,14 @@ TEST(MpiTransport, PiecesLandAtTheirRegionOfTheMap) {
 }
 
 // Runs `plan_dir` with `settings` on `transport`, feeding `inputs`; rank 0
-// returns every inference's output and the statistics.
+// returns every inference's output and the statistics. `slow`: run --slow.
 std::pair<std::vector<std::vector<float>>, nlohmann::json> session(
     Transport& transport, const std::string& plan_dir,
-    const std::vector<std::vector<float>>& inputs, int repeat) {
+    const std::vector<std::vector<float>>& inputs, int repeat, const std::string& slow = "") {
   RunSettings settings;
   settings.plan_dir = plan_dir;
   settings.repeat = repeat;
+  settings.slow = slow;
   std::vector<std::vector<float>> outputs;
   const RunResult result =
       run_session(transport, agree_settings(transport, settings), [&](const Model&) {
@@ -109,6 +110,8 @@ TEST(MpiSession, SeveralInferencesEqualOneNodeInProcessBitForBit) {
   const std::vector<std::vector<float>> inputs = testing::seeded_inputs(model, 3);
 
   const auto [outputs, stats] = session(*transport, dir + "/two", inputs, 2);
+  // Node 2 three times as slow (run --slow 2:3): the same bits.
+  const auto [slow_outputs, slow_stats] = session(*transport, dir + "/two", inputs, 2, "2:3");
   if (transport->rank() == 0) {
     std::vector<std::vector<float>> one_outputs;
     InProcessCluster one(2);
@@ -119,8 +122,18 @@ TEST(MpiSession, SeveralInferencesEqualOneNodeInProcessBitForBit) {
     for (const std::string& error : errors) EXPECT_EQ(error, "");
     ASSERT_EQ(outputs.size(), 3u);
     ASSERT_EQ(one_outputs.size(), 3u);
-    for (size_t run = 0; run < 3; ++run)
+    for (size_t run = 0; run < 3; ++run) {
       EXPECT_TRUE(testing::bitwise_equal(one_outputs[run], outputs[run])) << "inference " << run;
+      EXPECT_TRUE(testing::bitwise_equal(one_outputs[run], slow_outputs[run])) << "inference " << run;
+    }
+    // Busy and idle split each node's host time; the slowdown is reported.
+    for (const nlohmann::json& node : slow_stats["nodes"]) {
+      EXPECT_EQ(node["slowdown"].get<double>(), node["rank"] == 2 ? 3.0 : 1.0);
+      EXPECT_GE(node["busy_seconds"].get<double>(), 0.0);
+      EXPECT_GE(node["idle_seconds"].get<double>(), 0.0);
+      EXPECT_DOUBLE_EQ(node["busy_seconds"].get<double>() + node["idle_seconds"].get<double>(),
+                       node["host_seconds"].get<double>());
+    }
     for (const nlohmann::json& node : stats["nodes"]) {
       EXPECT_EQ(node["peak_ram_bytes"], node["predicted_peak_ram_bytes"]);
       EXPECT_EQ(node["bytes_sent"], node["predicted_bytes_sent"]);

@@ -233,6 +233,28 @@ TEST(Session, BadSettingsAndPlansEndEveryRankTogether) {
 
 // A rank failing while others wait for it (for a message, at a barrier)
 // ends their waits: the run returns, each rank with an error.
+TEST(Session, SlowdownsParseAndRefuseWhatIsWrong) {
+  EXPECT_EQ(parse_slowdowns("", 3), (std::vector<double>{1, 1, 1}));
+  EXPECT_EQ(parse_slowdowns("2:3,1:1.5", 3), (std::vector<double>{1.5, 3, 1}));
+  const auto refused = [](const std::string& text, const std::string& expected) {
+    try {
+      parse_slowdowns(text, 3);
+      ADD_FAILURE() << "--slow " << text << " was accepted";
+    } catch (const Error& failure) {
+      EXPECT_NE(std::string(failure.what()).find(expected), std::string::npos) << failure.what();
+    }
+  };
+  refused("4:2", "the plan has nodes 1 to 3, no node 4");
+  refused("0:2", "no node 0");
+  refused("2:0.5", "between 1 and 1000");
+  refused("2:0", "between 1 and 1000");
+  refused("2:2,2:3", "node 2 is named twice");
+  refused("2", "expected NODE:FACTOR");
+  refused("2:x", "expected NODE:FACTOR");
+  refused("2:1.5.1", "is not a number");
+  refused("2:3,", "expected NODE:FACTOR");
+}
+
 TEST(InProcessTransport, ARankFailingEndsEveryWait) {
   InProcessCluster cluster(3);
   const std::vector<std::string> errors = cluster.run([&](Transport& transport) {
