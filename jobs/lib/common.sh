@@ -78,8 +78,44 @@ export OMPI_MCA_btl_vader_eager_limit=${OMPI_MCA_btl_vader_eager_limit:-65536}
 export EVENT_NOEPOLL=1
 
 # splitinfer_mpirun RANKS ARGS...: run `splitinfer ARGS...` on RANKS ranks.
+#
+# OpenMPI 4.1's mpirun (with Debian's PMIx 4) can deadlock in
+# PMIx_server_finalize once its ranks have ended, most often after a refused
+# run's MPI_Abort: its main thread joins PMIx's progress thread, which waits
+# on a lock forever, and the ranks stay unreaped zombies (seen in about one
+# of a few hundred refused runs under load). So mpirun is watched: when every
+# rank it started has ended and it has not reaped them within 5 s, it is
+# killed, and the status is the ranks' own (read from /proc before they are
+# gone: the first non-zero exit code, or 128 + the signal that killed one).
 splitinfer_mpirun() {
   local ranks=$1
   shift
-  mpirun --quiet --oversubscribe --mca orte_abort_on_non_zero_status 0 -np "$ranks" "$SPLITINFER_BUILD/splitinfer" "$@"
+  mpirun --quiet --oversubscribe --mca orte_abort_on_non_zero_status 0 -np "$ranks" \
+    "$SPLITINFER_BUILD/splitinfer" "$@" &
+  local launcher=$! ended_at=0 status=0 child children fields code
+  while kill -0 "$launcher" 2>/dev/null; do
+    sleep 0.2
+    children=$(pgrep -P "$launcher" 2>/dev/null) || { ended_at=0; continue; }
+    status=0
+    for child in $children; do
+      # /proc/PID/stat after the command's ")": field 3 the state, 52 the exit code.
+      fields=$(sed 's/.*) //' "/proc/$child/stat" 2>/dev/null) || continue
+      set -- $fields
+      if [ "$1" != Z ]; then
+        ended_at=0
+        continue 2
+      fi
+      code=${50:-0}
+      if [ "$status" -eq 0 ] && [ "$code" -ne 0 ]; then
+        status=$(( (code & 127) ? 128 + (code & 127) : (code >> 8) & 255 ))
+      fi
+    done
+    [ "$ended_at" -eq 0 ] && ended_at=$SECONDS
+    if [ $((SECONDS - ended_at)) -ge 5 ]; then
+      kill -KILL "$launcher" 2>/dev/null || true
+      wait "$launcher" 2>/dev/null || true
+      return "$status"
+    fi
+  done
+  wait "$launcher"
 }

@@ -10,9 +10,9 @@ shift 2
 stderr_file=$(mktemp)
 trap 'rm -f "$stderr_file"' EXIT
 if [ "$ranks" -eq 0 ]; then
-  timeout 60 "$SPLITINFER_BUILD/splitinfer" "$@" >/dev/null 2>"$stderr_file"
+  timeout --kill-after=10 60 "$SPLITINFER_BUILD/splitinfer" "$@" >/dev/null 2>"$stderr_file"
 else
-  timeout 60 bash -c "source '$SPLITINFER_ROOT/jobs/lib/common.sh'; splitinfer_mpirun $ranks \"\$@\"" _ "$@" \
+  timeout --kill-after=10 60 bash -c "source '$SPLITINFER_ROOT/jobs/lib/common.sh'; splitinfer_mpirun $ranks \"\$@\"" _ "$@" \
     >/dev/null 2>"$stderr_file"
 fi
 status=$?
