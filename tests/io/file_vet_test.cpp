@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <string>
 
 #include "error.hpp"
@@ -29,8 +30,13 @@ std::string script(const std::string& name, const std::string& body) {
   return path;
 }
 
+// A small file of this test's own (ctest runs the tests in parallel).
 std::string small_file() {
-  const std::string path = temporary("splitinfer_vet_small.h5");
+  const std::string path = temporary(std::string("splitinfer_vet_") +
+                                     ::testing::UnitTest::GetInstance()->current_test_info()->name() +
+                                     ".h5");
+  static std::set<std::string> written;  // by this process
+  if (!written.insert(path).second) return path;
   const h5::Group root = h5::create_file(path);
   root.write_string("format", "splitinfer-test");
   root.write_floats("values", {2, 3}, std::vector<float>{1, 2, 3, 4, 5, 6}.data());
@@ -75,7 +81,7 @@ TEST(FileVet, AMissingProgramIsAnError) {
 
 TEST(FileVet, VetFileReadsAFileSplitinferWrote) {
   EXPECT_NO_THROW(h5::vet_file(small_file()));
-  const std::string garbage = temporary("splitinfer_vet_garbage.h5");
+  const std::string garbage = temporary("splitinfer_vet_garbage_file.h5");
   std::ofstream(garbage) << "not HDF5";
   EXPECT_THROW(h5::vet_file(garbage), Error);
 }
