@@ -83,19 +83,47 @@ export EVENT_NOEPOLL=1
 # PMIx_server_finalize once its ranks have ended, most often after a refused
 # run's MPI_Abort: its main thread joins PMIx's progress thread, which waits
 # on a lock forever, and the ranks stay unreaped zombies (seen in about one
-# of a few hundred refused runs under load). So mpirun is watched: when every
-# rank it started has ended and it has not reaped them within 5 s, it is
-# killed, and the status is the ranks' own (read from /proc before they are
-# gone: the first non-zero exit code, or 128 + the signal that killed one).
+# of a few hundred refused runs under load). So a watcher in the background
+# looks at mpirun once a second (mpirun itself runs in the foreground, where
+# Ctrl-C reaches it): when every rank it started has ended and it has not
+# reaped them within 5 s, the watcher kills it, and the status is the ranks'
+# own (read from /proc before they are gone: the first non-zero exit code,
+# or 128 + the signal that killed one).
 splitinfer_mpirun() {
   local ranks=$1
   shift
-  mpirun --quiet --oversubscribe --mca orte_abort_on_non_zero_status 0 -np "$ranks" \
-    "$SPLITINFER_BUILD/splitinfer" "$@" &
-  local launcher=$! ended_at=0 status=0 child children fields code
-  while kill -0 "$launcher" 2>/dev/null; do
-    sleep 0.2
-    children=$(pgrep -P "$launcher" 2>/dev/null) || { ended_at=0; continue; }
+  # This shell's pid, taken here: in the arguments of a background command,
+  # $BASHPID would already be the background process's own.
+  local shell=$BASHPID verdict
+  verdict=$(mktemp)
+  # The watcher ends by itself once the verdict file is gone (not killed,
+  # which bash could report as a line of its own), and holds neither output.
+  _splitinfer_watch_mpirun "$shell" "$verdict" </dev/null >/dev/null 2>&1 &
+  local status=0
+  # In a subshell whose own stderr is /dev/null, so that bash's "Killed" for
+  # an mpirun the watcher ended is not a second line beside splitinfer's
+  # (mpirun's stderr is the caller's, through descriptor 4; the `exit` keeps
+  # bash from running mpirun in the subshell's place).
+  (mpirun --quiet --oversubscribe --mca orte_abort_on_non_zero_status 0 -np "$ranks" \
+    "$SPLITINFER_BUILD/splitinfer" "$@" 2>&4
+    exit $?) 4>&2 2>/dev/null || status=$?
+  if [ -s "$verdict" ]; then status=$(cat "$verdict"); fi
+  rm -f "$verdict"
+  return "$status"
+}
+
+# _splitinfer_watch_mpirun SHELL VERDICT: splitinfer_mpirun's watcher of the
+# mpirun that the shell SHELL runs (in a subshell); writes the ranks' status to VERDICT when
+# it kills a deadlocked mpirun. Ends when VERDICT is removed, or with SHELL.
+_splitinfer_watch_mpirun() {
+  local shell=$1 verdict=$2 launcher= ended_at=0 status child children fields code
+  while [ -e "$verdict" ] && kill -0 "$shell" 2>/dev/null; do
+    sleep 1
+    if [ -z "$launcher" ]; then  # mpirun: a child of one of the shell's children
+      for child in $(pgrep -P "$shell"); do launcher=$(pgrep -P "$child" -x mpirun) && break; done
+      [ -n "$launcher" ] || continue
+    fi
+    children=$(pgrep -P "$launcher") || { ended_at=0; continue; }
     status=0
     for child in $children; do
       # /proc/PID/stat after the command's ")": field 3 the state, 52 the exit code.
@@ -110,12 +138,11 @@ splitinfer_mpirun() {
         status=$(( (code & 127) ? 128 + (code & 127) : (code >> 8) & 255 ))
       fi
     done
-    [ "$ended_at" -eq 0 ] && ended_at=$SECONDS
+    [ "$ended_at" -ne 0 ] || ended_at=$SECONDS
     if [ $((SECONDS - ended_at)) -ge 5 ]; then
+      [ -e "$verdict" ] && echo "$status" >"$verdict"
       kill -KILL "$launcher" 2>/dev/null || true
-      wait "$launcher" 2>/dev/null || true
-      return "$status"
+      return 0
     fi
   done
-  wait "$launcher"
 }
