@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "../partition/strategy_registry.hpp"
+#include "../partition/task_plan.hpp"
 #include "../src/error.hpp"
 #include "hdf5.hpp"
 #include "model_file.hpp"
@@ -191,6 +192,72 @@ TimeEstimate read_emulation(const h5::Group& group, int64_t nodes, int64_t layer
   return estimate;
 }
 
+// /tasks (a plan cut into tasks, partition/task_plan.hpp): the tiles' grid
+// and regions, each layer's stage, the tasks (stage, tile, home node) and
+// which nodes may take each.
+void write_tasks(const h5::Group& group, const TaskTable& table) {
+  group.write_ints("grid", {table.grid_rows, table.grid_cols});
+  write_regions(group, "regions", table.regions, table.tiles);
+  const std::vector<int64_t> stage(table.stage.begin(), table.stage.end());
+  group.write_int64s("stage", {static_cast<int64_t>(stage.size())}, stage.data());
+  std::vector<int64_t> list, may_take;
+  for (const Task& task : table.list) list.insert(list.end(), {task.stage, task.tile, task.home});
+  group.write_int64s("list", {static_cast<int64_t>(table.list.size()), 3}, list.data());
+  for (const std::vector<char>& node : table.may_take) may_take.insert(may_take.end(), node.begin(), node.end());
+  group.write_int64s("may_take",
+                     {static_cast<int64_t>(table.may_take.size()),
+                      static_cast<int64_t>(table.list.size())},
+                     may_take.data());
+}
+
+// Reads /tasks and checks it against what make_task_table() derives from
+// its regions: the same stages and tasks, homes among the nodes, each node
+// allowed its own tasks, and every piece a task reads computed by others.
+TaskTable read_tasks(const h5::Group& group, const Model& model, int nodes) {
+  const std::string where = group.path();
+  const std::vector<int64_t> grid = group.read_ints("grid");
+  if (grid.size() != 2 || grid[0] < 1 || grid[1] < 1 || grid[0] > kMaxNodes ||
+      grid[1] > kMaxNodes || grid[0] * grid[1] > kMaxNodes || grid[0] * grid[1] < nodes)
+    throw Error(where + ": 'grid' must be R, C with at least one tile per node");
+  const int tiles = static_cast<int>(grid[0] * grid[1]);
+  LayerRegions regions = read_regions(group, "regions", model.layers.size(), tiles);
+  check_computed(model, regions, regions);  // inside the maps
+  TaskTable table = make_task_table(model, std::move(regions), static_cast<int>(grid[0]),
+                                    static_cast<int>(grid[1]), nodes);
+  std::vector<int64_t> dims;
+  const std::vector<int64_t> stage = group.read_int64s("stage", dims);
+  if (!std::equal(stage.begin(), stage.end(), table.stage.begin(), table.stage.end()))
+    throw Error(where + ": 'stage' does not match the stages of the tasks' regions");
+  const int64_t count = static_cast<int64_t>(table.list.size());
+  const std::vector<int64_t> list = group.read_int64s("list", dims);
+  if (dims != std::vector<int64_t>{count, 3})
+    throw Error(where + ": 'list' needs " + std::to_string(count) +
+                " tasks of 3 values (stage, tile, home node)");
+  for (int64_t task = 0; task < count; ++task) {
+    const int64_t* v = list.data() + task * 3;
+    Task& mine = table.list[task];
+    if (v[0] != mine.stage || v[1] != mine.tile)
+      throw Error(where + ": 'list' does not match the tasks of the tiles' regions");
+    if (v[2] < 1 || v[2] > nodes)
+      throw Error(where + ": task " + std::to_string(task) + " has no home among nodes 1.." +
+                  std::to_string(nodes));
+    mine.home = static_cast<int>(v[2]);
+  }
+  const std::vector<int64_t> may_take = group.read_int64s("may_take", dims);
+  if (dims != std::vector<int64_t>{nodes, count})
+    throw Error(where + ": 'may_take' needs a row per node and a column per task");
+  for (int k = 1; k <= nodes; ++k)
+    for (int64_t task = 0; task < count; ++task) {
+      const int64_t value = may_take[(k - 1) * count + task];
+      if ((value != 0 && value != 1) || (table.list[task].home == k && value != 1))
+        throw Error(where + ": 'may_take' of node " + std::to_string(k) +
+                    " must be 0 or 1, and 1 for its own tasks");
+      table.may_take[k - 1][task] = static_cast<char>(value);
+    }
+  task_dependencies(model, table, task_programs(model, table));  // throws on a gap
+  return table;
+}
+
 int64_t cap_to_file(uint64_t cap) {
   return cap == ArenaLayout::kUnlimited ? -1 : static_cast<int64_t>(cap);
 }
@@ -278,6 +345,7 @@ void write_plan(const std::string& plan_dir, const Model& model, const Plan& pla
                                      group.part_channels, group.keep_weights});
       root.write_int64s("streams", {static_cast<int64_t>(plan.streams.size()), 6}, values.data());
     }
+    if (!plan.tasks.empty()) write_tasks(root.create_group("tasks"), plan.tasks);
     root.write_int("weights_in_place", plan.weights_in_place);
     if (takes_option(plan.strategy, StrategyOption::fuse)) {
       root.write_int("fuse", plan.fuse);
@@ -366,7 +434,14 @@ void read_plan(const std::string& plan_dir, Model& model, Plan& plan) {
   validate(model, false);
   plan.regions = read_regions(root, "regions", model.layers.size(), plan.nodes);
   plan.owners.clear();
-  if (root.has("owners")) {
+  plan.tasks = {};
+  if (root.has("tasks")) {
+    // The root's regions are each node's weights, for every task it may take.
+    plan.tasks = read_tasks(root.open_group("tasks"), model, plan.nodes);
+    check_computed(model, plan.regions, plan.regions);
+    if (node_weight_regions(model, plan.tasks, plan.nodes) != plan.regions)
+      throw Error(root.path() + ": 'regions' are not the weights of the tasks each node may take");
+  } else if (root.has("owners")) {
     plan.owners = read_regions(root, "owners", model.layers.size(), plan.nodes);
     check_regions(model, plan.owners);
     check_computed(model, plan.regions, plan.owners);

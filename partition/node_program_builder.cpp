@@ -105,9 +105,15 @@ Needs all_needs(const Model& model, const LayerRegions& regions, bool via_coordi
   return needs;
 }
 
+// A task's inputs and results (build_task_program()); none for a node's program.
+struct TaskEnds {
+  const std::vector<char>* from_coordinator = nullptr;  // per layer
+  std::vector<int> results;
+};
+
 NodeProgram build_with_needs(const Model& model, const LayerRegions& regions, int node,
                              bool via_coordinator, const LayerRegions& owners, const Needs& needs,
-                             const StreamGroups& streams);
+                             const StreamGroups& streams, const TaskEnds& task = {});
 
 bool streamable_op(Op op) {
   const OpKind kind = op_traits(op).kind;
@@ -304,6 +310,29 @@ NodeProgram build_node_program(const Model& model, const LayerRegions& regions, 
                           all_needs(model, regions, via_coordinator, owners), streams);
 }
 
+NodeProgram build_task_program(const Model& model, const std::vector<Region>& regions,
+                               const std::vector<char>& from_coordinator,
+                               const std::vector<int>& results) {
+  LayerRegions column(model.layers.size());
+  for (size_t i = 0; i < model.layers.size(); ++i) column[i] = {regions[i]};
+  TaskEnds task{&from_coordinator, results};
+  NodeProgram program = build_with_needs(model, column, 1, false, {},
+                                         all_needs(model, column, false, {}), {}, task);
+  // What the task reads must be computed by itself or come from the coordinator.
+  for (size_t i = 0; i < model.layers.size(); ++i)
+    for (size_t slot = 0; slot < model.layers[i].inputs.size(); ++slot) {
+      const int source = model.layers[i].inputs[slot];
+      const InputSlot& input = program.layers[i].inputs[slot];
+      if (!input.needed.empty() && !from_coordinator[source] &&
+          model.layers[source].op != Op::input && !regions[source].contains(input.needed))
+        throw Error("internal: a task computing " + regions[i].str() + " of layer '" +
+                    model.layers[i].name + "' reads " + input.needed.str() + " of layer '" +
+                    model.layers[source].name + "', which it computes only " +
+                    regions[source].str() + " of");
+    }
+  return program;
+}
+
 std::vector<NodeProgram> build_node_programs(const Model& model, const LayerRegions& regions,
                                              bool via_coordinator, const LayerRegions& owners,
                                              const StreamGroups& streams) {
@@ -319,12 +348,19 @@ namespace {
 
 NodeProgram build_with_needs(const Model& model, const LayerRegions& regions, int node,
                              bool via_coordinator, const LayerRegions& owners, const Needs& needs,
-                             const StreamGroups& streams) {
+                             const StreamGroups& streams, const TaskEnds& task) {
   const int count = static_cast<int>(model.layers.size());
   const int nodes = static_cast<int>(regions[0].size());
   NodeProgram program;
   program.node = node;
   program.layers.resize(count);
+  program.results = task.results;
+  std::vector<char> is_result(count, 0);
+  for (int layer : result_layers(model, program)) is_result[layer] = 1;
+  const auto from_coordinator = [&](int source) {
+    return model.layers[source].op == Op::input || via_coordinator ||
+           (task.from_coordinator && (*task.from_coordinator)[source]);
+  };
   const auto owned = [&](int layer, int k) -> const Region& { return regions[layer][k - 1]; };
   const auto moved = [&](int source, int from, int to, const Region& needed) {
     return piece_to_send(regions, owners, source, from, to, needed);
@@ -344,7 +380,7 @@ NodeProgram build_with_needs(const Model& model, const LayerRegions& regions, in
       InputSlot input;
       input.needed = needed[node];
       input.element_bytes = dtype_bytes(model.layers[source].dtype);
-      if (model.layers[source].op == Op::input || via_coordinator) {
+      if (from_coordinator(source)) {
         if (!input.needed.empty()) input.receives.push_back({0, input.needed});
       } else {
         const Region& stored = owned(source, node);
@@ -405,7 +441,7 @@ NodeProgram build_with_needs(const Model& model, const LayerRegions& regions, in
     }
   const auto read_after = [&](int buffer, int i) {
     for (int v = 0; v < i; ++v)
-      if (program.layers[v].out_buffer == buffer && (last_use[v] > i || v == model.output))
+      if (program.layers[v].out_buffer == buffer && (last_use[v] > i || is_result[v]))
         return true;
     return false;
   };
@@ -465,13 +501,13 @@ NodeProgram build_with_needs(const Model& model, const LayerRegions& regions, in
       step.scratch_bytes = scratch_bytes(model, layer, first ? first->needed : Region{}, step.out);
   }
   // Each buffer is released after the last layer that writes, reads or sends
-  // it; the one holding the model's output is kept to the end.
+  // it; those holding results (the model's output) are kept to the end.
   std::vector<int> release_at(program.buffer_bytes.size(), -1);
   for (int v = 0; v < count; ++v) {
     const int buffer = program.layers[v].out_buffer;
     if (buffer < 0) continue;
     int& at = release_at[buffer];
-    if (v == model.output || at == count)
+    if (is_result[v] || at == count)
       at = count;
     else
       at = std::max({at, v, last_use[v]});

@@ -72,6 +72,17 @@ std::vector<NodeProgram> build_node_programs(const Model& model, const LayerRegi
                                              const LayerRegions& owners = {},
                                              const StreamGroups& streams = {});
 
+// The program of one task (work stealing, partition/task_plan.hpp), run by
+// whichever node takes it: it computes `regions[layer]` of every layer (empty
+// outside its stage); the layers `from_coordinator` marks (and the input)
+// come from the coordinator, piece by piece; nothing moves between nodes; at
+// the end it returns `results` (NodeProgram::results) to the coordinator.
+// Throws Error("internal: ...") when it reads what it neither computes nor
+// receives.
+NodeProgram build_task_program(const Model& model, const std::vector<Region>& regions,
+                               const std::vector<char>& from_coordinator,
+                               const std::vector<int>& results);
+
 // Makes `program` read every layer's weights where flash holds them, with no
 // RAM for them, except float16 weights (widened into RAM as before).
 void read_weights_in_place(const Model& model, NodeProgram& program);

@@ -86,11 +86,46 @@ double proxy_latency(const Model& model, const Plan& plan) {
   return seconds;
 }
 
-// The device's emulated time of one inference, when planned for a device.
+// The device's emulated time of one inference, when planned for a device
+// (a plan with tasks: under the static schedule).
 void emulate(const Model& model, const PlanOptions& options, Plan& plan) {
   if (!options.device) return;
   plan.device = options.device;
-  plan.emulated = estimate_time(model, node_programs(model, plan), *plan.device);
+  plan.emulated =
+      plan.tasks.empty()
+          ? estimate_time(model, node_programs(model, plan), *plan.device)
+          : estimate_task_time(model, plan.tasks, task_programs(model, plan.tasks), *plan.device,
+                               false);
+}
+
+// --tasks: the strategy cut plan.regions into tiles; they become the task
+// table. A node may take a task whose peak its RAM cap holds, and any task
+// when its flash holds the weights of all of them (else only its own);
+// a home task that does not fit fails the caps' check like any plan.
+void make_tasks(const Model& model, Plan& plan) {
+  plan.tasks = make_task_table(model, std::move(plan.regions), plan.grid_rows, plan.grid_cols,
+                               plan.nodes);
+  plan.owners.clear();
+  TaskTable& table = plan.tasks;
+  const std::vector<NodeProgram> programs = task_programs(model, table);
+  for (size_t task = 0; task < programs.size(); ++task) {
+    ArenaLayout unlimited;
+    if (replay_memory(model, programs[task], unlimited, "task") > plan.ram_cap_bytes)
+      for (int k = 1; k <= plan.nodes; ++k)
+        table.may_take[k - 1][task] = table.list[task].home == k;
+  }
+  plan.regions = node_weight_regions(model, table, plan.nodes);
+  bool narrowed = false;
+  for (int k = 1; k <= plan.nodes; ++k) {
+    uint64_t flash = 0;
+    for (size_t i = 0; i < model.layers.size(); ++i)
+      flash += weight_slice_bytes(model.layers[i], plan.regions[i][k - 1], false);
+    if (flash <= plan.flash_cap_bytes) continue;
+    for (size_t task = 0; task < programs.size(); ++task)
+      table.may_take[k - 1][task] = table.list[task].home == k;
+    narrowed = true;
+  }
+  if (narrowed) plan.regions = node_weight_regions(model, table, plan.nodes);
 }
 
 // The auto strategy: the planner's search (auto_plan.hpp), scored by the
@@ -142,6 +177,7 @@ Plan make_plan(const Model& model, const PlanOptions& options) {
   plan.flash_cap_bytes = options.flash_cap_bytes;
   plan.layer_strategies.assign(model.layers.size(), strategy.name);
   strategy.cut(model, options, plan);
+  if (options.tasks > 0) make_tasks(model, plan);
   if (!options.stream.empty()) {  // the registry let only strategies with stream_runs through
     StreamParts parts;
     parse_parts(options.stream, parts.rows, parts.cols);
@@ -166,7 +202,8 @@ Plan make_plan(const Model& model, const PlanOptions& options) {
              std::to_string(plan.grid_rows) + "x" + std::to_string(plan.grid_cols) + "|" +
              std::to_string(plan.ram_cap_bytes) + "|" + std::to_string(plan.flash_cap_bytes) + "|" +
              std::to_string(plan.fuse) + "|" + std::to_string(plan.reuse) + "|" + options.stream +
-             (options.keep_weights ? "|kept" : "") + (options.weights_in_place ? "|in place" : ""));
+             (options.keep_weights ? "|kept" : "") + (options.weights_in_place ? "|in place" : "") +
+             (options.tasks > 0 ? "|tasks " + std::to_string(options.tasks) : ""));
   plan.model_digest = options.model_digest;
   emulate(model, options, plan);
   return plan;

@@ -12,6 +12,7 @@
 #include "device.hpp"
 #include "node_program_builder.hpp"
 #include "strategy_registry.hpp"
+#include "task_plan.hpp"
 
 namespace splitinfer {
 
@@ -62,6 +63,11 @@ struct Plan {
   // inference on a cluster of such devices (partition/cost_model.hpp).
   std::optional<DeviceProfile> device;
   TimeEstimate emulated;
+  // With --tasks: the tiles as tasks (work stealing); `regions` then hold,
+  // per node, the weights it keeps in flash (node_weight_regions()), and
+  // the predictions are for the static schedule (each node its own tasks),
+  // the peak the largest of any task it may take.
+  TaskTable tasks;
 };
 
 // The most nodes a plan has: plan refuses to make a larger one and run to
@@ -79,6 +85,9 @@ struct PlanOptions {
   // be streamed in parts of at most R rows (and C columns); empty: none.
   std::string stream;
   bool keep_weights = false;  // with stream: the runs keep their weights in RAM
+  // spatial and fused: cut the maps into this many tiles (more than the
+  // nodes), run as tasks any node may take (run --schedule steal); 0: none.
+  int tasks = 0;
   // Nodes read weights where flash holds them (memory-mapped flash,
   // execute-in-place) instead of copying each layer's into RAM; float16
   // weights are still widened into RAM.

@@ -22,8 +22,55 @@ std::vector<NodeProgram> node_programs(const Model& model, const Plan& plan) {
   return programs;
 }
 
+namespace {
+
+// predict_nodes() for a plan with tasks: per node its flash (the weights of
+// every task it may take), the largest peak of those tasks, and the traffic
+// and MACs of its own tasks (the static schedule).
+void predict_task_nodes(const Model& model, Plan& plan) {
+  const TaskTable& table = plan.tasks;
+  const std::vector<NodeProgram> programs = task_programs(model, table);
+  plan.recomputed_macs = recomputed_macs(model, programs);
+  std::vector<uint64_t> peaks;
+  std::vector<std::vector<uint64_t>> footprints(programs.size());
+  for (size_t task = 0; task < programs.size(); ++task) {
+    ArenaLayout unlimited;
+    peaks.push_back(replay_memory(model, programs[task], unlimited,
+                                  "task " + std::to_string(task), &footprints[task]));
+  }
+  for (int k = 1; k <= plan.nodes; ++k) {
+    NodePlan node;
+    node.node = k;
+    for (size_t i = 0; i < model.layers.size(); ++i)
+      node.flash_bytes += weight_slice_bytes(model.layers[i], plan.regions[i][k - 1], false);
+    node.layer_peak_ram_bytes.assign(model.layers.size(), 0);
+    node.layer_bytes_sent.assign(model.layers.size(), 0);
+    node.layer_bytes_received.assign(model.layers.size(), 0);
+    node.layer_macs.assign(model.layers.size(), 0);
+    for (size_t task = 0; task < programs.size(); ++task) {
+      if (!table.may_take[k - 1][task]) continue;
+      node.predicted_peak_ram_bytes = std::max(node.predicted_peak_ram_bytes, peaks[task]);
+      for (size_t i = 0; i < model.layers.size(); ++i)
+        node.layer_peak_ram_bytes[i] = std::max(node.layer_peak_ram_bytes[i], footprints[task][i]);
+      if (table.list[task].home != k) continue;
+      const std::vector<LayerTraffic> traffic = layer_traffic(model, programs[task]);
+      for (size_t i = 0; i < model.layers.size(); ++i) {
+        node.layer_bytes_sent[i] += traffic[i].sent;
+        node.layer_bytes_received[i] += traffic[i].received;
+        node.layer_macs[i] += region_macs(model, model.layers[i], programs[task].layers[i].out);
+      }
+      node.predicted_bytes_sent += programs[task].bytes_sent;
+      node.predicted_bytes_received += programs[task].bytes_received;
+    }
+    plan.node_plans.push_back(node);
+  }
+}
+
+}  // namespace
+
 void predict_nodes(const Model& model, Plan& plan) {
   plan.node_plans.clear();
+  if (!plan.tasks.empty()) return predict_task_nodes(model, plan);
   const std::vector<NodeProgram> programs = node_programs(model, plan);
   plan.recomputed_macs = recomputed_macs(model, programs);
   for (int k = 1; k <= plan.nodes; ++k) {

@@ -10,9 +10,11 @@
 namespace splitinfer {
 namespace {
 
-// --grid "RxC": rows x cols tiles, as many as there are nodes; empty: N x 1.
-void parse_grid(const std::string& grid, int nodes, int& rows, int& cols) {
-  rows = nodes, cols = 1;
+// --grid "RxC": rows x cols tiles, as many as there are nodes (or tasks,
+// with --tasks); empty: N x 1.
+void parse_grid(const std::string& grid, int nodes, int tasks, int& rows, int& cols) {
+  const int tiles = tasks > 0 ? tasks : nodes;
+  rows = tiles, cols = 1;
   if (grid.empty()) return;
   // Each factor at most kMaxNodes, so their product fits an int.
   const Error not_a_grid("--grid '" + grid + "' is not RxC with R, C in 1.." +
@@ -29,21 +31,21 @@ void parse_grid(const std::string& grid, int nodes, int& rows, int& cols) {
   if (x == std::string::npos) throw not_a_grid;
   rows = factor(grid.substr(0, x));
   cols = factor(grid.substr(x + 1));
-  const int64_t tiles = int64_t{rows} * cols;
-  if (tiles != nodes)
-    throw Error("--grid " + grid + " has " + std::to_string(tiles) + " tiles but there are " +
-                std::to_string(nodes) + " nodes");
+  if (int64_t{rows} * cols != tiles)
+    throw Error("--grid " + grid + " has " + std::to_string(int64_t{rows} * cols) +
+                " tiles but there are " + std::to_string(tiles) +
+                (tasks > 0 ? " tasks (--tasks)" : " nodes"));
 }
 
 // ---- the strategies' cuts (see StrategyInfo::cut) ----
 
 void cut_spatial(const Model& model, const PlanOptions& options, Plan& plan) {
-  parse_grid(options.grid, plan.nodes, plan.grid_rows, plan.grid_cols);
+  parse_grid(options.grid, plan.nodes, options.tasks, plan.grid_rows, plan.grid_cols);
   plan.regions = spatial_regions(model, plan.grid_rows, plan.grid_cols);
 }
 
 void cut_fused(const Model& model, const PlanOptions& options, Plan& plan) {
-  parse_grid(options.grid, plan.nodes, plan.grid_rows, plan.grid_cols);
+  parse_grid(options.grid, plan.nodes, options.tasks, plan.grid_rows, plan.grid_cols);
   plan.fuse = options.fuse;
   plan.reuse = options.reuse;
   FusedRegions fused = fused_regions(model, plan.grid_rows, plan.grid_cols, plan.fuse, plan.reuse);
@@ -94,14 +96,14 @@ constexpr StrategyInfo kStrategies[] = {
     {Strategy::spatial,
      "spatial",
      "tiles of every map (--grid RxC, N rows by default), halos exchanged between neighbours",
-     {.grid = true},
+     {.grid = true, .tasks = true},
      cut_spatial,
      spatial_stream_runs},
     {Strategy::fused,
      "fused",
      "DeepThings' fused tiles: no exchange inside a block of --fuse layers, shared borders "
      "recomputed",
-     {.grid = true, .fuse = true, .reuse = true},
+     {.grid = true, .fuse = true, .reuse = true, .tasks = true},
      cut_fused,
      fused_stream_runs},
     {Strategy::channel,
@@ -142,7 +144,8 @@ struct OptionFlag {
 constexpr OptionFlag kOptionFlags[] = {{StrategyOption::grid, "--grid", ""},
                                        {StrategyOption::fuse, "--fuse", ""},
                                        {StrategyOption::reuse, "--reuse", ""},
-                                       {StrategyOption::stream, "--stream", " (auto chooses)"}};
+                                       {StrategyOption::stream, "--stream", " (auto chooses)"},
+                                       {StrategyOption::tasks, "--tasks", ""}};
 
 bool given(const PlanOptions& options, StrategyOption option) {
   switch (option) {
@@ -154,6 +157,8 @@ bool given(const PlanOptions& options, StrategyOption option) {
       return options.reuse;
     case StrategyOption::stream:
       return !options.stream.empty();
+    case StrategyOption::tasks:
+      return options.tasks != 0;
   }
   return false;
 }
@@ -195,6 +200,8 @@ bool takes_option(Strategy strategy, StrategyOption option) {
       return info.options.reuse;
     case StrategyOption::stream:
       return info.stream_runs != nullptr;
+    case StrategyOption::tasks:
+      return info.options.tasks;
   }
   return false;
 }
@@ -246,6 +253,17 @@ void check_strategy_options(const PlanOptions& options) {
   if (options.fuse < 0) throw Error("--fuse must be 0 (whole blocks) or more");
   if (options.keep_weights && options.stream.empty())
     throw Error("--keep-weights applies to streamed plans only (--stream)");
+  if (options.tasks != 0) {
+    if (options.tasks < 0 || options.tasks > kMaxNodes)
+      throw Error("--tasks must be between 1 and " + std::to_string(kMaxNodes));
+    if (options.nodes > 0 && options.tasks < options.nodes)
+      throw Error("--tasks " + std::to_string(options.tasks) + " is fewer than the " +
+                  std::to_string(options.nodes) + " nodes (each node needs a task of its own)");
+    if (!options.stream.empty() || options.reuse)
+      throw Error(std::string("--tasks does not go with ") +
+                  (options.reuse ? "--reuse (a task fetches nothing from another)"
+                                 : "--stream (a task is computed whole)"));
+  }
   if (!options.stream.empty() && options.reuse)
     throw Error(
         "--stream and --reuse do not go together (streamed layers are never whole, so no tile "

@@ -31,13 +31,14 @@ enum class Strategy {
 inline constexpr size_t kStrategyCount = static_cast<size_t>(Strategy::relay) + 1;
 
 // The options of `splitinfer plan` that only some strategies take.
-enum class StrategyOption { grid, fuse, reuse, stream };
+enum class StrategyOption { grid, fuse, reuse, stream, tasks };
 
 // Which of them a strategy takes (--stream: the runs it streams, below).
 struct StrategyOptions {
   bool grid = false;   // --grid RxC
   bool fuse = false;   // --fuse L
   bool reuse = false;  // --reuse
+  bool tasks = false;  // --tasks T (work stealing, partition/task_plan.hpp)
 };
 
 struct StrategyInfo {

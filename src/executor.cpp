@@ -95,6 +95,12 @@ std::map<std::string, const void*> Executor::weights(int layer_index, const Regi
       const size_t per_channel = count / static_cast<size_t>(step.out.c1 - step.out.c0);
       first = static_cast<size_t>(out.c0 - step.out.c0) * per_channel;
       count = static_cast<size_t>(out.c1 - out.c0) * per_channel;
+    } else if (blob.dims[0] == layer.output_shape.c && blob.dims[0] != step.out.c1 - step.out.c0) {
+      // The node holds every channel's weights (it may run any task of the
+      // layer, partition/task_plan.hpp) and computes some of them.
+      const size_t per_channel = count / static_cast<size_t>(layer.output_shape.c);
+      first = static_cast<size_t>(out.c0) * per_channel;
+      count = static_cast<size_t>(out.c1 - out.c0) * per_channel;
     }
     const size_t element_bytes = blob.bytes() / std::max<size_t>(1, blob.elements());
     const char* source = static_cast<const char*>(blob.data()) + first * element_bytes;
@@ -193,7 +199,8 @@ void Executor::run(Arena& arena, Exchange& exchange,
     }
     if (on_layer && !step.out.empty() && outputs[i].data) on_layer(static_cast<int>(i), outputs[i]);
   }
-  if (!program_.layers[model_.output].out.empty()) on_output(outputs[model_.output]);
+  for (int layer : result_layers(model_, program_))
+    if (!program_.layers[layer].out.empty()) on_output(outputs[layer]);
   memory.finish();
 }
 

@@ -68,7 +68,8 @@ class Executor {
   // layer it computes right after computing it (and may change it: a checker
   // can feed later layers reference values; a stream's layers are seen after
   // the whole stream); `on_output` sees its region of
-  // the model's output (when not empty). The arena is empty again afterwards.
+  // the model's output (when not empty), or of each of the program's
+  // results in turn. The arena is empty again afterwards.
   void run(Arena& arena, Exchange& exchange,
            const std::function<void(int layer_index, Tensor&)>& on_layer,
            const std::function<void(const Tensor&)>& on_output) const;

@@ -14,6 +14,10 @@ std::string allocation_purpose(const std::string& node_label, const Layer& layer
   return node_label + ", layer '" + layer.name + "' (" + op_name(layer.op) + "): " + what;
 }
 
+std::vector<int> result_layers(const Model& model, const NodeProgram& program) {
+  return program.results.empty() ? std::vector<int>{model.output} : program.results;
+}
+
 std::vector<Region> computed_parts(const NodeProgram& program, int layer_index) {
   const LayerStep& step = program.layers[layer_index];
   std::vector<Region> parts;
@@ -64,8 +68,14 @@ class Scheduler {
       }
       layer(static_cast<int>(i));
     }
-    const LayerStep& last = program_.layers[model_.output];
-    if (!last.out.empty()) release(last.out_buffer);
+    std::vector<int> kept;  // results' buffers, each released once (a view shares one)
+    for (int layer : result_layers(model_, program_)) {
+      const LayerStep& result = program_.layers[layer];
+      if (!result.out.empty() &&
+          std::find(kept.begin(), kept.end(), result.out_buffer) == kept.end())
+        kept.push_back(result.out_buffer);
+    }
+    for (int buffer : kept) release(buffer);
   }
 
  private:
@@ -305,10 +315,12 @@ std::vector<Message> node_messages(const Model& model, const NodeProgram& progra
     if (step.to_coordinator)
       messages.push_back({Message::Kind::relay, node, 0, layer, -1, step.out, step.element_bytes});
   }
-  const LayerStep& last = program.layers[model.output];
-  if (!last.out.empty())
-    messages.push_back(
-        {Message::Kind::output, node, 0, model.output, -1, last.out, last.element_bytes});
+  for (int layer : result_layers(model, program)) {
+    const LayerStep& result = program.layers[layer];
+    if (!result.out.empty())
+      messages.push_back(
+          {Message::Kind::output, node, 0, layer, -1, result.out, result.element_bytes});
+  }
   return messages;
 }
 

@@ -110,6 +110,11 @@ struct NodeProgram {
   std::vector<LayerStep> layers;  // per model layer
   std::vector<int> neighbours;    // nodes this node exchanges with directly (sorted)
   std::vector<Stream> streams;
+  // Layers whose regions go to the coordinator at the end, in this order,
+  // their buffers kept to the end: empty for the model's output alone. A
+  // task (work stealing, partition/task_plan.hpp) returns every layer a
+  // later task reads.
+  std::vector<int> results;
   // Layers with weight_bytes 0 read their weights where flash holds them
   // (read_weights_in_place()).
   bool weights_in_place = false;
@@ -228,6 +233,10 @@ int64_t part_offset(const Region& out, const Region& region, size_t element_byte
 // else the input as the node holds it for the whole run (input.needed).
 const Region& held_region(const NodeProgram& program, const Stream& stream, size_t part,
                           int layer_index, int slot, int source);
+
+// The layers `program` returns to the coordinator at the end (results), in
+// order: program.results, or the model's output when it names none.
+std::vector<int> result_layers(const Model& model, const NodeProgram& program);
 
 // What an allocation is for, as error messages name it.
 std::string allocation_purpose(const std::string& node_label, const Layer& layer, const char* what);

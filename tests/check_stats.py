@@ -1,6 +1,9 @@
 """check_stats.py STATS.json: every node's measured peak RAM, flash (its weight
 slices), bytes sent and bytes received equal the plan's predictions, and the required keys are there.
-Exit 0 when they do, 1 (saying which) when not."""
+In a run of a plan with tasks (work stealing) a node's peak is the largest of
+the tasks it ran (peak_of_tasks_run), at most the prediction (the largest of
+those it may take), its bytes those its tasks' programs predict, and the
+nodes ran every task once. Exit 0 when they do, 1 (saying which) when not."""
 import json
 import sys
 
@@ -13,7 +16,13 @@ def main():
     failures = [f"missing '{key}'" for key in ("host_seconds", "emulated_seconds", "nodes") if key not in stats]
     for node in stats.get("nodes", []):
         failures += [f"node {node.get('rank')}: missing '{key}'" for key in REQUIRED if key not in node]
-        for measured, predicted in (("peak_ram_bytes", "predicted_peak_ram_bytes"),
+        peak = "predicted_peak_ram_bytes"
+        if "tasks" in node:
+            peak = "peak_of_tasks_run"
+            if node.get("peak_of_tasks_run", 0) > node.get("predicted_peak_ram_bytes", 0):
+                failures.append(f"node {node['rank']}: peak of the tasks it ran {node.get('peak_of_tasks_run')} > "
+                                f"predicted {node.get('predicted_peak_ram_bytes')}")
+        for measured, predicted in (("peak_ram_bytes", peak),
                                     ("flash_bytes", "predicted_flash_bytes"),
                                     ("bytes_sent", "predicted_bytes_sent"),
                                     ("bytes_received", "predicted_bytes_received")):
@@ -23,6 +32,9 @@ def main():
               f"sent {node['bytes_sent']} B, received {node['bytes_received']} B")
     if not stats.get("nodes"):
         failures.append("no nodes")
+    if "tasks" in stats and sum(node.get("tasks", 0) for node in stats.get("nodes", [])) != stats["tasks"]:
+        failures.append(f"the nodes ran {sum(node.get('tasks', 0) for node in stats['nodes'])} tasks, "
+                        f"the plan has {stats['tasks']}")
     for failure in failures:
         print("check_stats: " + failure)
     sys.exit(1 if failures else 0)

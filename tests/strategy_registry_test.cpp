@@ -78,6 +78,9 @@ TEST(StrategyRegistry, OptionsOnlyWhereTaken) {
       case StrategyOption::stream:
         options.stream = "2";
         break;
+      case StrategyOption::tasks:
+        options.tasks = 2;
+        break;
     }
     return options;
   };
@@ -86,7 +89,8 @@ TEST(StrategyRegistry, OptionsOnlyWhereTaken) {
       {StrategyOption::fuse, "--fuse applies to the fused strategy only"},
       {StrategyOption::reuse, "--reuse applies to the fused strategy only"},
       {StrategyOption::stream,
-       "--stream applies to the spatial and fused strategies only (auto chooses)"}};
+       "--stream applies to the spatial and fused strategies only (auto chooses)"},
+      {StrategyOption::tasks, "--tasks applies to the spatial and fused strategies only"}};
   int taken = 0;
   for (const StrategyInfo& info : strategies())
     for (const auto& [option, refusal] : refusals) {
@@ -94,8 +98,8 @@ TEST(StrategyRegistry, OptionsOnlyWhereTaken) {
       const PlanOptions options = with(info.strategy, option);
       if (info.strategy == Strategy::automatic) {
         EXPECT_EQ(error_of([&] { check_strategy_options(options); }),
-                  "--grid, --fuse, --reuse, --stream and --keep-weights do not apply to the auto "
-                  "strategy (it chooses)");
+                  "--grid, --fuse, --reuse, --stream, --tasks and --keep-weights do not apply to "
+                  "the auto strategy (it chooses)");
       } else if (!takes_option(info.strategy, option)) {
         EXPECT_EQ(error_of([&] { make_plan(model, options); }), refusal);
       } else {
@@ -104,7 +108,7 @@ TEST(StrategyRegistry, OptionsOnlyWhereTaken) {
         EXPECT_EQ(takes_option(info.strategy, StrategyOption::stream), info.stream_runs != nullptr);
       }
     }
-  EXPECT_EQ(taken, 6);  // spatial: grid, stream; fused: all four
+  EXPECT_EQ(taken, 8);  // spatial: grid, stream, tasks; fused: all five
   PlanOptions keep;
   keep.keep_weights = true;
   EXPECT_EQ(error_of([&] { check_strategy_options(keep); }),

@@ -21,6 +21,7 @@ struct PlanCommandOptions {
   std::string stream;  // "R" or "RxC"; empty: no streaming
   bool keep_weights = false;
   bool weights_in_place = false;
+  int tasks = 0;  // spatial, fused: tiles run as tasks (work stealing); 0: none
 };
 int plan_command(const PlanCommandOptions& options);
 
@@ -37,6 +38,7 @@ struct RunOptions {
   std::string requantization;  // pytorch | cmsis; empty: the model's own
   double timeout = 0;          // seconds any wait may last; 0: derived from the plan
   std::string slow;            // NODE:FACTOR[,...]: stragglers on purpose (parse_slowdowns)
+  std::string schedule = "static";  // plans with tasks: static | steal
 };
 // Runs under MPI (already initialised): rank 0 coordinates, ranks 1..N are nodes.
 int run_command(const RunOptions& options);

@@ -105,6 +105,11 @@ int main(int argc, char** argv) {
                        "R rows (RxC: and C columns) of each run's last layer, so no map inside a "
                        "run is ever whole on a node (spatial: each widening block such as an "
                        "inverted residual; fused: each block, its tiles in sequence)");
+  plan_app->add_option("--tasks", plan.tasks,
+                       "spatial, fused: cut the maps into T tiles (T >= N; --grid RxC with R*C = "
+                       "T, default Tx1) run as tasks: under run --schedule steal an idle node "
+                       "takes tasks from busy ones (every node keeps the weights of the tasks it "
+                       "may take)");
   plan_app->add_flag("--weights-in-place", plan.weights_in_place,
                      "nodes read weights where flash holds them (memory-mapped flash, "
                      "execute-in-place) instead of copying each layer's into RAM; float16 "
@@ -131,6 +136,12 @@ int main(int argc, char** argv) {
   run_app->add_option("--slow", run.slow,
                       "NODE:FACTOR[,NODE:FACTOR...]: make a node take FACTOR (1 to 1000) times as "
                       "long per layer, sleeping the extra time (stragglers on purpose)");
+  run_app
+      ->add_option("--schedule", run.schedule,
+                   "plans with tasks (plan --tasks): static (each node runs its own tasks, the "
+                   "default) or steal (a node that runs out takes tasks from the node with the "
+                   "most left)")
+      ->check(CLI::IsMember({"static", "steal"}));
   run_app
       ->add_option("--requantization", run.requantization,
                    "int8 models: pytorch (PyTorch's float32 arithmetic, bit for bit) or cmsis "

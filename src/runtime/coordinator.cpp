@@ -1,6 +1,9 @@
 #include "coordinator.hpp"
 
 #include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "../error.hpp"
 
 namespace splitinfer {
 
@@ -77,6 +80,96 @@ void Coordinator::infer(const std::vector<float>& input, Bytes& output, std::vec
                        whole_region(model_.output), message.region, message.element_bytes,
                        output_expected);
   }
+}
+
+TaskCoordinator::TaskCoordinator(Transport& transport, const Model& model, const TaskTable& table,
+                                 bool steal)
+    : transport_(transport),
+      model_(model),
+      programs_(task_programs(model, table)),
+      scheduler_(table, task_dependencies(model, table, programs_), steal),
+      maps_(model.layers.size()) {}
+
+void TaskCoordinator::start(int node, int task, const std::vector<const unsigned char*>& whole) {
+  transport_.send_text(node, Tag::task, nlohmann::json{{"task", task}}.dump());
+  for (const Message& message : node_messages(model_, programs_[task])) {
+    if (message.kind != Message::Kind::input_piece) continue;
+    const int source = model_.layers[message.layer].inputs[message.slot];
+    if (pieces_.size() == pieces_sent_) pieces_.emplace_back();
+    Bytes& packed = pieces_[pieces_sent_++];
+    packed.resize(message.bytes());
+    copy_region(whole[source], Region::whole(model_.layers[source].output_shape), packed.data(),
+                message.region, message.region, message.element_bytes);
+    transport_.post_send(node, Tag::input, packed.data(), message.region.elements(),
+                         message.element_bytes);
+  }
+  tasks_run_[node - 1].push_back(task);
+}
+
+void TaskCoordinator::infer(const std::vector<float>& input, Bytes& output,
+                            std::vector<Bytes>* dumps) {
+  const int nodes = transport_.nodes();
+  const auto map_bytes = [&](int layer_index) {
+    const Layer& layer = model_.layers[layer_index];
+    return static_cast<size_t>(layer.output_shape.elements()) * dtype_bytes(layer.dtype);
+  };
+  std::vector<const unsigned char*> whole(model_.layers.size(), nullptr);
+  whole[0] = reinterpret_cast<const unsigned char*>(input.data());
+  for (const NodeProgram& program : programs_)
+    for (int layer : result_layers(model_, program)) {
+      maps_[layer].resize(map_bytes(layer));
+      whole[layer] = maps_[layer].data();
+    }
+  if (dumps) {
+    dumps->assign(model_.layers.size(), {});
+    for (size_t i = 0; i < model_.layers.size(); ++i) (*dumps)[i].resize(map_bytes(i));
+    std::memcpy((*dumps)[0].data(), input.data(), map_bytes(0));
+  }
+  scheduler_.reset();
+  tasks_run_.assign(nodes, {});
+  pieces_sent_ = 0;
+  std::vector<char> waiting(nodes + 1, 0);  // asked for work and got none yet
+  int waiting_count = 0;
+  // Until every task is done and every node asks for more (the last
+  // requests of nodes that got nothing are taken too, so none is left for
+  // the next inference).
+  while (!scheduler_.all_done() || waiting_count < nodes) {
+    const auto [node, text] = transport_.receive_text_from_any(Tag::request);
+    const nlohmann::json request = nlohmann::json::parse(text, nullptr, false);
+    if (node < 1 || node > nodes || !request.is_object() || !request.contains("done") ||
+        !request["done"].is_number_integer() || waiting[node])
+      throw Error("internal: an unexpected request for work from rank " + std::to_string(node));
+    const int done = request["done"].get<int>();
+    if (done >= 0) {
+      const NodeProgram& program = programs_.at(done);
+      for (int layer : result_layers(model_, program)) {
+        const LayerStep& step = program.layers[layer];
+        transport_.receive(node, Tag::output, layer, maps_[layer].data(),
+                           Region::whole(model_.layers[layer].output_shape), step.out,
+                           step.element_bytes);
+      }
+      if (dumps)
+        for (size_t i = 1; i < model_.layers.size(); ++i) {
+          const LayerStep& step = program.layers[i];
+          if (!step.out.empty())
+            transport_.receive(node, Tag::dump, static_cast<int>(i), (*dumps)[i].data(),
+                               Region::whole(model_.layers[i].output_shape), step.out,
+                               step.element_bytes);
+        }
+      scheduler_.done(done);
+    }
+    waiting[node] = 1, ++waiting_count;
+    for (int k = 1; k <= nodes; ++k) {
+      if (!waiting[k]) continue;
+      const int task = scheduler_.next(k);
+      if (task < 0) continue;
+      waiting[k] = 0, --waiting_count;
+      start(k, task, whole);
+    }
+  }
+  for (int k = 1; k <= nodes; ++k) transport_.send_text(k, Tag::task, "{\"task\":-1}");
+  transport_.wait_sends();
+  output = maps_[model_.output];
 }
 
 std::vector<float> real_values(const Layer& layer, const Bytes& map) {

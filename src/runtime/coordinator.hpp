@@ -9,6 +9,7 @@
 
 #include "../graph.hpp"
 #include "../node_program.hpp"
+#include "../../partition/task_plan.hpp"
 #include "transport.hpp"
 
 namespace splitinfer {
@@ -40,6 +41,40 @@ class Coordinator {
   // of the pieces it sends.
   std::vector<Bytes> maps_;
   std::deque<Bytes> pieces_;
+};
+
+// The coordinator of a plan with tasks (partition/task_plan.hpp), the task
+// server of DeepThings' gateway. Per inference and node:
+//   node -> 0  request {"done": -1}        when the inference starts
+//   0 -> node  task {"task": T}            T = -1: the inference is over
+//   0 -> node  T's input pieces (Tag::input, in node_messages() order)
+//   node -> 0  request {"done": T}         once T is computed
+//   node -> 0  T's results (Tag::output, in its results' order); with dumps,
+//              then every layer T computed (Tag::dump)
+// A "done" request also asks for the next task. The coordinator holds the
+// input and every map a later stage reads, whole; it cuts each task's pieces
+// from them and writes each task's results into them (overlapping results
+// of fused tiles carry the same bits).
+class TaskCoordinator {
+ public:
+  TaskCoordinator(Transport& transport, const Model& model, const TaskTable& table, bool steal);
+
+  const std::vector<NodeProgram>& programs() const { return programs_; }
+  void infer(const std::vector<float>& input, Bytes& output, std::vector<Bytes>* dumps);
+  // Per node (index node - 1), the tasks it ran in the last inference.
+  const std::vector<std::vector<int>>& tasks_run() const { return tasks_run_; }
+
+ private:
+  void start(int node, int task, const std::vector<const unsigned char*>& whole);
+
+  Transport& transport_;
+  const Model& model_;
+  std::vector<NodeProgram> programs_;  // per task
+  TaskScheduler scheduler_;
+  std::vector<Bytes> maps_;  // the maps later stages read, whole
+  std::deque<Bytes> pieces_;
+  size_t pieces_sent_ = 0;
+  std::vector<std::vector<int>> tasks_run_;
 };
 
 // A whole map as real numbers: float32 as it is, quint8 dequantized.

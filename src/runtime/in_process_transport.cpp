@@ -178,6 +178,11 @@ class InProcessTransport : public Transport {
     const InProcessCluster::Mail mail = cluster_.take(rank_, from, static_cast<int>(tag));
     return std::string(mail.bytes.begin(), mail.bytes.end());
   }
+  std::pair<int, std::string> receive_text_from_any(Tag tag) override {
+    const InProcessCluster::Mail mail =
+        cluster_.take(rank_, InProcessCluster::kAnyRank, static_cast<int>(tag));
+    return {mail.from, std::string(mail.bytes.begin(), mail.bytes.end())};
+  }
 
  private:
   InProcessCluster& cluster_;
@@ -225,7 +230,7 @@ InProcessCluster::Mail InProcessCluster::take(int rank, int from, int tag) {
   for (;;) {
     throw_if_failed();
     const auto found = std::find_if(mailbox.begin(), mailbox.end(), [&](const Mail& mail) {
-      return mail.from == from && mail.tag == tag;
+      return (mail.from == from || from == kAnyRank) && mail.tag == tag;
     });
     if (found != mailbox.end()) {
       Mail mail = std::move(*found);

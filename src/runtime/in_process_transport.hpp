@@ -41,7 +41,8 @@ class InProcessCluster {
     std::vector<char> bytes;
   };
   void post(int to, Mail mail);
-  // The first mail to `rank` from `from` with `tag`, waiting for it.
+  // The first mail to `rank` from `from` (kAnyRank: any) with `tag`, waiting for it.
+  static constexpr int kAnyRank = -1;
   Mail take(int rank, int from, int tag);
   // Every rank calls it; returns when all have (throws Error when a rank failed).
   void meet();

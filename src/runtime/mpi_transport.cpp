@@ -25,6 +25,10 @@ const char* what(Tag tag) {
       return "a question";
     case Tag::state:
       return "an answer";
+    case Tag::request:
+      return "a request for work";
+    case Tag::task:
+      return "a task";
   }
   return "a message";
 }
@@ -99,6 +103,14 @@ class MpiTransport : public Transport {
     wait_without_spinning(request, {what(tag), -1, to, nullptr, "to be taken by"});
   }
   std::string receive_text(int from, Tag tag) override {
+    return receive_probed(from, tag, {what(tag), -1, from}).second;
+  }
+  std::pair<int, std::string> receive_text_from_any(Tag tag) override {
+    return receive_probed(MPI_ANY_SOURCE, tag, {what(tag), -1, -1, nullptr, "from any of"});
+  }
+
+ private:
+  std::pair<int, std::string> receive_probed(int from, Tag tag, const WaitFor& wait_for) {
     MPI_Status status;
     wait_until(
         [&] {
@@ -106,15 +118,14 @@ class MpiTransport : public Transport {
           MPI_Iprobe(from, mpi_tag(tag), MPI_COMM_WORLD, &arrived, &status);
           return arrived != 0;
         },
-        {what(tag), -1, from});
+        wait_for);
     int length = 0;
     MPI_Get_count(&status, MPI_CHAR, &length);
     std::string text(length, '\0');
-    MPI_Recv(text.data(), length, MPI_CHAR, from, mpi_tag(tag), MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-    return text;
+    MPI_Recv(text.data(), length, MPI_CHAR, status.MPI_SOURCE, mpi_tag(tag), MPI_COMM_WORLD,
+             MPI_STATUS_IGNORE);
+    return {status.MPI_SOURCE, std::move(text)};
   }
-
- private:
   void broadcast_from(int root, std::string& text) {
     int length = static_cast<int>(text.size());
     const WaitFor wait_for{"a broadcast", -1, root == rank_ ? -1 : root};

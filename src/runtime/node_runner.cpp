@@ -1,6 +1,9 @@
 #include "node_runner.hpp"
 
 #include <chrono>
+#include <set>
+
+#include "../error.hpp"
 
 #include "../executor.hpp"
 #include "run_statistics.hpp"
@@ -50,6 +53,106 @@ void run_node(Transport& transport, const RunSettings& settings, NodeSetup& setu
     measured.busy_seconds = std::min(executor.busy_seconds(), measured.host_seconds);
   }
   measured.peak_ram_bytes = arena.layout().peak_bytes();
+  nlohmann::json stats = node_statistics(node, setup, measured);
+  if (settings.trace) stats["trace"] = trace_events(trace, node);
+  transport.send_text(0, Tag::stats, stats.dump());
+}
+
+void run_task_node(Transport& transport, const RunSettings& settings, NodeSetup& setup,
+                   int inferences) {
+  using Clock = std::chrono::steady_clock;
+  const int node = transport.rank();
+  const TaskTable& table = setup.plan.tasks;
+  const std::unique_ptr<NodeExchange> exchange = transport.node_exchange({});
+  std::vector<std::unique_ptr<Executor>> executors(setup.task_programs.size());
+  for (size_t task = 0; task < executors.size(); ++task) {
+    if (!table.may_take[node - 1][task]) continue;
+    executors[task] = std::make_unique<Executor>(
+        setup.model, setup.task_programs[task], "node " + std::to_string(node),
+        settings.reference_kernels ? Kernels::reference : Kernels::fast);
+    executors[task]->set_fuse_activations(!settings.dump_layers);
+    executors[task]->set_slowdown(setup.slowdown);
+  }
+  Arena arena(setup.ram_cap);
+  NodeMeasurement measured;
+  measured.task_run = true;
+  std::set<int> ever_run;
+  Trace trace;
+  const auto seconds_since = [](Clock::time_point start) {
+    return std::chrono::duration<double>(Clock::now() - start).count();
+  };
+  for (int run = 0; run < inferences; ++run) {
+    const bool last = run == inferences - 1;
+    const bool dump = settings.dump_layers && last;
+    if (last && settings.trace) {
+      transport.barrier();
+      trace.set_origin();
+      for (const auto& executor : executors)
+        if (executor) executor->set_trace(&trace);
+      exchange->set_trace(&trace);
+    }
+    exchange->bytes_sent = exchange->bytes_received = 0;
+    NodeMeasurement now;
+    now.task_run = true;
+    uint64_t result_bytes = 0;
+    const auto start = Clock::now();
+    transport.send_text(0, Tag::request, R"({"done":-1})");
+    for (;;) {
+      const auto asked = Clock::now();
+      const nlohmann::json reply =
+          nlohmann::json::parse(transport.receive_text(0, Tag::task), nullptr, false);
+      now.idle_seconds += seconds_since(asked);
+      const int task = reply.is_object() && reply.contains("task") &&
+                               reply["task"].is_number_integer()
+                           ? reply["task"].get<int>()
+                           : -2;
+      if (task == -1) break;
+      if (task < 0 || task >= static_cast<int>(executors.size()) || !executors[task])
+        throw Error("internal: node " + std::to_string(node) +
+                    " was given a task it may not take (" + reply.dump() + ")");
+      Executor& executor = *executors[task];
+      executor.reset_busy_seconds();
+      bool announced = false;
+      const auto announce = [&] {
+        if (announced) return;
+        transport.send_text(0, Tag::request, nlohmann::json{{"done", task}}.dump());
+        announced = true;
+      };
+      std::vector<Tensor> dumped;  // shapes and dtypes; the bytes in dump_bytes
+      std::vector<std::vector<char>> dump_bytes;
+      executor.run(
+          arena, *exchange,
+          [&](int, const Tensor& tensor) {
+            if (!dump) return;
+            const char* first = static_cast<const char*>(tensor.data);
+            dump_bytes.emplace_back(first, first + tensor.bytes());
+            dumped.push_back(tensor);
+          },
+          [&](const Tensor& result) {
+            announce();
+            transport.send(0, Tag::output, result.data, result.shape.elements(),
+                           dtype_bytes(result.dtype));
+            result_bytes += result.bytes();
+          });
+      announce();
+      for (size_t d = 0; d < dumped.size(); ++d)
+        transport.send(0, Tag::dump, dump_bytes[d].data(), dumped[d].shape.elements(),
+                       dtype_bytes(dumped[d].dtype));
+      now.busy_seconds += executor.busy_seconds();
+      now.tasks += 1;
+      now.tasks_stolen += table.list[task].home != node;
+      now.predicted_bytes_sent += setup.task_programs[task].bytes_sent;
+      now.predicted_bytes_received += setup.task_programs[task].bytes_received;
+      ever_run.insert(task);
+    }
+    now.host_seconds = seconds_since(start);
+    now.bytes_sent = exchange->bytes_sent + result_bytes;
+    now.bytes_received = exchange->bytes_received;
+    measured = now;
+  }
+  measured.peak_ram_bytes = arena.layout().peak_bytes();
+  for (int task : ever_run)
+    measured.peak_of_tasks_run = std::max(measured.peak_of_tasks_run, setup.task_peaks[task]);
   nlohmann::json stats = node_statistics(node, setup, measured);
   if (settings.trace) stats["trace"] = trace_events(trace, node);
   transport.send_text(0, Tag::stats, stats.dump());

@@ -20,6 +20,10 @@ struct NodeSetup {
   uint64_t ram_cap = ArenaLayout::kUnlimited;
   NodeProgram program;
   double slowdown = 1;  // run --slow: this node computes this many times as long
+  // A plan with tasks: every task's program (program above unused), and the
+  // peak of each (replay_memory(); 0 for tasks this node may not take).
+  std::vector<NodeProgram> task_programs;
+  std::vector<uint64_t> task_peaks;
 };
 
 // Runs `inferences` inferences of `setup.program` on this node (the
@@ -27,5 +31,11 @@ struct NodeSetup {
 // the last inference, every layer it computes) to the coordinator; then
 // sends the coordinator its statistics (node_statistics()).
 void run_node(Transport& transport, const RunSettings& settings, NodeSetup& setup, int inferences);
+
+// The same for a plan with tasks: per inference the node asks the
+// coordinator for work and runs the tasks it gets (TaskCoordinator's
+// protocol, coordinator.hpp), until it is told the inference is over.
+void run_task_node(Transport& transport, const RunSettings& settings, NodeSetup& setup,
+                   int inferences);
 
 }  // namespace splitinfer

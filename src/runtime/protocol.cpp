@@ -16,7 +16,8 @@ RunSettings agree_settings(Transport& transport, const RunSettings& settings) {
                           {"trace", settings.trace},
                           {"requantization", settings.requantization},
                           {"timeout", settings.timeout},
-                          {"slow", settings.slow}}
+                          {"slow", settings.slow},
+                          {"schedule", settings.schedule}}
                .dump();
   transport.broadcast(text);
   const nlohmann::json agreed = nlohmann::json::parse(text);
@@ -30,6 +31,7 @@ RunSettings agree_settings(Transport& transport, const RunSettings& settings) {
   result.requantization = agreed["requantization"].get<std::string>();
   result.timeout = agreed["timeout"].get<double>();
   result.slow = agreed["slow"].get<std::string>();
+  result.schedule = agreed["schedule"].get<std::string>();
   return result;
 }
 

@@ -32,6 +32,9 @@ struct RunSettings {
   // Stragglers on purpose: "NODE:FACTOR[,NODE:FACTOR...]" (parse_slowdowns,
   // session.hpp); empty: none.
   std::string slow;
+  // Plans with tasks: "static" (each node runs its own) or "steal" (idle
+  // nodes take tasks from busy ones); a plan without tasks runs static only.
+  std::string schedule = "static";
 };
 
 // Rank 0's `settings` on every rank.

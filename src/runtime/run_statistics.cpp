@@ -18,7 +18,7 @@ double median(std::vector<double> values) {
 
 nlohmann::json node_statistics(int node, const NodeSetup& setup, const NodeMeasurement& measured) {
   const NodePlan& predicted = setup.plan.node_plans[node - 1];
-  return {
+  nlohmann::json stats = {
       {"rank", node},
       {"peak_ram_bytes", measured.peak_ram_bytes},
       {"predicted_peak_ram_bytes", predicted.predicted_peak_ram_bytes},
@@ -36,6 +36,16 @@ nlohmann::json node_statistics(int node, const NodeSetup& setup, const NodeMeasu
       {"busy_seconds", measured.busy_seconds},
       {"idle_seconds", measured.host_seconds - measured.busy_seconds},
       {"slowdown", setup.slowdown}};
+  if (!measured.task_run) return stats;
+  // The traffic of the tasks it ran, and the peak of the largest (the plan
+  // predicts the largest of those it may take); idle: waiting for a task.
+  stats["tasks"] = measured.tasks;
+  stats["tasks_stolen"] = measured.tasks_stolen;
+  stats["idle_seconds"] = measured.idle_seconds;
+  stats["predicted_bytes_sent"] = measured.predicted_bytes_sent;
+  stats["predicted_bytes_received"] = measured.predicted_bytes_received;
+  stats["peak_of_tasks_run"] = measured.peak_of_tasks_run;
+  return stats;
 }
 
 nlohmann::json trace_events(const Trace& trace, int rank) {
@@ -63,7 +73,9 @@ nlohmann::json trace_events(const Trace& trace, int rank) {
 nlohmann::json run_statistics(const Model& model, const Plan& plan, const std::string& plan_dir,
                               int repeat, std::vector<double> inference_seconds,
                               const std::vector<NodeProgram>& programs,
-                              std::vector<nlohmann::json> nodes, nlohmann::json* trace) {
+                              std::vector<nlohmann::json> nodes, nlohmann::json* trace,
+                              const TaskRun* tasks) {
+  const TimeEstimate& emulated = tasks && tasks->emulated ? *tasks->emulated : plan.emulated;
   nlohmann::json stats = {{"model", model.name},
                           {"plan", plan_dir},
                           {"strategy", strategy_name(plan.strategy)},
@@ -73,13 +85,17 @@ nlohmann::json run_statistics(const Model& model, const Plan& plan, const std::s
                           {"nodes", nlohmann::json::array()}};
   // The plan's prediction for its device profile (partition/cost_model.hpp).
   if (plan.device) {
-    stats["emulated_seconds"] = plan.emulated.total_seconds;
+    stats["emulated_seconds"] = emulated.total_seconds;
     stats["device"] = plan.device->name;
   }
   if (model.layers[model.output].quantized())
     stats["requantization"] = requantization_name(model.requantization);
   if (takes_option(plan.strategy, StrategyOption::grid))
     stats["grid"] = {plan.grid_rows, plan.grid_cols};
+  if (tasks) {
+    stats["schedule"] = tasks->schedule;
+    stats["tasks"] = plan.tasks.list.size();
+  }
   if (repeat > 0) {
     inference_seconds.erase(inference_seconds.begin());  // the warm-up
     stats["repeat"] = repeat;
@@ -99,7 +115,7 @@ nlohmann::json run_statistics(const Model& model, const Plan& plan, const std::s
     nlohmann::json& node = nodes[k];
     total_moved += node["bytes_sent"].get<uint64_t>();
     node["emulated_seconds"] =
-        plan.device ? nlohmann::json(plan.emulated.nodes[k].finish) : nlohmann::json();
+        plan.device ? nlohmann::json(emulated.nodes[k].finish) : nlohmann::json();
     if (trace && node.contains("trace"))
       for (auto& event : node["trace"]) trace->push_back(std::move(event));
     node.erase("trace");

@@ -17,6 +17,13 @@ struct NodeMeasurement {
   uint64_t peak_ram_bytes = 0, bytes_sent = 0, bytes_received = 0;
   double host_seconds = 0;
   double busy_seconds = 0;  // of host_seconds, computing (a --slow node's sleeps included)
+  // A plan with tasks: the tasks the node ran in the last inference (stolen:
+  // those of other nodes), the time it waited for a task, the traffic those
+  // tasks' programs predict, and the largest peak of every task it ran.
+  bool task_run = false;
+  int tasks = 0, tasks_stolen = 0;
+  double idle_seconds = 0;
+  uint64_t predicted_bytes_sent = 0, predicted_bytes_received = 0, peak_of_tasks_run = 0;
 };
 
 // A node's entry of the statistics' `nodes` list: measured beside predicted.
@@ -30,9 +37,17 @@ nlohmann::json trace_events(const Trace& trace, int rank);
 // traffic (from the programs' messages) and each node's statistics as the
 // nodes sent them (their "trace" entries moved out into `trace_events` when
 // tracing). Returns STATS.json's content.
+// A plan with tasks passes the task programs as `programs`, its schedule
+// and the emulated time of that schedule (`emulated`, when planned for a
+// device).
+struct TaskRun {
+  std::string schedule;
+  const TimeEstimate* emulated = nullptr;
+};
 nlohmann::json run_statistics(const Model& model, const Plan& plan, const std::string& plan_dir,
                               int repeat, std::vector<double> inference_seconds,
                               const std::vector<NodeProgram>& programs,
-                              std::vector<nlohmann::json> nodes, nlohmann::json* trace_events);
+                              std::vector<nlohmann::json> nodes, nlohmann::json* trace_events,
+                              const TaskRun* tasks = nullptr);
 
 }  // namespace splitinfer

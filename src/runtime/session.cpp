@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <optional>
 
 #include "../../io/model_file.hpp"
 #include "../../io/plan_file.hpp"
@@ -19,9 +20,15 @@ using Clock = std::chrono::steady_clock;
 // Rank 0: `feed.count` inferences, each coordinated, timed and fed back;
 // then the statistics, the nodes' gathered.
 void coordinate_run(Transport& transport, const RunSettings& settings, const Feed& feed,
-                    RunResult& result) {
+                    const std::vector<double>& slowdowns, RunResult& result) {
   const Model& model = result.model;
-  Coordinator coordinator(transport, model, node_programs(model, result.plan));
+  const bool tasks = !result.plan.tasks.empty();
+  std::optional<Coordinator> coordinator;
+  std::optional<TaskCoordinator> task_coordinator;
+  if (tasks)
+    task_coordinator.emplace(transport, model, result.plan.tasks, settings.schedule == "steal");
+  else
+    coordinator.emplace(transport, model, node_programs(model, result.plan));
   std::vector<double> times;
   Trace trace;
   for (int run = 0; run < feed.count; ++run) {
@@ -41,8 +48,11 @@ void coordinate_run(Transport& transport, const RunSettings& settings, const Fee
           std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(times.back()));
       expected.at = start + expected.typical;
     }
-    coordinator.infer(input, result.output, settings.dump_layers && last ? &result.dumps : nullptr,
-                      expected);
+    std::vector<Bytes>* dumps = settings.dump_layers && last ? &result.dumps : nullptr;
+    if (tasks)
+      task_coordinator->infer(input, result.output, dumps);
+    else
+      coordinator->infer(input, result.output, dumps, expected);
     times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
     if (last) trace.add("inference (input out, output in)", "coordinator", traced_start);
     feed.output(run, result.output);
@@ -51,9 +61,22 @@ void coordinate_run(Transport& transport, const RunSettings& settings, const Fee
   for (int node = 1; node <= result.plan.nodes; ++node)
     nodes.push_back(nlohmann::json::parse(transport.receive_text(node, Tag::stats)));
   if (settings.trace) result.trace_events = trace_events(trace, 0);
+  nlohmann::json* trace_events = settings.trace ? &result.trace_events : nullptr;
+  if (!tasks) {
+    result.stats = run_statistics(model, result.plan, settings.plan_dir, settings.repeat,
+                                  std::move(times), coordinator->programs(), std::move(nodes),
+                                  trace_events);
+    return;
+  }
+  // The emulated time of this run's schedule, its slowdowns included.
+  std::optional<TimeEstimate> emulated;
+  if (result.plan.device)
+    emulated = estimate_task_time(model, result.plan.tasks, task_coordinator->programs(),
+                                  *result.plan.device, settings.schedule == "steal", slowdowns);
+  const TaskRun task_run{settings.schedule, emulated ? &*emulated : nullptr};
   result.stats = run_statistics(model, result.plan, settings.plan_dir, settings.repeat,
-                                std::move(times), coordinator.programs(), std::move(nodes),
-                                settings.trace ? &result.trace_events : nullptr);
+                                std::move(times), task_coordinator->programs(), std::move(nodes),
+                                trace_events, &task_run);
 }
 
 bool valid_timeout(double seconds) {
@@ -121,6 +144,7 @@ RunResult run_session(Transport& transport, const RunSettings& settings,
   NodeSetup setup;
   Feed feed;
   double slowest = 1;  // the largest --slow factor: the derived deadline grows with it
+  std::vector<double> slowdowns;
 
   // Until the plan is read, waits (reading files) may take a minute.
   transport.set_deadline(valid_timeout(settings.timeout) && settings.timeout > 0
@@ -145,9 +169,15 @@ RunResult run_session(Transport& transport, const RunSettings& settings,
                   std::to_string(transport.ranks()));
     setup.ram_cap =
         settings.ram.empty() ? setup.plan.ram_cap_bytes : parse_bytes(settings.ram, "--ram");
-    const std::vector<double> slowdowns = parse_slowdowns(settings.slow, setup.plan.nodes);
+    slowdowns = parse_slowdowns(settings.slow, setup.plan.nodes);
     if (rank > 0) setup.slowdown = slowdowns[rank - 1];
     slowest = *std::max_element(slowdowns.begin(), slowdowns.end());
+    if (settings.schedule != "static" && settings.schedule != "steal")
+      throw Error("--schedule '" + printable(settings.schedule) + "' is not static or steal");
+    if (settings.schedule == "steal" && setup.plan.tasks.empty())
+      throw Error("--schedule steal needs a plan cut into tasks, and '" + settings.plan_dir +
+                  "' has none (make one with plan --strategy spatial|fused --tasks T, T at least "
+                  "the node count)");
   });
   // Step 2: rank 0 opens the feed (reads the input); each node its own
   // weights, and checks that its memory fits its cap before computing anything.
@@ -157,8 +187,31 @@ RunResult run_session(Transport& transport, const RunSettings& settings,
       return;
     }
     read_node_weights(settings.plan_dir, rank, setup.plan, setup.model);
-    setup.program = node_program(setup.model, setup.plan, rank);
     const std::string label = "node " + std::to_string(rank);
+    if (!setup.plan.tasks.empty()) {  // every task it may take must fit
+      setup.task_programs = task_programs(setup.model, setup.plan.tasks);
+      setup.task_peaks.assign(setup.task_programs.size(), 0);
+      for (size_t task = 0; task < setup.task_programs.size(); ++task) {
+        if (!setup.plan.tasks.may_take[rank - 1][task]) continue;
+        const Task& t = setup.plan.tasks.list[task];
+        const std::string task_label = label + ", task " + std::to_string(task) + " (stage " +
+                                       std::to_string(t.stage) + ", tile " +
+                                       std::to_string(t.tile) + ")";
+        ArenaLayout unlimited;
+        setup.task_peaks[task] =
+            replay_memory(setup.model, setup.task_programs[task], unlimited, task_label);
+        if (setup.task_peaks[task] <= setup.ram_cap) continue;
+        try {
+          ArenaLayout capped(setup.ram_cap);
+          replay_memory(setup.model, setup.task_programs[task], capped, task_label);
+        } catch (const Error& too_small) {
+          throw Error(std::string(too_small.what()) + "; this task needs --ram " +
+                      std::to_string(setup.task_peaks[task]) + " at least");
+        }
+      }
+      return;
+    }
+    setup.program = node_program(setup.model, setup.plan, rank);
     ArenaLayout layout(setup.ram_cap);
     try {
       replay_memory(setup.model, setup.program, layout, label);
@@ -178,13 +231,16 @@ RunResult run_session(Transport& transport, const RunSettings& settings,
   transport.broadcast(count);
   const int inferences = std::stoi(count);
   if (rank != 0) {
-    run_node(transport, settings, setup, inferences);
+    if (setup.plan.tasks.empty())
+      run_node(transport, settings, setup, inferences);
+    else
+      run_task_node(transport, settings, setup, inferences);
     return result;
   }
   result.model = std::move(setup.model);
   result.plan = std::move(setup.plan);
   feed.count = inferences;
-  coordinate_run(transport, settings, feed, result);
+  coordinate_run(transport, settings, feed, slowdowns, result);
   return result;
 }
 

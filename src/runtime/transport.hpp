@@ -21,7 +21,9 @@ namespace splitinfer {
 // What a point-to-point message between the coordinator and a node carries.
 // Messages of one tag between two ranks arrive in the order they were sent.
 // query and state: the watchdog's question to a node and its answer (mpi_watchdog.hpp).
-enum class Tag : int { input = 1, output, dump, stats, relay, query, state };
+// request and task: a node asking the coordinator for work, and the task it
+// gets (plans with tasks, coordinator.hpp's TaskCoordinator).
+enum class Tag : int { input = 1, output, dump, stats, relay, query, state, request, task };
 
 // When a wait is expected to end: `at`, judged from a wait that took
 // `typical` (the coordinator's wait for an output, from the inference
@@ -90,6 +92,8 @@ class Transport {
                        const ExpectedEnd& expected = {}) = 0;
   virtual void send_text(int to, Tag tag, const std::string& text) = 0;
   virtual std::string receive_text(int from, Tag tag) = 0;
+  // The first text of `tag` to arrive from any rank: {sender, text}.
+  virtual std::pair<int, std::string> receive_text_from_any(Tag tag) = 0;
 };
 
 }  // namespace splitinfer

@@ -4,7 +4,8 @@
 # Exports MODEL (seeded random weights) and runs it on one node, then under
 # every configuration in CONFIGS (comma-separated STRATEGY:NODES[:RxC[:OPTIONS]],
 # e.g. "spatial:4,spatial:4:2x2,channel:3,fused:4:2x2:--fuse+6+--reuse"; in
-# OPTIONS, extra plan options, '+' stands for a space). Each distributed run must equal the
+# OPTIONS, extra plan options, '+' stands for a space, and after an '@' run
+# options, e.g. "fused:2:4x2:--tasks+8@--schedule+steal+--slow+2:3"). Each distributed run must equal the
 # one-node run bit for bit (output and every layer), and each node's measured
 # peak RAM and bytes equal the plan's prediction. In every distributed run
 # all node files but the node's own are first replaced by garbage, proving a
@@ -34,7 +35,9 @@ IFS=, read -ra entries <<<"$configs"
 for entry in "${entries[@]}"; do
   IFS=: read -r strategy nodes grid extra <<<"$entry"
   extra=${extra//+/ }
-  name=${strategy}_${nodes}${grid:+_$grid}${extra:+_$(echo "$extra" | tr -d ' -')}
+  run_extra=
+  if [[ $extra == *@* ]]; then run_extra=${extra#*@} extra=${extra%%@*}; fi
+  name=${strategy}_${nodes}${grid:+_$grid}${extra:+_$(echo "$extra" | tr -d ' -')}${run_extra:+_$(echo "$run_extra" | tr -d ' -' | tr ':,' '_')}
   options=(--nodes "$nodes" --strategy "$strategy")
   [ -n "$grid" ] && options+=(--grid "$grid")
   # shellcheck disable=SC2206  # OPTIONS splits into words
@@ -53,7 +56,7 @@ for entry in "${entries[@]}"; do
   # Each rank gets the directory where only its own node file is real.
   appfile=app_$name
   : >"$appfile"
-  echo "-np 1 $splitinfer run plan_$name --input input.h5 --output $name.h5 --dump-layers --stats $name.json --trace $name.trace.json" >>"$appfile"
+  echo "-np 1 $splitinfer run plan_$name --input input.h5 --output $name.h5 --dump-layers --stats $name.json --trace $name.trace.json $run_extra" >>"$appfile"
   for k in $(seq 1 "$nodes"); do echo "-np 1 $splitinfer run plan_${name}_as_$k --input none.h5" >>"$appfile"; done
   mpirun --quiet --oversubscribe --app "$appfile" >/dev/null
   printf '%-22s ' "$name"
@@ -63,7 +66,8 @@ for entry in "${entries[@]}"; do
     $PYTHON "$SPLITINFER_ROOT/tests/distributed/check_trace.py" "$name.json" "$name.trace.json"
   # Without dumps a relu or relu6 is computed as the convolution before it
   # stores: the output must still be the one-node run's (computed apart).
-  splitinfer_mpirun $((nodes + 1)) run "plan_$name" --input input.h5 --output "${name}_fused.h5" >/dev/null
+  # shellcheck disable=SC2086  # run options split into words
+  splitinfer_mpirun $((nodes + 1)) run "plan_$name" --input input.h5 --output "${name}_fused.h5" $run_extra >/dev/null
   printf '%-22s ' "$name, fused"
   $PYTHON "$SPLITINFER_ROOT/tests/distributed/compare_bitwise.py" "${name}_fused.h5" one.h5
 done

@@ -84,6 +84,70 @@ TEST(PlanFile, UnknownStrategyIsRefused) {
   std::filesystem::remove_all(dir);
 }
 
+// A plan cut into tasks reads back as written; a task table edited on
+// purpose (and resealed) is refused, saying what is wrong with it.
+TEST(PlanFile, TaskTablesReadBackAndEditedOnesAreRefused) {
+  const Model model = small_model();
+  PlanOptions options;
+  options.nodes = 2;
+  options.strategy = Strategy::fused;
+  options.tasks = 4;
+  const Plan plan = make_plan(model, options);
+  const std::string dir = plan_dir("splitinfer_plan_file_tasks");
+  write_plan(dir, model, plan);
+  Model read_model;
+  Plan read;
+  read_plan(dir, read_model, read);
+  EXPECT_EQ(read.tasks.regions, plan.tasks.regions);
+  EXPECT_EQ(read.tasks.stage, plan.tasks.stage);
+  EXPECT_EQ(read.tasks.may_take, plan.tasks.may_take);
+  ASSERT_EQ(read.tasks.list.size(), plan.tasks.list.size());
+  for (size_t task = 0; task < plan.tasks.list.size(); ++task)
+    EXPECT_EQ(read.tasks.list[task].home, plan.tasks.list[task].home);
+  const auto refused_after = [&](const std::string& dataset, const std::vector<int64_t>& dims,
+                                 const auto& edit, const std::string& expected) {
+    write_plan(dir, model, plan);
+    {
+      const h5::Handle file(H5Fopen(plan_path(dir).c_str(), H5F_ACC_RDWR, H5P_DEFAULT));
+      ASSERT_GE(file.id(), 0);
+      const h5::Group root(h5::Handle(H5Gopen2(file.id(), "/", H5P_DEFAULT)), plan_path(dir));
+      const h5::Group tasks = root.open_group("tasks");
+      std::vector<int64_t> read_dims;
+      std::vector<int64_t> values = tasks.read_int64s(dataset, read_dims);
+      ASSERT_EQ(read_dims, dims);
+      edit(values);
+      ASSERT_GE(H5Ldelete(tasks.id(), dataset.c_str(), H5P_DEFAULT), 0);
+      tasks.write_int64s(dataset, dims, values.data());
+      seal(root);
+    }
+    try {
+      read_plan(dir, read_model, read);
+      ADD_FAILURE() << "an edited '" << dataset << "' was read";
+    } catch (const Error& failure) {
+      EXPECT_NE(std::string(failure.what()).find(expected), std::string::npos) << failure.what();
+    }
+  };
+  const int64_t layers = static_cast<int64_t>(model.layers.size());
+  const int64_t tasks = static_cast<int64_t>(plan.tasks.list.size());
+  refused_after("stage", {layers}, [](std::vector<int64_t>& v) { v.back() += 1; },
+                "'stage' does not match the stages of the tasks' regions");
+  refused_after("list", {tasks, 3}, [](std::vector<int64_t>& v) { v[2] = 3; },
+                "task 0 has no home among nodes 1..2");
+  refused_after("may_take", {2, tasks}, [](std::vector<int64_t>& v) { v[0] = 0; },
+                "'may_take' of node 1 must be 0 or 1, and 1 for its own tasks");
+  // The last layer's first tile one channel, row or column short: part of
+  // the output is nobody's.
+  refused_after("regions", {layers, 4, 6}, [&](std::vector<int64_t>& v) {
+    int64_t* last = v.data() + (layers - 1) * 4 * 6;  // c0, c1, y0, y1, x0, x1
+    for (int axis = 0; axis < 3; ++axis)
+      if (last[2 * axis + 1] - last[2 * axis] > 1) {
+        --last[2 * axis + 1];
+        return;
+      }
+    ADD_FAILURE() << "the tile is one element";
+  }, "the plan's tasks compute only part of");
+  std::filesystem::remove_all(dir);
+}
 
 std::set<std::string> files_in(const std::string& dir) {
   std::set<std::string> names;

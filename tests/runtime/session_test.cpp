@@ -76,7 +76,9 @@ SessionRun run_in_process(const std::string& plan_dir, int nodes,
     if (transport.rank() != 0) return;
     run.stats = result.stats;
     for (const Bytes& map : result.dumps) run.dumps.push_back(testing::as_floats(map));
-    run.messages = cluster_messages(result.model, node_programs(result.model, result.plan));
+    run.messages = cluster_messages(result.model, result.plan.tasks.empty()
+                                                      ? node_programs(result.model, result.plan)
+                                                      : task_programs(result.model, result.plan.tasks));
   });
   return run;
 }
@@ -153,6 +155,106 @@ const StrategyCase kStrategies[] = {
 
 INSTANTIATE_TEST_SUITE_P(Strategies, SessionOnStrategy, ::testing::ValuesIn(kStrategies),
                          [](const ::testing::TestParamInfo<StrategyCase>& info) {
+                           return std::string(info.param.name);
+                         });
+
+// Plans cut into tasks (work stealing): every schedule, and stragglers of
+// every speed, give the one-node output and every layer bit for bit; each
+// task runs once; a node's peak is the largest of the tasks it ran, within
+// the plan's prediction; its bytes are those its tasks' programs predict;
+// under the static schedule nobody steals, and a node 20 times as slow as
+// the other has tasks stolen from it.
+struct TaskCase {
+  const char* name;
+  int nodes;
+  const char* strategy;
+  const char* grid;
+  int tasks, fuse;
+};
+
+void PrintTo(const TaskCase& s, std::ostream* os) { *os << s.name; }
+
+class SessionWithTasks : public ::testing::TestWithParam<TaskCase> {};
+
+TEST_P(SessionWithTasks, EveryScheduleEqualsOneNodeBitForBit) {
+  const TaskCase& c = GetParam();
+  const Model model = testing::runtime_classifier();
+  TemporaryDir dir(c.name);
+  const std::string one_plan = write_test_plan(model, {}, "one", dir);
+  PlanOptions options;
+  options.nodes = c.nodes;
+  options.strategy = parse_strategy(c.strategy);
+  options.grid = c.grid;
+  options.tasks = c.tasks;
+  options.fuse = c.fuse;
+  const Plan plan = make_plan(model, options);
+  ASSERT_FALSE(plan.tasks.empty());
+  const size_t task_count = plan.tasks.list.size();
+  const std::string plan_dir = write_test_plan(model, options, c.name, dir);
+  const std::vector<std::vector<float>> inputs = testing::seeded_inputs(model, 3);
+  RunSettings settings;
+  settings.dump_layers = true;
+  const SessionRun one = run_in_process(one_plan, 1, inputs, settings);
+  for (const std::string& error : one.errors) ASSERT_EQ(error, "");
+  settings.repeat = 2;
+  const std::vector<std::pair<const char*, const char*>> schedules = {
+      {"static", ""}, {"steal", ""}, {"static", "1:3"}, {"steal", "1:3"},
+      {"steal", "2:20"}, {"steal", "1:1.5,2:7"}};
+  for (const auto& [schedule, slow] : schedules) {
+    SCOPED_TRACE(std::string(schedule) + " --slow '" + slow + "'");
+    settings.schedule = schedule;
+    settings.slow = slow;
+    const SessionRun many = run_in_process(plan_dir, c.nodes, inputs, settings);
+    for (const std::string& error : many.errors) ASSERT_EQ(error, "");
+    ASSERT_EQ(many.outputs.size(), inputs.size());
+    for (size_t run = 0; run < inputs.size(); ++run)
+      EXPECT_TRUE(testing::bitwise_equal(one.outputs[run], many.outputs[run]))
+          << "inference " << run;
+    ASSERT_EQ(many.dumps.size(), model.layers.size());
+    for (size_t i = 0; i < model.layers.size(); ++i)
+      EXPECT_TRUE(testing::bitwise_equal(one.dumps[i], many.dumps[i]))
+          << "layer '" << model.layers[i].name << "'";
+    const nlohmann::json& stats = many.stats;
+    EXPECT_EQ(stats["schedule"], schedule);
+    EXPECT_EQ(stats["tasks"].get<size_t>(), task_count);
+    size_t ran = 0, stolen = 0;
+    for (const nlohmann::json& node : stats["nodes"]) {
+      SCOPED_TRACE("node " + std::to_string(node["rank"].get<int>()));
+      ran += node["tasks"].get<size_t>();
+      stolen += node["tasks_stolen"].get<size_t>();
+      EXPECT_EQ(node["peak_ram_bytes"], node["peak_of_tasks_run"]);
+      EXPECT_LE(node["peak_ram_bytes"].get<uint64_t>(),
+                node["predicted_peak_ram_bytes"].get<uint64_t>());
+      EXPECT_EQ(node["bytes_sent"], node["predicted_bytes_sent"]);
+      EXPECT_EQ(node["bytes_received"], node["predicted_bytes_received"]);
+      EXPECT_EQ(node["flash_bytes"], node["predicted_flash_bytes"]);
+      EXPECT_GE(node["idle_seconds"].get<double>(), 0.0);
+    }
+    EXPECT_EQ(ran, task_count);
+    if (std::string(schedule) == "static") EXPECT_EQ(stolen, 0u);
+    // Others take some of node 2's tasks when it has several in a stage.
+    if (std::string(slow) == "2:20" &&
+        std::count_if(plan.tasks.list.begin(), plan.tasks.list.end(),
+                      [](const Task& task) { return task.home == 2 && task.stage == 0; }) > 1)
+      EXPECT_GT(stolen, 0u);
+    uint64_t coordinator_sent = 0, coordinator_received = 0;
+    for (const Message& message : many.messages) {
+      if (message.from == 0) coordinator_sent += message.bytes();
+      if (message.to == 0) coordinator_received += message.bytes();
+    }
+    EXPECT_EQ(stats["coordinator"]["bytes_sent"].get<uint64_t>(), coordinator_sent);
+    EXPECT_EQ(stats["coordinator"]["bytes_received"].get<uint64_t>(), coordinator_received);
+  }
+}
+
+const TaskCase kTaskCases[] = {
+    {"fused2_tasks8", 2, "fused", "4x2", 8, 3},
+    {"fused3_tasks4", 3, "fused", "", 4, 0},
+    {"spatial3_tasks7", 3, "spatial", "", 7, 0},
+};
+
+INSTANTIATE_TEST_SUITE_P(Tasks, SessionWithTasks, ::testing::ValuesIn(kTaskCases),
+                         [](const ::testing::TestParamInfo<TaskCase>& info) {
                            return std::string(info.param.name);
                          });
 
@@ -287,6 +389,24 @@ TEST(InProcessTransport, MessagesArriveInOrderPerSenderAndTag) {
   for (const std::string& error : errors) ASSERT_EQ(error, "");
   EXPECT_EQ(received, (std::vector<std::string>{"stats 2 a", "stats 2 b", "dump 2", "stats 1 a",
                                                 "stats 1 b", "dump 1"}));
+}
+
+TEST(Session, StealingNeedsAPlanWithTasks) {
+  const Model model = testing::runtime_classifier();
+  TemporaryDir dir("steal");
+  PlanOptions options;
+  options.nodes = 2;
+  const std::string plan_dir = write_test_plan(model, options, "rows2", dir);
+  RunSettings settings;
+  settings.schedule = "steal";
+  const std::string error =
+      only_error(run_in_process(plan_dir, 2, testing::seeded_inputs(model, 1), settings).errors);
+  EXPECT_NE(error.find("--schedule steal needs a plan cut into tasks"), std::string::npos)
+      << error;
+  settings.schedule = "fastest";
+  EXPECT_EQ(only_error(run_in_process(plan_dir, 2, testing::seeded_inputs(model, 1), settings)
+                           .errors),
+            "--schedule 'fastest' is not static or steal");
 }
 
 }  // namespace

@@ -1,0 +1,292 @@
+#include "task_plan.hpp"
+
+#include <algorithm>
+#include <set>
+
+#include "../src/error.hpp"
+
+namespace splitinfer {
+
+std::vector<int> task_stages(const Model& model, const LayerRegions& regions) {
+  const int count = static_cast<int>(model.layers.size());
+  const int tiles = regions.empty() ? 0 : static_cast<int>(regions[0].size());
+  std::vector<int> stage(count, -1);
+  int current = -1;
+  for (int j = 1; j < count; ++j) {
+    const Layer& layer = model.layers[j];
+    bool starts = current < 0;
+    for (int slot = 0; slot < static_cast<int>(layer.inputs.size()) && !starts; ++slot) {
+      const int source = layer.inputs[slot];
+      if (source == 0 || stage[source] != current) continue;  // from the coordinator
+      for (int t = 0; t < tiles && !starts; ++t)
+        starts = !regions[source][t].contains(needed_region(model, layer, slot, regions[j][t]));
+    }
+    if (starts) ++current;
+    stage[j] = current;
+  }
+  return stage;
+}
+
+namespace {
+
+// Per layer, whether a layer of a later stage reads it (or it is the output).
+std::vector<char> read_later(const Model& model, const std::vector<int>& stage) {
+  std::vector<char> later(model.layers.size(), 0);
+  later[model.output] = 1;
+  for (size_t j = 0; j < model.layers.size(); ++j)
+    for (int source : model.layers[j].inputs)
+      if (stage[source] >= 0 && stage[source] < stage[j]) later[source] = 1;
+  return later;
+}
+
+std::vector<int> results_of(const Model& model, const TaskTable& table,
+                            const std::vector<char>& later, const Task& task) {
+  std::vector<int> results;
+  for (size_t j = 1; j < model.layers.size(); ++j)
+    if (table.stage[j] == task.stage && later[j] && !table.regions[j][task.tile].empty())
+      results.push_back(static_cast<int>(j));
+  return results;
+}
+
+}  // namespace
+
+TaskTable make_task_table(const Model& model, LayerRegions regions, int grid_rows, int grid_cols,
+                          int nodes) {
+  TaskTable table;
+  table.tiles = grid_rows * grid_cols;
+  if (table.tiles < nodes)
+    throw Error("--tasks " + std::to_string(table.tiles) + " is fewer tasks per stage than the " +
+                std::to_string(nodes) + " nodes");
+  table.grid_rows = grid_rows;
+  table.grid_cols = grid_cols;
+  table.regions = std::move(regions);
+  table.stage = task_stages(model, table.regions);
+  const std::vector<char> later = read_later(model, table.stage);
+  const int stages = table.stage.empty() ? 0 : table.stage.back() + 1;
+  for (int s = 0; s < stages; ++s)
+    for (int t = 0; t < table.tiles; ++t) {
+      const Task task{s, t, static_cast<int>(int64_t{t} * nodes / table.tiles) + 1};
+      if (!results_of(model, table, later, task).empty()) table.list.push_back(task);
+    }
+  table.may_take.assign(nodes, std::vector<char>(table.list.size(), 1));
+  return table;
+}
+
+std::vector<int> task_results(const Model& model, const TaskTable& table, int task) {
+  return results_of(model, table, read_later(model, table.stage), table.list[task]);
+}
+
+std::vector<NodeProgram> task_programs(const Model& model, const TaskTable& table) {
+  const std::vector<char> later = read_later(model, table.stage);
+  std::vector<NodeProgram> programs;
+  for (const Task& task : table.list) {
+    std::vector<Region> regions(model.layers.size());
+    std::vector<char> from_coordinator(model.layers.size(), 0);
+    for (size_t j = 0; j < model.layers.size(); ++j) {
+      if (table.stage[j] == task.stage) regions[j] = table.regions[j][task.tile];
+      from_coordinator[j] = table.stage[j] < task.stage;
+    }
+    programs.push_back(build_task_program(model, regions, from_coordinator,
+                                          results_of(model, table, later, task)));
+  }
+  return programs;
+}
+
+namespace {
+
+// Whether the union of `parts` holds all of `region`.
+bool covers(const std::vector<Region>& parts, const Region& region) {
+  std::vector<char> held(static_cast<size_t>(region.elements()), 0);
+  const int64_t rows = region.y1 - region.y0, cols = region.x1 - region.x0;
+  for (const Region& part : parts) {
+    const Region in = part.intersect(region);
+    if (in.empty()) continue;
+    for (int64_t c = in.c0; c < in.c1; ++c)
+      for (int64_t y = in.y0; y < in.y1; ++y)
+        std::fill_n(held.begin() + ((c - region.c0) * rows + y - region.y0) * cols +
+                        (in.x0 - region.x0),
+                    in.x1 - in.x0, 1);
+  }
+  return std::find(held.begin(), held.end(), 0) == held.end();
+}
+
+}  // namespace
+
+std::vector<std::vector<int>> task_dependencies(const Model& model, const TaskTable& table,
+                                                const std::vector<NodeProgram>& programs) {
+  std::vector<std::vector<int>> results(table.list.size());
+  for (size_t b = 0; b < table.list.size(); ++b) results[b] = result_layers(model, programs[b]);
+  std::vector<std::vector<int>> dependencies(table.list.size());
+  for (size_t a = 0; a < table.list.size(); ++a) {
+    std::set<int> before;
+    for (const Message& message : node_messages(model, programs[a])) {
+      if (message.kind != Message::Kind::input_piece) continue;
+      const int source = model.layers[message.layer].inputs[message.slot];
+      if (source == 0) continue;  // the model's input: the coordinator has it from the start
+      std::vector<Region> writers;
+      for (size_t b = 0; b < table.list.size(); ++b) {
+        const Task& task = table.list[b];
+        const Region& region = table.regions[source][task.tile];
+        if (task.stage == table.stage[source] &&
+            std::find(results[b].begin(), results[b].end(), source) != results[b].end() &&
+            !region.intersect(message.region).empty()) {
+          before.insert(static_cast<int>(b));
+          writers.push_back(region);
+        }
+      }
+      if (!covers(writers, message.region))
+        throw Error("the plan's tasks compute only part of " + message.region.str() +
+                    " of layer '" + model.layers[source].name + "', which task " +
+                    std::to_string(a) + " reads");
+    }
+    dependencies[a].assign(before.begin(), before.end());
+  }
+  std::vector<Region> output;  // and the whole output
+  for (size_t b = 0; b < table.list.size(); ++b)
+    if (std::find(results[b].begin(), results[b].end(), model.output) != results[b].end())
+      output.push_back(table.regions[model.output][table.list[b].tile]);
+  const Region whole = Region::whole(model.layers[model.output].output_shape);
+  if (!covers(output, whole))
+    throw Error("the plan's tasks compute only part of the output '" +
+                model.layers[model.output].name + "'");
+  return dependencies;
+}
+
+LayerRegions node_weight_regions(const Model& model, const TaskTable& table, int nodes) {
+  LayerRegions regions(model.layers.size(), std::vector<Region>(nodes));
+  for (int k = 1; k <= nodes; ++k)
+    for (size_t j = 1; j < model.layers.size(); ++j) {
+      Region held;
+      bool one_range = true;
+      for (size_t task = 0; task < table.list.size(); ++task) {
+        const Task& t = table.list[task];
+        const Region& region = table.regions[j][t.tile];
+        if (!table.may_take[k - 1][task] || t.stage != table.stage[j] || region.empty()) continue;
+        one_range = one_range && (held.empty() || (held.c0 == region.c0 && held.c1 == region.c1));
+        held = held.bounding(region);
+      }
+      if (!one_range) held = Region::whole(model.layers[j].output_shape);
+      regions[j][k - 1] = held;
+    }
+  return regions;
+}
+
+TaskScheduler::TaskScheduler(const TaskTable& table, std::vector<std::vector<int>> dependencies,
+                             bool steal)
+    : table_(table), dependencies_(std::move(dependencies)), steal_(steal) {
+  reset();
+}
+
+void TaskScheduler::reset() {
+  started_.assign(table_.list.size(), 0);
+  finished_.assign(table_.list.size(), 0);
+  stolen_.assign(table_.list.size(), 0);
+  done_count_ = 0;
+}
+
+bool TaskScheduler::ready(int task) const {
+  for (int before : dependencies_[task])
+    if (!finished_[before]) return false;
+  return true;
+}
+
+int TaskScheduler::next(int node) {
+  const int tasks = static_cast<int>(table_.list.size());
+  for (int task = 0; task < tasks; ++task)
+    if (table_.list[task].home == node && !started_[task] && ready(task)) {
+      started_[task] = 1;
+      return task;
+    }
+  if (!steal_) return -1;
+  // The node with the most tasks not started that has one ready for `node`.
+  std::vector<int> left(table_.may_take.size() + 1, 0), last_ready(left.size(), -1);
+  for (int task = 0; task < tasks; ++task) {
+    if (started_[task]) continue;
+    const int home = table_.list[task].home;
+    ++left[home];
+    if (table_.may_take[node - 1][task] && ready(task)) last_ready[home] = task;
+  }
+  int victim = -1;
+  for (int k = 1; k < static_cast<int>(left.size()); ++k)
+    if (last_ready[k] >= 0 && (victim < 0 || left[k] > left[victim])) victim = k;
+  if (victim < 0) return -1;
+  const int task = last_ready[victim];
+  started_[task] = stolen_[task] = 1;
+  return task;
+}
+
+void TaskScheduler::done(int task) {
+  if (!started_[task] || finished_[task])
+    throw Error("internal: task " + std::to_string(task) + " done twice or before it started");
+  finished_[task] = 1;
+  ++done_count_;
+}
+
+TimeEstimate estimate_task_time(const Model& model, const TaskTable& table,
+                                const std::vector<NodeProgram>& programs,
+                                const DeviceProfile& device, bool steal,
+                                const std::vector<double>& slowdowns) {
+  const int nodes = static_cast<int>(table.may_take.size());
+  const int count = static_cast<int>(model.layers.size());
+  const auto slowdown = [&](int node) {
+    return slowdowns.empty() ? 1.0 : slowdowns[node - 1];
+  };
+  std::vector<TimeEstimate> alone;  // each task on one node
+  for (const NodeProgram& program : programs) alone.push_back(estimate_time(model, {program}, device));
+  TimeEstimate estimate;
+  for (int k = 1; k <= nodes; ++k) {
+    NodeTime node;
+    node.node = k;
+    node.layers.resize(count);
+    estimate.nodes.push_back(std::move(node));
+  }
+  TaskScheduler scheduler(table, task_dependencies(model, table, programs), steal);
+  std::vector<double> free_at(nodes + 1, 0.0);  // when each node asks for work
+  std::vector<std::pair<double, int>> running(nodes + 1, {0.0, -1});  // its end and task
+  std::vector<double> layer_busy(count, 0.0);
+  double now = 0;
+  while (!scheduler.all_done()) {
+    for (int k = 1; k <= nodes; ++k) {
+      if (running[k].second >= 0) continue;
+      const int task = scheduler.next(k);
+      if (task < 0) continue;
+      const double factor = slowdown(k);
+      const NodeTime& time = alone[task].nodes[0];
+      double seconds = 0;
+      for (int i = 0; i < count; ++i) {
+        const LayerTime& layer = time.layers[i];
+        LayerTime& total = estimate.nodes[k - 1].layers[i];
+        total.communication += layer.communication;
+        total.flash += layer.flash * factor;
+        total.compute += layer.compute * factor;
+        const double spent = layer.communication + (layer.flash + layer.compute) * factor;
+        layer_busy[i] += spent;
+        seconds += spent;
+      }
+      seconds += time.gather_communication;
+      estimate.nodes[k - 1].gather_communication += time.gather_communication;
+      estimate.nodes[k - 1].layers[count - 1].wait += now - free_at[k];
+      running[k] = {now + seconds, task};
+    }
+    int first = -1;  // the next task to end
+    for (int k = 1; k <= nodes; ++k)
+      if (running[k].second >= 0 && (first < 0 || running[k].first < running[first].first))
+        first = k;
+    if (first < 0) throw Error("internal: the task schedule stopped with tasks left");
+    now = running[first].first;
+    scheduler.done(running[first].second);
+    running[first].second = -1;
+    free_at[first] = now;
+    estimate.nodes[first - 1].finish = now;
+  }
+  estimate.total_seconds = now;
+  double busy = 0;
+  for (double seconds : layer_busy) busy += seconds;
+  for (int i = 0; i < count; ++i)  // the total shared out as the layers kept nodes busy
+    estimate.layer_seconds.push_back(busy > 0 ? now * layer_busy[i] / busy : 0.0);
+  for (NodeTime& node : estimate.nodes)
+    for (LayerTime& layer : node.layers) layer.finish = node.finish;
+  return estimate;
+}
+
+}  // namespace splitinfer
