@@ -152,6 +152,17 @@ std::vector<std::vector<int>> task_dependencies(const Model& model, const TaskTa
   return dependencies;
 }
 
+std::vector<double> task_costs(const Model& model, const std::vector<NodeProgram>& programs) {
+  std::vector<double> costs;
+  for (const NodeProgram& program : programs) {
+    uint64_t macs = 0;
+    for (size_t i = 0; i < model.layers.size(); ++i)
+      macs += region_macs(model, model.layers[i], program.layers[i].out);
+    costs.push_back(std::max(1.0, static_cast<double>(macs)));
+  }
+  return costs;
+}
+
 LayerRegions node_weight_regions(const Model& model, const TaskTable& table, int nodes) {
   LayerRegions regions(model.layers.size(), std::vector<Region>(nodes));
   for (int k = 1; k <= nodes; ++k)
@@ -172,8 +183,13 @@ LayerRegions node_weight_regions(const Model& model, const TaskTable& table, int
 }
 
 TaskScheduler::TaskScheduler(const TaskTable& table, std::vector<std::vector<int>> dependencies,
-                             bool steal)
-    : table_(table), dependencies_(std::move(dependencies)), steal_(steal) {
+                             bool steal, std::vector<double> costs)
+    : table_(table),
+      dependencies_(std::move(dependencies)),
+      steal_(steal),
+      costs_(std::move(costs)),
+      seconds_per_cost_(table.may_take.size() + 1, 0.0) {
+  if (costs_.empty()) costs_.assign(table.list.size(), 1.0);
   reset();
 }
 
@@ -181,6 +197,8 @@ void TaskScheduler::reset() {
   started_.assign(table_.list.size(), 0);
   finished_.assign(table_.list.size(), 0);
   stolen_.assign(table_.list.size(), 0);
+  start_time_.assign(table_.list.size(), 0.0);
+  running_.assign(table_.may_take.size() + 1, -1);
   done_count_ = 0;
 }
 
@@ -190,36 +208,74 @@ bool TaskScheduler::ready(int task) const {
   return true;
 }
 
-int TaskScheduler::next(int node) {
-  const int tasks = static_cast<int>(table_.list.size());
-  for (int task = 0; task < tasks; ++task)
-    if (table_.list[task].home == node && !started_[task] && ready(task)) {
-      started_[task] = 1;
-      return task;
-    }
-  if (!steal_) return -1;
-  // The node with the most tasks not started that has one ready for `node`.
-  std::vector<int> left(table_.may_take.size() + 1, 0), last_ready(left.size(), -1);
-  for (int task = 0; task < tasks; ++task) {
-    if (started_[task]) continue;
-    const int home = table_.list[task].home;
-    ++left[home];
-    if (table_.may_take[node - 1][task] && ready(task)) last_ready[home] = task;
+bool TaskScheduler::better_left(int node, int task, double now) const {
+  const double mine = seconds_per_cost_[node];
+  if (!steal_ || mine <= 0) return false;
+  // The others' speeds and when each is free; the work left that `node` may
+  // take; the soonest another would end this task (it is not divisible).
+  double speed = 0, free_work = 0;  // sum of 1/rate, and of (free - now)/rate
+  double soonest = -1;
+  for (int k = 1; k < static_cast<int>(running_.size()); ++k) {
+    if (k == node) continue;
+    const double rate = seconds_per_cost_[k];
+    if (rate <= 0) return false;  // not measured yet: nothing to go by
+    double free = now;
+    if (running_[k] >= 0)
+      free = std::max(now, start_time_[running_[k]] + costs_[running_[k]] * rate);
+    speed += 1 / rate;
+    free_work += (free - now) / rate;
+    if (table_.may_take[k - 1][task] &&
+        (soonest < 0 || free + costs_[task] * rate < soonest))
+      soonest = free + costs_[task] * rate;
   }
-  int victim = -1;
-  for (int k = 1; k < static_cast<int>(left.size()); ++k)
-    if (last_ready[k] >= 0 && (victim < 0 || left[k] > left[victim])) victim = k;
-  if (victim < 0) return -1;
-  const int task = last_ready[victim];
-  started_[task] = stolen_[task] = 1;
-  return task;
+  if (speed <= 0 || soonest < 0) return false;
+  double left = 0;
+  for (size_t t = 0; t < table_.list.size(); ++t)
+    if (!started_[t] && table_.may_take[node - 1][t]) left += costs_[t];
+  const double others_end = std::max(now + (free_work + left) / speed, soonest);
+  return now + costs_[task] * mine > others_end;
 }
 
-void TaskScheduler::done(int task) {
+int TaskScheduler::next(int node, double now, bool may_wait) {
+  const int tasks = static_cast<int>(table_.list.size());
+  int chosen = -1;
+  for (int task = 0; task < tasks && chosen < 0; ++task)
+    if (table_.list[task].home == node && !started_[task] && ready(task)) chosen = task;
+  if (chosen < 0 && steal_) {
+    // The node with the most tasks not started that has one ready for `node`.
+    std::vector<int> left(table_.may_take.size() + 1, 0), last_ready(left.size(), -1);
+    for (int task = 0; task < tasks; ++task) {
+      if (started_[task]) continue;
+      const int home = table_.list[task].home;
+      ++left[home];
+      if (table_.may_take[node - 1][task] && ready(task)) last_ready[home] = task;
+    }
+    int victim = -1;
+    for (int k = 1; k < static_cast<int>(left.size()); ++k)
+      if (last_ready[k] >= 0 && (victim < 0 || left[k] > left[victim])) victim = k;
+    if (victim >= 0) chosen = last_ready[victim];
+  }
+  if (chosen < 0 || (may_wait && better_left(node, chosen, now))) return -1;
+  started_[chosen] = 1;
+  stolen_[chosen] = table_.list[chosen].home != node;
+  start_time_[chosen] = now;
+  running_[node] = chosen;
+  return chosen;
+}
+
+void TaskScheduler::done(int task, double now, double seconds) {
   if (!started_[task] || finished_[task])
     throw Error("internal: task " + std::to_string(task) + " done twice or before it started");
   finished_[task] = 1;
   ++done_count_;
+  for (size_t k = 1; k < running_.size(); ++k)
+    if (running_[k] == task) {
+      running_[k] = -1;
+      if (seconds < 0) seconds = now - start_time_[task];
+      const double rate = seconds / std::max(costs_[task], 1.0);
+      double& measured = seconds_per_cost_[k];
+      if (costs_[task] >= 1) measured = measured <= 0 ? rate : (measured + rate) / 2;
+    }
 }
 
 TimeEstimate estimate_task_time(const Model& model, const TaskTable& table,
@@ -240,16 +296,19 @@ TimeEstimate estimate_task_time(const Model& model, const TaskTable& table,
     node.layers.resize(count);
     estimate.nodes.push_back(std::move(node));
   }
-  TaskScheduler scheduler(table, task_dependencies(model, table, programs), steal);
+  TaskScheduler scheduler(table, task_dependencies(model, table, programs), steal,
+                          task_costs(model, programs));
   std::vector<double> free_at(nodes + 1, 0.0);  // when each node asks for work
   std::vector<std::pair<double, int>> running(nodes + 1, {0.0, -1});  // its end and task
   std::vector<double> layer_busy(count, 0.0);
   double now = 0;
+  bool forced = false;  // nobody ran: the next node asking may not wait
   while (!scheduler.all_done()) {
     for (int k = 1; k <= nodes; ++k) {
       if (running[k].second >= 0) continue;
-      const int task = scheduler.next(k);
+      const int task = scheduler.next(k, now, !forced);
       if (task < 0) continue;
+      forced = false;
       const double factor = slowdown(k);
       const NodeTime& time = alone[task].nodes[0];
       double seconds = 0;
@@ -272,9 +331,14 @@ TimeEstimate estimate_task_time(const Model& model, const TaskTable& table,
     for (int k = 1; k <= nodes; ++k)
       if (running[k].second >= 0 && (first < 0 || running[k].first < running[first].first))
         first = k;
+    if (first < 0 && !forced) {  // everybody waits: the first to ask goes anyway
+      forced = true;
+      continue;
+    }
+    forced = false;
     if (first < 0) throw Error("internal: the task schedule stopped with tasks left");
     now = running[first].first;
-    scheduler.done(running[first].second);
+    scheduler.done(running[first].second, now);
     running[first].second = -1;
     free_at[first] = now;
     estimate.nodes[first - 1].finish = now;

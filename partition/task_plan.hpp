@@ -65,6 +65,9 @@ std::vector<NodeProgram> task_programs(const Model& model, const TaskTable& tabl
 std::vector<std::vector<int>> task_dependencies(const Model& model, const TaskTable& table,
                                                 const std::vector<NodeProgram>& programs);
 
+// Per task, its MACs (at least 1): the cost TaskScheduler weighs tasks by.
+std::vector<double> task_costs(const Model& model, const std::vector<NodeProgram>& programs);
+
 // Per node (index node - 1) and layer, the region whose weights the node's
 // flash holds: the one channel range of every task it may take, or every
 // channel when they differ (Executor::weights() reads a task's share of it).
@@ -78,22 +81,45 @@ LayerRegions node_weight_regions(const Model& model, const TaskTable& table, int
 // Home nodes may always run their own tasks and dependencies point to
 // earlier stages, so while tasks remain a node that asks again after any
 // task is done eventually gets one: no deadlock.
+//
+// Under stealing a straggler is also kept from starting a task at the end
+// that the others would finish sooner: from the seconds each node took per
+// unit of cost (a task's MACs) on the tasks it finished, in this inference
+// or earlier ones, a node whose expected end of the task comes after the
+// others' expected end of all the work left (each busy until its running
+// task ends, then sharing the rest in proportion to its speed) waits
+// instead, when another could also end the task itself sooner. Nodes not
+// yet measured are never kept waiting.
 class TaskScheduler {
  public:
-  TaskScheduler(const TaskTable& table, std::vector<std::vector<int>> dependencies, bool steal);
-  void reset();                  // a new inference: nothing started
-  int next(int node);            // a task for `node` (1..N), now started; -1: none now
-  void done(int task);           // `task` finished
+  // `costs`: per task, its units of work (empty: every task 1).
+  TaskScheduler(const TaskTable& table, std::vector<std::vector<int>> dependencies, bool steal,
+                std::vector<double> costs = {});
+  void reset();  // a new inference: nothing started (the speeds measured are kept)
+  // A task for `node` (1..N) asking at `now` (seconds, any origin), now
+  // started; -1: none now. With `may_wait` false the node is not kept
+  // waiting for the others (callers pass it when no task runs, so that
+  // the schedule cannot stall).
+  int next(int node, double now = 0, bool may_wait = true);
+  // `task` finished at `now`, its node busy `seconds` computing it (< 0:
+  // since it started); the node's speed follows.
+  void done(int task, double now = 0, double seconds = -1);
   bool all_done() const { return done_count_ == static_cast<int>(started_.size()); }
   bool stolen(int task) const { return stolen_[task] != 0; }
 
  private:
   bool ready(int task) const;
+  // Whether `node` should leave `task` to the others (the rule above).
+  bool better_left(int node, int task, double now) const;
 
   const TaskTable& table_;
   std::vector<std::vector<int>> dependencies_;
   bool steal_;
+  std::vector<double> costs_;
   std::vector<char> started_, finished_, stolen_;
+  std::vector<double> start_time_;
+  std::vector<int> running_;                // per node (index node): its task, -1 none
+  std::vector<double> seconds_per_cost_;    // per node: measured, 0 unknown
   int done_count_ = 0;
 };
 

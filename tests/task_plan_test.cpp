@@ -305,3 +305,47 @@ TEST(TaskPlan, OptionsCapsAndFlash) {
 
 }  // namespace
 }  // namespace splitinfer
+
+namespace splitinfer {
+namespace {
+
+// A straggler measured 4 times as slow is kept from starting a task at the
+// end that the others end sooner, and the schedule never stalls: when every
+// node waits, one asked without waiting gets a task.
+TEST(TaskScheduler, AMeasuredStragglerLeavesTheLastTasksToTheOthers) {
+  TaskTable table;  // 16 independent tasks, 4 per node (the scheduler reads no regions)
+  table.tiles = 16;
+  for (int t = 0; t < 16; ++t) table.list.push_back({0, t, t / 4 + 1});
+  table.may_take.assign(4, std::vector<char>(table.list.size(), 1));
+  TaskScheduler scheduler(table, std::vector<std::vector<int>>(table.list.size()), true);
+  const auto speed = [](int node) { return node == 4 ? 4.0 : 1.0; };  // seconds per task
+  std::vector<double> ends(5, 0.0);
+  std::vector<int> running(5, -1);
+  double now = 0;
+  int straggler_tasks = 0;
+  while (!scheduler.all_done()) {
+    bool any = false;
+    for (int node = 1; node <= 4; ++node)
+      if (running[node] < 0 && (running[node] = scheduler.next(node, now)) >= 0)
+        ends[node] = now + speed(node), any = true, straggler_tasks += node == 4;
+    if (!any && std::all_of(running.begin() + 1, running.end(), [](int t) { return t < 0; })) {
+      ASSERT_FALSE(scheduler.all_done());
+      ASSERT_GE(running[1] = scheduler.next(1, now, false), 0);  // one may not wait
+      ends[1] = now + speed(1);
+    }
+    int first = -1;
+    for (int node = 1; node <= 4; ++node)
+      if (running[node] >= 0 && (first < 0 || ends[node] < ends[first])) first = node;
+    ASSERT_GE(first, 0);
+    now = ends[first];
+    scheduler.done(running[first], now);
+    running[first] = -1;
+  }
+  // 16 tasks: the straggler's first ends at 4, when the others have done 12;
+  // it would end a second at 8, and they end the last 3 at 5.
+  EXPECT_EQ(straggler_tasks, 1);
+  EXPECT_EQ(now, 5.0);
+}
+
+}  // namespace
+}  // namespace splitinfer

@@ -35,7 +35,8 @@ std::string milliseconds(double seconds) {
 // runs, the bytes all ranks send for it, and (with a device) how far it moves
 // the cluster's latest clock; then the output gather and the totals.
 void print_layer_table(const Model& model, const Plan& plan) {
-  const BytesMoved moved = bytes_moved(model, node_programs(model, plan));
+  const BytesMoved moved = bytes_moved(
+      model, plan.tasks.empty() ? node_programs(model, plan) : task_programs(model, plan.tasks));
   const bool timed = plan.device.has_value();
   const auto row = [&](const std::string& index, const std::string& name, const char* op,
                        const std::string& strategy, const std::string& peak, uint64_t bytes,

@@ -51,13 +51,20 @@ void print_summary(const RunResult& result) {
   } else {
     std::printf("output %s\n", shape.str().c_str());
   }
-  for (const auto& node : stats["nodes"])
-    std::printf("node %d: peak RAM %s (predicted %s), sent %s, received %s\n",
+  for (const auto& node : stats["nodes"]) {
+    std::printf("node %d: peak RAM %s (predicted %s), sent %s, received %s",
                 node["rank"].get<int>(),
                 format_bytes(node["peak_ram_bytes"].get<uint64_t>()).c_str(),
                 format_bytes(node["predicted_peak_ram_bytes"].get<uint64_t>()).c_str(),
                 format_bytes(node["bytes_sent"].get<uint64_t>()).c_str(),
                 format_bytes(node["bytes_received"].get<uint64_t>()).c_str());
+    if (node.contains("tasks"))
+      std::printf(", %d tasks (%d stolen), busy %.3f ms, waited for work %.3f ms",
+                  node["tasks"].get<int>(), node["tasks_stolen"].get<int>(),
+                  node["busy_seconds"].get<double>() * 1e3,
+                  node["idle_seconds"].get<double>() * 1e3);
+    std::printf("\n");
+  }
   std::printf("host time %.3f ms", stats["host_seconds"].get<double>() * 1e3);
   if (stats.contains("host_seconds_median"))
     std::printf(" (median of %d: %.3f ms)", stats["repeat"].get<int>(),

@@ -87,7 +87,8 @@ TaskCoordinator::TaskCoordinator(Transport& transport, const Model& model, const
     : transport_(transport),
       model_(model),
       programs_(task_programs(model, table)),
-      scheduler_(table, task_dependencies(model, table, programs_), steal),
+      scheduler_(table, task_dependencies(model, table, programs_), steal,
+                 task_costs(model, programs_)),
       maps_(model.layers.size()) {}
 
 void TaskCoordinator::start(int node, int task, const std::vector<const unsigned char*>& whole) {
@@ -128,6 +129,9 @@ void TaskCoordinator::infer(const std::vector<float>& input, Bytes& output,
   scheduler_.reset();
   tasks_run_.assign(nodes, {});
   pieces_sent_ = 0;
+  const auto now = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - origin_).count();
+  };
   std::vector<char> waiting(nodes + 1, 0);  // asked for work and got none yet
   int waiting_count = 0;
   // Until every task is done and every node asks for more (the last
@@ -156,16 +160,25 @@ void TaskCoordinator::infer(const std::vector<float>& input, Bytes& output,
                                Region::whole(model_.layers[i].output_shape), step.out,
                                step.element_bytes);
         }
-      scheduler_.done(done);
+      const double seconds =
+          request.contains("seconds") && request["seconds"].is_number() ? request["seconds"].get<double>() : -1;
+      scheduler_.done(done, now(), seconds);
     }
     waiting[node] = 1, ++waiting_count;
-    for (int k = 1; k <= nodes; ++k) {
-      if (!waiting[k]) continue;
-      const int task = scheduler_.next(k);
-      if (task < 0) continue;
-      waiting[k] = 0, --waiting_count;
-      start(k, task, whole);
-    }
+    const auto assign = [&](bool may_wait) {
+      for (int k = 1; k <= nodes; ++k) {
+        if (!waiting[k]) continue;
+        const int task = scheduler_.next(k, now(), may_wait);
+        if (task < 0) continue;
+        waiting[k] = 0, --waiting_count;
+        start(k, task, whole);
+        if (!may_wait) return;
+      }
+    };
+    assign(true);
+    // Every node waiting: no request would come to end the wait, so the
+    // first that can take a task does.
+    if (waiting_count == nodes && !scheduler_.all_done()) assign(false);
   }
   for (int k = 1; k <= nodes; ++k) transport_.send_text(k, Tag::task, "{\"task\":-1}");
   transport_.wait_sends();

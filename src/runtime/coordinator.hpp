@@ -4,6 +4,7 @@
 // its program receives from the coordinator, receives what the nodes relay
 // to it, and gathers the output, all in the order of cluster_messages(). It
 // never holds a node's weights and computes nothing.
+#include <chrono>
 #include <deque>
 #include <vector>
 
@@ -48,7 +49,7 @@ class Coordinator {
 //   node -> 0  request {"done": -1}        when the inference starts
 //   0 -> node  task {"task": T}            T = -1: the inference is over
 //   0 -> node  T's input pieces (Tag::input, in node_messages() order)
-//   node -> 0  request {"done": T}         once T is computed
+//   node -> 0  request {"done": T, "seconds": S}  once T is computed (S: busy)
 //   node -> 0  T's results (Tag::output, in its results' order); with dumps,
 //              then every layer T computed (Tag::dump)
 // A "done" request also asks for the next task. The coordinator holds the
@@ -75,6 +76,7 @@ class TaskCoordinator {
   std::deque<Bytes> pieces_;
   size_t pieces_sent_ = 0;
   std::vector<std::vector<int>> tasks_run_;
+  std::chrono::steady_clock::time_point origin_ = std::chrono::steady_clock::now();
 };
 
 // A whole map as real numbers: float32 as it is, quint8 dequantized.

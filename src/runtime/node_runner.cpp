@@ -115,7 +115,9 @@ void run_task_node(Transport& transport, const RunSettings& settings, NodeSetup&
       bool announced = false;
       const auto announce = [&] {
         if (announced) return;
-        transport.send_text(0, Tag::request, nlohmann::json{{"done", task}}.dump());
+        transport.send_text(
+            0, Tag::request,
+            nlohmann::json{{"done", task}, {"seconds", executor.busy_seconds()}}.dump());
         announced = true;
       };
       std::vector<Tensor> dumped;  // shapes and dtypes; the bytes in dump_bytes
