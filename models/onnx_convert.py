@@ -80,6 +80,10 @@ ATTRIBUTES = {
     "QLinearMatMul": set(), "QLinearAdd": set(),
 }
 
+# Ops that are one splitinfer op of the same operands.
+UNARY = {"Relu": "relu", "Sigmoid": "sigmoid", "HardSwish": "hardswish"}
+BINARY = {"Add": "add", "Mul": "mul", "Sub": "sub", "Div": "div"}
+
 
 def describe(node):
     return f"node '{node.name or node.output[0]}' ({node.op_type})"
@@ -503,6 +507,10 @@ class Converter:
             if id(node) in self.done:
                 continue
             handler = getattr(self, "op_" + node.op_type, None)
+            if node.op_type in UNARY:
+                handler = lambda n: self.unary(n, UNARY[n.op_type])
+            elif node.op_type in BINARY:
+                handler = lambda n: self.binary(n, BINARY[n.op_type])
             if handler is None or node.domain not in ("", "ai.onnx") and node.op_type != "QLinearAdd":
                 refuse(node, f"op type '{node.op_type}' is not supported")
             check_attributes(node)
@@ -682,15 +690,6 @@ class Converter:
             return
         self.add(node, op, [self.float_in(node, node.input[0])], node.output[0], attrs)
 
-    def op_Relu(self, node):
-        self.unary(node, "relu")
-
-    def op_Sigmoid(self, node):
-        self.unary(node, "sigmoid")
-
-    def op_HardSwish(self, node):
-        self.unary(node, "hardswish")
-
     def op_LeakyRelu(self, node):
         a = attributes(node)
         self.unary(node, "leaky_relu", {"negative_slope": float(F32(a.get("alpha", 0.01)))})
@@ -738,18 +737,6 @@ class Converter:
         if self.opset < 7 and not a.get("is_test", 0):
             refuse(node, "attribute is_test=0 is not supported")
         self.values[node.output[0]] = self.value(node, node.input[0])
-
-    def op_Add(self, node):
-        self.binary(node, "add")
-
-    def op_Mul(self, node):
-        self.binary(node, "mul")
-
-    def op_Sub(self, node):
-        self.binary(node, "sub")
-
-    def op_Div(self, node):
-        self.binary(node, "div")
 
     def binary(self, node, op):
         a_name, b_name = node.input[0], node.input[1]
