@@ -780,14 +780,15 @@ class Converter:
         c = np.asarray(c, dtype=np.float64)
         channels = x_shape[1]
         if swapped and op in ("sub", "div"):
-            refuse(node, f"a constant minus or divided by an activation is not supported")
-        squeezed = c.reshape(-1) if c.size in (1, channels) else None
-        if squeezed is None or c.ndim > len(x_shape) or \
-                any(d != 1 for d in c.shape[:-3 if len(x_shape) == 4 else -1][:]) or \
-                (len(x_shape) == 4 and c.ndim >= 3 and c.shape[-2:] != (1, 1) and c.size > 1) or \
-                (len(x_shape) == 2 and c.size > 1 and c.shape[-1] != channels):
-            refuse(node, f"a constant operand of shape {list(c.shape)} on {list(x_shape)} is not supported "
-                         f"(a scalar or one value per channel)")
+            refuse(node, "a constant minus or divided by an activation is not supported")
+        # ONNX broadcasts from the last axis: one value per channel is a
+        # constant of shape [C, 1, 1] (or [1, C, 1, 1]) on N,C,H,W, [C] on N,F.
+        aligned = (1,) * (len(x_shape) - c.ndim) + tuple(c.shape)
+        if c.ndim > len(x_shape) or (c.size > 1 and aligned != tuple(
+                channels if axis == 1 else 1 for axis in range(len(x_shape)))):
+            refuse(node, "a constant operand of shape %s on %s is not supported (a scalar or one value "
+                         "per channel)" % (list(c.shape), list(x_shape)))
+        squeezed = c.reshape(-1)
         values = np.broadcast_to(squeezed, (channels,)).astype(np.float64)
         if op == "sub":
             op, values = "add", -values
@@ -806,7 +807,7 @@ class Converter:
         bias = values if op == "add" else np.zeros(channels)
         source = self.float_in(node, x_name)
         if len(x_shape) == 2:
-            refuse(node, f"a constant operand on a 2-D tensor is supported only as a linear layer's bias")
+            refuse(node, "a constant operand on a 2-D tensor is supported only as a linear layer's bias")
         self.add(node, "conv2d", [source], node.output[0],
                  {"kernel": [1, 1], "stride": [1, 1], "padding": [0, 0], "dilation": [1, 1],
                   "groups": channels}, {"weight": weight.astype(F32), "bias": bias.astype(F32)})
@@ -829,7 +830,6 @@ class Converter:
         if len([o for o in node.output if o]) > 1:
             refuse(node, "the indices output is not supported")
         x_name, extra = self.take_pad(node, node.input[0])
-        x_shape = self.shape(node, x_name)
         kernel, strides, dilations, pads = self.window(node, a, self.shape(node, node.input[0]))
         include = int(a.get("count_include_pad", 0))
         if any(e != (0, 0) for e in extra):
@@ -1084,7 +1084,6 @@ class Converter:
         return scale, zp
 
     def op_QuantizeLinear(self, node):
-        a = attributes(node)
         scale, zp = self.qparams(node, 1, 2, "output")
         if zp.dtype != np.uint8:
             refuse(node, f"zero point of type {zp.dtype} is not supported (splitinfer's activations are uint8)")
@@ -1411,7 +1410,6 @@ def _drop_unused(layers, output):
     """Layers nothing reads on the way to the output (e.g. a dequantize made
     for a tensor only a dropped node read) are left out."""
     needed = {output}
-    by_name = {layer.name: layer for layer in layers}
     for layer in reversed(layers):
         if layer.name in needed:
             needed.update(layer.inputs)

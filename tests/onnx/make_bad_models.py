@@ -25,8 +25,16 @@ def model(nodes, output_shape, initializers=(), opset=13, inputs=(X,)):
 W = ("w", np.ones((4, 3, 3, 3), dtype=np.float32))
 CASES = {
     # name: (model, the words the error line must hold)
-    "good": (model([helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
-                    helper.make_node("Relu", ["c"], ["y"], name="relu")], [1, 4, 8, 8], [W]), None),
+    # normalisation by per-channel constants (depthwise 1x1 convs), a conv, a relu
+    "good": (model([helper.make_node("Sub", ["x", "mean"], ["centred"], name="sub"),
+                    helper.make_node("Div", ["centred", "std"], ["scaled"], name="div"),
+                    helper.make_node("Conv", ["scaled", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+                    helper.make_node("Relu", ["c"], ["y"], name="relu")], [1, 4, 8, 8],
+                   [W, ("mean", np.array([0.5, -0.25, 0.125], np.float32).reshape(3, 1, 1)),
+                    ("std", np.array([0.25, 0.5, 2.0], np.float32).reshape(3, 1, 1))]), None),
+    "mul_last_axis": (model([helper.make_node("Mul", ["x", "c"], ["y"], name="mul")], [1, 3, 8, 8],
+                            [("c", np.arange(8, dtype=np.float32))]),
+                      "node 'mul' (Mul): a constant operand of shape [8] on [1, 3, 8, 8] is not supported"),
     "unsupported_op": (model([helper.make_node("Tanh", ["x"], ["y"], name="tanh")], [1, 3, 8, 8]),
                        "node 'tanh' (Tanh): op type 'Tanh' is not supported"),
     "clip_bounds": (model([helper.make_node("Clip", ["x", "lo", "hi"], ["y"], name="clip")], [1, 3, 8, 8],
@@ -51,6 +59,9 @@ CASES = {
                                helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], name="dequant")],
                               [1, 3, 8, 8], [("s", np.array(0.1, np.float32)), ("z", np.array(0, np.int8))]),
                         "node 'quant' (QuantizeLinear): zero point of type int8 is not supported"),
+    "conv_channels": (model([helper.make_node("Conv", ["x", "w"], ["y"], name="conv")], [1, 4, 6, 6],
+                            [("w", np.ones((4, 2, 3, 3), dtype=np.float32))]),
+                      "node 'conv' (Conv): weight of shape [4, 2, 3, 3] with group 1 does not fit an input of 3"),
     "opset_18": (model([helper.make_node("Relu", ["x"], ["y"], name="relu")], [1, 3, 8, 8], opset=18),
                  "opset 18 is not supported"),
 }
