@@ -32,7 +32,16 @@ and com.microsoft QLinearAdd map directly. A view read by any other op is
 dequantized by a `dequantize` layer. Scales must be float32 per tensor for
 activations (per channel along axis 0 for weights), zero points uint8 for
 activations and int8 (or uint8, shifted by 128) for weights, biases int32
-at scale input scale x weight scale: the arithmetic of models/quantization.md.
+at scale input scale x weight scale: the arithmetic of models/quantization.md. Two roundings differ
+from ONNX Runtime's in rare elements by one LSB, the reason the int8 tests
+allow 1 LSB: a `quantize` layer multiplies by the float32 reciprocal of the
+scale where QuantizeLinear divides, and a quint8 add requantizes in fixed
+point (qnnpack's) where ONNX Runtime's QLinearAdd uses float.
+
+Float mappings that round differently from ONNX in the last bit: Gemm's
+alpha (beta) is folded into the weights (bias), Div by a constant is a
+multiplication by its reciprocal, BatchNormalization is folded into the
+convolution before it.
 """
 import math
 import re
