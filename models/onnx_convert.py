@@ -857,8 +857,9 @@ class Converter:
             if dilations != [1, 1]:
                 refuse(node, f"attribute dilations={dilations} is not supported")
             attrs["count_include_pad"] = include
-        if any(p[0] >= (k - 1) * d + 1 for p, k, d in zip(pads, kernel, dilations)):
-            refuse(node, f"padding {[p[0] for p in pads]} as large as the kernel {kernel} is not supported")
+        if any(p[0] >= k if d == 1 else 2 * p[0] > k for p, k, d in zip(pads, kernel, dilations)):
+            refuse(node, f"padding {[p[0] for p in pads]} is not supported with kernel {kernel} and dilations "
+                         f"{dilations} (smaller than the kernel; at most half of it when dilated)")
         x = self.values.get(x_name)
         if isinstance(x, View) and self.pool_qdq(node, op, attrs, x):
             return
