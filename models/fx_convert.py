@@ -25,7 +25,6 @@ records; quantize_torch.py extends it with the quantized modules and ops.
 """
 import dis
 import inspect
-import math
 import operator
 
 import numpy as np
@@ -36,7 +35,7 @@ import torch.nn.functional as F
 import torchvision
 from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 
-from model_file import ExportError, Layer, one_line, write_model_file
+from model_file import ExportError, Layer, infer_layer_shape, one_line, write_model_file
 
 
 # --------------------------------------------------------------------------
@@ -126,14 +125,6 @@ def node_arg(node, index, name, default=None):
 
 def _pair(v):
     return [int(v), int(v)] if isinstance(v, (int, float)) else [int(x) for x in v]
-
-
-def _conv_shape(size, k, s, p, d, ceil=False):
-    span = size + 2 * p - d * (k - 1) - 1
-    out = (-(-span // s) if ceil else span // s) + 1
-    if ceil and (out - 1) * s >= size + p:   # PyTorch: last window must start inside
-        out -= 1
-    return out
 
 
 def _weight_array(value):
@@ -496,36 +487,6 @@ class Converter:
 # --------------------------------------------------------------------------
 # Shapes
 
-def _infer_shape(layer, ins, expected):
-    """The layer's output shape computed from its exported attributes."""
-    a = layer.attrs
-    x = ins[0] if ins else None
-    if layer.op == "conv2d":
-        oc = layer.weights["weight"].shape[0]
-        return (x[0], oc) + tuple(_conv_shape(x[2 + i], a["kernel"][i], a["stride"][i],
-                                              a["padding"][i], a["dilation"][i]) for i in range(2))
-    if layer.op in ("maxpool", "avgpool"):
-        d = a.get("dilation", [1, 1])
-        return x[:2] + tuple(_conv_shape(x[2 + i], a["kernel"][i], a["stride"][i], a["padding"][i],
-                                         d[i], a["ceil_mode"]) for i in range(2))
-    if layer.op == "global_avgpool":
-        return x[:2] + ((1, 1) if len(expected) == 4 else ())
-    if layer.op == "flatten":
-        return (x[0], math.prod(x[1:]))
-    if layer.op == "linear":
-        w = layer.weights["weight"]
-        return (x[0], w.shape[0]) if x[1] == w.shape[1] else None
-    if layer.op == "concat":
-        return (x[0], sum(s[1] for s in ins)) + x[2:]
-    if layer.op == "slice":
-        return (x[0], a["stop"] - a["start"]) + x[2:]
-    if layer.op == "upsample_nearest":
-        return x[:2] + (x[2] * a["scale"][0], x[3] * a["scale"][1])
-    if layer.op == "mul":
-        return max(ins, key=math.prod)
-    return x   # elementwise ops, batchnorm, channel_shuffle
-
-
 def check_shapes(layers, gm):
     """Sets every layer's shape from its fx node and checks it against the
     shape its exported attributes give."""
@@ -534,7 +495,7 @@ def check_shapes(layers, gm):
     for layer in layers:
         layer.shape = tuple(nodes[layer.ref].meta["tensor_meta"].shape)
         if layer.op != "input":
-            inferred = _infer_shape(layer, [shapes[i] for i in layer.inputs], layer.shape)
+            inferred = infer_layer_shape(layer, [shapes[i] for i in layer.inputs], layer.shape)
             if inferred != layer.shape:
                 raise ExportError(f"internal error: layer '{layer.name}' ({layer.op}) has shape "
                                   f"{list(layer.shape)} in PyTorch but {inferred} from its attributes")

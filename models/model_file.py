@@ -20,10 +20,16 @@ path, type, extents and checksum flag), computed here exactly as the engine
 computes it (io/hdf5.cpp canonical_content, partition/plan.cpp digest).
 seal(path) recomputes it after a deliberate edit of a file.
 
+infer_layer_shape(layer, input_shapes, expected) gives the output shape the
+engine computes from a layer's attributes; the exporters check it against the
+shape their source graph gives (conv_output_size is its window arithmetic,
+PyTorch's and the engine's, ceil_mode included).
+
 ExportError is the one error every exporter raises for a model or argument it
 cannot handle; its message is one line (one_line shortens a framework's
 multi-line message to one).
 """
+import math
 import os
 import struct
 
@@ -243,3 +249,46 @@ def _write_model_file(out_path, name, source, meta, input_shape, layers, output,
                                     f"not a numpy array")
                 _create_checksummed(g, key, value)
         f.attrs[CONTENT_DIGEST] = content_digest(f)
+
+
+# --------------------------------------------------------------------------
+# Shapes (every exporter checks a layer's shape from its source graph against these)
+
+def conv_output_size(size, k, s, p, d, ceil=False):
+    span = size + 2 * p - d * (k - 1) - 1
+    out = (-(-span // s) if ceil else span // s) + 1
+    if ceil and (out - 1) * s >= size + p:   # PyTorch: last window must start inside
+        out -= 1
+    return out
+
+
+def infer_layer_shape(layer, ins, expected):
+    """The layer's output shape computed from its exported attributes and its
+    input shapes `ins` (what the engine will compute); `expected`, the source
+    graph's shape, only tells a 2-D global_avgpool from a 4-D one."""
+    a = layer.attrs
+    x = ins[0] if ins else None
+    if layer.op == "conv2d":
+        oc = layer.weights["weight"].shape[0]
+        return (x[0], oc) + tuple(conv_output_size(x[2 + i], a["kernel"][i], a["stride"][i],
+                                                   a["padding"][i], a["dilation"][i]) for i in range(2))
+    if layer.op in ("maxpool", "avgpool"):
+        d = a.get("dilation", [1, 1])
+        return x[:2] + tuple(conv_output_size(x[2 + i], a["kernel"][i], a["stride"][i], a["padding"][i],
+                                              d[i], a["ceil_mode"]) for i in range(2))
+    if layer.op == "global_avgpool":
+        return x[:2] + ((1, 1) if len(expected) == 4 else ())
+    if layer.op == "flatten":
+        return (x[0], math.prod(x[1:]))
+    if layer.op == "linear":
+        w = layer.weights["weight"]
+        return (x[0], w.shape[0]) if x[1] == w.shape[1] else None
+    if layer.op == "concat":
+        return (x[0], sum(s[1] for s in ins)) + x[2:]
+    if layer.op == "slice":
+        return (x[0], a["stop"] - a["start"]) + x[2:]
+    if layer.op == "upsample_nearest":
+        return x[:2] + (x[2] * a["scale"][0], x[3] * a["scale"][1])
+    if layer.op == "mul":
+        return max(ins, key=math.prod)
+    return x   # elementwise ops, batchnorm, channel_shuffle

@@ -128,9 +128,18 @@ Shape infer(const Model& model, const Layer& layer) {
       const PoolParams& p = layer.pool;
       check_window(layer, p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w,
                    p.dilation_h, p.dilation_w);
-      // PyTorch's own rule: padding at most half the (effective) kernel.
-      require(2 * p.pad_h <= p.kernel_h && 2 * p.pad_w <= p.kernel_w, layer,
-              "padding must be at most half the kernel");
+      // Every window must hold an element of the map (a window all padding
+      // has no maximum, and no divisor). Undilated, padding below the kernel
+      // ensures it (ONNX allows that much; PyTorch half the kernel); a dilated
+      // window can fall between the map's elements, so PyTorch's own rule,
+      // padding at most half the kernel, stays for it.
+      const auto padding_fits = [&](int64_t pad, int64_t kernel, int64_t dilation) {
+        return dilation == 1 ? pad < kernel : 2 * pad <= kernel;
+      };
+      require(padding_fits(p.pad_h, p.kernel_h, p.dilation_h) &&
+                  padding_fits(p.pad_w, p.kernel_w, p.dilation_w),
+              layer,
+              "padding must be smaller than the kernel (at most half the kernel when dilated)");
       Shape out = in[0];
       out.h = pool_output_size(in[0].h, p.kernel_h, p.stride_h, p.pad_h, p.dilation_h, p.ceil_mode);
       out.w = pool_output_size(in[0].w, p.kernel_w, p.stride_w, p.pad_w, p.dilation_w, p.ceil_mode);

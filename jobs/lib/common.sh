@@ -7,13 +7,13 @@ SPLITINFER_BUILD=${SPLITINFER_BUILD:-$SPLITINFER_ROOT/build}
 PYTHON=/usr/bin/python3  # Debian's interpreter, the one with python3-torch
 
 # Debian packages: build tools, the C++ dependencies, PyTorch for the
-# exporter and references, matplotlib for jobs/plot, and the Fashion-MNIST
-# data set.
+# exporter and references, ONNX for the ONNX import, matplotlib for
+# jobs/plot, and the Fashion-MNIST data set.
 SPLITINFER_PACKAGES=(
   g++ make cmake pkg-config
   openmpi-bin libopenmpi-dev libhdf5-dev libcli11-dev nlohmann-json3-dev libstb-dev
   libgtest-dev libbenchmark-dev zlib1g-dev
-  python3 python3-numpy python3-h5py python3-torch python3-torchvision python3-matplotlib python3-pil
+  python3 python3-numpy python3-h5py python3-torch python3-torchvision python3-onnx python3-matplotlib python3-pil
   dataset-fashion-mnist
 )
 
@@ -30,6 +30,23 @@ ensure_packages() {
   [ "$(id -u)" -ne 0 ] && sudo=(sudo)
   "${sudo[@]}" apt-get update -q
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# ensure_onnxruntime: ONNX Runtime, the reference of the ONNX import
+# (models/ort_reference.py), is npm's onnxruntime-node, installed once into
+# $SPLITINFER_BUILD/npm (where ort_reference.py looks) with Debian's Node.js.
+# --ignore-scripts: its install script only downloads GPU libraries.
+SPLITINFER_ORT_VERSION=1.31.1
+ensure_onnxruntime() {
+  local dir=$SPLITINFER_BUILD/npm
+  [ -f "$dir/node_modules/onnxruntime-node/package.json" ] && return 0
+  command -v node >/dev/null || SPLITINFER_PACKAGES+=(nodejs)
+  command -v npm >/dev/null || SPLITINFER_PACKAGES+=(npm)
+  ensure_packages
+  log "installing onnxruntime-node $SPLITINFER_ORT_VERSION into $dir"
+  mkdir -p "$dir"
+  (cd "$dir" && npm install --ignore-scripts --no-audit --no-fund --loglevel=error \
+    "onnxruntime-node@$SPLITINFER_ORT_VERSION" >/dev/null)
 }
 
 # ensure_build [cmake -D options...]: configure once, then build incrementally.

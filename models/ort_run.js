@@ -1,0 +1,69 @@
+// Runs an ONNX model with ONNX Runtime (npm package onnxruntime-node) on
+// inputs given as raw little-endian files, and writes every graph output the
+// same way: the reference splitinfer's ONNX import is compared with.
+//
+//   node models/ort_run.js REQUEST.json
+//
+// REQUEST.json: {"model": "m.onnx", "threads": 1,
+//                "inputs":  [{"name": "x", "dtype": "float32", "dims": [1,3,8,8], "file": "x.bin"}],
+//                "outputs": "DIR"}
+// writes DIR/output_K.bin for the K-th graph output and prints one JSON line
+// [{"name": ..., "dtype": ..., "dims": [...], "file": ...}, ...] on stdout.
+// Driven by models/ort_reference.py; onnxruntime-node is found through
+// NODE_PATH (jobs/lib/common.sh ensure_onnxruntime installs it).
+"use strict";
+const fs = require("fs");
+const path = require("path");
+
+const kArrays = {
+  float32: Float32Array, float64: Float64Array, int8: Int8Array, uint8: Uint8Array,
+  int32: Int32Array, int64: BigInt64Array,
+};
+
+function fail(message) {
+  process.stderr.write(`ort_run: error: ${message}\n`);
+  process.exit(2);
+}
+
+async function main() {
+  if (process.argv.length !== 3) fail("usage: node ort_run.js REQUEST.json");
+  let ort;
+  try {
+    ort = require("onnxruntime-node");
+  } catch (e) {
+    fail(`cannot load onnxruntime-node (NODE_PATH=${process.env.NODE_PATH || ""}): ${e.message}`);
+  }
+  const request = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
+  const threads = request.threads || 1;
+  let session;
+  try {
+    session = await ort.InferenceSession.create(request.model, {
+      intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: "all",
+    });
+  } catch (e) {
+    fail(`ONNX Runtime cannot load ${request.model}: ${String(e.message).split("\n")[0]}`);
+  }
+  const feeds = {};
+  for (const input of request.inputs) {
+    const Array = kArrays[input.dtype];
+    if (!Array) fail(`unsupported input dtype ${input.dtype}`);
+    const bytes = fs.readFileSync(input.file);
+    const data = new Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+    feeds[input.name] = new ort.Tensor(input.dtype, data, input.dims);
+  }
+  let results;
+  try {
+    results = await session.run(feeds);
+  } catch (e) {
+    fail(`ONNX Runtime failed running ${request.model}: ${String(e.message).split("\n")[0]}`);
+  }
+  const written = session.outputNames.map((name, k) => {
+    const tensor = results[name];
+    const file = path.join(request.outputs, `output_${k}.bin`);
+    fs.writeFileSync(file, Buffer.from(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength));
+    return { name, dtype: tensor.type, dims: tensor.dims, file };
+  });
+  process.stdout.write(JSON.stringify(written) + "\n");
+}
+
+main();
