@@ -190,6 +190,9 @@ TaskScheduler::TaskScheduler(const TaskTable& table, std::vector<std::vector<int
       costs_(std::move(costs)),
       seconds_per_cost_(table.may_take.size() + 1, 0.0) {
   if (costs_.empty()) costs_.assign(table.list.size(), 1.0);
+  dependents_.assign(table.list.size(), 0);
+  for (const std::vector<int>& before : dependencies_)
+    for (int task : before) ++dependents_[task];
   reset();
 }
 
@@ -239,8 +242,21 @@ bool TaskScheduler::better_left(int node, int task, double now) const {
 int TaskScheduler::next(int node, double now, bool may_wait) {
   const int tasks = static_cast<int>(table_.list.size());
   int chosen = -1;
-  for (int task = 0; task < tasks && chosen < 0; ++task)
-    if (table_.list[task].home == node && !started_[task] && ready(task)) chosen = task;
+  // A straggler (measured slower than every other node) takes, of its own
+  // ready tasks, the one fewest tasks wait for (a tile at the edge), so the
+  // others go on to the next stage meanwhile; every other node its first.
+  bool straggler = steal_ && seconds_per_cost_[node] > 0;
+  for (size_t k = 1; k < seconds_per_cost_.size() && straggler; ++k)
+    straggler = static_cast<int>(k) == node || (seconds_per_cost_[k] > 0 &&
+                                                seconds_per_cost_[k] < seconds_per_cost_[node]);
+  for (int task = 0; task < tasks; ++task)
+    if (table_.list[task].home == node && !started_[task] && ready(task)) {
+      if (!straggler) {
+        chosen = task;
+        break;
+      }
+      if (chosen < 0 || dependents_[task] <= dependents_[chosen]) chosen = task;
+    }
   if (chosen < 0 && steal_) {
     // The node with the most tasks not started that has one ready for `node`.
     std::vector<int> left(table_.may_take.size() + 1, 0), last_ready(left.size(), -1);

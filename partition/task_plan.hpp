@@ -89,7 +89,9 @@ LayerRegions node_weight_regions(const Model& model, const TaskTable& table, int
 // others' expected end of all the work left (each busy until its running
 // task ends, then sharing the rest in proportion to its speed) waits
 // instead, when another could also end the task itself sooner. Nodes not
-// yet measured are never kept waiting.
+// yet measured are never kept waiting. A straggler (measured slower than
+// every other node) takes, of its own ready tasks, the one the fewest tasks
+// depend on, so that the others can go on meanwhile.
 class TaskScheduler {
  public:
   // `costs`: per task, its units of work (empty: every task 1).
@@ -116,6 +118,7 @@ class TaskScheduler {
   std::vector<std::vector<int>> dependencies_;
   bool steal_;
   std::vector<double> costs_;
+  std::vector<int> dependents_;  // per task: how many tasks depend on it
   std::vector<char> started_, finished_, stolen_;
   std::vector<double> start_time_;
   std::vector<int> running_;                // per node (index node): its task, -1 none

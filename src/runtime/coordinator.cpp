@@ -147,10 +147,16 @@ void TaskCoordinator::infer(const std::vector<float>& input, Bytes& output,
     if (done >= 0) {
       const NodeProgram& program = programs_.at(done);
       for (int layer : result_layers(model_, program)) {
+        // Received whole into a contiguous buffer (the sender's MPI can
+        // then copy it at once, where a strided receive moves in fragments,
+        // each waiting for this rank to poll), then copied into the map.
         const LayerStep& step = program.layers[layer];
-        transport_.receive(node, Tag::output, layer, maps_[layer].data(),
-                           Region::whole(model_.layers[layer].output_shape), step.out,
+        received_.resize(step.out.bytes(step.element_bytes));
+        transport_.receive(node, Tag::output, layer, received_.data(), step.out, step.out,
                            step.element_bytes);
+        copy_region(received_.data(), step.out, maps_[layer].data(),
+                    Region::whole(model_.layers[layer].output_shape), step.out,
+                    step.element_bytes);
       }
       if (dumps)
         for (size_t i = 1; i < model_.layers.size(); ++i) {

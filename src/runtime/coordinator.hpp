@@ -75,6 +75,7 @@ class TaskCoordinator {
   std::vector<Bytes> maps_;  // the maps later stages read, whole
   std::deque<Bytes> pieces_;
   size_t pieces_sent_ = 0;
+  Bytes received_;  // a result, before it is copied into its map
   std::vector<std::vector<int>> tasks_run_;
   std::chrono::steady_clock::time_point origin_ = std::chrono::steady_clock::now();
 };
