@@ -317,7 +317,7 @@ TimeEstimate estimate_task_time(const Model& model, const TaskTable& table,
   std::vector<double> free_at(nodes + 1, 0.0);  // when each node asks for work
   std::vector<std::pair<double, int>> running(nodes + 1, {0.0, -1});  // its end and task
   std::vector<double> layer_busy(count, 0.0);
-  double now = 0;
+  double now = 0, port_free = 0;  // when rank 0's port is free again
   bool forced = false;  // nobody ran: the next node asking may not wait
   while (!scheduler.all_done()) {
     for (int k = 1; k <= nodes; ++k) {
@@ -327,7 +327,7 @@ TimeEstimate estimate_task_time(const Model& model, const TaskTable& table,
       forced = false;
       const double factor = slowdown(k);
       const NodeTime& time = alone[task].nodes[0];
-      double seconds = 0;
+      double computing = 0, moving = time.gather_communication;
       for (int i = 0; i < count; ++i) {
         const LayerTime& layer = time.layers[i];
         LayerTime& total = estimate.nodes[k - 1].layers[i];
@@ -336,12 +336,16 @@ TimeEstimate estimate_task_time(const Model& model, const TaskTable& table,
         total.compute += layer.compute * factor;
         const double spent = layer.communication + (layer.flash + layer.compute) * factor;
         layer_busy[i] += spent;
-        seconds += spent;
+        computing += (layer.flash + layer.compute) * factor;
+        moving += layer.communication;
       }
-      seconds += time.gather_communication;
+      // The task's pieces and results all pass rank 0's port, one task's
+      // after another's.
+      const double moves_at = std::max(now, port_free);
+      port_free = moves_at + moving;
       estimate.nodes[k - 1].gather_communication += time.gather_communication;
-      estimate.nodes[k - 1].layers[count - 1].wait += now - free_at[k];
-      running[k] = {now + seconds, task};
+      estimate.nodes[k - 1].layers[count - 1].wait += moves_at - free_at[k];
+      running[k] = {port_free + computing, task};
     }
     int first = -1;  // the next task to end
     for (int k = 1; k <= nodes; ++k)

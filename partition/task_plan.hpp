@@ -129,9 +129,10 @@ class TaskScheduler {
 // The emulated time of one inference of a task plan on `device`: every task
 // as long as its program alone on one node (its pieces in, weights, MACs,
 // results out: estimate_time()), times its node's `slowdowns[node - 1]`
-// (empty: 1), scheduled as TaskScheduler does (the coordinator's port is not
-// shared between tasks in this model). Per node, per layer: the flash,
-// compute and communication of the tasks it ran.
+// (empty: 1), scheduled as TaskScheduler does; every task's pieces and
+// results pass the coordinator's one port, one task's after another's (a
+// task's transfers are counted before its computing). Per node, per layer:
+// the flash, compute and communication of the tasks it ran.
 TimeEstimate estimate_task_time(const Model& model, const TaskTable& table,
                                 const std::vector<NodeProgram>& programs,
                                 const DeviceProfile& device, bool steal,

@@ -349,3 +349,46 @@ TEST(TaskScheduler, AMeasuredStragglerLeavesTheLastTasksToTheOthers) {
 
 }  // namespace
 }  // namespace splitinfer
+
+namespace splitinfer {
+namespace {
+
+// The cost model's schedule: stealing from a node slowed 3x ends no later
+// than the static schedule, the run ends when its last node does, and every
+// task's transfers pass rank 0's one port, so the run lasts at least as
+// long as all of them together.
+TEST(TaskTime, StealingBeatsAStragglerAndRankZerosPortIsShared) {
+  const Model model = classifier();
+  PlanOptions options;
+  options.nodes = 2;
+  options.strategy = Strategy::fused;
+  options.tasks = 8;
+  options.grid = "4x2";
+  const Plan plan = make_plan(model, options);
+  DeviceProfile device;
+  device.name = "testboard";
+  device.macs_per_second_float32 = device.macs_per_second_int8 = 1e6;
+  device.flash_bytes_per_second = 1e7;
+  device.link_bytes_per_second = 1e6;
+  device.message_latency_seconds = 1e-4;
+  const std::vector<NodeProgram> programs = task_programs(model, plan.tasks);
+  const std::vector<double> slow = {1, 3};
+  const TimeEstimate fixed = estimate_task_time(model, plan.tasks, programs, device, false, slow);
+  const TimeEstimate stolen = estimate_task_time(model, plan.tasks, programs, device, true, slow);
+  EXPECT_LT(stolen.total_seconds, fixed.total_seconds);
+  double moving = 0;
+  for (const NodeProgram& program : programs) {
+    const TimeEstimate alone = estimate_time(model, {program}, device);
+    moving += alone.nodes[0].gather_communication;
+    for (const LayerTime& layer : alone.nodes[0].layers) moving += layer.communication;
+  }
+  for (const TimeEstimate* estimate : {&fixed, &stolen}) {
+    EXPECT_GE(estimate->total_seconds, moving * (1 - 1e-9));
+    double last = 0;
+    for (const NodeTime& node : estimate->nodes) last = std::max(last, node.finish);
+    EXPECT_DOUBLE_EQ(estimate->total_seconds, last);
+  }
+}
+
+}  // namespace
+}  // namespace splitinfer
