@@ -203,7 +203,12 @@ Plan make_plan(const Model& model, const PlanOptions& options) {
              std::to_string(plan.ram_cap_bytes) + "|" + std::to_string(plan.flash_cap_bytes) + "|" +
              std::to_string(plan.fuse) + "|" + std::to_string(plan.reuse) + "|" + options.stream +
              (options.keep_weights ? "|kept" : "") + (options.weights_in_place ? "|in place" : "") +
-             (options.tasks > 0 ? "|tasks " + std::to_string(options.tasks) : ""));
+             (options.tasks > 0 ? "|tasks " + std::to_string(options.tasks) : "") +
+             [&] {
+               std::string shares;
+               for (double share : options.row_shares) shares += "|" + std::to_string(share);
+               return shares;
+             }());
   plan.model_digest = options.model_digest;
   emulate(model, options, plan);
   return plan;

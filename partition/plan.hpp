@@ -88,6 +88,9 @@ struct PlanOptions {
   // spatial and fused: cut the maps into this many tiles (more than the
   // nodes), run as tasks any node may take (run --schedule steal); 0: none.
   int tasks = 0;
+  // spatial in rows (grid N x 1): node k's share of every map's rows (e.g.
+  // 2,1 for a node twice as fast as the other); empty: equal.
+  std::vector<double> row_shares;
   // Nodes read weights where flash holds them (memory-mapped flash,
   // execute-in-place) instead of copying each layer's into RAM; float16
   // weights are still widened into RAM.

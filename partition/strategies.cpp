@@ -1,5 +1,7 @@
 #include "strategies.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include "../src/error.hpp"
@@ -35,6 +37,29 @@ LayerRegions spatial_regions(const Model& model, int grid_rows, int grid_cols) {
       const auto [y0, y1] = share(shape.h, k / grid_cols, grid_rows);
       const auto [x0, x1] = share(shape.w, k % grid_cols, grid_cols);
       regions[i][k] = {0, shape.c, y0, y1, x0, x1};
+    }
+  }
+  return regions;
+}
+
+LayerRegions spatial_row_regions(const Model& model, const std::vector<double>& shares) {
+  const int nodes = static_cast<int>(shares.size());
+  LayerRegions regions = spatial_regions(model, nodes, 1);
+  double total = 0;
+  for (double share : shares) total += share;
+  for (size_t i = 1; i < model.layers.size(); ++i) {
+    const Shape& shape = model.layers[i].output_shape;
+    if (!spatial_map(shape)) continue;
+    double before = 0;
+    int64_t y0 = 0;
+    for (int k = 0; k < nodes; ++k) {
+      before += shares[k];
+      const int64_t y1 =
+          k + 1 == nodes ? shape.h
+                         : std::clamp<int64_t>(std::llround(shape.h * before / total), y0, shape.h);
+      regions[i][k].y0 = y0;
+      regions[i][k].y1 = y1;
+      y0 = y1;
     }
   }
   return regions;

@@ -14,6 +14,11 @@ namespace splitinfer {
 // (output neurons). grid_rows * grid_cols = nodes.
 LayerRegions spatial_regions(const Model& model, int grid_rows, int grid_cols);
 
+// spatial_regions() in rows (grid N x 1) with node k's share of every map's
+// rows `shares[k - 1]` (shares add up to about 1; cuts are rounded, each
+// layer on its own), for rebalancing; the maps cut by channels as before.
+LayerRegions spatial_row_regions(const Model& model, const std::vector<double>& shares);
+
 // Channel split: every layer's output channels (neurons) cut into `nodes`
 // contiguous ranges over the whole map.
 LayerRegions channel_regions(const Model& model, int nodes);

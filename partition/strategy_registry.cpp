@@ -42,6 +42,14 @@ void parse_grid(const std::string& grid, int nodes, int tasks, int& rows, int& c
 void cut_spatial(const Model& model, const PlanOptions& options, Plan& plan) {
   parse_grid(options.grid, plan.nodes, options.tasks, plan.grid_rows, plan.grid_cols);
   plan.regions = spatial_regions(model, plan.grid_rows, plan.grid_cols);
+  if (options.row_shares.empty()) return;
+  if (plan.grid_cols != 1 || options.tasks != 0 ||
+      options.row_shares.size() != static_cast<size_t>(plan.nodes))
+    throw Error("--row-shares needs one share per node of a plan in rows (grid Nx1, no --tasks)");
+  for (double share : options.row_shares)
+    if (!(share > 0 && share < 1e6))
+      throw Error("--row-shares must be positive numbers (a node's share of the rows)");
+  plan.regions = spatial_row_regions(model, options.row_shares);
 }
 
 void cut_fused(const Model& model, const PlanOptions& options, Plan& plan) {
@@ -253,6 +261,8 @@ void check_strategy_options(const PlanOptions& options) {
   if (options.fuse < 0) throw Error("--fuse must be 0 (whole blocks) or more");
   if (options.keep_weights && options.stream.empty())
     throw Error("--keep-weights applies to streamed plans only (--stream)");
+  if (!options.row_shares.empty() && options.strategy != Strategy::spatial)
+    throw Error("--row-shares applies to the spatial strategy only");
   if (options.tasks != 0) {
     if (options.tasks < 0 || options.tasks > kMaxNodes)
       throw Error("--tasks must be between 1 and " + std::to_string(kMaxNodes));

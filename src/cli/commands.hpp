@@ -2,6 +2,7 @@
 // The subcommands of the splitinfer executable. Each returns the exit status.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace splitinfer {
 
@@ -22,6 +23,7 @@ struct PlanCommandOptions {
   bool keep_weights = false;
   bool weights_in_place = false;
   int tasks = 0;  // spatial, fused: tiles run as tasks (work stealing); 0: none
+  std::vector<double> row_shares;  // spatial rows: each node's share (unequal nodes)
 };
 int plan_command(const PlanCommandOptions& options);
 
@@ -39,6 +41,7 @@ struct RunOptions {
   double timeout = 0;          // seconds any wait may last; 0: derived from the plan
   std::string slow;            // NODE:FACTOR[,...]: stragglers on purpose (parse_slowdowns)
   std::string schedule = "static";  // plans with tasks: static | steal
+  bool rebalance = false;           // spatial row plans: rows follow measured node times
 };
 // Runs under MPI (already initialised): rank 0 coordinates, ranks 1..N are nodes.
 int run_command(const RunOptions& options);

@@ -110,6 +110,11 @@ int main(int argc, char** argv) {
                        "T, default Tx1) run as tasks: under run --schedule steal an idle node "
                        "takes tasks from busy ones (every node keeps the weights of the tasks it "
                        "may take)");
+  plan_app
+      ->add_option("--row-shares", plan.row_shares,
+                   "spatial in rows: each node's share of every map's rows, e.g. 2,1 for a node "
+                   "twice as fast as the other (default: equal)")
+      ->delimiter(',');
   plan_app->add_flag("--weights-in-place", plan.weights_in_place,
                      "nodes read weights where flash holds them (memory-mapped flash, "
                      "execute-in-place) instead of copying each layer's into RAM; float16 "
@@ -142,6 +147,10 @@ int main(int argc, char** argv) {
                    "default) or steal (a node that runs out takes tasks from the node with the "
                    "most left)")
       ->check(CLI::IsMember({"static", "steal"}));
+  run_app->add_flag("--rebalance", run.rebalance,
+                    "spatial plans in rows (Nx1), with --repeat: after each inference the rows "
+                    "move toward equal node times (measured), within the RAM cap; the output "
+                    "stays bit for bit the same");
   run_app
       ->add_option("--requantization", run.requantization,
                    "int8 models: pytorch (PyTorch's float32 arithmetic, bit for bit) or cmsis "

@@ -102,6 +102,7 @@ int plan_command(const PlanCommandOptions& options) {
   plan_options.grid = options.grid;
   plan_options.fuse = options.fuse;
   plan_options.tasks = options.tasks;
+  plan_options.row_shares = options.row_shares;
   plan_options.reuse = options.reuse;
   plan_options.stream = options.stream;
   plan_options.keep_weights = options.keep_weights;

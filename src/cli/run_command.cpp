@@ -90,6 +90,7 @@ int run_command(const RunOptions& options) {
   mine.timeout = options.timeout;
   mine.slow = options.slow;
   mine.schedule = options.schedule;
+  mine.rebalance = options.rebalance;
   const RunSettings settings = agree_settings(*transport, mine);
 
   std::vector<float> input;  // rank 0's, read once and fed to every inference

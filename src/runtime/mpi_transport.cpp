@@ -29,6 +29,8 @@ const char* what(Tag tag) {
       return "a request for work";
     case Tag::task:
       return "a task";
+    case Tag::timing:
+      return "a node's time";
   }
   return "a message";
 }

@@ -6,22 +6,35 @@
 #include "../error.hpp"
 
 #include "../executor.hpp"
+#include "rebalance.hpp"
 #include "run_statistics.hpp"
 
 namespace splitinfer {
 
 void run_node(Transport& transport, const RunSettings& settings, NodeSetup& setup, int inferences) {
   const int node = transport.rank();
-  const std::unique_ptr<NodeExchange> exchange = transport.node_exchange(setup.program.neighbours);
-  Executor executor(setup.model, std::move(setup.program), "node " + std::to_string(node),
-                    settings.reference_kernels ? Kernels::reference : Kernels::fast);
-  // Dumps show every layer's own values, so a convolution keeps its own then.
-  executor.set_fuse_activations(!settings.dump_layers);
-  executor.set_slowdown(setup.slowdown);
-  Arena arena(setup.ram_cap);
+  std::unique_ptr<NodeExchange> exchange;
+  std::unique_ptr<Executor> program_executor;
+  std::unique_ptr<Arena> program_arena;
+  // The node's program, its exchange and arena; again when --rebalance
+  // moves the rows (every node at the same point: the exchange's topology
+  // is built by all of them together).
+  const auto start_program = [&] {
+    exchange = transport.node_exchange(setup.program.neighbours);
+    program_executor =
+        std::make_unique<Executor>(setup.model, setup.program, "node " + std::to_string(node),
+                                   settings.reference_kernels ? Kernels::reference : Kernels::fast);
+    // Dumps show every layer's own values, so a convolution keeps its own then.
+    program_executor->set_fuse_activations(!settings.dump_layers);
+    program_executor->set_slowdown(setup.slowdown);
+    program_arena = std::make_unique<Arena>(setup.ram_cap);
+  };
+  start_program();
   NodeMeasurement measured;
   Trace trace;
   for (int run = 0; run < inferences; ++run) {
+    Executor& executor = *program_executor;
+    Arena& arena = *program_arena;
     const bool last = run == inferences - 1;
     if (last && settings.trace) {  // the traced inference starts together on every rank
       transport.barrier();
@@ -51,8 +64,27 @@ void run_node(Transport& transport, const RunSettings& settings, NodeSetup& setu
     measured.bytes_sent = exchange->bytes_sent + output_bytes;
     measured.bytes_received = exchange->bytes_received;
     measured.busy_seconds = std::min(executor.busy_seconds(), measured.host_seconds);
+    if (settings.rebalance && !last) {
+      transport.send_text(0, Tag::timing, nlohmann::json(executor.busy_seconds()).dump());
+      const bool moved = agree_row_shares(transport, setup.model, setup.plan, {}, [&](const Plan& next) {
+        ArenaLayout layout(setup.ram_cap);
+        replay_memory(setup.model, node_program(setup.model, next, node), layout,
+                      "node " + std::to_string(node));
+      });
+      if (moved) {
+        // The predictions follow the new program (the arena starts afresh).
+        setup.program = node_program(setup.model, setup.plan, node);
+        NodePlan& predicted = setup.plan.node_plans[node - 1];
+        ArenaLayout unlimited;
+        predicted.predicted_peak_ram_bytes =
+            replay_memory(setup.model, setup.program, unlimited, "node " + std::to_string(node));
+        predicted.predicted_bytes_sent = setup.program.bytes_sent;
+        predicted.predicted_bytes_received = setup.program.bytes_received;
+        start_program();
+      }
+    }
   }
-  measured.peak_ram_bytes = arena.layout().peak_bytes();
+  measured.peak_ram_bytes = program_arena->layout().peak_bytes();
   nlohmann::json stats = node_statistics(node, setup, measured);
   if (settings.trace) stats["trace"] = trace_events(trace, node);
   transport.send_text(0, Tag::stats, stats.dump());

@@ -17,7 +17,8 @@ RunSettings agree_settings(Transport& transport, const RunSettings& settings) {
                           {"requantization", settings.requantization},
                           {"timeout", settings.timeout},
                           {"slow", settings.slow},
-                          {"schedule", settings.schedule}}
+                          {"schedule", settings.schedule},
+                          {"rebalance", settings.rebalance}}
                .dump();
   transport.broadcast(text);
   const nlohmann::json agreed = nlohmann::json::parse(text);
@@ -32,6 +33,7 @@ RunSettings agree_settings(Transport& transport, const RunSettings& settings) {
   result.timeout = agreed["timeout"].get<double>();
   result.slow = agreed["slow"].get<std::string>();
   result.schedule = agreed["schedule"].get<std::string>();
+  result.rebalance = agreed["rebalance"].get<bool>();
   return result;
 }
 

@@ -35,6 +35,9 @@ struct RunSettings {
   // Plans with tasks: "static" (each node runs its own) or "steal" (idle
   // nodes take tasks from busy ones); a plan without tasks runs static only.
   std::string schedule = "static";
+  // Spatial row plans with --repeat: between inferences the rows move toward
+  // equal node times (session.hpp).
+  bool rebalance = false;
 };
 
 // Rank 0's `settings` on every rank.

@@ -10,6 +10,7 @@
 #include "../../io/plan_file.hpp"
 #include "../format.hpp"
 #include "node_runner.hpp"
+#include "rebalance.hpp"
 #include "run_statistics.hpp"
 
 namespace splitinfer {
@@ -56,6 +57,14 @@ void coordinate_run(Transport& transport, const RunSettings& settings, const Fee
     times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
     if (last) trace.add("inference (input out, output in)", "coordinator", traced_start);
     feed.output(run, result.output);
+    if (settings.rebalance && !last) {  // the rows follow the nodes' times
+      std::vector<double> seconds;
+      for (int node = 1; node <= result.plan.nodes; ++node)
+        seconds.push_back(
+            nlohmann::json::parse(transport.receive_text(node, Tag::timing)).get<double>());
+      if (agree_row_shares(transport, model, result.plan, seconds, {}))
+        coordinator.emplace(transport, model, node_programs(model, result.plan));
+    }
   }
   std::vector<nlohmann::json> nodes;
   for (int node = 1; node <= result.plan.nodes; ++node)
@@ -63,9 +72,14 @@ void coordinate_run(Transport& transport, const RunSettings& settings, const Fee
   if (settings.trace) result.trace_events = trace_events(trace, 0);
   nlohmann::json* trace_events = settings.trace ? &result.trace_events : nullptr;
   if (!tasks) {
+    const std::vector<double> each = times;
     result.stats = run_statistics(model, result.plan, settings.plan_dir, settings.repeat,
                                   std::move(times), coordinator->programs(), std::move(nodes),
                                   trace_events);
+    if (settings.rebalance) {  // where the rows ended, and every inference's time
+      result.stats["row_shares"] = row_shares(model, result.plan);
+      result.stats["inference_seconds"] = each;
+    }
     return;
   }
   // The emulated time of this run's schedule, its slowdowns included.
@@ -174,6 +188,8 @@ RunResult run_session(Transport& transport, const RunSettings& settings,
     slowest = *std::max_element(slowdowns.begin(), slowdowns.end());
     if (settings.schedule != "static" && settings.schedule != "steal")
       throw Error("--schedule '" + printable(settings.schedule) + "' is not static or steal");
+    if (settings.rebalance && !rebalance_refusal(setup.plan).empty())
+      throw Error(rebalance_refusal(setup.plan));
     if (settings.schedule == "steal" && setup.plan.tasks.empty())
       throw Error("--schedule steal needs a plan cut into tasks, and '" + settings.plan_dir +
                   "' has none (make one with plan --strategy spatial|fused --tasks T, T at least "

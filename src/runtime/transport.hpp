@@ -23,7 +23,8 @@ namespace splitinfer {
 // query and state: the watchdog's question to a node and its answer (mpi_watchdog.hpp).
 // request and task: a node asking the coordinator for work, and the task it
 // gets (plans with tasks, coordinator.hpp's TaskCoordinator).
-enum class Tag : int { input = 1, output, dump, stats, relay, query, state, request, task };
+// timing: a node's compute seconds of an inference (run --rebalance, rebalance.hpp).
+enum class Tag : int { input = 1, output, dump, stats, relay, query, state, request, task, timing };
 
 // When a wait is expected to end: `at`, judged from a wait that took
 // `typical` (the coordinator's wait for an output, from the inference

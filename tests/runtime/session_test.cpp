@@ -409,5 +409,48 @@ TEST(Session, StealingNeedsAPlanWithTasks) {
             "--schedule 'fastest' is not static or steal");
 }
 
+// --rebalance: with node 2 slowed 50x (this model's kernels take
+// microseconds; a smaller factor owes sleeps too short to take at once) the
+// rows move toward node 1 between
+// inferences, every inference's output stays the one-node output bit for
+// bit, and each node's measured peak and bytes equal the predictions of the
+// program it ran last. A plan that cannot move its rows is refused.
+TEST(Session, RebalancingMovesRowsToTheFasterNodeBitForBit) {
+  const Model model = testing::runtime_classifier();
+  TemporaryDir dir("rebalance");
+  const std::string one_plan = write_test_plan(model, {}, "one", dir);
+  PlanOptions options;
+  options.nodes = 2;
+  const std::string plan_dir = write_test_plan(model, options, "rows2", dir);
+  const std::vector<std::vector<float>> inputs = testing::seeded_inputs(model, 5);
+  const SessionRun one = run_in_process(one_plan, 1, inputs, {});
+  RunSettings settings;
+  settings.repeat = 4;
+  settings.rebalance = true;
+  settings.slow = "2:50";
+  const SessionRun moved = run_in_process(plan_dir, 2, inputs, settings);
+  for (const std::string& error : moved.errors) ASSERT_EQ(error, "");
+  ASSERT_EQ(moved.outputs.size(), inputs.size());
+  for (size_t run = 0; run < inputs.size(); ++run)
+    EXPECT_TRUE(testing::bitwise_equal(one.outputs[run], moved.outputs[run])) << "inference " << run;
+  const nlohmann::json& stats = moved.stats;
+  const std::vector<double> shares = stats["row_shares"].get<std::vector<double>>();
+  ASSERT_EQ(shares.size(), 2u);
+  EXPECT_GT(shares[0], shares[1]);
+  EXPECT_EQ(stats["inference_seconds"].size(), inputs.size());
+  for (const nlohmann::json& node : stats["nodes"]) {
+    SCOPED_TRACE("node " + std::to_string(node["rank"].get<int>()));
+    EXPECT_EQ(node["peak_ram_bytes"], node["predicted_peak_ram_bytes"]);
+    EXPECT_EQ(node["bytes_sent"], node["predicted_bytes_sent"]);
+    EXPECT_EQ(node["bytes_received"], node["predicted_bytes_received"]);
+  }
+  options.strategy = Strategy::fused;
+  const std::string fused = write_test_plan(model, options, "fused2", dir);
+  const std::string refused = only_error(run_in_process(fused, 2, inputs, settings).errors);
+  EXPECT_NE(refused.find("--rebalance moves the rows of spatial plans cut in rows"),
+            std::string::npos)
+      << refused;
+}
+
 }  // namespace
 }  // namespace splitinfer
