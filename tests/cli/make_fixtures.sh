@@ -15,6 +15,7 @@ $PYTHON "$SPLITINFER_ROOT/models/make_input.py" --shape 1,1,28,28 --out input.h5
 "$SPLITINFER_BUILD/splitinfer" plan good.h5 --nodes 1 -o plan
 "$SPLITINFER_BUILD/splitinfer" plan other.h5 --nodes 1 -o other_plan
 "$SPLITINFER_BUILD/splitinfer" plan good.h5 --nodes 3 -o plan_3
+"$SPLITINFER_BUILD/splitinfer" plan good.h5 --nodes 3 --strategy spatial --tasks 6 -o plan_3_tasks
 # A plan whose node file is another plan's.
 cp -r plan foreign_plan && cp other_plan/node_1.h5 foreign_plan/node_1.h5
 # Fused plans whose owners overlap, or lie outside what a node computes.

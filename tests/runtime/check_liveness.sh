@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# check_liveness.sh SIGNAL RANK PLAN INPUT RANKS
-# Runs PLAN on RANKS ranks with --timeout 2 and many inferences, sends
+# check_liveness.sh SIGNAL RANK PLAN INPUT RANKS [RUN OPTIONS...]
+# Runs PLAN on RANKS ranks (with RUN OPTIONS, e.g. --schedule steal) with --timeout 2 and many inferences, sends
 # SIGNAL (STOP or KILL) to rank RANK once the inferences run, and passes when
 # the job ends on every rank within 5 s of the deadline, non-zero, with
 # exactly one line "splitinfer: error: ..." naming that rank as the one that
@@ -8,6 +8,7 @@
 set -uo pipefail
 source "$(dirname "$0")/../../jobs/lib/common.sh"
 signal=$1 victim=$2 plan=$3 input=$4 ranks=$5
+shift 5
 timeout_s=2
 stderr_file=$(mktemp)
 trap 'rm -f "$stderr_file"' EXIT
@@ -19,7 +20,7 @@ fail() {
 }
 
 splitinfer_mpirun "$ranks" run "$plan" --input "$input" --repeat 1000000 \
-  --timeout "$timeout_s" >/dev/null 2>"$stderr_file" &
+  --timeout "$timeout_s" "$@" >/dev/null 2>"$stderr_file" &
 launcher=$!
 
 # The run's processes (the launcher's descendants), by their rank (OpenMPI
