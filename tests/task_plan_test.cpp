@@ -223,7 +223,9 @@ TEST(TaskScheduler, EachTaskOnceAfterItsDependenciesStealingOnlyWhenAsked) {
                   !started[t] && std::all_of(dependencies[t].begin(), dependencies[t].end(),
                                              [&](int before) { return finished[before] != 0; });
               EXPECT_FALSE(ready && table.list[t].home == node) << "task " << t;
-              if (steal) EXPECT_FALSE(ready && table.may_take[node - 1][t]) << "task " << t;
+              if (steal) {
+                EXPECT_FALSE(ready && table.may_take[node - 1][t]) << "task " << t;
+              }
             }
             continue;
           }
@@ -231,7 +233,9 @@ TEST(TaskScheduler, EachTaskOnceAfterItsDependenciesStealingOnlyWhenAsked) {
           for (int before : dependencies[task]) EXPECT_TRUE(finished[before]);
           EXPECT_TRUE(table.may_take[node - 1][task]);
           EXPECT_EQ(scheduler.stolen(task), table.list[task].home != node);
-          if (!steal) EXPECT_EQ(table.list[task].home, node);
+          if (!steal) {
+            EXPECT_EQ(table.list[task].home, node);
+          }
           started[task] = 1;
           running[node] = task;
         }

@@ -231,12 +231,15 @@ TEST_P(SessionWithTasks, EveryScheduleEqualsOneNodeBitForBit) {
       EXPECT_GE(node["idle_seconds"].get<double>(), 0.0);
     }
     EXPECT_EQ(ran, task_count);
-    if (std::string(schedule) == "static") EXPECT_EQ(stolen, 0u);
+    if (std::string(schedule) == "static") {
+      EXPECT_EQ(stolen, 0u);
+    }
     // Others take some of node 2's tasks when it has several in a stage.
     if (std::string(slow) == "2:20" &&
         std::count_if(plan.tasks.list.begin(), plan.tasks.list.end(),
-                      [](const Task& task) { return task.home == 2 && task.stage == 0; }) > 1)
+                      [](const Task& task) { return task.home == 2 && task.stage == 0; }) > 1) {
       EXPECT_GT(stolen, 0u);
+    }
     uint64_t coordinator_sent = 0, coordinator_received = 0;
     for (const Message& message : many.messages) {
       if (message.from == 0) coordinator_sent += message.bytes();
