@@ -162,7 +162,7 @@ INSTANTIATE_TEST_SUITE_P(Strategies, SessionOnStrategy, ::testing::ValuesIn(kStr
 // every speed, give the one-node output and every layer bit for bit; each
 // task runs once; a node's peak is the largest of the tasks it ran, within
 // the plan's prediction; its bytes are those its tasks' programs predict;
-// under the static schedule nobody steals, and a node 20 times as slow as
+// under the static schedule nobody steals, and a node 1000 times as slow as
 // the other has tasks stolen from it.
 struct TaskCase {
   const char* name;
@@ -199,7 +199,7 @@ TEST_P(SessionWithTasks, EveryScheduleEqualsOneNodeBitForBit) {
   settings.repeat = 2;
   const std::vector<std::pair<const char*, const char*>> schedules = {
       {"static", ""}, {"steal", ""}, {"static", "1:3"}, {"steal", "1:3"},
-      {"steal", "2:20"}, {"steal", "1:1.5,2:7"}};
+      {"steal", "2:1000"}, {"steal", "1:1.5,2:7"}};
   for (const auto& [schedule, slow] : schedules) {
     SCOPED_TRACE(std::string(schedule) + " --slow '" + slow + "'");
     settings.schedule = schedule;
@@ -235,7 +235,7 @@ TEST_P(SessionWithTasks, EveryScheduleEqualsOneNodeBitForBit) {
       EXPECT_EQ(stolen, 0u);
     }
     // Others take some of node 2's tasks when it has several in a stage.
-    if (std::string(slow) == "2:20" &&
+    if (std::string(slow) == "2:1000" &&
         std::count_if(plan.tasks.list.begin(), plan.tasks.list.end(),
                       [](const Task& task) { return task.home == 2 && task.stage == 0; }) > 1) {
       EXPECT_GT(stolen, 0u);
@@ -412,7 +412,7 @@ TEST(Session, StealingNeedsAPlanWithTasks) {
             "--schedule 'fastest' is not static or steal");
 }
 
-// --rebalance: with node 2 slowed 50x (this model's kernels take
+// --rebalance: with node 2 slowed 1000x (this model's kernels take
 // microseconds; a smaller factor owes sleeps too short to take at once) the
 // rows move toward node 1 between
 // inferences, every inference's output stays the one-node output bit for
@@ -430,7 +430,7 @@ TEST(Session, RebalancingMovesRowsToTheFasterNodeBitForBit) {
   RunSettings settings;
   settings.repeat = 4;
   settings.rebalance = true;
-  settings.slow = "2:50";
+  settings.slow = "2:1000";
   const SessionRun moved = run_in_process(plan_dir, 2, inputs, settings);
   for (const std::string& error : moved.errors) ASSERT_EQ(error, "");
   ASSERT_EQ(moved.outputs.size(), inputs.size());
