@@ -72,10 +72,6 @@ TaskTable make_task_table(const Model& model, LayerRegions regions, int grid_row
   return table;
 }
 
-std::vector<int> task_results(const Model& model, const TaskTable& table, int task) {
-  return results_of(model, table, read_later(model, table.stage), table.list[task]);
-}
-
 std::vector<NodeProgram> task_programs(const Model& model, const TaskTable& table) {
   const std::vector<char> later = read_later(model, table.stage);
   std::vector<NodeProgram> programs;

@@ -53,10 +53,6 @@ std::vector<int> task_stages(const Model& model, const LayerRegions& regions);
 TaskTable make_task_table(const Model& model, LayerRegions regions, int grid_rows, int grid_cols,
                           int nodes);
 
-// Layers of task `task`'s stage that a later stage reads (or the model's
-// output), with a non-empty region in its tile: what it returns.
-std::vector<int> task_results(const Model& model, const TaskTable& table, int task);
-
 // Every task's program (build_task_program()), in table order.
 std::vector<NodeProgram> task_programs(const Model& model, const TaskTable& table);
 

@@ -104,7 +104,6 @@ void TaskCoordinator::start(int node, int task, const std::vector<const unsigned
     transport_.post_send(node, Tag::input, packed.data(), message.region.elements(),
                          message.element_bytes);
   }
-  tasks_run_[node - 1].push_back(task);
 }
 
 void TaskCoordinator::infer(const std::vector<float>& input, Bytes& output,
@@ -127,7 +126,6 @@ void TaskCoordinator::infer(const std::vector<float>& input, Bytes& output,
     std::memcpy((*dumps)[0].data(), input.data(), map_bytes(0));
   }
   scheduler_.reset();
-  tasks_run_.assign(nodes, {});
   pieces_sent_ = 0;
   const auto now = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - origin_).count();

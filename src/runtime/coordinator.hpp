@@ -62,8 +62,6 @@ class TaskCoordinator {
 
   const std::vector<NodeProgram>& programs() const { return programs_; }
   void infer(const std::vector<float>& input, Bytes& output, std::vector<Bytes>* dumps);
-  // Per node (index node - 1), the tasks it ran in the last inference.
-  const std::vector<std::vector<int>>& tasks_run() const { return tasks_run_; }
 
  private:
   void start(int node, int task, const std::vector<const unsigned char*>& whole);
@@ -76,7 +74,6 @@ class TaskCoordinator {
   std::deque<Bytes> pieces_;
   size_t pieces_sent_ = 0;
   Bytes received_;  // a result, before it is copied into its map
-  std::vector<std::vector<int>> tasks_run_;
   std::chrono::steady_clock::time_point origin_ = std::chrono::steady_clock::now();
 };
 
