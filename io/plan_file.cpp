@@ -374,9 +374,14 @@ void write_plan(const std::string& plan_dir, const Model& model, const Plan& pla
                                            static_cast<int64_t>(node.layer_bytes_received[i])});
       group.write_int64s("per_layer", {static_cast<int64_t>(node.layer_peak_ram_bytes.size()), 3},
                          per_layer.data());
+      group.write_int("ram_cap_bytes", cap_to_file(node.ram_cap_bytes));
+      group.write_int("flash_cap_bytes", cap_to_file(node.flash_cap_bytes));
+      // A mixed cluster: each node's device in its group.
+      if (!plan.devices.empty() && !same_devices(plan.devices))
+        write_device(group.create_group("device"), plan.devices[node.node - 1]);
     }
-    if (plan.device) {
-      write_device(root.create_group("device"), *plan.device);
+    if (!plan.devices.empty()) {  // one device: the root's group, as for every node
+      if (same_devices(plan.devices)) write_device(root.create_group("device"), plan.devices[0]);
       write_emulation(root.create_group("emulation"), plan.emulated);
     }
     seal(root);
@@ -418,6 +423,13 @@ void read_plan(const std::string& plan_dir, Model& model, Plan& plan) {
     node.predicted_bytes_received =
         static_cast<uint64_t>(group.read_int("predicted_bytes_received"));
     if (group.has_attr("file_digest")) node.file_digest = group.read_string("file_digest");
+    // Plans written before per-node caps: the plan's for every node.
+    node.ram_cap_bytes = group.has_attr("ram_cap_bytes")
+                             ? cap_from_file(group.read_int("ram_cap_bytes"))
+                             : plan.ram_cap_bytes;
+    node.flash_cap_bytes = group.has_attr("flash_cap_bytes")
+                               ? cap_from_file(group.read_int("flash_cap_bytes"))
+                               : plan.flash_cap_bytes;
     plan.node_plans.push_back(node);
   }
   plan.model_digest = root.has_attr("model_digest") ? root.read_string("model_digest") : "";
@@ -484,13 +496,24 @@ void read_plan(const std::string& plan_dir, Model& model, Plan& plan) {
     plan.fuse = static_cast<int>(root.read_int("fuse"));
     plan.reuse = root.read_int("reuse") != 0;
   }
-  plan.device.reset();
+  plan.devices.clear();
   plan.emulated = {};
-  if (root.has("device")) {  // planned for a device (plans without one have neither group)
-    plan.device = read_device(root.open_group("device"));
+  // Planned for devices: one for all in the root's group, or (a mixed
+  // cluster) each node's in its group; plans without have none and no emulation.
+  if (root.has("device")) {
+    plan.devices.assign(plan.nodes, read_device(root.open_group("device")));
+  } else if (nodes.open_group("node_1").has("device")) {
+    for (int k = 1; k <= plan.nodes; ++k) {
+      const h5::Group group = nodes.open_group("node_" + std::to_string(k));
+      if (!group.has("device"))
+        throw Error(root.path() + ": node " + std::to_string(k) +
+                    " has no device, though node 1 has one");
+      plan.devices.push_back(read_device(group.open_group("device")));
+    }
+  }
+  if (!plan.devices.empty())
     plan.emulated = read_emulation(root.open_group("emulation"), plan.nodes,
                                    static_cast<int64_t>(model.layers.size()));
-  }
 }
 
 void read_node_weights(const std::string& plan_dir, int node, const Plan& plan, Model& model) {

@@ -38,11 +38,14 @@ std::string named(Strategy strategy, const std::string& grid = "") {
   return strategy_name(strategy) + (grid.empty() ? "" : " " + grid);
 }
 
-std::vector<Candidate> candidates(const Model& model, const std::vector<int>& segment, int nodes) {
+// `shares`: per node, the weight of its part (PlanOptions::node_shares).
+std::vector<Candidate> candidates(const Model& model, const std::vector<int>& segment, int nodes,
+                                  const std::vector<double>& shares) {
   std::vector<Candidate> result;
   for (const auto& [rows, cols] : grids(nodes)) {
     const std::string grid = std::to_string(rows) + "x" + std::to_string(cols);
-    result.push_back({named(Strategy::spatial, grid), spatial_regions(model, rows, cols), {}});
+    result.push_back(
+        {named(Strategy::spatial, grid), spatial_regions(model, rows, cols, shares), {}});
     if (nodes == 1) continue;
     // Fused: each segment's layers with spatial maps are one block.
     std::vector<int> block(model.layers.size(), 0);
@@ -50,13 +53,14 @@ std::vector<Candidate> candidates(const Model& model, const std::vector<int>& se
       const Shape& shape = model.layers[i].output_shape;
       if (shape.rank != 2 && shape.h * shape.w > 1) block[i] = segment[i] + 1;
     }
-    FusedRegions fused = fused_regions_in_blocks(model, rows, cols, block, false);
+    FusedRegions fused = fused_regions_in_blocks(model, rows, cols, block, false, shares);
     result.push_back(
         {named(Strategy::fused, grid), std::move(fused.regions), std::move(fused.owners)});
   }
-  if (nodes > 1) result.push_back({named(Strategy::channel), channel_regions(model, nodes), {}});
+  if (nodes > 1)
+    result.push_back({named(Strategy::channel), channel_regions(model, nodes, shares), {}});
   if (nodes > 1) {
-    Candidate relay{named(Strategy::relay), channel_regions(model, nodes), {}, true, true};
+    Candidate relay{named(Strategy::relay), channel_regions(model, nodes, shares), {}, true, true};
     result.push_back(std::move(relay));
     try {
       Candidate branches{named(Strategy::branches),
@@ -77,7 +81,15 @@ class Search {
       : model_(model), options_(options), score_(score), nodes_(nodes) {
     segment_ = stage_segments(model);
     segments_ = *std::max_element(segment_.begin(), segment_.end()) + 1;
-    candidates_ = candidates(model, segment_, nodes);
+    candidates_ = candidates(model, segment_, nodes, {});
+    // A mixed cluster: each candidate also with work in proportion to the
+    // nodes' speeds (equal parts may still win where a slow node's link or
+    // caps matter more than its compute).
+    if (static_cast<int>(options.node_shares.size()) == nodes)
+      for (Candidate& weighted : candidates(model, segment_, nodes, options.node_shares)) {
+        weighted.name += " by speed";
+        candidates_.push_back(std::move(weighted));
+      }
     runs_ = stream_runs(model, {}, true);
   }
 
@@ -164,7 +176,10 @@ class Search {
     const uint64_t flash = largest_flash(plan);
     if (flash <= options_.flash_cap_bytes) smallest_ram_ = std::min(smallest_ram_, scored.peak);
     smallest_flash_ = std::min(smallest_flash_, flash);
-    scored.fits = scored.peak <= options_.ram_cap_bytes && flash <= options_.flash_cap_bytes;
+    scored.fits = true;  // every node within its own caps
+    for (const NodePlan& node : plan.node_plans)
+      scored.fits = scored.fits && node.predicted_peak_ram_bytes <= node_ram_cap(options_, node.node) &&
+                    node.flash_bytes <= node_flash_cap(options_, node.node);
     if (scored.fits) {
       scored.score = score_(plan);
       if (!candidates_[choice[0]].whole_model &&
@@ -228,6 +243,11 @@ Plan auto_plan(const Model& model, const PlanOptions& options, const PlanScore& 
     Search search(model, options, score, options.nodes);
     if (std::optional<Plan> plan = search.run()) return *plan;
     std::string message = "no plan for " + std::to_string(options.nodes) + " node(s) fits";
+    if (!options.devices.empty())
+      throw Error(message + " each node's own caps (--devices " + cluster_name(options.devices) +
+                  "): with the largest node's caps for all, --ram " +
+                  std::to_string(search.smallest_ram()) + " --flash " +
+                  std::to_string(search.smallest_flash()) + " would be the least that fits");
     if (search.smallest_flash() > options.flash_cap_bytes)
       message += ": a node's weights take " + format_bytes(search.smallest_flash()) +
                  " of flash at least; the smallest flash cap that fits is --flash " +

@@ -47,8 +47,8 @@ int find_root(std::vector<int>& parent, int rank) {
 // Runs one transfer phase: each group of ranks connected by its messages
 // starts when its latest member is ready and ends, for all its members, when
 // its busiest port direction is done.
-void run_phase(const std::vector<SwitchMessage>& messages, const DeviceProfile& device,
-               Clocks& clocks) {
+void run_phase(const std::vector<SwitchMessage>& messages,
+               const std::vector<DeviceProfile>& devices, Clocks& clocks) {
   if (messages.empty()) return;
   const int ranks = static_cast<int>(clocks.clock.size());
   std::vector<int> parent(ranks);
@@ -67,7 +67,7 @@ void run_phase(const std::vector<SwitchMessage>& messages, const DeviceProfile& 
     for (int rank = 0; rank < ranks; ++rank)
       if (taking_part[rank] && find_root(parent, rank) == root)
         start = std::max(start, clocks.clock[rank]);
-    const double end = start + transfer_seconds(group_messages[root], device);
+    const double end = start + transfer_seconds(group_messages[root], devices);
     for (int rank = 0; rank < ranks; ++rank)
       if (taking_part[rank] && find_root(parent, rank) == root) {
         clocks.wait[rank] += start - clocks.clock[rank];
@@ -83,13 +83,17 @@ uint64_t region_macs(const Model& model, const Layer& layer, const Region& out) 
   return out.empty() ? 0 : op_traits(layer.op).macs(model, layer, out);
 }
 
-double transfer_seconds(const std::vector<SwitchMessage>& messages, const DeviceProfile& device) {
+double transfer_seconds(const std::vector<SwitchMessage>& messages,
+                        const std::vector<DeviceProfile>& devices) {
   struct Port {
     uint64_t bytes_out = 0, bytes_in = 0, messages_out = 0, messages_in = 0;
   };
   int ranks = 0;
   for (const SwitchMessage& message : messages)
     ranks = std::max({ranks, message.from + 1, message.to + 1});
+  if (ranks > static_cast<int>(devices.size()) + 1)
+    throw Error("internal: a message to or from rank " + std::to_string(ranks - 1) + " of " +
+                std::to_string(devices.size()) + " nodes");
   std::vector<Port> ports(ranks);
   for (const SwitchMessage& message : messages) {
     ports[message.from].bytes_out += message.bytes;
@@ -97,20 +101,50 @@ double transfer_seconds(const std::vector<SwitchMessage>& messages, const Device
     ports[message.to].bytes_in += message.bytes;
     ports[message.to].messages_in += 1;
   }
+  // Rank 0's port is the coordinator's (coordinator_link()); rank k's node k's.
+  const DeviceProfile coordinator = coordinator_link(devices);
   double busiest = 0;
-  const auto direction = [&](uint64_t bytes, uint64_t count) {
-    return static_cast<double>(bytes) / device.link_bytes_per_second +
-           static_cast<double>(count) * device.message_latency_seconds;
-  };
-  for (const Port& port : ports)
+  for (int rank = 0; rank < ranks; ++rank) {
+    const DeviceProfile& device = rank == 0 ? coordinator : devices[rank - 1];
+    const auto direction = [&](uint64_t bytes, uint64_t count) {
+      return static_cast<double>(bytes) / device.link_bytes_per_second +
+             static_cast<double>(count) * device.message_latency_seconds;
+    };
+    const Port& port = ports[rank];
     busiest = std::max({busiest, direction(port.bytes_out, port.messages_out),
                         direction(port.bytes_in, port.messages_in)});
+  }
   return busiest;
+}
+
+double transfer_seconds(const std::vector<SwitchMessage>& messages, const DeviceProfile& device) {
+  int ranks = 0;
+  for (const SwitchMessage& message : messages)
+    ranks = std::max({ranks, message.from + 1, message.to + 1});
+  return transfer_seconds(messages, std::vector<DeviceProfile>(std::max(ranks - 1, 1), device));
+}
+
+DeviceProfile coordinator_link(const std::vector<DeviceProfile>& devices) {
+  if (devices.empty()) throw Error("internal: a cluster without nodes");
+  DeviceProfile link = devices.front();
+  for (const DeviceProfile& device : devices) {
+    link.link_bytes_per_second = std::max(link.link_bytes_per_second, device.link_bytes_per_second);
+    link.message_latency_seconds =
+        std::min(link.message_latency_seconds, device.message_latency_seconds);
+  }
+  return link;
 }
 
 TimeEstimate estimate_time(const Model& model, const std::vector<NodeProgram>& programs,
                            const DeviceProfile& device) {
+  return estimate_time(model, programs, std::vector<DeviceProfile>(programs.size(), device));
+}
+
+TimeEstimate estimate_time(const Model& model, const std::vector<NodeProgram>& programs,
+                           const std::vector<DeviceProfile>& devices) {
   const int nodes = static_cast<int>(programs.size());
+  if (devices.size() != programs.size())
+    throw Error("internal: the cost model needs one device per node");
   const int count = static_cast<int>(model.layers.size());
   for (int k = 0; k < nodes; ++k)
     if (programs[k].node != k + 1 || static_cast<int>(programs[k].layers.size()) != count)
@@ -131,10 +165,11 @@ TimeEstimate estimate_time(const Model& model, const std::vector<NodeProgram>& p
     std::fill(clocks.wait.begin(), clocks.wait.end(), 0.0);
     std::fill(clocks.communication.begin(), clocks.communication.end(), 0.0);
     for (int slot = 0; slot < static_cast<int>(layer.inputs.size()); ++slot)
-      run_phase(phases[{i, slot}], device, clocks);
-    const double macs_per_second =
-        layer.quantized() ? device.macs_per_second_int8 : device.macs_per_second_float32;
+      run_phase(phases[{i, slot}], devices, clocks);
     for (int k = 0; k < nodes; ++k) {
+      const DeviceProfile& device = devices[k];
+      const double macs_per_second =
+          layer.quantized() ? device.macs_per_second_int8 : device.macs_per_second_float32;
       const LayerStep& step = programs[k].layers[i];
       LayerTime& time = estimate.nodes[k].layers[i];
       // A streamed layer is computed part by part, its weights streamed for each.
@@ -151,7 +186,7 @@ TimeEstimate estimate_time(const Model& model, const std::vector<NodeProgram>& p
       time.compute = static_cast<double>(macs) / macs_per_second;
       clocks.clock[k + 1] += time.flash + time.compute;
     }
-    run_phase(phases[{i, -1}], device, clocks);
+    run_phase(phases[{i, -1}], devices, clocks);
     for (int k = 0; k < nodes; ++k) {
       LayerTime& time = estimate.nodes[k].layers[i];
       time.wait = clocks.wait[k + 1];
@@ -164,7 +199,7 @@ TimeEstimate estimate_time(const Model& model, const std::vector<NodeProgram>& p
   }
   std::fill(clocks.wait.begin(), clocks.wait.end(), 0.0);
   std::fill(clocks.communication.begin(), clocks.communication.end(), 0.0);
-  run_phase(phases[{count, -1}], device, clocks);
+  run_phase(phases[{count, -1}], devices, clocks);
   for (int k = 0; k < nodes; ++k) {
     estimate.nodes[k].gather_wait = clocks.wait[k + 1];
     estimate.nodes[k].gather_communication = clocks.communication[k + 1];

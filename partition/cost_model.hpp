@@ -45,8 +45,18 @@ struct SwitchMessage {
 };
 
 // Seconds the switch needs for `messages` sent at once: the busiest port
-// direction (bytes over link bandwidth plus latency per message).
+// direction (bytes over its link bandwidth plus its latency per message).
+// `devices` are nodes 1..N's, each port its node's; rank 0's port is
+// coordinator_link()'s.
+double transfer_seconds(const std::vector<SwitchMessage>& messages,
+                        const std::vector<DeviceProfile>& devices);
+// The same with every rank's port of one device.
 double transfer_seconds(const std::vector<SwitchMessage>& messages, const DeviceProfile& device);
+
+// The coordinator's port in a cluster of `devices`: the fastest link and the
+// shortest latency among the nodes' (the coordinator is a gateway, never
+// slower than the boards it serves); with one device, that device's.
+DeviceProfile coordinator_link(const std::vector<DeviceProfile>& devices);
 
 // One node's time in one layer, in seconds.
 struct LayerTime {
@@ -77,7 +87,11 @@ struct TimeEstimate {
 };
 
 // The emulated time of one inference: `programs` are nodes 1..N's
-// (build_node_program), every node a `device`, the coordinator's port too.
+// (build_node_program), node k a `devices[k - 1]` (its MAC rates, flash and
+// port), the coordinator's port coordinator_link(devices).
+TimeEstimate estimate_time(const Model& model, const std::vector<NodeProgram>& programs,
+                           const std::vector<DeviceProfile>& devices);
+// The same with every node a `device`.
 TimeEstimate estimate_time(const Model& model, const std::vector<NodeProgram>& programs,
                            const DeviceProfile& device);
 

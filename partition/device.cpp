@@ -174,4 +174,128 @@ DeviceProfile load_device(const std::string& name_or_path) {
   return parse_device(read_text_file(path), "device profile '" + path + "'");
 }
 
+namespace {
+
+bool same_profile(const DeviceProfile& a, const DeviceProfile& b) {
+  return a.name == b.name && a.ram_bytes == b.ram_bytes && a.flash_bytes == b.flash_bytes &&
+         a.macs_per_second_float32 == b.macs_per_second_float32 &&
+         a.macs_per_second_int8 == b.macs_per_second_int8 &&
+         a.flash_bytes_per_second == b.flash_bytes_per_second &&
+         a.link_bytes_per_second == b.link_bytes_per_second &&
+         a.message_latency_seconds == b.message_latency_seconds;
+}
+
+// The most nodes a cluster lists (plan.hpp's kMaxNodes).
+constexpr int64_t kMostClusterNodes = 65536;
+
+void add_nodes(std::vector<DeviceProfile>& cluster, const std::string& device, int64_t count,
+               const std::string& where) {
+  if (count < 1 || count > kMostClusterNodes ||
+      static_cast<int64_t>(cluster.size()) + count > kMostClusterNodes)
+    throw Error(where + ": '" + device + "' needs a count from 1 to " +
+                std::to_string(kMostClusterNodes) + " (nodes in all)");
+  const DeviceProfile profile = load_device(device);
+  cluster.insert(cluster.end(), static_cast<size_t>(count), profile);
+}
+
+std::vector<DeviceProfile> load_cluster_file(const std::string& path) {
+  const std::string where = "cluster file '" + path + "'";
+  if (!std::filesystem::is_regular_file(path)) throw Error(where + " does not exist");
+  std::ifstream file(path, std::ios::binary);
+  if (!file) throw Error("cannot read the " + where);
+  Json cluster;
+  try {
+    cluster = Json::parse(file);
+  } catch (const Json::parse_error& failure) {
+    throw Error(where + " is not valid JSON: " + failure.what());
+  }
+  if (!cluster.is_object() || !cluster.contains("nodes") || !cluster["nodes"].is_array() ||
+      cluster["nodes"].empty())
+    throw Error(where + ": a cluster file is {\"nodes\": [{\"device\": NAME, \"count\": K}, ...]}");
+  for (const auto& [key, unused] : cluster.items())
+    if (key != "nodes" && key != "description")
+      throw Error(where + ": unknown key '" + key + "' (only 'nodes' and 'description')");
+  std::vector<DeviceProfile> devices;
+  for (const Json& entry : cluster["nodes"]) {
+    if (!entry.is_object() || !entry.contains("device") || !entry["device"].is_string())
+      throw Error(where + ": each entry of 'nodes' needs a 'device' (a profile's name or path)");
+    for (const auto& [key, unused] : entry.items())
+      if (key != "device" && key != "count")
+        throw Error(where + ": unknown key '" + key + "' in 'nodes' (only 'device' and 'count')");
+    std::string device = entry["device"].get<std::string>();
+    if (device.find('/') != std::string::npos && device.front() != '/')
+      device = (std::filesystem::path(path).parent_path() / device).string();
+    int64_t count = 1;
+    if (entry.contains("count")) {
+      if (!entry["count"].is_number_integer())
+        throw Error(where + ": 'count' of '" + device + "' must be a whole number");
+      count = entry["count"].get<int64_t>();
+    }
+    add_nodes(devices, device, count, where);
+  }
+  return devices;
+}
+
+}  // namespace
+
+std::vector<DeviceProfile> load_cluster(const std::string& spec) {
+  if (spec.empty()) throw Error("--devices needs NAME:COUNT,... or a cluster .json file");
+  if (spec.size() > 5 && spec.compare(spec.size() - 5, 5, ".json") == 0 &&
+      spec.find(',') == std::string::npos && spec.find(':') == std::string::npos)
+  {
+    // A cluster file lists "nodes"; any other .json is one device's profile.
+    if (!std::filesystem::is_regular_file(spec))
+      throw Error("--devices: the file '" + spec +
+                  "' does not exist (a cluster .json file, or NAME:COUNT,...)");
+    std::ifstream file(spec, std::ios::binary);
+    const Json parsed = Json::parse(file, nullptr, false);
+    if (parsed.is_object() && parsed.contains("nodes")) return load_cluster_file(spec);
+  }
+  std::vector<DeviceProfile> devices;
+  std::stringstream items(spec);
+  std::string item;
+  while (std::getline(items, item, ',')) {
+    const size_t colon = item.rfind(':');
+    std::string device = item.substr(0, colon);
+    int64_t count = 1;
+    if (colon != std::string::npos) {
+      const std::string number = item.substr(colon + 1);
+      size_t used = 0;
+      try {
+        count = std::stoll(number, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (number.empty() || used != number.size())
+        throw Error("--devices '" + spec + "': '" + item +
+                    "' is not NAME:COUNT (e.g. teensy41:2,esp32s3:2)");
+    }
+    if (device.empty())
+      throw Error("--devices '" + spec + "': an entry has no device name (NAME:COUNT,...)");
+    add_nodes(devices, device, count, "--devices '" + spec + "'");
+  }
+  if (devices.empty()) throw Error("--devices '" + spec + "' lists no nodes");
+  return devices;
+}
+
+bool same_devices(const std::vector<DeviceProfile>& devices) {
+  for (const DeviceProfile& device : devices)
+    if (!same_profile(device, devices.front())) return false;
+  return true;
+}
+
+std::string cluster_name(const std::vector<DeviceProfile>& devices) {
+  if (devices.empty()) return "";
+  if (same_devices(devices)) return devices.front().name;
+  std::string name;
+  for (size_t k = 0; k < devices.size();) {
+    size_t end = k;
+    while (end < devices.size() && same_profile(devices[end], devices[k])) ++end;
+    if (!name.empty()) name += ",";
+    name += devices[k].name + ":" + std::to_string(end - k);
+    k = end;
+  }
+  return name;
+}
+
 }  // namespace splitinfer

@@ -43,4 +43,21 @@ DeviceProfile load_device(const std::string& name_or_path);
 // Parses a profile's JSON text; `where` names it in error messages.
 DeviceProfile parse_device(const std::string& text, const std::string& where);
 
+// A mixed cluster, node by node (index node - 1): `spec` is a list of
+// NAME:COUNT (or NAME for one node) separated by commas, e.g.
+// "teensy41:2,esp32s3:2" (nodes 1-2 Teensy boards, 3-4 ESP32-S3 boards), a
+// name being a profile's or a profile file's path; or the path of a cluster
+// file ending in .json: {"nodes": [{"device": NAME, "count": K}, ...]}
+// (count 1 when left out; a path in NAME is relative to the cluster file);
+// a .json file without "nodes" is one device's profile, for one node.
+// Throws Error for an unknown device, a bad count, or more than kMaxNodes nodes.
+std::vector<DeviceProfile> load_cluster(const std::string& spec);
+
+// How a cluster is named in plans and stats: the profile's name when every
+// node has the same, else NAME:COUNT runs in node order ("teensy41:2,esp32s3:2").
+std::string cluster_name(const std::vector<DeviceProfile>& devices);
+
+// Whether all of `devices` are one profile (same name and values).
+bool same_devices(const std::vector<DeviceProfile>& devices);
+
 }  // namespace splitinfer

@@ -28,6 +28,10 @@ struct NodePlan {
   // digest() of the node file's bytes, recorded when the plan is written;
   // empty for plans written before it (their node files are not checked).
   std::string file_digest;
+  // The node's own caps: its device's RAM and flash (heterogeneous
+  // clusters), else the plan's.
+  uint64_t ram_cap_bytes = ArenaLayout::kUnlimited;
+  uint64_t flash_cap_bytes = ArenaLayout::kUnlimited;
 };
 
 struct Plan {
@@ -37,6 +41,7 @@ struct Plan {
   bool via_coordinator = false;      // relay: every piece goes through rank 0
   std::string plan_id;               // ties the node files to this plan
   std::string model_digest;          // PlanOptions::model_digest of the model planned
+  // The caps (a heterogeneous cluster: the largest node's; NodePlan has each node's).
   uint64_t ram_cap_bytes = ArenaLayout::kUnlimited;
   uint64_t flash_cap_bytes = ArenaLayout::kUnlimited;
   std::vector<NodePlan> node_plans;
@@ -59,9 +64,10 @@ struct Plan {
   // MACs computed beyond the model's own: borders recomputed by fused tiles
   // and by the parts of streams.
   uint64_t recomputed_macs = 0;
-  // Planned for a device profile: the profile, and the emulated time of one
-  // inference on a cluster of such devices (partition/cost_model.hpp).
-  std::optional<DeviceProfile> device;
+  // Planned for devices: node k's profile devices[k - 1] (the same for
+  // every node unless the cluster is mixed), and the emulated time of one
+  // inference on that cluster (partition/cost_model.hpp); empty: none.
+  std::vector<DeviceProfile> devices;
   TimeEstimate emulated;
   // With --tasks: the tiles as tasks (work stealing); `regions` then hold,
   // per node, the weights it keeps in flash (node_weight_regions()), and
@@ -100,11 +106,34 @@ struct PlanOptions {
   std::string model_digest;  // identifies the model's content
   // With a device profile: predict the emulated time on nodes of this profile.
   std::optional<DeviceProfile> device;
+  // A cluster node by node (plan --devices), node k's profile devices[k - 1]:
+  // fixes the node count; each node's RAM and flash caps are its device's
+  // (ram_cap_bytes and flash_cap_bytes, when not unlimited, replace them for
+  // every node); static cuts give each node work in proportion to its MAC
+  // rate, less where its own caps require; the cost model times each node
+  // on its device. Excludes `device`.
+  std::vector<DeviceProfile> devices;
+  // Per node, the weight of its part in the static cuts (spatial and fused
+  // tiles, channel ranges, relay); empty: equal parts. make_plan() sets it
+  // from `devices`; cuts into tasks leave it aside.
+  std::vector<double> node_shares;
 };
 
 // Plans `model` (validated, with weights). Throws Error when the options
 // cannot be met, saying the smallest cap that would fit.
 Plan make_plan(const Model& model, const PlanOptions& options);
+
+// The devices of the cluster planned for, node by node: `devices`, or
+// `device` for each of `nodes` nodes; empty without either.
+std::vector<DeviceProfile> cluster_devices(const PlanOptions& options, int nodes);
+// Node `node`'s RAM and flash caps under `options` (see PlanOptions::devices).
+uint64_t node_ram_cap(const PlanOptions& options, int node);
+uint64_t node_flash_cap(const PlanOptions& options, int node);
+
+// Per node, the work static cuts give it on a mixed cluster: its device's MAC
+// rate for the model's arithmetic (int8 when most MACs are quantized); empty
+// for a cluster of one profile (equal cuts).
+std::vector<double> device_shares(const Model& model, const std::vector<DeviceProfile>& devices);
 
 // FNV-1a 64-bit of `bytes`, as 16 hex digits: a content digest for files.
 std::string digest(const std::string& bytes);

@@ -14,9 +14,38 @@ std::pair<int64_t, int64_t> share(int64_t extent, int index, int parts) {
   return {extent * index / parts, extent * (index + 1) / parts};
 }
 
-Region channel_share(const Shape& shape, int index, int parts) {
-  const auto [c0, c1] = share(shape.c, index, parts);
+// Part `index` of [0, extent) cut in proportion to `weights` (one per part;
+// empty: near-equal parts, share()): cuts rounded to the nearest whole, each
+// part possibly empty.
+std::pair<int64_t, int64_t> weighted_share(int64_t extent, int index,
+                                           const std::vector<double>& weights, int parts) {
+  if (weights.empty()) return share(extent, index, parts);
+  double total = 0, before = 0;
+  for (size_t k = 0; k < weights.size(); ++k) {
+    total += weights[k];
+    if (static_cast<int>(k) < index) before += weights[k];
+  }
+  const auto cut = [&](double weight_before, int at) {
+    if (at >= parts) return extent;
+    return std::clamp<int64_t>(std::llround(static_cast<double>(extent) * weight_before / total),
+                               0, extent);
+  };
+  return {cut(before, index), cut(before + weights[index], index + 1)};
+}
+
+Region channel_share(const Shape& shape, int index, int parts,
+                     const std::vector<double>& shares = {}) {
+  const auto [c0, c1] = weighted_share(shape.c, index, shares, parts);
   return {c0, c1, 0, shape.h, 0, shape.w};
+}
+
+void check_shares(const std::vector<double>& shares, int nodes) {
+  if (shares.empty()) return;
+  if (static_cast<int>(shares.size()) != nodes)
+    throw Error("internal: " + std::to_string(shares.size()) + " shares for " +
+                std::to_string(nodes) + " nodes");
+  for (double weight : shares)
+    if (!(weight > 0 && weight < 1e300)) throw Error("internal: a node's share must be positive");
 }
 
 // A spatial map (rank 4, more than one pixel): what tiles cut.
@@ -24,18 +53,30 @@ bool spatial_map(const Shape& shape) { return shape.rank != 2 && shape.h * shape
 
 }  // namespace
 
-LayerRegions spatial_regions(const Model& model, int grid_rows, int grid_cols) {
+LayerRegions spatial_regions(const Model& model, int grid_rows, int grid_cols,
+                             const std::vector<double>& shares) {
   const int nodes = grid_rows * grid_cols;
+  check_shares(shares, nodes);
+  // A grid row's share is its tiles' together, a column's likewise.
+  std::vector<double> row_shares, col_shares;
+  if (!shares.empty()) {
+    row_shares.assign(grid_rows, 0.0);
+    col_shares.assign(grid_cols, 0.0);
+    for (int k = 0; k < nodes; ++k) {
+      row_shares[k / grid_cols] += shares[k];
+      col_shares[k % grid_cols] += shares[k];
+    }
+  }
   LayerRegions regions(model.layers.size(), std::vector<Region>(nodes));
   for (size_t i = 1; i < model.layers.size(); ++i) {
     const Shape& shape = model.layers[i].output_shape;
     for (int k = 0; k < nodes; ++k) {
       if (shape.rank == 2 || shape.h * shape.w == 1) {
-        regions[i][k] = channel_share(shape, k, nodes);
+        regions[i][k] = channel_share(shape, k, nodes, shares);
         continue;
       }
-      const auto [y0, y1] = share(shape.h, k / grid_cols, grid_rows);
-      const auto [x0, x1] = share(shape.w, k % grid_cols, grid_cols);
+      const auto [y0, y1] = weighted_share(shape.h, k / grid_cols, row_shares, grid_rows);
+      const auto [x0, x1] = weighted_share(shape.w, k % grid_cols, col_shares, grid_cols);
       regions[i][k] = {0, shape.c, y0, y1, x0, x1};
     }
   }
@@ -43,33 +84,20 @@ LayerRegions spatial_regions(const Model& model, int grid_rows, int grid_cols) {
 }
 
 LayerRegions spatial_row_regions(const Model& model, const std::vector<double>& shares) {
-  const int nodes = static_cast<int>(shares.size());
-  LayerRegions regions = spatial_regions(model, nodes, 1);
-  double total = 0;
-  for (double share : shares) total += share;
-  for (size_t i = 1; i < model.layers.size(); ++i) {
-    const Shape& shape = model.layers[i].output_shape;
-    if (!spatial_map(shape)) continue;
-    double before = 0;
-    int64_t y0 = 0;
-    for (int k = 0; k < nodes; ++k) {
-      before += shares[k];
-      const int64_t y1 =
-          k + 1 == nodes ? shape.h
-                         : std::clamp<int64_t>(std::llround(shape.h * before / total), y0, shape.h);
-      regions[i][k].y0 = y0;
-      regions[i][k].y1 = y1;
-      y0 = y1;
-    }
-  }
+  LayerRegions regions = spatial_regions(model, static_cast<int>(shares.size()), 1, shares);
+  // The maps cut by channels stay near-equal (rebalancing moves rows only).
+  const LayerRegions equal = spatial_regions(model, static_cast<int>(shares.size()), 1);
+  for (size_t i = 1; i < model.layers.size(); ++i)
+    if (!spatial_map(model.layers[i].output_shape)) regions[i] = equal[i];
   return regions;
 }
 
-LayerRegions channel_regions(const Model& model, int nodes) {
+LayerRegions channel_regions(const Model& model, int nodes, const std::vector<double>& shares) {
+  check_shares(shares, nodes);
   LayerRegions regions(model.layers.size(), std::vector<Region>(nodes));
   for (size_t i = 1; i < model.layers.size(); ++i)
     for (int k = 0; k < nodes; ++k)
-      regions[i][k] = channel_share(model.layers[i].output_shape, k, nodes);
+      regions[i][k] = channel_share(model.layers[i].output_shape, k, nodes, shares);
   return regions;
 }
 
@@ -90,16 +118,19 @@ std::vector<int> fused_blocks(const Model& model, int fuse) {
   return block;
 }
 
-FusedRegions fused_regions(const Model& model, int grid_rows, int grid_cols, int fuse, bool reuse) {
-  return fused_regions_in_blocks(model, grid_rows, grid_cols, fused_blocks(model, fuse), reuse);
+FusedRegions fused_regions(const Model& model, int grid_rows, int grid_cols, int fuse, bool reuse,
+                           const std::vector<double>& shares) {
+  return fused_regions_in_blocks(model, grid_rows, grid_cols, fused_blocks(model, fuse), reuse,
+                                 shares);
 }
 
 FusedRegions fused_regions_in_blocks(const Model& model, int grid_rows, int grid_cols,
-                                     std::vector<int> block, bool reuse) {
+                                     std::vector<int> block, bool reuse,
+                                     const std::vector<double>& shares) {
   const int count = static_cast<int>(model.layers.size());
   const int nodes = grid_rows * grid_cols;
   FusedRegions fused;
-  fused.owners = spatial_regions(model, grid_rows, grid_cols);
+  fused.owners = spatial_regions(model, grid_rows, grid_cols, shares);
   fused.regions = fused.owners;
   fused.block = std::move(block);
   for (int k = 0; k < nodes; ++k) {

@@ -12,16 +12,24 @@ namespace splitinfer {
 // grid_rows x grid_cols regions (node r*grid_cols + c gets tile (r, c)), all
 // channels; 1x1 maps and rank-2 tensors (the classifier) are cut by channels
 // (output neurons). grid_rows * grid_cols = nodes.
-LayerRegions spatial_regions(const Model& model, int grid_rows, int grid_cols);
+//
+// `shares` (one positive weight per node, e.g. its MAC rate; empty: equal)
+// cut every extent in proportion: a grid row's rows by the shares of its
+// tiles together, a column's columns likewise, the channels of maps cut by
+// channels by each node's own; cuts rounded, a node's part possibly empty.
+// The other strategies take shares alike.
+LayerRegions spatial_regions(const Model& model, int grid_rows, int grid_cols,
+                             const std::vector<double>& shares = {});
 
 // spatial_regions() in rows (grid N x 1) with node k's share of every map's
 // rows `shares[k - 1]` (shares add up to about 1; cuts are rounded, each
-// layer on its own), for rebalancing; the maps cut by channels as before.
+// layer on its own), for rebalancing; the maps cut by channels equally.
 LayerRegions spatial_row_regions(const Model& model, const std::vector<double>& shares);
 
 // Channel split: every layer's output channels (neurons) cut into `nodes`
 // contiguous ranges over the whole map.
-LayerRegions channel_regions(const Model& model, int nodes);
+LayerRegions channel_regions(const Model& model, int nodes,
+                             const std::vector<double>& shares = {});
 
 // Fused tile partitioning: consecutive layers with spatial maps form blocks
 // of at most `fuse` layers (0: as many as possible). Each node owns the
@@ -36,13 +44,15 @@ struct FusedRegions {
   LayerRegions regions, owners;
   std::vector<int> block;  // per layer: its block number (from 1), 0 outside blocks
 };
-FusedRegions fused_regions(const Model& model, int grid_rows, int grid_cols, int fuse, bool reuse);
+FusedRegions fused_regions(const Model& model, int grid_rows, int grid_cols, int fuse, bool reuse,
+                           const std::vector<double>& shares = {});
 // The blocks alone (FusedRegions::block): per layer its block number.
 std::vector<int> fused_blocks(const Model& model, int fuse);
 // The same with the blocks given: block[layer] numbers them from 1 (0: not
 // fused); a block's layers must have spatial maps.
 FusedRegions fused_regions_in_blocks(const Model& model, int grid_rows, int grid_cols,
-                                     std::vector<int> block, bool reuse);
+                                     std::vector<int> block, bool reuse,
+                                     const std::vector<double>& shares = {});
 
 // Runs of layers to stream (StreamGroup, parts left 0): the longest runs
 // check_stream_groups() accepts, none crossing from one block to another

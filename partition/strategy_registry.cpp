@@ -41,7 +41,8 @@ void parse_grid(const std::string& grid, int nodes, int tasks, int& rows, int& c
 
 void cut_spatial(const Model& model, const PlanOptions& options, Plan& plan) {
   parse_grid(options.grid, plan.nodes, options.tasks, plan.grid_rows, plan.grid_cols);
-  plan.regions = spatial_regions(model, plan.grid_rows, plan.grid_cols);
+  plan.regions = spatial_regions(model, plan.grid_rows, plan.grid_cols,
+                                 options.tasks > 0 ? std::vector<double>{} : options.node_shares);
   if (options.row_shares.empty()) return;
   if (plan.grid_cols != 1 || options.tasks != 0 ||
       options.row_shares.size() != static_cast<size_t>(plan.nodes))
@@ -56,15 +57,17 @@ void cut_fused(const Model& model, const PlanOptions& options, Plan& plan) {
   parse_grid(options.grid, plan.nodes, options.tasks, plan.grid_rows, plan.grid_cols);
   plan.fuse = options.fuse;
   plan.reuse = options.reuse;
-  FusedRegions fused = fused_regions(model, plan.grid_rows, plan.grid_cols, plan.fuse, plan.reuse);
+  FusedRegions fused =
+      fused_regions(model, plan.grid_rows, plan.grid_cols, plan.fuse, plan.reuse,
+                    options.tasks > 0 ? std::vector<double>{} : options.node_shares);
   plan.regions = std::move(fused.regions);
   plan.owners = std::move(fused.owners);
   for (size_t i = 0; i < model.layers.size(); ++i)  // between blocks: spatial tiles
     if (fused.block[i] == 0) plan.layer_strategies[i] = strategy_name(Strategy::spatial);
 }
 
-void cut_channel(const Model& model, const PlanOptions&, Plan& plan) {
-  plan.regions = channel_regions(model, plan.nodes);
+void cut_channel(const Model& model, const PlanOptions& options, Plan& plan) {
+  plan.regions = channel_regions(model, plan.nodes, options.node_shares);
 }
 
 void cut_branches(const Model& model, const PlanOptions&, Plan& plan) {
@@ -77,8 +80,8 @@ void cut_branches(const Model& model, const PlanOptions&, Plan& plan) {
 // Split_inference_microcontrollers' scheme, the baseline: each node computes
 // a contiguous run of every layer's flattened output (a channel range), and
 // all traffic goes through the coordinator.
-void cut_relay(const Model& model, const PlanOptions&, Plan& plan) {
-  plan.regions = channel_regions(model, plan.nodes);
+void cut_relay(const Model& model, const PlanOptions& options, Plan& plan) {
+  plan.regions = channel_regions(model, plan.nodes, options.node_shares);
   plan.via_coordinator = true;
 }
 

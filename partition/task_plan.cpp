@@ -292,15 +292,42 @@ void TaskScheduler::done(int task, double now, double seconds) {
 
 TimeEstimate estimate_task_time(const Model& model, const TaskTable& table,
                                 const std::vector<NodeProgram>& programs,
-                                const DeviceProfile& device, bool steal,
+                                const std::vector<DeviceProfile>& devices, bool steal,
                                 const std::vector<double>& slowdowns) {
   const int nodes = static_cast<int>(table.may_take.size());
   const int count = static_cast<int>(model.layers.size());
+  if (static_cast<int>(devices.size()) != nodes)
+    throw Error("internal: the task cost model needs one device per node");
   const auto slowdown = [&](int node) {
     return slowdowns.empty() ? 1.0 : slowdowns[node - 1];
   };
-  std::vector<TimeEstimate> alone;  // each task on one node
-  for (const NodeProgram& program : programs) alone.push_back(estimate_time(model, {program}, device));
+  // Each task alone on each kind of device (its pieces through a port of
+  // that device and the coordinator's, its flash and MACs on it).
+  std::vector<int> kind(nodes + 1, 0);  // per node: its index in `kinds`
+  std::vector<int> kinds;               // the first node of each distinct profile
+  for (int k = 1; k <= nodes; ++k) {
+    kind[k] = -1;
+    for (size_t d = 0; d < kinds.size() && kind[k] < 0; ++d)
+      if (same_devices({devices[kinds[d] - 1], devices[k - 1]})) kind[k] = static_cast<int>(d);
+    if (kind[k] < 0) {
+      kind[k] = static_cast<int>(kinds.size());
+      kinds.push_back(k);
+    }
+  }
+  const DeviceProfile coordinator = coordinator_link(devices);
+  std::vector<std::vector<TimeEstimate>> alone(kinds.size());  // [kind][task]
+  for (size_t d = 0; d < kinds.size(); ++d) {
+    DeviceProfile device = devices[kinds[d] - 1];
+    for (const NodeProgram& program : programs) {
+      // Its transfers are with the coordinator: the slower port of the two.
+      DeviceProfile port = device;
+      port.link_bytes_per_second =
+          std::min(device.link_bytes_per_second, coordinator.link_bytes_per_second);
+      port.message_latency_seconds =
+          std::max(device.message_latency_seconds, coordinator.message_latency_seconds);
+      alone[d].push_back(estimate_time(model, {program}, port));
+    }
+  }
   TimeEstimate estimate;
   for (int k = 1; k <= nodes; ++k) {
     NodeTime node;
@@ -322,7 +349,7 @@ TimeEstimate estimate_task_time(const Model& model, const TaskTable& table,
       if (task < 0) continue;
       forced = false;
       const double factor = slowdown(k);
-      const NodeTime& time = alone[task].nodes[0];
+      const NodeTime& time = alone[kind[k]][task].nodes[0];
       double computing = 0, moving = time.gather_communication;
       for (int i = 0; i < count; ++i) {
         const LayerTime& layer = time.layers[i];
@@ -367,6 +394,15 @@ TimeEstimate estimate_task_time(const Model& model, const TaskTable& table,
   for (NodeTime& node : estimate.nodes)
     for (LayerTime& layer : node.layers) layer.finish = node.finish;
   return estimate;
+}
+
+TimeEstimate estimate_task_time(const Model& model, const TaskTable& table,
+                                const std::vector<NodeProgram>& programs,
+                                const DeviceProfile& device, bool steal,
+                                const std::vector<double>& slowdowns) {
+  return estimate_task_time(model, table, programs,
+                            std::vector<DeviceProfile>(table.may_take.size(), device), steal,
+                            slowdowns);
 }
 
 }  // namespace splitinfer

@@ -129,6 +129,12 @@ class TaskScheduler {
 // results pass the coordinator's one port, one task's after another's (a
 // task's transfers are counted before its computing). Per node, per layer:
 // the flash, compute and communication of the tasks it ran.
+// With `devices` (nodes 1..N's), a task on node k takes as long as on its
+// device, its transfers at the slower of its port and the coordinator's.
+TimeEstimate estimate_task_time(const Model& model, const TaskTable& table,
+                                const std::vector<NodeProgram>& programs,
+                                const std::vector<DeviceProfile>& devices, bool steal,
+                                const std::vector<double>& slowdowns = {});
 TimeEstimate estimate_task_time(const Model& model, const TaskTable& table,
                                 const std::vector<NodeProgram>& programs,
                                 const DeviceProfile& device, bool steal,

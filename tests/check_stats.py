@@ -1,5 +1,5 @@
 """check_stats.py STATS.json: every node's measured peak RAM, flash (its weight
-slices), bytes sent and bytes received equal the plan's predictions, and the required keys are there.
+slices), bytes sent and bytes received equal the plan's predictions, its peak is within its RAM cap, and the required keys are there.
 In a run of a plan with tasks (work stealing) a node's peak is the largest of
 the tasks it ran (peak_of_tasks_run), at most the prediction (the largest of
 those it may take), its bytes those its tasks' programs predict, and the
@@ -28,6 +28,9 @@ def main():
                                     ("bytes_received", "predicted_bytes_received")):
             if node.get(measured) != node.get(predicted):
                 failures.append(f"node {node['rank']}: {measured} {node.get(measured)} != {predicted} {node.get(predicted)}")
+        cap = node.get("ram_cap_bytes")
+        if cap is not None and node.get("peak_ram_bytes", 0) > cap:
+            failures.append(f"node {node['rank']}: peak RAM {node.get('peak_ram_bytes')} > its cap {cap}")
         print(f"node {node['rank']}: peak RAM {node['peak_ram_bytes']} B (predicted {node['predicted_peak_ram_bytes']}), "
               f"sent {node['bytes_sent']} B, received {node['bytes_received']} B")
     if not stats.get("nodes"):

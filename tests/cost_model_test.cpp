@@ -2,7 +2,8 @@
 // chosen here, every expected time written as the profile's rates applied to
 // byte and MAC counts counted from the shapes (not read from the programs);
 // the switch's sharing of ports; region_macs against layer_macs; the clocks'
-// bookkeeping on random plans; plan.h5 keeping the prediction.
+// bookkeeping on random plans; plan.h5 keeping the prediction; mixed
+// clusters (each node its device's rates, port and caps).
 #include "cost_model.hpp"
 
 #include <gtest/gtest.h>
@@ -20,6 +21,8 @@
 #include "plan_file.hpp"
 #include "prediction.hpp"
 #include "strategies.hpp"
+#include "task_plan.hpp"
+#include "error.hpp"
 
 namespace splitinfer {
 namespace {
@@ -325,7 +328,7 @@ TEST(PlanWithDevice, PredictsAndKeepsTheEstimateInPlanH5) {
   options.nodes = 3;
   options.device = test_device();
   const Plan plan = make_plan(model, options);
-  ASSERT_TRUE(plan.device.has_value());
+  ASSERT_EQ(plan.devices.size(), 3u);
   const TimeEstimate expected = estimate_time(model, node_programs(model, plan), test_device());
   EXPECT_EQ(plan.emulated.total_seconds, expected.total_seconds);
 
@@ -336,9 +339,9 @@ TEST(PlanWithDevice, PredictsAndKeepsTheEstimateInPlanH5) {
   Model read_model;
   Plan read;
   read_plan(dir, read_model, read);
-  ASSERT_TRUE(read.device.has_value());
-  EXPECT_EQ(read.device->name, "testboard");
-  EXPECT_EQ(read.device->link_bytes_per_second, test_device().link_bytes_per_second);
+  ASSERT_EQ(read.devices.size(), 3u);
+  EXPECT_EQ(read.devices[2].name, "testboard");
+  EXPECT_EQ(read.devices[2].link_bytes_per_second, test_device().link_bytes_per_second);
   EXPECT_EQ(read.emulated.total_seconds, plan.emulated.total_seconds);
   EXPECT_EQ(read.emulated.output_gather_seconds, plan.emulated.output_gather_seconds);
   EXPECT_EQ(read.emulated.layer_seconds, plan.emulated.layer_seconds);
@@ -361,9 +364,162 @@ TEST(PlanWithDevice, PredictsAndKeepsTheEstimateInPlanH5) {
   options.device.reset();
   write_plan(dir, model, make_plan(model, options));
   read_plan(dir, read_model, read);
-  EXPECT_FALSE(read.device.has_value());
+  EXPECT_TRUE(read.devices.empty());
   EXPECT_TRUE(read.emulated.nodes.empty());
   std::filesystem::remove_all(dir);
+}
+
+
+// ---- mixed clusters (plan --devices) ----
+
+// A second board: half the MAC rate, a quarter of the link, other latency.
+DeviceProfile slow_device() {
+  DeviceProfile device = test_device();
+  device.name = "slowboard";
+  device.ram_bytes = 1 << 16;
+  device.macs_per_second_float32 = 500;
+  device.macs_per_second_int8 = 2000;
+  device.link_bytes_per_second = 25;
+  device.message_latency_seconds = 0.5;
+  return device;
+}
+
+TEST(TransferSeconds, EachPortRunsAtItsNodesLinkTheCoordinatorsAtTheFastest) {
+  const std::vector<DeviceProfile> devices = {test_device(), slow_device()};
+  const DeviceProfile coordinator = coordinator_link(devices);
+  EXPECT_EQ(coordinator.link_bytes_per_second, 100);
+  EXPECT_EQ(coordinator.message_latency_seconds, 0.25);
+  // Node 1 to node 2: node 2's receiving side is the busiest.
+  EXPECT_NEAR(transfer_seconds({{1, 2, 300}}, devices), 300 / 25.0 + 0.5, kTolerance);
+  // The coordinator to node 1: both ports of the fast kind.
+  EXPECT_NEAR(transfer_seconds({{0, 1, 300}}, devices), 300 / 100.0 + 0.25, kTolerance);
+  // The coordinator's port sends both; node 2's receiving side is slower still.
+  EXPECT_NEAR(transfer_seconds({{0, 1, 300}, {0, 2, 100}}, devices),
+              std::max(400 / 100.0 + 2 * 0.25, 100 / 25.0 + 0.5), kTolerance);
+}
+
+// Channel halves of one convolution: equal MACs, the slow node twice as long.
+TEST(EstimateTime, EachNodeComputesAtItsDevicesRate) {
+  ModelBuilder b(nchw(1, 2, 6, 6));
+  b.conv("conv", "input", 4, conv_params(3, 1, 1));
+  const Model model = b.finish("conv");
+  const std::vector<NodeProgram> programs = programs_of(model, channel_regions(model, 2));
+  const TimeEstimate estimate =
+      estimate_time(model, programs, std::vector<DeviceProfile>{test_device(), slow_device()});
+  const double macs = (2 * 6 * 6) * (2 * 3 * 3);  // each node's half
+  EXPECT_NEAR(estimate.nodes[0].layers[1].compute, macs / 1000, kTolerance);
+  EXPECT_NEAR(estimate.nodes[1].layers[1].compute, macs / 500, kTolerance);
+  // One profile for all is the single-device estimate.
+  EXPECT_EQ(estimate_time(model, programs, test_device()).total_seconds,
+            estimate_time(model, programs, std::vector<DeviceProfile>(2, test_device()))
+                .total_seconds);
+}
+
+Model mixed_test_model() {
+  ModelBuilder b(nchw(1, 3, 48, 16));
+  b.conv("conv1", "input", 8, conv_params(3, 1, 1));
+  b.unary("relu", Op::relu, "conv1");
+  b.conv("conv2", "relu", 16, conv_params(3, 1, 1));
+  b.conv("conv3", "conv2", 8, conv_params(3, 1, 1));
+  Model model = b.finish("conv3");
+  model.meta.mean = {0, 0, 0};
+  model.meta.std = {1, 1, 1};
+  return model;
+}
+
+uint64_t node_macs(const NodePlan& node) {
+  return std::accumulate(node.layer_macs.begin(), node.layer_macs.end(), uint64_t{0});
+}
+
+// Static cuts give each node work in proportion to its speed, each node
+// keeps its own caps, and plan.h5 keeps every node's device and caps.
+TEST(PlanWithDevices, SharesWorkBySpeedWithinEachNodesCaps) {
+  const Model model = mixed_test_model();
+  DeviceProfile fast = test_device();
+  fast.name = "fastboard";
+  fast.macs_per_second_float32 = 1500;  // three times the slow board's 500
+  PlanOptions options;
+  options.nodes = 2;
+  options.devices = {fast, slow_device()};
+  options.devices[1].ram_bytes = 1 << 20;  // no cap in the way yet
+  for (Strategy strategy : {Strategy::spatial, Strategy::channel, Strategy::fused}) {
+    options.strategy = strategy;
+    const Plan plan = make_plan(model, options);
+    const double ratio = static_cast<double>(node_macs(plan.node_plans[0])) /
+                         static_cast<double>(node_macs(plan.node_plans[1]));
+    EXPECT_GT(ratio, 2.4) << strategy_name(strategy);  // 3, give or take the rounding of cuts
+    EXPECT_LT(ratio, 3.8) << strategy_name(strategy);
+    ASSERT_EQ(plan.devices.size(), 2u);
+    EXPECT_EQ(plan.devices[1].name, "slowboard");
+  }
+
+  // A RAM cap that the speed share overflows: the slow node gets less, within it.
+  options.strategy = Strategy::spatial;
+  options.devices[0].macs_per_second_float32 = 500;  // equal speeds...
+  options.devices[1].ram_bytes = 20000;              // ...but node 2 has little RAM
+  const Plan capped = make_plan(model, options);
+  EXPECT_EQ(capped.node_plans[0].ram_cap_bytes, test_device().ram_bytes);
+  EXPECT_EQ(capped.node_plans[1].ram_cap_bytes, 20000u);
+  EXPECT_LE(capped.node_plans[1].predicted_peak_ram_bytes, 20000u);
+  EXPECT_LT(node_macs(capped.node_plans[1]), node_macs(capped.node_plans[0]));
+  // The emulated time is the cost model's on each node's device.
+  const TimeEstimate expected =
+      estimate_time(model, node_programs(model, capped), options.devices);
+  EXPECT_EQ(capped.emulated.total_seconds, expected.total_seconds);
+
+  const std::string dir =
+      (std::filesystem::path(::testing::TempDir()) / "splitinfer_mixed_plan").string();
+  std::filesystem::remove_all(dir);
+  write_plan(dir, model, capped);
+  Model read_model;
+  Plan read;
+  read_plan(dir, read_model, read);
+  ASSERT_EQ(read.devices.size(), 2u);
+  EXPECT_EQ(read.devices[0].name, "fastboard");
+  EXPECT_EQ(read.devices[1].name, "slowboard");
+  EXPECT_EQ(read.devices[1].ram_bytes, 20000u);
+  EXPECT_EQ(read.node_plans[1].ram_cap_bytes, 20000u);
+  EXPECT_EQ(read.node_plans[0].ram_cap_bytes, test_device().ram_bytes);
+  EXPECT_EQ(read.emulated.total_seconds, capped.emulated.total_seconds);
+  std::filesystem::remove_all(dir);
+
+  // --ram replaces every node's cap; nothing fits 1 KiB: the error names the node.
+  options.ram_cap_bytes = 1024;
+  const std::string error = [&] {
+    try {
+      make_plan(model, options);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  }();
+  EXPECT_NE(error.find("node 1 (fastboard) needs"), std::string::npos) << error;
+}
+
+// Tasks on a mixed cluster: each task's home has a RAM cap that holds it,
+// homes in proportion to speed, and a node takes only tasks it can hold.
+TEST(PlanWithDevices, TaskHomesAndStealingRespectEachNodesCap) {
+  const Model model = mixed_test_model();
+  PlanOptions options;
+  options.nodes = 2;
+  options.strategy = Strategy::fused;
+  options.tasks = 8;
+  options.grid = "8x1";
+  options.devices = {test_device(), slow_device()};
+  options.devices[1].ram_bytes = 1 << 20;
+  const Plan roomy = make_plan(model, options);
+  int fast_homes = 0;
+  for (const Task& task : roomy.tasks.list) fast_homes += task.home == 1;
+  EXPECT_GT(fast_homes, static_cast<int>(roomy.tasks.list.size()) / 2);  // twice the speed
+
+  // Node 2's cap below every task's peak: every task is node 1's.
+  options.devices[1].ram_bytes = 256;
+  const Plan tight = make_plan(model, options);
+  for (size_t task = 0; task < tight.tasks.list.size(); ++task) {
+    EXPECT_EQ(tight.tasks.list[task].home, 1);
+    EXPECT_FALSE(tight.tasks.may_take[1][task]);
+  }
+  EXPECT_LE(tight.node_plans[1].predicted_peak_ram_bytes, 256u);
 }
 
 }  // namespace

@@ -186,6 +186,73 @@ TEST_F(DeviceFiles, UnknownKeysAreRefused) {
   EXPECT_TRUE(contains(error_for(profile), "'ram_bytes' has an unknown member 'unit'"));
 }
 
+// Mixed clusters (plan --devices): NAME:COUNT lists and cluster files give
+// the nodes' profiles in order; named as runs; bad entries refused.
+TEST_F(DeviceFiles, ClustersListEveryNodesProfileInOrder) {
+  write("board_a.json", good_profile().dump());
+  Json other = good_profile();
+  other["name"] = "board_b";
+  other["macs_per_second_float32"]["value"] = 3e6;
+  write("board_b.json", other.dump());
+  const std::vector<DeviceProfile> listed = load_cluster("board_a:2,board_b,board_a:1");
+  ASSERT_EQ(listed.size(), 4u);
+  EXPECT_EQ(listed[0].name, "testboard");  // the profile's own name, from board_a.json
+  EXPECT_EQ(listed[1].name, "testboard");
+  EXPECT_EQ(listed[2].name, "board_b");
+  EXPECT_EQ(listed[2].macs_per_second_float32, 3e6);
+  EXPECT_EQ(listed[3].name, "testboard");
+  EXPECT_EQ(cluster_name(listed), "testboard:2,board_b:1,testboard:1");
+  EXPECT_FALSE(same_devices(listed));
+  EXPECT_EQ(cluster_name(load_cluster("board_a:3")), "testboard");
+  EXPECT_TRUE(same_devices(load_cluster("board_a:3")));
+
+  // A cluster file, its device paths relative to it; a profile file is one node.
+  std::filesystem::create_directories(dir_ / "clusters");
+  const std::string cluster = write(
+      "clusters/mixed.json",
+      R"({"description": "test", "nodes": [{"device": "board_b", "count": 2},
+                                           {"device": "../board_a.json"}]})");
+  const std::vector<DeviceProfile> filed = load_cluster(cluster);
+  ASSERT_EQ(filed.size(), 3u);
+  EXPECT_EQ(cluster_name(filed), "board_b:2,testboard:1");
+  EXPECT_EQ(load_cluster((dir_ / "board_b.json").string()).size(), 1u);
+
+  EXPECT_TRUE(contains(error_of([] { load_cluster("board_a:2,nothing:1"); }),
+                       "unknown device 'nothing'"));
+  EXPECT_TRUE(contains(error_of([] { load_cluster("board_a:two"); }), "is not NAME:COUNT"));
+  EXPECT_TRUE(contains(error_of([] { load_cluster("board_a:0"); }), "needs a count from 1"));
+  EXPECT_TRUE(contains(error_of([] { load_cluster("board_a:-1"); }), "needs a count from 1"));
+  EXPECT_TRUE(contains(error_of([] { load_cluster("board_a:70000"); }), "needs a count from 1"));
+  EXPECT_TRUE(contains(error_of([] { load_cluster(":2"); }), "no device name"));
+  EXPECT_TRUE(contains(error_of([] { load_cluster(""); }), "--devices needs"));
+  EXPECT_TRUE(contains(error_of([&] { load_cluster((dir_ / "none.json").string()); }),
+                       "does not exist"));
+  EXPECT_TRUE(contains(error_of([&] {
+                         load_cluster(write("c1.json", R"({"nodes": [{"count": 2}]})"));
+                       }),
+                       "needs a 'device'"));
+  EXPECT_TRUE(contains(error_of([&] {
+                         load_cluster(write("c2.json", R"({"nodes": [{"device": "board_a",
+                                                                     "count": 1.5}]})"));
+                       }),
+                       "must be a whole number"));
+  EXPECT_TRUE(contains(error_of([&] {
+                         load_cluster(write("c3.json", R"({"nodes": [], "extra": 1})"));
+                       }),
+                       "a cluster file is"));
+  EXPECT_TRUE(contains(error_of([&] {
+                         load_cluster(write("c4.json", R"({"nodes": [{"device": "board_a",
+                                                                     "speed": 2}]})"));
+                       }),
+                       "unknown key 'speed'"));
+}
+
+TEST(ShippedDevices, TheExampleClusterLoads) {
+  const std::vector<DeviceProfile> cluster =
+      load_cluster(devices_directory() + "/clusters/teensy41-esp32s3.json");
+  EXPECT_EQ(cluster_name(cluster), "teensy41:2,esp32s3:2");
+}
+
 TEST(ShippedDevices, LoadWithSourcesAndTheTeensyCalibration) {
   const std::filesystem::path directory = SPLITINFER_SOURCE_DIR "/partition/devices";
   for (const char* name : {"teensy41", "esp32s3", "msp432", "rpi3", "pynq-z1"}) {

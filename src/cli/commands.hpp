@@ -17,6 +17,7 @@ struct PlanCommandOptions {
   std::string output_dir;
   int nodes = -1;  // not given: 1, or with --strategy auto the fewest that fit
   std::string device, ram, flash, strategy, grid;
+  std::string devices;  // a mixed cluster: NAME:COUNT,... or a cluster .json
   int fuse = 0;
   bool reuse = false;
   std::string stream;  // "R" or "RxC"; empty: no streaming

@@ -67,9 +67,9 @@ void print_result(const EvalOptions& options, const RunResult& run, const Tally&
                 format_bytes(node["peak_ram_bytes"].get<uint64_t>()).c_str(),
                 format_bytes(node["predicted_peak_ram_bytes"].get<uint64_t>()).c_str(),
                 format_bytes(node["flash_bytes"].get<uint64_t>()).c_str());
-  if (run.plan.device)
+  if (!run.plan.devices.empty())
     std::printf("emulated time per inference %.3f ms on %s\n",
-                run.plan.emulated.total_seconds * 1e3, run.plan.device->name.c_str());
+                run.plan.emulated.total_seconds * 1e3, cluster_name(run.plan.devices).c_str());
   if (options.json_path.empty()) return;
   nlohmann::json result = {{"model", options.model_path},
                            {"name", model.name},

@@ -88,6 +88,12 @@ int main(int argc, char** argv) {
                        "device profile of the nodes: a name in partition/devices (teensy41, "
                        "esp32s3, msp432, rpi3, pynq-z1) or a .json file; sets the caps and "
                        "predicts the emulated time");
+  plan_app->add_option("--devices", plan.devices,
+                       "a mixed cluster, node by node: NAME:COUNT,... in node order (e.g. "
+                       "teensy41:2,esp32s3:2) or a cluster .json file; each node gets its "
+                       "device's caps and work in proportion to its speed, and the emulated "
+                       "time times each on its own device")
+      ->excludes("--device");
   plan_app->add_option("--ram", plan.ram,
                        "RAM cap per node, e.g. 512KiB (default: the device's, else unlimited)");
   plan_app->add_option("--flash", plan.flash,

@@ -37,17 +37,20 @@ std::string milliseconds(double seconds) {
 void print_layer_table(const Model& model, const Plan& plan) {
   const BytesMoved moved = bytes_moved(
       model, plan.tasks.empty() ? node_programs(model, plan) : task_programs(model, plan.tasks));
-  const bool timed = plan.device.has_value();
+  const bool timed = !plan.devices.empty();
+  int width = 12;  // the strategy column: as wide as its longest entry
+  for (size_t i = 0; i < model.layers.size(); ++i)
+    width = std::max(width, static_cast<int>(layer_strategy(plan, i).size()));
   const auto row = [&](const std::string& index, const std::string& name, const char* op,
                        const std::string& strategy, const std::string& peak, uint64_t bytes,
                        double seconds) {
-    std::printf("%4s  %-28.28s %-16s %-12s %12s %12s", index.c_str(), name.c_str(), op,
+    std::printf("%4s  %-28.28s %-16s %-*s %12s %12s", index.c_str(), name.c_str(), op, width,
                 strategy.c_str(), peak.c_str(), format_bytes(bytes).c_str());
     if (timed) std::printf(" %12s", milliseconds(seconds).c_str());
     std::printf("\n");
   };
-  std::printf("\n%4s  %-28s %-16s %-12s %12s %12s", "#", "layer", "op", "strategy", "peak RAM",
-              "moved");
+  std::printf("\n%4s  %-28s %-16s %-*s %12s %12s", "#", "layer", "op", width, "strategy",
+              "peak RAM", "moved");
   if (timed) std::printf(" %12s", "time ms");
   std::printf("\n");
   const std::vector<double> no_times(model.layers.size(), 0.0);
@@ -90,6 +93,8 @@ uint64_t model_macs(const Model& model) {
 int plan_command(const PlanCommandOptions& options) {
   std::optional<DeviceProfile> device;
   if (!options.device.empty()) device = load_device(options.device);
+  std::vector<DeviceProfile> devices;
+  if (!options.devices.empty()) devices = load_cluster(options.devices);
   const Model model = read_model(options.model_path);
   std::ifstream file(options.model_path, std::ios::binary);
   std::stringstream content;
@@ -116,6 +121,7 @@ int plan_command(const PlanCommandOptions& options) {
   if (!options.flash.empty()) plan_options.flash_cap_bytes = parse_bytes(options.flash, "--flash");
   plan_options.model_digest = digest(content.str());
   plan_options.device = device;
+  plan_options.devices = devices;
   const Plan plan = make_plan(model, plan_options);
   // The plan's files must not overwrite the model they are made from.
   std::vector<NamedPath> outputs = {{"--output", options.output_dir},
@@ -146,22 +152,35 @@ int plan_command(const PlanCommandOptions& options) {
                 static_cast<unsigned long long>(macs));
   }
   std::printf("\n");
-  if (plan.device)
-    std::printf("device %s: RAM cap %s, flash cap %s\n", plan.device->name.c_str(),
-                plan.ram_cap_bytes == ArenaLayout::kUnlimited
-                    ? "unlimited"
-                    : format_bytes(plan.ram_cap_bytes).c_str(),
-                plan.flash_cap_bytes == ArenaLayout::kUnlimited
-                    ? "unlimited"
-                    : format_bytes(plan.flash_cap_bytes).c_str());
+  const auto cap = [](uint64_t bytes) {
+    return bytes == ArenaLayout::kUnlimited ? std::string("unlimited") : format_bytes(bytes);
+  };
+  const bool mixed = !plan.devices.empty() && !same_devices(plan.devices);
+  if (!plan.devices.empty() && !mixed)
+    std::printf("device %s: RAM cap %s, flash cap %s\n", plan.devices[0].name.c_str(),
+                cap(plan.ram_cap_bytes).c_str(), cap(plan.flash_cap_bytes).c_str());
+  if (mixed)
+    std::printf("devices %s: each node's caps its own (below)\n",
+                cluster_name(plan.devices).c_str());
   print_layer_table(model, plan);
   for (const NodePlan& node : plan.node_plans) {
-    std::printf("  node %d: peak RAM %s, flash %s, sends %s, receives %s", node.node,
+    std::printf("  node %d", node.node);
+    if (mixed)
+      std::printf(" (%s, RAM cap %s, flash cap %s, %.0f%% of the MACs)",
+                  plan.devices[node.node - 1].name.c_str(), cap(node.ram_cap_bytes).c_str(),
+                  cap(node.flash_cap_bytes).c_str(), [&] {
+                    uint64_t mine = 0, all = 0;
+                    for (const NodePlan& other : plan.node_plans)
+                      for (uint64_t macs : other.layer_macs) (other.node == node.node ? mine : all) += macs;
+                    all += mine;
+                    return all ? 100.0 * static_cast<double>(mine) / static_cast<double>(all) : 0.0;
+                  }());
+    std::printf(": peak RAM %s, flash %s, sends %s, receives %s",
                 format_bytes(node.predicted_peak_ram_bytes).c_str(),
                 format_bytes(node.flash_bytes).c_str(),
                 format_bytes(node.predicted_bytes_sent).c_str(),
                 format_bytes(node.predicted_bytes_received).c_str());
-    if (plan.device) {
+    if (!plan.devices.empty()) {
       const NodeTime& time = plan.emulated.nodes[node.node - 1];
       double compute = 0, flash = 0, communication = time.gather_communication,
              wait = time.gather_wait;
@@ -178,9 +197,9 @@ int plan_command(const PlanCommandOptions& options) {
     }
     std::printf("\n");
   }
-  if (plan.device)
+  if (!plan.devices.empty())
     std::printf("emulated time %s ms on %s\n", milliseconds(plan.emulated.total_seconds).c_str(),
-                plan.device->name.c_str());
+                cluster_name(plan.devices).c_str());
   return 0;
 }
 

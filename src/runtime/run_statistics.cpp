@@ -84,9 +84,9 @@ nlohmann::json run_statistics(const Model& model, const Plan& plan, const std::s
                           {"emulated_seconds", nullptr},  // plans without a device profile
                           {"nodes", nlohmann::json::array()}};
   // The plan's prediction for its device profile (partition/cost_model.hpp).
-  if (plan.device) {
+  if (!plan.devices.empty()) {
     stats["emulated_seconds"] = emulated.total_seconds;
-    stats["device"] = plan.device->name;
+    stats["device"] = cluster_name(plan.devices);
   }
   if (model.layers[model.output].quantized())
     stats["requantization"] = requantization_name(model.requantization);
@@ -115,7 +115,8 @@ nlohmann::json run_statistics(const Model& model, const Plan& plan, const std::s
     nlohmann::json& node = nodes[k];
     total_moved += node["bytes_sent"].get<uint64_t>();
     node["emulated_seconds"] =
-        plan.device ? nlohmann::json(emulated.nodes[k].finish) : nlohmann::json();
+        plan.devices.empty() ? nlohmann::json() : nlohmann::json(emulated.nodes[k].finish);
+    if (!plan.devices.empty()) node["device"] = plan.devices[k].name;
     if (trace && node.contains("trace"))
       for (auto& event : node["trace"]) trace->push_back(std::move(event));
     node.erase("trace");

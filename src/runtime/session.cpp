@@ -84,9 +84,9 @@ void coordinate_run(Transport& transport, const RunSettings& settings, const Fee
   }
   // The emulated time of this run's schedule, its slowdowns included.
   std::optional<TimeEstimate> emulated;
-  if (result.plan.device)
+  if (!result.plan.devices.empty())
     emulated = estimate_task_time(model, result.plan.tasks, task_coordinator->programs(),
-                                  *result.plan.device, settings.schedule == "steal", slowdowns);
+                                  result.plan.devices, settings.schedule == "steal", slowdowns);
   const TaskRun task_run{settings.schedule, emulated ? &*emulated : nullptr};
   result.stats = run_statistics(model, result.plan, settings.plan_dir, settings.repeat,
                                 std::move(times), task_coordinator->programs(), std::move(nodes),
@@ -181,8 +181,11 @@ RunResult run_session(Transport& transport, const RunSettings& settings,
                   std::to_string(setup.plan.nodes) + " node(s), so it runs with mpirun -np " +
                   std::to_string(setup.plan.nodes + 1) + ", not -np " +
                   std::to_string(transport.ranks()));
-    setup.ram_cap =
-        settings.ram.empty() ? setup.plan.ram_cap_bytes : parse_bytes(settings.ram, "--ram");
+    // Each node its own cap (a mixed cluster's differ), unless --ram says.
+    setup.ram_cap = settings.ram.empty()
+                        ? (rank > 0 ? setup.plan.node_plans[rank - 1].ram_cap_bytes
+                                    : setup.plan.ram_cap_bytes)
+                        : parse_bytes(settings.ram, "--ram");
     slowdowns = parse_slowdowns(settings.slow, setup.plan.nodes);
     if (rank > 0) setup.slowdown = slowdowns[rank - 1];
     slowest = *std::max_element(slowdowns.begin(), slowdowns.end());

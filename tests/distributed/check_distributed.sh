@@ -5,7 +5,8 @@
 # every configuration in CONFIGS (comma-separated STRATEGY:NODES[:RxC[:OPTIONS]],
 # e.g. "spatial:4,spatial:4:2x2,channel:3,fused:4:2x2:--fuse+6+--reuse"; in
 # OPTIONS, extra plan options, '+' stands for a space, and after an '@' run
-# options, e.g. "fused:2:4x2:--tasks+8@--schedule+steal+--slow+2:3"). Each distributed run must equal the
+# options, e.g. "fused:2:4x2:--tasks+8@--schedule+steal+--slow+2:3"; %DEVICES% stands for
+# partition/devices, e.g. --devices+%DEVICES%/clusters/teensy41-esp32s3.json). Each distributed run must equal the
 # one-node run bit for bit (output and every layer), and each node's measured
 # peak RAM and bytes equal the plan's prediction. In every distributed run
 # all node files but the node's own are first replaced by garbage, proving a
@@ -37,7 +38,8 @@ for entry in "${entries[@]}"; do
   extra=${extra//+/ }
   run_extra=
   if [[ $extra == *@* ]]; then run_extra=${extra#*@} extra=${extra%%@*}; fi
-  name=${strategy}_${nodes}${grid:+_$grid}${extra:+_$(echo "$extra" | tr -d ' -')}${run_extra:+_$(echo "$run_extra" | tr -d ' -' | tr ':,' '_')}
+  name=${strategy}_${nodes}${grid:+_$grid}${extra:+_$(echo "${extra//%DEVICES%\//}" | tr -d ' -' | tr '/.' '__')}${run_extra:+_$(echo "$run_extra" | tr -d ' -' | tr ':,' '_')}
+  extra=${extra//%DEVICES%/$SPLITINFER_ROOT/partition/devices}
   options=(--nodes "$nodes" --strategy "$strategy")
   [ -n "$grid" ] && options+=(--grid "$grid")
   # shellcheck disable=SC2206  # OPTIONS splits into words
