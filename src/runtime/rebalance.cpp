@@ -1,5 +1,6 @@
 #include "rebalance.hpp"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "../../partition/cost_model.hpp"
@@ -53,6 +54,13 @@ std::vector<double> next_row_shares(const Model& model, const Plan& plan,
   }
   std::vector<double> next = shares;
   if (total <= 0) return next;
+  // Balanced already (the slowest timed node within kBalanced of their
+  // mean): the rows stay, sparing every node a rebuild for noise.
+  double slowest = 0, sum = 0;
+  int timed = 0;
+  for (int k = 0; k < plan.nodes; ++k)
+    if (speed[k] > 0) slowest = std::max(slowest, seconds[k]), sum += seconds[k], ++timed;
+  if (slowest <= (1 + kBalanced) * sum / timed) return next;
   // The timed nodes share what they had, by speed; half way there at a time,
   // so that one noisy measurement does not throw the rows about.
   for (int k = 0; k < plan.nodes; ++k)
@@ -70,6 +78,7 @@ bool agree_row_shares(Transport& transport, const Model& model, Plan& plan,
   const std::vector<double> shares = nlohmann::json::parse(text).get<std::vector<double>>();
   Plan next = plan;
   next.regions = spatial_row_regions(model, shares);
+  if (next.regions == plan.regions) return false;  // the same rows: nothing to rebuild
   std::optional<std::string> failure;
   if (transport.rank() != 0) {
     try {

@@ -27,7 +27,9 @@ std::vector<double> row_shares(const Model& model, const Plan& plan);
 
 // Rank 0: the next shares from the nodes' MACs in the current regions and
 // their measured compute seconds (a node that computed nothing or was not
-// timed keeps its share).
+// timed keeps its share); the same shares when the slowest timed node is
+// within kBalanced of their mean time.
+constexpr double kBalanced = 0.05;
 std::vector<double> next_row_shares(const Model& model, const Plan& plan,
                                     const std::vector<double>& shares,
                                     const std::vector<double>& seconds);

@@ -22,6 +22,7 @@
 #include "../../io/plan_file.hpp"
 #include "../../partition/prediction.hpp"
 #include "../../partition/strategy_registry.hpp"
+#include "rebalance.hpp"
 #include "in_process_transport.hpp"
 #include "runtime_test_util.hpp"
 
@@ -453,6 +454,26 @@ TEST(Session, RebalancingMovesRowsToTheFasterNodeBitForBit) {
   EXPECT_NE(refused.find("--rebalance moves the rows of spatial plans cut in rows"),
             std::string::npos)
       << refused;
+}
+
+// The next shares: half way toward the measured speeds; the same when the
+// nodes' times are within kBalanced of their mean (no rebuild for noise).
+TEST(Rebalance, SharesMoveHalfWayUnlessTheTimesAreBalanced) {
+  const Model model = testing::runtime_classifier();
+  PlanOptions options;
+  options.nodes = 2;
+  const Plan plan = make_plan(model, options);
+  const std::vector<double> shares = row_shares(model, plan);
+  ASSERT_EQ(shares.size(), 2u);
+  // Node 2 three times as slow on about equal MACs: its share falls.
+  const std::vector<double> moved = next_row_shares(model, plan, shares, {0.001, 0.003});
+  EXPECT_GT(moved[0], shares[0]);
+  EXPECT_LT(moved[1], shares[1]);
+  EXPECT_NEAR(moved[0] + moved[1], shares[0] + shares[1], 1e-12);
+  // Within 5% of each other's mean: kept.
+  EXPECT_EQ(next_row_shares(model, plan, shares, {0.00100, 0.00104}), shares);
+  // A node that was not timed keeps its share.
+  EXPECT_EQ(next_row_shares(model, plan, shares, {0.001, 0.0}), shares);
 }
 
 }  // namespace
