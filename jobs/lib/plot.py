@@ -146,8 +146,26 @@ class Plan:
         if len(self.layer_strategies) != count:
             raise PlotError(f"'{name}': /layer_strategies has {len(self.layer_strategies)} rows, "
                             f"the model has {count} layers")
-        self.device = attr_text(root["device"].attrs.get("name", "")) if "device" in root else ""
+        self.device = attr_text(root["device"].attrs.get("name", "")) if "device" in root else \
+            self._cluster_name(root)
         self.emulation = self._read_emulation(root, count)
+
+    def _cluster_name(self, root):
+        """A mixed cluster (plan --devices): each node's device in its group,
+        named as runs in node order ("teensy41:2,esp32s3:2"); "" without."""
+        names = []
+        for k in range(1, self.nodes + 1):
+            group = root["nodes"].get(f"node_{k}")
+            if group is None or "device" not in group:
+                return ""
+            names.append(attr_text(group["device"].attrs.get("name", "")))
+        runs = []
+        for name in names:
+            if runs and runs[-1][0] == name:
+                runs[-1][1] += 1
+            else:
+                runs.append([name, 1])
+        return ",".join(f"{name}:{count}" for name, count in runs)
 
     def _read_layer_strategies(self, root, count):
         """What cut each layer: /layer_strategies, a row per layer; plans
