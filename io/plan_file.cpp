@@ -123,6 +123,12 @@ void write_device(const h5::Group& group, const DeviceProfile& device) {
   group.write_double("flash_bytes_per_second", device.flash_bytes_per_second);
   group.write_double("link_bytes_per_second", device.link_bytes_per_second);
   group.write_double("message_latency_seconds", device.message_latency_seconds);
+  if (device.nvm_bytes > 0) {
+    group.write_int("nvm_bytes", static_cast<int64_t>(device.nvm_bytes));
+    group.write_double("nvm_read_bytes_per_second", device.nvm_read_bytes_per_second);
+    group.write_double("nvm_write_bytes_per_second", device.nvm_write_bytes_per_second);
+    group.write_double("nvm_joules_per_byte", device.nvm_joules_per_byte);
+  }
   for (const auto& [key, source] : device.sources) group.write_string(key + "_source", source);
 }
 
@@ -137,8 +143,15 @@ DeviceProfile read_device(const h5::Group& group) {
   device.flash_bytes_per_second = group.read_double("flash_bytes_per_second");
   device.link_bytes_per_second = group.read_double("link_bytes_per_second");
   device.message_latency_seconds = group.read_double("message_latency_seconds");
-  for (const std::string& key : device_value_keys())
-    if (group.has_attr(key + "_source")) device.sources[key] = group.read_string(key + "_source");
+  if (group.has_attr("nvm_bytes")) {
+    device.nvm_bytes = static_cast<uint64_t>(group.read_int("nvm_bytes"));
+    device.nvm_read_bytes_per_second = group.read_double("nvm_read_bytes_per_second");
+    device.nvm_write_bytes_per_second = group.read_double("nvm_write_bytes_per_second");
+    device.nvm_joules_per_byte = group.read_double("nvm_joules_per_byte");
+  }
+  for (const auto* keys : {&device_value_keys(), &device_nvm_keys()})
+    for (const std::string& key : *keys)
+      if (group.has_attr(key + "_source")) device.sources[key] = group.read_string(key + "_source");
   return device;
 }
 

@@ -36,6 +36,12 @@ constexpr ValueKey kValueKeys[] = {{"ram_bytes", Kind::bytes},
                                    {"link_bytes_per_second", Kind::rate},
                                    {"message_latency_seconds", Kind::latency}};
 
+// The optional NVM values (DeviceProfile::nvm_bytes...).
+constexpr ValueKey kNvmKeys[] = {{"nvm_bytes", Kind::bytes},
+                                 {"nvm_read_bytes_per_second", Kind::rate},
+                                 {"nvm_write_bytes_per_second", Kind::rate},
+                                 {"nvm_joules_per_byte", Kind::rate}};
+
 // Byte counts above this are not devices (and would not fit the caps' uint64).
 constexpr double kLargestBytes = 9.0e18;
 
@@ -88,6 +94,15 @@ std::string read_text_file(const std::string& path) {
 
 }  // namespace
 
+const std::vector<std::string>& device_nvm_keys() {
+  static const std::vector<std::string> keys = [] {
+    std::vector<std::string> names;
+    for (const ValueKey& value : kNvmKeys) names.emplace_back(value.key);
+    return names;
+  }();
+  return keys;
+}
+
 const std::vector<std::string>& device_value_keys() {
   static const std::vector<std::string> keys = [] {
     std::vector<std::string> names;
@@ -121,8 +136,10 @@ DeviceProfile parse_device(const std::string& text, const std::string& where) {
   if (!profile.is_object()) throw Error(where + ": a device profile is a JSON object");
   for (const auto& [key, unused] : profile.items()) {
     const auto& keys = device_value_keys();
+    const auto& nvm = device_nvm_keys();
     if (key != "name" && key != "description" &&
-        std::find(keys.begin(), keys.end(), key) == keys.end())
+        std::find(keys.begin(), keys.end(), key) == keys.end() &&
+        std::find(nvm.begin(), nvm.end(), key) == nvm.end())
       throw Error(where + ": unknown key '" + key + "'");
   }
   DeviceProfile device;
@@ -145,6 +162,20 @@ DeviceProfile parse_device(const std::string& text, const std::string& where) {
   device.flash_bytes_per_second = values[4];
   device.link_bytes_per_second = values[5];
   device.message_latency_seconds = values[6];
+  int nvm_given = 0;
+  for (const ValueKey& value : kNvmKeys) nvm_given += profile.contains(value.key);
+  if (nvm_given != 0 && nvm_given != static_cast<int>(std::size(kNvmKeys)))
+    throw Error(where + ": an NVM needs all of nvm_bytes, nvm_read_bytes_per_second, "
+                "nvm_write_bytes_per_second and nvm_joules_per_byte, or none");
+  if (nvm_given) {
+    double nvm[std::size(kNvmKeys)];
+    for (size_t i = 0; i < std::size(kNvmKeys); ++i)
+      nvm[i] = read_value(profile, kNvmKeys[i], where, device.sources[kNvmKeys[i].key]);
+    device.nvm_bytes = static_cast<uint64_t>(nvm[0]);
+    device.nvm_read_bytes_per_second = nvm[1];
+    device.nvm_write_bytes_per_second = nvm[2];
+    device.nvm_joules_per_byte = nvm[3];
+  }
   return device;
 }
 

@@ -20,12 +20,20 @@ struct DeviceProfile {
   double flash_bytes_per_second = 0;   // streaming weights from flash into RAM
   double link_bytes_per_second = 0;    // each direction of the node's port on the switch
   double message_latency_seconds = 0;  // per message, on top of its bytes
+  // The non-volatile memory an intermittently powered node keeps its
+  // progress in (run --power): optional, all four or none (nvm_bytes 0).
+  uint64_t nvm_bytes = 0;
+  double nvm_read_bytes_per_second = 0;
+  double nvm_write_bytes_per_second = 0;
+  double nvm_joules_per_byte = 0;  // energy of reading or writing one byte
   // Where each value comes from, by JSON key (datasheet, paper, or how it was estimated).
   std::map<std::string, std::string> sources;
 };
 
 // The JSON keys of the profile's values, in the order the file lists them.
 const std::vector<std::string>& device_value_keys();
+// The optional keys of a profile's NVM (all four or none).
+const std::vector<std::string>& device_nvm_keys();
 
 // Where named profiles are looked up: $SPLITINFER_DEVICES if set, else the
 // source tree's partition/devices.

@@ -65,4 +65,16 @@ void* Arena::allocate(uint64_t bytes, const std::string& purpose) {
 
 void Arena::release(void* pointer) { layout_.release(static_cast<char*>(pointer) - base_); }
 
+void Arena::scramble(uint64_t seed) {
+  uint64_t state = seed * 0x9E3779B97F4A7C15ULL + 1;  // xorshift64: garbage, not randomness
+  const uint64_t words = layout_.high_water() / sizeof(uint64_t);
+  uint64_t* memory = reinterpret_cast<uint64_t*>(base_);
+  for (uint64_t k = 0; k < words; ++k) {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    memory[k] = state;
+  }
+}
+
 }  // namespace splitinfer

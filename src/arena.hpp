@@ -61,6 +61,9 @@ class Arena {
   void release(void* pointer);
 
   const ArenaLayout& layout() const { return layout_; }
+  // A power failure's loss of RAM: every byte up to the high water mark
+  // overwritten with garbage (a sequence seeded by `seed`).
+  void scramble(uint64_t seed);
 
  private:
   ArenaLayout layout_;

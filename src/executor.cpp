@@ -75,7 +75,7 @@ Tensor Executor::input(int layer_index, int slot, const ScheduledArena& memory, 
 }
 
 std::map<std::string, const void*> Executor::weights(int layer_index, const Region& out,
-                                                     char* in_ram) const {
+                                                     char* in_ram, uint64_t* streamed) const {
   // The weights of output channels out.c0..c1 (this node's slice holds
   // those of its region), streamed from flash into `in_ram`, float16
   // widened to float32; per-tensor blobs whole.
@@ -104,6 +104,7 @@ std::map<std::string, const void*> Executor::weights(int layer_index, const Regi
     }
     const size_t element_bytes = blob.bytes() / std::max<size_t>(1, blob.elements());
     const char* source = static_cast<const char*>(blob.data()) + first * element_bytes;
+    if (streamed) *streamed += count * element_bytes;  // flash-side bytes
     if (in_place) {
       weights[blob_name] = source;
       continue;
@@ -121,9 +122,196 @@ std::map<std::string, const void*> Executor::weights(int layer_index, const Regi
   return weights;
 }
 
+std::vector<std::pair<int, uint64_t>> nvm_keys(const Model& model, const NodeProgram& program) {
+  std::vector<std::pair<int, uint64_t>> keys;
+  for (size_t i = 1; i < model.layers.size(); ++i) {
+    const LayerStep& step = program.layers[i];
+    if (!step.out.empty())
+      keys.emplace_back(16 * static_cast<int>(i), step.out.bytes(step.element_bytes));
+    for (size_t slot = 0; slot < step.inputs.size(); ++slot) {
+      const InputSlot& input = step.inputs[slot];
+      if (!input.direct && !input.needed.empty())
+        keys.emplace_back(16 * static_cast<int>(i) + 1 + static_cast<int>(slot),
+                          input.needed.bytes(input.element_bytes));
+    }
+  }
+  return keys;
+}
+
+namespace {
+
+// A job's output in NVM at most this large (its band of rows; at least one
+// row): a power failure loses at most one such job's work.
+constexpr uint64_t kJobBytes = 4096;
+// And at most this many MACs (1 ms on an msp432 in int8, 2 ms in float32), so that a job is
+// short beside the time between failures of strong intermittency.
+constexpr uint64_t kJobMacs = 10000;
+// A job that fails this many times in a row cannot finish under the power
+// given: the run ends rather than spin.
+constexpr int kMostFailuresInARow = 10000;
+
+}  // namespace
+
+void Executor::run_powered(Arena& arena, Exchange& exchange,
+                           const std::function<void(int, Tensor&)>& on_layer,
+                           const std::function<void(const Tensor&)>& on_output) const {
+  ScheduledArena memory(arena, model_, program_, node_label_);
+  std::vector<Tensor> outputs(model_.layers.size());
+  uint64_t reboots = 0;
+  for (size_t i = 0; i < model_.layers.size(); ++i) {
+    const Layer& layer = model_.layers[i];
+    const LayerStep& step = program_.layers[i];
+    if (step.stream >= 0)
+      throw Error("internal: " + node_label_ + " streams layer '" + layer.name +
+                  "' under intermittent power");
+    memory.advance(MemoryEvent::Kind::compute, static_cast<int>(i));
+    forget_released(memory, program_, outputs);
+    std::vector<Tensor> inputs(step.inputs.size());
+    std::vector<Region> needed(step.inputs.size());
+    std::vector<Tensor> sources(step.inputs.size());  // read in place: the stored layer
+    for (size_t slot = 0; slot < step.inputs.size(); ++slot) {
+      inputs[slot] = input(static_cast<int>(i), static_cast<int>(slot), memory, exchange, outputs);
+      needed[slot] = step.inputs[slot].needed;
+      if (step.inputs[slot].direct) sources[slot] = outputs[layer.inputs[slot]];
+    }
+    exchange.finish();
+    // What the node received (its tiles) goes to NVM before it computes.
+    const auto tile_key = [&](size_t slot) { return 16 * static_cast<int>(i) + 1 + static_cast<int>(slot); };
+    for (size_t slot = 0; slot < step.inputs.size(); ++slot)
+      if (!step.inputs[slot].direct && inputs[slot].data)
+        power_->keep(tile_key(slot), {0, inputs[slot].data, inputs[slot].bytes()});
+    if (!step.out.empty()) {
+      Tensor& out = outputs[i];
+      out.shape = step.out.shape(layer.output_shape);
+      out.dtype = layer.dtype;
+      out.data = memory.at(step.out_buffer) + step.out_offset;
+      uint64_t weight_bytes = 0;  // the layer's, from flash (each band streams its own)
+      weights(static_cast<int>(i), step.out, memory.at(step.weights_block), &weight_bytes);
+      void* scratch = memory.at(step.scratch_block);
+      const int key = 16 * static_cast<int>(i);
+      // Jobs: bands of output channels (neurons), each a contiguous run of
+      // the output, at most kJobBytes (one channel at least). A channel band
+      // of a convolution over all input channels (or of a linear layer)
+      // reads all of its input, the other ops their own channels' share.
+      const int64_t channels = out.shape.c;
+      const uint64_t channel_bytes = out.bytes() / static_cast<uint64_t>(std::max<int64_t>(channels, 1));
+      const uint64_t channel_macs =
+          op_traits(layer.op).macs(model_, layer, step.out) / static_cast<uint64_t>(std::max<int64_t>(channels, 1));
+      const int64_t band = std::max<int64_t>(
+          1, static_cast<int64_t>(std::min(kJobBytes / std::max<uint64_t>(channel_bytes, 1),
+                                           kJobMacs / std::max<uint64_t>(channel_macs, 1))));
+      uint64_t input_bytes = 0;  // what the layer reads, from NVM
+      for (const Tensor& in : inputs) input_bytes += in.data ? in.bytes() : 0;
+      const bool reads_every_channel =
+          layer.op == Op::linear || (layer.op == Op::conv2d && layer.conv.groups == 1);
+      // The inputs of the band of channels [c0, c1): each slot's tensor as
+      // is when the band reads all of it, else a view of the channels it
+      // reads (a contiguous run); false when neither fits (the layer is
+      // then one job).
+      std::vector<Tensor> band_inputs(inputs.size());
+      std::vector<Region> band_needed(inputs.size());
+      const auto view_band = [&](const Region& part) {
+        for (size_t slot = 0; slot < inputs.size(); ++slot) {
+          const Region& held = needed[slot];
+          band_inputs[slot] = inputs[slot];
+          band_needed[slot] = held;
+          if (!inputs[slot].data) continue;
+          const Layer& source = model_.layers[layer.inputs[slot]];
+          const Region reads = op_traits(layer.op)
+                                   .reads(model_, layer, static_cast<int>(slot), part)
+                                   .intersect(Region::whole(source.output_shape))
+                                   .intersect(held);
+          if (reads == held) continue;
+          // A dense convolution or linear layer reads every channel: its tile
+          // as is (the kernel reads its window from it wherever it lies).
+          if (reads.c0 == held.c0 && reads.c1 == held.c1 && reads_every_channel) continue;
+          if (reads.empty() || reads.y0 != held.y0 || reads.y1 != held.y1 ||
+              reads.x0 != held.x0 || reads.x1 != held.x1)
+            return false;
+          const uint64_t plane_bytes =
+              inputs[slot].bytes() / static_cast<uint64_t>(std::max<int64_t>(held.c1 - held.c0, 1));
+          band_inputs[slot].data =
+              static_cast<char*>(inputs[slot].data) + static_cast<uint64_t>(reads.c0 - held.c0) * plane_bytes;
+          band_inputs[slot].shape.c = reads.c1 - reads.c0;
+          band_needed[slot] = reads;
+        }
+        return true;
+      };
+      Region first = step.out;
+      first.c1 = std::min(step.out.c1, step.out.c0 + band);
+      const int64_t job_channels = view_band(first) ? band : channels;
+      int64_t done = 0;
+      int failures_in_a_row = 0;
+      while (done < channels) {
+        const int64_t end = std::min(channels, done + job_channels);
+        Region part = step.out;  // the band's channels
+        part.c0 = step.out.c0 + done;
+        part.c1 = step.out.c0 + end;
+        if (!view_band(part)) throw Error("internal: " + node_label_ + " cannot cut layer '" +
+                                          layer.name + "' into jobs by channels");
+        Tensor band_out = out;
+        band_out.shape.c = end - done;
+        band_out.data = static_cast<char*>(out.data) + static_cast<uint64_t>(done) * channel_bytes;
+        const std::map<std::string, const void*> band_weights =
+            weights(static_cast<int>(i), part, memory.at(step.weights_block));
+        const double start = trace_ ? trace_->now_us() : 0;
+        compute(static_cast<int>(i), band_inputs, band_needed, part, band_out, band_weights, scratch);
+        if (trace_) trace_->add(layer.name, std::string("compute ") + op_name(layer.op) + " (job)", start);
+        PowerSupply::Job job;
+        job.layer = static_cast<int>(i);
+        job.macs = op_traits(layer.op).macs(model_, layer, part);
+        job.input_bytes = reads_every_channel
+                              ? input_bytes
+                              : input_bytes * static_cast<uint64_t>(end - done) /
+                                    static_cast<uint64_t>(std::max<int64_t>(channels, 1));
+        job.weight_bytes = weight_bytes * static_cast<uint64_t>(end - done) /
+                           static_cast<uint64_t>(std::max<int64_t>(channels, 1));
+        job.key = key;
+        job.chunks = {{static_cast<uint64_t>(done) * channel_bytes, band_out.data,
+                       static_cast<uint64_t>(end - done) * channel_bytes}};
+        job.progress = "layer " + std::to_string(i) + " channels " + std::to_string(done) + "-" +
+                       std::to_string(end);
+        if (power_->job(job)) {
+          done = end;
+          failures_in_a_row = 0;
+          continue;
+        }
+        if (++failures_in_a_row == kMostFailuresInARow)
+          throw Error(node_label_ + " cannot finish a job of layer '" + layer.name +
+                      "' (channels " + std::to_string(done) + "-" + std::to_string(end) +
+                      ") under this power: " + std::to_string(kMostFailuresInARow) +
+                      " failures in a row (the mean time between failures is shorter than the "
+                      "job; use a longer --power mean)");
+        // The power failed: RAM is garbage; read back what NVM holds:
+        // earlier layers' outputs still live, in layer order (an op computed
+        // in place over its input comes after it), what this layer reads in
+        // place, its committed rows, the tiles it received; and the weights
+        // again from flash.
+        arena.scramble(++reboots);
+        for (size_t j = 1; j < i; ++j)
+          if (outputs[j].data && !program_.layers[j].out.empty())
+            power_->restore(16 * static_cast<int>(j), 0, outputs[j].data, outputs[j].bytes());
+        for (size_t slot = 0; slot < step.inputs.size(); ++slot)
+          if (sources[slot].data && layer.inputs[slot] > 0)  // (an op in place over its input has it forgotten)
+            power_->restore(16 * layer.inputs[slot], 0, sources[slot].data, sources[slot].bytes());
+        if (done > 0) power_->restore(key, 0, out.data, static_cast<uint64_t>(done) * channel_bytes);
+        for (size_t slot = 0; slot < step.inputs.size(); ++slot)
+          if (!step.inputs[slot].direct && inputs[slot].data)
+            power_->restore(tile_key(slot), 0, inputs[slot].data, inputs[slot].bytes());
+      }
+    }
+    if (step.to_coordinator) exchange.to_coordinator(static_cast<int>(i), outputs[i]);
+    if (on_layer && !step.out.empty() && outputs[i].data) on_layer(static_cast<int>(i), outputs[i]);
+  }
+  for (int result : result_layers(model_, program_))
+    if (!program_.layers[result].out.empty()) on_output(outputs[result]);
+  memory.finish();
+}
+
 void Executor::run(Arena& arena, Exchange& exchange,
                    const std::function<void(int, Tensor&)>& on_layer,
                    const std::function<void(const Tensor&)>& on_output) const {
+  if (power_) return run_powered(arena, exchange, on_layer, on_output);
   // Every allocation and release follows the program's schedule, which the
   // memory prediction replays (schedule_memory() in node_program.cpp).
   ScheduledArena memory(arena, model_, program_, node_label_);

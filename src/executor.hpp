@@ -38,6 +38,49 @@ class Exchange {
   virtual void to_coordinator(int layer_index, const Tensor& out) = 0;
 };
 
+// An intermittently powered node (run --power): its emulated power supply
+// and non-volatile memory (src/runtime/power.hpp). The executor cuts each
+// layer into jobs (bands of output rows for float32 convolutions, whole
+// layers otherwise) and hands each job's output to job(); when the power
+// fails the node's RAM (its arena) is lost, and the executor reads back what
+// NVM holds and computes the job again. Everything kept in NVM has a key
+// (nvm_keys()). As on DynBal's board the maps live in the NVM: a job reads
+// its inputs from it and writes its output to it; the arena mirrors the NVM,
+// read back after a failure at no device time.
+class PowerSupply {
+ public:
+  virtual ~PowerSupply() = default;
+  // A contiguous run of a kept tensor: `bytes` at `data`, `offset` bytes into it.
+  struct Chunk {
+    uint64_t offset = 0;
+    const void* data = nullptr;
+    uint64_t bytes = 0;
+  };
+  // Keeps `chunk` of `key` in NVM: what the node received for a layer,
+  // before it computes the layer (the power holds meanwhile).
+  virtual void keep(int key, const Chunk& chunk) = 0;
+  // What a job did: read `input_bytes` from NVM and `weight_bytes` from
+  // flash, computed `macs` MACs of `layer`; its output (`chunks` of `key`)
+  // goes to NVM and is committed as `progress`.
+  struct Job {
+    int layer = 0;
+    uint64_t input_bytes = 0, weight_bytes = 0, macs = 0;
+    int key = 0;
+    std::vector<Chunk> chunks;
+    std::string progress;
+  };
+  // False: the power failed first (while the job read or computed, or
+  // tearing its writes): the node lost its RAM and waited out the recharge.
+  virtual bool job(const Job& job) = 0;
+  // Reads `bytes` of `key` at `offset` back into `data` after a failure.
+  virtual void restore(int key, uint64_t offset, void* data, uint64_t bytes) = 0;
+};
+
+// The NVM keys of `program` and their bytes: every layer's output region
+// (key 16 * layer) and every input tile assembled from received pieces
+// (key 16 * layer + 1 + slot).
+std::vector<std::pair<int, uint64_t>> nvm_keys(const Model& model, const NodeProgram& program);
+
 class Executor {
  public:
   // `model` is validated, with this node's weights (slices); it must outlive
@@ -63,6 +106,10 @@ class Executor {
   // waiting for pieces and sending them.
   double busy_seconds() const { return busy_seconds_; }
   void reset_busy_seconds() { busy_seconds_ = 0; }
+  // Intermittent power (null: none): jobs, their outputs kept in NVM, and
+  // after every power failure the arena overwritten and read back. Programs
+  // with streams are refused; activations are computed on their own.
+  void set_power(PowerSupply* power) { power_ = power; }
 
   // One inference. `on_layer` (may be empty) sees this node's region of every
   // layer it computes right after computing it (and may change it: a checker
@@ -83,7 +130,11 @@ class Executor {
   // The weights for computing `out` (of the layer's region): streamed from
   // flash into `in_ram` (its block), or read where flash holds them (null).
   std::map<std::string, const void*> weights(int layer_index, const Region& out,
-                                             char* in_ram) const;
+                                             char* in_ram, uint64_t* streamed = nullptr) const;
+  // run() under intermittent power (set_power()).
+  void run_powered(Arena& arena, Exchange& exchange,
+                   const std::function<void(int layer_index, Tensor&)>& on_layer,
+                   const std::function<void(const Tensor&)>& on_output) const;
   // A stream's layers, part by part; with `assembled`, also each earlier
   // layer's region, from its parts, into outputs[] (outside the arena).
   void run_stream(const Stream& stream, ScheduledArena& memory, Exchange& exchange,
@@ -117,6 +168,7 @@ class Executor {
   Trace* trace_ = nullptr;
   bool fuse_activations_ = false;
   double slowdown_ = 1;
+  PowerSupply* power_ = nullptr;
   mutable double busy_seconds_ = 0;
   mutable double owed_seconds_ = 0;  // of a slowdown, not slept yet
 };

@@ -43,6 +43,9 @@ struct RunOptions {
   std::string slow;            // NODE:FACTOR[,...]: stragglers on purpose (parse_slowdowns)
   std::string schedule = "static";  // plans with tasks: static | steal
   bool rebalance = false;           // spatial row plans: rows follow measured node times
+  std::string power;                // MEAN_MS[:RECHARGE_MS]: intermittent power (power.hpp)
+  int64_t seed = 0;                 // of the power failures
+  std::string nvm_dir;              // each node's NVM file under --power; empty: the default
 };
 // Runs under MPI (already initialised): rank 0 coordinates, ranks 1..N are nodes.
 int run_command(const RunOptions& options);

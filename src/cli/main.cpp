@@ -157,6 +157,15 @@ int main(int argc, char** argv) {
                     "spatial plans in rows (Nx1), with --repeat: after each inference the rows "
                     "move toward equal node times (measured), within the RAM cap; the output "
                     "stays bit for bit the same");
+  run_app->add_option("--power", run.power,
+                      "MEAN_MS[:RECHARGE_MS]: nodes on harvested energy lose power at random "
+                      "instants of their device's time (exponential, mean MEAN_MS), their RAM "
+                      "lost, and resume from NVM after RECHARGE_MS (default 0); the output stays "
+                      "bit for bit the same. Plans made for a device with an NVM (msp432)");
+  run_app->add_option("--seed", run.seed, "seed of the power failures (--power); default 0");
+  run_app->add_option("--nvm", run.nvm_dir,
+                      "directory of each node's NVM file under --power (node_K.nvm); default "
+                      "splitinfer-nvm/PLAN_ID in the working directory");
   run_app
       ->add_option("--requantization", run.requantization,
                    "int8 models: pytorch (PyTorch's float32 arithmetic, bit for bit) or cmsis "

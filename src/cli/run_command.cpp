@@ -91,6 +91,9 @@ int run_command(const RunOptions& options) {
   mine.slow = options.slow;
   mine.schedule = options.schedule;
   mine.rebalance = options.rebalance;
+  mine.power = options.power;
+  mine.seed = options.seed;
+  mine.nvm_dir = options.nvm_dir;
   const RunSettings settings = agree_settings(*transport, mine);
 
   std::vector<float> input;  // rank 0's, read once and fed to every inference

@@ -27,6 +27,10 @@ void run_node(Transport& transport, const RunSettings& settings, NodeSetup& setu
     // Dumps show every layer's own values, so a convolution keeps its own then.
     program_executor->set_fuse_activations(!settings.dump_layers);
     program_executor->set_slowdown(setup.slowdown);
+    if (setup.power) {  // jobs kept in NVM; an activation is a job of its own
+      program_executor->set_power(setup.power.get());
+      program_executor->set_fuse_activations(false);
+    }
     program_arena = std::make_unique<Arena>(setup.ram_cap);
   };
   start_program();
@@ -45,6 +49,7 @@ void run_node(Transport& transport, const RunSettings& settings, NodeSetup& setu
     exchange->bytes_sent = exchange->bytes_received = 0;  // per inference
     uint64_t output_bytes = 0;
     executor.reset_busy_seconds();
+    if (setup.power) setup.power->start_inference(run + 1);
     const auto start = std::chrono::steady_clock::now();
     executor.run(
         arena, *exchange,
@@ -64,6 +69,7 @@ void run_node(Transport& transport, const RunSettings& settings, NodeSetup& setu
     measured.bytes_sent = exchange->bytes_sent + output_bytes;
     measured.bytes_received = exchange->bytes_received;
     measured.busy_seconds = std::min(executor.busy_seconds(), measured.host_seconds);
+    if (setup.power) measured.power = setup.power->stats();
     if (settings.rebalance && !last) {
       transport.send_text(0, Tag::timing, nlohmann::json(executor.busy_seconds()).dump());
       const bool moved = agree_row_shares(transport, setup.model, setup.plan, {}, [&](const Plan& next) {

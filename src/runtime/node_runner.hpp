@@ -3,11 +3,13 @@
 // exchanging pieces with its neighbours and the coordinator, and at the end
 // reports its statistics to the coordinator.
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "../../partition/plan.hpp"
 #include "../../partition/prediction.hpp"
 #include "../node_program.hpp"
+#include "power.hpp"
 #include "protocol.hpp"
 
 namespace splitinfer {
@@ -24,6 +26,8 @@ struct NodeSetup {
   // peak of each (replay_memory(); 0 for tasks this node may not take).
   std::vector<NodeProgram> task_programs;
   std::vector<uint64_t> task_peaks;
+  // run --power: the node's power supply and NVM (null: steady power).
+  std::shared_ptr<PowerEmulation> power;
 };
 
 // Runs `inferences` inferences of `setup.program` on this node (the

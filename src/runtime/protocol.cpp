@@ -18,7 +18,10 @@ RunSettings agree_settings(Transport& transport, const RunSettings& settings) {
                           {"timeout", settings.timeout},
                           {"slow", settings.slow},
                           {"schedule", settings.schedule},
-                          {"rebalance", settings.rebalance}}
+                          {"rebalance", settings.rebalance},
+                          {"power", settings.power},
+                          {"seed", settings.seed},
+                          {"nvm_dir", settings.nvm_dir}}
                .dump();
   transport.broadcast(text);
   const nlohmann::json agreed = nlohmann::json::parse(text);
@@ -34,6 +37,9 @@ RunSettings agree_settings(Transport& transport, const RunSettings& settings) {
   result.slow = agreed["slow"].get<std::string>();
   result.schedule = agreed["schedule"].get<std::string>();
   result.rebalance = agreed["rebalance"].get<bool>();
+  result.power = agreed["power"].get<std::string>();
+  result.seed = agreed["seed"].get<int64_t>();
+  result.nvm_dir = agreed["nvm_dir"].get<std::string>();
   return result;
 }
 

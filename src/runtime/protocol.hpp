@@ -38,6 +38,13 @@ struct RunSettings {
   // Spatial row plans with --repeat: between inferences the rows move toward
   // equal node times (session.hpp).
   bool rebalance = false;
+  // Intermittent power (power.hpp): "MEAN_MS[:RECHARGE_MS]" of device time
+  // between failures and after each; empty: none. Failures drawn from `seed`;
+  // each node's NVM file in `nvm_dir` (empty: splitinfer-nvm/PLAN_ID in the
+  // working directory, so that runs of different plans never share one).
+  std::string power;
+  int64_t seed = 0;
+  std::string nvm_dir;
 };
 
 // Rank 0's `settings` on every rank.

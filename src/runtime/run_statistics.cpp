@@ -36,6 +36,15 @@ nlohmann::json node_statistics(int node, const NodeSetup& setup, const NodeMeasu
       {"busy_seconds", measured.busy_seconds},
       {"idle_seconds", measured.host_seconds - measured.busy_seconds},
       {"slowdown", setup.slowdown}};
+  if (measured.power) {  // run --power, the last inference
+    const PowerStats& power = *measured.power;
+    stats["power_failures"] = power.power_failures;
+    stats["reexecuted_macs"] = power.reexecuted_macs;
+    stats["nvm_bytes_written"] = power.nvm_bytes_written;
+    stats["nvm_bytes_read"] = power.nvm_bytes_read;
+    stats["recharge_seconds"] = power.recharge_seconds;
+    stats["power_device_seconds"] = power.device_seconds;
+  }
   if (!measured.task_run) return stats;
   // The traffic of the tasks it ran, and the peak of the largest (the plan
   // predicts the largest of those it may take); idle: waiting for a task.

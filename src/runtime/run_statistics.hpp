@@ -24,6 +24,8 @@ struct NodeMeasurement {
   int tasks = 0, tasks_stolen = 0;
   double idle_seconds = 0;
   uint64_t predicted_bytes_sent = 0, predicted_bytes_received = 0, peak_of_tasks_run = 0;
+  // run --power: the last inference's failures, NVM traffic and device time.
+  std::optional<PowerStats> power;
 };
 
 // A node's entry of the statistics' `nodes` list: measured beside predicted.

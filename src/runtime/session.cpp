@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <optional>
 
 #include "../../io/model_file.hpp"
@@ -193,6 +194,14 @@ RunResult run_session(Transport& transport, const RunSettings& settings,
       throw Error("--schedule '" + printable(settings.schedule) + "' is not static or steal");
     if (settings.rebalance && !rebalance_refusal(setup.plan).empty())
       throw Error(rebalance_refusal(setup.plan));
+    if (!settings.power.empty()) {
+      parse_power(settings.power, static_cast<uint64_t>(settings.seed));
+      if (!setup.plan.streams.empty() || !setup.plan.tasks.empty() || settings.rebalance)
+        throw Error("--power runs plans without --stream and --tasks, and not with --rebalance");
+      if (setup.plan.devices.empty())
+        throw Error("--power needs a plan made for a device with an NVM in its profile (plan "
+                    "--device msp432): failures strike at instants of the device's time");
+    }
     if (settings.schedule == "steal" && setup.plan.tasks.empty())
       throw Error("--schedule steal needs a plan cut into tasks, and '" + settings.plan_dir +
                   "' has none (make one with plan --strategy spatial|fused --tasks T, T at least "
@@ -231,6 +240,22 @@ RunResult run_session(Transport& transport, const RunSettings& settings,
       return;
     }
     setup.program = node_program(setup.model, setup.plan, rank);
+    if (!settings.power.empty()) {
+      const std::string nvm_dir = settings.nvm_dir.empty()
+                                      ? "splitinfer-nvm/" + setup.plan.plan_id
+                                      : settings.nvm_dir;
+      std::error_code failure;
+      std::filesystem::create_directories(nvm_dir, failure);
+      if (!std::filesystem::is_directory(nvm_dir))
+        throw Error("--nvm '" + nvm_dir + "' is not a directory that can be made" +
+                    (failure ? ": " + failure.message() : ""));
+      setup.power = std::make_shared<PowerEmulation>(
+          setup.model, setup.program, setup.plan.devices[rank - 1],
+          parse_power(settings.power, static_cast<uint64_t>(settings.seed)), rank,
+          (std::filesystem::path(nvm_dir) / ("node_" + std::to_string(rank) + ".nvm"))
+              .string(),
+          setup.plan.plan_id);
+    }
     ArenaLayout layout(setup.ram_cap);
     try {
       replay_memory(setup.model, setup.program, layout, label);

@@ -16,6 +16,8 @@
 
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <regex>
 #include <string>
 
@@ -454,6 +456,111 @@ TEST(Session, RebalancingMovesRowsToTheFasterNodeBitForBit) {
   EXPECT_NE(refused.find("--rebalance moves the rows of spatial plans cut in rows"),
             std::string::npos)
       << refused;
+}
+
+// Intermittent power (run --power): a seeded sweep of failure instants on
+// every static strategy, three inferences each, the NVM in a fresh
+// directory. Every output equals the steady one-node run's bit for bit, the
+// nodes did fail (and computed work again), and what they wrote to NVM and
+// their device time are reported.
+TEST(Session, PowerFailuresAtSeededInstantsNeverChangeTheOutput) {
+  const Model model = testing::runtime_classifier();
+  TemporaryDir dir("power");
+  const std::string one_plan = write_test_plan(model, {}, "one", dir);
+  const std::vector<std::vector<float>> inputs = testing::seeded_inputs(model, 3);
+  const SessionRun one = run_in_process(one_plan, 1, inputs, {});
+  struct Case {
+    const char* name;
+    int nodes;
+    Strategy strategy;
+    const char* grid;
+  };
+  for (const Case& c : {Case{"rows2", 2, Strategy::spatial, ""}, Case{"grid2x2", 4, Strategy::spatial, "2x2"},
+                        Case{"channel3", 3, Strategy::channel, ""}, Case{"relay2", 2, Strategy::relay, ""},
+                        Case{"fused2", 2, Strategy::fused, ""}}) {
+    PlanOptions options;
+    options.nodes = c.nodes;
+    options.strategy = c.strategy;
+    options.grid = c.grid;
+    options.device = load_device("msp432");
+    const std::string plan_dir = write_test_plan(model, options, c.name, dir);
+    int failures = 0;
+    for (int seed = 0; seed < 6; ++seed) {
+      SCOPED_TRACE(std::string(c.name) + ", seed " + std::to_string(seed));
+      RunSettings settings;
+      settings.repeat = 2;
+      settings.power = "3:0.5";
+      settings.seed = seed;
+      settings.nvm_dir = dir.path + "/nvm_" + c.name;
+      const SessionRun powered = run_in_process(plan_dir, c.nodes, inputs, settings);
+      ASSERT_EQ(only_error(powered.errors), "");
+      ASSERT_EQ(powered.outputs.size(), inputs.size());
+      for (size_t run = 0; run < inputs.size(); ++run)
+        EXPECT_TRUE(testing::bitwise_equal(one.outputs[run], powered.outputs[run]))
+            << "inference " << run;
+      for (const nlohmann::json& node : powered.stats["nodes"]) {
+        failures += node["power_failures"].get<int>();
+        EXPECT_GT(node["nvm_bytes_written"].get<uint64_t>(), 0u);
+        EXPECT_GT(node["power_device_seconds"].get<double>(), 0.0);
+        EXPECT_EQ(node["peak_ram_bytes"], node["predicted_peak_ram_bytes"]);
+      }
+    }
+    EXPECT_GT(failures, 10) << c.name;
+  }
+}
+
+// --power: refused without a device with an NVM, with streams or tasks, for a
+// mean <= 0; an NVM directory of another plan is refused and left alone.
+TEST(Session, PowerRefusesWhatItCannotRun) {
+  const Model model = testing::runtime_classifier();
+  TemporaryDir dir("power_refusals");
+  const std::vector<std::vector<float>> inputs = testing::seeded_inputs(model, 1);
+  PlanOptions options;
+  options.nodes = 2;
+  const std::string plain = write_test_plan(model, options, "plain", dir);
+  RunSettings settings;
+  settings.power = "5";
+  settings.nvm_dir = dir.path + "/nvm";
+  EXPECT_NE(only_error(run_in_process(plain, 2, inputs, settings).errors)
+                .find("--power needs a plan made for a device with an NVM"),
+            std::string::npos);
+  options.device = load_device("teensy41");
+  const std::string teensy = write_test_plan(model, options, "teensy", dir);
+  EXPECT_NE(only_error(run_in_process(teensy, 2, inputs, settings).errors)
+                .find("device 'teensy41' has none"),
+            std::string::npos);
+  options.device = load_device("msp432");
+  const std::string msp = write_test_plan(model, options, "msp", dir);
+  for (const char* bad : {"0", "-3", "x", "5:-1", "5:y"}) {
+    settings.power = bad;
+    EXPECT_NE(only_error(run_in_process(msp, 2, inputs, settings).errors).find("--power"),
+              std::string::npos)
+        << bad;
+  }
+  settings.power = "5";
+  ASSERT_EQ(only_error(run_in_process(msp, 2, inputs, settings).errors), "");
+  options.nodes = 2;
+  options.strategy = Strategy::channel;  // another plan, the same --nvm
+  const std::string other = write_test_plan(model, options, "other", dir);
+  const std::string before = [&] {
+    std::ifstream file(dir.path + "/nvm/node_1.nvm", std::ios::binary);
+    std::stringstream content;
+    content << file.rdbuf();
+    return content.str();
+  }();
+  EXPECT_NE(only_error(run_in_process(other, 2, inputs, settings).errors).find("belongs to plan"),
+            std::string::npos);
+  std::ifstream file(dir.path + "/nvm/node_1.nvm", std::ios::binary);
+  std::stringstream after;
+  after << file.rdbuf();
+  EXPECT_EQ(after.str(), before);
+  options.stream = "2";
+  options.strategy = Strategy::spatial;
+  const std::string streamed = write_test_plan(model, options, "streamed", dir);
+  settings.nvm_dir = dir.path + "/nvm_streamed";
+  EXPECT_NE(only_error(run_in_process(streamed, 2, inputs, settings).errors)
+                .find("--power runs plans without --stream"),
+            std::string::npos);
 }
 
 // The next shares: half way toward the measured speeds; the same when the

@@ -1,0 +1,153 @@
+#include "power.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "../error.hpp"
+#include "../format.hpp"
+
+namespace splitinfer {
+namespace {
+
+// A commit record's bytes on top of its progress text (nvm_store.hpp).
+constexpr uint64_t kRecordOverhead = 20;
+
+double milliseconds(const std::string& text, const std::string& what) {
+  size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (text.empty() || used != text.size() || !std::isfinite(value))
+    throw Error("--power: '" + text + "' is not a number of milliseconds (" + what + ")");
+  return value;
+}
+
+}  // namespace
+
+PowerSettings parse_power(const std::string& text, uint64_t seed) {
+  PowerSettings settings;
+  settings.seed = seed;
+  const size_t colon = text.find(':');
+  const double mean = milliseconds(text.substr(0, colon), "the mean time between failures");
+  const double recharge =
+      colon == std::string::npos ? 0 : milliseconds(text.substr(colon + 1), "the recharge time");
+  if (!(mean > 0))
+    throw Error("--power needs a mean time between failures above 0 ms, not " +
+                text.substr(0, colon));
+  if (recharge < 0) throw Error("--power: the recharge time must not be negative");
+  settings.mean_seconds = mean / 1e3;
+  settings.recharge_seconds = recharge / 1e3;
+  return settings;
+}
+
+PowerEmulation::PowerEmulation(const Model& model, const NodeProgram& program,
+                               const DeviceProfile& device, const PowerSettings& settings, int node,
+                               const std::string& nvm_path, const std::string& plan_id)
+    : model_(model),
+      device_(device),
+      settings_(settings),
+      keys_(nvm_keys(model, program)),
+      random_(settings.seed * 1000003 + static_cast<uint64_t>(node)) {
+  uint64_t total = 0;
+  for (const auto& [key, bytes] : keys_) {
+    offsets_.push_back(total);
+    total += bytes;
+  }
+  if (device.nvm_bytes == 0)
+    throw Error("--power needs a device with an NVM in its profile (msp432 has one); node " +
+                std::to_string(node) + "'s device '" + device.name + "' has none");
+  if (total > device.nvm_bytes)
+    throw Error("node " + std::to_string(node) + "'s NVM (" + format_bytes(device.nvm_bytes) +
+                " on " + device.name + ") cannot hold what it keeps through power failures (" +
+                format_bytes(total) +
+                ": its region of every layer and every tile it receives); plan more nodes");
+  store_ = std::make_unique<NvmStore>(nvm_path, "plan " + plan_id + " node " + std::to_string(node),
+                                      total);
+  next_failure_ = std::exponential_distribution<double>(1 / settings_.mean_seconds)(random_);
+}
+
+void PowerEmulation::start_inference(int inference) {
+  inference_ = inference;
+  stats_ = {};
+  clock_ = 0;
+  next_failure_ = std::exponential_distribution<double>(1 / settings_.mean_seconds)(random_);
+  written_at_start_ = store_->bytes_written();
+}
+
+PowerStats PowerEmulation::stats() const {
+  PowerStats stats = stats_;
+  stats.nvm_bytes_written = store_->bytes_written() - written_at_start_;
+  stats.device_seconds = clock_;
+  return stats;
+}
+
+uint64_t PowerEmulation::place(int key, uint64_t offset, uint64_t bytes) const {
+  for (size_t k = 0; k < keys_.size(); ++k)
+    if (keys_[k].first == key) {
+      if (offset > keys_[k].second || bytes > keys_[k].second - offset)
+        throw Error("internal: NVM key " + std::to_string(key) + " holds " +
+                    std::to_string(keys_[k].second) + " bytes, not " + std::to_string(offset) +
+                    " + " + std::to_string(bytes));
+      return offsets_[k] + offset;
+    }
+  throw Error("internal: no NVM key " + std::to_string(key));
+}
+
+void PowerEmulation::fail(double at) {
+  clock_ = std::max(clock_, at);
+  ++stats_.power_failures;
+  clock_ += settings_.recharge_seconds;
+  stats_.recharge_seconds += settings_.recharge_seconds;
+  next_failure_ =
+      clock_ + std::exponential_distribution<double>(1 / settings_.mean_seconds)(random_);
+}
+
+void PowerEmulation::keep(int key, const Chunk& chunk) {
+  store_->write(place(key, chunk.offset, chunk.bytes), chunk.data, chunk.bytes);
+  clock_ += static_cast<double>(chunk.bytes) / device_.nvm_write_bytes_per_second;
+}
+
+bool PowerEmulation::job(const Job& job) {
+  const std::string record = "inference " + std::to_string(inference_) + " " + job.progress;
+  uint64_t bytes = kRecordOverhead + record.size();
+  for (const Chunk& chunk : job.chunks) bytes += chunk.bytes;
+  const double rate = model_.layers[job.layer].quantized() ? device_.macs_per_second_int8
+                                                           : device_.macs_per_second_float32;
+  const double working = static_cast<double>(job.input_bytes) / device_.nvm_read_bytes_per_second +
+                         static_cast<double>(job.weight_bytes) / device_.flash_bytes_per_second +
+                         static_cast<double>(job.macs) / rate;
+  const double writing = static_cast<double>(bytes) / device_.nvm_write_bytes_per_second;
+  stats_.nvm_bytes_read += job.input_bytes;
+  if (next_failure_ < clock_ + working) {  // lost while reading or computing
+    const double part = working > 0 ? std::max(0.0, next_failure_ - clock_) / working : 0;
+    stats_.reexecuted_macs +=
+        static_cast<uint64_t>(std::llround(part * static_cast<double>(job.macs)));
+    fail(next_failure_);
+    return false;
+  }
+  if (next_failure_ < clock_ + working + writing) {  // the writes torn where the instant falls
+    const double into = next_failure_ - clock_ - working;
+    store_->fail_after(static_cast<int64_t>(into * device_.nvm_write_bytes_per_second));
+  }
+  try {
+    for (const Chunk& chunk : job.chunks)
+      store_->write(place(job.key, chunk.offset, chunk.bytes), chunk.data, chunk.bytes);
+    store_->commit(record.substr(0, NvmStore::kMostProgressBytes));
+  } catch (const PowerLoss&) {
+    stats_.reexecuted_macs += job.macs;
+    fail(next_failure_);
+    return false;
+  }
+  store_->fail_after(-1);  // the instant rounded past the last byte: no failure
+  clock_ += working + writing;
+  return true;
+}
+
+void PowerEmulation::restore(int key, uint64_t offset, void* data, uint64_t bytes) {
+  store_->read(place(key, offset, bytes), data, bytes);
+}
+
+}  // namespace splitinfer

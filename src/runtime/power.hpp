@@ -1,0 +1,86 @@
+#pragma once
+// run --power: nodes on harvested energy, as DynBal's MSP432 runs. Each node
+// keeps a clock of its emulated device time (its jobs' MACs at the device's
+// rate, its NVM reads and writes at the NVM's rates, the recharges) and
+// loses power at random instants of that clock: exponential intervals of
+// mean MEAN_MS, each failure followed by RECHARGE_MS without power. At a
+// failure the node's RAM (its arena) is overwritten with garbage; it reads
+// back from NVM (NvmStore, a file per node) what it had committed and
+// computes the lost job again (Executor::set_power()). As on DynBal's board,
+// the maps live in the NVM: a job's device time is reading its inputs from
+// NVM and its weights from flash, its MACs, and writing its output and
+// commit record to NVM; the arena mirrors the NVM and is read back after a
+// failure at no device time. A failure may strike while a job reads or
+// computes, or while its output is written (the write is torn at the byte
+// the instant reaches: the file really holds the partial write); the power
+// holds while the node
+// exchanges pieces with its neighbours and keeps what it received in NVM
+// (neighbours would otherwise have to send again): an instant falling there
+// strikes at the node's next job. Neighbours waiting for a node without
+// power simply wait.
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+
+#include "../../partition/device.hpp"
+#include "../executor.hpp"
+#include "nvm_store.hpp"
+
+namespace splitinfer {
+
+struct PowerSettings {
+  double mean_seconds = 0;      // mean device time between failures; 0: no failures
+  double recharge_seconds = 0;  // device time without power after each
+  uint64_t seed = 0;
+};
+
+// "MEAN_MS[:RECHARGE_MS]" (milliseconds of device time; recharge 0 when left
+// out). Throws Error for a mean <= 0, a recharge < 0 or anything unreadable.
+PowerSettings parse_power(const std::string& text, uint64_t seed);
+
+struct PowerStats {
+  int power_failures = 0;
+  uint64_t reexecuted_macs = 0;  // computed again after failures (the lost part of each job)
+  uint64_t nvm_bytes_written = 0, nvm_bytes_read = 0;  // the jobs' (not the emulation's read-backs)
+  double recharge_seconds = 0;
+  double device_seconds = 0;  // the node's clock: compute, NVM traffic, recharges
+};
+
+class PowerEmulation : public PowerSupply {
+ public:
+  // Node `node` of the plan `plan_id` running `program` on `device` (which
+  // must have an NVM); its NVM file is `nvm_path`. Throws Error when the
+  // NVM cannot hold what the program keeps, or the file belongs to another
+  // plan or node, or is corrupt (NvmStore).
+  PowerEmulation(const Model& model, const NodeProgram& program, const DeviceProfile& device,
+                 const PowerSettings& settings, int node, const std::string& nvm_path,
+                 const std::string& plan_id);
+
+  // A new inference (its number goes into every progress committed).
+  void start_inference(int inference);
+  // This inference's figures.
+  PowerStats stats() const;
+
+  void keep(int key, const Chunk& chunk) override;
+  bool job(const Job& job) override;
+  void restore(int key, uint64_t offset, void* data, uint64_t bytes) override;
+
+ private:
+  uint64_t place(int key, uint64_t offset, uint64_t bytes) const;  // NVM offset
+  void fail(double at);  // the power fails at device time `at`
+
+  const Model& model_;
+  DeviceProfile device_;
+  PowerSettings settings_;
+  std::unique_ptr<NvmStore> store_;
+  std::vector<std::pair<int, uint64_t>> keys_;  // (key, bytes)
+  std::vector<uint64_t> offsets_;               // per key, in keys_ order
+  std::mt19937_64 random_;
+  double clock_ = 0, next_failure_ = 0;
+  int inference_ = 0;
+  PowerStats stats_;
+  uint64_t written_at_start_ = 0;
+};
+
+}  // namespace splitinfer
