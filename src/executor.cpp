@@ -241,6 +241,10 @@ void Executor::run_powered(Arena& arena, Exchange& exchange,
       first.c1 = std::min(step.out.c1, step.out.c0 + band);
       const int64_t job_channels = view_band(first) ? band : channels;
       int64_t done = 0;
+      // Resumed (run --resume): what NVM holds is read back, not computed.
+      if (static_cast<int>(i) < resume_layer_) done = channels;
+      if (static_cast<int>(i) == resume_layer_) done = std::min(resume_channels_, channels);
+      if (done > 0) power_->restore(key, 0, out.data, static_cast<uint64_t>(done) * channel_bytes);
       int failures_in_a_row = 0;
       while (done < channels) {
         const int64_t end = std::min(channels, done + job_channels);
@@ -303,6 +307,7 @@ void Executor::run_powered(Arena& arena, Exchange& exchange,
     if (step.to_coordinator) exchange.to_coordinator(static_cast<int>(i), outputs[i]);
     if (on_layer && !step.out.empty() && outputs[i].data) on_layer(static_cast<int>(i), outputs[i]);
   }
+  resume_layer_ = -1;
   for (int result : result_layers(model_, program_))
     if (!program_.layers[result].out.empty()) on_output(outputs[result]);
   memory.finish();

@@ -110,6 +110,14 @@ class Executor {
   // after every power failure the arena overwritten and read back. Programs
   // with streams are refused; activations are computed on their own.
   void set_power(PowerSupply* power) { power_ = power; }
+  // The next run() under power resumes an inference whose jobs NVM holds up
+  // to channel `channels_done` of layer `layer` (run --resume): the layers
+  // before it and those channels are read back from NVM, not computed (the
+  // exchanges still take place, as the neighbours run them); -1: none.
+  void set_resume(int layer, int64_t channels_done) {
+    resume_layer_ = layer;
+    resume_channels_ = channels_done;
+  }
 
   // One inference. `on_layer` (may be empty) sees this node's region of every
   // layer it computes right after computing it (and may change it: a checker
@@ -169,6 +177,8 @@ class Executor {
   bool fuse_activations_ = false;
   double slowdown_ = 1;
   PowerSupply* power_ = nullptr;
+  mutable int resume_layer_ = -1;
+  mutable int64_t resume_channels_ = 0;
   mutable double busy_seconds_ = 0;
   mutable double owed_seconds_ = 0;  // of a slowdown, not slept yet
 };

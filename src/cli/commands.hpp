@@ -46,6 +46,7 @@ struct RunOptions {
   std::string power;                // MEAN_MS[:RECHARGE_MS]: intermittent power (power.hpp)
   int64_t seed = 0;                 // of the power failures
   std::string nvm_dir;              // each node's NVM file under --power; empty: the default
+  bool resume = false;              // continue the inference the NVM files hold
 };
 // Runs under MPI (already initialised): rank 0 coordinates, ranks 1..N are nodes.
 int run_command(const RunOptions& options);

@@ -166,6 +166,11 @@ int main(int argc, char** argv) {
   run_app->add_option("--nvm", run.nvm_dir,
                       "directory of each node's NVM file under --power (node_K.nvm); default "
                       "splitinfer-nvm/PLAN_ID in the working directory");
+  run_app->add_flag("--resume", run.resume,
+                    "continue the inference whose processes were killed from what the NVM files "
+                    "hold (the same plan, input and --nvm; a plan made for a device with an NVM); "
+                    "the output is the same bit for bit. --nvm alone keeps the jobs in NVM "
+                    "without power failures, so that a killed run can be resumed");
   run_app
       ->add_option("--requantization", run.requantization,
                    "int8 models: pytorch (PyTorch's float32 arithmetic, bit for bit) or cmsis "

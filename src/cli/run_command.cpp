@@ -94,6 +94,7 @@ int run_command(const RunOptions& options) {
   mine.power = options.power;
   mine.seed = options.seed;
   mine.nvm_dir = options.nvm_dir;
+  mine.resume = options.resume;
   const RunSettings settings = agree_settings(*transport, mine);
 
   std::vector<float> input;  // rank 0's, read once and fed to every inference

@@ -27,6 +27,8 @@ const char* what(Tag tag) {
       return "an answer";
     case Tag::request:
       return "a request for work";
+    case Tag::resume:
+      return "what its NVM holds";
     case Tag::task:
       return "a task";
     case Tag::timing:

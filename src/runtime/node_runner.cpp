@@ -49,7 +49,8 @@ void run_node(Transport& transport, const RunSettings& settings, NodeSetup& setu
     exchange->bytes_sent = exchange->bytes_received = 0;  // per inference
     uint64_t output_bytes = 0;
     executor.reset_busy_seconds();
-    if (setup.power) setup.power->start_inference(run + 1);
+    if (setup.power) setup.power->start_inference(setup.first_inference + run, setup.input_digest);
+    if (run == 0 && setup.resume) executor.set_resume(setup.resume->layer, setup.resume->channels_done);
     const auto start = std::chrono::steady_clock::now();
     executor.run(
         arena, *exchange,

@@ -26,8 +26,13 @@ struct NodeSetup {
   // peak of each (replay_memory(); 0 for tasks this node may not take).
   std::vector<NodeProgram> task_programs;
   std::vector<uint64_t> task_peaks;
-  // run --power: the node's power supply and NVM (null: steady power).
+  // run --power (or --nvm, --resume): the node's power supply and NVM
+  // (null: none); the input's digest its progress records name, the number
+  // of the first inference, and where it resumes that inference.
   std::shared_ptr<PowerEmulation> power;
+  std::string input_digest;
+  int first_inference = 1;
+  std::optional<ResumePoint> resume;
 };
 
 // Runs `inferences` inferences of `setup.program` on this node (the

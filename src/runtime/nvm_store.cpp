@@ -56,7 +56,8 @@ std::vector<char> header(const std::string& identity, uint64_t data_bytes) {
 
 }  // namespace
 
-NvmStore::NvmStore(std::string path, const std::string& identity, uint64_t data_bytes)
+NvmStore::NvmStore(std::string path, const std::string& identity, uint64_t data_bytes,
+                   bool must_exist)
     : path_(std::move(path)), data_bytes_(data_bytes) {
   if (identity.size() > kMostIdentityBytes)
     throw Error("internal: an NVM identity longer than " + std::to_string(kMostIdentityBytes) +
@@ -65,6 +66,8 @@ NvmStore::NvmStore(std::string path, const std::string& identity, uint64_t data_
   const bool exists = ::stat(path_.c_str(), &status) == 0;
   if (exists && !S_ISREG(status.st_mode))
     throw Error("the NVM file '" + path_ + "' is not a regular file");
+  if (!exists && must_exist)
+    throw Error("there is no NVM file '" + path_ + "' to resume from");
   fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd_ < 0) throw Error("cannot open the NVM file '" + path_ + "': " + std::strerror(errno));
   try {

@@ -49,8 +49,10 @@ class NvmStore {
   // node) with a data area of `data_bytes`, creating it when it does not
   // exist. Throws Error when the file is corrupt (its header's checksum), of
   // another format version, another identity (another plan or node) or
-  // another size, naming the file; such a file is left as it is.
-  NvmStore(std::string path, const std::string& identity, uint64_t data_bytes);
+  // another size, naming the file; such a file is left as it is. With
+  // `must_exist`, a missing file is an Error too (nothing to resume).
+  NvmStore(std::string path, const std::string& identity, uint64_t data_bytes,
+           bool must_exist = false);
   ~NvmStore();
   NvmStore(const NvmStore&) = delete;
   NvmStore& operator=(const NvmStore&) = delete;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <limits>
 
 #include "../error.hpp"
 #include "../format.hpp"
@@ -30,6 +32,7 @@ double milliseconds(const std::string& text, const std::string& what) {
 PowerSettings parse_power(const std::string& text, uint64_t seed) {
   PowerSettings settings;
   settings.seed = seed;
+  if (text.empty()) return settings;  // steady: never fails
   const size_t colon = text.find(':');
   const double mean = milliseconds(text.substr(0, colon), "the mean time between failures");
   const double recharge =
@@ -45,7 +48,8 @@ PowerSettings parse_power(const std::string& text, uint64_t seed) {
 
 PowerEmulation::PowerEmulation(const Model& model, const NodeProgram& program,
                                const DeviceProfile& device, const PowerSettings& settings, int node,
-                               const std::string& nvm_path, const std::string& plan_id)
+                               const std::string& nvm_path, const std::string& plan_id,
+                               bool resume)
     : model_(model),
       device_(device),
       settings_(settings),
@@ -65,15 +69,38 @@ PowerEmulation::PowerEmulation(const Model& model, const NodeProgram& program,
                 format_bytes(total) +
                 ": its region of every layer and every tile it receives); plan more nodes");
   store_ = std::make_unique<NvmStore>(nvm_path, "plan " + plan_id + " node " + std::to_string(node),
-                                      total);
-  next_failure_ = std::exponential_distribution<double>(1 / settings_.mean_seconds)(random_);
+                                      total, resume);
 }
 
-void PowerEmulation::start_inference(int inference) {
+std::optional<ResumePoint> PowerEmulation::resume_point() const {
+  const std::optional<std::string> progress = store_->progress();
+  if (!progress) return std::nullopt;
+  ResumePoint point;
+  char digest[65] = {0};
+  long long channels_from = 0, channels_to = 0;
+  if (std::sscanf(progress->c_str(), "inference %d input %64s layer %d channels %lld-%lld",
+                  &point.inference, digest, &point.layer, &channels_from, &channels_to) != 5)
+    return std::nullopt;
+  point.input_digest = digest;
+  point.channels_done = channels_to;
+  return point;
+}
+
+namespace {
+
+double failure_interval(double mean_seconds, std::mt19937_64& random) {
+  if (!(mean_seconds > 0)) return std::numeric_limits<double>::infinity();  // steady power
+  return std::exponential_distribution<double>(1 / mean_seconds)(random);
+}
+
+}  // namespace
+
+void PowerEmulation::start_inference(int inference, const std::string& input_digest) {
   inference_ = inference;
+  input_digest_ = input_digest;
   stats_ = {};
   clock_ = 0;
-  next_failure_ = std::exponential_distribution<double>(1 / settings_.mean_seconds)(random_);
+  next_failure_ = failure_interval(settings_.mean_seconds, random_);
   written_at_start_ = store_->bytes_written();
 }
 
@@ -101,8 +128,7 @@ void PowerEmulation::fail(double at) {
   ++stats_.power_failures;
   clock_ += settings_.recharge_seconds;
   stats_.recharge_seconds += settings_.recharge_seconds;
-  next_failure_ =
-      clock_ + std::exponential_distribution<double>(1 / settings_.mean_seconds)(random_);
+  next_failure_ = clock_ + failure_interval(settings_.mean_seconds, random_);
 }
 
 void PowerEmulation::keep(int key, const Chunk& chunk) {
@@ -111,7 +137,8 @@ void PowerEmulation::keep(int key, const Chunk& chunk) {
 }
 
 bool PowerEmulation::job(const Job& job) {
-  const std::string record = "inference " + std::to_string(inference_) + " " + job.progress;
+  const std::string record = "inference " + std::to_string(inference_) + " input " +
+                             input_digest_ + " " + job.progress;
   uint64_t bytes = kRecordOverhead + record.size();
   for (const Chunk& chunk : job.chunks) bytes += chunk.bytes;
   const double rate = model_.layers[job.layer].quantized() ? device_.macs_per_second_int8

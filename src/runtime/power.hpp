@@ -20,6 +20,7 @@
 // power simply wait.
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 
@@ -30,14 +31,25 @@
 namespace splitinfer {
 
 struct PowerSettings {
-  double mean_seconds = 0;      // mean device time between failures; 0: no failures
+  double mean_seconds = 0;      // mean device time between failures; 0: never fails
   double recharge_seconds = 0;  // device time without power after each
   uint64_t seed = 0;
 };
 
 // "MEAN_MS[:RECHARGE_MS]" (milliseconds of device time; recharge 0 when left
-// out). Throws Error for a mean <= 0, a recharge < 0 or anything unreadable.
+// out); empty: steady power (NVM kept all the same, for --resume). Throws
+// Error for a mean <= 0, a recharge < 0 or anything unreadable.
 PowerSettings parse_power(const std::string& text, uint64_t seed);
+
+// Where an inference stood when its processes were killed: the last job a
+// node committed (its progress record "inference N input DIGEST layer L
+// channels A-B").
+struct ResumePoint {
+  int inference = 0;
+  std::string input_digest;
+  int layer = 0;
+  int64_t channels_done = 0;
+};
 
 struct PowerStats {
   int power_failures = 0;
@@ -53,12 +65,17 @@ class PowerEmulation : public PowerSupply {
   // must have an NVM); its NVM file is `nvm_path`. Throws Error when the
   // NVM cannot hold what the program keeps, or the file belongs to another
   // plan or node, or is corrupt (NvmStore).
+  // With `resume`, the NVM file must exist.
   PowerEmulation(const Model& model, const NodeProgram& program, const DeviceProfile& device,
                  const PowerSettings& settings, int node, const std::string& nvm_path,
-                 const std::string& plan_id);
+                 const std::string& plan_id, bool resume = false);
 
-  // A new inference (its number goes into every progress committed).
-  void start_inference(int inference);
+  // A new inference: its number and its input's digest go into every
+  // progress record committed.
+  void start_inference(int inference, const std::string& input_digest);
+  // What the NVM's progress record says (none: nothing committed, or a
+  // record this version does not read).
+  std::optional<ResumePoint> resume_point() const;
   // This inference's figures.
   PowerStats stats() const;
 
@@ -79,6 +96,7 @@ class PowerEmulation : public PowerSupply {
   std::mt19937_64 random_;
   double clock_ = 0, next_failure_ = 0;
   int inference_ = 0;
+  std::string input_digest_;
   PowerStats stats_;
   uint64_t written_at_start_ = 0;
 };

@@ -21,7 +21,8 @@ RunSettings agree_settings(Transport& transport, const RunSettings& settings) {
                           {"rebalance", settings.rebalance},
                           {"power", settings.power},
                           {"seed", settings.seed},
-                          {"nvm_dir", settings.nvm_dir}}
+                          {"nvm_dir", settings.nvm_dir},
+                          {"resume", settings.resume}}
                .dump();
   transport.broadcast(text);
   const nlohmann::json agreed = nlohmann::json::parse(text);
@@ -40,6 +41,7 @@ RunSettings agree_settings(Transport& transport, const RunSettings& settings) {
   result.power = agreed["power"].get<std::string>();
   result.seed = agreed["seed"].get<int64_t>();
   result.nvm_dir = agreed["nvm_dir"].get<std::string>();
+  result.resume = agreed["resume"].get<bool>();
   return result;
 }
 

@@ -45,6 +45,11 @@ struct RunSettings {
   std::string power;
   int64_t seed = 0;
   std::string nvm_dir;
+  // Continue the inference the NVM files hold (its processes killed): the
+  // nodes read back what they had committed and compute the rest.
+  bool resume = false;
+  // Nodes keep their jobs in NVM: with --power, --nvm or --resume.
+  bool keeps_nvm() const { return !power.empty() || !nvm_dir.empty() || resume; }
 };
 
 // Rank 0's `settings` on every rank.

@@ -194,13 +194,16 @@ RunResult run_session(Transport& transport, const RunSettings& settings,
       throw Error("--schedule '" + printable(settings.schedule) + "' is not static or steal");
     if (settings.rebalance && !rebalance_refusal(setup.plan).empty())
       throw Error(rebalance_refusal(setup.plan));
-    if (!settings.power.empty()) {
+    if (settings.keeps_nvm()) {
+      const std::string flag = !settings.power.empty() ? "--power" : settings.resume ? "--resume" : "--nvm";
       parse_power(settings.power, static_cast<uint64_t>(settings.seed));
       if (!setup.plan.streams.empty() || !setup.plan.tasks.empty() || settings.rebalance)
-        throw Error("--power runs plans without --stream and --tasks, and not with --rebalance");
+        throw Error(flag + " runs plans without --stream and --tasks, and not with --rebalance");
       if (setup.plan.devices.empty())
-        throw Error("--power needs a plan made for a device with an NVM in its profile (plan "
+        throw Error(flag + " needs a plan made for a device with an NVM in its profile (plan "
                     "--device msp432): failures strike at instants of the device's time");
+      if (settings.resume && settings.repeat > 0)
+        throw Error("--resume continues one inference: leave --repeat out");
     }
     if (settings.schedule == "steal" && setup.plan.tasks.empty())
       throw Error("--schedule steal needs a plan cut into tasks, and '" + settings.plan_dir +
@@ -240,7 +243,7 @@ RunResult run_session(Transport& transport, const RunSettings& settings,
       return;
     }
     setup.program = node_program(setup.model, setup.plan, rank);
-    if (!settings.power.empty()) {
+    if (settings.keeps_nvm()) {
       const std::string nvm_dir = settings.nvm_dir.empty()
                                       ? "splitinfer-nvm/" + setup.plan.plan_id
                                       : settings.nvm_dir;
@@ -254,7 +257,8 @@ RunResult run_session(Transport& transport, const RunSettings& settings,
           parse_power(settings.power, static_cast<uint64_t>(settings.seed)), rank,
           (std::filesystem::path(nvm_dir) / ("node_" + std::to_string(rank) + ".nvm"))
               .string(),
-          setup.plan.plan_id);
+          setup.plan.plan_id, settings.resume);
+      if (settings.resume) setup.resume = setup.power->resume_point();
     }
     ArenaLayout layout(setup.ram_cap);
     try {
@@ -266,6 +270,49 @@ RunResult run_session(Transport& transport, const RunSettings& settings,
                   " at least");
     }
   });
+
+  // Step 2b, with NVM: every progress record names the input's digest; under
+  // --resume the latest inference any node's NVM holds is the one resumed,
+  // and each node holding it must hold it for this input.
+  if (settings.keeps_nvm()) {
+    if (settings.resume && rank != 0)
+      transport.send_text(0, Tag::resume,
+                          std::to_string(setup.resume ? setup.resume->inference : -1));
+    std::string agreed;
+    if (rank == 0) {
+      const std::vector<float>& input = feed.input(0);
+      int latest = -1;
+      if (settings.resume)
+        for (int node = 1; node <= setup.plan.nodes; ++node)
+          latest = std::max(latest, std::stoi(transport.receive_text(node, Tag::resume)));
+      agreed = digest(std::string(reinterpret_cast<const char*>(input.data()),
+                                  input.size() * sizeof(float))) +
+               " " + std::to_string(latest);
+    }
+    transport.broadcast(agreed);
+    const std::string input_digest = agreed.substr(0, agreed.find(' '));
+    const int resumed = std::stoi(agreed.substr(agreed.find(' ') + 1));
+    agreed_step(transport, [&] {
+      if (!settings.resume) return;
+      if (resumed < 1)
+        throw Error("--resume: no node's NVM holds a job of an inference to resume (" +
+                    (settings.nvm_dir.empty() ? "splitinfer-nvm/" + setup.plan.plan_id
+                                              : settings.nvm_dir) +
+                    ")");
+      if (rank > 0 && setup.resume && setup.resume->inference == resumed &&
+          setup.resume->input_digest != input_digest)
+        throw Error("--resume: node " + std::to_string(rank) + "'s NVM holds inference " +
+                    std::to_string(resumed) + " of another input (digest " +
+                    setup.resume->input_digest + "; this input's is " + input_digest + ")");
+    });
+    if (rank > 0) {
+      setup.input_digest = input_digest;
+      if (settings.resume) {
+        setup.first_inference = resumed;
+        if (setup.resume && setup.resume->inference != resumed) setup.resume.reset();  // from the start
+      }
+    }
+  }
 
   // Step 3: compute, every wait bounded.
   transport.set_deadline(

@@ -24,7 +24,9 @@ namespace splitinfer {
 // request and task: a node asking the coordinator for work, and the task it
 // gets (plans with tasks, coordinator.hpp's TaskCoordinator).
 // timing: a node's compute seconds of an inference (run --rebalance, rebalance.hpp).
-enum class Tag : int { input = 1, output, dump, stats, relay, query, state, request, task, timing };
+enum class Tag : int {
+  input = 1, output, dump, stats, relay, query, state, request, task, timing, resume
+};
 
 // When a wait is expected to end: `at`, judged from a wait that took
 // `typical` (the coordinator's wait for an output, from the inference
