@@ -140,12 +140,6 @@ std::vector<std::pair<int, uint64_t>> nvm_keys(const Model& model, const NodePro
 
 namespace {
 
-// A job's output in NVM at most this large (its band of rows; at least one
-// row): a power failure loses at most one such job's work.
-constexpr uint64_t kJobBytes = 4096;
-// And at most this many MACs (1 ms on an msp432 in int8, 2 ms in float32), so that a job is
-// short beside the time between failures of strong intermittency.
-constexpr uint64_t kJobMacs = 10000;
 // A job that fails this many times in a row cannot finish under the power
 // given: the run ends rather than spin.
 constexpr int kMostFailuresInARow = 10000;
@@ -190,20 +184,25 @@ void Executor::run_powered(Arena& arena, Exchange& exchange,
       void* scratch = memory.at(step.scratch_block);
       const int key = 16 * static_cast<int>(i);
       // Jobs: bands of output channels (neurons), each a contiguous run of
-      // the output, at most kJobBytes (one channel at least). A channel band
-      // of a convolution over all input channels (or of a linear layer)
-      // reads all of its input, the other ops their own channels' share.
+      // the output, as many channels as the power supply asks (its
+      // configuration). A channel band of a convolution over all input
+      // channels (or of a linear layer) reads all of its input, the other
+      // ops their own channels' share.
       const int64_t channels = out.shape.c;
       const uint64_t channel_bytes = out.bytes() / static_cast<uint64_t>(std::max<int64_t>(channels, 1));
-      const uint64_t channel_macs =
-          op_traits(layer.op).macs(model_, layer, step.out) / static_cast<uint64_t>(std::max<int64_t>(channels, 1));
-      const int64_t band = std::max<int64_t>(
-          1, static_cast<int64_t>(std::min(kJobBytes / std::max<uint64_t>(channel_bytes, 1),
-                                           kJobMacs / std::max<uint64_t>(channel_macs, 1))));
       uint64_t input_bytes = 0;  // what the layer reads, from NVM
       for (const Tensor& in : inputs) input_bytes += in.data ? in.bytes() : 0;
       const bool reads_every_channel =
           layer.op == Op::linear || (layer.op == Op::conv2d && layer.conv.groups == 1);
+      PowerSupply::LayerShape shape;
+      shape.layer = static_cast<int>(i);
+      shape.channels = channels;
+      shape.input_bytes = input_bytes;
+      shape.reads_every_channel = reads_every_channel;
+      shape.weight_bytes = weight_bytes;
+      shape.macs = op_traits(layer.op).macs(model_, layer, step.out);
+      shape.output_bytes = out.bytes();
+      const int64_t band = std::clamp<int64_t>(power_->job_channels(shape), 1, std::max<int64_t>(channels, 1));
       // The inputs of the band of channels [c0, c1): each slot's tensor as
       // is when the band reads all of it, else a view of the channels it
       // reads (a contiguous run); false when neither fits (the layer is

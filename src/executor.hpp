@@ -72,6 +72,20 @@ class PowerSupply {
   // False: the power failed first (while the job read or computed, or
   // tearing its writes): the node lost its RAM and waited out the recharge.
   virtual bool job(const Job& job) = 0;
+  // A layer about to be cut into jobs: its channels, and what each job of
+  // it costs (the inputs it reads whole when it reads every channel, else
+  // per channel; weights, MACs and output bytes per channel).
+  struct LayerShape {
+    int layer = 0;
+    int64_t channels = 1;
+    uint64_t input_bytes = 0;  // the layer's
+    bool reads_every_channel = false;
+    uint64_t weight_bytes = 0;  // the layer's
+    uint64_t macs = 0;          // the layer's
+    uint64_t output_bytes = 0;  // the layer's
+  };
+  // The channels of one job of the layer (at least 1).
+  virtual int64_t job_channels(const LayerShape& layer) = 0;
   // Reads `bytes` of `key` at `offset` back into `data` after a failure.
   virtual void restore(int key, uint64_t offset, void* data, uint64_t bytes) = 0;
 };

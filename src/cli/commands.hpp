@@ -47,6 +47,8 @@ struct RunOptions {
   int64_t seed = 0;                 // of the power failures
   std::string nvm_dir;              // each node's NVM file under --power; empty: the default
   bool resume = false;              // continue the inference the NVM files hold
+  std::string reconfigure = "static";  // job sizes under --power: static | dynamic
+  std::string job_ms;                  // static job duration (ms of device time, or "layer")
 };
 // Runs under MPI (already initialised): rank 0 coordinates, ranks 1..N are nodes.
 int run_command(const RunOptions& options);

@@ -166,6 +166,16 @@ int main(int argc, char** argv) {
   run_app->add_option("--nvm", run.nvm_dir,
                       "directory of each node's NVM file under --power (node_K.nvm); default "
                       "splitinfer-nvm/PLAN_ID in the working directory");
+  run_app
+      ->add_option("--reconfigure", run.reconfigure,
+                   "job sizes under --power, as DynBal configures its tiles: static (every job "
+                   "about --job-ms of device time; default) or dynamic (per layer the job "
+                   "duration with the least expected time under the failure rate measured so "
+                   "far: inputs read again for more jobs against work lost in longer ones)")
+      ->check(CLI::IsMember({"static", "dynamic"}));
+  run_app->add_option("--job-ms", run.job_ms,
+                      "--reconfigure static: each job's device time in ms (default 2), or "
+                      "'layer' for one job per layer");
   run_app->add_flag("--resume", run.resume,
                     "continue the inference whose processes were killed from what the NVM files "
                     "hold (the same plan, input and --nvm; a plan made for a device with an NVM); "

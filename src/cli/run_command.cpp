@@ -95,6 +95,8 @@ int run_command(const RunOptions& options) {
   mine.seed = options.seed;
   mine.nvm_dir = options.nvm_dir;
   mine.resume = options.resume;
+  mine.reconfigure = options.reconfigure;
+  mine.job_ms = options.job_ms;
   const RunSettings settings = agree_settings(*transport, mine);
 
   std::vector<float> input;  // rank 0's, read once and fed to every inference

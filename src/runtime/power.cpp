@@ -11,6 +11,10 @@
 namespace splitinfer {
 namespace {
 
+// --reconfigure dynamic: a larger job is kept when its expected time is
+// within this fraction of the least.
+constexpr double kCloseEnough = 0.05;
+
 // A commit record's bytes on top of its progress text (nvm_store.hpp).
 constexpr uint64_t kRecordOverhead = 20;
 
@@ -44,6 +48,80 @@ PowerSettings parse_power(const std::string& text, uint64_t seed) {
   settings.mean_seconds = mean / 1e3;
   settings.recharge_seconds = recharge / 1e3;
   return settings;
+}
+
+const std::vector<double>& job_duration_candidates() {
+  static const std::vector<double> candidates = {0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0};
+  return candidates;
+}
+
+void parse_reconfiguration(const std::string& mode, const std::string& job_ms,
+                           PowerSettings& settings) {
+  if (mode != "static" && mode != "dynamic")
+    throw Error("--reconfigure '" + mode + "' is not static or dynamic");
+  settings.reconfigure = mode;
+  if (job_ms.empty()) return;
+  if (mode == "dynamic") throw Error("--job-ms sets the static configuration (--reconfigure static)");
+  if (job_ms == "layer") {
+    settings.job_seconds = 0;
+    return;
+  }
+  const double value = milliseconds(job_ms, "the duration of a job");
+  if (!(value > 0)) throw Error("--job-ms must be above 0 (or 'layer': a job per layer)");
+  settings.job_seconds = value / 1e3;
+}
+
+double PowerEmulation::job_time(const LayerShape& layer, int64_t channels) const {
+  const double share = static_cast<double>(channels) / static_cast<double>(std::max<int64_t>(layer.channels, 1));
+  const double rate = model_.layers[layer.layer].quantized() ? device_.macs_per_second_int8
+                                                             : device_.macs_per_second_float32;
+  const double input = layer.reads_every_channel ? static_cast<double>(layer.input_bytes)
+                                                 : static_cast<double>(layer.input_bytes) * share;
+  return input / device_.nvm_read_bytes_per_second +
+         static_cast<double>(layer.weight_bytes) * share / device_.flash_bytes_per_second +
+         static_cast<double>(layer.macs) * share / rate +
+         (static_cast<double>(layer.output_bytes) * share + kRecordOverhead + 64) /
+             device_.nvm_write_bytes_per_second;
+}
+
+int64_t PowerEmulation::job_channels(const LayerShape& layer) {
+  const int64_t all = std::max<int64_t>(layer.channels, 1);
+  // The most channels whose job lasts at most `seconds` (0: all of them).
+  const auto channels_within = [&](double seconds) -> int64_t {
+    if (seconds <= 0) return all;
+    int64_t low = 1, high = all;
+    while (low < high) {
+      const int64_t middle = (low + high + 1) / 2;
+      if (job_time(layer, middle) <= seconds) low = middle;
+      else high = middle - 1;
+    }
+    return low;
+  };
+  if (settings_.reconfigure != "dynamic") return channels_within(settings_.job_seconds);
+  // Expected device time of the layer's jobs: a job of duration T under
+  // failures at rate f (each followed by the recharge R) takes
+  // (e^{fT} - 1)(1/f + R) on average; without failures seen, T.
+  // Failures per second with power (the recharges left out of the clock).
+  const double powered =
+      run_seconds_ + clock_ - run_recharge_seconds_ - stats_.recharge_seconds;
+  const double rate = powered > 0 ? (run_failures_ + stats_.power_failures) / powered : 0;
+  std::vector<std::pair<int64_t, double>> options;  // channels, expected layer time
+  double least = std::numeric_limits<double>::infinity();
+  for (double seconds : job_duration_candidates()) {
+    const int64_t channels = channels_within(seconds);
+    const int64_t jobs = (all + channels - 1) / channels;
+    const double t = job_time(layer, channels);
+    const double expected =
+        rate > 0 ? std::expm1(std::min(rate * t, 700.0)) * (1 / rate + settings_.recharge_seconds) : t;
+    options.emplace_back(channels, static_cast<double>(jobs) * expected);
+    least = std::min(least, options.back().second);
+  }
+  // Of the candidates within kCloseEnough of the least, the largest jobs:
+  // the rate is an estimate, and larger jobs read their inputs fewer times.
+  int64_t chosen = 1;
+  for (const auto& [channels, expected] : options)
+    if (expected <= least * (1 + kCloseEnough)) chosen = std::max(chosen, channels);
+  return chosen;
 }
 
 PowerEmulation::PowerEmulation(const Model& model, const NodeProgram& program,
@@ -96,6 +174,9 @@ double failure_interval(double mean_seconds, std::mt19937_64& random) {
 }  // namespace
 
 void PowerEmulation::start_inference(int inference, const std::string& input_digest) {
+  run_failures_ += stats_.power_failures;
+  run_seconds_ += clock_;
+  run_recharge_seconds_ += stats_.recharge_seconds;
   inference_ = inference;
   input_digest_ = input_digest;
   stats_ = {};

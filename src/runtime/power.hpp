@@ -34,7 +34,24 @@ struct PowerSettings {
   double mean_seconds = 0;      // mean device time between failures; 0: never fails
   double recharge_seconds = 0;  // device time without power after each
   uint64_t seed = 0;
+  // The size of jobs, as DynBal configures its tiles: "static", every job of
+  // about job_seconds of device time; "dynamic", per layer the candidate
+  // duration with the least expected time under the failure rate measured
+  // so far in the run (reading inputs again for more jobs against computing
+  // again more of a job lost).
+  std::string reconfigure = "static";
+  double job_seconds = kDefaultJobSeconds;
+  static constexpr double kDefaultJobSeconds = 0.002;
 };
+
+// The job durations `dynamic` chooses from (seconds of device time; 0: the
+// whole layer as one job). The static configurations are these too.
+const std::vector<double>& job_duration_candidates();
+
+// "static" or "dynamic", and the static job duration in ms (> 0, or "layer"
+// for whole layers). Throws Error for anything else.
+void parse_reconfiguration(const std::string& mode, const std::string& job_ms,
+                           PowerSettings& settings);
 
 // "MEAN_MS[:RECHARGE_MS]" (milliseconds of device time; recharge 0 when left
 // out); empty: steady power (NVM kept all the same, for --resume). Throws
@@ -81,6 +98,7 @@ class PowerEmulation : public PowerSupply {
 
   void keep(int key, const Chunk& chunk) override;
   bool job(const Job& job) override;
+  int64_t job_channels(const LayerShape& layer) override;
   void restore(int key, uint64_t offset, void* data, uint64_t bytes) override;
 
  private:
@@ -98,6 +116,12 @@ class PowerEmulation : public PowerSupply {
   int inference_ = 0;
   std::string input_digest_;
   PowerStats stats_;
+  // The run's failures and device time so far (every inference): the
+  // failure rate `dynamic` judges by.
+  int run_failures_ = 0;
+  double run_seconds_ = 0, run_recharge_seconds_ = 0;
+  // Device seconds of one job of `channels` channels of `layer`.
+  double job_time(const LayerShape& layer, int64_t channels) const;
   uint64_t written_at_start_ = 0;
 };
 

@@ -22,7 +22,9 @@ RunSettings agree_settings(Transport& transport, const RunSettings& settings) {
                           {"power", settings.power},
                           {"seed", settings.seed},
                           {"nvm_dir", settings.nvm_dir},
-                          {"resume", settings.resume}}
+                          {"resume", settings.resume},
+                          {"reconfigure", settings.reconfigure},
+                          {"job_ms", settings.job_ms}}
                .dump();
   transport.broadcast(text);
   const nlohmann::json agreed = nlohmann::json::parse(text);
@@ -42,6 +44,8 @@ RunSettings agree_settings(Transport& transport, const RunSettings& settings) {
   result.seed = agreed["seed"].get<int64_t>();
   result.nvm_dir = agreed["nvm_dir"].get<std::string>();
   result.resume = agreed["resume"].get<bool>();
+  result.reconfigure = agreed["reconfigure"].get<std::string>();
+  result.job_ms = agreed["job_ms"].get<std::string>();
   return result;
 }
 

@@ -48,6 +48,11 @@ struct RunSettings {
   // Continue the inference the NVM files hold (its processes killed): the
   // nodes read back what they had committed and compute the rest.
   bool resume = false;
+  // Job sizes under NVM (power.hpp, PowerSettings): "static" (jobs of
+  // job_ms milliseconds of device time, empty: the default; "layer": whole
+  // layers) or "dynamic".
+  std::string reconfigure = "static";
+  std::string job_ms;
   // Nodes keep their jobs in NVM: with --power, --nvm or --resume.
   bool keeps_nvm() const { return !power.empty() || !nvm_dir.empty() || resume; }
 };

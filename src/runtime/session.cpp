@@ -194,9 +194,12 @@ RunResult run_session(Transport& transport, const RunSettings& settings,
       throw Error("--schedule '" + printable(settings.schedule) + "' is not static or steal");
     if (settings.rebalance && !rebalance_refusal(setup.plan).empty())
       throw Error(rebalance_refusal(setup.plan));
+    if (!settings.keeps_nvm() && (settings.reconfigure != "static" || !settings.job_ms.empty()))
+      throw Error("--reconfigure and --job-ms size the jobs of --power (or --nvm) runs");
     if (settings.keeps_nvm()) {
       const std::string flag = !settings.power.empty() ? "--power" : settings.resume ? "--resume" : "--nvm";
-      parse_power(settings.power, static_cast<uint64_t>(settings.seed));
+      PowerSettings checked = parse_power(settings.power, static_cast<uint64_t>(settings.seed));
+      parse_reconfiguration(settings.reconfigure, settings.job_ms, checked);
       if (!setup.plan.streams.empty() || !setup.plan.tasks.empty() || settings.rebalance)
         throw Error(flag + " runs plans without --stream and --tasks, and not with --rebalance");
       if (setup.plan.devices.empty())
@@ -254,7 +257,12 @@ RunResult run_session(Transport& transport, const RunSettings& settings,
                     (failure ? ": " + failure.message() : ""));
       setup.power = std::make_shared<PowerEmulation>(
           setup.model, setup.program, setup.plan.devices[rank - 1],
-          parse_power(settings.power, static_cast<uint64_t>(settings.seed)), rank,
+          [&] {
+            PowerSettings power = parse_power(settings.power, static_cast<uint64_t>(settings.seed));
+            parse_reconfiguration(settings.reconfigure, settings.job_ms, power);
+            return power;
+          }(),
+          rank,
           (std::filesystem::path(nvm_dir) / ("node_" + std::to_string(rank) + ".nvm"))
               .string(),
           setup.plan.plan_id, settings.resume);

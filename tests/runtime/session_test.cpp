@@ -24,6 +24,8 @@
 #include "../../io/plan_file.hpp"
 #include "../../partition/prediction.hpp"
 #include "../../partition/strategy_registry.hpp"
+#include "../../partition/strategies.hpp"
+#include "power.hpp"
 #include "rebalance.hpp"
 #include "in_process_transport.hpp"
 #include "runtime_test_util.hpp"
@@ -302,6 +304,15 @@ TEST(Protocol, AFailedStepEndsEveryRankWithTheFirstFailure) {
   for (const std::string& error : errors) EXPECT_EQ(error, "node 2 broke");
 }
 
+std::string error_of_parse(const std::function<void()>& action) {
+  try {
+    action();
+  } catch (const Error& error) {
+    return error.what();
+  }
+  return "";
+}
+
 std::string only_error(const std::vector<std::string>& errors) {
   for (size_t rank = 1; rank < errors.size(); ++rank) EXPECT_EQ(errors[rank], errors[0]);
   return errors[0];
@@ -507,6 +518,53 @@ TEST(Session, PowerFailuresAtSeededInstantsNeverChangeTheOutput) {
     }
     EXPECT_GT(failures, 10) << c.name;
   }
+}
+
+// Job sizes: static durations give fewer channels per job the shorter they
+// are (at least one; "layer" all); dynamic takes whole layers until it has
+// seen failures, then shorter jobs as the failure rate it measured rises.
+TEST(Session, JobSizesFollowTheConfigurationAndTheFailureRate) {
+  const Model model = testing::runtime_classifier();
+  TemporaryDir dir("job_sizes");
+  std::filesystem::create_directories(dir.path);
+  const NodeProgram program = build_node_program(model, spatial_regions(model, 1, 1), 1);
+  const DeviceProfile msp432 = load_device("msp432");
+  PowerSupply::LayerShape conv;
+  conv.layer = 1;  // conv1: 8 channels of 13x11, float32
+  conv.channels = 8;
+  conv.input_bytes = 3 * 13 * 11 * 4;
+  conv.reads_every_channel = true;
+  conv.weight_bytes = (8 * 3 * 9 + 8) * 4;
+  conv.macs = 8 * 13 * 11 * 27;
+  conv.output_bytes = 8 * 13 * 11 * 4;
+  const auto channels = [&](const std::string& mode, const std::string& job_ms, const std::string& power) {
+    PowerSettings settings = parse_power(power, 1);
+    parse_reconfiguration(mode, job_ms, settings);
+    PowerEmulation emulation(model, program, msp432, settings, 1,
+                             dir.path + "/" + mode + job_ms + power + ".nvm", "test");
+    emulation.start_inference(1, "input");
+    return emulation.job_channels(conv);
+  };
+  EXPECT_EQ(channels("static", "layer", ""), 8);
+  EXPECT_EQ(channels("static", "0.01", ""), 1);
+  EXPECT_LT(channels("static", "1", ""), channels("static", "4", ""));
+  EXPECT_EQ(channels("dynamic", "", "1"), 8);  // no failure seen yet: whole layers
+  // Failures seen (a job per 1 ms of power, each lost half the time): shorter jobs.
+  PowerSettings settings = parse_power("1:5", 3);
+  parse_reconfiguration("dynamic", "", settings);
+  PowerEmulation emulation(model, program, msp432, settings, 1, dir.path + "/seen.nvm", "test");
+  emulation.start_inference(1, "input");
+  std::vector<float> band(13 * 11, 1.0f);
+  PowerSupply::Job job{1, conv.input_bytes, conv.weight_bytes / 8, conv.macs / 8, 16,
+                       {{0, band.data(), band.size() * sizeof(float)}}, "layer 1 channels 0-1"};
+  for (int k = 0; k < 40; ++k) emulation.job(job);
+  ASSERT_GT(emulation.stats().power_failures, 5);
+  EXPECT_LT(emulation.job_channels(conv), 8);
+  EXPECT_NE(error_of_parse([] {
+              PowerSettings bad;
+              parse_reconfiguration("dynamic", "3", bad);
+            }).find("--job-ms sets the static configuration"),
+            std::string::npos);
 }
 
 // --power: refused without a device with an NVM, with streams or tasks, for a
