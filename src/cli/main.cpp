@@ -163,6 +163,10 @@ int main(int argc, char** argv) {
                       "lost, and resume from NVM after RECHARGE_MS (default 0); the output stays "
                       "bit for bit the same. Plans made for a device with an NVM (msp432)");
   run_app->add_option("--seed", run.seed, "seed of the power failures (--power); default 0");
+  run_app->add_option("--power-trace", run.power_trace,
+                      "replay a recorded supply instead of --power's random failures: a text "
+                      "file, one cycle per line 'ON_MS OFF_MS' (device time with power, then "
+                      "without), repeated when it ends");
   run_app->add_option("--nvm", run.nvm_dir,
                       "directory of each node's NVM file under --power (node_K.nvm); default "
                       "splitinfer-nvm/PLAN_ID in the working directory");

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <limits>
+#include <sstream>
 
 #include "../error.hpp"
 #include "../format.hpp"
@@ -105,6 +107,12 @@ int64_t PowerEmulation::job_channels(const LayerShape& layer) {
   const double powered =
       run_seconds_ + clock_ - run_recharge_seconds_ - stats_.recharge_seconds;
   const double rate = powered > 0 ? (run_failures_ + stats_.power_failures) / powered : 0;
+  double recharge = settings_.recharge_seconds;  // a trace's: its mean time without power
+  if (!settings_.trace.empty()) {
+    recharge = 0;
+    for (const auto& [on, off] : settings_.trace) recharge += off;
+    recharge /= static_cast<double>(settings_.trace.size());
+  }
   std::vector<std::pair<int64_t, double>> options;  // channels, expected layer time
   double least = std::numeric_limits<double>::infinity();
   for (double seconds : job_duration_candidates()) {
@@ -112,7 +120,7 @@ int64_t PowerEmulation::job_channels(const LayerShape& layer) {
     const int64_t jobs = (all + channels - 1) / channels;
     const double t = job_time(layer, channels);
     const double expected =
-        rate > 0 ? std::expm1(std::min(rate * t, 700.0)) * (1 / rate + settings_.recharge_seconds) : t;
+        rate > 0 ? std::expm1(std::min(rate * t, 700.0)) * (1 / rate + recharge) : t;
     options.emplace_back(channels, static_cast<double>(jobs) * expected);
     least = std::min(least, options.back().second);
   }
@@ -173,6 +181,33 @@ double failure_interval(double mean_seconds, std::mt19937_64& random) {
 
 }  // namespace
 
+std::vector<std::pair<double, double>> read_power_trace(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) throw Error("cannot read the power trace '" + path + "'");
+  std::vector<std::pair<double, double>> cycles;
+  std::string line;
+  for (int number = 1; std::getline(file, line); ++number) {
+    const std::string where = "the power trace '" + path + "', line " + std::to_string(number);
+    const size_t hash = line.find('#');
+    if (hash != std::string::npos) line.resize(hash);
+    std::istringstream fields(line);
+    double on = 0, off = 0;
+    std::string extra;
+    if (!(fields >> on)) {
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank
+      throw Error(where + ": expected ON_MS OFF_MS");
+    }
+    if (!(fields >> off) || (fields >> extra))
+      throw Error(where + ": expected ON_MS OFF_MS");
+    if (!(on > 0) || !std::isfinite(on) || !(off >= 0) || !std::isfinite(off))
+      throw Error(where + ": the time with power must be above 0 ms and the time without it "
+                          "0 ms or more");
+    cycles.emplace_back(on / 1e3, off / 1e3);
+  }
+  if (cycles.empty()) throw Error("the power trace '" + path + "' holds no cycle");
+  return cycles;
+}
+
 void PowerEmulation::start_inference(int inference, const std::string& input_digest) {
   run_failures_ += stats_.power_failures;
   run_seconds_ += clock_;
@@ -181,7 +216,9 @@ void PowerEmulation::start_inference(int inference, const std::string& input_dig
   input_digest_ = input_digest;
   stats_ = {};
   clock_ = 0;
-  next_failure_ = failure_interval(settings_.mean_seconds, random_);
+  cycle_ = 0;
+  next_failure_ = settings_.trace.empty() ? failure_interval(settings_.mean_seconds, random_)
+                                          : settings_.trace[0].first;
   written_at_start_ = store_->bytes_written();
 }
 
@@ -207,6 +244,14 @@ uint64_t PowerEmulation::place(int key, uint64_t offset, uint64_t bytes) const {
 void PowerEmulation::fail(double at) {
   clock_ = std::max(clock_, at);
   ++stats_.power_failures;
+  if (!settings_.trace.empty()) {  // the recorded supply: off, then the next cycle
+    const double off = settings_.trace[cycle_].second;
+    clock_ += off;
+    stats_.recharge_seconds += off;
+    cycle_ = (cycle_ + 1) % settings_.trace.size();
+    next_failure_ = clock_ + settings_.trace[cycle_].first;
+    return;
+  }
   clock_ += settings_.recharge_seconds;
   stats_.recharge_seconds += settings_.recharge_seconds;
   next_failure_ = clock_ + failure_interval(settings_.mean_seconds, random_);

@@ -42,7 +42,16 @@ struct PowerSettings {
   std::string reconfigure = "static";
   double job_seconds = kDefaultJobSeconds;
   static constexpr double kDefaultJobSeconds = 0.002;
+  // A recorded supply (--power-trace) instead of random failures: per
+  // cycle, the seconds with power, then the seconds without; replayed from
+  // the start, over again when it ends. Empty: random failures.
+  std::vector<std::pair<double, double>> trace;
 };
+
+// Reads a power trace: one cycle per line, "ON_MS OFF_MS" (device time with
+// power, then without), '#' starting a comment. Throws Error naming the file
+// and line for anything else, an on time <= 0, an off time < 0, or no cycle.
+std::vector<std::pair<double, double>> read_power_trace(const std::string& path);
 
 // The job durations `dynamic` chooses from (seconds of device time; 0: the
 // whole layer as one job). The static configurations are these too.
@@ -118,6 +127,7 @@ class PowerEmulation : public PowerSupply {
   PowerStats stats_;
   // The run's failures and device time so far (every inference): the
   // failure rate `dynamic` judges by.
+  size_t cycle_ = 0;  // --power-trace: the cycle the power is in
   int run_failures_ = 0;
   double run_seconds_ = 0, run_recharge_seconds_ = 0;
   // Device seconds of one job of `channels` channels of `layer`.

@@ -24,7 +24,8 @@ RunSettings agree_settings(Transport& transport, const RunSettings& settings) {
                           {"nvm_dir", settings.nvm_dir},
                           {"resume", settings.resume},
                           {"reconfigure", settings.reconfigure},
-                          {"job_ms", settings.job_ms}}
+                          {"job_ms", settings.job_ms},
+                          {"power_trace", settings.power_trace}}
                .dump();
   transport.broadcast(text);
   const nlohmann::json agreed = nlohmann::json::parse(text);
@@ -46,6 +47,7 @@ RunSettings agree_settings(Transport& transport, const RunSettings& settings) {
   result.resume = agreed["resume"].get<bool>();
   result.reconfigure = agreed["reconfigure"].get<std::string>();
   result.job_ms = agreed["job_ms"].get<std::string>();
+  result.power_trace = agreed["power_trace"].get<std::string>();
   return result;
 }
 

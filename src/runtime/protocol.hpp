@@ -53,8 +53,12 @@ struct RunSettings {
   // layers) or "dynamic".
   std::string reconfigure = "static";
   std::string job_ms;
+  // A recorded on/off supply replayed instead of --power's random failures.
+  std::string power_trace;
   // Nodes keep their jobs in NVM: with --power, --nvm or --resume.
-  bool keeps_nvm() const { return !power.empty() || !nvm_dir.empty() || resume; }
+  bool keeps_nvm() const {
+    return !power.empty() || !power_trace.empty() || !nvm_dir.empty() || resume;
+  }
 };
 
 // Rank 0's `settings` on every rank.

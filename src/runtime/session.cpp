@@ -197,9 +197,18 @@ RunResult run_session(Transport& transport, const RunSettings& settings,
     if (!settings.keeps_nvm() && (settings.reconfigure != "static" || !settings.job_ms.empty()))
       throw Error("--reconfigure and --job-ms size the jobs of --power (or --nvm) runs");
     if (settings.keeps_nvm()) {
-      const std::string flag = !settings.power.empty() ? "--power" : settings.resume ? "--resume" : "--nvm";
+      const std::string flag = !settings.power.empty()         ? "--power"
+                               : !settings.power_trace.empty() ? "--power-trace"
+                               : settings.resume               ? "--resume"
+                                                               : "--nvm";
       PowerSettings checked = parse_power(settings.power, static_cast<uint64_t>(settings.seed));
       parse_reconfiguration(settings.reconfigure, settings.job_ms, checked);
+      if (!settings.power_trace.empty()) {
+        if (!settings.power.empty())
+          throw Error("--power and --power-trace do not go together (random failures, or a "
+                      "recorded supply)");
+        read_power_trace(settings.power_trace);
+      }
       if (!setup.plan.streams.empty() || !setup.plan.tasks.empty() || settings.rebalance)
         throw Error(flag + " runs plans without --stream and --tasks, and not with --rebalance");
       if (setup.plan.devices.empty())
@@ -260,6 +269,7 @@ RunResult run_session(Transport& transport, const RunSettings& settings,
           [&] {
             PowerSettings power = parse_power(settings.power, static_cast<uint64_t>(settings.seed));
             parse_reconfiguration(settings.reconfigure, settings.job_ms, power);
+            if (!settings.power_trace.empty()) power.trace = read_power_trace(settings.power_trace);
             return power;
           }(),
           rank,

@@ -517,6 +517,22 @@ TEST(Session, PowerFailuresAtSeededInstantsNeverChangeTheOutput) {
       }
     }
     EXPECT_GT(failures, 10) << c.name;
+    // A recorded supply (--power-trace) instead: the same bits again.
+    SCOPED_TRACE(std::string(c.name) + ", power trace");
+    const std::string trace = dir.path + "/supply.txt";
+    std::ofstream(trace) << "# on_ms off_ms\n3 2\n1.5 5   # a short spell\n\n7 0.5\n";
+    RunSettings settings;
+    settings.repeat = 1;
+    settings.power_trace = trace;
+    settings.nvm_dir = dir.path + "/nvm_trace_" + c.name;
+    const SessionRun replayed = run_in_process(plan_dir, c.nodes, inputs, settings);
+    ASSERT_EQ(only_error(replayed.errors), "");
+    for (size_t run = 0; run < replayed.outputs.size(); ++run)
+      EXPECT_TRUE(testing::bitwise_equal(one.outputs[run], replayed.outputs[run]));
+    int replayed_failures = 0;
+    for (const nlohmann::json& node : replayed.stats["nodes"])
+      replayed_failures += node["power_failures"].get<int>();
+    EXPECT_GT(replayed_failures, 0);
   }
 }
 
@@ -595,7 +611,21 @@ TEST(Session, PowerRefusesWhatItCannotRun) {
               std::string::npos)
         << bad;
   }
+  settings.power = "";
+  for (const std::string& bad : {std::string("3\n"), std::string("0 2\n"), std::string("3 -1\n"),
+                                 std::string("# nothing\n"), std::string("3 2 1\n")}) {
+    const std::string trace = dir.path + "/bad_trace.txt";
+    std::ofstream(trace) << bad;
+    settings.power_trace = trace;
+    EXPECT_NE(only_error(run_in_process(msp, 2, inputs, settings).errors).find("the power trace"),
+              std::string::npos)
+        << bad;
+  }
   settings.power = "5";
+  EXPECT_NE(only_error(run_in_process(msp, 2, inputs, settings).errors)
+                .find("--power and --power-trace do not go together"),
+            std::string::npos);
+  settings.power_trace = "";
   ASSERT_EQ(only_error(run_in_process(msp, 2, inputs, settings).errors), "");
   options.nodes = 2;
   options.strategy = Strategy::channel;  // another plan, the same --nvm
