@@ -290,6 +290,7 @@ void Executor::run_powered(Arena& arena, Exchange& exchange,
         // in place over its input comes after it), what this layer reads in
         // place, its committed rows, the tiles it received; and the weights
         // again from flash.
+        const double off = trace_ ? trace_->now_us() : 0;
         arena.scramble(++reboots);
         for (size_t j = 1; j < i; ++j)
           if (outputs[j].data && !program_.layers[j].out.empty())
@@ -301,6 +302,8 @@ void Executor::run_powered(Arena& arena, Exchange& exchange,
         for (size_t slot = 0; slot < step.inputs.size(); ++slot)
           if (!step.inputs[slot].direct && inputs[slot].data)
             power_->restore(tile_key(slot), 0, inputs[slot].data, inputs[slot].bytes());
+        if (trace_)  // the power-off span as the host lives it: RAM lost, read back
+          trace_->add(layer.name, "power off: RAM lost, read back from NVM", off);
       }
     }
     if (step.to_coordinator) exchange.to_coordinator(static_cast<int>(i), outputs[i]);
