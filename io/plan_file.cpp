@@ -1,5 +1,6 @@
 #include "plan_file.hpp"
 
+#include <cmath>
 #include <filesystem>
 #include <optional>
 
@@ -397,6 +398,8 @@ void write_plan(const std::string& plan_dir, const Model& model, const Plan& pla
       if (same_devices(plan.devices)) write_device(root.create_group("device"), plan.devices[0]);
       write_emulation(root.create_group("emulation"), plan.emulated);
     }
+    if (!plan.job_seconds_candidates.empty())
+      root.write_doubles("job_seconds_candidates", plan.job_seconds_candidates);
     seal(root);
   });
   remove_stale_node_files(plan_dir, plan.nodes);
@@ -527,6 +530,13 @@ void read_plan(const std::string& plan_dir, Model& model, Plan& plan) {
   if (!plan.devices.empty())
     plan.emulated = read_emulation(root.open_group("emulation"), plan.nodes,
                                    static_cast<int64_t>(model.layers.size()));
+  plan.job_seconds_candidates.clear();
+  if (root.has_attr("job_seconds_candidates")) {
+    plan.job_seconds_candidates = root.read_doubles("job_seconds_candidates");
+    for (double seconds : plan.job_seconds_candidates)
+      if (!(seconds >= 0) || !std::isfinite(seconds))
+        throw Error(root.path() + ": 'job_seconds_candidates' must be durations of 0 s or more");
+  }
 }
 
 void read_node_weights(const std::string& plan_dir, int node, const Plan& plan, Model& model) {

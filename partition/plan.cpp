@@ -91,6 +91,9 @@ double proxy_latency(const Model& model, const Plan& plan) {
 void emulate(const Model& model, const PlanOptions& options, Plan& plan) {
   plan.devices = cluster_devices(options, plan.nodes);
   if (plan.devices.empty()) return;
+  plan.job_seconds_candidates.clear();
+  for (const DeviceProfile& device : plan.devices)
+    if (device.nvm_bytes > 0) plan.job_seconds_candidates = default_job_seconds_candidates();
   plan.emulated =
       plan.tasks.empty()
           ? estimate_time(model, node_programs(model, plan), plan.devices)
@@ -268,6 +271,11 @@ void cut_and_predict(const Model& model, const PlanOptions& options, const Strat
 }
 
 }  // namespace
+
+const std::vector<double>& default_job_seconds_candidates() {
+  static const std::vector<double> candidates = {0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0};
+  return candidates;
+}
 
 std::vector<DeviceProfile> cluster_devices(const PlanOptions& options, int nodes) {
   if (!options.devices.empty()) return options.devices;

@@ -69,6 +69,10 @@ struct Plan {
   // inference on that cluster (partition/cost_model.hpp); empty: none.
   std::vector<DeviceProfile> devices;
   TimeEstimate emulated;
+  // Planned for devices with an NVM (intermittent power, run --power): the
+  // job durations (seconds of device time; 0: a whole layer) that run
+  // --reconfigure dynamic chooses among, DynBal's candidate configurations.
+  std::vector<double> job_seconds_candidates;
   // With --tasks: the tiles as tasks (work stealing); `regions` then hold,
   // per node, the weights it keeps in flash (node_weight_regions()), and
   // the predictions are for the static schedule (each node its own tasks),
@@ -129,6 +133,10 @@ std::vector<DeviceProfile> cluster_devices(const PlanOptions& options, int nodes
 // Node `node`'s RAM and flash caps under `options` (see PlanOptions::devices).
 uint64_t node_ram_cap(const PlanOptions& options, int node);
 uint64_t node_flash_cap(const PlanOptions& options, int node);
+
+// The job durations a plan for devices with an NVM offers run --reconfigure
+// dynamic (Plan::job_seconds_candidates).
+const std::vector<double>& default_job_seconds_candidates();
 
 // Per node, the work static cuts give it on a mixed cluster: its device's MAC
 // rate for the model's arithmetic (int8 when most MACs are quantized); empty

@@ -7,6 +7,7 @@
 #include <limits>
 #include <sstream>
 
+#include "../../partition/plan.hpp"
 #include "../error.hpp"
 #include "../format.hpp"
 
@@ -52,10 +53,7 @@ PowerSettings parse_power(const std::string& text, uint64_t seed) {
   return settings;
 }
 
-const std::vector<double>& job_duration_candidates() {
-  static const std::vector<double> candidates = {0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0};
-  return candidates;
-}
+const std::vector<double>& job_duration_candidates() { return default_job_seconds_candidates(); }
 
 void parse_reconfiguration(const std::string& mode, const std::string& job_ms,
                            PowerSettings& settings) {
@@ -115,7 +113,8 @@ int64_t PowerEmulation::job_channels(const LayerShape& layer) {
   }
   std::vector<std::pair<int64_t, double>> options;  // channels, expected layer time
   double least = std::numeric_limits<double>::infinity();
-  for (double seconds : job_duration_candidates()) {
+  for (double seconds :
+       settings_.candidates.empty() ? job_duration_candidates() : settings_.candidates) {
     const int64_t channels = channels_within(seconds);
     const int64_t jobs = (all + channels - 1) / channels;
     const double t = job_time(layer, channels);

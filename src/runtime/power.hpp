@@ -46,6 +46,9 @@ struct PowerSettings {
   // cycle, the seconds with power, then the seconds without; replayed from
   // the start, over again when it ends. Empty: random failures.
   std::vector<std::pair<double, double>> trace;
+  // The job durations dynamic chooses among (the plan's candidates; 0: a
+  // whole layer); empty: job_duration_candidates().
+  std::vector<double> candidates;
 };
 
 // Reads a power trace: one cycle per line, "ON_MS OFF_MS" (device time with

@@ -270,6 +270,7 @@ RunResult run_session(Transport& transport, const RunSettings& settings,
             PowerSettings power = parse_power(settings.power, static_cast<uint64_t>(settings.seed));
             parse_reconfiguration(settings.reconfigure, settings.job_ms, power);
             if (!settings.power_trace.empty()) power.trace = read_power_trace(settings.power_trace);
+            power.candidates = setup.plan.job_seconds_candidates;
             return power;
           }(),
           rank,
