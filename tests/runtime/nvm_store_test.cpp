@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "error.hpp"
+#include "test_util.hpp"
 
 namespace splitinfer {
 namespace {
@@ -34,14 +35,7 @@ std::string file_bytes(const fs::path& path) {
   return content.str();
 }
 
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 TEST(NvmStore, WritesAndCommitsSurviveAReboot) {
   const fs::path path = temp_path("nvm");

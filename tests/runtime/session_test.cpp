@@ -17,18 +17,19 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <regex>
+#include <sstream>
 #include <string>
 
 #include "../../io/plan_file.hpp"
 #include "../../partition/prediction.hpp"
-#include "../../partition/strategy_registry.hpp"
 #include "../../partition/strategies.hpp"
+#include "../../partition/strategy_registry.hpp"
+#include "in_process_transport.hpp"
 #include "power.hpp"
 #include "rebalance.hpp"
-#include "in_process_transport.hpp"
 #include "runtime_test_util.hpp"
+#include "test_util.hpp"
 
 namespace splitinfer {
 namespace {
@@ -304,15 +305,6 @@ TEST(Protocol, AFailedStepEndsEveryRankWithTheFirstFailure) {
   for (const std::string& error : errors) EXPECT_EQ(error, "node 2 broke");
 }
 
-std::string error_of_parse(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "";
-}
-
 std::string only_error(const std::vector<std::string>& errors) {
   for (size_t rank = 1; rank < errors.size(); ++rank) EXPECT_EQ(errors[rank], errors[0]);
   return errors[0];
@@ -576,7 +568,7 @@ TEST(Session, JobSizesFollowTheConfigurationAndTheFailureRate) {
   for (int k = 0; k < 40; ++k) emulation.job(job);
   ASSERT_GT(emulation.stats().power_failures, 5);
   EXPECT_LT(emulation.job_channels(conv), 8);
-  EXPECT_NE(error_of_parse([] {
+  EXPECT_NE(testing::error_of([] {
               PowerSettings bad;
               parse_reconfiguration("dynamic", "3", bad);
             }).find("--job-ms sets the static configuration"),
