@@ -224,6 +224,8 @@ void PowerEmulation::start_inference(int inference, const std::string& input_dig
 PowerStats PowerEmulation::stats() const {
   PowerStats stats = stats_;
   stats.nvm_bytes_written = store_->bytes_written() - written_at_start_;
+  stats.nvm_joules = static_cast<double>(stats.nvm_bytes_written + stats.nvm_bytes_read) *
+                     device_.nvm_joules_per_byte;
   stats.device_seconds = clock_;
   return stats;
 }

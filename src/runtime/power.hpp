@@ -86,6 +86,7 @@ struct PowerStats {
   uint64_t nvm_bytes_written = 0, nvm_bytes_read = 0;  // the jobs' (not the emulation's read-backs)
   double recharge_seconds = 0;
   double device_seconds = 0;  // the node's clock: compute, NVM traffic, recharges
+  double nvm_joules = 0;      // the NVM's energy for the jobs' reads and writes
 };
 
 class PowerEmulation : public PowerSupply {

@@ -44,6 +44,7 @@ nlohmann::json node_statistics(int node, const NodeSetup& setup, const NodeMeasu
     stats["nvm_bytes_read"] = power.nvm_bytes_read;
     stats["recharge_seconds"] = power.recharge_seconds;
     stats["power_device_seconds"] = power.device_seconds;
+    stats["nvm_joules"] = power.nvm_joules;
   }
   if (setup.resume)  // run --resume: where its NVM let it start
     stats["resumed_from"] = "inference " + std::to_string(setup.resume->inference) + " layer " +

@@ -505,6 +505,11 @@ TEST(Session, PowerFailuresAtSeededInstantsNeverChangeTheOutput) {
         failures += node["power_failures"].get<int>();
         EXPECT_GT(node["nvm_bytes_written"].get<uint64_t>(), 0u);
         EXPECT_GT(node["power_device_seconds"].get<double>(), 0.0);
+        EXPECT_NEAR(node["nvm_joules"].get<double>(),
+                    static_cast<double>(node["nvm_bytes_written"].get<uint64_t>() +
+                                        node["nvm_bytes_read"].get<uint64_t>()) *
+                        options.device->nvm_joules_per_byte,
+                    1e-15);
         EXPECT_EQ(node["peak_ram_bytes"], node["predicted_peak_ram_bytes"]);
       }
     }
