@@ -75,7 +75,8 @@ Tensor Executor::input(int layer_index, int slot, const ScheduledArena& memory, 
 }
 
 std::map<std::string, const void*> Executor::weights(int layer_index, const Region& out,
-                                                     char* in_ram, uint64_t* streamed) const {
+                                                     char* in_ram, uint64_t* streamed,
+                                                     uint64_t block_bytes) const {
   // The weights of output channels out.c0..c1 (this node's slice holds
   // those of its region), streamed from flash into `in_ram`, float16
   // widened to float32; per-tensor blobs whole.
@@ -109,6 +110,15 @@ std::map<std::string, const void*> Executor::weights(int layer_index, const Regi
       weights[blob_name] = source;
       continue;
     }
+    // A blob of wider elements after a byte blob (int32 biases after int8
+    // weights) starts aligned when the block has room for it (a job's
+    // channels in the layer's block always have); otherwise the blobs are
+    // laid out back to back, as the plan sized the block.
+    const size_t ram_element = blob.ram_bytes() / std::max<size_t>(1, blob.elements());
+    const uintptr_t misaligned = reinterpret_cast<uintptr_t>(cursor) % ram_element;
+    if (misaligned != 0 && ram_element > 1 &&
+        cursor + (ram_element - misaligned) + ram_element * count <= in_ram + block_bytes)
+      cursor += ram_element - misaligned;
     if (blob.dtype == DType::f16) {
       const auto* halves = reinterpret_cast<const _Float16*>(source);
       float* widened = reinterpret_cast<float*>(cursor);
@@ -117,7 +127,7 @@ std::map<std::string, const void*> Executor::weights(int layer_index, const Regi
       std::memcpy(cursor, source, count * element_bytes);
     }
     weights[blob_name] = cursor;
-    cursor += blob.ram_bytes() / std::max<size_t>(1, blob.elements()) * count;
+    cursor += ram_element * count;
   }
   return weights;
 }
@@ -256,7 +266,8 @@ void Executor::run_powered(Arena& arena, Exchange& exchange,
         band_out.shape.c = end - done;
         band_out.data = static_cast<char*>(out.data) + static_cast<uint64_t>(done) * channel_bytes;
         const std::map<std::string, const void*> band_weights =
-            weights(static_cast<int>(i), part, memory.at(step.weights_block));
+            weights(static_cast<int>(i), part, memory.at(step.weights_block), nullptr,
+                    step.weight_bytes);
         const double start = trace_ ? trace_->now_us() : 0;
         compute(static_cast<int>(i), band_inputs, band_needed, part, band_out, band_weights, scratch);
         if (trace_) trace_->add(layer.name, std::string("compute ") + op_name(layer.op) + " (job)", start);

@@ -151,8 +151,12 @@ class Executor {
                const std::vector<Tensor>& outputs) const;
   // The weights for computing `out` (of the layer's region): streamed from
   // flash into `in_ram` (its block), or read where flash holds them (null).
+  // `block_bytes`: the room at `in_ram` when it has more than `out`'s
+  // weights need (a job's channels in the layer's block), so that each blob
+  // can start aligned; 0: exactly as much.
   std::map<std::string, const void*> weights(int layer_index, const Region& out,
-                                             char* in_ram, uint64_t* streamed = nullptr) const;
+                                             char* in_ram, uint64_t* streamed = nullptr,
+                                             uint64_t block_bytes = 0) const;
   // run() under intermittent power (set_power()).
   void run_powered(Arena& arena, Exchange& exchange,
                    const std::function<void(int layer_index, Tensor&)>& on_layer,
