@@ -68,7 +68,7 @@ committed() {
   local k
   for k in $(seq 1 "$nodes"); do
     for at in 512 1536; do
-      [ "$(dd if="nvm/node_$k.nvm" bs=1 skip=$at count=4 2>/dev/null)" = PROG ] && return 0
+      [ "$(dd if="nvm/node_$k.nvm" bs=1 skip=$at count=4 2>/dev/null | tr -d '\0')" = PROG ] && return 0
     done
   done
   return 1
@@ -80,7 +80,10 @@ done
 pkill -KILL -s "$session"
 wait 2>/dev/null
 sleep 0.5
-pgrep -f "splitinfer run plan --input input.h5 --output killed.h5" >/dev/null && fail "a process of the killed run is left"
+# A process of the session still alive (zombies, dead but not yet reaped by
+# init, do not count).
+ps -e -o sid=,stat= | awk -v session="$session" '$1 == session && $2 !~ /^Z/' | grep -q . &&
+  fail "a process of the killed run is left"
 [ -f killed.h5 ] && fail "the inference finished before it was killed (make it slower)"
 before=""
 for k in $(seq 1 "$nodes"); do
