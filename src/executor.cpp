@@ -132,17 +132,21 @@ std::map<std::string, const void*> Executor::weights(int layer_index, const Regi
   return weights;
 }
 
-std::vector<std::pair<int, uint64_t>> nvm_keys(const Model& model, const NodeProgram& program) {
-  std::vector<std::pair<int, uint64_t>> keys;
+int64_t nvm_tile_key(int64_t layer, int64_t slot) {
+  if (slot < 0 || slot > 1022)
+    throw Error("internal: input slot " + std::to_string(slot) + " has no NVM key");
+  return nvm_output_key(layer) + 1 + slot;
+}
+
+std::vector<std::pair<int64_t, uint64_t>> nvm_keys(const Model& model, const NodeProgram& program) {
+  std::vector<std::pair<int64_t, uint64_t>> keys;
   for (size_t i = 1; i < model.layers.size(); ++i) {
     const LayerStep& step = program.layers[i];
-    if (!step.out.empty())
-      keys.emplace_back(16 * static_cast<int>(i), step.out.bytes(step.element_bytes));
+    if (!step.out.empty()) keys.emplace_back(nvm_output_key(i), step.out.bytes(step.element_bytes));
     for (size_t slot = 0; slot < step.inputs.size(); ++slot) {
       const InputSlot& input = step.inputs[slot];
       if (!input.direct && !input.needed.empty())
-        keys.emplace_back(16 * static_cast<int>(i) + 1 + static_cast<int>(slot),
-                          input.needed.bytes(input.element_bytes));
+        keys.emplace_back(nvm_tile_key(i, slot), input.needed.bytes(input.element_bytes));
     }
   }
   return keys;
@@ -180,7 +184,7 @@ void Executor::run_powered(Arena& arena, Exchange& exchange,
     }
     exchange.finish();
     // What the node received (its tiles) goes to NVM before it computes.
-    const auto tile_key = [&](size_t slot) { return 16 * static_cast<int>(i) + 1 + static_cast<int>(slot); };
+    const auto tile_key = [&](size_t slot) { return nvm_tile_key(i, slot); };
     for (size_t slot = 0; slot < step.inputs.size(); ++slot)
       if (!step.inputs[slot].direct && inputs[slot].data)
         power_->keep(tile_key(slot), {0, inputs[slot].data, inputs[slot].bytes()});
@@ -192,7 +196,7 @@ void Executor::run_powered(Arena& arena, Exchange& exchange,
       uint64_t weight_bytes = 0;  // the layer's, from flash (each band streams its own)
       weights(static_cast<int>(i), step.out, memory.at(step.weights_block), &weight_bytes);
       void* scratch = memory.at(step.scratch_block);
-      const int key = 16 * static_cast<int>(i);
+      const int64_t key = nvm_output_key(i);
       // Jobs: bands of output channels (neurons), each a contiguous run of
       // the output, as many channels as the power supply asks (its
       // configuration). A channel band of a convolution over all input
@@ -265,8 +269,9 @@ void Executor::run_powered(Arena& arena, Exchange& exchange,
         Tensor band_out = out;
         band_out.shape.c = end - done;
         band_out.data = static_cast<char*>(out.data) + static_cast<uint64_t>(done) * channel_bytes;
+        uint64_t band_weight_bytes = 0;  // flash-side, what this band streams
         const std::map<std::string, const void*> band_weights =
-            weights(static_cast<int>(i), part, memory.at(step.weights_block), nullptr,
+            weights(static_cast<int>(i), part, memory.at(step.weights_block), &band_weight_bytes,
                     step.weight_bytes);
         const double start = trace_ ? trace_->now_us() : 0;
         compute(static_cast<int>(i), band_inputs, band_needed, part, band_out, band_weights, scratch);
@@ -278,8 +283,7 @@ void Executor::run_powered(Arena& arena, Exchange& exchange,
                               ? input_bytes
                               : input_bytes * static_cast<uint64_t>(end - done) /
                                     static_cast<uint64_t>(std::max<int64_t>(channels, 1));
-        job.weight_bytes = weight_bytes * static_cast<uint64_t>(end - done) /
-                           static_cast<uint64_t>(std::max<int64_t>(channels, 1));
+        job.weight_bytes = band_weight_bytes;
         job.key = key;
         job.chunks = {{static_cast<uint64_t>(done) * channel_bytes, band_out.data,
                        static_cast<uint64_t>(end - done) * channel_bytes}};
@@ -305,10 +309,11 @@ void Executor::run_powered(Arena& arena, Exchange& exchange,
         arena.scramble(++reboots);
         for (size_t j = 1; j < i; ++j)
           if (outputs[j].data && !program_.layers[j].out.empty())
-            power_->restore(16 * static_cast<int>(j), 0, outputs[j].data, outputs[j].bytes());
+            power_->restore(nvm_output_key(j), 0, outputs[j].data, outputs[j].bytes());
         for (size_t slot = 0; slot < step.inputs.size(); ++slot)
           if (sources[slot].data && layer.inputs[slot] > 0)  // (an op in place over its input has it forgotten)
-            power_->restore(16 * layer.inputs[slot], 0, sources[slot].data, sources[slot].bytes());
+            power_->restore(nvm_output_key(layer.inputs[slot]), 0, sources[slot].data,
+                            sources[slot].bytes());
         if (done > 0) power_->restore(key, 0, out.data, static_cast<uint64_t>(done) * channel_bytes);
         for (size_t slot = 0; slot < step.inputs.size(); ++slot)
           if (!step.inputs[slot].direct && inputs[slot].data)

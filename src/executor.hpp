@@ -58,14 +58,14 @@ class PowerSupply {
   };
   // Keeps `chunk` of `key` in NVM: what the node received for a layer,
   // before it computes the layer (the power holds meanwhile).
-  virtual void keep(int key, const Chunk& chunk) = 0;
+  virtual void keep(int64_t key, const Chunk& chunk) = 0;
   // What a job did: read `input_bytes` from NVM and `weight_bytes` from
   // flash, computed `macs` MACs of `layer`; its output (`chunks` of `key`)
   // goes to NVM and is committed as `progress`.
   struct Job {
     int layer = 0;
     uint64_t input_bytes = 0, weight_bytes = 0, macs = 0;
-    int key = 0;
+    int64_t key = 0;
     std::vector<Chunk> chunks;
     std::string progress;
   };
@@ -80,20 +80,23 @@ class PowerSupply {
     int64_t channels = 1;
     uint64_t input_bytes = 0;  // the layer's
     bool reads_every_channel = false;
-    uint64_t weight_bytes = 0;  // the layer's
+    uint64_t weight_bytes = 0;  // the layer's, flash-side
     uint64_t macs = 0;          // the layer's
     uint64_t output_bytes = 0;  // the layer's
   };
   // The channels of one job of the layer (at least 1).
   virtual int64_t job_channels(const LayerShape& layer) = 0;
   // Reads `bytes` of `key` at `offset` back into `data` after a failure.
-  virtual void restore(int key, uint64_t offset, void* data, uint64_t bytes) = 0;
+  virtual void restore(int64_t key, uint64_t offset, void* data, uint64_t bytes) = 0;
 };
 
 // The NVM keys of `program` and their bytes: every layer's output region
-// (key 16 * layer) and every input tile assembled from received pieces
-// (key 16 * layer + 1 + slot).
-std::vector<std::pair<int, uint64_t>> nvm_keys(const Model& model, const NodeProgram& program);
+// (nvm_output_key()) and every input tile assembled from received pieces
+// (nvm_tile_key()).
+std::vector<std::pair<int64_t, uint64_t>> nvm_keys(const Model& model, const NodeProgram& program);
+inline int64_t nvm_output_key(int64_t layer) { return layer * 1024; }
+// Throws Error for a slot beyond 1022 (no layer of a model file has so many inputs).
+int64_t nvm_tile_key(int64_t layer, int64_t slot);
 
 class Executor {
  public:

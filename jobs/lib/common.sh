@@ -6,11 +6,11 @@ SPLITINFER_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SPLITINFER_BUILD=${SPLITINFER_BUILD:-$SPLITINFER_ROOT/build}
 PYTHON=/usr/bin/python3  # Debian's interpreter, the one with python3-torch
 
-# Debian packages: build tools, the C++ dependencies, PyTorch for the
+# Debian packages: build tools (and procps: the tests look for processes), the C++ dependencies, PyTorch for the
 # exporter and references, ONNX for the ONNX import, matplotlib for
 # jobs/plot, and the Fashion-MNIST data set.
 SPLITINFER_PACKAGES=(
-  g++ make cmake pkg-config
+  g++ make cmake pkg-config procps
   openmpi-bin libopenmpi-dev libhdf5-dev libcli11-dev nlohmann-json3-dev libstb-dev
   libgtest-dev libbenchmark-dev zlib1g-dev
   python3 python3-numpy python3-h5py python3-torch python3-torchvision python3-onnx python3-matplotlib python3-pil

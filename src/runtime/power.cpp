@@ -21,7 +21,11 @@ constexpr double kCloseEnough = 0.05;
 // A commit record's bytes on top of its progress text (nvm_store.hpp).
 constexpr uint64_t kRecordOverhead = 20;
 
-double milliseconds(const std::string& text, const std::string& what) {
+// A commit record's progress text, as job() writes it, about this long.
+constexpr uint64_t kProgressBytes = 64;
+
+double milliseconds(const std::string& text, const std::string& what,
+                    const std::string& flag = "--power") {
   size_t used = 0;
   double value = 0;
   try {
@@ -30,7 +34,7 @@ double milliseconds(const std::string& text, const std::string& what) {
     used = 0;
   }
   if (text.empty() || used != text.size() || !std::isfinite(value))
-    throw Error("--power: '" + text + "' is not a number of milliseconds (" + what + ")");
+    throw Error(flag + ": '" + text + "' is not a number of milliseconds (" + what + ")");
   return value;
 }
 
@@ -53,8 +57,6 @@ PowerSettings parse_power(const std::string& text, uint64_t seed) {
   return settings;
 }
 
-const std::vector<double>& job_duration_candidates() { return default_job_seconds_candidates(); }
-
 void parse_reconfiguration(const std::string& mode, const std::string& job_ms,
                            PowerSettings& settings) {
   if (mode != "static" && mode != "dynamic")
@@ -66,22 +68,27 @@ void parse_reconfiguration(const std::string& mode, const std::string& job_ms,
     settings.job_seconds = 0;
     return;
   }
-  const double value = milliseconds(job_ms, "the duration of a job");
+  const double value = milliseconds(job_ms, "the duration of a job, or 'layer'", "--job-ms");
   if (!(value > 0)) throw Error("--job-ms must be above 0 (or 'layer': a job per layer)");
   settings.job_seconds = value / 1e3;
 }
 
+double PowerEmulation::job_seconds(int layer, double input_bytes, double weight_bytes,
+                                   double macs, double written_bytes) const {
+  const double rate = model_.layers[layer].quantized() ? device_.macs_per_second_int8
+                                                       : device_.macs_per_second_float32;
+  return input_bytes / device_.nvm_read_bytes_per_second +
+         weight_bytes / device_.flash_bytes_per_second + macs / rate +
+         written_bytes / device_.nvm_write_bytes_per_second;
+}
+
 double PowerEmulation::job_time(const LayerShape& layer, int64_t channels) const {
   const double share = static_cast<double>(channels) / static_cast<double>(std::max<int64_t>(layer.channels, 1));
-  const double rate = model_.layers[layer.layer].quantized() ? device_.macs_per_second_int8
-                                                             : device_.macs_per_second_float32;
   const double input = layer.reads_every_channel ? static_cast<double>(layer.input_bytes)
                                                  : static_cast<double>(layer.input_bytes) * share;
-  return input / device_.nvm_read_bytes_per_second +
-         static_cast<double>(layer.weight_bytes) * share / device_.flash_bytes_per_second +
-         static_cast<double>(layer.macs) * share / rate +
-         (static_cast<double>(layer.output_bytes) * share + kRecordOverhead + 64) /
-             device_.nvm_write_bytes_per_second;
+  return job_seconds(layer.layer, input, static_cast<double>(layer.weight_bytes) * share,
+                     static_cast<double>(layer.macs) * share,
+                     static_cast<double>(layer.output_bytes) * share + kRecordOverhead + kProgressBytes);
 }
 
 int64_t PowerEmulation::job_channels(const LayerShape& layer) {
@@ -114,7 +121,7 @@ int64_t PowerEmulation::job_channels(const LayerShape& layer) {
   std::vector<std::pair<int64_t, double>> options;  // channels, expected layer time
   double least = std::numeric_limits<double>::infinity();
   for (double seconds :
-       settings_.candidates.empty() ? job_duration_candidates() : settings_.candidates) {
+       settings_.candidates.empty() ? default_job_seconds_candidates() : settings_.candidates) {
     const int64_t channels = channels_within(seconds);
     const int64_t jobs = (all + channels - 1) / channels;
     const double t = job_time(layer, channels);
@@ -230,7 +237,7 @@ PowerStats PowerEmulation::stats() const {
   return stats;
 }
 
-uint64_t PowerEmulation::place(int key, uint64_t offset, uint64_t bytes) const {
+uint64_t PowerEmulation::place(int64_t key, uint64_t offset, uint64_t bytes) const {
   for (size_t k = 0; k < keys_.size(); ++k)
     if (keys_[k].first == key) {
       if (offset > keys_[k].second || bytes > keys_[k].second - offset)
@@ -258,7 +265,7 @@ void PowerEmulation::fail(double at) {
   next_failure_ = clock_ + failure_interval(settings_.mean_seconds, random_);
 }
 
-void PowerEmulation::keep(int key, const Chunk& chunk) {
+void PowerEmulation::keep(int64_t key, const Chunk& chunk) {
   store_->write(place(key, chunk.offset, chunk.bytes), chunk.data, chunk.bytes);
   clock_ += static_cast<double>(chunk.bytes) / device_.nvm_write_bytes_per_second;
 }
@@ -268,12 +275,10 @@ bool PowerEmulation::job(const Job& job) {
                              input_digest_ + " " + job.progress;
   uint64_t bytes = kRecordOverhead + record.size();
   for (const Chunk& chunk : job.chunks) bytes += chunk.bytes;
-  const double rate = model_.layers[job.layer].quantized() ? device_.macs_per_second_int8
-                                                           : device_.macs_per_second_float32;
-  const double working = static_cast<double>(job.input_bytes) / device_.nvm_read_bytes_per_second +
-                         static_cast<double>(job.weight_bytes) / device_.flash_bytes_per_second +
-                         static_cast<double>(job.macs) / rate;
-  const double writing = static_cast<double>(bytes) / device_.nvm_write_bytes_per_second;
+  const double working =
+      job_seconds(job.layer, static_cast<double>(job.input_bytes),
+                  static_cast<double>(job.weight_bytes), static_cast<double>(job.macs), 0);
+  const double writing = job_seconds(job.layer, 0, 0, 0, static_cast<double>(bytes));
   stats_.nvm_bytes_read += job.input_bytes;
   if (next_failure_ < clock_ + working) {  // lost while reading or computing
     const double part = working > 0 ? std::max(0.0, next_failure_ - clock_) / working : 0;
@@ -300,7 +305,7 @@ bool PowerEmulation::job(const Job& job) {
   return true;
 }
 
-void PowerEmulation::restore(int key, uint64_t offset, void* data, uint64_t bytes) {
+void PowerEmulation::restore(int64_t key, uint64_t offset, void* data, uint64_t bytes) {
   store_->read(place(key, offset, bytes), data, bytes);
 }
 

@@ -47,7 +47,7 @@ struct PowerSettings {
   // the start, over again when it ends. Empty: random failures.
   std::vector<std::pair<double, double>> trace;
   // The job durations dynamic chooses among (the plan's candidates; 0: a
-  // whole layer); empty: job_duration_candidates().
+  // whole layer); empty: default_job_seconds_candidates() (partition/plan.hpp).
   std::vector<double> candidates;
 };
 
@@ -55,10 +55,6 @@ struct PowerSettings {
 // power, then without), '#' starting a comment. Throws Error naming the file
 // and line for anything else, an on time <= 0, an off time < 0, or no cycle.
 std::vector<std::pair<double, double>> read_power_trace(const std::string& path);
-
-// The job durations `dynamic` chooses from (seconds of device time; 0: the
-// whole layer as one job). The static configurations are these too.
-const std::vector<double>& job_duration_candidates();
 
 // "static" or "dynamic", and the static job duration in ms (> 0, or "layer"
 // for whole layers). Throws Error for anything else.
@@ -109,20 +105,24 @@ class PowerEmulation : public PowerSupply {
   // This inference's figures.
   PowerStats stats() const;
 
-  void keep(int key, const Chunk& chunk) override;
+  void keep(int64_t key, const Chunk& chunk) override;
   bool job(const Job& job) override;
   int64_t job_channels(const LayerShape& layer) override;
-  void restore(int key, uint64_t offset, void* data, uint64_t bytes) override;
+  void restore(int64_t key, uint64_t offset, void* data, uint64_t bytes) override;
 
  private:
-  uint64_t place(int key, uint64_t offset, uint64_t bytes) const;  // NVM offset
+  uint64_t place(int64_t key, uint64_t offset, uint64_t bytes) const;  // NVM offset
+  // Device seconds of a job of `layer` reading `input_bytes` from NVM and
+  // `weight_bytes` from flash, computing `macs`, writing `written_bytes`.
+  double job_seconds(int layer, double input_bytes, double weight_bytes, double macs,
+                     double written_bytes) const;
   void fail(double at);  // the power fails at device time `at`
 
   const Model& model_;
   DeviceProfile device_;
   PowerSettings settings_;
   std::unique_ptr<NvmStore> store_;
-  std::vector<std::pair<int, uint64_t>> keys_;  // (key, bytes)
+  std::vector<std::pair<int64_t, uint64_t>> keys_;  // (key, bytes)
   std::vector<uint64_t> offsets_;               // per key, in keys_ order
   std::mt19937_64 random_;
   double clock_ = 0, next_failure_ = 0;

@@ -568,7 +568,7 @@ TEST(Session, JobSizesFollowTheConfigurationAndTheFailureRate) {
   PowerEmulation emulation(model, program, msp432, settings, 1, dir.path + "/seen.nvm", "test");
   emulation.start_inference(1, "input");
   std::vector<float> band(13 * 11, 1.0f);
-  PowerSupply::Job job{1, conv.input_bytes, conv.weight_bytes / 8, conv.macs / 8, 16,
+  PowerSupply::Job job{1, conv.input_bytes, conv.weight_bytes / 8, conv.macs / 8, nvm_output_key(1),
                        {{0, band.data(), band.size() * sizeof(float)}}, "layer 1 channels 0-1"};
   for (int k = 0; k < 40; ++k) emulation.job(job);
   ASSERT_GT(emulation.stats().power_failures, 5);
