@@ -197,32 +197,58 @@ void Executor::run_powered(Arena& arena, Exchange& exchange,
       weights(static_cast<int>(i), step.out, memory.at(step.weights_block), &weight_bytes);
       void* scratch = memory.at(step.scratch_block);
       const int64_t key = nvm_output_key(i);
-      // Jobs: bands of output channels (neurons), each a contiguous run of
-      // the output, as many channels as the power supply asks (its
-      // configuration). A channel band of a convolution over all input
-      // channels (or of a linear layer) reads all of its input, the other
-      // ops their own channels' share.
-      const int64_t channels = out.shape.c;
-      const uint64_t channel_bytes = out.bytes() / static_cast<uint64_t>(std::max<int64_t>(channels, 1));
-      uint64_t input_bytes = 0;  // what the layer reads, from NVM
-      for (const Tensor& in : inputs) input_bytes += in.data ? in.bytes() : 0;
-      const bool reads_every_channel =
-          layer.op == Op::linear || (layer.op == Op::conv2d && layer.conv.groups == 1);
+      // Jobs: tiles of the output, a band of channels (neurons) by a band of
+      // rows, as large as the power supply asks (its configuration); a band
+      // of channels with every row is one contiguous run of the output, a
+      // band of fewer rows one run per channel.
+      const int64_t channels = out.shape.c, rows = out.shape.h;
+      const size_t element_bytes = dtype_bytes(out.dtype);
+      const uint64_t row_bytes = static_cast<uint64_t>(out.shape.w) * element_bytes;
+      const uint64_t channel_bytes = static_cast<uint64_t>(rows) * row_bytes;
+      // What a job computing `part` reads from NVM: the part of each input
+      // it reads (a dense convolution's every input channel, its rows' halo).
+      const auto input_bytes = [&](const Region& part) {
+        uint64_t bytes = 0;
+        for (size_t slot = 0; slot < inputs.size(); ++slot) {
+          if (!inputs[slot].data) continue;
+          const Layer& source = model_.layers[layer.inputs[slot]];
+          bytes += op_traits(layer.op)
+                       .reads(model_, layer, static_cast<int>(slot), part)
+                       .intersect(Region::whole(source.output_shape))
+                       .intersect(needed[slot])
+                       .bytes(dtype_bytes(inputs[slot].dtype));
+        }
+        return bytes;
+      };
+      // The tile at channel `first` and row `top` of the node's region.
+      const auto tile_part = [&](const PowerSupply::Tile& tile, int64_t first, int64_t top) {
+        Region part = step.out;
+        part.c0 = step.out.c0 + first;
+        part.c1 = std::min(step.out.c1, part.c0 + tile.channels);
+        part.y0 = step.out.y0 + top;
+        part.y1 = std::min(step.out.y1, part.y0 + tile.rows);
+        return part;
+      };
       PowerSupply::LayerShape shape;
       shape.layer = static_cast<int>(i);
       shape.channels = channels;
-      shape.input_bytes = input_bytes;
-      shape.reads_every_channel = reads_every_channel;
+      shape.rows = rows;
+      shape.input_bytes = [&](const PowerSupply::Tile& tile) {  // a tile amid the rows
+        return input_bytes(tile_part(tile, 0, std::max<int64_t>(rows - tile.rows, 0) / 2));
+      };
       shape.weight_bytes = weight_bytes;
       shape.macs = op_traits(layer.op).macs(model_, layer, step.out);
       shape.output_bytes = out.bytes();
-      const int64_t band = std::clamp<int64_t>(power_->job_channels(shape), 1, std::max<int64_t>(channels, 1));
-      // The inputs of the band of channels [c0, c1): each slot's tensor as
-      // is when the band reads all of it, else a view of the channels it
-      // reads (a contiguous run); false when neither fits (the layer is
-      // then one job).
+      // The inputs of a piece `part` of a job: each slot's tensor as is when
+      // the piece reads all of it (or every channel of it: a dense
+      // convolution or linear layer, whose kernel reads its window wherever
+      // it lies), else a view of what it reads when that is one contiguous
+      // run (whole planes of channels, or rows of one channel); false when
+      // neither fits (the layer is then one job).
       std::vector<Tensor> band_inputs(inputs.size());
       std::vector<Region> band_needed(inputs.size());
+      const bool reads_every_channel =
+          layer.op == Op::linear || (layer.op == Op::conv2d && layer.conv.groups == 1);
       const auto view_band = [&](const Region& part) {
         for (size_t slot = 0; slot < inputs.size(); ++slot) {
           const Region& held = needed[slot];
@@ -235,69 +261,117 @@ void Executor::run_powered(Arena& arena, Exchange& exchange,
                                    .intersect(Region::whole(source.output_shape))
                                    .intersect(held);
           if (reads == held) continue;
-          // A dense convolution or linear layer reads every channel: its tile
-          // as is (the kernel reads its window from it wherever it lies).
           if (reads.c0 == held.c0 && reads.c1 == held.c1 && reads_every_channel) continue;
-          if (reads.empty() || reads.y0 != held.y0 || reads.y1 != held.y1 ||
-              reads.x0 != held.x0 || reads.x1 != held.x1)
-            return false;
-          const uint64_t plane_bytes =
-              inputs[slot].bytes() / static_cast<uint64_t>(std::max<int64_t>(held.c1 - held.c0, 1));
-          band_inputs[slot].data =
-              static_cast<char*>(inputs[slot].data) + static_cast<uint64_t>(reads.c0 - held.c0) * plane_bytes;
-          band_inputs[slot].shape.c = reads.c1 - reads.c0;
+          if (reads.empty() || !reads.one_run_in(held)) return false;
+          band_inputs[slot].data = static_cast<char*>(inputs[slot].data) +
+                                   static_cast<uint64_t>(reads.offset_in(held)) *
+                                       dtype_bytes(inputs[slot].dtype);
+          band_inputs[slot].shape = reads.shape(inputs[slot].shape);
           band_needed[slot] = reads;
         }
         return true;
       };
-      Region first = step.out;
-      first.c1 = std::min(step.out.c1, step.out.c0 + band);
-      const int64_t job_channels = view_band(first) ? band : channels;
+      const PowerSupply::Tile whole{std::max<int64_t>(channels, 1), std::max<int64_t>(rows, 1)};
+      PowerSupply::Tile tile = static_cast<int>(i) == resume_layer_ ? resume_tile_ : power_->job_tile(shape);
+      tile.channels = std::clamp<int64_t>(tile.channels, 1, whole.channels);
+      tile.rows = std::clamp<int64_t>(tile.rows, 1, whole.rows);
+      {  // the first job's first piece (a job's pieces are alike)
+        Region piece = tile_part(tile, 0, 0);
+        if (tile.rows < whole.rows) piece.c1 = piece.c0 + 1;
+        if (!view_band(piece)) tile = whole;
+      }
+      const int64_t row_bands = (whole.rows + tile.rows - 1) / tile.rows;
+      const int64_t jobs = (whole.channels + tile.channels - 1) / tile.channels * row_bands;
+      const auto job_part = [&](int64_t job) {
+        return tile_part(tile, job / row_bands * tile.channels, job % row_bands * tile.rows);
+      };
+      // Where a job's output lies in the node's output: one run per channel
+      // (one for the band when it has every row).
+      const auto job_chunks = [&](int64_t job) {
+        const Region part = job_part(job);
+        const uint64_t first = static_cast<uint64_t>(part.c0 - step.out.c0) * channel_bytes +
+                               static_cast<uint64_t>(part.y0 - step.out.y0) * row_bytes;
+        const uint64_t run = static_cast<uint64_t>(part.y1 - part.y0) * row_bytes;
+        std::vector<PowerSupply::Chunk> chunks;
+        if (part.y1 - part.y0 == rows) {
+          chunks.push_back({first, static_cast<char*>(out.data) + first,
+                            static_cast<uint64_t>(part.c1 - part.c0) * channel_bytes});
+          return chunks;
+        }
+        for (int64_t c = 0; c < part.c1 - part.c0; ++c) {
+          const uint64_t at = first + static_cast<uint64_t>(c) * channel_bytes;
+          chunks.push_back({at, static_cast<char*>(out.data) + at, run});
+        }
+        return chunks;
+      };
+      // The jobs committed so far read back from NVM: whole bands of
+      // channels in one read, the jobs of a band begun one by one.
+      const auto restore_jobs = [&](int64_t done) {
+        const int64_t bands = done / row_bands;
+        const uint64_t whole_bands =
+            static_cast<uint64_t>(std::min(bands * tile.channels, whole.channels)) * channel_bytes;
+        if (whole_bands > 0) power_->restore(key, 0, out.data, whole_bands);
+        for (int64_t job = bands * row_bands; job < done; ++job)
+          for (const PowerSupply::Chunk& chunk : job_chunks(job))
+            power_->restore(key, chunk.offset, const_cast<void*>(chunk.data), chunk.bytes);
+      };
+      const auto tile_text = [&](int64_t job) {
+        const Region part = job_part(job);
+        return "channels " + std::to_string(part.c0 - step.out.c0) + "-" +
+               std::to_string(part.c1 - step.out.c0) + ", rows " +
+               std::to_string(part.y0 - step.out.y0) + "-" + std::to_string(part.y1 - step.out.y0);
+      };
       int64_t done = 0;
       // Resumed (run --resume): what NVM holds is read back, not computed.
-      if (static_cast<int>(i) < resume_layer_) done = channels;
-      if (static_cast<int>(i) == resume_layer_) done = std::min(resume_channels_, channels);
-      if (done > 0) power_->restore(key, 0, out.data, static_cast<uint64_t>(done) * channel_bytes);
+      if (static_cast<int>(i) < resume_layer_) done = jobs;
+      if (static_cast<int>(i) == resume_layer_) done = std::min(resume_jobs_, jobs);
+      restore_jobs(done);
       int failures_in_a_row = 0;
-      while (done < channels) {
-        const int64_t end = std::min(channels, done + job_channels);
-        Region part = step.out;  // the band's channels
-        part.c0 = step.out.c0 + done;
-        part.c1 = step.out.c0 + end;
-        if (!view_band(part)) throw Error("internal: " + node_label_ + " cannot cut layer '" +
-                                          layer.name + "' into jobs by channels");
-        Tensor band_out = out;
-        band_out.shape.c = end - done;
-        band_out.data = static_cast<char*>(out.data) + static_cast<uint64_t>(done) * channel_bytes;
-        uint64_t band_weight_bytes = 0;  // flash-side, what this band streams
-        const std::map<std::string, const void*> band_weights =
-            weights(static_cast<int>(i), part, memory.at(step.weights_block), &band_weight_bytes,
-                    step.weight_bytes);
-        const double start = trace_ ? trace_->now_us() : 0;
-        compute(static_cast<int>(i), band_inputs, band_needed, part, band_out, band_weights, scratch);
-        if (trace_) trace_->add(layer.name, std::string("compute ") + op_name(layer.op) + " (job)", start);
+      while (done < jobs) {
+        const Region part = job_part(done);
+        const bool every_row = part.y1 - part.y0 == rows;
+        // A band of every row in one call, else a channel at a time; each
+        // call streams its channels' weights from flash.
+        uint64_t streamed = 0;
+        for (int64_t c = part.c0; c < part.c1; c = every_row ? part.c1 : c + 1) {
+          Region piece = part;
+          if (!every_row) piece.c0 = c, piece.c1 = c + 1;
+          if (!view_band(piece))
+            throw Error("internal: " + node_label_ + " cannot cut layer '" + layer.name +
+                        "' into jobs of " + std::to_string(tile.channels) + " channels by " +
+                        std::to_string(tile.rows) + " rows");
+          Tensor piece_out = out;
+          piece_out.shape.c = piece.c1 - piece.c0;
+          piece_out.shape.h = piece.y1 - piece.y0;
+          piece_out.data = static_cast<char*>(out.data) +
+                           static_cast<uint64_t>(piece.c0 - step.out.c0) * channel_bytes +
+                           static_cast<uint64_t>(piece.y0 - step.out.y0) * row_bytes;
+          const std::map<std::string, const void*> piece_weights =
+              weights(static_cast<int>(i), piece, memory.at(step.weights_block), &streamed,
+                      step.weight_bytes);
+          const double start = trace_ ? trace_->now_us() : 0;
+          compute(static_cast<int>(i), band_inputs, band_needed, piece, piece_out, piece_weights,
+                  scratch);
+          if (trace_) trace_->add(layer.name, std::string("compute ") + op_name(layer.op) + " (job)", start);
+        }
         PowerSupply::Job job;
         job.layer = static_cast<int>(i);
         job.macs = op_traits(layer.op).macs(model_, layer, part);
-        job.input_bytes = reads_every_channel
-                              ? input_bytes
-                              : input_bytes * static_cast<uint64_t>(end - done) /
-                                    static_cast<uint64_t>(std::max<int64_t>(channels, 1));
-        job.weight_bytes = band_weight_bytes;
+        job.input_bytes = input_bytes(part);
+        job.weight_bytes = streamed;
         job.key = key;
-        job.chunks = {{static_cast<uint64_t>(done) * channel_bytes, band_out.data,
-                       static_cast<uint64_t>(end - done) * channel_bytes}};
-        job.progress = "layer " + std::to_string(i) + " channels " + std::to_string(done) + "-" +
-                       std::to_string(end);
+        job.chunks = job_chunks(done);
+        job.progress = "layer " + std::to_string(i) + " tile " + std::to_string(tile.channels) +
+                       "x" + std::to_string(tile.rows) + " jobs " + std::to_string(done + 1);
         if (power_->job(job)) {
-          done = end;
+          ++done;
           failures_in_a_row = 0;
           continue;
         }
         if (++failures_in_a_row == kMostFailuresInARow)
-          throw Error(node_label_ + " cannot finish a job of layer '" + layer.name +
-                      "' (channels " + std::to_string(done) + "-" + std::to_string(end) +
-                      ") under this power: " + std::to_string(kMostFailuresInARow) +
+          throw Error(node_label_ + " cannot finish a job of layer '" + layer.name + "' (" +
+                      tile_text(done) + ") under this power: " +
+                      std::to_string(kMostFailuresInARow) +
                       " failures in a row (the mean time between failures is shorter than the "
                       "job; use a longer --power mean)");
         // The power failed: RAM is garbage; read back what NVM holds:
@@ -314,7 +388,7 @@ void Executor::run_powered(Arena& arena, Exchange& exchange,
           if (sources[slot].data && layer.inputs[slot] > 0)  // (an op in place over its input has it forgotten)
             power_->restore(nvm_output_key(layer.inputs[slot]), 0, sources[slot].data,
                             sources[slot].bytes());
-        if (done > 0) power_->restore(key, 0, out.data, static_cast<uint64_t>(done) * channel_bytes);
+        restore_jobs(done);
         for (size_t slot = 0; slot < step.inputs.size(); ++slot)
           if (!step.inputs[slot].direct && inputs[slot].data)
             power_->restore(tile_key(slot), 0, inputs[slot].data, inputs[slot].bytes());

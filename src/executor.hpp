@@ -40,8 +40,8 @@ class Exchange {
 
 // An intermittently powered node (run --power): its emulated power supply
 // and non-volatile memory (src/runtime/power.hpp). The executor cuts each
-// layer into jobs (bands of output rows for float32 convolutions, whole
-// layers otherwise) and hands each job's output to job(); when the power
+// layer's output into jobs (tiles of bands of channels by bands of rows, as
+// the power supply sizes them) and hands each job's output to job(); when the power
 // fails the node's RAM (its arena) is lost, and the executor reads back what
 // NVM holds and computes the job again. Everything kept in NVM has a key
 // (nvm_keys()). As on DynBal's board the maps live in the NVM: a job reads
@@ -72,20 +72,32 @@ class PowerSupply {
   // False: the power failed first (while the job read or computed, or
   // tearing its writes): the node lost its RAM and waited out the recharge.
   virtual bool job(const Job& job) = 0;
-  // A layer about to be cut into jobs: its channels, and what each job of
-  // it costs (the inputs it reads whole when it reads every channel, else
-  // per channel; weights, MACs and output bytes per channel).
+  // A job's share of a layer's output: a band of `channels` channels by a
+  // band of `rows` rows (all columns).
+  struct Tile {
+    int64_t channels = 1, rows = 1;
+    bool operator==(const Tile& other) const {
+      return channels == other.channels && rows == other.rows;
+    }
+  };
+  // A layer about to be cut into jobs: its output's channels and rows, and
+  // what each job of it costs: the inputs a tile reads from NVM (a band of
+  // channels of a dense convolution reads every input channel, a band of
+  // rows its rows and their halo), and the weights, MACs and output bytes of
+  // the layer (a tile's share is its channels' share of the weights, its
+  // share of the MACs and output).
   struct LayerShape {
     int layer = 0;
-    int64_t channels = 1;
-    uint64_t input_bytes = 0;  // the layer's
-    bool reads_every_channel = false;
+    int64_t channels = 1, rows = 1;
+    std::function<uint64_t(const Tile&)> input_bytes;
     uint64_t weight_bytes = 0;  // the layer's, flash-side
     uint64_t macs = 0;          // the layer's
     uint64_t output_bytes = 0;  // the layer's
   };
-  // The channels of one job of the layer (at least 1).
-  virtual int64_t job_channels(const LayerShape& layer) = 0;
+  // The tile of one job of the layer (at least one channel and one row; at
+  // most the layer's). Jobs run band of channels by band of channels, each
+  // band's rows top to bottom.
+  virtual Tile job_tile(const LayerShape& layer) = 0;
   // Reads `bytes` of `key` at `offset` back into `data` after a failure.
   virtual void restore(int64_t key, uint64_t offset, void* data, uint64_t bytes) = 0;
 };
@@ -127,13 +139,15 @@ class Executor {
   // after every power failure the arena overwritten and read back. Programs
   // with streams are refused; activations are computed on their own.
   void set_power(PowerSupply* power) { power_ = power; }
-  // The next run() under power resumes an inference whose jobs NVM holds up
-  // to channel `channels_done` of layer `layer` (run --resume): the layers
-  // before it and those channels are read back from NVM, not computed (the
-  // exchanges still take place, as the neighbours run them); -1: none.
-  void set_resume(int layer, int64_t channels_done) {
+  // The next run() under power resumes an inference whose NVM holds the
+  // first `jobs_done` jobs of `tile` of layer `layer` (run --resume): the
+  // layers before it and those jobs are read back from NVM, not computed
+  // (the exchanges still take place, as the neighbours run them), and the
+  // layer's other jobs keep that tile; layer -1: none.
+  void set_resume(int layer, PowerSupply::Tile tile, int64_t jobs_done) {
     resume_layer_ = layer;
-    resume_channels_ = channels_done;
+    resume_tile_ = tile;
+    resume_jobs_ = jobs_done;
   }
 
   // One inference. `on_layer` (may be empty) sees this node's region of every
@@ -199,7 +213,8 @@ class Executor {
   double slowdown_ = 1;
   PowerSupply* power_ = nullptr;
   mutable int resume_layer_ = -1;
-  mutable int64_t resume_channels_ = 0;
+  mutable PowerSupply::Tile resume_tile_;
+  mutable int64_t resume_jobs_ = 0;
   mutable double busy_seconds_ = 0;
   mutable double owed_seconds_ = 0;  // of a slowdown, not slept yet
 };

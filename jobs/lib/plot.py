@@ -3,6 +3,7 @@
     jobs/plot PLANDIR [--input IMAGE.png|X.h5] [--layer NAME] [--trace TRACE.json] [-o OUTDIR]
     jobs/plot STATS.json [--trace TRACE.json] [-o OUTDIR]
     jobs/plot TRACE.json [-o OUTDIR]
+    jobs/plot reconfigure.csv [-o OUTDIR]
 
 From a plan directory (plan.h5, io/FORMAT.md):
   memory.png    each node's arena footprint per layer (lines and a nodes x layers
@@ -29,6 +30,11 @@ pictures need the plan directory):
 With --trace (a `splitinfer run --trace` file), or a trace given alone:
   host_timeline.png  the measured host timeline of every rank: compute and
                 exchange slices of the traced inference
+From jobs/intermittent's reconfigure.csv:
+  reconfigure.png  per node count and intermittency, the slowest node's
+                device time per inference of every static job size in both
+                loop orders and of whole layers, beside --reconfigure
+                dynamic's (red bar and dashed line)
 
 Default OUTDIR: PLANDIR/plots, or STEM_plots beside a JSON file. Prints the
 path of every file written. Any bad input ends in one line
@@ -907,6 +913,79 @@ def plot_stats_bytes(stats, outdir, written):
     return save(fig, outdir, "bytes.png", written)
 
 
+# ---------------------------------------------------------------- jobs/intermittent
+
+
+RECONFIGURE_COLUMNS = ["nodes", "intermittency", "configuration", "order", "job_ms", "device_ms"]
+LEVELS = ["continuous", "weak", "strong"]
+
+
+def read_reconfigure(path):
+    import csv
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise PlotError(f"cannot read '{path}': {error}")
+    missing = [c for c in RECONFIGURE_COLUMNS if not rows or c not in rows[0]]
+    if missing:
+        raise PlotError(f"'{path}' is not a jobs/intermittent reconfigure.csv "
+                        f"(no column {', '.join(missing)})")
+    cells = {}
+    for line, row in enumerate(rows, start=2):
+        try:
+            value = float(row["device_ms"])
+        except ValueError:
+            raise PlotError(f"'{path}' line {line}: device_ms '{row['device_ms']}' is not a number")
+        if row["intermittency"] not in LEVELS:
+            raise PlotError(f"'{path}' line {line}: intermittency '{row['intermittency']}' "
+                            f"is not one of {', '.join(LEVELS)}")
+        cells.setdefault((row["nodes"], row["intermittency"]), {})[row["configuration"]] = value
+    for (nodes, level), configurations in cells.items():
+        if "dynamic" not in configurations or len(configurations) < 2:
+            raise PlotError(f"'{path}': {nodes} node(s), {level}: needs static configurations and 'dynamic'")
+    return cells
+
+
+def plot_reconfigure(cells, outdir, written):
+    nodes = sorted({n for n, _ in cells}, key=lambda n: int(n) if n.isdigit() else n)
+    levels = [level for level in LEVELS if any(l == level for _, l in cells)]
+    fig, axes = plt.subplots(len(nodes), len(levels), figsize=(4.6 * len(levels), 3.6 * len(nodes)),
+                             squeeze=False, constrained_layout=True)
+    colors = {"channels": "#4878a8", "rows": "#59a14f", "": "#9d9d9d"}
+    for i, count in enumerate(nodes):
+        for j, level in enumerate(levels):
+            axis = axes[i][j]
+            configurations = cells.get((count, level))
+            if configurations is None:
+                axis.set_axis_off()
+                continue
+            static = [c for c in configurations if c != "dynamic"]
+            static.sort(key=lambda c: (c == "layer", c.split(":")[-1], float(c.split(":")[0]) if ":" in c else 0))
+            labels = [c.split(":")[0] if ":" in c else "layers" for c in static] + ["dyn."]
+            values = [configurations[c] for c in static] + [configurations["dynamic"]]
+            bar_colors = [colors[c.split(":")[1] if ":" in c else ""] for c in static] + ["#ff0000"]
+            x = np.arange(len(values))
+            axis.bar(x, values, color=bar_colors, zorder=2)
+            axis.axhline(configurations["dynamic"], color="#ff0000", ls="--", lw=1, zorder=3)
+            axis.set_xticks(x)
+            axis.set_xticklabels(labels, fontsize=7)
+            axis.grid(axis="y", alpha=0.3, zorder=0)
+            best, worst = min(configurations[c] for c in static), max(configurations[c] for c in static)
+            axis.set_title(f"{count} node(s), {level}: dynamic / best static {configurations['dynamic'] / best:.2f}, "
+                           f"worst / dynamic {worst / configurations['dynamic']:.2f}", fontsize=8)
+            if j == 0:
+                axis.set_ylabel("device ms per inference\n(slowest node)")
+            axis.set_xlabel("static job ms (channels | rows), whole layers, dynamic", fontsize=7)
+    axes[0][0].legend(handles=[Patch(color=colors["channels"], label="static, channel bands"),
+                        Patch(color=colors["rows"], label="static, row bands"),
+                        Patch(color=colors[""], label="static, whole layers"),
+                        Patch(color="#ff0000", label="--reconfigure dynamic")],
+               loc="upper left", fontsize=7)
+    fig.suptitle("Job sizes and loop orders under intermittent power (jobs/intermittent)", fontsize=10)
+    return save(fig, outdir, "reconfigure.png", written)
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -920,7 +999,8 @@ def parse(argv):
                     epilog="\n\n".join(__doc__.split("\n\n")[2:]),
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", metavar="PLANDIR_OR_JSON",
-                        help="a plan directory (or its plan.h5), a run --stats JSON, or a run --trace JSON")
+                        help="a plan directory (or its plan.h5), a run --stats JSON, a run --trace JSON, "
+                        "or jobs/intermittent's reconfigure.csv")
     parser.add_argument("--input", metavar="IMAGE", help="picture under the tiles: .png/.jpg, or .h5 with /input")
     parser.add_argument("--layer", metavar="NAME", help="layer whose regions tiles.png draws "
                         "(default: the first layer that reads the input)")
@@ -939,7 +1019,14 @@ def run(argv):
         require_exists(args.trace, "--trace")
     written = []
     # Every input is read and checked before the first file is written.
-    if os.path.isdir(source) or not source.lower().endswith(".json"):
+    if source.lower().endswith(".csv"):
+        if args.input or args.layer or args.trace:
+            raise PlotError("--input, --layer and --trace apply to a plan or a run, not to reconfigure.csv")
+        cells = read_reconfigure(source)
+        outdir = args.output or os.path.splitext(source)[0] + "_plots"
+        os.makedirs(outdir, exist_ok=True)
+        plot_reconfigure(cells, outdir, written)
+    elif os.path.isdir(source) or not source.lower().endswith(".json"):
         plan = Plan(source)
         outdir = args.output or os.path.join(plan.dir, "plots")
         tracks = trace_tracks(read_json(args.trace, "--trace"), args.trace) if args.trace else None

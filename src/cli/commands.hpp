@@ -49,6 +49,7 @@ struct RunOptions {
   bool resume = false;              // continue the inference the NVM files hold
   std::string reconfigure = "static";  // job sizes under --power: static | dynamic
   std::string job_ms;                  // static job duration (ms of device time, or "layer")
+  std::string job_order;               // static job tiles: channels | rows; empty: channels
   std::string power_trace;             // a recorded on/off supply instead of --power
 };
 // Runs under MPI (already initialised): rank 0 coordinates, ranks 1..N are nodes.

@@ -161,7 +161,7 @@ int main(int argc, char** argv) {
                       "MEAN_MS[:RECHARGE_MS]: nodes on harvested energy lose power at random "
                       "instants of their device's time (exponential, mean MEAN_MS), their RAM "
                       "lost, and resume from NVM after RECHARGE_MS (default 0); the output stays "
-                      "bit for bit the same. Plans made for a device with an NVM (msp432)");
+                      "bit for bit the same. Plans made for a device with an NVM (msp432, teensy41, esp32s3)");
   run_app->add_option("--seed", run.seed, "seed of the power failures (--power); default 0");
   run_app->add_option("--power-trace", run.power_trace,
                       "replay a recorded supply instead of --power's random failures: a text "
@@ -173,13 +173,21 @@ int main(int argc, char** argv) {
   run_app
       ->add_option("--reconfigure", run.reconfigure,
                    "job sizes under --power, as DynBal configures its tiles: static (every job "
-                   "about --job-ms of device time; default) or dynamic (per layer the job "
-                   "duration with the least expected time under the failure rate measured so "
-                   "far: inputs read again for more jobs against work lost in longer ones)")
+                   "about --job-ms of device time, cut by --job-order; default) or dynamic (per "
+                   "layer the job duration and order with the least expected time under the "
+                   "failure rate measured so far: inputs or weights read again for more jobs "
+                   "against work lost in longer ones)")
       ->check(CLI::IsMember({"static", "dynamic"}));
   run_app->add_option("--job-ms", run.job_ms,
                       "--reconfigure static: each job's device time in ms (default 2), or "
                       "'layer' for one job per layer");
+  run_app
+      ->add_option("--job-order", run.job_order,
+                   "--reconfigure static: how jobs cut a layer's output: channels (bands of "
+                   "channels with every row: each job reads all of a convolution's input; "
+                   "default) or rows (bands of rows with every channel: each job reads all the "
+                   "weights)")
+      ->check(CLI::IsMember({"channels", "rows"}));
   run_app->add_flag("--resume", run.resume,
                     "continue the inference whose processes were killed from what the NVM files "
                     "hold (the same plan, input and --nvm; a plan made for a device with an NVM); "

@@ -97,6 +97,7 @@ int run_command(const RunOptions& options) {
   mine.resume = options.resume;
   mine.reconfigure = options.reconfigure;
   mine.job_ms = options.job_ms;
+  mine.job_order = options.job_order;
   mine.power_trace = options.power_trace;
   const RunSettings settings = agree_settings(*transport, mine);
 

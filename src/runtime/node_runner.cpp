@@ -50,7 +50,7 @@ void run_node(Transport& transport, const RunSettings& settings, NodeSetup& setu
     uint64_t output_bytes = 0;
     executor.reset_busy_seconds();
     if (setup.power) setup.power->start_inference(setup.first_inference + run, setup.input_digest);
-    if (run == 0 && setup.resume) executor.set_resume(setup.resume->layer, setup.resume->channels_done);
+    if (run == 0 && setup.resume) executor.set_resume(setup.resume->layer, setup.resume->tile, setup.resume->jobs_done);
     const auto start = std::chrono::steady_clock::now();
     executor.run(
         arena, *exchange,
@@ -70,7 +70,10 @@ void run_node(Transport& transport, const RunSettings& settings, NodeSetup& setu
     measured.bytes_sent = exchange->bytes_sent + output_bytes;
     measured.bytes_received = exchange->bytes_received;
     measured.busy_seconds = std::min(executor.busy_seconds(), measured.host_seconds);
-    if (setup.power) measured.power = setup.power->stats();
+    if (setup.power) {
+      measured.power = setup.power->stats();
+      measured.power_device_seconds_each.push_back(measured.power->device_seconds);
+    }
     if (settings.rebalance && !last) {
       transport.send_text(0, Tag::timing, nlohmann::json(executor.busy_seconds()).dump());
       const bool moved = agree_row_shares(transport, setup.model, setup.plan, {}, [&](const Plan& next) {

@@ -14,10 +14,6 @@
 namespace splitinfer {
 namespace {
 
-// --reconfigure dynamic: a larger job is kept when its expected time is
-// within this fraction of the least.
-constexpr double kCloseEnough = 0.05;
-
 // A commit record's bytes on top of its progress text (nvm_store.hpp).
 constexpr uint64_t kRecordOverhead = 20;
 
@@ -58,10 +54,17 @@ PowerSettings parse_power(const std::string& text, uint64_t seed) {
 }
 
 void parse_reconfiguration(const std::string& mode, const std::string& job_ms,
-                           PowerSettings& settings) {
+                           const std::string& job_order, PowerSettings& settings) {
   if (mode != "static" && mode != "dynamic")
     throw Error("--reconfigure '" + mode + "' is not static or dynamic");
   settings.reconfigure = mode;
+  if (!job_order.empty()) {
+    if (job_order != "channels" && job_order != "rows")
+      throw Error("--job-order '" + job_order + "' is not channels or rows");
+    if (mode == "dynamic")
+      throw Error("--job-order sets the static configuration (--reconfigure static)");
+    settings.job_order = job_order;
+  }
   if (job_ms.empty()) return;
   if (mode == "dynamic") throw Error("--job-ms sets the static configuration (--reconfigure static)");
   if (job_ms == "layer") {
@@ -82,32 +85,55 @@ double PowerEmulation::job_seconds(int layer, double input_bytes, double weight_
          written_bytes / device_.nvm_write_bytes_per_second;
 }
 
-double PowerEmulation::job_time(const LayerShape& layer, int64_t channels) const {
-  const double share = static_cast<double>(channels) / static_cast<double>(std::max<int64_t>(layer.channels, 1));
-  const double input = layer.reads_every_channel ? static_cast<double>(layer.input_bytes)
-                                                 : static_cast<double>(layer.input_bytes) * share;
-  return job_seconds(layer.layer, input, static_cast<double>(layer.weight_bytes) * share,
-                     static_cast<double>(layer.macs) * share,
-                     static_cast<double>(layer.output_bytes) * share + kRecordOverhead + kProgressBytes);
+double PowerEmulation::job_time(const LayerShape& layer, const Tile& tile) const {
+  const double share = static_cast<double>(tile.channels) /
+                       static_cast<double>(std::max<int64_t>(layer.channels, 1));
+  const double row_share =
+      static_cast<double>(tile.rows) / static_cast<double>(std::max<int64_t>(layer.rows, 1));
+  return job_seconds(layer.layer, static_cast<double>(layer.input_bytes(tile)),
+                     static_cast<double>(layer.weight_bytes) * share,
+                     static_cast<double>(layer.macs) * share * row_share,
+                     static_cast<double>(layer.output_bytes) * share * row_share +
+                         kRecordOverhead + kProgressBytes);
 }
 
-int64_t PowerEmulation::job_channels(const LayerShape& layer) {
-  const int64_t all = std::max<int64_t>(layer.channels, 1);
-  // The most channels whose job lasts at most `seconds` (0: all of them).
-  const auto channels_within = [&](double seconds) -> int64_t {
-    if (seconds <= 0) return all;
-    int64_t low = 1, high = all;
+PowerSupply::Tile PowerEmulation::tile_within(const LayerShape& layer, double seconds,
+                                              const std::string& order) const {
+  const Tile whole{std::max<int64_t>(layer.channels, 1), std::max<int64_t>(layer.rows, 1)};
+  if (seconds <= 0) return whole;
+  // The largest count in [1, most] whose tile lasts at most `seconds` (1
+  // when none does).
+  const auto largest = [&](int64_t most, const std::function<Tile(int64_t)>& tile) {
+    int64_t low = 1, high = most;
     while (low < high) {
       const int64_t middle = (low + high + 1) / 2;
-      if (job_time(layer, middle) <= seconds) low = middle;
+      if (job_time(layer, tile(middle)) <= seconds) low = middle;
       else high = middle - 1;
     }
     return low;
   };
-  if (settings_.reconfigure != "dynamic") return channels_within(settings_.job_seconds);
+  // "channels": bands of channels with every row, as many channels as fit;
+  // when one channel's rows do not, bands of that channel's rows. "rows":
+  // bands of rows with every channel; when one row's channels do not, bands
+  // of that row's channels.
+  if (order == "rows") {
+    const int64_t rows = largest(whole.rows, [&](int64_t r) { return Tile{whole.channels, r}; });
+    if (rows > 1 || job_time(layer, {whole.channels, 1}) <= seconds) return {whole.channels, rows};
+    return {largest(whole.channels, [](int64_t c) { return Tile{c, 1}; }), 1};
+  }
+  const int64_t channels = largest(whole.channels, [&](int64_t c) { return Tile{c, whole.rows}; });
+  if (channels > 1 || job_time(layer, {1, whole.rows}) <= seconds) return {channels, whole.rows};
+  return {1, largest(whole.rows, [](int64_t r) { return Tile{1, r}; })};
+}
+
+PowerSupply::Tile PowerEmulation::job_tile(const LayerShape& layer) {
+  if (settings_.reconfigure != "dynamic")
+    return tile_within(layer, settings_.job_seconds, settings_.job_order);
   // Expected device time of the layer's jobs: a job of duration T under
   // failures at rate f (each followed by the recharge R) takes
-  // (e^{fT} - 1)(1/f + R) on average; without failures seen, T.
+  // (e^{fT} - 1)(1/f + R) on average; without failures seen, T. Smaller
+  // jobs lose less to a failure and read their inputs (a band of channels)
+  // or their weights (a band of rows) more times.
   // Failures per second with power (the recharges left out of the clock).
   const double powered =
       run_seconds_ + clock_ - run_recharge_seconds_ - stats_.recharge_seconds;
@@ -118,23 +144,27 @@ int64_t PowerEmulation::job_channels(const LayerShape& layer) {
     for (const auto& [on, off] : settings_.trace) recharge += off;
     recharge /= static_cast<double>(settings_.trace.size());
   }
-  std::vector<std::pair<int64_t, double>> options;  // channels, expected layer time
+  const int64_t channels = std::max<int64_t>(layer.channels, 1), rows = std::max<int64_t>(layer.rows, 1);
+  Tile chosen{channels, rows};
   double least = std::numeric_limits<double>::infinity();
-  for (double seconds :
-       settings_.candidates.empty() ? default_job_seconds_candidates() : settings_.candidates) {
-    const int64_t channels = channels_within(seconds);
-    const int64_t jobs = (all + channels - 1) / channels;
-    const double t = job_time(layer, channels);
-    const double expected =
-        rate > 0 ? std::expm1(std::min(rate * t, 700.0)) * (1 / rate + recharge) : t;
-    options.emplace_back(channels, static_cast<double>(jobs) * expected);
-    least = std::min(least, options.back().second);
-  }
-  // Of the candidates within kCloseEnough of the least, the largest jobs:
-  // the rate is an estimate, and larger jobs read their inputs fewer times.
-  int64_t chosen = 1;
-  for (const auto& [channels, expected] : options)
-    if (expected <= least * (1 + kCloseEnough)) chosen = std::max(chosen, channels);
+  int64_t fewest = 0;
+  for (const char* order : {"channels", "rows"})
+    for (double seconds :
+         settings_.candidates.empty() ? default_job_seconds_candidates() : settings_.candidates) {
+      const Tile tile = tile_within(layer, seconds, order);
+      const int64_t jobs =
+          (channels + tile.channels - 1) / tile.channels * ((rows + tile.rows - 1) / tile.rows);
+      const double t = job_time(layer, tile);
+      const double expected =
+          static_cast<double>(jobs) *
+          (rate > 0 ? std::expm1(std::min(rate * t, 700.0)) * (1 / rate + recharge) : t);
+      // The least expected time; of equal ones, the fewest jobs.
+      if (expected < least || (expected == least && jobs < fewest)) {
+        chosen = tile;
+        least = expected;
+        fewest = jobs;
+      }
+    }
   return chosen;
 }
 
@@ -169,12 +199,14 @@ std::optional<ResumePoint> PowerEmulation::resume_point() const {
   if (!progress) return std::nullopt;
   ResumePoint point;
   char digest[65] = {0};
-  long long channels_from = 0, channels_to = 0;
-  if (std::sscanf(progress->c_str(), "inference %d input %64s layer %d channels %lld-%lld",
-                  &point.inference, digest, &point.layer, &channels_from, &channels_to) != 5)
+  long long channels = 0, rows = 0, jobs = 0;
+  if (std::sscanf(progress->c_str(), "inference %d input %64s layer %d tile %lldx%lld jobs %lld",
+                  &point.inference, digest, &point.layer, &channels, &rows, &jobs) != 6 ||
+      channels < 1 || rows < 1 || jobs < 1)
     return std::nullopt;
   point.input_digest = digest;
-  point.channels_done = channels_to;
+  point.tile = {channels, rows};
+  point.jobs_done = jobs;
   return point;
 }
 

@@ -39,8 +39,14 @@ struct PowerSettings {
   // duration with the least expected time under the failure rate measured
   // so far in the run (reading inputs again for more jobs against computing
   // again more of a job lost).
+  // Static tiles cut the output by "channels" (bands of channels with
+  // every row: each job reads all of a dense convolution's input and its
+  // channels' weights) or by "rows" (bands of rows with every channel: each
+  // job reads its rows of the input and all the weights): DynBal's loop
+  // order. Dynamic tries both.
   std::string reconfigure = "static";
   double job_seconds = kDefaultJobSeconds;
+  std::string job_order = "channels";
   static constexpr double kDefaultJobSeconds = 0.002;
   // A recorded supply (--power-trace) instead of random failures: per
   // cycle, the seconds with power, then the seconds without; replayed from
@@ -56,10 +62,12 @@ struct PowerSettings {
 // and line for anything else, an on time <= 0, an off time < 0, or no cycle.
 std::vector<std::pair<double, double>> read_power_trace(const std::string& path);
 
-// "static" or "dynamic", and the static job duration in ms (> 0, or "layer"
-// for whole layers). Throws Error for anything else.
+// "static" or "dynamic", the static job duration in ms (> 0, or "layer" for
+// whole layers; empty: the default) and the static job order ("channels" or
+// "rows"; empty: channels). Throws Error for anything else, and for a
+// duration or order with "dynamic".
 void parse_reconfiguration(const std::string& mode, const std::string& job_ms,
-                           PowerSettings& settings);
+                           const std::string& job_order, PowerSettings& settings);
 
 // "MEAN_MS[:RECHARGE_MS]" (milliseconds of device time; recharge 0 when left
 // out); empty: steady power (NVM kept all the same, for --resume). Throws
@@ -68,12 +76,13 @@ PowerSettings parse_power(const std::string& text, uint64_t seed);
 
 // Where an inference stood when its processes were killed: the last job a
 // node committed (its progress record "inference N input DIGEST layer L
-// channels A-B").
+// tile CxR jobs J": J jobs of C channels by R rows of layer L done).
 struct ResumePoint {
   int inference = 0;
   std::string input_digest;
   int layer = 0;
-  int64_t channels_done = 0;
+  PowerSupply::Tile tile;
+  int64_t jobs_done = 0;
 };
 
 struct PowerStats {
@@ -107,7 +116,7 @@ class PowerEmulation : public PowerSupply {
 
   void keep(int64_t key, const Chunk& chunk) override;
   bool job(const Job& job) override;
-  int64_t job_channels(const LayerShape& layer) override;
+  Tile job_tile(const LayerShape& layer) override;
   void restore(int64_t key, uint64_t offset, void* data, uint64_t bytes) override;
 
  private:
@@ -134,8 +143,11 @@ class PowerEmulation : public PowerSupply {
   size_t cycle_ = 0;  // --power-trace: the cycle the power is in
   int run_failures_ = 0;
   double run_seconds_ = 0, run_recharge_seconds_ = 0;
-  // Device seconds of one job of `channels` channels of `layer`.
-  double job_time(const LayerShape& layer, int64_t channels) const;
+  // Device seconds of one job of `tile` of `layer`.
+  double job_time(const LayerShape& layer, const Tile& tile) const;
+  // The largest tile of `layer` cut in `order` ("channels" or "rows") whose
+  // job lasts at most `seconds` (0: the whole layer).
+  Tile tile_within(const LayerShape& layer, double seconds, const std::string& order) const;
   uint64_t written_at_start_ = 0;
 };
 

@@ -25,6 +25,7 @@ RunSettings agree_settings(Transport& transport, const RunSettings& settings) {
                           {"resume", settings.resume},
                           {"reconfigure", settings.reconfigure},
                           {"job_ms", settings.job_ms},
+                          {"job_order", settings.job_order},
                           {"power_trace", settings.power_trace}}
                .dump();
   transport.broadcast(text);
@@ -47,6 +48,7 @@ RunSettings agree_settings(Transport& transport, const RunSettings& settings) {
   result.resume = agreed["resume"].get<bool>();
   result.reconfigure = agreed["reconfigure"].get<std::string>();
   result.job_ms = agreed["job_ms"].get<std::string>();
+  result.job_order = agreed["job_order"].get<std::string>();
   result.power_trace = agreed["power_trace"].get<std::string>();
   return result;
 }

@@ -50,9 +50,11 @@ struct RunSettings {
   bool resume = false;
   // Job sizes under NVM (power.hpp, PowerSettings): "static" (jobs of
   // job_ms milliseconds of device time, empty: the default; "layer": whole
-  // layers) or "dynamic".
+  // layers; cut by job_order, "channels" or "rows", empty: channels) or
+  // "dynamic".
   std::string reconfigure = "static";
   std::string job_ms;
+  std::string job_order;
   // A recorded on/off supply replayed instead of --power's random failures.
   std::string power_trace;
   // Nodes keep their jobs in NVM: with --power, --nvm or --resume.

@@ -45,11 +45,15 @@ nlohmann::json node_statistics(int node, const NodeSetup& setup, const NodeMeasu
     stats["recharge_seconds"] = power.recharge_seconds;
     stats["power_device_seconds"] = power.device_seconds;
     stats["nvm_joules"] = power.nvm_joules;
+    if (measured.power_device_seconds_each.size() > 1)
+      stats["power_device_seconds_each"] = measured.power_device_seconds_each;
   }
   if (setup.resume)  // run --resume: where its NVM let it start
     stats["resumed_from"] = "inference " + std::to_string(setup.resume->inference) + " layer " +
-                            std::to_string(setup.resume->layer) + " channels 0-" +
-                            std::to_string(setup.resume->channels_done);
+                            std::to_string(setup.resume->layer) + " tile " +
+                            std::to_string(setup.resume->tile.channels) + "x" +
+                            std::to_string(setup.resume->tile.rows) + " jobs " +
+                            std::to_string(setup.resume->jobs_done);
   if (!measured.task_run) return stats;
   // The traffic of the tasks it ran, and the peak of the largest (the plan
   // predicts the largest of those it may take); idle: waiting for a task.

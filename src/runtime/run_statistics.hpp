@@ -26,6 +26,9 @@ struct NodeMeasurement {
   uint64_t predicted_bytes_sent = 0, predicted_bytes_received = 0, peak_of_tasks_run = 0;
   // run --power: the last inference's failures, NVM traffic and device time.
   std::optional<PowerStats> power;
+  // run --power with --repeat: each inference's device seconds, in order
+  // (the first included: --reconfigure dynamic learns the failure rate there).
+  std::vector<double> power_device_seconds_each;
 };
 
 // A node's entry of the statistics' `nodes` list: measured beside predicted.

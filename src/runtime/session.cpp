@@ -194,15 +194,16 @@ RunResult run_session(Transport& transport, const RunSettings& settings,
       throw Error("--schedule '" + printable(settings.schedule) + "' is not static or steal");
     if (settings.rebalance && !rebalance_refusal(setup.plan).empty())
       throw Error(rebalance_refusal(setup.plan));
-    if (!settings.keeps_nvm() && (settings.reconfigure != "static" || !settings.job_ms.empty()))
-      throw Error("--reconfigure and --job-ms size the jobs of --power (or --nvm) runs");
+    if (!settings.keeps_nvm() && (settings.reconfigure != "static" || !settings.job_ms.empty() ||
+                                  !settings.job_order.empty()))
+      throw Error("--reconfigure, --job-ms and --job-order size the jobs of --power (or --nvm) runs");
     if (settings.keeps_nvm()) {
       const std::string flag = !settings.power.empty()         ? "--power"
                                : !settings.power_trace.empty() ? "--power-trace"
                                : settings.resume               ? "--resume"
                                                                : "--nvm";
       PowerSettings checked = parse_power(settings.power, static_cast<uint64_t>(settings.seed));
-      parse_reconfiguration(settings.reconfigure, settings.job_ms, checked);
+      parse_reconfiguration(settings.reconfigure, settings.job_ms, settings.job_order, checked);
       if (!settings.power_trace.empty()) {
         if (!settings.power.empty())
           throw Error("--power and --power-trace do not go together (random failures, or a "
@@ -213,7 +214,7 @@ RunResult run_session(Transport& transport, const RunSettings& settings,
         throw Error(flag + " runs plans without --stream and --tasks, and not with --rebalance");
       if (setup.plan.devices.empty())
         throw Error(flag + " needs a plan made for a device with an NVM in its profile (plan "
-                    "--device msp432): failures strike at instants of the device's time");
+                    "--device msp432, teensy41 or esp32s3): failures strike at instants of the device's time");
       if (settings.resume && settings.repeat > 0)
         throw Error("--resume continues one inference: leave --repeat out");
     }
@@ -268,7 +269,7 @@ RunResult run_session(Transport& transport, const RunSettings& settings,
           setup.model, setup.program, setup.plan.devices[rank - 1],
           [&] {
             PowerSettings power = parse_power(settings.power, static_cast<uint64_t>(settings.seed));
-            parse_reconfiguration(settings.reconfigure, settings.job_ms, power);
+            parse_reconfiguration(settings.reconfigure, settings.job_ms, settings.job_order, power);
             if (!settings.power_trace.empty()) power.trace = read_power_trace(settings.power_trace);
             power.candidates = setup.plan.job_seconds_candidates;
             return power;

@@ -103,6 +103,10 @@ PY
     # (its bars are checked in the emulated case: here no node waits)
     check png out_plan_auto_device/timeline.png --colors "$compute,$flash,$red"
     ;;
+  reconfigure)  # jobs/intermittent's reconfigure.csv: both loop orders and dynamic (red)
+    plot_into out_reconfigure reconfigure.csv
+    check png out_reconfigure/reconfigure.png --colors "$red,$compute,#59a14f"
+    ;;
   *) fail "unknown case $1" ;;
 esac
 echo PASS

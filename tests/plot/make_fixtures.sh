@@ -58,3 +58,18 @@ $PYTHON -c "from PIL import Image; Image.open('$SPLITINFER_ROOT/models/images/8_
 echo "not an image" >bad_image.png
 mkdir not_a_plan_dir
 echo '{"model": "m", "host_seconds": 1}' >not_stats.json
+# A reconfigure.csv as jobs/intermittent writes it (its figures made up here:
+# the test is of the drawing), and one that is not.
+$PYTHON - <<'PY'
+import itertools
+
+with open("reconfigure.csv", "w") as f:
+    f.write("nodes,intermittency,configuration,order,job_ms,device_ms,seeds,inferences\n")
+    for nodes, (level, scale) in itertools.product([1, 2], [("continuous", 1), ("weak", 1.4), ("strong", 6)]):
+        for k, (ms, order) in enumerate(itertools.product(["0.5", "1", "2"], ["channels", "rows"])):
+            f.write(f"{nodes},{level},{ms}:{order},{order},{ms},{scale * (30 + 3 * k) / nodes},6,20\n")
+        f.write(f"{nodes},{level},layer,,,{scale * 35 / nodes},6,20\n")
+        f.write(f"{nodes},{level},dynamic,,,{scale * 31 / nodes},6,20\n")
+with open("not_reconfigure.csv", "w") as f:
+    f.write("nodes,level,time\n1,weak,3\n")
+PY

@@ -495,6 +495,12 @@ TEST(Session, PowerFailuresAtSeededInstantsNeverChangeTheOutput) {
       settings.power = "3:0.5";
       settings.seed = seed;
       settings.nvm_dir = dir.path + "/nvm_" + c.name;
+      // The job tiles: the default, small tiles of rows, and dynamic.
+      if (seed % 3 == 1) {
+        settings.job_order = "rows";
+        settings.job_ms = "0.3";
+      }
+      if (seed % 3 == 2) settings.reconfigure = "dynamic";
       const SessionRun powered = run_in_process(plan_dir, c.nodes, inputs, settings);
       ASSERT_EQ(only_error(powered.errors), "");
       ASSERT_EQ(powered.outputs.size(), inputs.size());
@@ -511,6 +517,9 @@ TEST(Session, PowerFailuresAtSeededInstantsNeverChangeTheOutput) {
                         options.device->nvm_joules_per_byte,
                     1e-15);
         EXPECT_EQ(node["peak_ram_bytes"], node["predicted_peak_ram_bytes"]);
+        // Each inference's device time, the last one's as power_device_seconds.
+        ASSERT_EQ(node["power_device_seconds_each"].size(), inputs.size());
+        EXPECT_EQ(node["power_device_seconds_each"].back(), node["power_device_seconds"]);
       }
     }
     EXPECT_GT(failures, 10) << c.name;
@@ -533,50 +542,79 @@ TEST(Session, PowerFailuresAtSeededInstantsNeverChangeTheOutput) {
   }
 }
 
-// Job sizes: static durations give fewer channels per job the shorter they
-// are (at least one; "layer" all); dynamic takes whole layers until it has
-// seen failures, then shorter jobs as the failure rate it measured rises.
-TEST(Session, JobSizesFollowTheConfigurationAndTheFailureRate) {
+// Job tiles: static durations give smaller tiles the shorter they are (a
+// band of channels with every row, or with --job-order rows a band of rows
+// with every channel, down to one channel by one row; "layer" the whole
+// layer); dynamic takes whole layers until it has seen failures, then
+// smaller tiles as the failure rate it measured rises.
+TEST(Session, JobTilesFollowTheConfigurationAndTheFailureRate) {
   const Model model = testing::runtime_classifier();
   TemporaryDir dir("job_sizes");
   std::filesystem::create_directories(dir.path);
   const NodeProgram program = build_node_program(model, spatial_regions(model, 1, 1), 1);
   const DeviceProfile msp432 = load_device("msp432");
   PowerSupply::LayerShape conv;
-  conv.layer = 1;  // conv1: 8 channels of 13x11, float32
+  conv.layer = 1;  // conv1: 8 channels of 13x11, float32, 3x3 over 3 channels
   conv.channels = 8;
-  conv.input_bytes = 3 * 13 * 11 * 4;
-  conv.reads_every_channel = true;
+  conv.rows = 13;
+  conv.input_bytes = [](const PowerSupply::Tile& tile) {  // every channel, the rows' halo
+    return static_cast<uint64_t>(3 * std::min<int64_t>(tile.rows + 2, 13) * 11 * 4);
+  };
   conv.weight_bytes = (8 * 3 * 9 + 8) * 4;
   conv.macs = 8 * 13 * 11 * 27;
   conv.output_bytes = 8 * 13 * 11 * 4;
-  const auto channels = [&](const std::string& mode, const std::string& job_ms, const std::string& power) {
+  const auto tile = [&](const std::string& mode, const std::string& job_ms, const std::string& order,
+                        const std::string& power) {
     PowerSettings settings = parse_power(power, 1);
-    parse_reconfiguration(mode, job_ms, settings);
+    parse_reconfiguration(mode, job_ms, order, settings);
     PowerEmulation emulation(model, program, msp432, settings, 1,
-                             dir.path + "/" + mode + job_ms + power + ".nvm", "test");
+                             dir.path + "/" + mode + job_ms + order + power + ".nvm", "test");
     emulation.start_inference(1, "input");
-    return emulation.job_channels(conv);
+    return emulation.job_tile(conv);
   };
-  EXPECT_EQ(channels("static", "layer", ""), 8);
-  EXPECT_EQ(channels("static", "0.01", ""), 1);
-  EXPECT_LT(channels("static", "1", ""), channels("static", "4", ""));
-  EXPECT_EQ(channels("dynamic", "", "1"), 8);  // no failure seen yet: whole layers
-  // Failures seen (a job per 1 ms of power, each lost half the time): shorter jobs.
+  const auto area = [](const PowerSupply::Tile& t) { return t.channels * t.rows; };
+  const PowerSupply::Tile whole{8, 13};
+  EXPECT_EQ(tile("static", "layer", "", ""), whole);
+  EXPECT_EQ(tile("static", "layer", "rows", ""), whole);
+  for (const std::string order : {"channels", "rows"}) {
+    SCOPED_TRACE(order);
+    EXPECT_LT(area(tile("static", "1", order, "")), area(tile("static", "4", order, "")));
+    EXPECT_LE(area(tile("static", "4", order, "")), area(whole));
+    EXPECT_EQ(tile("static", "0.001", order, ""), (PowerSupply::Tile{1, 1}));
+  }
+  for (const std::string job_ms : {"0.5", "1", "2", "4", "8"}) {
+    SCOPED_TRACE(job_ms);
+    const PowerSupply::Tile by_channels = tile("static", job_ms, "channels", "");
+    const PowerSupply::Tile by_rows = tile("static", job_ms, "rows", "");
+    EXPECT_TRUE(by_channels.rows == 13 || by_channels.channels == 1);
+    EXPECT_TRUE(by_rows.channels == 8 || by_rows.rows == 1);
+  }
+  EXPECT_EQ(tile("dynamic", "", "", "1"), whole);  // no failure seen yet: whole layers
+  // Failures seen (a job per 1 ms of power, each lost half the time): smaller tiles.
   PowerSettings settings = parse_power("1:5", 3);
-  parse_reconfiguration("dynamic", "", settings);
+  parse_reconfiguration("dynamic", "", "", settings);
   PowerEmulation emulation(model, program, msp432, settings, 1, dir.path + "/seen.nvm", "test");
   emulation.start_inference(1, "input");
   std::vector<float> band(13 * 11, 1.0f);
-  PowerSupply::Job job{1, conv.input_bytes, conv.weight_bytes / 8, conv.macs / 8, nvm_output_key(1),
-                       {{0, band.data(), band.size() * sizeof(float)}}, "layer 1 channels 0-1"};
+  PowerSupply::Job job{1, 3 * 13 * 11 * 4, conv.weight_bytes / 8, conv.macs / 8, nvm_output_key(1),
+                       {{0, band.data(), band.size() * sizeof(float)}}, "layer 1 tile 1x13 jobs 1"};
   for (int k = 0; k < 40; ++k) emulation.job(job);
   ASSERT_GT(emulation.stats().power_failures, 5);
-  EXPECT_LT(emulation.job_channels(conv), 8);
+  EXPECT_LT(area(emulation.job_tile(conv)), area(whole));
   EXPECT_NE(testing::error_of([] {
               PowerSettings bad;
-              parse_reconfiguration("dynamic", "3", bad);
+              parse_reconfiguration("dynamic", "3", "", bad);
             }).find("--job-ms sets the static configuration"),
+            std::string::npos);
+  EXPECT_NE(testing::error_of([] {
+              PowerSettings bad;
+              parse_reconfiguration("dynamic", "", "rows", bad);
+            }).find("--job-order sets the static configuration"),
+            std::string::npos);
+  EXPECT_NE(testing::error_of([] {
+              PowerSettings bad;
+              parse_reconfiguration("static", "", "columns", bad);
+            }).find("--job-order 'columns' is not channels or rows"),
             std::string::npos);
 }
 
@@ -595,10 +633,10 @@ TEST(Session, PowerRefusesWhatItCannotRun) {
   EXPECT_NE(only_error(run_in_process(plain, 2, inputs, settings).errors)
                 .find("--power needs a plan made for a device with an NVM"),
             std::string::npos);
-  options.device = load_device("teensy41");
-  const std::string teensy = write_test_plan(model, options, "teensy", dir);
-  EXPECT_NE(only_error(run_in_process(teensy, 2, inputs, settings).errors)
-                .find("device 'teensy41' has none"),
+  options.device = load_device("rpi3");
+  const std::string rpi = write_test_plan(model, options, "rpi", dir);
+  EXPECT_NE(only_error(run_in_process(rpi, 2, inputs, settings).errors)
+                .find("device 'rpi3' has none"),
             std::string::npos);
   options.device = load_device("msp432");
   const std::string msp = write_test_plan(model, options, "msp", dir);
