@@ -107,6 +107,21 @@ Layer read_layer(const h5::Group& group, const std::string& name) {
     case Op::upsample_nearest:
       read_window(group, layer.scale_h, layer.scale_w, "scale", 1);
       break;
+    case Op::resize: {
+      const std::vector<int64_t> taps = group.read_ints("taps");
+      if (taps.size() != 2)
+        throw Error("layer '" + name + "': taps must hold 2 values (rows, columns)");
+      layer.resize_h.taps = taps[0];
+      layer.resize_w.taps = taps[1];
+      layer.resize_h.index = group.read_ints("index_h");
+      layer.resize_w.index = group.read_ints("index_w");
+      for (const auto& [attr, target] :
+           {std::pair{"weight_h", &layer.resize_h.weight}, std::pair{"weight_w", &layer.resize_w.weight},
+            std::pair{"bias_h", &layer.resize_h.bias}, std::pair{"bias_w", &layer.resize_w.bias}})
+        if (group.has_attr(attr) || attr[0] == 'w')
+          for (double w : group.read_doubles(attr)) target->push_back(static_cast<float>(w));
+      break;
+    }
     case Op::input:
     case Op::relu:
     case Op::relu6:
@@ -168,6 +183,21 @@ void write_layer(const h5::Group& group, const Layer& layer) {
       break;
     case Op::upsample_nearest:
       group.write_ints("scale", {layer.scale_h, layer.scale_w});
+      break;
+    case Op::resize:
+      group.write_ints("taps", {layer.resize_h.taps, layer.resize_w.taps});
+      group.write_ints("index_h", layer.resize_h.index);
+      group.write_ints("index_w", layer.resize_w.index);
+      group.write_doubles("weight_h", std::vector<double>(layer.resize_h.weight.begin(),
+                                                          layer.resize_h.weight.end()));
+      group.write_doubles("weight_w", std::vector<double>(layer.resize_w.weight.begin(),
+                                                          layer.resize_w.weight.end()));
+      if (!layer.resize_h.bias.empty())
+        group.write_doubles("bias_h", std::vector<double>(layer.resize_h.bias.begin(),
+                                                          layer.resize_h.bias.end()));
+      if (!layer.resize_w.bias.empty())
+        group.write_doubles("bias_w", std::vector<double>(layer.resize_w.bias.begin(),
+                                                          layer.resize_w.bias.end()));
       break;
     case Op::input:
     case Op::relu:

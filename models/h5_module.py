@@ -32,6 +32,28 @@ def _strs(values):
     return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
 
 
+class _Resize(nn.Module):
+    """The resize op (io/FORMAT.md) as dense interpolation matrices:
+    out = Wy (x Wx^T + bias_w) + bias_h."""
+
+    def __init__(self, g, in_h, in_w):
+        super().__init__()
+        taps = [int(t) for t in g.attrs["taps"]]
+        for axis, size, t in (("h", in_h, taps[0]), ("w", in_w, taps[1])):
+            index = np.asarray(g.attrs[f"index_{axis}"], dtype=np.int64).reshape(-1, t)
+            weight = np.asarray(g.attrs[f"weight_{axis}"], dtype=np.float64).reshape(-1, t)
+            dense = np.zeros((index.shape[0], size))
+            for o in range(index.shape[0]):
+                np.add.at(dense[o], index[o], weight[o])
+            bias = np.asarray(g.attrs[f"bias_{axis}"]) if f"bias_{axis}" in g.attrs else np.zeros(index.shape[0])
+            self.register_buffer(f"matrix_{axis}", torch.tensor(dense, dtype=torch.float32))
+            self.register_buffer(f"bias_{axis}", torch.tensor(bias, dtype=torch.float32))
+
+    def forward(self, x):
+        along = torch.matmul(x, self.matrix_w.t()) + self.bias_w
+        return torch.matmul(self.matrix_h, along) + self.bias_h[:, None]
+
+
 def _ints(g, key):
     return [int(v) for v in np.asarray(g.attrs[key]).reshape(-1)]
 
@@ -138,6 +160,9 @@ class _Builder:
         if op == "upsample_nearest":
             return self.module(name, nn.Upsample(scale_factor=tuple(float(s) for s in _ints(g, "scale")),
                                                  mode="nearest"), ins)
+        if op == "resize":
+            in_shape = _ints(self.f["layers"][_strs(g.attrs["inputs"])[0]], "output_shape")
+            return self.module(name, _Resize(g, in_shape[2], in_shape[3]), ins)
         raise H5ModuleError(f"layer '{name}': op '{op}' cannot be rebuilt as a torch module")
 
     def build(self):

@@ -101,7 +101,10 @@ def _attr(value):
         return np.int64(value)
     if isinstance(value, (float, np.floating)):
         return np.float64(value)
-    return np.array(value, dtype=np.int64)
+    array = np.asarray(value)
+    if array.dtype.kind == "f":  # a list of reals (resize's weights)
+        return array.astype(np.float64)
+    return array.astype(np.int64)
 
 
 def _write_meta(group, meta, input_shape):
@@ -289,6 +292,8 @@ def infer_layer_shape(layer, ins, expected):
         return (x[0], a["stop"] - a["start"]) + x[2:]
     if layer.op == "upsample_nearest":
         return x[:2] + (x[2] * a["scale"][0], x[3] * a["scale"][1])
+    if layer.op == "resize":
+        return x[:2] + (len(a["index_h"]) // a["taps"][0], len(a["index_w"]) // a["taps"][1])
     if layer.op == "mul":
         return max(ins, key=math.prod)
     return x   # elementwise ops, batchnorm, channel_shuffle

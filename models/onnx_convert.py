@@ -5,7 +5,10 @@ Why a converter of its own beside fx_convert.py: an ONNX file is already a
 flat graph of typed nodes, so no tracing is needed, but it carries what a
 tracer never sees: shape arithmetic that torch and tf2onnx emit around
 Flatten and channel shuffles (Shape, Gather, Concat, Reshape chains), padding
-given as separate begin and end amounts, and int8 models spelled as
+given as separate begin and end amounts (a pool padded unequally is the
+pool padded the larger amount on both sides and cropped), interpolation
+defined by coordinate formulas (Resize becomes tables of taps, computed
+here once), and int8 models spelled as
 QuantizeLinear/DequantizeLinear pairs around float ops (QDQ) or as QLinear
 ops. Each is turned into the engine's small op set or refused by name, so a
 graph is either computed as ONNX defines it or not at all.
@@ -50,7 +53,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper, shape_inference
 
-from model_file import ExportError, Layer, infer_layer_shape
+from model_file import ExportError, Layer, conv_output_size, infer_layer_shape
 
 MIN_OPSET, MAX_OPSET = 1, 17
 F32 = np.float32
@@ -544,6 +547,11 @@ class Converter:
             if node.op_type in ("QLinearConv", "QLinearMatMul", "QLinearAdd", "DequantizeLinear"):
                 params = (self.const(node, 1, "input scale"), self.const(node, 2, "input zero point"))
                 break
+        # Read only by ops that move values (MaxPool), or dequantized per
+        # channel: the integers themselves (scale 1, zero point 0), exact.
+        if params is not None and node.op_type == "DequantizeLinear" and np.asarray(params[0]).size > 1 or \
+                params is None and readers and all(n.op_type == "MaxPool" for n in readers):
+            params, node = (np.float32(1), np.uint8(0)), readers[0]
         if params is None:
             raise ExportError(f"graph input '{self.input_name}' is uint8 but no QLinear or DequantizeLinear "
                               f"node gives its scale")
@@ -846,9 +854,19 @@ class Converter:
                 refuse(node, "a Pad before an AveragePool that pads without counting the padding "
                              "is not supported")
             pads, include = [(p[0] + e[0], p[1] + e[1]) for p, e in zip(pads, extra)], 1
-        if any(p[0] != p[1] for p in pads):
-            refuse(node, f"unequal padding (begin, end) {pads} is not supported (splitinfer pads "
-                         f"top=bottom, left=right)")
+        # Unequal padding (SAME_UPPER, SAME_LOWER, explicit pads): the pool
+        # padded max(begin, end) on both sides, then a crop (a resize of one
+        # tap per output) keeping the outputs whose windows start where the
+        # unequal padding puts them.
+        crop = [(p[1] - p[0]) // s if p[1] > p[0] else 0 for p, s in zip(pads, strides)]
+        unequal = any(p[0] != p[1] for p in pads)
+        if unequal:
+            if any(p[1] > p[0] and (p[1] - p[0]) % s for p, s in zip(pads, strides)):
+                refuse(node, f"unequal padding (begin, end) {pads} with strides {strides} is not supported "
+                             f"(the difference must be a multiple of the stride)")
+            if isinstance(self.values.get(x_name), View):
+                refuse(node, f"unequal padding (begin, end) {pads} is not supported on an int8 pool")
+            pads = [(max(p), max(p)) for p in pads]
         attrs = {"kernel": kernel, "stride": strides, "padding": [p[0] for p in pads],
                  "ceil_mode": int(a.get("ceil_mode", 0))}
         if op == "maxpool":
@@ -863,7 +881,26 @@ class Converter:
         x = self.values.get(x_name)
         if isinstance(x, View) and self.pool_qdq(node, op, attrs, x):
             return
-        self.add(node, op, [self.float_in(node, x_name)], node.output[0], attrs)
+        if isinstance(x, Quant) and op == "maxpool" and not unequal:  # the maximum of the integers
+            self.add(node, op, [x.layer.name], node.output[0], attrs, quant=(x.scale, x.zero_point))
+            return
+        if not unequal:
+            self.add(node, op, [self.float_in(node, x_name)], node.output[0], attrs)
+            return
+        # The symmetric pool's output, then the crop.
+        x_shape, out_shape = self.shape(node, x_name), self.shape(node, node.output[0])
+        padded = f"{node.output[0]}/padded"
+        size = [conv_output_size(x_shape[2 + i], kernel[i], strides[i], pads[i][0], dilations[i],
+                                 attrs["ceil_mode"]) for i in range(2)]
+        if any(c + o > n for c, o, n in zip(crop, out_shape[2:], size)):
+            refuse(node, f"unequal padding with ceil_mode={attrs['ceil_mode']} is not supported here")
+        self.shapes[padded] = tuple(x_shape[:2]) + tuple(size)
+        source = self.add(node, op, [self.float_in(node, x_name)], padded, attrs).layer.name
+        taps = {"taps": [1, 1]}
+        for axis, c, n in (("h", crop[0], out_shape[2]), ("w", crop[1], out_shape[3])):
+            taps[f"index_{axis}"] = list(range(c, c + n))
+            taps[f"weight_{axis}"] = [1.0] * n
+        self.add(node, "resize", [source], node.output[0], taps)
 
     def op_MaxPool(self, node):
         self.pool(node, "maxpool")
@@ -892,8 +929,15 @@ class Converter:
     def op_Flatten(self, node):
         a = attributes(node)
         x_shape = self.shape(node, node.input[0])
-        if a.get("axis", 1) % max(len(x_shape), 1) != 1 and not (a.get("axis", 1) == len(x_shape) == 1):
-            refuse(node, f"attribute axis={a.get('axis', 1)} is not supported (only axis 1: [N, C*H*W])")
+        axis = a.get("axis", 1)
+        if axis % max(len(x_shape), 1) != 1 and not (axis == len(x_shape) == 1):
+            # At another axis the values keep their order, as in [1, C*H*W]:
+            # fine for the graph's output, which nothing reads after.
+            out = node.output[0]
+            if len(x_shape) != 4 or x_shape[0] != 1 or out not in self.outputs or self.readers.get(out):
+                refuse(node, f"attribute axis={axis} is not supported (only axis 1: [N, C*H*W]; another "
+                             f"axis only on the graph's output)")
+            self.shapes[out] = (1, int(np.prod(x_shape[1:])))
         self.flatten(node, node.input[0])
 
     def flatten(self, node, x_name):
@@ -1023,7 +1067,7 @@ class Converter:
         self.values[node.output[0]] = self.value(node, node.input[0])
         self.outputs = [node.input[0] if o == node.output[0] else o for o in self.outputs]
 
-    # -- Resize / Upsample (nearest) -------------------------------------------
+    # -- Resize / Upsample -------------------------------------------
     def op_Upsample(self, node):
         a = attributes(node)
         scales = a["scales"] if "scales" in a else self.const(node, 1, "scales")
@@ -1031,6 +1075,7 @@ class Converter:
 
     def op_Resize(self, node):
         a = attributes(node)
+        roi = None
         if self.opset < 11:
             scales, sizes, transform, nearest = self.const(node, 1, "scales"), None, "asymmetric", "floor"
         else:
@@ -1038,53 +1083,71 @@ class Converter:
             sizes = self.const(node, 3, "sizes", optional=True)
             transform = a.get("coordinate_transformation_mode", "half_pixel")
             nearest = a.get("nearest_mode", "round_prefer_floor")
+            if transform == "tf_crop_and_resize":
+                roi = np.asarray(self.const(node, 1, "roi"), dtype=np.float64)
         if scales is not None and np.asarray(scales).size == 0:
             scales = None
         self.resize(node, a.get("mode", "nearest"), None if scales is None else list(scales), sizes,
-                    transform, nearest)
+                    transform, nearest, float(a.get("cubic_coeff_a", -0.75)), int(a.get("exclude_outside", 0)),
+                    roi, float(a.get("extrapolation_value", 0.0)))
 
-    def resize(self, node, mode, scales, sizes, transform, nearest):
-        if mode != "nearest":
-            refuse(node, f"attribute mode={mode} is not supported (only nearest)")
+    def resize(self, node, mode, scales, sizes, transform, nearest, cubic_a=-0.75, exclude_outside=0,
+               roi=None, extrapolation=0.0):
+        if mode not in ("nearest", "linear", "cubic"):
+            refuse(node, f"attribute mode={mode} is not supported (nearest, linear, cubic)")
         x_shape = self.shape(node, node.input[0])
         out_shape = self.shape(node, node.output[0])
         if len(x_shape) != 4 or tuple(out_shape[:2]) != tuple(x_shape[:2]):
             refuse(node, f"resizing {list(x_shape)} to {list(out_shape)} is not supported (only H and W)")
+        if roi is not None and (roi.size != 8 or list(roi[[0, 1, 4, 5]]) != [0, 0, 1, 1]):
+            refuse(node, f"a roi {list(roi)} that crops N or C is not supported (only H and W)")
         if scales is None:
             scales = [o / i for o, i in zip(out_shape, x_shape)]
-        factors, strides = [], []
-        for axis in (2, 3):
-            index = _nearest_index(node, x_shape[axis], out_shape[axis], float(F32(scales[axis])),
-                                   transform, nearest)
-            size_in, size_out = x_shape[axis], out_shape[axis]
-            f = size_out // size_in
-            if size_out % size_in == 0 and list(index) == [i // f for i in range(size_out)]:
-                factors.append(f)
-                strides.append(1)
-                continue
-            s = index[1] - index[0] if size_out > 1 else size_in
-            if s >= 1 and list(index) == [i * s for i in range(size_out)] and -(-size_in // s) == size_out:
-                factors.append(1)
-                strides.append(s)
-                continue
-            refuse(node, f"attributes coordinate_transformation_mode={transform}, nearest_mode={nearest} "
-                         f"with {size_in} -> {size_out} pick input indices {list(index)[:8]}..., neither "
-                         f"an integer upsampling nor a stride")
-        if factors != [1, 1] and strides != [1, 1]:
-            refuse(node, "upsampling one axis while subsampling the other is not supported")
         x = self.values.get(node.input[0])
-        if strides != [1, 1]:   # nearest subsampling picks every s-th element: a 1x1 max pool of stride s
-            attrs = {"kernel": [1, 1], "stride": strides, "padding": [0, 0], "dilation": [1, 1],
-                     "ceil_mode": 0}
-            op = "maxpool"
-        elif factors != [1, 1]:
-            attrs, op = {"scale": factors}, "upsample_nearest"
-        else:
-            self.values[node.output[0]] = self.value(node, node.input[0])
-            return
-        if isinstance(x, View) and self.same_qparams_qdq(node, op, attrs, x):
-            return
-        self.add(node, op, [self.float_in(node, node.input[0])], node.output[0], attrs)
+        if mode == "nearest" and transform != "tf_crop_and_resize":
+            factors, strides = [], []
+            for axis in (2, 3):
+                index = _resize_taps(node, x_shape[axis], out_shape[axis], float(F32(scales[axis])), mode,
+                                     transform, nearest, cubic_a, exclude_outside, None, extrapolation)[1]
+                size_in, size_out = x_shape[axis], out_shape[axis]
+                f = size_out // size_in
+                s = index[1] - index[0] if size_out > 1 else size_in
+                if size_out % size_in == 0 and list(index) == [i // f for i in range(size_out)]:
+                    factors.append(f)
+                    strides.append(1)
+                elif s >= 1 and list(index) == [i * s for i in range(size_out)] and -(-size_in // s) == size_out:
+                    factors.append(1)
+                    strides.append(s)
+                else:
+                    break
+            else:
+                if factors == [1, 1] and strides == [1, 1]:
+                    self.values[node.output[0]] = self.value(node, node.input[0])
+                    return
+                if factors == [1, 1] or strides == [1, 1]:
+                    if strides != [1, 1]:  # nearest subsampling picks every s-th element: a 1x1 max pool of stride s
+                        attrs = {"kernel": [1, 1], "stride": strides, "padding": [0, 0], "dilation": [1, 1],
+                                 "ceil_mode": 0}
+                        op = "maxpool"
+                    else:
+                        attrs, op = {"scale": factors}, "upsample_nearest"
+                    if isinstance(x, View) and self.same_qparams_qdq(node, op, attrs, x):
+                        return
+                    self.add(node, op, [self.float_in(node, node.input[0])], node.output[0], attrs)
+                    return
+        # Any other index map or interpolation: tables of taps per axis.
+        attrs = {}
+        for axis, name in ((2, "h"), (3, "w")):
+            axis_roi = None if roi is None else (roi[axis], roi[axis + 4])
+            taps, index, weight, bias = _resize_taps(
+                node, x_shape[axis], out_shape[axis], float(F32(scales[axis])), mode, transform, nearest,
+                cubic_a, exclude_outside, axis_roi, extrapolation)
+            attrs[f"index_{name}"] = index
+            attrs[f"weight_{name}"] = weight
+            if any(bias):
+                attrs[f"bias_{name}"] = bias
+            attrs.setdefault("taps", []).append(taps)
+        self.add(node, "resize", [self.float_in(node, node.input[0])], node.output[0], attrs)
 
     # -- int8: QDQ -----------------------------------------------------------
     def qparams(self, node, scale_index, zp_index, what):
@@ -1116,12 +1179,38 @@ class Converter:
         x = self.value(node, node.input[0])
         if not isinstance(x, Quant):
             refuse(node, f"input '{node.input[0]}' is not a uint8 tensor from a QuantizeLinear")
+        if scale.size > 1 and (x.scale, x.zero_point) == (1.0, 0):
+            self.dequantize_per_channel(node, a, x, scale, zp)
+            return
         s = _f32_scale(node, _scalar(node, scale, "scale"), "scale")
         z = int(_scalar(node, zp, "zero point"))
         if (s, z) != (x.scale, x.zero_point):
             refuse(node, f"scale {s!r} and zero point {z} differ from those its input was quantized with "
                          f"({x.scale!r}, {x.zero_point})")
         self.values[node.output[0]] = View(x)
+
+    def dequantize_per_channel(self, node, a, x, scale, zp):
+        """DequantizeLinear along the channel axis of integers (a uint8 input
+        taken as scale 1, zero point 0): (q - zp_c), exact, then times s_c,
+        one rounding as ONNX's (q - zp) * s."""
+        shape = self.shape(node, node.input[0])
+        channels = shape[1] if len(shape) == 4 else 0
+        if len(shape) != 4 or int(a.get("axis", 1)) % 4 != 1 or scale.size != channels or \
+                zp.size not in (1, channels):
+            refuse(node, f"input scale has {scale.size} values; only per-tensor quantization, or one scale "
+                         f"per channel of a 4-D input, is supported here")
+        zp = np.broadcast_to(zp.reshape(-1), (channels,)).astype(np.float64)
+        window = {"kernel": [1, 1], "stride": [1, 1], "padding": [0, 0], "dilation": [1, 1],
+                  "groups": channels}
+        ones = np.ones((channels, 1, 1, 1), dtype=F32)
+        integers, centred = f"{node.input[0]}/integers", f"{node.output[0]}/centred"
+        self.values[integers] = View(x)   # the integers as floats (scale 1, zero point 0)
+        self.shapes[centred] = tuple(shape)
+        source = self.add(node, "conv2d", [self.float_in(node, integers)], centred, window,
+                          {"weight": ones, "bias": (-zp).astype(F32)}).layer.name
+        self.add(node, "conv2d", [source], node.output[0], window,
+                 {"weight": scale.reshape(channels, 1, 1, 1).astype(F32),
+                  "bias": np.zeros(channels, dtype=F32)})
 
     def op_Cast(self, node):
         to = attributes(node)["to"]
@@ -1375,34 +1464,78 @@ class Converter:
         self.add(node, "add", [a.layer.name, b.layer.name], node.output[0], quant=(s, z))
 
 
-def _nearest_index(node, size_in, size_out, scale, transform, nearest):
-    """The input index ONNX's Resize (nearest) reads for each output index of one axis."""
-    index = []
-    for x in range(size_out):
+def _resize_taps(node, size_in, size_out, scale, mode, transform, nearest, cubic_a, exclude_outside,
+                 roi, extrapolation):
+    """ONNX Resize along one axis as taps: for each output coordinate, the
+    input coordinates it reads, their weights, and a constant (the
+    extrapolation value of tf_crop_and_resize outside the roi, else 0).
+    Returns (taps, index, weight, bias), index and weight flattened as
+    size_out x taps, weights rounded to float32. The input coordinate x of
+    an output one follows coordinate_transformation_mode; the n neighbours
+    of x (n = 2 for nearest and linear, 4 for cubic; ties to the lower
+    index) get the mode's coefficients of x's fraction r in (0, 1];
+    neighbours outside the axis read its edge (or, with exclude_outside,
+    weigh nothing and the others are scaled back to a sum of 1). Nearest
+    keeps the one neighbour its nearest_mode picks."""
+    width = scale * size_in  # the resized length as ONNX's formulas take it (not rounded)
+    n = {"nearest": 2, "linear": 2, "cubic": 4}[mode]
+    taps = 1 if mode == "nearest" else n
+    index, weight, bias = [], [], []
+    for o in range(size_out):
         if transform == "asymmetric":
-            orig = x / scale
+            x = o / scale
         elif transform == "half_pixel":
-            orig = (x + 0.5) / scale - 0.5
+            x = (o + 0.5) / scale - 0.5
         elif transform == "pytorch_half_pixel":
-            orig = (x + 0.5) / scale - 0.5 if size_out > 1 else 0.0
+            x = (o + 0.5) / scale - 0.5 if width > 1 else 0.0
         elif transform == "align_corners":
-            orig = x * (size_in - 1) / (size_out - 1) if size_out > 1 else 0.0
+            x = o * (size_in - 1) / (width - 1) if width != 1 else 0.0
         elif transform == "tf_half_pixel_for_nn":
-            orig = (x + 0.5) / scale
+            x = (o + 0.5) / scale
+        elif transform == "tf_crop_and_resize":
+            start, end = roi
+            x = (o * (end - start) * (size_in - 1) / (width - 1) if width != 1
+                 else (end - start) * (size_in - 1) / 2) + start * (size_in - 1)
+            if x < 0 or x > size_in - 1:
+                index += [0] * taps
+                weight += [0.0] * taps
+                bias.append(float(F32(extrapolation)))
+                continue
         else:
             refuse(node, f"attribute coordinate_transformation_mode={transform} is not supported")
-        if nearest == "floor":
-            i = math.floor(orig)
-        elif nearest == "ceil":
-            i = math.ceil(orig)
-        elif nearest == "round_prefer_floor":
-            i = math.ceil(orig - 0.5)
-        elif nearest == "round_prefer_ceil":
-            i = math.floor(orig + 0.5)
+        # The neighbours: the n integers nearest x, ties to the lower one, so
+        # that x's fraction r is in (0, 1].
+        below = math.ceil(x) - 1
+        r = x - below
+        first = below + 1 - n // 2
+        neighbours = list(range(first, first + n))
+        if mode == "linear":
+            coeffs = [1 - r, r]
+        elif mode == "cubic":
+            a, s = cubic_a, 1 - r
+            coeffs = [((a * (r + 1) - 5 * a) * (r + 1) + 8 * a) * (r + 1) - 4 * a,
+                      ((a + 2) * r - (a + 3)) * r * r + 1,
+                      ((a + 2) * s - (a + 3)) * s * s + 1,
+                      ((a * (s + 1) - 5 * a) * (s + 1) + 8 * a) * (s + 1) - 4 * a]
         else:
-            refuse(node, f"attribute nearest_mode={nearest} is not supported")
-        index.append(min(max(i, 0), size_in - 1))
-    return index
+            pick = {"round_prefer_floor": r > 0.5, "round_prefer_ceil": r >= 0.5, "floor": False,
+                    "ceil": True}.get(nearest)
+            if pick is None:
+                refuse(node, f"attribute nearest_mode={nearest} is not supported")
+            coeffs = [0.0, 1.0] if r == 1.0 or pick else [1.0, 0.0]
+        if exclude_outside:
+            coeffs = [c if 0 <= i < size_in else 0.0 for c, i in zip(coeffs, neighbours)]
+            total = sum(coeffs)
+            if total == 0:
+                refuse(node, f"attribute exclude_outside=1 leaves output {o} with no input to read")
+            coeffs = [c / total for c in coeffs]
+        clamped = [min(max(i, 0), size_in - 1) for i in neighbours]
+        if mode == "nearest":
+            clamped, coeffs = [clamped[coeffs.index(1.0)]], [1.0]
+        index += clamped
+        weight += [float(F32(c)) for c in coeffs]
+        bias.append(0.0)
+    return taps, index, weight, bias
 
 
 def convert(model, input_shape=None, drop_final_softmax=False):

@@ -183,12 +183,39 @@ class ResNet18Split2(nn.Module):
         return self.fc(torch.cat([self.branch0(x), self.branch1(x)], 1))
 
 
+class ResizeNet(nn.Module):
+    """A small net of the interpolations ONNX's Resize spells: bilinear up
+    by 2 (half-pixel), bicubic down to 3/4 with the corners aligned, nearest
+    up by 1.5 (no integer factor), between 3x3 convolutions; then a global
+    average pool and a classifier. For the ONNX import only (models/
+    onnx_convert.py turns each Resize into the resize op's tap tables);
+    the PyTorch path (fx_convert.py) has no bilinear or bicubic op."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 16, 3, stride=2, padding=1)
+        self.conv3 = nn.Conv2d(16, 16, 3, padding=1)
+        self.fc = nn.Linear(16, num_classes)
+
+    def forward(self, x):
+        x = torch.relu(self.conv1(x))
+        x = nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        x = torch.relu(self.conv2(x))
+        h, w = x.shape[2] * 3 // 4, x.shape[3] * 3 // 4
+        x = nn.functional.interpolate(x, size=(h, w), mode="bicubic", align_corners=True)
+        x = nn.functional.interpolate(x, scale_factor=1.5, mode="nearest")
+        x = torch.relu(self.conv3(x))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
 REGISTRY = {
     "cnn_on_mcu": lambda: (CnnOnMcu(), (1, 1, 28, 28), fashion_meta()),
     "fashion_mobilenetv2": lambda: (fashion_mobilenetv2(), (1, 1, 96, 96), fashion_meta()),
     "yolov2_16": lambda: (YoloV2First16(), (1, 3, 608, 608), darknet_meta()),
     "tiny_yolov2": lambda: (TinyYoloV2(), (1, 3, 416, 416), darknet_meta()),
     "resnet18_split2": lambda: (ResNet18Split2(), (1, 3, 224, 224), imagenet_meta()),
+    "resize_net": lambda: (ResizeNet(), (1, 3, 32, 32), imagenet_meta()),
 }
 
 

@@ -49,6 +49,15 @@ std::vector<ReceptiveField> receptive_fields(const Model& model) {
         fields[i].jump_rows /= static_cast<double>(layer.scale_h);
         fields[i].jump_cols /= static_cast<double>(layer.scale_w);
         break;
+      case Op::resize: {
+        // One output reads `taps` neighbouring inputs; outputs step by
+        // in/out inputs.
+        const Shape& out_shape = layer.output_shape;
+        fields[i] = window(in, layer.resize_h.taps, layer.resize_w.taps, 1, 1, 1, 1);
+        fields[i].jump_rows *= static_cast<double>(in_shape.h) / static_cast<double>(out_shape.h);
+        fields[i].jump_cols *= static_cast<double>(in_shape.w) / static_cast<double>(out_shape.w);
+        break;
+      }
       case Op::batchnorm:
       case Op::relu:
       case Op::relu6:

@@ -233,6 +233,35 @@ Shape infer(const Model& model, const Layer& layer) {
       out.w *= layer.scale_w;
       return out;
     }
+    case Op::resize: {
+      arity(1);
+      spatial();
+      const auto check = [&](const ResizeTaps& taps, int64_t in_size, const char* axis) {
+        require(taps.taps >= 1 && taps.taps <= 16, layer,
+                std::string("taps_") + axis + " must be between 1 and 16");
+        require(!taps.index.empty() && taps.index.size() % taps.taps == 0 &&
+                    taps.weight.size() == taps.index.size(),
+                layer,
+                std::string("index_") + axis + " and weight_" + axis +
+                    " must hold the same whole number of outputs times taps_" + axis);
+        for (int64_t i : taps.index)
+          require(0 <= i && i < in_size, layer,
+                  std::string("index_") + axis + " holds " + std::to_string(i) +
+                      ", outside the input's " + std::to_string(in_size));
+        for (float w : taps.weight)
+          require(std::isfinite(w), layer, std::string("weight_") + axis + " holds a non-finite value");
+        require(taps.bias.empty() || static_cast<int64_t>(taps.bias.size()) == taps.size(), layer,
+                std::string("bias_") + axis + " must hold one value per output");
+        for (float b : taps.bias)
+          require(std::isfinite(b), layer, std::string("bias_") + axis + " holds a non-finite value");
+      };
+      check(layer.resize_h, in[0].h, "h");
+      check(layer.resize_w, in[0].w, "w");
+      Shape out = in[0];
+      out.h = layer.resize_h.size();
+      out.w = layer.resize_w.size();
+      return out;
+    }
   }
   throw Error(where(layer) + ": unknown op");
 }
@@ -292,6 +321,7 @@ void check_weights(const Model& model, const Layer& layer, int64_t channels) {
     case Op::global_avgpool:
     case Op::flatten:
     case Op::upsample_nearest:
+    case Op::resize:
     case Op::quantize:
     case Op::dequantize:
       require(layer.weights.empty(), layer, "this op takes no weights");

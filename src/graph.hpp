@@ -10,6 +10,7 @@
 #include "op_table.hpp"
 #include "ops/conv2d.hpp"
 #include "ops/pool.hpp"
+#include "ops/resize.hpp"
 #include "region.hpp"
 #include "shape.hpp"
 
@@ -64,6 +65,7 @@ struct Layer {
   int64_t shuffle_groups = 1;               // channel_shuffle
   int64_t slice_start = 0, slice_stop = 0;  // slice: channels [start, stop)
   int64_t scale_h = 1, scale_w = 1;         // upsample_nearest
+  ResizeTaps resize_h, resize_w;            // resize: rows, columns
 
   DType dtype = DType::f32;              // of the output: f32 or u8
   QuantParams quant;                     // u8 outputs

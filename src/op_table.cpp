@@ -17,6 +17,7 @@
 #include "ops/linear.hpp"
 #include "ops/pool.hpp"
 #include "ops/quantized.hpp"
+#include "ops/resize.hpp"
 #include "ops/upsample.hpp"
 
 namespace splitinfer {
@@ -105,6 +106,14 @@ Region upsample_nearest_reads(const Model&, const Layer& layer, int, const Regio
   need.y1 = (out.y1 - 1) / layer.scale_h + 1;
   need.x0 = out.x0 / layer.scale_w;
   need.x1 = (out.x1 - 1) / layer.scale_w + 1;
+  return need;
+}
+
+Region resize_reads(const Model&, const Layer& layer, int, const Region& out) {
+  Region need = out;
+  if (out.empty()) return need;
+  std::tie(need.y0, need.y1) = layer.resize_h.reads(out.y0, out.y1);
+  std::tie(need.x0, need.x1) = layer.resize_w.reads(out.x0, out.x1);
   return need;
 }
 
@@ -346,6 +355,11 @@ void upsample_nearest_kernel(const KernelCall& call) {
                    call.out_at());
 }
 
+void resize_float32(const KernelCall& call) {
+  resize(call.layer.resize_h, call.layer.resize_w, call.in(), call.in_at(), call.out,
+         call.out_at());
+}
+
 void quantize_int8(const KernelCall& call) {
   if (call.reference)
     quantize_reference(quantized(call), call.in(), call.out);
@@ -405,6 +419,8 @@ constexpr OpTraits kOps[] = {
      linear_reads, linear_macs, no_scratch, linear_float32, linear_int8},
   {Op::upsample_nearest, OpKind::windowed, "upsample_nearest", Int8Scale::input, Epilogue::none,
      upsample_nearest_reads, no_macs, no_scratch, upsample_nearest_kernel, upsample_nearest_kernel},
+  {Op::resize, OpKind::windowed, "resize", Int8Scale::own, Epilogue::none,
+     resize_reads, no_macs, no_scratch, resize_float32, nullptr},
   {Op::quantize, OpKind::elementwise, "quantize", Int8Scale::own, Epilogue::none,
      reads_same_region, no_macs, no_scratch, nullptr, quantize_int8},
   {Op::dequantize, OpKind::elementwise, "dequantize", Int8Scale::own, Epilogue::none,

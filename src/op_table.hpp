@@ -64,6 +64,7 @@ enum class Op {
   flatten,
   linear,
   upsample_nearest,
+  resize,     // separable interpolation by tap tables (ONNX Resize: nearest, linear, cubic)
   quantize,   // float32 -> quint8
   dequantize  // quint8 -> float32; the last op: a new one goes before it or moves kOpCount
 };

@@ -56,6 +56,7 @@ bool observed_op(Op op) {
     case Op::global_avgpool:
     case Op::flatten:
     case Op::upsample_nearest:
+    case Op::resize:
     case Op::quantize:
     case Op::dequantize:
       return false;

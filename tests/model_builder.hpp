@@ -124,6 +124,26 @@ class ModelBuilder {
     upsample(name, input, scale, scale);
   }
 
+  // Linear interpolation to out_h x out_w with the corners aligned (2 taps).
+  void resize(const std::string& name, const std::string& input, int64_t out_h, int64_t out_w) {
+    const Shape in = shape(input);
+    Layer& layer = add(name, Op::resize, {input}, nchw(1, in.c, out_h, out_w));
+    const auto linear = [](int64_t from, int64_t to) {
+      ResizeTaps taps{2, {}, {}, {}};
+      for (int64_t o = 0; o < to; ++o) {
+        const double x = to > 1 ? static_cast<double>(o * (from - 1)) / static_cast<double>(to - 1) : 0;
+        const int64_t low = std::min<int64_t>(static_cast<int64_t>(x), from - 1);
+        taps.index.push_back(low);
+        taps.index.push_back(std::min<int64_t>(low + 1, from - 1));
+        taps.weight.push_back(static_cast<float>(1 - (x - static_cast<double>(low))));
+        taps.weight.push_back(static_cast<float>(x - static_cast<double>(low)));
+      }
+      return taps;
+    };
+    layer.resize_h = linear(in.h, out_h);
+    layer.resize_w = linear(in.w, out_w);
+  }
+
   void flatten(const std::string& name, const std::string& input) {
     add(name, Op::flatten, {input}, Shape{1, shape(input).elements(), 1, 1, 2});
   }

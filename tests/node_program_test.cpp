@@ -42,6 +42,7 @@
 #include "ops/elementwise.hpp"
 #include "ops/linear.hpp"
 #include "ops/pool.hpp"
+#include "ops/resize.hpp"
 #include "ops/upsample.hpp"
 #include "strategies.hpp"
 #include "test_util.hpp"
@@ -252,6 +253,10 @@ std::vector<OwnedTensor> evaluate_separately(const Model& model, const std::vect
       case Op::upsample_nearest:
         upsample_nearest(layer.scale_h, layer.scale_w, in(0), Placement::whole(in(0).shape),
                          out.tensor, Placement::whole(out.tensor.shape));
+        break;
+      case Op::resize:
+        resize(layer.resize_h, layer.resize_w, in(0), Placement::whole(in(0).shape), out.tensor,
+               Placement::whole(out.tensor.shape));
         break;
       case Op::quantize:
       case Op::dequantize:

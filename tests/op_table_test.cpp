@@ -89,7 +89,8 @@ Model model_of_every_op() {
   b.pool("maxpool", Op::maxpool, "slice", pool_params(3, 2, 1, true));
   b.pool("avgpool", Op::avgpool, "maxpool", pool_params(2, 2, 1, true, false));
   b.upsample("upsample_nearest", "avgpool", 2, 3);
-  b.flatten("flatten", "upsample_nearest");
+  b.resize("resize", "upsample_nearest", 7, 5);
+  b.flatten("flatten", "resize");
   b.linear("linear", "flatten", 5);
   Model model = b.finish("linear");
   // input -> quantize -> dequantize beside them.
@@ -209,6 +210,12 @@ void validate_quint8_layer(Op op) {
   layer.name = "layer";
   layer.op = op;
   layer.input_names = {"quantize"};
+  for (auto [taps, size] : {std::pair{&layer.resize_h, input.output_shape.h},
+                            std::pair{&layer.resize_w, input.output_shape.w}})
+    for (int64_t i = 0; i < size; ++i) {  // resize: the identity
+      taps->index.push_back(i);
+      taps->weight.push_back(1);
+    }
   model.layers = {input, quantize, layer};
   model.output = 2;
   validate(model, false);
@@ -228,7 +235,7 @@ TEST(OpTable, ValidationRefusesQuint8LayersOfOpsWithoutAnInt8Kernel) {
     }
     ++refused;
   }
-  EXPECT_EQ(refused, 5);  // batchnorm, leaky_relu, sigmoid, silu, avgpool
+  EXPECT_EQ(refused, 6);  // batchnorm, leaky_relu, sigmoid, silu, avgpool, resize
   EXPECT_NO_THROW(validate_quint8_layer(Op::relu));
   EXPECT_NO_THROW(validate_quint8_layer(Op::maxpool));
 }

@@ -16,7 +16,9 @@ How a case becomes a splitinfer model: its first graph input is the model's
 input; its other inputs (weights, biases, scales, second operands) become
 initializers holding the case's values. splitinfer runs one image at a time,
 so a case of batch N is exported with --input-shape 1,... and run N times,
-one sample each (the export refuses ops that mix samples). A uint8 input is
+one sample each (the export refuses ops that mix samples), each run
+compared with its share of the expected output (flattened, the samples'
+outputs come one after another). A uint8 input is
 given as its float value scale * (q - zero_point) and quantized again by the
 model's first layer (exactly).
 
@@ -177,9 +179,12 @@ def run_case(runner, label, case, verbose):
             if key not in one:
                 return "failed", f"the output has no /{key}"
             got = one[key].astype(np.float64).reshape(-1)
-            want = expected[sample:sample + 1].astype(np.float64).reshape(-1) if batch > 1 or \
-                expected.shape[:1] == (1,) else expected.astype(np.float64).reshape(-1)
-            if got.size != want.size:
+            # The samples' outputs one after another (the export refuses ops
+            # that mix samples): this sample's share of the expected values.
+            flat = expected.astype(np.float64).reshape(-1)
+            share = flat.size // batch
+            want = flat[sample * share:(sample + 1) * share]
+            if got.size != want.size or flat.size % batch:
                 return "failed", f"sample {sample}: {got.size} output values, the case has {want.size}"
             bad = np.abs(got - want) > case.atol + case.rtol * np.abs(want)
             if bad.any():
