@@ -5,7 +5,8 @@ Command line:
 
     /usr/bin/python3 models/export_torch.py --model NAME [--weights SD.pt | --weights FLOAT.h5]
         [--seed S] [--input-shape 1,3,H,W] [--no-fold-bn]
-        [--quantize qnnpack --calib CALIB.h5 [--no-fold-relu] [--test-accuracy fashion-mnist]]
+        [--quantize qnnpack --calib CALIB.h5 [--qat EPOCHS [--qat-images N]] [--no-fold-relu]
+         [--test-accuracy fashion-mnist]]
         --out MODEL.h5 [--reference REF.h5 --input-file X.h5]
 
 NAME is an entry of zoo.REGISTRY or a torchvision.models classification
@@ -19,7 +20,11 @@ splitinfer float model file) rebuilds the model from that file
 recipe for a torchvision model with a quantizable twin, FX otherwise,
 calibrated on CALIB.h5 /input one input at a time, see make_calib.py), and
 --reference then holds PyTorch's quantized values (uint8 + scale/zero_point,
-/output_q). --test-accuracy measures the int8 PyTorch model's top-1 on the
+/output_q). --qat EPOCHS quantizes by quantization-aware training instead
+(FX prepare_qat_fx, qnnpack's QAT qconfig, EPOCHS epochs on Fashion-MNIST's
+first --qat-images training images; CALIB.h5 then only gives an example
+input); the converted model is exported the same way, so the file gives
+PyTorch's integers. --test-accuracy measures the int8 PyTorch model's top-1 on the
 dataset's test split and stores it as /meta test_accuracy.
 
 This file is only the command line; the work is done by (models/ on sys.path):
@@ -52,7 +57,8 @@ def quantize_and_export(args, model, shape, meta, source):
     """--quantize: PyTorch quantizes (quantize_torch.py), the file and the
     reference come from PyTorch's converted model."""
     calib, calib_desc = quantize_torch.read_calibration(args.calib, shape)
-    qmodel, gm, source = quantize_torch.quantize(args.model, model, calib, calib_desc, source)
+    qat = (args.qat, args.qat_images) if args.qat else None
+    qmodel, gm, source = quantize_torch.quantize(args.model, model, calib, calib_desc, source, qat)
     meta = {k: v for k, v in meta.items() if k != "test_accuracy"}   # the float model's
     if args.test_accuracy:
         if args.test_accuracy != "fashion-mnist":
@@ -75,6 +81,11 @@ def main(argv=None):
     parser.add_argument("--no-fold-bn", action="store_true")
     parser.add_argument("--quantize", choices=["qnnpack"], help="PyTorch post-training int8 quantization")
     parser.add_argument("--calib", metavar="CALIB.h5", help="calibration inputs for --quantize")
+    parser.add_argument("--qat", type=int, metavar="EPOCHS",
+                        help="--quantize: quantization-aware training for EPOCHS epochs on Fashion-MNIST's "
+                             "training set (FX, qnnpack) instead of post-training calibration")
+    parser.add_argument("--qat-images", type=int, default=60000, metavar="N",
+                        help="--qat: train on the first N training images (default all 60000)")
     parser.add_argument("--no-fold-relu", action="store_true",
                         help="--quantize: keep quantized relu/relu6 as layers of their own")
     parser.add_argument("--test-accuracy", metavar="DATASET",
@@ -88,8 +99,10 @@ def main(argv=None):
         parser.error("--reference and --input-file go together")
     if bool(args.quantize) != bool(args.calib):
         parser.error("--quantize and --calib go together")
-    if not args.quantize and (args.no_fold_relu or args.test_accuracy):
-        parser.error("--no-fold-relu and --test-accuracy need --quantize")
+    if not args.quantize and (args.no_fold_relu or args.test_accuracy or args.qat):
+        parser.error("--no-fold-relu, --test-accuracy and --qat need --quantize")
+    if args.qat is not None and (args.qat < 1 or not 1 <= args.qat_images <= 60000):
+        parser.error("--qat needs 1 epoch or more, and --qat-images 1 to 60000")
     try:
         model, shape, meta, source = load_model(args.model, args.weights, args.seed)
         shape = args.input_shape or shape

@@ -155,6 +155,39 @@ def quantize_fx(model, calib):
     return convert_fx(prepared).eval()
 
 
+def quantize_qat(model, calib, epochs, images, lr=1e-4, seed=0, batch=128):
+    """Quantization-aware training (prepare_qat_fx with the default qnnpack
+    QAT qconfig mapping): the float model, with fake quantization of its
+    weights and activations, trained `epochs` epochs on the first `images`
+    Fashion-MNIST training images (AdamW at lr, seeded), then convert_fx.
+    The converted model is exported as a post-training one is."""
+    from torch.ao.quantization import get_default_qat_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_qat_fx
+    torch.backends.quantized.engine = ENGINE
+    shape = tuple(calib.shape[1:])
+    model.train()
+    try:
+        prepared = prepare_qat_fx(model, get_default_qat_qconfig_mapping(ENGINE), example_inputs=(calib[:1],))
+    except Exception as e:
+        raise ExportError(f"FX quantization-aware training cannot prepare {type(model).__name__}: {one_line(e)}")
+    pixels, labels = make_calib.fashion_images("train", 0, images)
+    x = make_calib.fashion_preprocess(pixels, (1,) + shape)
+    y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(prepared.parameters(), lr=lr, weight_decay=0)
+    for _ in range(epochs):
+        prepared.train()
+        order = torch.randperm(len(x), generator=generator)
+        for i in range(0, len(x), batch):
+            index = order[i:i + batch]
+            loss = torch.nn.functional.cross_entropy(prepared(x[index]), y[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    prepared.eval()
+    return convert_fx(prepared).eval()
+
+
 _CLAMP_MODULES = (nn.Hardtanh, nnq.ReLU6)          # nn.ReLU6 is an nn.Hardtanh
 _CLAMP_FUNCTIONS = {torch.nn.functional.relu6, torch.nn.functional.hardtanh, torch.nn.functional.hardtanh_,
                     torch.clamp, torch.clamp_, torch.clip, torch.clip_}
@@ -192,9 +225,19 @@ def fix_quantized_clamps(gm):
     return fixed
 
 
-def quantize(name, model, calib, calib_desc, source):
+def quantize(name, model, calib, calib_desc, source, qat=None):
     """(converted module, fx GraphModule of it, source text) by the eager recipe
-    when NAME has a quantizable twin and `model` is torchvision's NAME, else FX."""
+    when NAME has a quantizable twin and `model` is torchvision's NAME, else FX;
+    qat = (epochs, images): FX quantization-aware training instead."""
+    if qat is not None:
+        qmodel = quantize_qat(model, calib, *qat)
+        fixed = fix_quantized_clamps(qmodel)
+        recipe = (f"FX quantization-aware training (prepare_qat_fx/convert_fx, "
+                  f"get_default_qat_qconfig_mapping('{ENGINE}'), {qat[0]} epoch(s) on {qat[1]} Fashion-MNIST "
+                  f"training images, AdamW lr 1e-4"
+                  + (f"; .contiguous() before its {fixed} relu6/hardtanh, see quantize_torch.py" if fixed else "")
+                  + ")")
+        return qmodel, qmodel, f"{recipe} of {source}; example input from {calib_desc}"
     if has_twin(name) and type(model).__module__.startswith("torchvision.models"):
         qmodel = quantize_eager(name, model, calib)
         gm = trace(qmodel)

@@ -1,0 +1,277 @@
+#!/usr/bin/python3
+"""Structured channel pruning of a Fashion-MNIST model, fine-tuned, written
+as a smaller dense float model file.
+
+    /usr/bin/python3 models/prune.py --model cnn_on_mcu --weights models/fashion/cnn_on_mcu.pt
+        --sparsity 0.5 [--rank l1|bn] [--epochs 5] [--lr 1e-3] [--distill]
+        [--seed 0] [--train-images N] --out PRUNED.h5 [--state-dict PRUNED.pt] [--reference REF.h5 --input-file X.h5]
+
+Which channels can go: the output channels of a convolution whose map
+reaches exactly one convolution or linear layer, through element-wise ops,
+pools and a flatten only (no add, concat or other reader, which would tie its
+channels to another layer's). Removing channel k removes row k of that
+convolution (and its bias and BatchNorm entry) and what reads it: input
+channel k of the next convolution, or the H x W columns of block k of the
+next linear layer's input. The model stays dense, with fewer channels:
+less flash, RAM and MACs on every node.
+
+Ranking (--rank): l1, the L1 norm of each channel's weights divided by the
+mean of its layer's norms (so layers compare); bn, the |gamma| of the
+BatchNorm after the convolution (CNN_on_MCU's and network slimming's
+criterion; only where one follows). The --sparsity fraction of all prunable
+channels with the lowest scores goes, globally, keeping one per layer at
+least; then --epochs of fine-tuning on Fashion-MNIST's training set
+(models/train_fashion.py's AdamW one-cycle, lr --lr; with --distill also
+toward the unpruned model's softened outputs). Prints the parameters
+and the top-1 on all 10,000 test images before and after, and writes the
+model with fx_convert.export_model (the same path as every float export).
+"""
+import argparse
+import copy
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.fx as fx
+import torch.nn as nn
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import train_fashion  # noqa: E402
+from fx_convert import export_model  # noqa: E402
+from model_file import ExportError  # noqa: E402
+from reference import read_input, write_reference  # noqa: E402
+from torch_models import load_model  # noqa: E402
+
+# Ops a channel passes through unchanged (one input channel -> that output channel).
+_PASS_MODULES = (nn.ReLU, nn.ReLU6, nn.MaxPool2d, nn.AvgPool2d, nn.Dropout, nn.Identity, nn.Hardswish,
+                 nn.SiLU, nn.Sigmoid, nn.BatchNorm2d)
+_PASS_FUNCTIONS = {torch.relu, torch.nn.functional.relu, torch.nn.functional.relu6,
+                   torch.nn.functional.max_pool2d}
+
+
+def parameters(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def prunable(model):
+    """[(conv name, batchnorm name or None, reader name, reader kind, flatten)]
+    for each convolution whose channels can be removed (module docstring)."""
+    gm = fx.symbolic_trace(model)
+    modules = dict(gm.named_modules())
+    found = []
+    for node in gm.graph.nodes:
+        if node.op != "call_module" or not isinstance(modules[node.target], nn.Conv2d):
+            continue
+        if modules[node.target].groups != 1:
+            continue   # a depthwise convolution's channels are its input's
+        bn, flatten, current = None, False, node
+        while True:
+            users = list(current.users)
+            if len(users) != 1:
+                break
+            user = users[0]
+            module = modules.get(user.target) if user.op == "call_module" else None
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                if isinstance(module, nn.Conv2d) and module.groups != 1:
+                    break
+                found.append((node.target, bn, user.target, "linear" if isinstance(module, nn.Linear) else "conv",
+                              flatten))
+                break
+            if isinstance(module, nn.BatchNorm2d) and bn is None and current is node:
+                bn = user.target
+            elif isinstance(module, nn.Flatten) or (user.op == "call_function" and user.target is torch.flatten):
+                flatten = True
+            elif not (isinstance(module, _PASS_MODULES) or
+                      (user.op == "call_function" and user.target in _PASS_FUNCTIONS)):
+                break
+            current = user
+    return found
+
+
+def scores(model, found, rank):
+    modules = dict(model.named_modules())
+    result = []
+    for conv, bn, _, _, _ in found:
+        if rank == "bn":
+            if bn is None:
+                raise ExportError(f"--rank bn: no BatchNorm follows convolution '{conv}'")
+            s = modules[bn].weight.detach().abs()
+        else:
+            s = modules[conv].weight.detach().abs().flatten(1).sum(1)
+            s = s / s.mean()
+        result.append(s.numpy())
+    return result
+
+
+def _replace(model, name, module):
+    parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
+    setattr(parent, name.rpartition(".")[2], module)
+
+
+def prune(model, sparsity, rank="l1"):
+    """The model with the lowest-scored `sparsity` fraction of its prunable
+    channels removed (in place); returns {conv: channels kept}."""
+    found = prunable(model)
+    if not found:
+        raise ExportError(f"{type(model).__name__} has no convolution whose channels can be removed alone")
+    all_scores = scores(model, found, rank)
+    flat = np.concatenate(all_scores)
+    remove = int(round(sparsity * flat.size))
+    threshold_order = np.argsort(flat, kind="stable")[:remove]
+    drop = np.zeros(flat.size, dtype=bool)
+    drop[threshold_order] = True
+    kept, offset = {}, 0
+    modules = dict(model.named_modules())
+    for (conv, bn, reader, kind, flatten), s in zip(found, all_scores):
+        mask = ~drop[offset:offset + s.size]
+        offset += s.size
+        if not mask.any():   # one channel at least
+            mask[int(np.argmax(s))] = True
+        keep = torch.tensor(np.nonzero(mask)[0])
+        kept[conv] = len(keep)
+        old = modules[conv]
+        new = nn.Conv2d(old.in_channels, len(keep), old.kernel_size, old.stride, old.padding, old.dilation,
+                        bias=old.bias is not None, padding_mode=old.padding_mode)
+        new.weight.data = old.weight.data[keep].clone()
+        if old.bias is not None:
+            new.bias.data = old.bias.data[keep].clone()
+        _replace(model, conv, new)
+        if bn is not None:
+            b = modules[bn]
+            nb = nn.BatchNorm2d(len(keep), b.eps, b.momentum, b.affine, b.track_running_stats)
+            for attr in ("weight", "bias"):
+                if getattr(b, attr) is not None:
+                    getattr(nb, attr).data = getattr(b, attr).data[keep].clone()
+            nb.running_mean.data = b.running_mean[keep].clone()
+            nb.running_var.data = b.running_var[keep].clone()
+            _replace(model, bn, nb)
+        r = modules[reader]
+        if kind == "conv":
+            nr = nn.Conv2d(len(keep), r.out_channels, r.kernel_size, r.stride, r.padding, r.dilation,
+                           bias=r.bias is not None, padding_mode=r.padding_mode)
+            nr.weight.data = r.weight.data[:, keep].clone()
+        else:
+            per_channel = r.in_features // old.out_channels if flatten else 1
+            if r.in_features != old.out_channels * per_channel:
+                raise ExportError(f"linear '{reader}' reads {r.in_features} features, not a whole number "
+                                  f"per channel of '{conv}'")
+            columns = (keep[:, None] * per_channel + torch.arange(per_channel)[None, :]).reshape(-1)
+            nr = nn.Linear(len(columns), r.out_features, bias=r.bias is not None)
+            nr.weight.data = r.weight.data[:, columns].clone()
+        if r.bias is not None:
+            nr.bias.data = r.bias.data.clone()
+        _replace(model, reader, nr)
+        modules = dict(model.named_modules())
+    return kept
+
+
+def fine_tune(model, teacher, x, y, epochs, lr, seed, res=None, batch=128, temperature=4.0):
+    """models/train_fashion.py's schedule (AdamW, one-cycle), the loss
+    cross-entropy plus, with a teacher (the model before pruning), the KL
+    divergence to its softened outputs (knowledge distillation, T^2-scaled)."""
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    steps = (len(x) + batch - 1) // batch
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, epochs=epochs, steps_per_epoch=steps,
+                                                   pct_start=0.15)
+    if teacher is not None:
+        teacher.eval()
+    for epoch in range(epochs):
+        model.train()
+        order = torch.randperm(len(x), generator=generator)
+        total = 0.0
+        for i in range(steps):
+            index = order[i * batch:(i + 1) * batch]
+            xb = x[index] if res is None else train_fashion.upscale(x[index], res)
+            out = model(xb)
+            loss = F.cross_entropy(out, y[index])
+            if teacher is not None:
+                with torch.no_grad():
+                    soft = F.softmax(teacher(xb) / temperature, 1)
+                loss = loss + temperature ** 2 * F.kl_div(F.log_softmax(out / temperature, 1), soft,
+                                                          reduction="batchmean")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total += loss.item() * len(index)
+        print(f"prune: fine-tuning epoch {epoch + 1}/{epochs}: loss {total / len(x):.4f}", flush=True)
+    return model.eval()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="prune", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="a models/zoo.py or torchvision name")
+    parser.add_argument("--weights", required=True, help="the trained state_dict .pt, or a float model .h5")
+    parser.add_argument("--sparsity", type=float, required=True, help="fraction of prunable channels removed")
+    parser.add_argument("--rank", choices=["l1", "bn"], default="l1")
+    parser.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs (0: none)")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--distill", action="store_true",
+                        help="fine-tune toward the unpruned model's outputs too (knowledge distillation)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train-images", type=int, default=60000,
+                        help="fine-tune on the first N training images")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--state-dict", help="also save the pruned model's state_dict here")
+    parser.add_argument("--reference", help="write PyTorch's values of every layer of the pruned model here")
+    parser.add_argument("--input-file", help="--reference: the input (/input)")
+    args = parser.parse_args(argv)
+    if bool(args.reference) != bool(args.input_file):
+        parser.error("--reference and --input-file go together")
+    if not 0 < args.sparsity < 1:
+        parser.error("--sparsity must be between 0 and 1 (exclusive)")
+    if not 1 <= args.train_images <= 60000:
+        parser.error("--train-images must be between 1 and 60000")
+    torch.set_num_threads(args.threads)
+    try:
+        model, shape, meta, source = load_model(args.model, args.weights, args.seed)
+        if tuple(shape[1:2]) != (1,):
+            raise ExportError(f"'{args.model}' takes {shape[1]} channels; Fashion-MNIST images have 1")
+        res = shape[2] if shape[2] != 28 else None
+        tr_img, tr_lab = train_fashion.load_split("train")
+        te_img, te_lab = train_fashion.load_split("t10k")
+        x_tr = train_fashion.normalise(tr_img[:args.train_images])
+        y_tr = torch.from_numpy(tr_lab[:args.train_images])
+        x_te, y_te = train_fashion.normalise(te_img), torch.from_numpy(te_lab)
+        teacher = copy.deepcopy(model).eval() if args.distill else None
+        before_params = parameters(model)
+        before, _ = train_fashion.evaluate(model, x_te, y_te, res=res)
+        print(f"prune: {args.model}: {before_params} parameters, top-1 {100 * before:.2f}%", flush=True)
+        kept = prune(model, args.sparsity, args.rank)
+        after_params = parameters(model)
+        pruned, _ = train_fashion.evaluate(model, x_te, y_te, res=res)
+        print(f"prune: kept {kept} channels: {after_params} parameters "
+              f"({100 * (1 - after_params / before_params):.1f}% fewer), top-1 {100 * pruned:.2f}% "
+              f"before fine-tuning", flush=True)
+        if args.epochs:
+            torch.manual_seed(args.seed)
+            model = fine_tune(model, teacher, x_tr, y_tr, args.epochs, args.lr, args.seed, res=res)
+        after, _ = train_fashion.evaluate(model, x_te, y_te, res=res)
+        print(f"prune: after {args.epochs} epochs of fine-tuning: top-1 {100 * after:.2f}% "
+              f"({100 * (after - before):+.2f} points)", flush=True)
+        model.eval()
+        meta = dict(meta, test_accuracy=float(after))
+        source = (f"{source}, channels pruned by models/prune.py (--sparsity {args.sparsity}, --rank "
+                  f"{args.rank}: kept {kept}), fine-tuned{' with distillation' if args.distill else ''} "
+                  f"{args.epochs} epochs on {args.train_images} "
+                  f"Fashion-MNIST training images (lr {args.lr}, seed {args.seed}); {before_params} -> "
+                  f"{after_params} parameters; test accuracy {after:.4f}")
+        layer_map = export_model(model, tuple(shape), args.out, f"{args.model}_pruned", source, meta)
+        if args.reference:
+            write_reference(model, read_input(args.input_file, shape), args.reference, layer_map)
+        if args.state_dict:
+            torch.save(model.state_dict(), args.state_dict)
+        print(f"prune: wrote {args.out}")
+    except (ExportError, OSError) as e:
+        print(f"prune: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
