@@ -4,15 +4,17 @@ as a smaller dense float model file.
 
     /usr/bin/python3 models/prune.py --model cnn_on_mcu --weights models/fashion/cnn_on_mcu.pt
         --sparsity 0.5 [--rank l1|bn] [--epochs 5] [--lr 1e-3] [--distill]
-        [--seed 0] [--train-images N] --out PRUNED.h5 [--state-dict PRUNED.pt] [--reference REF.h5 --input-file X.h5]
+        [--seed 0] [--train-images N] [--test-images N] --out PRUNED.h5 [--state-dict PRUNED.pt] [--reference REF.h5 --input-file X.h5]
 
 Which channels can go: the output channels of a convolution whose map
 reaches exactly one convolution or linear layer, through element-wise ops,
-pools and a flatten only (no add, concat or other reader, which would tie its
-channels to another layer's). Removing channel k removes row k of that
-convolution (and its bias and BatchNorm entry) and what reads it: input
-channel k of the next convolution, or the H x W columns of block k of the
-next linear layer's input. The model stays dense, with fewer channels:
+pools, BatchNorms, depthwise convolutions and a flatten only (no add, concat
+or other reader, which would tie its channels to another layer's): in
+MobileNetV2, an inverted residual's hidden channels (expansion, depthwise,
+projection). Removing channel k removes row k of that convolution (and its
+bias), channel k of every BatchNorm and depthwise convolution on the way,
+and what reads it: input channel k of the next convolution, or the H x W
+columns of block k of the next linear layer's input. The model stays dense, with fewer channels:
 less flash, RAM and MACs on every node.
 
 Ranking (--rank): l1, the L1 norm of each channel's weights divided by the
@@ -47,7 +49,7 @@ from torch_models import load_model  # noqa: E402
 
 # Ops a channel passes through unchanged (one input channel -> that output channel).
 _PASS_MODULES = (nn.ReLU, nn.ReLU6, nn.MaxPool2d, nn.AvgPool2d, nn.Dropout, nn.Identity, nn.Hardswish,
-                 nn.SiLU, nn.Sigmoid, nn.BatchNorm2d)
+                 nn.SiLU, nn.Sigmoid)
 _PASS_FUNCTIONS = {torch.relu, torch.nn.functional.relu, torch.nn.functional.relu6,
                    torch.nn.functional.max_pool2d}
 
@@ -56,9 +58,14 @@ def parameters(model):
     return sum(p.numel() for p in model.parameters())
 
 
+def _depthwise(module):
+    return isinstance(module, nn.Conv2d) and module.groups == module.in_channels == module.out_channels > 1
+
+
 def prunable(model):
-    """[(conv name, batchnorm name or None, reader name, reader kind, flatten)]
-    for each convolution whose channels can be removed (module docstring)."""
+    """[(conv name, batchnorm name or None, [modules between, sliced too],
+    reader name, reader kind, flatten)] for each convolution whose channels
+    can be removed (module docstring)."""
     gm = fx.symbolic_trace(model)
     modules = dict(gm.named_modules())
     found = []
@@ -67,21 +74,23 @@ def prunable(model):
             continue
         if modules[node.target].groups != 1:
             continue   # a depthwise convolution's channels are its input's
-        bn, flatten, current = None, False, node
+        bn, flatten, current, between = None, False, node, []
         while True:
             users = list(current.users)
             if len(users) != 1:
                 break
             user = users[0]
             module = modules.get(user.target) if user.op == "call_module" else None
-            if isinstance(module, (nn.Conv2d, nn.Linear)):
+            if _depthwise(module) or isinstance(module, nn.BatchNorm2d):
+                if isinstance(module, nn.BatchNorm2d) and bn is None and current is node:
+                    bn = user.target
+                between.append(user.target)   # channel k stays channel k: sliced alike
+            elif isinstance(module, (nn.Conv2d, nn.Linear)):
                 if isinstance(module, nn.Conv2d) and module.groups != 1:
                     break
-                found.append((node.target, bn, user.target, "linear" if isinstance(module, nn.Linear) else "conv",
-                              flatten))
+                found.append((node.target, bn, between, user.target,
+                              "linear" if isinstance(module, nn.Linear) else "conv", flatten))
                 break
-            if isinstance(module, nn.BatchNorm2d) and bn is None and current is node:
-                bn = user.target
             elif isinstance(module, nn.Flatten) or (user.op == "call_function" and user.target is torch.flatten):
                 flatten = True
             elif not (isinstance(module, _PASS_MODULES) or
@@ -94,7 +103,7 @@ def prunable(model):
 def scores(model, found, rank):
     modules = dict(model.named_modules())
     result = []
-    for conv, bn, _, _, _ in found:
+    for conv, bn, _, _, _, _ in found:
         if rank == "bn":
             if bn is None:
                 raise ExportError(f"--rank bn: no BatchNorm follows convolution '{conv}'")
@@ -125,7 +134,7 @@ def prune(model, sparsity, rank="l1"):
     drop[threshold_order] = True
     kept, offset = {}, 0
     modules = dict(model.named_modules())
-    for (conv, bn, reader, kind, flatten), s in zip(found, all_scores):
+    for (conv, bn, between, reader, kind, flatten), s in zip(found, all_scores):
         mask = ~drop[offset:offset + s.size]
         offset += s.size
         if not mask.any():   # one channel at least
@@ -139,15 +148,22 @@ def prune(model, sparsity, rank="l1"):
         if old.bias is not None:
             new.bias.data = old.bias.data[keep].clone()
         _replace(model, conv, new)
-        if bn is not None:
-            b = modules[bn]
-            nb = nn.BatchNorm2d(len(keep), b.eps, b.momentum, b.affine, b.track_running_stats)
-            for attr in ("weight", "bias"):
-                if getattr(b, attr) is not None:
-                    getattr(nb, attr).data = getattr(b, attr).data[keep].clone()
-            nb.running_mean.data = b.running_mean[keep].clone()
-            nb.running_var.data = b.running_var[keep].clone()
-            _replace(model, bn, nb)
+        for name in between:   # BatchNorms and depthwise convolutions on the way
+            b = modules[name]
+            if isinstance(b, nn.BatchNorm2d):
+                nb = nn.BatchNorm2d(len(keep), b.eps, b.momentum, b.affine, b.track_running_stats)
+                for attr in ("weight", "bias"):
+                    if getattr(b, attr) is not None:
+                        getattr(nb, attr).data = getattr(b, attr).data[keep].clone()
+                nb.running_mean.data = b.running_mean[keep].clone()
+                nb.running_var.data = b.running_var[keep].clone()
+            else:
+                nb = nn.Conv2d(len(keep), len(keep), b.kernel_size, b.stride, b.padding, b.dilation,
+                               groups=len(keep), bias=b.bias is not None, padding_mode=b.padding_mode)
+                nb.weight.data = b.weight.data[keep].clone()
+                if b.bias is not None:
+                    nb.bias.data = b.bias.data[keep].clone()
+            _replace(model, name, nb)
         r = modules[reader]
         if kind == "conv":
             nr = nn.Conv2d(len(keep), r.out_channels, r.kernel_size, r.stride, r.padding, r.dilation,
@@ -215,6 +231,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-images", type=int, default=60000,
                         help="fine-tune on the first N training images")
+    parser.add_argument("--test-images", type=int, default=10000,
+                        help="measure top-1 on the first N test images (default all 10000)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", required=True)
     parser.add_argument("--state-dict", help="also save the pruned model's state_dict here")
@@ -225,8 +243,8 @@ def main(argv=None):
         parser.error("--reference and --input-file go together")
     if not 0 < args.sparsity < 1:
         parser.error("--sparsity must be between 0 and 1 (exclusive)")
-    if not 1 <= args.train_images <= 60000:
-        parser.error("--train-images must be between 1 and 60000")
+    if not 1 <= args.train_images <= 60000 or not 1 <= args.test_images <= 10000:
+        parser.error("--train-images must be between 1 and 60000, --test-images between 1 and 10000")
     torch.set_num_threads(args.threads)
     try:
         model, shape, meta, source = load_model(args.model, args.weights, args.seed)
@@ -237,7 +255,8 @@ def main(argv=None):
         te_img, te_lab = train_fashion.load_split("t10k")
         x_tr = train_fashion.normalise(tr_img[:args.train_images])
         y_tr = torch.from_numpy(tr_lab[:args.train_images])
-        x_te, y_te = train_fashion.normalise(te_img), torch.from_numpy(te_lab)
+        x_te = train_fashion.normalise(te_img[:args.test_images])
+        y_te = torch.from_numpy(te_lab[:args.test_images])
         teacher = copy.deepcopy(model).eval() if args.distill else None
         before_params = parameters(model)
         before, _ = train_fashion.evaluate(model, x_te, y_te, res=res)

@@ -4,13 +4,30 @@
 # a dense model of 6 channels instead of 12 (10,210 parameters instead of
 # 20,410); splitinfer runs it as PyTorch computes the pruned module (every
 # layer within 1e-4 of max |reference|, top-1 identical, predicted memory
-# equal to measured), and on 2 nodes bit for bit as on one.
+# equal to measured), and on 2 nodes bit for bit as on one; then the
+# shipped MobileNetV2's hidden channels, through its depthwise convolutions.
 set -euo pipefail
 source "$(dirname "$0")/../../jobs/lib/common.sh"
 work=$SPLITINFER_BUILD/tests/work/prune
 rm -rf "$work" && mkdir -p "$work"
 cd "$work"
 fail() { echo "FAIL: $*"; exit 1; }
+
+# check_pruned NAME INPUT REFERENCE NODES: NAME.h5 on one node against
+# PyTorch's REFERENCE (every layer), memory as predicted, and on NODES nodes
+# bit for bit as on one.
+check_pruned() {
+  local name=$1 input=$2 reference=$3 nodes=$4
+  "$SPLITINFER_BUILD/splitinfer" plan "$name.h5" --nodes 1 -o "${name}_plan1" >/dev/null
+  "$SPLITINFER_BUILD/splitinfer" plan "$name.h5" --nodes "$nodes" -o "${name}_plan$nodes" >/dev/null
+  splitinfer_mpirun 2 run "${name}_plan1" --input "$input" --output "${name}_out1.h5" --dump-layers \
+    --stats "${name}_stats.json" >/dev/null
+  splitinfer_mpirun $((nodes + 1)) run "${name}_plan$nodes" --input "$input" --output "${name}_out$nodes.h5" \
+    --dump-layers >/dev/null
+  $PYTHON "$SPLITINFER_ROOT/tests/torch/compare.py" "$reference" "${name}_out1.h5" --layers --tol 1e-4
+  $PYTHON "$SPLITINFER_ROOT/tests/check_stats.py" "${name}_stats.json"
+  $PYTHON "$SPLITINFER_ROOT/tests/distributed/compare_bitwise.py" "${name}_out1.h5" "${name}_out$nodes.h5"
+}
 
 $PYTHON "$SPLITINFER_ROOT/models/make_input.py" --shape 1,1,28,28 --seed 1 --out input.h5
 $PYTHON "$SPLITINFER_ROOT/models/prune.py" --model cnn_on_mcu --weights "$SPLITINFER_ROOT/models/fashion/cnn_on_mcu.pt" \
@@ -35,11 +52,14 @@ print(f"parameters {original} -> {pruned} ({100 * (1 - pruned / original):.1f}% 
 # conv 6x1x3x3 + 6, fc 10 x (6 x 13 x 13) + 10: the dense model of 6 channels.
 sys.exit(not (channels == [6] and pruned == 6 * 9 + 6 + 10 * 6 * 169 + 10))
 PY
-"$SPLITINFER_BUILD/splitinfer" plan pruned.h5 --nodes 1 -o plan1 >/dev/null
-"$SPLITINFER_BUILD/splitinfer" plan pruned.h5 --nodes 2 -o plan2 >/dev/null
-splitinfer_mpirun 2 run plan1 --input input.h5 --output out1.h5 --dump-layers --stats stats.json >/dev/null
-splitinfer_mpirun 3 run plan2 --input input.h5 --output out2.h5 --dump-layers >/dev/null
-$PYTHON "$SPLITINFER_ROOT/tests/torch/compare.py" reference.h5 out1.h5 --layers --tol 1e-4
-$PYTHON "$SPLITINFER_ROOT/tests/check_stats.py" stats.json
-$PYTHON "$SPLITINFER_ROOT/tests/distributed/compare_bitwise.py" out1.h5 out2.h5
+check_pruned pruned input.h5 reference.h5 2
+
+# The shipped MobileNetV2-0.35: the inverted residuals' hidden channels go
+# through the depthwise convolutions (no fine-tuning here): PyTorch's values,
+# and 3 nodes bit for bit.
+$PYTHON "$SPLITINFER_ROOT/models/make_input.py" --shape 1,1,96,96 --seed 1 --out input96.h5
+$PYTHON "$SPLITINFER_ROOT/models/prune.py" --model fashion_mobilenetv2 \
+  --weights "$SPLITINFER_ROOT/models/fashion/mobilenetv2_035_96.h5" --sparsity 0.5 --epochs 0 --test-images 200 \
+  --out mobilenet.h5 --reference mobilenet_reference.h5 --input-file input96.h5 | cut -c1-200
+check_pruned mobilenet input96.h5 mobilenet_reference.h5 3
 echo PASS
