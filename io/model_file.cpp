@@ -115,11 +115,15 @@ Layer read_layer(const h5::Group& group, const std::string& name) {
       layer.resize_w.taps = taps[1];
       layer.resize_h.index = group.read_ints("index_h");
       layer.resize_w.index = group.read_ints("index_w");
-      for (const auto& [attr, target] :
-           {std::pair{"weight_h", &layer.resize_h.weight}, std::pair{"weight_w", &layer.resize_w.weight},
-            std::pair{"bias_h", &layer.resize_h.bias}, std::pair{"bias_w", &layer.resize_w.bias}})
-        if (group.has_attr(attr) || attr[0] == 'w')
-          for (double w : group.read_doubles(attr)) target->push_back(static_cast<float>(w));
+      const auto floats = [&](const char* attr) {  // float32 values held as doubles
+        std::vector<float> values;
+        for (double v : group.read_doubles(attr)) values.push_back(static_cast<float>(v));
+        return values;
+      };
+      layer.resize_h.weight = floats("weight_h");
+      layer.resize_w.weight = floats("weight_w");
+      if (group.has_attr("bias_h")) layer.resize_h.bias = floats("bias_h");  // optional: zeros
+      if (group.has_attr("bias_w")) layer.resize_w.bias = floats("bias_w");
       break;
     }
     case Op::input:

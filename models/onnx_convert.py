@@ -549,8 +549,9 @@ class Converter:
                 break
         # Read only by ops that move values (MaxPool), or dequantized per
         # channel: the integers themselves (scale 1, zero point 0), exact.
-        if params is not None and node.op_type == "DequantizeLinear" and np.asarray(params[0]).size > 1 or \
-                params is None and readers and all(n.op_type == "MaxPool" for n in readers):
+        per_channel = params is not None and node.op_type == "DequantizeLinear" and np.asarray(params[0]).size > 1
+        moved_only = params is None and readers and all(n.op_type == "MaxPool" for n in readers)
+        if per_channel or moved_only:
             params, node = (np.float32(1), np.uint8(0)), readers[0]
         if params is None:
             raise ExportError(f"graph input '{self.input_name}' is uint8 but no QLinear or DequantizeLinear "

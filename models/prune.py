@@ -4,7 +4,8 @@ as a smaller dense float model file.
 
     /usr/bin/python3 models/prune.py --model cnn_on_mcu --weights models/fashion/cnn_on_mcu.pt
         --sparsity 0.5 [--rank l1|bn] [--epochs 5] [--lr 1e-3] [--distill]
-        [--seed 0] [--train-images N] [--test-images N] --out PRUNED.h5 [--state-dict PRUNED.pt] [--reference REF.h5 --input-file X.h5]
+        [--seed 0] [--train-images N] [--test-images N] --out PRUNED.h5 [--state-dict PRUNED.pt]
+        [--reference REF.h5 --input-file X.h5]
 
 Which channels can go: the output channels of a convolution whose map
 reaches exactly one convolution or linear layer, through element-wise ops,
@@ -37,7 +38,6 @@ import numpy as np
 import torch
 import torch.fx as fx
 import torch.nn as nn
-import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -184,40 +184,6 @@ def prune(model, sparsity, rank="l1"):
     return kept
 
 
-def fine_tune(model, teacher, x, y, epochs, lr, seed, res=None, batch=128, temperature=4.0):
-    """models/train_fashion.py's schedule (AdamW, one-cycle), the loss
-    cross-entropy plus, with a teacher (the model before pruning), the KL
-    divergence to its softened outputs (knowledge distillation, T^2-scaled)."""
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    steps = (len(x) + batch - 1) // batch
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, epochs=epochs, steps_per_epoch=steps,
-                                                   pct_start=0.15)
-    if teacher is not None:
-        teacher.eval()
-    for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(len(x), generator=generator)
-        total = 0.0
-        for i in range(steps):
-            index = order[i * batch:(i + 1) * batch]
-            xb = x[index] if res is None else train_fashion.upscale(x[index], res)
-            out = model(xb)
-            loss = F.cross_entropy(out, y[index])
-            if teacher is not None:
-                with torch.no_grad():
-                    soft = F.softmax(teacher(xb) / temperature, 1)
-                loss = loss + temperature ** 2 * F.kl_div(F.log_softmax(out / temperature, 1), soft,
-                                                          reduction="batchmean")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            total += loss.item() * len(index)
-        print(f"prune: fine-tuning epoch {epoch + 1}/{epochs}: loss {total / len(x):.4f}", flush=True)
-    return model.eval()
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="prune", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="a models/zoo.py or torchvision name")
@@ -257,7 +223,7 @@ def main(argv=None):
         y_tr = torch.from_numpy(tr_lab[:args.train_images])
         x_te = train_fashion.normalise(te_img[:args.test_images])
         y_te = torch.from_numpy(te_lab[:args.test_images])
-        teacher = copy.deepcopy(model).eval() if args.distill else None
+        teacher = copy.deepcopy(model).eval() if args.distill else None   # stays in eval mode
         before_params = parameters(model)
         before, _ = train_fashion.evaluate(model, x_te, y_te, res=res)
         print(f"prune: {args.model}: {before_params} parameters, top-1 {100 * before:.2f}%", flush=True)
@@ -269,7 +235,9 @@ def main(argv=None):
               f"before fine-tuning", flush=True)
         if args.epochs:
             torch.manual_seed(args.seed)
-            model = fine_tune(model, teacher, x_tr, y_tr, args.epochs, args.lr, args.seed, res=res)
+            model, _ = train_fashion.train(model, x_tr, y_tr, args.epochs, args.lr, args.seed, res=res,
+                                           label="fine-tune", teacher=teacher)
+            model.eval()
         after, _ = train_fashion.evaluate(model, x_te, y_te, res=res)
         print(f"prune: after {args.epochs} epochs of fine-tuning: top-1 {100 * after:.2f}% "
               f"({100 * (after - before):+.2f} points)", flush=True)

@@ -155,12 +155,13 @@ def quantize_fx(model, calib):
     return convert_fx(prepared).eval()
 
 
-def quantize_qat(model, calib, epochs, images, lr=1e-4, seed=0, batch=128):
+def quantize_qat(model, calib, epochs, images, lr=1e-4, seed=0):
     """Quantization-aware training (prepare_qat_fx with the default qnnpack
     QAT qconfig mapping): the float model, with fake quantization of its
     weights and activations, trained `epochs` epochs on the first `images`
-    Fashion-MNIST training images (AdamW at lr, seeded), then convert_fx.
-    The converted model is exported as a post-training one is."""
+    Fashion-MNIST training images (models/train_fashion.py's AdamW
+    one-cycle schedule, peak lr, seeded), then convert_fx. The converted
+    model is exported as a post-training one is."""
     from torch.ao.quantization import get_default_qat_qconfig_mapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_qat_fx
     torch.backends.quantized.engine = ENGINE
@@ -173,17 +174,7 @@ def quantize_qat(model, calib, epochs, images, lr=1e-4, seed=0, batch=128):
     pixels, labels = make_calib.fashion_images("train", 0, images)
     x = make_calib.fashion_preprocess(pixels, (1,) + shape)
     y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.AdamW(prepared.parameters(), lr=lr, weight_decay=0)
-    for _ in range(epochs):
-        prepared.train()
-        order = torch.randperm(len(x), generator=generator)
-        for i in range(0, len(x), batch):
-            index = order[i:i + batch]
-            loss = torch.nn.functional.cross_entropy(prepared(x[index]), y[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+    prepared, _ = make_calib.train_fashion.train(prepared, x, y, epochs, lr, seed, label="qat")
     prepared.eval()
     return convert_fx(prepared).eval()
 
@@ -234,7 +225,7 @@ def quantize(name, model, calib, calib_desc, source, qat=None):
         fixed = fix_quantized_clamps(qmodel)
         recipe = (f"FX quantization-aware training (prepare_qat_fx/convert_fx, "
                   f"get_default_qat_qconfig_mapping('{ENGINE}'), {qat[0]} epoch(s) on {qat[1]} Fashion-MNIST "
-                  f"training images, AdamW lr 1e-4"
+                  f"training images, AdamW one-cycle, peak lr 1e-4"
                   + (f"; .contiguous() before its {fixed} relu6/hardtanh, see quantize_torch.py" if fixed else "")
                   + ")")
         return qmodel, qmodel, f"{recipe} of {source}; example input from {calib_desc}"

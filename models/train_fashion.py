@@ -90,8 +90,11 @@ def evaluate(model, x, y, res=None, batch=500, channels_last=False):
 
 
 def train(model, x, y, epochs, lr, seed, res=None, flip=False, batch=128,
-          channels_last=False, label=""):
-    """AdamW with a one-cycle (warm-up + cosine) learning-rate schedule."""
+          channels_last=False, label="", teacher=None, temperature=4.0):
+    """AdamW with a one-cycle (warm-up + cosine) learning-rate schedule.
+    With a teacher (models/prune.py: the model before pruning), the loss adds
+    the KL divergence to its outputs softened by `temperature`, T^2-scaled
+    (knowledge distillation)."""
     gen = torch.Generator().manual_seed(seed)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -117,6 +120,11 @@ def train(model, x, y, epochs, lr, seed, res=None, flip=False, batch=128,
                 xb = xb.contiguous(memory_format=torch.channels_last)
             out = model(xb)
             loss = F.cross_entropy(out, yb)
+            if teacher is not None:
+                with torch.no_grad():
+                    soft = F.softmax(teacher(xb) / temperature, 1)
+                loss = loss + temperature ** 2 * F.kl_div(F.log_softmax(out / temperature, 1), soft,
+                                                          reduction="batchmean")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

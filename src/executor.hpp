@@ -95,7 +95,7 @@ class PowerSupply {
     uint64_t output_bytes = 0;  // the layer's
   };
   // The tile of one job of the layer (at least one channel and one row; at
-  // most the layer's). Jobs run band of channels by band of channels, each
+  // most the layer's). Jobs run one band of channels after another, each
   // band's rows top to bottom.
   virtual Tile job_tile(const LayerShape& layer) = 0;
   // Reads `bytes` of `key` at `offset` back into `data` after a failure.

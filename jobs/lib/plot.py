@@ -41,6 +41,7 @@ path of every file written. Any bad input ends in one line
 `plot: error: ...` on stderr and exit status 1.
 """
 import argparse
+import csv
 import json
 import math
 import os
@@ -921,7 +922,6 @@ LEVELS = ["continuous", "weak", "strong"]
 
 
 def read_reconfigure(path):
-    import csv
     try:
         with open(path, newline="") as f:
             rows = list(csv.DictReader(f))
