@@ -361,6 +361,7 @@ void write_plan(const std::string& plan_dir, const Model& model, const Plan& pla
     }
     if (!plan.tasks.empty()) write_tasks(root.create_group("tasks"), plan.tasks);
     root.write_int("weights_in_place", plan.weights_in_place);
+    if (plan.input_pixels) root.write_int("input_pixels", 1);
     if (takes_option(plan.strategy, StrategyOption::fuse)) {
       root.write_int("fuse", plan.fuse);
       root.write_int("reuse", plan.reuse);
@@ -508,6 +509,8 @@ void read_plan(const std::string& plan_dir, Model& model, Plan& plan) {
   }
   // Plans written before the attribute copy their weights into RAM.
   plan.weights_in_place = root.has_attr("weights_in_place") && root.read_int("weights_in_place");
+  plan.input_pixels = root.has_attr("input_pixels") && root.read_int("input_pixels");
+  if (plan.input_pixels) take_input_as_pixels(model);
   if (takes_option(plan.strategy, StrategyOption::fuse)) {
     plan.fuse = static_cast<int>(root.read_int("fuse"));
     plan.reuse = root.read_int("reuse") != 0;

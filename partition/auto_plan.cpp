@@ -1,6 +1,7 @@
 #include "auto_plan.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <limits>
 #include <optional>
 
@@ -91,47 +92,71 @@ class Search {
         candidates_.push_back(std::move(weighted));
       }
     runs_ = stream_runs(model, {}, true);
+    deep_ = deep_runs(model);
   }
 
-  // The best plan that fits, if any. `passes` bounds the coordinate descent.
+  // The best plan that fits, if any. `passes` bounds the coordinate descent;
+  // a quick search (one pass) skips the wider moves made when nothing fits
+  // (the budget and the deep run together, the descents from deep starts).
   std::optional<Plan> run(int passes = 3) {
     // Uniform plans first: every segment the same candidate, with each
-    // streaming budget. choice[segments_] is the budget.
+    // streaming budget. choice[segments_] is the budget, choice[segments_ + 1]
+    // the deep run (0: none).
     std::optional<Scored> best;
     std::vector<int> start;
-    uint64_t start_peak = std::numeric_limits<uint64_t>::max();
+    std::optional<Scored> start_scored;
+    // Per candidate, the budget of its plan least over the cap (a start for
+    // the deep runs).
+    std::vector<std::optional<Scored>> candidate_least(candidates_.size());
+    std::vector<int> candidate_budget(candidates_.size(), 0);
     for (size_t c = 0; c < candidates_.size(); ++c)
       for (size_t b = 0; b < kBudgets.size(); ++b) {
         if (candidates_[c].via_coordinator && b > 0) continue;
-        std::vector<int> choice(segments_ + 1, static_cast<int>(c));
+        std::vector<int> choice(segments_ + 2, static_cast<int>(c));
         choice[segments_] = static_cast<int>(b);
+        choice[segments_ + 1] = 0;
         Scored scored = evaluate(choice);
-        if (!candidates_[c].whole_model && scored.peak < start_peak)
-          start_peak = scored.peak, start = choice;
+        if (!candidates_[c].whole_model) {
+          if (!start_scored || less_over(scored, *start_scored))
+            start = choice, start_scored = scored;
+          if (!candidate_least[c] || less_over(scored, *candidate_least[c]))
+            candidate_least[c] = scored, candidate_budget[c] = static_cast<int>(b);
+        }
         if (scored.fits && (!best || scored.score < best->score)) best = std::move(scored);
       }
-    // Coordinate descent over the per-segment candidates and the budget,
-    // from the best uniform plan that fits, else the one with the smallest peak.
-    std::vector<int> choice = best && !best_choice_.empty() ? best_choice_ : start;
-    Scored current = evaluate(choice);
-    for (int pass = 0; pass < passes; ++pass) {
-      bool improved = false;
-      for (int s = 0; s <= segments_; ++s) {
-        const size_t options = s < segments_ ? candidates_.size() : kBudgets.size();
-        for (size_t c = 0; c < options; ++c) {
-          if ((s < segments_ && candidates_[c].whole_model) || choice[s] == static_cast<int>(c))
-            continue;
-          std::vector<int> trial = choice;
-          trial[s] = static_cast<int>(c);
-          Scored scored = evaluate(trial);
-          const bool better = current.fits ? scored.fits && scored.score < current.score
-                                           : scored.fits || scored.peak < current.peak;
-          if (better) choice = trial, current = std::move(scored), improved = true;
+    const auto keep = [&](Scored& scored) {
+      if (scored.fits && (!best || scored.score < best->score)) best = std::move(scored);
+    };
+    // Coordinate descent over the per-segment candidates, the budget and the
+    // deep run, from the best uniform plan that fits, else the one least over.
+    Scored current = descend(best && !best_choice_.empty() ? best_choice_ : start, passes);
+    if (!current.fits && !best && passes > 1) {
+      // Nothing fits: again from the uniform plan with the deep run least
+      // over the cap (streaming the input deep pays only on tiles, which the
+      // descent may have left on its way).
+      // Per candidate its deep run least over; the descent from the
+      // kDeepStarts least over of those.
+      std::vector<std::pair<Scored, std::vector<int>>> deep_starts;
+      for (size_t c = 0; c < candidates_.size(); ++c) {
+        if (candidates_[c].whole_model) continue;
+        std::vector<int> choice(segments_ + 2, static_cast<int>(c));
+        choice[segments_] = candidate_budget[c];
+        std::optional<std::pair<Scored, std::vector<int>>> least;
+        for (size_t d = 1; d < deep_options(); ++d) {
+          choice[segments_ + 1] = static_cast<int>(d);
+          Scored scored = evaluate(choice);
+          if (!least || less_over(scored, least->first)) least.emplace(std::move(scored), choice);
         }
+        if (least) deep_starts.push_back(std::move(*least));
       }
-      if (!improved) break;
+      std::sort(deep_starts.begin(), deep_starts.end(),
+                [](const auto& a, const auto& b) { return less_over(a.first, b.first); });
+      for (size_t i = 0; i < deep_starts.size() && i < kDeepStarts && !best; ++i) {
+        Scored again = descend(deep_starts[i].second, passes);
+        keep(again);
+      }
     }
-    if (current.fits && (!best || current.score < best->score)) best = std::move(current);
+    keep(current);
     if (!best) return std::nullopt;
     return std::move(best->plan);
   }
@@ -143,6 +168,12 @@ class Search {
   struct Scored {
     Plan plan;
     uint64_t peak = 0;  // the largest node's
+    // Every layer's footprint on its largest node, largest first: compared
+    // in that order (the peak first), it is lowered by any change that
+    // shrinks one of the largest layers, where the peak (one layer's) is not
+    // until the last such layer shrinks. It does not depend on the cap, so
+    // a search under a smaller cap goes the same way until a plan fits.
+    std::vector<uint64_t> footprints;
     bool fits = false;
     double score = 0;
   };
@@ -153,6 +184,7 @@ class Search {
     plan.strategy = Strategy::automatic;
     plan.ram_cap_bytes = options_.ram_cap_bytes;
     plan.flash_cap_bytes = options_.flash_cap_bytes;
+    plan.weights_in_place = options_.weights_in_place;
     plan.regions.assign(model_.layers.size(), std::vector<Region>(nodes_));
     plan.layer_strategies.assign(model_.layers.size(), "");
     bool overlaps = false;
@@ -168,8 +200,15 @@ class Search {
     }
     // Relay and branches are taken whole: every segment chose the same one.
     plan.via_coordinator = candidates_[choice[0]].via_coordinator;
-    if (choice[segments_] > 0 && !plan.via_coordinator)
-      stream_plan(model_, runs_, kBudgets[choice[segments_]], plan);
+    const int deep = choice[segments_ + 1] - 1;
+    if ((choice[segments_] > 0 || deep >= 0) && !plan.via_coordinator) {
+      StreamParts parts = kBudgets[choice[segments_]];
+      if (deep >= 0) {
+        parts.deep = deep_[deep / kDeepBudgets.size()];
+        parts.deep_budget_bytes = kDeepBudgets[deep % kDeepBudgets.size()];
+      }
+      stream_plan(model_, runs_, parts, plan);
+    }
     predict_nodes(model_, plan);
     Scored scored;
     scored.peak = largest_peak_ram(plan);
@@ -177,6 +216,11 @@ class Search {
     if (flash <= options_.flash_cap_bytes) smallest_ram_ = std::min(smallest_ram_, scored.peak);
     smallest_flash_ = std::min(smallest_flash_, flash);
     scored.fits = true;  // every node within its own caps
+    scored.footprints.assign(model_.layers.size(), 0);
+    for (const NodePlan& node : plan.node_plans)
+      for (size_t i = 0; i < node.layer_peak_ram_bytes.size(); ++i)
+        scored.footprints[i] = std::max(scored.footprints[i], node.layer_peak_ram_bytes[i]);
+    std::sort(scored.footprints.begin(), scored.footprints.end(), std::greater<>());
     for (const NodePlan& node : plan.node_plans)
       scored.fits = scored.fits && node.predicted_peak_ram_bytes <= node_ram_cap(options_, node.node) &&
                     node.flash_bytes <= node_flash_cap(options_, node.node);
@@ -188,6 +232,61 @@ class Search {
     }
     scored.plan = std::move(plan);
     return scored;
+  }
+
+  static constexpr size_t kDeepStarts = 3;
+  static constexpr size_t kQuickDeepBudget = 4;  // kDeepBudgets[4]: 32 KiB
+  size_t deep_options() const { return deep_.size() * kDeepBudgets.size() + 1; }
+
+  // Neither fits: `a` is less over the cap than `b`.
+  static bool less_over(const Scored& a, const Scored& b) {
+    return a.peak < b.peak || (a.peak == b.peak && a.footprints < b.footprints);
+  }
+
+  // Coordinate descent from `choice`: each coordinate in turn takes the
+  // option that lowers the score while the plan fits, or, while it does not,
+  // that brings it less over the cap; when a pass finds nothing and the plan
+  // still does not fit, the budget and the deep run are tried together.
+  Scored descend(std::vector<int> choice, int passes) {
+    Scored current = evaluate(choice);
+    const auto try_choice = [&](const std::vector<int>& trial) {
+      if (trial == choice) return false;
+      Scored scored = evaluate(trial);
+      const bool better = current.fits ? scored.fits && scored.score < current.score
+                                       : scored.fits || less_over(scored, current);
+      if (better) choice = trial, current = std::move(scored);
+      return better;
+    };
+    for (int pass = 0; pass < passes; ++pass) {
+      bool improved = false;
+      for (int s = 0; s <= segments_ + 1; ++s) {
+        const size_t options = s < segments_    ? candidates_.size()
+                               : s == segments_ ? kBudgets.size()
+                                                : deep_options();
+        for (size_t c = 0; c < options; ++c) {
+          if (s < segments_ && candidates_[c].whole_model) continue;
+          // A quick search tries each deep run with one budget only.
+          if (s > segments_ && passes == 1 && c > 0 &&
+              (c - 1) % kDeepBudgets.size() != kQuickDeepBudget)
+            continue;
+          std::vector<int> trial = choice;
+          trial[s] = static_cast<int>(c);
+          improved = try_choice(trial) || improved;
+        }
+      }
+      if (!improved && !current.fits && passes > 1) {
+        const std::vector<int> at = choice;
+        for (size_t b = 0; b < kBudgets.size(); ++b)
+          for (size_t d = 0; d < deep_options(); ++d) {
+            std::vector<int> trial = at;
+            trial[segments_] = static_cast<int>(b);
+            trial[segments_ + 1] = static_cast<int>(d);
+            improved = try_choice(trial) || improved;
+          }
+      }
+      if (!improved) break;
+    }
+    return current;
   }
 
   // Streaming budgets (StreamParts::budget_bytes: bytes of a band's largest
@@ -202,7 +301,12 @@ class Search {
       {.budget_bytes = 8 << 10},
       {.budget_bytes = 1 << 20, .keep_weights = true},
       {.budget_bytes = 128 << 10, .keep_weights = true},
-      {.budget_bytes = 16 << 10, .keep_weights = true}};
+      {.budget_bytes = 16 << 10, .keep_weights = true},
+      {.budget_bytes = 4 << 10}};
+
+  // Budgets of the deep run's parts (StreamParts::deep_budget_bytes).
+  static inline const std::vector<uint64_t> kDeepBudgets = {128 << 10, 96 << 10, 64 << 10, 48 << 10,
+                                                            32 << 10,  24 << 10, 16 << 10, 8 << 10};
 
   const Model& model_;
   const PlanOptions& options_;
@@ -212,6 +316,9 @@ class Search {
   int segments_ = 0;
   std::vector<Candidate> candidates_;
   StreamGroups runs_;             // the runs of layers that may stream
+  // Runs from the input deep into the network; choice[segments_ + 1] - 1
+  // picks one and its parts' budget (-1: none).
+  StreamGroups deep_;
   std::vector<int> best_choice_;  // the best fitting per-segment choice seen
   double best_score_ = 0;
   uint64_t smallest_ram_ = std::numeric_limits<uint64_t>::max();

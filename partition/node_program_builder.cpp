@@ -407,8 +407,6 @@ NodeProgram build_with_needs(const Model& model, const LayerRegions& regions, in
           return std::find(later.inputs.begin(), later.inputs.end(), i) != later.inputs.end();
         });
   }
-  for (const Message& message : node_messages(model, program))
-    (message.from == node ? program.bytes_sent : program.bytes_received) += message.bytes();
   program.neighbours.assign(neighbours.begin(), neighbours.end());
   if (via_coordinator && !streams.empty())
     throw Error("a relay plan cannot stream (every layer goes whole to the coordinator)");
@@ -424,7 +422,22 @@ NodeProgram build_with_needs(const Model& model, const LayerRegions& regions, in
       }
     }
     program.streams.push_back(stream_parts(model, regions, node, group));
+    // The model's input, when one slot of the run reads it, comes part by
+    // part from the coordinator (one slot: the coordinator sends the parts
+    // in the order that slot reads them).
+    std::vector<std::pair<int, int>> input_slots;
+    for (int j = group.first; j <= group.last; ++j)
+      for (int slot = 0; slot < static_cast<int>(model.layers[j].inputs.size()); ++slot)
+        if (model.layers[model.layers[j].inputs[slot]].op == Op::input)
+          input_slots.emplace_back(j, slot);
+    if (input_slots.size() == 1 && !task.from_coordinator) {
+      InputSlot& input = program.layers[input_slots[0].first].inputs[input_slots[0].second];
+      input.per_part = true;
+      input.receives.clear();
+    }
   }
+  for (const Message& message : node_messages(model, program))
+    (message.from == node ? program.bytes_sent : program.bytes_received) += message.bytes();
 
   // Memory: every computed region is a buffer, except views (flatten, slice
   // read in place) and element-wise ops written over an input that nothing

@@ -311,6 +311,14 @@ std::vector<double> device_shares(const Model& model, const std::vector<DevicePr
 }
 
 Plan make_plan(const Model& model, const PlanOptions& options) {
+  if (options.input_pixels && model.layers[0].dtype != DType::u8) {
+    Model pixels = model;
+    take_input_as_pixels(pixels);
+    Plan plan = make_plan(pixels, options);
+    plan.input_pixels = true;
+    plan.plan_id = digest(plan.plan_id + "|pixels");
+    return plan;
+  }
   if (options.nodes > kMaxNodes)
     throw Error("--nodes " + std::to_string(options.nodes) + " is more than the " +
                 std::to_string(kMaxNodes) + " nodes splitinfer plans for");

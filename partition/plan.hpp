@@ -61,6 +61,7 @@ struct Plan {
   // layers' regions hold what the run reads, like fused blocks.
   StreamGroups streams;
   bool weights_in_place = false;  // see PlanOptions
+  bool input_pixels = false;      // see PlanOptions
   // MACs computed beyond the model's own: borders recomputed by fused tiles
   // and by the parts of streams.
   uint64_t recomputed_macs = 0;
@@ -105,6 +106,10 @@ struct PlanOptions {
   // execute-in-place) instead of copying each layer's into RAM; float16
   // weights are still widened into RAM.
   bool weights_in_place = false;
+  // The input arrives as 8-bit pixels, normalised and quantized by the
+  // model's first op on the nodes (take_input_as_pixels() of graph.hpp): a
+  // quarter of float32's bytes over the links and in the nodes' RAM.
+  bool input_pixels = false;
   uint64_t ram_cap_bytes = ArenaLayout::kUnlimited;
   uint64_t flash_cap_bytes = ArenaLayout::kUnlimited;
   std::string model_digest;  // identifies the model's content

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 #include "../src/error.hpp"
@@ -189,6 +190,27 @@ StreamGroups stream_runs(const Model& model, const std::vector<int>& block, bool
       first = last + 1;
     }
     start = end + 1;
+  }
+  return groups;
+}
+
+StreamGroups deep_runs(const Model& model) {
+  const int count = static_cast<int>(model.layers.size());
+  std::vector<int> last_reader(count, 0);
+  for (int i = 0; i < count; ++i)
+    for (int source : model.layers[i].inputs)
+      last_reader[source] = std::max(last_reader[source], i);
+  StreamGroups groups;
+  uint64_t smallest = std::numeric_limits<uint64_t>::max();
+  int reach = 0;
+  for (int last = 1; last < count && streamable_layer(model.layers[last]); ++last) {
+    if (last > 1) reach = std::max(reach, last_reader[last - 1]);
+    if (last - 1 == model.output) break;
+    const Layer& layer = model.layers[last];
+    const uint64_t bytes = layer.output_shape.elements() * dtype_bytes(layer.dtype);
+    if (last < 2 || reach > last || bytes >= smallest) continue;
+    smallest = bytes;
+    groups.push_back({1, last, 0, 0, 0});
   }
   return groups;
 }

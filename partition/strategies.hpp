@@ -62,6 +62,12 @@ FusedRegions fused_regions_in_blocks(const Model& model, int grid_rows, int grid
 // widening block (an inverted residual: expand, depthwise, project).
 StreamGroups stream_runs(const Model& model, const std::vector<int>& block, bool at_expansions);
 
+// Runs from the first layer after the input deep into the network, across
+// expansions (MCUNetV2's patch-based first stages): every run check_stream_groups()
+// accepts that starts there and ends at a map smaller in bytes than at every
+// earlier end (a narrow block output after each downsampling), shortest first.
+StreamGroups deep_runs(const Model& model);
+
 // Regions under which `groups` stream: each node's regions of the layers
 // before a run's last grow (as fused blocks do) to hold what the run reads
 // of them. Runs a grid cannot stream (a node would compute some of a run

@@ -25,6 +25,13 @@ struct StreamParts {
   // its weights by output channels.
   uint64_t budget_bytes = 0;
   bool keep_weights = false;  // the runs read their weights from flash once
+  // And a run from the input deep into the network (deep_runs() of
+  // strategies.hpp; last -1: none) streamed instead of the runs it covers,
+  // in parts sized so that every map's part (and the model input's) takes
+  // at most about `deep_budget_bytes`: bands of whole rows where they are
+  // narrow enough, else square tiles.
+  StreamGroup deep{0, -1};
+  uint64_t deep_budget_bytes = 0;
 };
 
 // Streams `runs` (stream_runs() of strategies.hpp, parts left 0) of `plan`:

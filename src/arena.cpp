@@ -10,6 +10,10 @@ namespace splitinfer {
 ArenaLayout::ArenaLayout(uint64_t capacity_bytes) : capacity_(capacity_bytes) {}
 
 uint64_t ArenaLayout::allocate(uint64_t bytes, const std::string& purpose) {
+  return allocate(bytes, [&] { return purpose; });
+}
+
+uint64_t ArenaLayout::allocate(uint64_t bytes, const std::function<std::string()>& purpose) {
   const uint64_t size = rounded(bytes == 0 ? 1 : bytes);
   uint64_t offset = 0;
   for (const auto& [used_offset, used_size] : used_) {
@@ -17,7 +21,7 @@ uint64_t ArenaLayout::allocate(uint64_t bytes, const std::string& purpose) {
     offset = used_offset + used_size;
   }
   if (capacity_ != kUnlimited && (offset > capacity_ || capacity_ - offset < size)) {
-    throw Error(purpose + " needs " + format_bytes(size) + " more but the RAM cap is " +
+    throw Error(purpose() + " needs " + format_bytes(size) + " more but the RAM cap is " +
                 format_bytes(capacity_) + " (" + format_bytes(in_use_) + " in use, " +
                 format_bytes(offset + size) + " needed at least)");
   }

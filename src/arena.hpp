@@ -6,6 +6,7 @@
 // the planner can replay a node's allocations and predict its peak exactly;
 // Arena is the same layout over real memory.
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 
@@ -25,6 +26,9 @@ class ArenaLayout {
   // Returns the offset of a new block of `bytes` (rounded up to kAlignment),
   // or throws Error naming `purpose`, the bytes needed and the cap.
   uint64_t allocate(uint64_t bytes, const std::string& purpose);
+  // The same, the purpose named only when the block does not fit (a replay
+  // of many schedules names none).
+  uint64_t allocate(uint64_t bytes, const std::function<std::string()>& purpose);
   void release(uint64_t offset);
 
   uint64_t capacity() const { return capacity_; }

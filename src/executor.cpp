@@ -503,7 +503,7 @@ void Executor::run_stream(const Stream& stream, ScheduledArena& memory, Exchange
     const Layer& layer = model_.layers[j];
     outside_inputs[j - stream.first].resize(layer.inputs.size());
     for (size_t slot = 0; slot < layer.inputs.size(); ++slot)
-      if (layer.inputs[slot] < stream.first)
+      if (layer.inputs[slot] < stream.first && !program_.layers[j].inputs[slot].per_part)
         outside_inputs[j - stream.first][slot] =
             input(j, static_cast<int>(slot), memory, exchange, outputs);
   }
@@ -542,6 +542,20 @@ void Executor::run_stream(const Stream& stream, ScheduledArena& memory, Exchange
         const Region& needed = part.needed[slot];
         if (needed.empty()) continue;
         const int source = layer.inputs[slot];
+        const size_t element_bytes = step.inputs[slot].element_bytes;
+        if (step.inputs[slot].per_part) {  // this part's share, from the coordinator
+          Tensor& tile = inputs[slot];
+          tile.shape = needed.shape(model_.layers[source].output_shape);
+          tile.dtype = model_.layers[source].dtype;
+          tile.data = memory.at(part.tile_blocks[slot]);
+          InputSlot share;
+          share.needed = needed;
+          share.receives.push_back({0, needed});
+          share.element_bytes = element_bytes;
+          exchange.exchange(j, static_cast<int>(slot), share, nullptr, Region{}, tile.data);
+          exchange.finish();
+          continue;
+        }
         const Tensor& held = source >= stream.first ? parts[source - stream.first]
                                                     : outside_inputs[j - stream.first][slot];
         const Region& held_at = held_region(program_, stream, p, j, static_cast<int>(slot), source);
@@ -549,7 +563,6 @@ void Executor::run_stream(const Stream& stream, ScheduledArena& memory, Exchange
           inputs[slot] = held;
           continue;
         }
-        const size_t element_bytes = step.inputs[slot].element_bytes;
         Tensor& tile = inputs[slot];
         tile.shape = needed.shape(model_.layers[source].output_shape);
         tile.dtype = model_.layers[source].dtype;

@@ -491,6 +491,30 @@ void validate(Model& model, bool check_weights_too) {
                 " differs from the input layer's " + model.layers[0].output_shape.str());
 }
 
+void take_input_as_pixels(Model& model) {
+  if (model.layers.empty() || model.layers[0].op != Op::input)
+    throw Error("internal: a model without its input layer first");
+  Layer& input = model.layers[0];
+  if (input.dtype == DType::u8) return;
+  std::vector<int> readers;
+  for (size_t i = 1; i < model.layers.size(); ++i)
+    for (int source : model.layers[i].inputs)
+      if (source == 0) readers.push_back(static_cast<int>(i));
+  if (readers.size() != 1 || model.layers[readers[0]].op != Op::quantize)
+    throw Error("--input-pixels: model '" + model.name +
+                "' does not quantize its input first (its input is read by " +
+                (readers.empty() ? std::string("no layer")
+                                 : "layer '" + model.layers[readers[0]].name + "' (" +
+                                       op_name(model.layers[readers[0]].op) + ")" +
+                                       (readers.size() > 1 ? " and others" : "")) +
+                "); pixels go to an int8 model, whose first op quantizes");
+  const size_t channels = static_cast<size_t>(input.output_shape.c);
+  if (model.meta.mean.size() != channels || model.meta.std.size() != channels)
+    throw Error("--input-pixels: model '" + model.name + "' has no mean and std per channel");
+  input.dtype = DType::u8;
+  input.quant = {};
+}
+
 void validate_weight_slices(const Model& model, const std::vector<Region>& regions) {
   for (size_t i = 0; i < model.layers.size(); ++i) {
     const Layer& layer = model.layers[i];

@@ -107,6 +107,20 @@ struct Model {
 // Throws Error naming the layer.
 void validate(Model& model, bool check_weights);
 
+// Camera input (plan --input-pixels): the model's input arrives as 8-bit
+// pixels in CHW order at the input size, the values the model's meta
+// (pixel_scale, mean, std) normalises; the one layer reading it, a quantize
+// (an int8 model's first op), normalises each pixel as it quantizes, so no
+// float32 map of the input ever exists. Makes the input layer's dtype u8;
+// throws Error when the input is read by anything else.
+void take_input_as_pixels(Model& model);
+
+// The pixel `value` of channel `channel` as the model's input float, computed
+// as image_to_input() computes it (so both give the same bits).
+inline float normalised_pixel(const ModelMeta& meta, int64_t channel, double value) {
+  return static_cast<float>((value * meta.pixel_scale - meta.mean[channel]) / meta.std[channel]);
+}
+
 // Checks a node's weight slices: for each layer, the weights of the output
 // channels of its region (none for an empty region), right shapes, finite.
 void validate_weight_slices(const Model& model, const std::vector<Region>& regions);

@@ -137,7 +137,7 @@ class Scheduler {
       for (size_t slot = 0; slot < model_.layers[j].inputs.size(); ++slot) {
         InputSlot& input = program_.layers[j].inputs[slot];
         input.tile_block = -1;
-        if (model_.layers[j].inputs[slot] < stream.first && !input.direct)
+        if (model_.layers[j].inputs[slot] < stream.first && !input.direct && !input.per_part)
           input.tile_block = transient(Block::Use::input_tile, j,
                                        input.needed.bytes(input.element_bytes), outside);
       }
@@ -163,8 +163,9 @@ class Scheduler {
         part.tile_blocks.assign(layer.inputs.size(), -1);
         for (size_t slot = 0; slot < layer.inputs.size(); ++slot) {
           const Region& needed = part.needed[slot];
-          if (needed ==
-              held_region(program_, stream, p, j, static_cast<int>(slot), layer.inputs[slot]))
+          if (!step.inputs[slot].per_part &&
+              needed ==
+                  held_region(program_, stream, p, j, static_cast<int>(slot), layer.inputs[slot]))
             continue;
           part.tile_blocks[slot] = transient(Block::Use::input_tile, j,
                                              needed.bytes(step.inputs[slot].element_bytes), blocks);
@@ -225,9 +226,9 @@ uint64_t replay_memory(const Model& model, const NodeProgram& program, ArenaLayo
   if (layer_footprints) layer_footprints->assign(model.layers.size(), 0);
   for (const MemoryEvent& event : program.schedule) switch (event.kind) {
       case MemoryEvent::Kind::allocate:
-        offsets[event.block] =
-            layout.allocate(program.blocks[event.block].bytes,
-                            allocation_purpose(node_label, model, program.blocks[event.block]));
+        offsets[event.block] = layout.allocate(program.blocks[event.block].bytes, [&] {
+          return allocation_purpose(node_label, model, program.blocks[event.block]);
+        });
         break;
       case MemoryEvent::Kind::release:
         layout.release(offsets[event.block]);
@@ -308,6 +309,15 @@ std::vector<Message> node_messages(const Model& model, const NodeProgram& progra
       for (const Transfer& piece : input.receives)
         messages.push_back({piece.peer == 0 ? Message::Kind::input_piece : Message::Kind::halo,
                             piece.peer, node, layer, s, piece.region, input.element_bytes});
+      if (input.per_part) {  // the stream's parts, in order
+        const Stream& stream = program.streams[step.stream];
+        for (const std::vector<PartStep>& part : stream.parts) {
+          const PartStep& share = part[layer - stream.first];
+          if (!share.out.empty() && !share.needed[slot].empty())
+            messages.push_back({Message::Kind::input_piece, 0, node, layer, s, share.needed[slot],
+                                input.element_bytes});
+        }
+      }
       for (const Transfer& piece : input.sends)
         messages.push_back(
             {Message::Kind::halo, node, piece.peer, layer, s, piece.region, input.element_bytes});

@@ -27,6 +27,10 @@ struct InputSlot {
   bool exchange = false;  // some node sends some node something for this slot (same on every node)
   size_t element_bytes = 4;  // of the input layer's elements (4 float32, 1 quint8)
   int tile_block = -1;       // the block (NodeProgram::blocks) holding `needed`; -1: read in place
+  // A stream's one reader of the model's input: nothing is received whole
+  // (receives is empty); each part receives from the coordinator what it
+  // reads (PartStep::needed), as a camera hands over rows as they come.
+  bool per_part = false;
 };
 
 struct LayerStep {
@@ -67,7 +71,9 @@ struct PartStep {
 // from flash once per part. A single conv or linear layer may instead be cut
 // into parts by output channels, each streaming only its channels' weights. The layers before
 // `last` are read by nothing outside the run; the inputs from outside it (the run's input, a
-// residual) are whole on the node, read or received before the first part.
+// residual) are whole on the node, read or received before the first part, except the
+// model's input when one layer of the run reads it: each part receives its share of it
+// from the coordinator (InputSlot::per_part), so the input is never whole on the node.
 struct Stream {
   int first = 0, last = 0;
   std::vector<std::vector<PartStep>> parts;  // [part][layer - first]

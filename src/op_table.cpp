@@ -361,6 +361,9 @@ void resize_float32(const KernelCall& call) {
 }
 
 void quantize_int8(const KernelCall& call) {
+  if (call.in().dtype == DType::u8)  // pixels (plan --input-pixels)
+    return quantize_pixels(quantized(call), call.model.meta, call.needed[0].c0, call.in(),
+                           call.out);
   if (call.reference)
     quantize_reference(quantized(call), call.in(), call.out);
   else

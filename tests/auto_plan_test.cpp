@@ -137,6 +137,7 @@ TEST(AutoPlan, NeverExceedsACapAndNamesTheSmallestThatFits) {
 }
 
 TEST(AutoPlan, FewestNodesThatFit) {
+  int several = 0;  // seeds whose fewest nodes are more than one
   for (uint32_t seed = 2; seed <= 20; seed += 2) {
     const Model model = random_classifier(seed);
     PlanOptions one;
@@ -148,7 +149,10 @@ TEST(AutoPlan, FewestNodesThatFit) {
     try {
       const Plan plan = auto_plan(model, options, bytes_moved_score, 16);
       expect_fits(model, plan, options.ram_cap_bytes, ArenaLayout::kUnlimited);
-      EXPECT_GT(plan.nodes, 1);
+      // One node may fit a third of its unstreamed peak by streaming from
+      // the input on; otherwise one node fewer does not fit.
+      if (plan.nodes == 1) continue;
+      ++several;
       PlanOptions fewer = options;
       fewer.nodes = plan.nodes - 1;
       EXPECT_THROW(auto_plan(model, fewer, bytes_moved_score, plan.nodes - 1), Error);
@@ -158,6 +162,7 @@ TEST(AutoPlan, FewestNodesThatFit) {
           << refusal.what();
     }
   }
+  EXPECT_GE(several, 3);
 }
 
 TEST(AutoPlan, StageSegmentsFollowTheMapSize) {

@@ -990,6 +990,65 @@ TEST(Streams, RunsAreTheWideningBlocks) {
                                  streamed.owners, streamed.groups);
 }
 
+// MCUNetV2's patch-based first stages: a run from the input across the
+// widenings, cut into tiles. The model's input comes part by part from the
+// coordinator (each part's share, halo included), never whole on a node.
+TEST(Streams, DeepRunsTakeTheInputPartByPart) {
+  testing::ModelBuilder b(nchw(1, 4, 16, 16));
+  b.conv("stem", "input", 8, testing::conv_params(3, 2, 1));               // 8x8x8
+  b.conv("expand1", "stem", 32, testing::conv_params(1, 1, 0));            // widens
+  b.conv("depthwise1", "expand1", 32, testing::conv_params(3, 1, 1, 32));  //
+  b.conv("project1", "depthwise1", 8, testing::conv_params(1, 1, 0));      //
+  b.binary("add1", Op::add, "project1", "stem");                           // narrow
+  b.conv("expand2", "add1", 32, testing::conv_params(1, 1, 0));            // widens
+  b.conv("depthwise2", "expand2", 32, testing::conv_params(3, 2, 1, 32));  // 4x4
+  b.conv("project2", "depthwise2", 16, testing::conv_params(1, 1, 0));     // narrower
+  b.global_avgpool("pool", "project2");
+  const Model model = b.finish("pool");
+  const auto at = [&](const char* name) { return model.find(name); };
+  // Runs from the stem to each map narrower than every earlier end (the
+  // stem alone is no run; it is read by add1, so no run ends before it).
+  const StreamGroups deep = deep_runs(model);
+  ASSERT_EQ(deep.size(), 2u);
+  EXPECT_EQ(deep[0].first, at("stem"));
+  EXPECT_EQ(deep[0].last, at("add1"));
+  EXPECT_EQ(deep[1].first, at("stem"));
+  EXPECT_EQ(deep[1].last, at("project2"));
+
+  const uint64_t whole_input = model.layers[0].output_shape.elements() * sizeof(float);
+  for (const auto& [rows, cols, nodes] :
+       {std::tuple{2, 2, 1}, std::tuple{1, 0, 2}, std::tuple{3, 1, 2}}) {
+    const std::string what = std::to_string(nodes) + " node(s), parts " + std::to_string(rows) +
+                             "x" + std::to_string(cols);
+    StreamGroup group = deep[1];
+    group.part_rows = rows, group.part_cols = cols;
+    const StreamedRegions streamed =
+        stream_regions(model, spatial_regions(model, nodes, 1), {}, {group});
+    ASSERT_EQ(streamed.groups.size(), 1u) << what;
+    for (int k = 1; k <= nodes; ++k) {
+      const NodeProgram program =
+          build_node_program(model, streamed.regions, k, false, streamed.owners, streamed.groups);
+      const InputSlot& input = program.layers[at("stem")].inputs[0];
+      EXPECT_TRUE(input.per_part) << what;
+      EXPECT_TRUE(input.receives.empty()) << what;
+      // One piece per part, each the part's share, in the parts' order.
+      const Stream& stream = program.streams[0];
+      std::vector<Region> pieces;
+      for (const Message& message : node_messages(model, program))
+        if (message.kind == Message::Kind::input_piece) pieces.push_back(message.region);
+      ASSERT_EQ(pieces.size(), stream.parts.size()) << what;
+      EXPECT_GT(stream.parts.size(), 1u) << what;
+      for (size_t p = 0; p < pieces.size(); ++p)
+        EXPECT_EQ(pieces[p], stream.parts[p][0].needed[0]) << what << ", part " << p;
+      for (const Block& block : program.blocks)
+        if (block.use == Block::Use::input_tile && block.layer == at("stem"))
+          EXPECT_LT(block.bytes, whole_input) << what;
+    }
+    expect_cluster_equals_one_node(model, streamed.regions, Kernels::fast, what, streamed.owners,
+                                   streamed.groups);
+  }
+}
+
 TEST(Streams, RunsThatCannotStreamAreRefused) {
   testing::ModelBuilder b(nchw(1, 4, 8, 8));
   b.conv("a", "input", 4, testing::conv_params(3, 1, 1));

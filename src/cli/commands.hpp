@@ -23,6 +23,7 @@ struct PlanCommandOptions {
   std::string stream;  // "R" or "RxC"; empty: no streaming
   bool keep_weights = false;
   bool weights_in_place = false;
+  bool input_pixels = false;
   int tasks = 0;  // spatial, fused: tiles run as tasks (work stealing); 0: none
   std::vector<double> row_shares;  // spatial rows: each node's share (unequal nodes)
 };

@@ -125,6 +125,10 @@ int main(int argc, char** argv) {
                      "nodes read weights where flash holds them (memory-mapped flash, "
                      "execute-in-place) instead of copying each layer's into RAM; float16 "
                      "weights are still widened into RAM");
+  plan_app->add_flag("--input-pixels", plan.input_pixels,
+                     "the coordinator (a camera) sends the input as 8-bit pixels, which the "
+                     "model's first op normalises and quantizes on the nodes: a quarter of "
+                     "float32's bytes (int8 models; run takes an image of the input size)");
   plan_app->add_flag("--keep-weights", plan.keep_weights,
                      "with --stream: each run reads its layers' weights from flash once and keeps "
                      "them in RAM to its end (boards with RAM to spare), instead of once per part");

@@ -112,6 +112,7 @@ int plan_command(const PlanCommandOptions& options) {
   plan_options.stream = options.stream;
   plan_options.keep_weights = options.keep_weights;
   plan_options.weights_in_place = options.weights_in_place;
+  plan_options.input_pixels = options.input_pixels;
   // A device's RAM and flash are the caps unless --ram and --flash say otherwise.
   if (device) {
     plan_options.ram_cap_bytes = device->ram_bytes;
@@ -143,7 +144,22 @@ int plan_command(const PlanCommandOptions& options) {
     for (const StreamGroup& group : plan.streams) (group.part_channels ? by_channels : by_rows)++;
     std::printf("; streamed: %d run(s) of layers part by part, %d layer(s) by output channels",
                 by_rows, by_channels);
+    // A run reading the model's input takes it part by part from the coordinator.
+    for (const StreamGroup& group : plan.streams)
+      if (group.part_channels == 0 && group.first <= group.last &&
+          std::any_of(model.layers.begin() + group.first, model.layers.begin() + group.last + 1,
+                      [&](const Layer& layer) {
+                        return std::any_of(layer.inputs.begin(), layer.inputs.end(),
+                                           [&](int source) { return source == 0; });
+                      })) {
+        std::printf(" (the first from the input, in parts of %lldx%s of layer '%s')",
+                    static_cast<long long>(group.part_rows),
+                    group.part_cols ? std::to_string(group.part_cols).c_str() : "all",
+                    model.layers[group.last].name.c_str());
+        break;
+      }
   }
+  if (plan.input_pixels) std::printf("; the input as 8-bit pixels");
   if (plan.recomputed_macs > 0) {
     const uint64_t macs = model_macs(model);
     std::printf("; recomputes %llu MACs (%.1f%% of the model's %llu)",

@@ -113,6 +113,10 @@ int run_command(const RunOptions& options) {
                         {"--trace", options.trace_path}},
                        inputs);
     input = read_input(options.input_path, model.meta);
+    if (model.layers[0].dtype == DType::u8) {  // plan --input-pixels: the floats must be pixels
+      Bytes pixels;
+      input_map(model, input, pixels);
+    }
     if (!options.output_path.empty()) OutputFile probe(options.output_path);
     Feed feed;
     feed.count = settings.repeat > 0 ? settings.repeat + 1 : 1;  // a warm-up, then K

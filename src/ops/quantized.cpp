@@ -88,6 +88,22 @@ void quantize_reference(const QuantizedLayer& q, const Tensor& in, Tensor& out) 
     to[i] = saturate(q.out.zero_point + rne(from[i] * inverse), 0, 255);
 }
 
+void quantize_pixels(const QuantizedLayer& q, const ModelMeta& meta, int64_t first_channel,
+                     const Tensor& in, Tensor& out) {
+  const float inverse = 1.0f / q.out.scale;
+  const uint8_t* from = in.u8();
+  uint8_t* to = out.u8();  // may be `in`'s memory
+  const int64_t plane = out.shape.h * out.shape.w;
+  for (int64_t c = 0; c < out.shape.c; ++c) {
+    // The float of every pixel value of this channel, computed once.
+    float normalised[256];
+    for (int value = 0; value < 256; ++value)
+      normalised[value] = normalised_pixel(meta, first_channel + c, value);
+    for (int64_t i = c * plane; i < (c + 1) * plane; ++i)
+      to[i] = saturate(q.out.zero_point + rne(normalised[from[i]] * inverse), 0, 255);
+  }
+}
+
 void dequantize(const QuantizedLayer& q, const Tensor& in, Tensor& out) {
   const float scale = q.in[0].scale;
   const int32_t zero_point = q.in[0].zero_point;

@@ -58,6 +58,11 @@ struct QuantizedWeights {
 void quantize(const QuantizedLayer& q, const Tensor& in, Tensor& out);
 void quantize_reference(const QuantizedLayer& q, const Tensor& in, Tensor& out);
 void dequantize(const QuantizedLayer& q, const Tensor& in, Tensor& out);
+// 8-bit pixels (plan --input-pixels) -> quint8: each pixel normalised as the
+// model's meta says (normalised_pixel()) and quantized as quantize_reference()
+// quantizes that float; `first_channel` is the model channel of `in`'s first.
+void quantize_pixels(const QuantizedLayer& q, const ModelMeta& meta, int64_t first_channel,
+                     const Tensor& in, Tensor& out);
 
 // The requantization multiplier of output channel `oc` of the tile `w` points
 // at: (w_scale * x_scale) * (1 / y_scale), in float32 (models/quantization.md 3.2).

@@ -1,11 +1,37 @@
 #include "coordinator.hpp"
 
+#include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "../error.hpp"
 
 namespace splitinfer {
+
+const unsigned char* input_map(const Model& model, const std::vector<float>& input, Bytes& pixels) {
+  const Layer& layer = model.layers[0];
+  if (layer.dtype != DType::u8) return reinterpret_cast<const unsigned char*>(input.data());
+  // Each float back to its pixel, and checked to come from it exactly.
+  pixels.resize(input.size());
+  const int64_t plane = layer.output_shape.h * layer.output_shape.w;
+  const ModelMeta& meta = model.meta;
+  for (size_t i = 0; i < input.size(); ++i) {
+    const int64_t channel = static_cast<int64_t>(i) / plane;
+    const double value =
+        std::nearbyint((input[i] * meta.std[channel] + meta.mean[channel]) / meta.pixel_scale);
+    if (!(value >= 0 && value <= 255) || normalised_pixel(meta, channel, value) != input[i])
+      throw Error(
+          "the plan takes its input as 8-bit pixels (plan --input-pixels), and input "
+          "element " +
+          std::to_string(i) + " (channel " + std::to_string(channel) + ") is " +
+          std::to_string(input[i]) +
+          ", which no pixel gives under the model's normalisation: give an image of " +
+          std::to_string(layer.output_shape.w) + "x" + std::to_string(layer.output_shape.h) +
+          " pixels (not resized), or plan without --input-pixels");
+    pixels[i] = static_cast<unsigned char>(value);
+  }
+  return pixels.data();
+}
 
 Coordinator::Coordinator(Transport& transport, const Model& model,
                          std::vector<NodeProgram> programs)
@@ -26,11 +52,11 @@ void Coordinator::infer(const std::vector<float>& input, Bytes& output, std::vec
   };
   // The whole maps the coordinator holds: the input, and relayed maps.
   std::vector<const unsigned char*> whole(model_.layers.size(), nullptr);
-  whole[0] = reinterpret_cast<const unsigned char*>(input.data());
+  whole[0] = input_map(model_, input, pixels_);
   if (dumps) {
     dumps->assign(model_.layers.size(), {});
     (*dumps)[0].resize(map_bytes(0));
-    std::memcpy((*dumps)[0].data(), input.data(), map_bytes(0));
+    std::memcpy((*dumps)[0].data(), whole[0], map_bytes(0));
   }
   size_t pieces_sent = 0, next = 0;
   for (size_t i = 1; i < model_.layers.size(); ++i) {
@@ -114,7 +140,7 @@ void TaskCoordinator::infer(const std::vector<float>& input, Bytes& output,
     return static_cast<size_t>(layer.output_shape.elements()) * dtype_bytes(layer.dtype);
   };
   std::vector<const unsigned char*> whole(model_.layers.size(), nullptr);
-  whole[0] = reinterpret_cast<const unsigned char*>(input.data());
+  whole[0] = input_map(model_, input, pixels_);
   for (const NodeProgram& program : programs_)
     for (int layer : result_layers(model_, program)) {
       maps_[layer].resize(map_bytes(layer));
@@ -123,7 +149,7 @@ void TaskCoordinator::infer(const std::vector<float>& input, Bytes& output,
   if (dumps) {
     dumps->assign(model_.layers.size(), {});
     for (size_t i = 0; i < model_.layers.size(); ++i) (*dumps)[i].resize(map_bytes(i));
-    std::memcpy((*dumps)[0].data(), input.data(), map_bytes(0));
+    std::memcpy((*dumps)[0].data(), whole[0], map_bytes(0));
   }
   scheduler_.reset();
   pieces_sent_ = 0;

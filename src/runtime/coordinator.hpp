@@ -17,6 +17,11 @@ namespace splitinfer {
 
 using Bytes = std::vector<unsigned char>;  // a whole map of any dtype
 
+// The input map as the nodes take it, in the input layer's dtype: the
+// floats themselves, or (plan --input-pixels) the 8-bit pixels they
+// normalise, into `pixels` (throws Error for a float no pixel gives).
+const unsigned char* input_map(const Model& model, const std::vector<float>& input, Bytes& pixels);
+
 class Coordinator {
  public:
   // `programs`: every node's (nodes 1..N, in order), as the nodes run them.
@@ -42,6 +47,7 @@ class Coordinator {
   // of the pieces it sends.
   std::vector<Bytes> maps_;
   std::deque<Bytes> pieces_;
+  Bytes pixels_;  // the input as pixels (plan --input-pixels)
 };
 
 // The coordinator of a plan with tasks (partition/task_plan.hpp), the task
@@ -72,6 +78,7 @@ class TaskCoordinator {
   TaskScheduler scheduler_;
   std::vector<Bytes> maps_;  // the maps later stages read, whole
   std::deque<Bytes> pieces_;
+  Bytes pixels_;  // the input as pixels (plan --input-pixels)
   size_t pieces_sent_ = 0;
   Bytes received_;  // a result, before it is copied into its map
   std::chrono::steady_clock::time_point origin_ = std::chrono::steady_clock::now();

@@ -15,6 +15,8 @@ $PYTHON "$SPLITINFER_ROOT/models/make_input.py" --shape 1,1,28,28 --out input.h5
 "$SPLITINFER_BUILD/splitinfer" plan good.h5 --nodes 1 -o plan
 "$SPLITINFER_BUILD/splitinfer" plan other.h5 --nodes 1 -o other_plan
 "$SPLITINFER_BUILD/splitinfer" plan good.h5 --nodes 3 -o plan_3
+# The shipped int8 CNN taking 8-bit pixels (a float input that is no image's is refused).
+"$SPLITINFER_BUILD/splitinfer" plan "$SPLITINFER_ROOT/models/fashion/cnn_on_mcu_int8.h5" --input-pixels -o pixels_plan
 "$SPLITINFER_BUILD/splitinfer" plan good.h5 --nodes 3 --strategy spatial --tasks 6 -o plan_3_tasks
 # A plan whose node file is another plan's.
 cp -r plan foreign_plan && cp other_plan/node_1.h5 foreign_plan/node_1.h5

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# check_distributed.sh LABEL MODEL SHAPE CONFIGS [export options...]
-# (int8: export options --quantize qnnpack --calib calib.h5; calib.h5 is made here)
+# check_distributed.sh LABEL MODEL SHAPE CONFIGS [--pixels] [export options...]
+# (int8: export options --quantize qnnpack --calib calib.h5; calib.h5 is made here;
+# --pixels: the input is a PNG of random pixels at the input size, as a camera
+# gives it, for plans with --input-pixels, instead of random floats)
 # Exports MODEL (seeded random weights) and runs it on one node, then under
 # every configuration in CONFIGS (comma-separated STRATEGY:NODES[:RxC[:OPTIONS]],
 # e.g. "spatial:4,spatial:4:2x2,channel:3,fused:4:2x2:--fuse+6+--reuse"; in
@@ -23,14 +25,28 @@ rm -rf "$work" && mkdir -p "$work"
 cd "$work"
 splitinfer=$SPLITINFER_BUILD/splitinfer
 
-$PYTHON "$SPLITINFER_ROOT/models/make_input.py" --shape "$shape" --seed 2 --out input.h5
+input=input.h5 one_options=()
+if [ "${1:-}" = --pixels ]; then  # every plan with --input-pixels, the one-node plan too
+  shift
+  input=input.png one_options=(--input-pixels)
+  $PYTHON - "$shape" <<'PY'
+import sys
+import numpy as np
+from PIL import Image
+_, channels, height, width = (int(v) for v in sys.argv[1].split(","))
+pixels = np.random.default_rng(2).integers(0, 256, (height, width, channels), dtype=np.uint8)
+Image.fromarray(pixels[:, :, 0] if channels == 1 else pixels).save("input.png")
+PY
+else
+  $PYTHON "$SPLITINFER_ROOT/models/make_input.py" --shape "$shape" --seed 2 --out input.h5
+fi
 case " $* " in  # int8: quantized by PyTorch, calibrated on seeded random inputs in calib.h5
   *" --quantize "*) $PYTHON "$SPLITINFER_ROOT/models/make_calib.py" --random --seed 0 --count 4 \
                       --shape "$shape" --out calib.h5 ;;
 esac
 $PYTHON "$SPLITINFER_ROOT/models/export_torch.py" --model "$model" --input-shape "$shape" "$@" --out model.h5
-"$splitinfer" plan model.h5 --nodes 1 -o plan_1 >/dev/null
-splitinfer_mpirun 2 run plan_1 --input input.h5 --output one.h5 --dump-layers >/dev/null
+"$splitinfer" plan model.h5 --nodes 1 "${one_options[@]}" -o plan_1 >/dev/null
+splitinfer_mpirun 2 run plan_1 --input $input --output one.h5 --dump-layers >/dev/null
 
 IFS=, read -ra entries <<<"$configs"
 for entry in "${entries[@]}"; do
@@ -58,7 +74,7 @@ for entry in "${entries[@]}"; do
   # Each rank gets the directory where only its own node file is real.
   appfile=app_$name
   : >"$appfile"
-  echo "-np 1 $splitinfer run plan_$name --input input.h5 --output $name.h5 --dump-layers --stats $name.json --trace $name.trace.json $run_extra" >>"$appfile"
+  echo "-np 1 $splitinfer run plan_$name --input $input --output $name.h5 --dump-layers --stats $name.json --trace $name.trace.json $run_extra" >>"$appfile"
   for k in $(seq 1 "$nodes"); do echo "-np 1 $splitinfer run plan_${name}_as_$k --input none.h5" >>"$appfile"; done
   mpirun --quiet --oversubscribe --app "$appfile" >/dev/null
   printf '%-22s ' "$name"
@@ -69,7 +85,7 @@ for entry in "${entries[@]}"; do
   # Without dumps a relu or relu6 is computed as the convolution before it
   # stores: the output must still be the one-node run's (computed apart).
   # shellcheck disable=SC2086  # run options split into words
-  splitinfer_mpirun $((nodes + 1)) run "plan_$name" --input input.h5 --output "${name}_fused.h5" $run_extra >/dev/null
+  splitinfer_mpirun $((nodes + 1)) run "plan_$name" --input "$input" --output "${name}_fused.h5" $run_extra >/dev/null
   printf '%-22s ' "$name, fused"
   $PYTHON "$SPLITINFER_ROOT/tests/distributed/compare_bitwise.py" "${name}_fused.h5" one.h5
 done
