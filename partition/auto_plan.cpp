@@ -235,7 +235,6 @@ class Search {
   }
 
   static constexpr size_t kDeepStarts = 3;
-  static constexpr size_t kQuickDeepBudget = 4;  // kDeepBudgets[4]: 32 KiB
   size_t deep_options() const { return deep_.size() * kDeepBudgets.size() + 1; }
 
   // Neither fits: `a` is less over the cap than `b`.
@@ -265,10 +264,6 @@ class Search {
                                                 : deep_options();
         for (size_t c = 0; c < options; ++c) {
           if (s < segments_ && candidates_[c].whole_model) continue;
-          // A quick search tries each deep run with one budget only.
-          if (s > segments_ && passes == 1 && c > 0 &&
-              (c - 1) % kDeepBudgets.size() != kQuickDeepBudget)
-            continue;
           std::vector<int> trial = choice;
           trial[s] = static_cast<int>(c);
           improved = try_choice(trial) || improved;

@@ -942,9 +942,9 @@ TEST(Cluster, RandomStacksStreamedEqualOneNodeBitForBit) {
   EXPECT_GT(channel_parts, 50);
 }
 
-// An inverted residual network streams block by block: each run starts at a
-// narrow map and ends before the next widening, and holds its residual add.
-TEST(Streams, RunsAreTheWideningBlocks) {
+// An inverted residual network: a stem, a block with its residual add, a
+// block that downsamples.
+Model inverted_residuals() {
   testing::ModelBuilder b(nchw(1, 4, 16, 16));
   b.conv("stem", "input", 8, testing::conv_params(3, 2, 1));               // 8x8x8
   b.conv("expand1", "stem", 32, testing::conv_params(1, 1, 0));            // widens
@@ -953,9 +953,15 @@ TEST(Streams, RunsAreTheWideningBlocks) {
   b.binary("add1", Op::add, "project1", "stem");                           // narrow
   b.conv("expand2", "add1", 32, testing::conv_params(1, 1, 0));            // widens
   b.conv("depthwise2", "expand2", 32, testing::conv_params(3, 2, 1, 32));  // 4x4
-  b.conv("project2", "depthwise2", 16, testing::conv_params(1, 1, 0));     //
+  b.conv("project2", "depthwise2", 16, testing::conv_params(1, 1, 0));     // narrower
   b.global_avgpool("pool", "project2");
-  const Model model = b.finish("pool");
+  return b.finish("pool");
+}
+
+// An inverted residual network streams block by block: each run starts at a
+// narrow map and ends before the next widening, and holds its residual add.
+TEST(Streams, RunsAreTheWideningBlocks) {
+  const Model model = inverted_residuals();
   const auto at = [&](const char* name) { return model.find(name); };
   const StreamGroups runs = stream_runs(model, {}, true);
   ASSERT_EQ(runs.size(), 2u);
@@ -994,17 +1000,7 @@ TEST(Streams, RunsAreTheWideningBlocks) {
 // widenings, cut into tiles. The model's input comes part by part from the
 // coordinator (each part's share, halo included), never whole on a node.
 TEST(Streams, DeepRunsTakeTheInputPartByPart) {
-  testing::ModelBuilder b(nchw(1, 4, 16, 16));
-  b.conv("stem", "input", 8, testing::conv_params(3, 2, 1));               // 8x8x8
-  b.conv("expand1", "stem", 32, testing::conv_params(1, 1, 0));            // widens
-  b.conv("depthwise1", "expand1", 32, testing::conv_params(3, 1, 1, 32));  //
-  b.conv("project1", "depthwise1", 8, testing::conv_params(1, 1, 0));      //
-  b.binary("add1", Op::add, "project1", "stem");                           // narrow
-  b.conv("expand2", "add1", 32, testing::conv_params(1, 1, 0));            // widens
-  b.conv("depthwise2", "expand2", 32, testing::conv_params(3, 2, 1, 32));  // 4x4
-  b.conv("project2", "depthwise2", 16, testing::conv_params(1, 1, 0));     // narrower
-  b.global_avgpool("pool", "project2");
-  const Model model = b.finish("pool");
+  const Model model = inverted_residuals();
   const auto at = [&](const char* name) { return model.find(name); };
   // Runs from the stem to each map narrower than every earlier end (the
   // stem alone is no run; it is read by add1, so no run ends before it).
