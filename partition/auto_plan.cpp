@@ -131,11 +131,10 @@ class Search {
     // deep run, from the best uniform plan that fits, else the one least over.
     Scored current = descend(best && !best_choice_.empty() ? best_choice_ : start, passes);
     if (!current.fits && !best && passes > 1) {
-      // Nothing fits: again from the uniform plan with the deep run least
-      // over the cap (streaming the input deep pays only on tiles, which the
-      // descent may have left on its way).
-      // Per candidate its deep run least over; the descent from the
-      // kDeepStarts least over of those.
+      // Nothing fits: descend again from the uniform plans with a deep run
+      // (streaming the input deep pays only on tiles, which the descent may
+      // have left on its way): per candidate its deep run least over the
+      // cap, the kDeepStarts least over of those.
       std::vector<std::pair<Scored, std::vector<int>>> deep_starts;
       for (size_t c = 0; c < candidates_.size(); ++c) {
         if (candidates_[c].whole_model) continue;
