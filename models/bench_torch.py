@@ -3,7 +3,7 @@ ratio of splitinfer's time to PyTorch's.
 
     /usr/bin/python3 models/bench_torch.py --model NAME [--seed S]
         [--quantize qnnpack --calib CALIB.h5] --input-file X.h5 [--repeat K]
-        --json OUT.json [--output OUT.h5]
+        (--json OUT.json [--output OUT.h5] | --export-onnx OUT.onnx)
 
 The model is the one export_torch.py exports with the same arguments, built
 by the same code (torch_models.load_model: the seed's weights and random
@@ -18,6 +18,12 @@ Like `splitinfer run --repeat K`: one warm-up inference, then K timed ones
 seconds_median, every time, the thread count and the versions; --output
 writes the last inference's /output (float32 logits, dequantized for int8)
 so the caller can check both engines computed the same thing.
+
+--export-onnx writes the same model as ONNX instead of timing it, for
+ONNX Runtime (models/bench_ort.py): torch.onnx.export at opset 13 with the
+input as its example; the int8 model is PyTorch's converted qnnpack module,
+which the exporter writes as QuantizeLinear/DequantizeLinear around its
+operators (a QDQ model).
 """
 import argparse
 import json
@@ -69,13 +75,16 @@ def main(argv=None):
     parser.add_argument("--calib", metavar="CALIB.h5")
     parser.add_argument("--input-file", required=True, metavar="X.h5")
     parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--json", required=True, metavar="OUT.json")
+    parser.add_argument("--json", metavar="OUT.json")
     parser.add_argument("--output", metavar="OUT.h5")
+    parser.add_argument("--export-onnx", metavar="OUT.onnx")
     args = parser.parse_args(argv)
     if bool(args.quantize) != bool(args.calib):
         parser.error("--quantize and --calib go together")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if bool(args.json) == bool(args.export_onnx):
+        parser.error("one of --json and --export-onnx is needed")
     # One thread, as one splitinfer node computes: intra-op and inter-op.
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)
@@ -85,6 +94,11 @@ def main(argv=None):
     except ExportError as e:
         print(f"bench_torch: error: {e}", file=sys.stderr)
         return 2
+    if args.export_onnx:
+        with torch.no_grad():
+            torch.onnx.export(model, x, args.export_onnx, opset_version=13,
+                              input_names=["input"], output_names=["output"])
+        return 0
     times, out = time_inferences(model, x, args.repeat)
     if out.is_quantized:
         out = out.dequantize()

@@ -7,6 +7,9 @@ as raw files and writes the outputs the same way.
 
     run_ort(model_path, inputs, threads=1) -> [numpy array per graph output]
         inputs: {graph input name: numpy array}.
+    time_ort(model_path, inputs, repeat, threads=1) -> (outputs, seconds)
+        one warm-up run, then `repeat` timed runs (seconds: each one's
+        session.run, timed in node); outputs are the last run's.
 
 The node_modules directory is $SPLITINFER_ORT_MODULES, else
 $SPLITINFER_BUILD/npm/node_modules, else build/npm/node_modules of the
@@ -37,9 +40,19 @@ def modules_dir():
 
 
 def run_ort(model_path, inputs, threads=1):
+    return _run(model_path, inputs, threads, 0)[0]
+
+
+def time_ort(model_path, inputs, repeat, threads=1):
+    return _run(model_path, inputs, threads, repeat)
+
+
+def _run(model_path, inputs, threads, repeat):
     with tempfile.TemporaryDirectory(prefix="ort-") as work:
         request = {"model": os.path.abspath(model_path), "threads": threads, "outputs": work,
                    "inputs": []}
+        if repeat:
+            request.update(repeat=repeat, timing=os.path.join(work, "timing.json"))
         for k, (name, value) in enumerate(inputs.items()):
             value = np.ascontiguousarray(value)
             dtype = next((key for key, t in DTYPES.items() if value.dtype == t), None)
@@ -64,4 +77,5 @@ def run_ort(model_path, inputs, threads=1):
             if item["dtype"] not in DTYPES:
                 raise OrtError(f"output '{item['name']}' has dtype {item['dtype']}")
             outputs.append(np.fromfile(item["file"], dtype=DTYPES[item["dtype"]]).reshape(item["dims"]))
-        return outputs
+        seconds = json.load(open(request["timing"]))["seconds"] if repeat else []
+        return outputs, seconds

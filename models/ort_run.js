@@ -5,10 +5,14 @@
 //   node models/ort_run.js REQUEST.json
 //
 // REQUEST.json: {"model": "m.onnx", "threads": 1,
-//                "inputs":  [{"name": "x", "dtype": "float32", "dims": [1,3,8,8], "file": "x.bin"}],
-//                "outputs": "DIR"}
+//                "inputs":  [{"name": "x", "dtype": "float32", "dims": [1,3,8,8], "file":
+//                "x.bin"}], "outputs": "DIR"}
 // writes DIR/output_K.bin for the K-th graph output and prints one JSON line
 // [{"name": ..., "dtype": ..., "dims": [...], "file": ...}, ...] on stdout.
+// With "repeat": K and "timing": "T.json" in the request, the model runs once
+// to warm up and K more times, each timed (process.hrtime around
+// session.run), and T.json gets {"seconds": [...]}; the outputs written are
+// the last run's.
 // Driven by models/ort_reference.py; onnxruntime-node is found through
 // NODE_PATH (jobs/lib/common.sh ensure_onnxruntime installs it).
 "use strict";
@@ -52,11 +56,18 @@ async function main() {
     feeds[input.name] = new ort.Tensor(input.dtype, data, input.dims);
   }
   let results;
+  const seconds = [];
   try {
     results = await session.run(feeds);
+    for (let k = 0; k < (request.repeat || 0); ++k) {
+      const start = process.hrtime.bigint();
+      results = await session.run(feeds);
+      seconds.push(Number(process.hrtime.bigint() - start) * 1e-9);
+    }
   } catch (e) {
     fail(`ONNX Runtime failed running ${request.model}: ${String(e.message).split("\n")[0]}`);
   }
+  if (request.timing) fs.writeFileSync(request.timing, JSON.stringify({seconds}) + '\n');
   const written = session.outputNames.map((name, k) => {
     const tensor = results[name];
     const file = path.join(request.outputs, `output_${k}.bin`);

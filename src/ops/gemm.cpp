@@ -2,8 +2,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
-#if defined(__AVX512F__)
+#if defined(__AVX__)
 #include <immintrin.h>
 #endif
 
@@ -11,24 +12,58 @@ namespace splitinfer {
 namespace {
 
 // gemm_in_depth_order works on vectors of kLanes floats (GCC/Clang vector
-// extensions, lowered to whatever the target has) and keeps a block of
-// output rows x up to kMaxVectors vectors of positions as sums in registers:
-// kSums of the 32 AVX-512 registers (16 for AVX or SSE), the rest hold a
-// column's vectors and a broadcast weight.
+// extensions, lowered to whatever the target has) and keeps a block of kRows
+// output rows x up to kMaxVectors vectors of positions as sums in registers
+// (24 of the 32 AVX-512 registers, 12 of the 16 of AVX or SSE); the rest
+// hold a column's vectors and a broadcast weight.
 constexpr int64_t kLanes = kGemmLanes;
 #if defined(__AVX512F__)
-constexpr int64_t kSums = 24;
+constexpr int64_t kRows = 6, kMaxVectors = 4;
 #else
-constexpr int64_t kSums = 12;
+constexpr int64_t kRows = 6, kMaxVectors = 2;
 #endif
-constexpr int64_t kMaxVectors = 4;
-// Depth is taken kDepthStep at a time: a pass keeps the columns it reads
-// (kDepthStep x kMaxVectors vectors, 64 KiB with AVX-512) in the L2 cache
-// while every block of rows goes over them. Between passes the sums wait in
-// `out` as float32, so each still adds its products in depth order.
+constexpr int64_t kPanel = kMaxVectors * kLanes;  // positions per block
+// Depth is taken kDepthStep at a time, positions a chunk at a time (its
+// columns for a pass within kChunkBytes). A pass over a chunk goes block of
+// rows by block of rows, each over every panel of the chunk: the block's
+// weights for the pass (kRows x kDepthStep floats) stay in L1 while the
+// chunk's columns come from L2, and deep layers' weights (megabytes) are read
+// from memory once per chunk, not once per panel. Between passes the sums
+// wait in `out` as float32, so each still adds its products in depth order.
 constexpr int64_t kDepthStep = 256;
+constexpr int64_t kChunkBytes = 128 << 10;
 constexpr int64_t kFloatsPerLine = 64 / sizeof(float);  // a cache line
 typedef float Vector __attribute__((vector_size(kLanes * sizeof(float))));
+
+// sum + w * x in each lane, rounded once where the target has fused
+// multiply-adds and twice where it has not: the same instruction in every
+// block shape. This file is compiled with -ffp-contract=off, so the compiler
+// never chooses for itself (it fused some block shapes and not others, and
+// a tile then differed from the whole map in the last bit).
+inline Vector multiply_add(Vector sum, Vector w, Vector x) {
+#if defined(__AVX512F__)
+  return reinterpret_cast<Vector>(_mm512_fmadd_ps(
+      reinterpret_cast<__m512>(w), reinterpret_cast<__m512>(x), reinterpret_cast<__m512>(sum)));
+#elif defined(__AVX__) && defined(__FMA__)
+  return reinterpret_cast<Vector>(_mm256_fmadd_ps(
+      reinterpret_cast<__m256>(w), reinterpret_cast<__m256>(x), reinterpret_cast<__m256>(sum)));
+#else
+  return sum + w * x;
+#endif
+}
+
+// `value` in every lane (Vector{} + value would add 0.0f, turning -0.0f into +0.0f).
+inline Vector broadcast(float value) {
+#if defined(__AVX512F__)
+  return reinterpret_cast<Vector>(_mm512_set1_ps(value));
+#elif defined(__AVX__)
+  return reinterpret_cast<Vector>(_mm256_set1_ps(value));
+#else
+  Vector vector;
+  for (int64_t lane = 0; lane < kLanes; ++lane) vector[lane] = value;
+  return vector;
+#endif
+}
 
 // The first `count` (< kLanes) floats at `from` into a vector, the other lanes 0,
 // and back: one masked move where the target has them, not a memcpy call per k.
@@ -71,17 +106,20 @@ inline Vector epilogue_of(Epilogue epilogue, Vector value) {
   return value;
 }
 
-// Rows [row0, row0 + kRows) x positions [j, j + width) for depth [k0, k1),
-// width = kVectors * kLanes or, with kPartial, less (the last vector's lanes
-// past `width` compute on zeros and are not stored). The sums start from the
-// bias at k0 = 0 and from `out` after. A last block of fewer rows repeats its
-// last row and stores only the real ones.
-template <int64_t kVectors, bool kPartial, bool kOffsets>
-void gemm_block(const GemmArguments& a, int64_t row0, int64_t j, int64_t width, int64_t k0,
-                int64_t k1, const float* tail) {
-  constexpr int64_t kRows = kSums / kVectors;
+// Rows [row0, row0 + kBlockRows) x positions [j, j + width) for depth
+// [k0, k1), width = kVectors * kLanes or, with kPartial, less (the last
+// vector's lanes past `width` compute on zeros and are not stored; its
+// columns are read from `tail`). The sums start from the bias at k0 = 0 and
+// from `out` after. The rows' weights are read through one pointer at fixed
+// multiples of the depth, so the loop needs few registers besides its sums.
+// With `prefetch` (the first panel of a chunk), the next block's weights for
+// this pass are fetched while this one goes over the chunk.
+template <int64_t kBlockRows, int64_t kVectors, bool kPartial, bool kOffsets>
+__attribute__((noinline)) void gemm_block(const GemmArguments& a, int64_t row0, int64_t j,
+                                          int64_t width, int64_t k0, int64_t k1, const float* tail,
+                                          bool prefetch) {
   const int64_t last_width = kPartial ? width - (kVectors - 1) * kLanes : kLanes;
-  const int64_t real_rows = std::min(kRows, a.rows - row0);
+  const int64_t depth = a.depth;
   const auto load = [&](const float* from, int64_t v) {
     Vector vector;
     if (kPartial && v == kVectors - 1)
@@ -90,42 +128,39 @@ void gemm_block(const GemmArguments& a, int64_t row0, int64_t j, int64_t width, 
       std::memcpy(&vector, from, sizeof(Vector));
     return vector;
   };
-  Vector sum[kRows][kVectors];
-  const float* weight_row[kRows];
+  Vector sum[kBlockRows][kVectors];
 #pragma GCC unroll 24
-  for (int64_t r = 0; r < kRows; ++r) {
-    const int64_t row = row0 + std::min(r, real_rows - 1);
-    weight_row[r] = a.weight + row * a.depth;
+  for (int64_t r = 0; r < kBlockRows; ++r)
 #pragma GCC unroll 4
     for (int64_t v = 0; v < kVectors; ++v)
-      sum[r][v] = k0 == 0 ? Vector{} + (a.bias ? a.bias[row] : 0.0f)
-                          : load(a.out + row * a.out_stride + j + v * kLanes, v);
-  }
-  // The next block's weights for this depth pass are fetched while this one
-  // computes: they come from L3 or memory when the weights outgrow L2.
-  for (int64_t r = 0; r < kRows && row0 + kRows + r < a.rows; ++r)
-    for (int64_t k = k0; k < k1; k += kFloatsPerLine)
-      __builtin_prefetch(weight_row[0] + (kRows + r) * a.depth + k);
+      sum[r][v] = k0 == 0 ? broadcast(a.bias ? a.bias[row0 + r] : 0.0f)
+                          : load(a.out + (row0 + r) * a.out_stride + j + v * kLanes, v);
+  const float* weight = a.weight + row0 * depth;
+  if (prefetch)
+    for (int64_t r = 0; r < kRows && row0 + kBlockRows + r < a.rows; ++r)
+      for (int64_t k = k0; k < k1; k += kFloatsPerLine)
+        __builtin_prefetch(weight + (kBlockRows + r) * depth + k);
+  const float* columns = a.columns + j;
   for (int64_t k = k0; k < k1; ++k) {
-    const float* column = a.columns + (kOffsets ? a.column_offsets[k] : k * a.column_stride) + j;
+    const float* column = columns + (kOffsets ? a.column_offsets[k] : k * a.column_stride);
     Vector x[kVectors];
 #pragma GCC unroll 4
     for (int64_t v = 0; v < kVectors; ++v)
       std::memcpy(&x[v],
                   kPartial && v == kVectors - 1 ? tail + (k - k0) * kLanes : column + v * kLanes,
                   sizeof(Vector));
+    const float* w = weight + k;
 #pragma GCC unroll 24
-    for (int64_t r = 0; r < kRows; ++r) {
-      const float w = weight_row[r][k];
+    for (int64_t r = 0; r < kBlockRows; ++r) {
+      const Vector wr = broadcast(w[r * depth]);
 #pragma GCC unroll 4
-      for (int64_t v = 0; v < kVectors; ++v) sum[r][v] += w * x[v];
+      for (int64_t v = 0; v < kVectors; ++v) sum[r][v] = multiply_add(sum[r][v], wr, x[v]);
     }
   }
 #pragma GCC unroll 24
-  for (int64_t r = 0; r < kRows; ++r)
+  for (int64_t r = 0; r < kBlockRows; ++r)
 #pragma GCC unroll 4
     for (int64_t v = 0; v < kVectors; ++v) {
-      if (r >= real_rows) break;
       float* to = a.out + (row0 + r) * a.out_stride + j + v * kLanes;
       // By value: a sum whose address escaped would live on the stack, stored
       // again at every masked load (which may read any memory).
@@ -137,65 +172,70 @@ void gemm_block(const GemmArguments& a, int64_t row0, int64_t j, int64_t width, 
     }
 }
 
-// Every block of rows over positions [j, j + width), width <= kMaxVectors * kLanes,
-// for depth [k0, k1).
-template <int64_t kVectors, bool kPartial, bool kOffsets>
-void gemm_panel(const GemmArguments& a, int64_t j, int64_t width, int64_t k0, int64_t k1) {
-  constexpr int64_t kRows = kSums / kVectors;
-  // A last partial vector's columns, copied into whole vectors padded with
-  // zeros: the blocks then load only whole vectors, never past the columns.
-  alignas(64) float tail[kPartial ? kDepthStep * kLanes : 1];
-  static_assert(!(kPartial && kOffsets), "offset columns are read as whole vectors");
-  if constexpr (kPartial) {
-    const int64_t offset = j + (kVectors - 1) * kLanes, count = width - (kVectors - 1) * kLanes;
-    for (int64_t k = k0; k < k1; ++k) {
-      float* to = tail + (k - k0) * kLanes;
-      std::copy(a.columns + k * a.column_stride + offset,
-                a.columns + k * a.column_stride + offset + count, to);
-      std::fill(to + count, to + kLanes, 0.0f);
-    }
-  }
-  for (int64_t row0 = 0; row0 < a.rows; row0 += kRows)
-    gemm_block<kVectors, kPartial, kOffsets>(a, row0, j, width, k0, k1, tail);
-}
-
-// A panel of kVectors vectors, the last one partial when `partial` (never
-// with column offsets: `width` is then whole vectors, which the caller's
-// columns and out have room for).
-template <int64_t kVectors, bool kOffsets>
-void gemm_panel_of(const GemmArguments& a, bool partial, int64_t j, int64_t width, int64_t k0,
-                   int64_t k1) {
-  if constexpr (!kOffsets)
-    if (partial) return gemm_panel<kVectors, true, false>(a, j, width, k0, k1);
-  gemm_panel<kVectors, false, kOffsets>(a, j, width, k0, k1);
-}
-
-template <bool kOffsets>
-void gemm_panel_any(const GemmArguments& a, int64_t j, int64_t width, int64_t k0, int64_t k1) {
-  const bool partial = width % kLanes != 0;
-  switch ((width + kLanes - 1) / kLanes) {
+// gemm_block for `rows` (1 to kRows) rows and ceil(width / kLanes) vectors.
+template <int64_t kBlockRows, bool kOffsets>
+void gemm_block_of(const GemmArguments& a, int64_t rows, int64_t row0, int64_t j, int64_t width,
+                   int64_t k0, int64_t k1, const float* tail, bool prefetch) {
+  if constexpr (kBlockRows > 1)
+    if (rows < kBlockRows)
+      return gemm_block_of<kBlockRows - 1, kOffsets>(a, rows, row0, j, width, k0, k1, tail,
+                                                     prefetch);
+  const bool partial = width % kLanes != 0;  // never with offsets: whole vectors
+  const int64_t vectors = (width + kLanes - 1) / kLanes;
+  const auto run = [&](auto vectors_constant) {
+    constexpr int64_t kVectors = decltype(vectors_constant)::value;
+    if constexpr (!kOffsets)
+      if (partial)
+        return gemm_block<kBlockRows, kVectors, true, false>(a, row0, j, width, k0, k1, tail,
+                                                             prefetch);
+    gemm_block<kBlockRows, kVectors, false, kOffsets>(a, row0, j, width, k0, k1, tail, prefetch);
+  };
+  static_assert(kMaxVectors <= 4);
+  switch (vectors) {
     case 4:
-      return gemm_panel_of<4, kOffsets>(a, partial, j, width, k0, k1);
+      if constexpr (kMaxVectors >= 4) return run(std::integral_constant<int64_t, 4>{});
+      break;
     case 3:
-      return gemm_panel_of<3, kOffsets>(a, partial, j, width, k0, k1);
+      if constexpr (kMaxVectors >= 3) return run(std::integral_constant<int64_t, 3>{});
+      break;
     case 2:
-      return gemm_panel_of<2, kOffsets>(a, partial, j, width, k0, k1);
+      return run(std::integral_constant<int64_t, 2>{});
     default:
-      return gemm_panel_of<1, kOffsets>(a, partial, j, width, k0, k1);
+      return run(std::integral_constant<int64_t, 1>{});
   }
 }
 
 template <bool kOffsets>
 void gemm_all_panels(const GemmArguments& a, int64_t positions) {
-  constexpr int64_t kPanel = kMaxVectors * kLanes;
-  for (int64_t j = 0; j < positions; j += kPanel) {
-    const int64_t width = std::min(kPanel, positions - j);
-    if (a.depth == 0) {
-      gemm_panel_any<kOffsets>(a, j, width, 0, 0);
-      continue;
+  // A last partial vector's columns, copied into whole vectors padded with
+  // zeros for each depth pass: the blocks then load only whole vectors,
+  // never past the columns (never with offsets: `positions` is then whole
+  // vectors, which the caller's columns and out have room for).
+  const int64_t partial_j = positions / kLanes * kLanes, partial_count = positions % kLanes;
+  alignas(64) float tail[kOffsets ? 1 : kDepthStep * kLanes];
+  // Positions are taken a chunk at a time, its columns for a pass within
+  // kChunkBytes (in L2 while every block of rows reads them).
+  const int64_t pass_depth = std::clamp<int64_t>(a.depth, 1, kDepthStep);
+  const int64_t chunk_positions =
+      std::max(kPanel, kChunkBytes / (pass_depth * int64_t{sizeof(float)}) / kPanel * kPanel);
+  for (int64_t k0 = 0; k0 < std::max<int64_t>(a.depth, 1); k0 += kDepthStep) {
+    const int64_t k1 = std::min(a.depth, k0 + kDepthStep);
+    if (!kOffsets && partial_count != 0)
+      for (int64_t k = k0; k < k1; ++k) {
+        float* to = tail + (k - k0) * kLanes;
+        const float* from = a.columns + k * a.column_stride + partial_j;
+        std::copy(from, from + partial_count, to);
+        std::fill(to + partial_count, to + kLanes, 0.0f);
+      }
+    for (int64_t chunk = 0; chunk < positions; chunk += chunk_positions) {
+      const int64_t chunk_end = std::min(positions, chunk + chunk_positions);
+      for (int64_t row0 = 0; row0 < a.rows; row0 += kRows)
+        for (int64_t j = chunk; j < chunk_end; j += kPanel) {
+          const int64_t width = std::min(kPanel, chunk_end - j);
+          gemm_block_of<kRows, kOffsets>(a, std::min(kRows, a.rows - row0), row0, j, width, k0, k1,
+                                         tail, j == chunk);
+        }
     }
-    for (int64_t k0 = 0; k0 < a.depth; k0 += kDepthStep)
-      gemm_panel_any<kOffsets>(a, j, width, k0, std::min(a.depth, k0 + kDepthStep));
   }
 }
 

@@ -1,0 +1,178 @@
+// splitinfer_kernel_bench: the core's peak and the kernels' rates against it.
+//
+//   splitinfer_kernel_bench [Google Benchmark options, e.g. --benchmark_format=json]
+//
+// peak/fp32_fma: a register-resident loop of independent fused multiply-adds
+//   on the widest float vectors the CPU has (AVX-512, else AVX2, else 4-lane
+//   vectors); counter "gmacs" = float lanes multiplied and added per ns.
+// peak/int8_vnni: the same with AVX-512 VNNI's vpdpbusd (4 u8 x s8 products
+//   summed into each int32 lane, 64 per instruction); skipped without VNNI.
+// conv/<layer>: conv2d() on the float32 shapes of resnet18's 3x3 stages and
+//   mobilenet_v2's pointwise and depthwise layers, the whole map on one
+//   core; counter "gmacs" = the layer's multiply-adds per ns.
+// jobs/bench runs it and prints each rate as a fraction of the peaks.
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "conv2d.hpp"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace splitinfer {
+namespace {
+
+constexpr int kChains = 24;  // independent accumulators: latency 4 x 2 pipes needs 8
+constexpr int64_t kSteps = 1 << 16;
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f"))) void fma_avx512(int64_t steps, float* sink) {
+  __m512 acc[kChains];
+  for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_ps(0.001f * static_cast<float>(i));
+  const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(0.0001f);
+  for (int64_t s = 0; s < steps; ++s)
+#pragma GCC unroll 24
+    for (int i = 0; i < kChains; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+  float lanes[16];
+  __m512 total = acc[0];
+  for (int i = 1; i < kChains; ++i) total = _mm512_add_ps(total, acc[i]);
+  _mm512_storeu_ps(lanes, total);
+  *sink = lanes[0];
+}
+
+__attribute__((target("avx2,fma"))) void fma_avx2(int64_t steps, float* sink) {
+  __m256 acc[kChains / 2];
+  for (int i = 0; i < kChains / 2; ++i) acc[i] = _mm256_set1_ps(0.001f * static_cast<float>(i));
+  const __m256 a = _mm256_set1_ps(0.999f), b = _mm256_set1_ps(0.0001f);
+  for (int64_t s = 0; s < steps; ++s)
+#pragma GCC unroll 12
+    for (int i = 0; i < kChains / 2; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
+  float lanes[8];
+  __m256 total = acc[0];
+  for (int i = 1; i < kChains / 2; ++i) total = _mm256_add_ps(total, acc[i]);
+  _mm256_storeu_ps(lanes, total);
+  *sink = lanes[0];
+}
+
+__attribute__((target("avx512f,avx512vnni"))) void vnni_avx512(int64_t steps, int32_t* sink) {
+  __m512i acc[kChains];
+  for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_epi32(i);
+  const __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(-2);
+  for (int64_t s = 0; s < steps; ++s)
+#pragma GCC unroll 24
+    for (int i = 0; i < kChains; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], a, b);
+  int32_t lanes[16];
+  __m512i total = acc[0];
+  for (int i = 1; i < kChains; ++i) total = _mm512_add_epi32(total, acc[i]);
+  _mm512_storeu_si512(lanes, total);
+  *sink = lanes[0];
+}
+#endif
+
+// 4-lane vectors, lowered to whatever the target has.
+void fma_generic(int64_t steps, float* sink) {
+  typedef float Vector __attribute__((vector_size(16)));
+  Vector acc[kChains / 2];
+  for (int i = 0; i < kChains / 2; ++i) acc[i] = Vector{} + 0.001f * static_cast<float>(i);
+  const Vector a = Vector{} + 0.999f, b = Vector{} + 0.0001f;
+  for (int64_t s = 0; s < steps; ++s)
+    for (int i = 0; i < kChains / 2; ++i) acc[i] = acc[i] * a + b;
+  *sink = acc[0][0];
+}
+
+void peak_fp32_fma(benchmark::State& state) {
+  float sink = 0.0f;
+  int64_t lanes_per_step = 4 * (kChains / 2);
+  const char* kind = "4-lane vectors";
+  void (*loop)(int64_t, float*) = fma_generic;
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx512f")) {
+    loop = fma_avx512, lanes_per_step = 16 * kChains, kind = "AVX-512";
+  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    loop = fma_avx2, lanes_per_step = 8 * (kChains / 2), kind = "AVX2";
+  }
+#endif
+  for (auto _ : state) {
+    loop(kSteps, &sink);
+    benchmark::DoNotOptimize(sink);
+  }
+  state.SetLabel(kind);
+  state.counters["gmacs"] = benchmark::Counter(1e-9 * static_cast<double>(lanes_per_step * kSteps),
+                                               benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void peak_int8_vnni(benchmark::State& state) {
+#if defined(__x86_64__)
+  if (!__builtin_cpu_supports("avx512vnni")) {
+    state.SkipWithError("this CPU has no AVX-512 VNNI");
+    return;
+  }
+  int32_t sink = 0;
+  for (auto _ : state) {
+    vnni_avx512(kSteps, &sink);
+    benchmark::DoNotOptimize(sink);
+  }
+  state.SetLabel("AVX-512 VNNI vpdpbusd");
+  state.counters["gmacs"] = benchmark::Counter(1e-9 * static_cast<double>(64 * kChains * kSteps),
+                                               benchmark::Counter::kIsIterationInvariantRate);
+#else
+  state.SkipWithError("not an x86-64 CPU");
+#endif
+}
+
+// One float32 convolution on the whole map: args in channels, size, out
+// channels, kernel, stride, groups.
+void conv(benchmark::State& state) {
+  Conv2dParams p;
+  const int64_t in_c = state.range(0), size = state.range(1), out_c = state.range(2);
+  p.kernel_h = p.kernel_w = state.range(3);
+  p.stride_h = p.stride_w = state.range(4);
+  p.pad_h = p.pad_w = p.kernel_h / 2;
+  p.groups = state.range(5);
+  const int64_t out_size = window_output_size(size, p.kernel_h, p.stride_h, p.pad_h, 1);
+  const Shape in_shape{1, in_c, size, size}, out_shape{1, out_c, out_size, out_size};
+  std::mt19937 random(0);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  const auto filled = [&](int64_t count) {
+    std::vector<float> values(count);
+    for (float& v : values) v = uniform(random);
+    return values;
+  };
+  std::vector<float> input = filled(in_shape.elements());
+  const std::vector<float> weight = filled(out_c * in_c / p.groups * p.kernel_h * p.kernel_w);
+  const std::vector<float> bias = filled(out_c);
+  std::vector<float> output(out_shape.elements());
+  std::vector<float> scratch(conv2d_scratch_bytes(p, in_shape, out_shape) / sizeof(float) + 1);
+  Tensor in{in_shape, DType::f32, input.data()}, out{out_shape, DType::f32, output.data()};
+  for (auto _ : state) {
+    conv2d(p, in, Placement::whole(in_shape), weight.data(), bias.data(), out,
+           Placement::whole(out_shape), scratch.data(), 0, -1, Epilogue::relu);
+    benchmark::ClobberMemory();
+  }
+  const double macs = static_cast<double>(weight.size()) * out_size * out_size;
+  state.counters["gmacs"] =
+      benchmark::Counter(1e-9 * macs, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+BENCHMARK(peak_fp32_fma)->Name("peak/fp32_fma");
+BENCHMARK(peak_int8_vnni)->Name("peak/int8_vnni");
+// resnet18's 3x3 convolutions, one per stage (stride 1), and a stride-2 one.
+BENCHMARK(conv)->Name("conv/resnet18_3x3_64x56")->Args({64, 56, 64, 3, 1, 1});
+BENCHMARK(conv)->Name("conv/resnet18_3x3_128x28")->Args({128, 28, 128, 3, 1, 1});
+BENCHMARK(conv)->Name("conv/resnet18_3x3_256x14")->Args({256, 14, 256, 3, 1, 1});
+BENCHMARK(conv)->Name("conv/resnet18_3x3_512x7")->Args({512, 7, 512, 3, 1, 1});
+BENCHMARK(conv)->Name("conv/resnet18_3x3_s2_64x56")->Args({64, 56, 128, 3, 2, 1});
+// mobilenet_v2: an expansion, a projection and a depthwise layer.
+BENCHMARK(conv)->Name("conv/mobilenet_v2_1x1_24x56_144")->Args({24, 56, 144, 1, 1, 1});
+BENCHMARK(conv)->Name("conv/mobilenet_v2_1x1_144x56_24")->Args({144, 56, 24, 1, 1, 1});
+BENCHMARK(conv)->Name("conv/mobilenet_v2_1x1_576x14_96")->Args({576, 14, 96, 1, 1, 1});
+BENCHMARK(conv)->Name("conv/mobilenet_v2_dw3x3_144x56")->Args({144, 56, 144, 3, 1, 144});
+
+}  // namespace
+}  // namespace splitinfer
+
+BENCHMARK_MAIN();
