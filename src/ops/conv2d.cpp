@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <utility>
+#include <vector>
 
+#include "float_vector.hpp"
 #include "gemm.hpp"
 
 #if defined(__AVX512F__)
@@ -197,40 +200,275 @@ void im2col(const Conv2dParams& p, const Tensor& in, const Placement& in_at, int
   }
 }
 
-// One output row at a time, tap by tap over the whole row (each element still
-// adds its taps in ky, kx order), so the inner loop has no bounds checks and
-// vectorizes.
+// Depthwise: each output element starts from its channel's bias and adds
+// its taps in (ky, kx) order, skipping the ones that read padding. For
+// strides 1 and 2 a row's columns go kGemmLanes at a time with the sums in
+// registers (the input read as whole vectors, stride 2 as two vectors' even
+// lanes): where every tap reads inside the map, up to 4 vectors at once so
+// that their multiply-adds overlap; near the map's edges in masked vectors
+// whose lanes add only the taps that read the map. Larger strides go one
+// column at a time. All with the same multiply-adds (float_vector.hpp), so
+// a column gets the same bits in whichever way a tile reaches it.
+
+// Lanes 0, 2, 4, ... of a followed by b: x[2i] of the floats a, b hold.
+inline FloatVector even_lanes(FloatVector a, FloatVector b) {
+#if defined(__AVX512F__)
+  return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+#elif defined(__AVX__)
+  return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14);
+#else
+  return __builtin_shufflevector(a, b, 0, 2, 4, 6);
+#endif
+}
+
+// The input vector of tap column `x` (stride 1 or 2).
+template <int64_t kStride>
+inline FloatVector tap_vector(const float* x) {
+  FloatVector value;
+  std::memcpy(&value, x, sizeof(value));
+  if constexpr (kStride == 2) {
+    FloatVector odd;
+    std::memcpy(&odd, x + kGemmLanes, sizeof(odd));
+    value = even_lanes(value, odd);
+  }
+  return value;
+}
+
+// kCount vectors of output columns from column `first`: rows[ky] points at
+// input column 0 of output column 0 in input row ky (rows [ky_first,
+// ky_last) read inside the map), taps[ky * kernel_w + kx].
+template <int64_t kCount, int64_t kStride>
+inline void depthwise_vectors(const float* const* rows, int64_t ky_first, int64_t ky_last,
+                              int64_t kernel_w, int64_t dilation_w, const float* taps, float start,
+                              int64_t first, Epilogue epilogue, float* dst) {
+  constexpr int64_t kLanes = kGemmLanes;
+  FloatVector sum[kCount];
+  for (int64_t v = 0; v < kCount; ++v) sum[v] = broadcast(start);
+  for (int64_t ky = ky_first; ky < ky_last; ++ky) {
+    const float* row = rows[ky] + first * kStride;
+    for (int64_t kx = 0; kx < kernel_w; ++kx) {
+      const FloatVector w = broadcast(taps[ky * kernel_w + kx]);
+      const float* x = row + kx * dilation_w;
+#pragma GCC unroll 4
+      for (int64_t v = 0; v < kCount; ++v)
+        sum[v] = multiply_add(sum[v], w, tap_vector<kStride>(x + v * kLanes * kStride));
+    }
+  }
+#pragma GCC unroll 4
+  for (int64_t v = 0; v < kCount; ++v) {
+    const FloatVector value = epilogue_of(epilogue, sum[v]);
+    std::memcpy(dst + first + v * kLanes, &value, sizeof(value));
+  }
+}
+
+// Vectors from column `first`, the last ending at `end` (overlapping the
+// one before it, whose columns it computes again to the same bits).
+template <int64_t kStride>
+void depthwise_row_vectors(const float* const* rows, int64_t ky_first, int64_t ky_last,
+                           int64_t kernel_w, int64_t dilation_w, const float* taps, float start,
+                           int64_t first, int64_t end, Epilogue epilogue, float* dst) {
+  constexpr int64_t kLanes = kGemmLanes;
+  int64_t at = first;
+  for (; at + 4 * kLanes <= end; at += 4 * kLanes)
+    depthwise_vectors<4, kStride>(rows, ky_first, ky_last, kernel_w, dilation_w, taps, start, at,
+                                  epilogue, dst);
+  switch ((end - at) / kLanes) {
+    case 3:
+      depthwise_vectors<3, kStride>(rows, ky_first, ky_last, kernel_w, dilation_w, taps, start, at,
+                                    epilogue, dst);
+      break;
+    case 2:
+      depthwise_vectors<2, kStride>(rows, ky_first, ky_last, kernel_w, dilation_w, taps, start, at,
+                                    epilogue, dst);
+      break;
+    case 1:
+      depthwise_vectors<1, kStride>(rows, ky_first, ky_last, kernel_w, dilation_w, taps, start, at,
+                                    epilogue, dst);
+      break;
+    default:
+      break;
+  }
+  if ((end - first) % kLanes != 0)
+    depthwise_vectors<1, kStride>(rows, ky_first, ky_last, kernel_w, dilation_w, taps, start,
+                                  end - kLanes, epilogue, dst);
+}
+
+typedef int32_t LaneMask __attribute__((vector_size(kGemmLanes * sizeof(int32_t))));
+
+// The floats at `from` in the lanes `mask` sets (all bits), 0 in the others,
+// which are not read (so they may lie outside the tile).
+inline FloatVector load_lanes(const float* from, LaneMask mask) {
+#if defined(__AVX512F__)
+  const __mmask16 lanes =
+      _mm512_cmpneq_epi32_mask(reinterpret_cast<__m512i>(mask), _mm512_setzero_si512());
+  return reinterpret_cast<FloatVector>(_mm512_maskz_loadu_ps(lanes, from));
+#elif defined(__AVX__)
+  return reinterpret_cast<FloatVector>(_mm256_maskload_ps(from, reinterpret_cast<__m256i>(mask)));
+#else
+  FloatVector value{};
+  for (int64_t lane = 0; lane < kGemmLanes; ++lane)
+    if (mask[lane]) value[lane] = from[lane];
+  return value;
+#endif
+}
+
+// `a` in the lanes `mask` sets, `b` in the others.
+inline FloatVector select(LaneMask mask, FloatVector a, FloatVector b) {
+#if defined(__AVX512F__)
+  const __mmask16 lanes =
+      _mm512_cmpneq_epi32_mask(reinterpret_cast<__m512i>(mask), _mm512_setzero_si512());
+  return reinterpret_cast<FloatVector>(
+      _mm512_mask_blend_ps(lanes, reinterpret_cast<__m512>(b), reinterpret_cast<__m512>(a)));
+#elif defined(__AVX__)
+  return reinterpret_cast<FloatVector>(_mm256_blendv_ps(
+      reinterpret_cast<__m256>(b), reinterpret_cast<__m256>(a), reinterpret_cast<__m256>(mask)));
+#else
+  return mask ? a : b;
+#endif
+}
+
+// The lanes `mask` sets of `value` to `to` (the others are not written).
+// Not by indexing the vector's lanes: a vector whose lanes are indexed lives
+// on the stack, stored and loaded again at every multiply-add.
+inline void store_lanes(float* to, FloatVector value, LaneMask mask) {
+#if defined(__AVX512F__)
+  _mm512_mask_storeu_ps(
+      to, _mm512_cmpneq_epi32_mask(reinterpret_cast<__m512i>(mask), _mm512_setzero_si512()),
+      reinterpret_cast<__m512>(value));
+#elif defined(__AVX__)
+  _mm256_maskstore_ps(to, reinterpret_cast<__m256i>(mask), reinterpret_cast<__m256>(value));
+#else
+  float lanes[kGemmLanes];
+  std::memcpy(lanes, &value, sizeof(lanes));
+  for (int64_t lane = 0; lane < kGemmLanes; ++lane)
+    if (mask[lane]) to[lane] = lanes[lane];
+#endif
+}
+
+// Up to kGemmLanes output columns from `first` near the map's edges (those
+// `stored` sets), where some taps read padding: a lane adds tap kx only
+// where reads[kx] is set (it reads the map), as depthwise_vectors() and the
+// reference do, and reads nothing where it is not.
+template <int64_t kStride>
+void depthwise_edge(const float* const* rows, int64_t ky_first, int64_t ky_last,
+                    const Conv2dParams& p, const LaneMask* reads, LaneMask stored,
+                    const float* taps, float start, int64_t first, Epilogue epilogue, float* dst) {
+  constexpr int64_t kLanes = kGemmLanes;
+  FloatVector sum = broadcast(start);
+  for (int64_t ky = ky_first; ky < ky_last; ++ky)
+    for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
+      const float* x = rows[ky] + first * kStride + kx * p.dilation_w;
+      FloatVector value;
+      if constexpr (kStride == 1) {
+        value = load_lanes(x, reads[kx]);
+      } else {
+        // Raw lane r of the two vectors holds column first + r / 2 when r is even.
+        LaneMask low{}, high{};
+        for (int64_t l = 0; l < kLanes; ++l) {
+          low[l] = l % 2 == 0 ? reads[kx][l / 2] : 0;
+          high[l] = l % 2 == 0 ? reads[kx][(l + kLanes) / 2] : 0;
+        }
+        value = even_lanes(load_lanes(x, low), load_lanes(x + kLanes, high));
+      }
+      const FloatVector added = multiply_add(sum, broadcast(taps[ky * p.kernel_w + kx]), value);
+      sum = select(reads[kx], added, sum);
+    }
+  store_lanes(dst + first, epilogue_of(epilogue, sum), stored);
+}
+
 void depthwise(const Conv2dParams& p, const Tensor& in, const Placement& in_at, const float* weight,
                const float* bias, Tensor& out, const Placement& out_at, int64_t row_begin,
                int64_t row_end, Epilogue epilogue) {
-  const int64_t out_h = out.shape.h, out_w = out.shape.w;
+  constexpr int64_t kLanes = kGemmLanes;
+  const int64_t out_h = out.shape.h, out_w = out.shape.w, stride = p.stride_w;
+  // Per kx, the output columns whose tap reads inside the map; all of them: `all`.
+  std::vector<std::pair<int64_t, int64_t>> inside(p.kernel_w);
+  std::pair<int64_t, int64_t> all{0, out_w};
+  for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
+    inside[kx] =
+        columns_inside(out_at.col0, out_w, stride, kx * p.dilation_w - p.pad_w, in_at.full_w);
+    all = {std::max(all.first, inside[kx].first), std::min(all.second, inside[kx].second)};
+  }
+  // Input column (in the tile) of output column 0 and tap kx = 0.
+  const int64_t column0 = out_at.col0 * stride - p.pad_w - in_at.col0;
+  // A vector at column ox reads stride * kLanes floats from each tap's
+  // column: up to the last of the row for ox below `vector_end`.
+  int64_t vector_end = all.second;
+  while (vector_end > all.first &&
+         vector_end * stride + column0 + (p.kernel_w - 1) * p.dilation_w > in.shape.w)
+    --vector_end;
+  // Strides 1 and 2: whole vectors over [left, right), masked vectors over
+  // [0, left) and [right, out_w) (a vector's worth each at least, if the
+  // map has it); larger strides: one column at a time.
+  int64_t left = 0, right = 0;
+  if (stride <= 2) {
+    left = all.first > 0 ? std::min(out_w, (all.first + kLanes - 1) / kLanes * kLanes) : 0;
+    right = vector_end == out_w ? out_w : std::max(left, std::min(vector_end, out_w - kLanes));
+    if (right - left < kLanes) right = left;
+  }
+  // The masked vectors' lanes that add each tap column kx.
+  const int64_t chunks = (left + kLanes - 1) / kLanes + (out_w - right + kLanes - 1) / kLanes;
+  std::vector<LaneMask> reads(chunks * p.kernel_w), stored(chunks);
+  std::vector<int64_t> chunk_first(chunks);
+  for (int64_t chunk = 0, ox = 0; chunk < chunks; ++chunk) {
+    if (ox >= left && ox < right) ox = right;
+    chunk_first[chunk] = ox;
+    const int64_t end = ox < left ? left : out_w;
+    for (int64_t l = 0; l < kLanes; ++l) stored[chunk][l] = ox + l < end ? -1 : 0;
+    for (int64_t kx = 0; kx < p.kernel_w; ++kx)
+      for (int64_t l = 0; l < kLanes; ++l) {
+        const int64_t column = ox + l;
+        reads[chunk * p.kernel_w + kx][l] =
+            column < end && column >= inside[kx].first && column < inside[kx].second ? -1 : 0;
+      }
+    ox = std::min(end, ox + kLanes);
+  }
+  std::vector<const float*> rows(p.kernel_h);
   for (int64_t n = 0; n < out.shape.n; ++n) {
     for (int64_t c = 0; c < out.shape.c; ++c) {
       const int64_t in_c =
           out_at.channel0 + c - in_at.channel0;  // one input channel per output channel
       const float* plane = in.f32() + ((n * in.shape.c + in_c) * in.shape.h) * in.shape.w;
       const float* taps = weight + c * p.kernel_h * p.kernel_w;
+      const float start = bias ? bias[c] : 0.0f;
       for (int64_t oy = row_begin; oy < row_end; ++oy) {
         float* dst = out.f32() + ((n * out.shape.c + c) * out_h + oy) * out_w;
-        std::fill(dst, dst + out_w, bias ? bias[c] : 0.0f);
+        // The taps' rows inside the map: ky in [ky_first, ky_last).
+        int64_t ky_first = p.kernel_h, ky_last = 0;
         for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
           const int64_t iy = (out_at.row0 + oy) * p.stride_h - p.pad_h + ky * p.dilation_h;
           if (iy < 0 || iy >= in_at.full_h) continue;
-          const float* row = plane + (iy - in_at.row0) * in.shape.w;
-          for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
-            const float w = taps[ky * p.kernel_w + kx];
-            const int64_t offset = kx * p.dilation_w - p.pad_w;
-            const auto [first, last] =
-                columns_inside(out_at.col0, out_w, p.stride_w, offset, in_at.full_w);
-            // Input column of output column ox: (col0 + ox) * stride + offset.
-            const float* src = row + out_at.col0 * p.stride_w + offset - in_at.col0;
-            if (p.stride_w == 1)
-              for (int64_t ox = first; ox < last; ++ox) dst[ox] += w * src[ox];
-            else
-              for (int64_t ox = first; ox < last; ++ox) dst[ox] += w * src[ox * p.stride_w];
-          }
+          ky_first = std::min(ky_first, ky);
+          ky_last = ky + 1;
+          rows[ky] = plane + (iy - in_at.row0) * in.shape.w + column0;
         }
-        apply_epilogue(epilogue, dst, out_w);
+        if (stride > 2) {
+          for (int64_t x = 0; x < out_w; ++x) {
+            float sum = start;
+            for (int64_t ky = ky_first; ky < ky_last; ++ky)
+              for (int64_t kx = 0; kx < p.kernel_w; ++kx)
+                if (x >= inside[kx].first && x < inside[kx].second)
+                  sum = multiply_add(sum, taps[ky * p.kernel_w + kx],
+                                     rows[ky][x * stride + kx * p.dilation_w]);
+            dst[x] = sum;
+          }
+          apply_epilogue(epilogue, dst, out_w);
+          continue;
+        }
+        for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+          if (stride == 1)
+            depthwise_edge<1>(rows.data(), ky_first, ky_last, p, &reads[chunk * p.kernel_w],
+                              stored[chunk], taps, start, chunk_first[chunk], epilogue, dst);
+          else
+            depthwise_edge<2>(rows.data(), ky_first, ky_last, p, &reads[chunk * p.kernel_w],
+                              stored[chunk], taps, start, chunk_first[chunk], epilogue, dst);
+        }
+        if (stride == 1)
+          depthwise_row_vectors<1>(rows.data(), ky_first, ky_last, p.kernel_w, p.dilation_w, taps,
+                                   start, left, right, epilogue, dst);
+        else
+          depthwise_row_vectors<2>(rows.data(), ky_first, ky_last, p.kernel_w, p.dilation_w, taps,
+                                   start, left, right, epilogue, dst);
       }
     }
   }

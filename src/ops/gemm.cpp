@@ -4,9 +4,7 @@
 #include <cstring>
 #include <type_traits>
 
-#if defined(__AVX__)
-#include <immintrin.h>
-#endif
+#include "float_vector.hpp"
 
 namespace splitinfer {
 namespace {
@@ -33,37 +31,7 @@ constexpr int64_t kPanel = kMaxVectors * kLanes;  // positions per block
 constexpr int64_t kDepthStep = 256;
 constexpr int64_t kChunkBytes = 128 << 10;
 constexpr int64_t kFloatsPerLine = 64 / sizeof(float);  // a cache line
-typedef float Vector __attribute__((vector_size(kLanes * sizeof(float))));
-
-// sum + w * x in each lane, rounded once where the target has fused
-// multiply-adds and twice where it has not: the same instruction in every
-// block shape. This file is compiled with -ffp-contract=off, so the compiler
-// never chooses for itself (it fused some block shapes and not others, and
-// a tile then differed from the whole map in the last bit).
-inline Vector multiply_add(Vector sum, Vector w, Vector x) {
-#if defined(__AVX512F__)
-  return reinterpret_cast<Vector>(_mm512_fmadd_ps(
-      reinterpret_cast<__m512>(w), reinterpret_cast<__m512>(x), reinterpret_cast<__m512>(sum)));
-#elif defined(__AVX__) && defined(__FMA__)
-  return reinterpret_cast<Vector>(_mm256_fmadd_ps(
-      reinterpret_cast<__m256>(w), reinterpret_cast<__m256>(x), reinterpret_cast<__m256>(sum)));
-#else
-  return sum + w * x;
-#endif
-}
-
-// `value` in every lane (Vector{} + value would add 0.0f, turning -0.0f into +0.0f).
-inline Vector broadcast(float value) {
-#if defined(__AVX512F__)
-  return reinterpret_cast<Vector>(_mm512_set1_ps(value));
-#elif defined(__AVX__)
-  return reinterpret_cast<Vector>(_mm256_set1_ps(value));
-#else
-  Vector vector;
-  for (int64_t lane = 0; lane < kLanes; ++lane) vector[lane] = value;
-  return vector;
-#endif
-}
+using Vector = FloatVector;
 
 // The first `count` (< kLanes) floats at `from` into a vector, the other lanes 0,
 // and back: one masked move where the target has them, not a memcpy call per k.
@@ -96,15 +64,6 @@ struct GemmArguments {
   int64_t rows, depth, column_stride, out_stride;
   Epilogue epilogue;  // applied as the last depth pass stores
 };
-
-// std::max(x, 0.0f) and std::min(x, 6.0f), lane by lane: NaN and -0.0 pass
-// through as the activation layer passes them.
-inline Vector epilogue_of(Epilogue epilogue, Vector value) {
-  if (epilogue == Epilogue::none) return value;
-  value = value < 0.0f ? Vector{} : value;
-  if (epilogue == Epilogue::relu6) value = 6.0f < value ? Vector{} + 6.0f : value;
-  return value;
-}
 
 // Rows [row0, row0 + kBlockRows) x positions [j, j + width) for depth
 // [k0, k1), width = kVectors * kLanes or, with kPartial, less (the last

@@ -171,6 +171,8 @@ BENCHMARK(conv)->Name("conv/mobilenet_v2_1x1_24x56_144")->Args({24, 56, 144, 1, 
 BENCHMARK(conv)->Name("conv/mobilenet_v2_1x1_144x56_24")->Args({144, 56, 24, 1, 1, 1});
 BENCHMARK(conv)->Name("conv/mobilenet_v2_1x1_576x14_96")->Args({576, 14, 96, 1, 1, 1});
 BENCHMARK(conv)->Name("conv/mobilenet_v2_dw3x3_144x56")->Args({144, 56, 144, 3, 1, 144});
+BENCHMARK(conv)->Name("conv/mobilenet_v2_dw3x3_s2_144x56")->Args({144, 56, 144, 3, 2, 144});
+BENCHMARK(conv)->Name("conv/mobilenet_v2_dw3x3_576x14")->Args({576, 14, 576, 3, 1, 576});
 
 }  // namespace
 }  // namespace splitinfer

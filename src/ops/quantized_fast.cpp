@@ -16,7 +16,8 @@
 // INT32_MIN for what int32 cannot hold included); `cmsis` mode requantizes
 // element by element with the reference's Requantizer.
 //
-// No scratch: accumulators live in registers, the rest in a few KiB of stack.
+// No scratch: accumulators live in registers, the rest on the stack (a few
+// KiB; the AVX2 kernel's weight table up to 64 KiB).
 // Compiled with -ffp-contract=off, like quantized.cpp.
 #include <algorithm>
 #include <cstdlib>
@@ -183,6 +184,199 @@ void linear_q_portable(const QuantizedLayer& q, const Tensor& in, const Quantize
                    q.clamp_lo, q.clamp_hi);
   }
 }
+
+// ---- AVX2 kernel (targets without AVX512-VNNI) --------------------------------
+//
+// conv2d_q_avx2 computes what conv2d_q_portable computes, Σ (x - x_zp)(w -
+// w_zp) from the bias in wrapping int32, with vpmaddwd: each 32-bit lane adds
+// the int16 products of two input channels at one output position, (x_c -
+// x_zp)(w_c - w_zp) + (x_c+1 - x_zp)(w_c+1 - w_zp), at most 2 * 255 * 255 in
+// magnitude, so the pairs are exact and the sums the portable kernel's.
+// A block of kAvx2Rows output channels keeps its weights as such pairs in a
+// table on the stack (up to 64 KiB; larger layers, and depthwise ones, take
+// the portable kernel) and 16 output columns of a row (8 in rows narrower
+// than 16) in registers. Where a tap reads padding, or a vector would read
+// past the tile's row, its bytes are gathered one by one with x_zp there.
+
+#if defined(__AVX2__) && !SPLITINFER_INT8_VNNI
+#define SPLITINFER_INT8_AVX2 1
+#include <immintrin.h>
+#else
+#define SPLITINFER_INT8_AVX2 0
+#endif
+
+#if SPLITINFER_INT8_AVX2
+namespace {
+
+constexpr int64_t kAvx2Rows = 4;
+constexpr int64_t kAvx2TableInts = 16384;  // 64 KiB
+
+// Output columns [ox, ox + kColumns) (16 or 8) of input channels c and c + 1
+// (`row`, `row + second`) at one tap: `row` is the input row at the tap's
+// column offset. Read as whole vectors when `direct`, else byte by byte with
+// x_zp where the tap reads padding (outside [first, last)).
+template <int64_t kColumns>
+inline void tap_bytes(const uint8_t* row, int64_t second, int64_t stride, int64_t ox, bool direct,
+                      int64_t first, int64_t last, uint8_t x_zp, __m128i& a, __m128i& b) {
+  const auto load = [](const uint8_t* from) {
+    return kColumns == 16 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(from))
+                          : _mm_loadl_epi64(reinterpret_cast<const __m128i*>(from));
+  };
+  if (direct && stride == 1) {
+    a = load(row + ox);
+    b = load(row + second + ox);
+    return;
+  }
+  if (direct && stride == 2) {
+    const __m128i even = _mm_set1_epi16(0x00ff);
+    const auto evens = [&](const uint8_t* from) {
+      const __m128i low =
+          _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(from)), even);
+      const __m128i high =
+          kColumns == 16
+              ? _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(from + 16)), even)
+              : _mm_setzero_si128();
+      return _mm_packus_epi16(low, high);
+    };
+    a = evens(row + 2 * ox);
+    b = evens(row + second + 2 * ox);
+    return;
+  }
+  // Columns [lo, hi) of these read the map; the others are padding.
+  alignas(16) uint8_t bytes_a[16], bytes_b[16];
+  std::memset(bytes_a, x_zp, sizeof(bytes_a));
+  std::memset(bytes_b, x_zp, sizeof(bytes_b));
+  const int64_t lo = std::clamp(first - ox, int64_t{0}, kColumns);
+  const int64_t hi = std::clamp(last - ox, lo, kColumns);
+  if (stride == 1) {
+    std::memcpy(bytes_a + lo, row + ox + lo, hi - lo);
+    std::memcpy(bytes_b + lo, row + second + ox + lo, hi - lo);
+  } else {
+    for (int64_t i = lo; i < hi; ++i) {
+      bytes_a[i] = row[(ox + i) * stride];
+      bytes_b[i] = row[second + (ox + i) * stride];
+    }
+  }
+  a = _mm_load_si128(reinterpret_cast<const __m128i*>(bytes_a));
+  b = _mm_load_si128(reinterpret_cast<const __m128i*>(bytes_b));
+}
+
+// One output row of a block of kAvx2Rows channels, kColumns columns at a
+// time, the last kColumns overlapping the ones before (computed again to the
+// same bytes) where the row has that many.
+template <int64_t kColumns>
+void conv_row_avx2(const QuantizedLayer& q, const Conv2dParams& p, const ConvGeometry& g,
+                   const Tensor& in, const Placement& in_at, const Placement& out_at,
+                   const GroupRange& range, const std::pair<int64_t, int64_t>* inside,
+                   const int32_t* table, const int32_t* bias, const Requantizer* requantize,
+                   int64_t c, int64_t rows, int64_t oy, Tensor& out) {
+  constexpr int64_t kVectors = kColumns / 8;
+  const int64_t channel_pairs = (g.in_per_group + 1) / 2;
+  const int32_t x_zp = q.in[0].zero_point;
+  const __m256i zp16 = _mm256_set1_epi16(static_cast<int16_t>(x_zp));
+  for (int64_t column = 0; column < g.out_w; column += kColumns) {
+    const int64_t ox = g.out_w >= kColumns ? std::min(column, g.out_w - kColumns) : 0;
+    __m256i acc[kAvx2Rows][kVectors];
+    for (int64_t m = 0; m < kAvx2Rows; ++m)
+      for (int64_t v = 0; v < kVectors; ++v) acc[m][v] = _mm256_set1_epi32(bias[m]);
+    for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+      const int64_t iy = (out_at.row0 + oy) * p.stride_h - p.pad_h + ky * p.dilation_h;
+      if (iy < 0 || iy >= in_at.full_h) continue;  // padding: x - x_zp is 0
+      for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
+        const int64_t tap = ky * p.kernel_w + kx;
+        const auto [first, last] = inside[kx];
+        // Input column of output column ox: (col0 + ox) * stride + kx * dilation - pad.
+        const int64_t offset = out_at.col0 * p.stride_w + kx * p.dilation_w - p.pad_w - in_at.col0;
+        // Whole vectors read the columns' bytes (stride 2: twice as many) inside the row.
+        const bool direct = ox >= first && ox + kColumns <= last && p.stride_w <= 2 &&
+                            (ox + kColumns) * p.stride_w + offset <= g.in_w;
+        const uint8_t* row =
+            in.u8() + range.first_in * g.in_plane + (iy - in_at.row0) * g.in_w + offset;
+        for (int64_t pair = 0; pair < channel_pairs; ++pair) {
+          // The second channel of an odd last pair reads the first's plane
+          // again, with weight 0.
+          const int64_t second = 2 * pair + 1 < g.in_per_group ? g.in_plane : 0;
+          __m128i a, b;
+          tap_bytes<kColumns>(row + 2 * pair * g.in_plane, second, p.stride_w, ox, direct, first,
+                              last, static_cast<uint8_t>(x_zp), a, b);
+          __m256i x[kVectors];
+          x[0] = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(a, b)), zp16);
+          if constexpr (kVectors == 2)
+            x[1] = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(a, b)), zp16);
+          const int32_t* weights = table + (pair * g.taps + tap) * kAvx2Rows;
+          for (int64_t m = 0; m < kAvx2Rows; ++m) {
+            const __m256i pair_weights = _mm256_set1_epi32(weights[m]);
+            for (int64_t v = 0; v < kVectors; ++v)
+              acc[m][v] = _mm256_add_epi32(acc[m][v], _mm256_madd_epi16(x[v], pair_weights));
+          }
+        }
+      }
+    }
+    const int64_t span = std::min(kColumns, g.out_w - ox);
+    for (int64_t m = 0; m < rows; ++m) {
+      alignas(32) int32_t sums[kColumns];
+      for (int64_t v = 0; v < kVectors; ++v)
+        _mm256_store_si256(reinterpret_cast<__m256i*>(sums + 8 * v), acc[m][v]);
+      uint8_t* target = out.u8() + (c + m) * g.positions + oy * g.out_w + ox;
+      for (int64_t i = 0; i < span; ++i)
+        target[i] = saturate(requantize[m](sums[i]) + q.out.zero_point, q.clamp_lo, q.clamp_hi);
+    }
+  }
+}
+
+bool conv2d_q_avx2(const QuantizedLayer& q, const Conv2dParams& p, const Tensor& in,
+                   const Placement& in_at, const QuantizedWeights& w, Tensor& out,
+                   const Placement& out_at) {
+  const ConvGeometry g(p, in, in_at, out, out_at);
+  const int64_t channel_pairs = (g.in_per_group + 1) / 2;
+  const int64_t entries = channel_pairs * g.taps;  // weight pairs per output channel
+  if (g.in_per_group < 2 || entries * kAvx2Rows > kAvx2TableInts || p.kernel_w > 64) return false;
+  if (g.positions == 0) return true;
+  alignas(32) int32_t table[kAvx2TableInts];
+  // Per kx: the output columns whose tap reads inside the map.
+  std::pair<int64_t, int64_t> inside[64];
+  for (int64_t kx = 0; kx < p.kernel_w; ++kx)
+    inside[kx] =
+        columns_inside(out_at.col0, g.out_w, p.stride_w, kx * p.dilation_w - p.pad_w, in_at.full_w);
+  for_each_group(g, in_at, out, out_at, [&](const GroupRange& range) {
+    for (int64_t c = range.first; c < range.end; c += kAvx2Rows) {
+      const int64_t rows = std::min<int64_t>(kAvx2Rows, range.end - c);
+      int32_t bias[kAvx2Rows];
+      Requantizer requantize[kAvx2Rows];
+      // table[(pair * taps + tap) * kAvx2Rows + m]: the int16 weights (minus
+      // the zero point) of input channels 2 pair and 2 pair + 1 (0 past the last).
+      for (int64_t m = 0; m < kAvx2Rows; ++m) {
+        const int64_t channel = c + std::min(m, rows - 1);
+        const int8_t* weight = w.weight + channel * g.depth;
+        const int32_t w_zp = w.zero_point[w.per_channel ? channel : 0];
+        bias[m] = w.bias ? w.bias[channel] : 0;
+        requantize[m] = Requantizer(q.mode, channel_multiplier(q, w, channel));
+        for (int64_t pair = 0; pair < channel_pairs; ++pair)
+          for (int64_t tap = 0; tap < g.taps; ++tap) {
+            const int64_t ic = 2 * pair;
+            const int32_t low = weight[ic * g.taps + tap] - w_zp;
+            const int32_t high =
+                ic + 1 < g.in_per_group ? weight[(ic + 1) * g.taps + tap] - w_zp : 0;
+            table[(pair * g.taps + tap) * kAvx2Rows + m] =
+                static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint16_t>(low)) |
+                                     (static_cast<uint32_t>(static_cast<uint16_t>(high)) << 16));
+          }
+      }
+      for (int64_t oy = 0; oy < g.out_h; ++oy) {
+        if (g.out_w >= 16)
+          conv_row_avx2<16>(q, p, g, in, in_at, out_at, range, inside, table, bias, requantize, c,
+                            rows, oy, out);
+        else
+          conv_row_avx2<8>(q, p, g, in, in_at, out_at, range, inside, table, bias, requantize, c,
+                           rows, oy, out);
+      }
+    }
+  });
+  return true;
+}
+
+}  // namespace
+#endif  // SPLITINFER_INT8_AVX2
 
 // ---- AVX512-VNNI kernels ----------------------------------------------------
 
@@ -1132,6 +1326,9 @@ void conv2d_q(const QuantizedLayer& q, const Conv2dParams& p, const Tensor& in,
 #if SPLITINFER_INT8_VNNI
   conv2d_q_vnni(q, p, in, in_at, w, out, out_at);
 #else
+#if SPLITINFER_INT8_AVX2
+  if (conv2d_q_avx2(q, p, in, in_at, w, out, out_at)) return;
+#endif
   conv2d_q_portable(q, p, in, in_at, w, out, out_at);
 #endif
 }
