@@ -290,15 +290,49 @@ void conv_row_avx2(const QuantizedLayer& q, const Conv2dParams& p, const ConvGeo
         // Whole vectors read the columns' bytes (stride 2: twice as many) inside the row.
         const bool direct = ox >= first && ox + kColumns <= last && p.stride_w <= 2 &&
                             (ox + kColumns) * p.stride_w + offset <= g.in_w;
-        const uint8_t* row =
-            in.u8() + range.first_in * g.in_plane + (iy - in_at.row0) * g.in_w + offset;
+        const int64_t in_row = (iy - in_at.row0) * g.in_w + offset;  // in the plane
+        const uint8_t* row = in.u8() + range.first_in * g.in_plane + in_row;
+        // Otherwise, where the columns' bytes span 16 or fewer and the plane
+        // has 16: one 16-byte load inside the plane, shuffled into place,
+        // x_zp where the tap reads padding (the same for every plane).
+        const int64_t wanted = in_row + ox * p.stride_w;
+        const bool shuffled =
+            !direct && p.stride_w <= 2 && (kColumns - 1) * p.stride_w < 16 && g.in_plane >= 16;
+        const int64_t from = std::clamp<int64_t>(wanted, 0, g.in_plane - 16);
+        __m128i control = _mm_setzero_si128(), fill = _mm_setzero_si128();
+        if (shuffled) {
+          const __m128i lane = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+          const __m128i reads =  // lanes in [first - ox, last - ox) and below kColumns
+              _mm_and_si128(
+                  _mm_cmpgt_epi8(lane, _mm_set1_epi8(static_cast<char>(
+                                           std::clamp<int64_t>(first - ox, 0, 16) - 1))),
+                  _mm_cmplt_epi8(lane, _mm_set1_epi8(static_cast<char>(std::clamp<int64_t>(
+                                           std::min(last - ox, kColumns), 0, 16)))));
+          const __m128i index = _mm_add_epi8(p.stride_w == 2 ? _mm_add_epi8(lane, lane) : lane,
+                                             _mm_set1_epi8(static_cast<char>(wanted - from)));
+          control = _mm_or_si128(_mm_andnot_si128(reads, _mm_set1_epi8(static_cast<char>(0x80))),
+                                 _mm_and_si128(reads, index));
+          fill = _mm_andnot_si128(reads, _mm_set1_epi8(static_cast<char>(x_zp)));
+        }
+        const uint8_t* plane = in.u8() + range.first_in * g.in_plane + from;
         for (int64_t pair = 0; pair < channel_pairs; ++pair) {
           // The second channel of an odd last pair reads the first's plane
           // again, with weight 0.
           const int64_t second = 2 * pair + 1 < g.in_per_group ? g.in_plane : 0;
           __m128i a, b;
-          tap_bytes<kColumns>(row + 2 * pair * g.in_plane, second, p.stride_w, ox, direct, first,
-                              last, static_cast<uint8_t>(x_zp), a, b);
+          if (shuffled) {
+            const uint8_t* at = plane + 2 * pair * g.in_plane;
+            a = _mm_or_si128(
+                _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at)), control),
+                fill);
+            b = _mm_or_si128(
+                _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at + second)),
+                                 control),
+                fill);
+          } else {
+            tap_bytes<kColumns>(row + 2 * pair * g.in_plane, second, p.stride_w, ox, direct, first,
+                                last, static_cast<uint8_t>(x_zp), a, b);
+          }
           __m256i x[kVectors];
           x[0] = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(a, b)), zp16);
           if constexpr (kVectors == 2)
