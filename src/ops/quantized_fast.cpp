@@ -211,25 +211,73 @@ namespace {
 constexpr int64_t kAvx2Rows = 4;
 constexpr int64_t kAvx2TableInts = 16384;  // 64 KiB
 
-// Output columns [ox, ox + kColumns) (16 or 8) of input channels c and c + 1
-// (`row`, `row + second`) at one tap: `row` is the input row at the tap's
-// column offset. Read as whole vectors when `direct`, else byte by byte with
-// x_zp where the tap reads padding (outside [first, last)).
+// How to read the input bytes of one tap for output columns [ox, ox +
+// kColumns) (16 or 8) of one output row, the same in every input plane:
+//  - padding: the tap's input row is padding, every byte x_zp;
+//  - direct: one load at `at` in the plane (stride 2: the even bytes of
+//    twice as many), every column inside the map and the tile's row;
+//  - shuffled: one 16-byte load at `at` inside the plane, shuffled by
+//    `control` into place, `fill` (x_zp) where the tap reads padding;
+//  - gathered: byte by byte from row `at` of the plane, x_zp outside the
+//    columns [first, last) that read the map.
+struct TapRead {
+  enum Mode { padding, direct, shuffled, gathered } mode = padding;
+  int64_t at = 0;
+  __m128i control, fill;
+  int64_t first = 0, last = 0;
+};
+
+// `iy`: the tap's input row in the map; `offset`: the input column (in the
+// tile) of output column 0; [first, last): the output columns whose tap
+// reads inside the map.
 template <int64_t kColumns>
-inline void tap_bytes(const uint8_t* row, int64_t second, int64_t stride, int64_t ox, bool direct,
-                      int64_t first, int64_t last, uint8_t x_zp, __m128i& a, __m128i& b) {
-  const auto load = [](const uint8_t* from) {
-    return kColumns == 16 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(from))
-                          : _mm_loadl_epi64(reinterpret_cast<const __m128i*>(from));
-  };
-  if (direct && stride == 1) {
-    a = load(row + ox);
-    b = load(row + second + ox);
-    return;
+TapRead tap_read(const ConvGeometry& g, const Placement& in_at, int64_t stride, int64_t iy,
+                 int64_t offset, int64_t ox, int64_t first, int64_t last, uint8_t x_zp) {
+  TapRead read;
+  read.control = read.fill = _mm_set1_epi8(static_cast<char>(x_zp));
+  if (iy < 0 || iy >= in_at.full_h) return read;
+  const int64_t row = (iy - in_at.row0) * g.in_w + offset;  // output column 0's, in the plane
+  if (stride <= 2 && ox >= first && ox + kColumns <= last &&
+      (ox + kColumns) * stride + offset <= g.in_w) {
+    read.mode = TapRead::direct;
+    read.at = row + ox * stride;
+  } else if (stride <= 2 && (kColumns - 1) * stride < 16 && g.in_plane >= 16) {
+    const int64_t wanted = row + ox * stride;
+    read.mode = TapRead::shuffled;
+    read.at = std::clamp<int64_t>(wanted, 0, g.in_plane - 16);
+    const __m128i lane = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const auto byte = [](int64_t value) { return _mm_set1_epi8(static_cast<char>(value)); };
+    const __m128i reads =  // lanes in [first - ox, last - ox) and below kColumns
+        _mm_and_si128(
+            _mm_cmpgt_epi8(lane, byte(std::clamp<int64_t>(first - ox, 0, 16) - 1)),
+            _mm_cmplt_epi8(lane, byte(std::clamp<int64_t>(std::min(last - ox, kColumns), 0, 16))));
+    const __m128i index =
+        _mm_add_epi8(stride == 2 ? _mm_add_epi8(lane, lane) : lane, byte(wanted - read.at));
+    read.control = _mm_or_si128(_mm_andnot_si128(reads, byte(0x80)), _mm_and_si128(reads, index));
+    read.fill = _mm_andnot_si128(reads, byte(x_zp));
+  } else {
+    read.mode = TapRead::gathered;
+    read.at = row;
+    read.first = first - ox;
+    read.last = last - ox;
   }
-  if (direct && stride == 2) {
-    const __m128i even = _mm_set1_epi16(0x00ff);
-    const auto evens = [&](const uint8_t* from) {
+  return read;
+}
+
+// The bytes of `plane` that `read` says, for `stride`.
+template <int64_t kColumns>
+inline __m128i read_bytes(const TapRead& read, const uint8_t* plane, int64_t stride, int64_t ox) {
+  switch (read.mode) {
+    case TapRead::padding:
+      return read.fill;
+    case TapRead::direct: {
+      const uint8_t* from = plane + read.at;
+      const auto load = [](const uint8_t* at) {
+        return kColumns == 16 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(at))
+                              : _mm_loadl_epi64(reinterpret_cast<const __m128i*>(at));
+      };
+      if (stride == 1) return load(from);
+      const __m128i even = _mm_set1_epi16(0x00ff);
       const __m128i low =
           _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(from)), even);
       const __m128i high =
@@ -237,28 +285,42 @@ inline void tap_bytes(const uint8_t* row, int64_t second, int64_t stride, int64_
               ? _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(from + 16)), even)
               : _mm_setzero_si128();
       return _mm_packus_epi16(low, high);
-    };
-    a = evens(row + 2 * ox);
-    b = evens(row + second + 2 * ox);
-    return;
-  }
-  // Columns [lo, hi) of these read the map; the others are padding.
-  alignas(16) uint8_t bytes_a[16], bytes_b[16];
-  std::memset(bytes_a, x_zp, sizeof(bytes_a));
-  std::memset(bytes_b, x_zp, sizeof(bytes_b));
-  const int64_t lo = std::clamp(first - ox, int64_t{0}, kColumns);
-  const int64_t hi = std::clamp(last - ox, lo, kColumns);
-  if (stride == 1) {
-    std::memcpy(bytes_a + lo, row + ox + lo, hi - lo);
-    std::memcpy(bytes_b + lo, row + second + ox + lo, hi - lo);
-  } else {
-    for (int64_t i = lo; i < hi; ++i) {
-      bytes_a[i] = row[(ox + i) * stride];
-      bytes_b[i] = row[second + (ox + i) * stride];
+    }
+    case TapRead::shuffled:
+      return _mm_or_si128(
+          _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(plane + read.at)),
+                           read.control),
+          read.fill);
+    case TapRead::gathered:
+    default: {
+      alignas(16) uint8_t bytes[16];
+      std::memset(bytes, _mm_cvtsi128_si32(read.fill) & 0xff, sizeof(bytes));
+      const int64_t lo = std::clamp<int64_t>(read.first, 0, kColumns);
+      const int64_t hi = std::clamp<int64_t>(read.last, lo, kColumns);
+      for (int64_t i = lo; i < hi; ++i) bytes[i] = plane[read.at + (ox + i) * stride];
+      return _mm_load_si128(reinterpret_cast<const __m128i*>(bytes));
     }
   }
-  a = _mm_load_si128(reinterpret_cast<const __m128i*>(bytes_a));
-  b = _mm_load_si128(reinterpret_cast<const __m128i*>(bytes_b));
+}
+
+// (x - x_zp) of two planes' bytes interleaved as int16 pairs: columns
+// [0, 8) in x[0], [8, 16) in x[1].
+template <int64_t kVectors>
+inline void pairs_of(__m128i a, __m128i b, __m256i zp16, __m256i* x) {
+  x[0] = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(a, b)), zp16);
+  if constexpr (kVectors == 2)
+    x[1] = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(a, b)), zp16);
+}
+
+// Requantizes `count` sums of kColumns held in `acc` to `target`.
+template <int64_t kVectors>
+inline void store_row(const QuantizedLayer& q, const Requantizer& requantize, const __m256i* acc,
+                      int64_t count, uint8_t* target) {
+  alignas(32) int32_t sums[8 * kVectors];
+  for (int64_t v = 0; v < kVectors; ++v)
+    _mm256_store_si256(reinterpret_cast<__m256i*>(sums + 8 * v), acc[v]);
+  for (int64_t i = 0; i < count; ++i)
+    target[i] = saturate(requantize(sums[i]) + q.out.zero_point, q.clamp_lo, q.clamp_hi);
 }
 
 // One output row of a block of kAvx2Rows channels, kColumns columns at a
@@ -272,8 +334,8 @@ void conv_row_avx2(const QuantizedLayer& q, const Conv2dParams& p, const ConvGeo
                    int64_t c, int64_t rows, int64_t oy, Tensor& out) {
   constexpr int64_t kVectors = kColumns / 8;
   const int64_t channel_pairs = (g.in_per_group + 1) / 2;
-  const int32_t x_zp = q.in[0].zero_point;
-  const __m256i zp16 = _mm256_set1_epi16(static_cast<int16_t>(x_zp));
+  const uint8_t x_zp = static_cast<uint8_t>(q.in[0].zero_point);
+  const __m256i zp16 = _mm256_set1_epi16(x_zp);
   for (int64_t column = 0; column < g.out_w; column += kColumns) {
     const int64_t ox = g.out_w >= kColumns ? std::min(column, g.out_w - kColumns) : 0;
     __m256i acc[kAvx2Rows][kVectors];
@@ -284,59 +346,17 @@ void conv_row_avx2(const QuantizedLayer& q, const Conv2dParams& p, const ConvGeo
       if (iy < 0 || iy >= in_at.full_h) continue;  // padding: x - x_zp is 0
       for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
         const int64_t tap = ky * p.kernel_w + kx;
-        const auto [first, last] = inside[kx];
-        // Input column of output column ox: (col0 + ox) * stride + kx * dilation - pad.
         const int64_t offset = out_at.col0 * p.stride_w + kx * p.dilation_w - p.pad_w - in_at.col0;
-        // Whole vectors read the columns' bytes (stride 2: twice as many) inside the row.
-        const bool direct = ox >= first && ox + kColumns <= last && p.stride_w <= 2 &&
-                            (ox + kColumns) * p.stride_w + offset <= g.in_w;
-        const int64_t in_row = (iy - in_at.row0) * g.in_w + offset;  // in the plane
-        const uint8_t* row = in.u8() + range.first_in * g.in_plane + in_row;
-        // Otherwise, where the columns' bytes span 16 or fewer and the plane
-        // has 16: one 16-byte load inside the plane, shuffled into place,
-        // x_zp where the tap reads padding (the same for every plane).
-        const int64_t wanted = in_row + ox * p.stride_w;
-        const bool shuffled =
-            !direct && p.stride_w <= 2 && (kColumns - 1) * p.stride_w < 16 && g.in_plane >= 16;
-        const int64_t from = std::clamp<int64_t>(wanted, 0, g.in_plane - 16);
-        __m128i control = _mm_setzero_si128(), fill = _mm_setzero_si128();
-        if (shuffled) {
-          const __m128i lane = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-          const __m128i reads =  // lanes in [first - ox, last - ox) and below kColumns
-              _mm_and_si128(
-                  _mm_cmpgt_epi8(lane, _mm_set1_epi8(static_cast<char>(
-                                           std::clamp<int64_t>(first - ox, 0, 16) - 1))),
-                  _mm_cmplt_epi8(lane, _mm_set1_epi8(static_cast<char>(std::clamp<int64_t>(
-                                           std::min(last - ox, kColumns), 0, 16)))));
-          const __m128i index = _mm_add_epi8(p.stride_w == 2 ? _mm_add_epi8(lane, lane) : lane,
-                                             _mm_set1_epi8(static_cast<char>(wanted - from)));
-          control = _mm_or_si128(_mm_andnot_si128(reads, _mm_set1_epi8(static_cast<char>(0x80))),
-                                 _mm_and_si128(reads, index));
-          fill = _mm_andnot_si128(reads, _mm_set1_epi8(static_cast<char>(x_zp)));
-        }
-        const uint8_t* plane = in.u8() + range.first_in * g.in_plane + from;
-        for (int64_t pair = 0; pair < channel_pairs; ++pair) {
+        const TapRead read = tap_read<kColumns>(g, in_at, p.stride_w, iy, offset, ox,
+                                                inside[kx].first, inside[kx].second, x_zp);
+        const uint8_t* plane = in.u8() + range.first_in * g.in_plane;
+        for (int64_t pair = 0; pair < channel_pairs; ++pair, plane += 2 * g.in_plane) {
           // The second channel of an odd last pair reads the first's plane
           // again, with weight 0.
           const int64_t second = 2 * pair + 1 < g.in_per_group ? g.in_plane : 0;
-          __m128i a, b;
-          if (shuffled) {
-            const uint8_t* at = plane + 2 * pair * g.in_plane;
-            a = _mm_or_si128(
-                _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at)), control),
-                fill);
-            b = _mm_or_si128(
-                _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at + second)),
-                                 control),
-                fill);
-          } else {
-            tap_bytes<kColumns>(row + 2 * pair * g.in_plane, second, p.stride_w, ox, direct, first,
-                                last, static_cast<uint8_t>(x_zp), a, b);
-          }
           __m256i x[kVectors];
-          x[0] = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(a, b)), zp16);
-          if constexpr (kVectors == 2)
-            x[1] = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(a, b)), zp16);
+          pairs_of<kVectors>(read_bytes<kColumns>(read, plane, p.stride_w, ox),
+                             read_bytes<kColumns>(read, plane + second, p.stride_w, ox), zp16, x);
           const int32_t* weights = table + (pair * g.taps + tap) * kAvx2Rows;
           for (int64_t m = 0; m < kAvx2Rows; ++m) {
             const __m256i pair_weights = _mm256_set1_epi32(weights[m]);
@@ -346,16 +366,78 @@ void conv_row_avx2(const QuantizedLayer& q, const Conv2dParams& p, const ConvGeo
         }
       }
     }
-    const int64_t span = std::min(kColumns, g.out_w - ox);
-    for (int64_t m = 0; m < rows; ++m) {
-      alignas(32) int32_t sums[kColumns];
-      for (int64_t v = 0; v < kVectors; ++v)
-        _mm256_store_si256(reinterpret_cast<__m256i*>(sums + 8 * v), acc[m][v]);
-      uint8_t* target = out.u8() + (c + m) * g.positions + oy * g.out_w + ox;
-      for (int64_t i = 0; i < span; ++i)
-        target[i] = saturate(requantize[m](sums[i]) + q.out.zero_point, q.clamp_lo, q.clamp_hi);
+    for (int64_t m = 0; m < rows; ++m)
+      store_row<kVectors>(q, requantize[m], acc[m], std::min(kColumns, g.out_w - ox),
+                          out.u8() + (c + m) * g.positions + oy * g.out_w + ox);
+  }
+}
+
+// Depthwise (one input channel per output channel): the taps in pairs, the
+// int16 products of taps t and t + 1 (0 past the last) of one channel added
+// in each 32-bit lane, exact as above. One output row, kColumns at a time.
+template <int64_t kColumns>
+void depthwise_row_avx2(const QuantizedLayer& q, const Conv2dParams& p, const ConvGeometry& g,
+                        const Tensor& in, const Placement& in_at, const QuantizedWeights& w,
+                        Tensor& out, const Placement& out_at,
+                        const std::pair<int64_t, int64_t>* inside, int64_t oy) {
+  constexpr int64_t kVectors = kColumns / 8;
+  constexpr int64_t kMaxTaps = 64;
+  const uint8_t x_zp = static_cast<uint8_t>(q.in[0].zero_point);
+  const __m256i zp16 = _mm256_set1_epi16(x_zp);
+  TapRead reads[kMaxTaps + 1];
+  reads[g.taps].fill = _mm_set1_epi8(static_cast<char>(x_zp));  // the odd last pair's second
+  for (int64_t column = 0; column < g.out_w; column += kColumns) {
+    const int64_t ox = g.out_w >= kColumns ? std::min(column, g.out_w - kColumns) : 0;
+    for (int64_t ky = 0; ky < p.kernel_h; ++ky)
+      for (int64_t kx = 0; kx < p.kernel_w; ++kx)
+        reads[ky * p.kernel_w + kx] = tap_read<kColumns>(
+            g, in_at, p.stride_w, (out_at.row0 + oy) * p.stride_h - p.pad_h + ky * p.dilation_h,
+            out_at.col0 * p.stride_w + kx * p.dilation_w - p.pad_w - in_at.col0, ox,
+            inside[kx].first, inside[kx].second, x_zp);
+    for (int64_t c = 0; c < out.shape.c; ++c) {
+      const int64_t channel = out_at.channel0 + c;
+      const uint8_t* plane = in.u8() + (channel - in_at.channel0) * g.in_plane;
+      const int8_t* weight = w.weight + c * g.taps;
+      const int32_t w_zp = w.zero_point[w.per_channel ? c : 0];
+      __m256i acc[kVectors];
+      for (int64_t v = 0; v < kVectors; ++v) acc[v] = _mm256_set1_epi32(w.bias ? w.bias[c] : 0);
+      for (int64_t t = 0; t < g.taps; t += 2) {
+        if (reads[t].mode == TapRead::padding &&
+            (t + 1 == g.taps || reads[t + 1].mode == TapRead::padding))
+          continue;  // x - x_zp is 0
+        const int32_t low = weight[t] - w_zp, high = t + 1 < g.taps ? weight[t + 1] - w_zp : 0;
+        const __m256i pair_weights = _mm256_set1_epi32(
+            static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint16_t>(low)) |
+                                 (static_cast<uint32_t>(static_cast<uint16_t>(high)) << 16)));
+        __m256i x[kVectors];
+        pairs_of<kVectors>(read_bytes<kColumns>(reads[t], plane, p.stride_w, ox),
+                           read_bytes<kColumns>(reads[t + 1], plane, p.stride_w, ox), zp16, x);
+        for (int64_t v = 0; v < kVectors; ++v)
+          acc[v] = _mm256_add_epi32(acc[v], _mm256_madd_epi16(x[v], pair_weights));
+      }
+      store_row<kVectors>(q, Requantizer(q.mode, channel_multiplier(q, w, c)), acc,
+                          std::min(kColumns, g.out_w - ox),
+                          out.u8() + c * g.positions + oy * g.out_w + ox);
     }
   }
+}
+
+bool depthwise_q_avx2(const QuantizedLayer& q, const Conv2dParams& p, const Tensor& in,
+                      const Placement& in_at, const QuantizedWeights& w, Tensor& out,
+                      const Placement& out_at) {
+  const ConvGeometry g(p, in, in_at, out, out_at);
+  if (g.in_per_group != 1 || g.out_per_group != 1 || g.taps > 64 || p.kernel_w > 64) return false;
+  std::pair<int64_t, int64_t> inside[64];
+  for (int64_t kx = 0; kx < p.kernel_w; ++kx)
+    inside[kx] =
+        columns_inside(out_at.col0, g.out_w, p.stride_w, kx * p.dilation_w - p.pad_w, in_at.full_w);
+  for (int64_t oy = 0; oy < g.out_h; ++oy) {
+    if (g.out_w >= 16)
+      depthwise_row_avx2<16>(q, p, g, in, in_at, w, out, out_at, inside, oy);
+    else
+      depthwise_row_avx2<8>(q, p, g, in, in_at, w, out, out_at, inside, oy);
+  }
+  return true;
 }
 
 bool conv2d_q_avx2(const QuantizedLayer& q, const Conv2dParams& p, const Tensor& in,
@@ -1361,6 +1443,7 @@ void conv2d_q(const QuantizedLayer& q, const Conv2dParams& p, const Tensor& in,
   conv2d_q_vnni(q, p, in, in_at, w, out, out_at);
 #else
 #if SPLITINFER_INT8_AVX2
+  if (depthwise_q_avx2(q, p, in, in_at, w, out, out_at)) return;
   if (conv2d_q_avx2(q, p, in, in_at, w, out, out_at)) return;
 #endif
   conv2d_q_portable(q, p, in, in_at, w, out, out_at);
