@@ -312,10 +312,36 @@ inline void pairs_of(__m128i a, __m128i b, __m256i zp16, __m256i* x) {
     x[1] = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(a, b)), zp16);
 }
 
-// Requantizes `count` sums of kColumns held in `acc` to `target`.
+// Requantizes `count` sums of kColumns held in `acc` to `target`. PyTorch
+// mode with the zero point and the clamp in [0, 255] in vectors, as the
+// VNNI kernels' pack64(): cvtps2dq rounds to nearest even and gives
+// INT32_MIN where int32 cannot hold the value, as rne() does, and the
+// saturating packs then clamp as saturate() would.
 template <int64_t kVectors>
-inline void store_row(const QuantizedLayer& q, const Requantizer& requantize, const __m256i* acc,
-                      int64_t count, uint8_t* target) {
+inline void store_row(const QuantizedLayer& q, const Requantizer& requantize, float multiplier,
+                      const __m256i* acc, int64_t count, uint8_t* target) {
+  if (q.mode == Requantization::pytorch && 0 <= q.out.zero_point && q.out.zero_point <= 255 &&
+      0 <= q.clamp_lo && q.clamp_lo <= q.clamp_hi && q.clamp_hi <= 255) {
+    const __m256 m = _mm256_set1_ps(multiplier);
+    const __m128i zp = _mm_set1_epi16(static_cast<int16_t>(q.out.zero_point));
+    __m128i words[2] = {_mm_setzero_si128(), _mm_setzero_si128()};
+    for (int64_t v = 0; v < kVectors; ++v) {
+      const __m256i scaled = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_cvtepi32_ps(acc[v]), m));
+      words[v] = _mm_adds_epi16(
+          _mm_packs_epi32(_mm256_castsi256_si128(scaled), _mm256_extracti128_si256(scaled, 1)), zp);
+    }
+    const __m128i bytes = _mm_min_epu8(_mm_max_epu8(_mm_packus_epi16(words[0], words[1]),
+                                                    _mm_set1_epi8(static_cast<char>(q.clamp_lo))),
+                                       _mm_set1_epi8(static_cast<char>(q.clamp_hi)));
+    if (count == 16) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(target), bytes);
+    } else {
+      alignas(16) uint8_t lanes[16];
+      _mm_store_si128(reinterpret_cast<__m128i*>(lanes), bytes);
+      std::memcpy(target, lanes, count);
+    }
+    return;
+  }
   alignas(32) int32_t sums[8 * kVectors];
   for (int64_t v = 0; v < kVectors; ++v)
     _mm256_store_si256(reinterpret_cast<__m256i*>(sums + 8 * v), acc[v]);
@@ -331,7 +357,7 @@ void conv_row_avx2(const QuantizedLayer& q, const Conv2dParams& p, const ConvGeo
                    const Tensor& in, const Placement& in_at, const Placement& out_at,
                    const GroupRange& range, const std::pair<int64_t, int64_t>* inside,
                    const int32_t* table, const int32_t* bias, const Requantizer* requantize,
-                   int64_t c, int64_t rows, int64_t oy, Tensor& out) {
+                   const float* multiplier, int64_t c, int64_t rows, int64_t oy, Tensor& out) {
   constexpr int64_t kVectors = kColumns / 8;
   const int64_t channel_pairs = (g.in_per_group + 1) / 2;
   const uint8_t x_zp = static_cast<uint8_t>(q.in[0].zero_point);
@@ -367,7 +393,7 @@ void conv_row_avx2(const QuantizedLayer& q, const Conv2dParams& p, const ConvGeo
       }
     }
     for (int64_t m = 0; m < rows; ++m)
-      store_row<kVectors>(q, requantize[m], acc[m], std::min(kColumns, g.out_w - ox),
+      store_row<kVectors>(q, requantize[m], multiplier[m], acc[m], std::min(kColumns, g.out_w - ox),
                           out.u8() + (c + m) * g.positions + oy * g.out_w + ox);
   }
 }
@@ -415,7 +441,8 @@ void depthwise_row_avx2(const QuantizedLayer& q, const Conv2dParams& p, const Co
         for (int64_t v = 0; v < kVectors; ++v)
           acc[v] = _mm256_add_epi32(acc[v], _mm256_madd_epi16(x[v], pair_weights));
       }
-      store_row<kVectors>(q, Requantizer(q.mode, channel_multiplier(q, w, c)), acc,
+      const float multiplier = channel_multiplier(q, w, c);
+      store_row<kVectors>(q, Requantizer(q.mode, multiplier), multiplier, acc,
                           std::min(kColumns, g.out_w - ox),
                           out.u8() + c * g.positions + oy * g.out_w + ox);
     }
@@ -459,6 +486,7 @@ bool conv2d_q_avx2(const QuantizedLayer& q, const Conv2dParams& p, const Tensor&
       const int64_t rows = std::min<int64_t>(kAvx2Rows, range.end - c);
       int32_t bias[kAvx2Rows];
       Requantizer requantize[kAvx2Rows];
+      float multiplier[kAvx2Rows];
       // table[(pair * taps + tap) * kAvx2Rows + m]: the int16 weights (minus
       // the zero point) of input channels 2 pair and 2 pair + 1 (0 past the last).
       for (int64_t m = 0; m < kAvx2Rows; ++m) {
@@ -466,7 +494,8 @@ bool conv2d_q_avx2(const QuantizedLayer& q, const Conv2dParams& p, const Tensor&
         const int8_t* weight = w.weight + channel * g.depth;
         const int32_t w_zp = w.zero_point[w.per_channel ? channel : 0];
         bias[m] = w.bias ? w.bias[channel] : 0;
-        requantize[m] = Requantizer(q.mode, channel_multiplier(q, w, channel));
+        multiplier[m] = channel_multiplier(q, w, channel);
+        requantize[m] = Requantizer(q.mode, multiplier[m]);
         for (int64_t pair = 0; pair < channel_pairs; ++pair)
           for (int64_t tap = 0; tap < g.taps; ++tap) {
             const int64_t ic = 2 * pair;
@@ -480,11 +509,11 @@ bool conv2d_q_avx2(const QuantizedLayer& q, const Conv2dParams& p, const Tensor&
       }
       for (int64_t oy = 0; oy < g.out_h; ++oy) {
         if (g.out_w >= 16)
-          conv_row_avx2<16>(q, p, g, in, in_at, out_at, range, inside, table, bias, requantize, c,
-                            rows, oy, out);
+          conv_row_avx2<16>(q, p, g, in, in_at, out_at, range, inside, table, bias, requantize,
+                            multiplier, c, rows, oy, out);
         else
-          conv_row_avx2<8>(q, p, g, in, in_at, out_at, range, inside, table, bias, requantize, c,
-                           rows, oy, out);
+          conv_row_avx2<8>(q, p, g, in, in_at, out_at, range, inside, table, bias, requantize,
+                           multiplier, c, rows, oy, out);
       }
     }
   });
