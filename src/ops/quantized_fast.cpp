@@ -216,14 +216,16 @@ constexpr int64_t kAvx2TableInts = 16384;  // 64 KiB
 //  - padding: the tap's input row is padding, every byte x_zp;
 //  - direct: one load at `at` in the plane (stride 2: the even bytes of
 //    twice as many), every column inside the map and the tile's row;
-//  - shuffled: one 16-byte load at `at` inside the plane, shuffled by
-//    `control` into place, `fill` (x_zp) where the tap reads padding;
+//  - shuffled: one 16-byte load at `at` inside the plane (`two`: two),
+//    shuffled by `control` (and `control_high`) into place, `fill` (x_zp)
+//    where the tap reads padding;
 //  - gathered: byte by byte from row `at` of the plane, x_zp outside the
 //    columns [first, last) that read the map.
 struct TapRead {
   enum Mode { padding, direct, shuffled, gathered } mode = padding;
   int64_t at = 0;
-  __m128i control, fill;
+  bool two = false;
+  __m128i control, control_high, fill;
   int64_t first = 0, last = 0;
 };
 
@@ -241,10 +243,11 @@ TapRead tap_read(const ConvGeometry& g, const Placement& in_at, int64_t stride, 
       (ox + kColumns) * stride + offset <= g.in_w) {
     read.mode = TapRead::direct;
     read.at = row + ox * stride;
-  } else if (stride <= 2 && (kColumns - 1) * stride < 16 && g.in_plane >= 16) {
+  } else if (stride <= 2 && g.in_plane >= ((kColumns - 1) * stride < 16 ? 16 : 32)) {
     const int64_t wanted = row + ox * stride;
     read.mode = TapRead::shuffled;
-    read.at = std::clamp<int64_t>(wanted, 0, g.in_plane - 16);
+    read.two = (kColumns - 1) * stride >= 16;  // the bytes span more than one load
+    read.at = std::clamp<int64_t>(wanted, 0, g.in_plane - (read.two ? 32 : 16));
     const __m128i lane = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const auto byte = [](int64_t value) { return _mm_set1_epi8(static_cast<char>(value)); };
     const __m128i reads =  // lanes in [first - ox, last - ox) and below kColumns
@@ -253,7 +256,13 @@ TapRead tap_read(const ConvGeometry& g, const Placement& in_at, int64_t stride, 
             _mm_cmplt_epi8(lane, byte(std::clamp<int64_t>(std::min(last - ox, kColumns), 0, 16))));
     const __m128i index =
         _mm_add_epi8(stride == 2 ? _mm_add_epi8(lane, lane) : lane, byte(wanted - read.at));
-    read.control = _mm_or_si128(_mm_andnot_si128(reads, byte(0x80)), _mm_and_si128(reads, index));
+    // Bytes [0, 16) of the 32 loaded come from the first load, [16, 32)
+    // from the second: each control takes its own, 0x80 (zero) elsewhere.
+    const __m128i second = _mm_cmpgt_epi8(index, byte(15));
+    read.control = _mm_or_si128(_mm_andnot_si128(_mm_andnot_si128(second, reads), byte(0x80)),
+                                _mm_and_si128(reads, index));
+    read.control_high = _mm_or_si128(_mm_andnot_si128(_mm_and_si128(second, reads), byte(0x80)),
+                                     _mm_and_si128(reads, _mm_sub_epi8(index, byte(16))));
     read.fill = _mm_andnot_si128(reads, byte(x_zp));
   } else {
     read.mode = TapRead::gathered;
@@ -286,11 +295,14 @@ inline __m128i read_bytes(const TapRead& read, const uint8_t* plane, int64_t str
               : _mm_setzero_si128();
       return _mm_packus_epi16(low, high);
     }
-    case TapRead::shuffled:
-      return _mm_or_si128(
-          _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(plane + read.at)),
-                           read.control),
-          read.fill);
+    case TapRead::shuffled: {
+      const __m128i* from = reinterpret_cast<const __m128i*>(plane + read.at);
+      const __m128i bytes =
+          _mm_or_si128(_mm_shuffle_epi8(_mm_loadu_si128(from), read.control), read.fill);
+      return read.two ? _mm_or_si128(bytes,
+                                     _mm_shuffle_epi8(_mm_loadu_si128(from + 1), read.control_high))
+                      : bytes;
+    }
     case TapRead::gathered:
     default: {
       alignas(16) uint8_t bytes[16];
