@@ -6,10 +6,14 @@ ensure_onnxruntime), so it runs in node: models/ort_run.js reads the inputs
 as raw files and writes the outputs the same way.
 
     run_ort(model_path, inputs, threads=1) -> [numpy array per graph output]
-        inputs: {graph input name: numpy array}.
+        inputs: {graph input name: numpy array}. The reference: int8
+        products exact also on CPUs without VNNI, where ONNX Runtime's
+        default kernels add pairs of u8 x s8 products in saturating int16
+        (session.x64quantprecision, set by ort_run.js's "precise").
     time_ort(model_path, inputs, repeat, threads=1) -> (outputs, seconds)
         one warm-up run, then `repeat` timed runs (seconds: each one's
-        session.run, timed in node); outputs are the last run's.
+        session.run, timed in node); outputs are the last run's. ONNX
+        Runtime as it runs by default (as a user would time it).
 
 The node_modules directory is $SPLITINFER_ORT_MODULES, else
 $SPLITINFER_BUILD/npm/node_modules, else build/npm/node_modules of the
@@ -40,17 +44,17 @@ def modules_dir():
 
 
 def run_ort(model_path, inputs, threads=1):
-    return _run(model_path, inputs, threads, 0)[0]
+    return _run(model_path, inputs, threads, 0, precise=True)[0]
 
 
 def time_ort(model_path, inputs, repeat, threads=1):
-    return _run(model_path, inputs, threads, repeat)
+    return _run(model_path, inputs, threads, repeat, precise=False)
 
 
-def _run(model_path, inputs, threads, repeat):
+def _run(model_path, inputs, threads, repeat, precise):
     with tempfile.TemporaryDirectory(prefix="ort-") as work:
         request = {"model": os.path.abspath(model_path), "threads": threads, "outputs": work,
-                   "inputs": []}
+                   "inputs": [], "precise": precise}
         if repeat:
             request.update(repeat=repeat, timing=os.path.join(work, "timing.json"))
         for k, (name, value) in enumerate(inputs.items()):

@@ -4,11 +4,12 @@
 //
 //   node models/ort_run.js REQUEST.json
 //
-// REQUEST.json: {"model": "m.onnx", "threads": 1,
+// REQUEST.json: {"model": "m.onnx", "threads": 1, "precise": true,
 //                "inputs":  [{"name": "x", "dtype": "float32", "dims": [1,3,8,8], "file":
 //                "x.bin"}], "outputs": "DIR"}
 // writes DIR/output_K.bin for the K-th graph output and prints one JSON line
 // [{"name": ..., "dtype": ..., "dims": [...], "file": ...}, ...] on stdout.
+// "precise" asks for exact int8 arithmetic on CPUs without VNNI (below).
 // With "repeat": K and "timing": "T.json" in the request, the model runs once
 // to warm up and K more times, each timed (process.hrtime around
 // session.run), and T.json gets {"seconds": [...]}; the outputs written are
@@ -41,9 +42,17 @@ async function main() {
   const threads = request.threads || 1;
   let session;
   try {
-    session = await ort.InferenceSession.create(request.model, {
-      intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: "all",
-    });
+    const options = {
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'all',
+      executionMode: 'sequential',
+    };
+    // Exact int8 products: on x86-64 CPUs without VNNI, ONNX Runtime's
+    // default u8 x s8 kernels add pairs of products in saturating int16
+    // (vpmaddubsw); session.x64quantprecision makes them u8 x u8, exact.
+    if (request.precise) options.extra = {session: {x64quantprecision: '1'}};
+    session = await ort.InferenceSession.create(request.model, options);
   } catch (e) {
     fail(`ONNX Runtime cannot load ${request.model}: ${String(e.message).split("\n")[0]}`);
   }

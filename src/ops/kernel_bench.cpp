@@ -7,6 +7,8 @@
 //   vectors); counter "gmacs" = float lanes multiplied and added per ns.
 // peak/int8_vnni: the same with AVX-512 VNNI's vpdpbusd (4 u8 x s8 products
 //   summed into each int32 lane, 64 per instruction); skipped without VNNI.
+// peak/int8_avx2_madd: AVX2's vpmaddwd and vpaddd (16 int16 products each),
+//   the int8 kernels' instructions on CPUs without VNNI.
 // conv/<layer>: conv2d() on the float32 shapes of resnet18's 3x3 stages and
 //   mobilenet_v2's pointwise and depthwise layers, the whole map on one
 //   core; counter "gmacs" = the layer's multiply-adds per ns.
@@ -73,6 +75,23 @@ __attribute__((target("avx512f,avx512vnni"))) void vnni_avx512(int64_t steps, in
 }
 #endif
 
+// AVX2's vpmaddwd (two int16 products summed into each int32 lane, 16 per
+// instruction) and a vpaddd: what the AVX2 int8 kernels do per channel pair.
+__attribute__((target("avx2"))) void madd_avx2(int64_t steps, int32_t* sink) {
+  __m256i acc[kChains / 2];
+  for (int i = 0; i < kChains / 2; ++i) acc[i] = _mm256_set1_epi32(i);
+  const __m256i a = _mm256_set1_epi16(3), b = _mm256_set1_epi16(-2);
+  for (int64_t s = 0; s < steps; ++s)
+#pragma GCC unroll 12
+    for (int i = 0; i < kChains / 2; ++i)
+      acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(a, b));
+  int32_t lanes[8];
+  __m256i total = acc[0];
+  for (int i = 1; i < kChains / 2; ++i) total = _mm256_add_epi32(total, acc[i]);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(lanes), total);
+  *sink = lanes[0];
+}
+
 // 4-lane vectors, lowered to whatever the target has.
 void fma_generic(int64_t steps, float* sink) {
   typedef float Vector __attribute__((vector_size(16)));
@@ -84,44 +103,44 @@ void fma_generic(int64_t steps, float* sink) {
   *sink = acc[0][0];
 }
 
-void peak_fp32_fma(benchmark::State& state) {
-  float sink = 0.0f;
-  int64_t lanes_per_step = 4 * (kChains / 2);
-  const char* kind = "4-lane vectors";
-  void (*loop)(int64_t, float*) = fma_generic;
-#if defined(__x86_64__)
-  if (__builtin_cpu_supports("avx512f")) {
-    loop = fma_avx512, lanes_per_step = 16 * kChains, kind = "AVX-512";
-  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-    loop = fma_avx2, lanes_per_step = 8 * (kChains / 2), kind = "AVX2";
-  }
-#endif
+// Times `loop` (kSteps steps of `macs_per_step` multiply-adds each).
+template <typename Sink>
+void time_peak(benchmark::State& state, void (*loop)(int64_t, Sink*), int64_t macs_per_step,
+               const char* label) {
+  Sink sink{};
   for (auto _ : state) {
     loop(kSteps, &sink);
     benchmark::DoNotOptimize(sink);
   }
-  state.SetLabel(kind);
-  state.counters["gmacs"] = benchmark::Counter(1e-9 * static_cast<double>(lanes_per_step * kSteps),
+  state.SetLabel(label);
+  state.counters["gmacs"] = benchmark::Counter(1e-9 * static_cast<double>(macs_per_step * kSteps),
                                                benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void peak_fp32_fma(benchmark::State& state) {
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx512f"))
+    return time_peak(state, fma_avx512, 16 * kChains, "AVX-512");
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    return time_peak(state, fma_avx2, 8 * (kChains / 2), "AVX2");
+#endif
+  time_peak(state, fma_generic, 4 * (kChains / 2), "4-lane vectors");
 }
 
 void peak_int8_vnni(benchmark::State& state) {
 #if defined(__x86_64__)
-  if (!__builtin_cpu_supports("avx512vnni")) {
-    state.SkipWithError("this CPU has no AVX-512 VNNI");
-    return;
-  }
-  int32_t sink = 0;
-  for (auto _ : state) {
-    vnni_avx512(kSteps, &sink);
-    benchmark::DoNotOptimize(sink);
-  }
-  state.SetLabel("AVX-512 VNNI vpdpbusd");
-  state.counters["gmacs"] = benchmark::Counter(1e-9 * static_cast<double>(64 * kChains * kSteps),
-                                               benchmark::Counter::kIsIterationInvariantRate);
-#else
-  state.SkipWithError("not an x86-64 CPU");
+  if (__builtin_cpu_supports("avx512vnni"))
+    return time_peak(state, vnni_avx512, 64 * kChains, "AVX-512 VNNI vpdpbusd");
 #endif
+  state.SkipWithError("this CPU has no AVX-512 VNNI");
+}
+
+void peak_int8_avx2(benchmark::State& state) {
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx2"))
+    return time_peak(state, madd_avx2, 16 * (kChains / 2), "AVX2 vpmaddwd + vpaddd");
+#endif
+  state.SkipWithError("this CPU has no AVX2");
 }
 
 // One float32 convolution on the whole map: args in channels, size, out
@@ -160,6 +179,7 @@ void conv(benchmark::State& state) {
 
 BENCHMARK(peak_fp32_fma)->Name("peak/fp32_fma");
 BENCHMARK(peak_int8_vnni)->Name("peak/int8_vnni");
+BENCHMARK(peak_int8_avx2)->Name("peak/int8_avx2_madd");
 // resnet18's 3x3 convolutions, one per stage (stride 1), and a stride-2 one.
 BENCHMARK(conv)->Name("conv/resnet18_3x3_64x56")->Args({64, 56, 64, 3, 1, 1});
 BENCHMARK(conv)->Name("conv/resnet18_3x3_128x28")->Args({128, 28, 128, 3, 1, 1});
