@@ -211,14 +211,12 @@ void im2col(const Conv2dParams& p, const Tensor& in, const Placement& in_at, int
 // a column gets the same bits in whichever way a tile reaches it.
 
 // Lanes 0, 2, 4, ... of a followed by b: x[2i] of the floats a, b hold.
+template <size_t... kLane>
+inline FloatVector even_lanes(FloatVector a, FloatVector b, std::index_sequence<kLane...>) {
+  return __builtin_shufflevector(a, b, (2 * kLane)...);
+}
 inline FloatVector even_lanes(FloatVector a, FloatVector b) {
-#if defined(__AVX512F__)
-  return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-#elif defined(__AVX__)
-  return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14);
-#else
-  return __builtin_shufflevector(a, b, 0, 2, 4, 6);
-#endif
+  return even_lanes(a, b, std::make_index_sequence<kGemmLanes>{});
 }
 
 // The input vector of tap column `x` (stride 1 or 2).
@@ -298,11 +296,11 @@ typedef int32_t LaneMask __attribute__((vector_size(kGemmLanes * sizeof(int32_t)
 // The floats at `from` in the lanes `mask` sets (all bits), 0 in the others,
 // which are not read (so they may lie outside the tile).
 inline FloatVector load_lanes(const float* from, LaneMask mask) {
-#if defined(__AVX512F__)
+#if SPLITINFER_FLOAT_AVX512
   const __mmask16 lanes =
       _mm512_cmpneq_epi32_mask(reinterpret_cast<__m512i>(mask), _mm512_setzero_si512());
   return reinterpret_cast<FloatVector>(_mm512_maskz_loadu_ps(lanes, from));
-#elif defined(__AVX__)
+#elif SPLITINFER_FLOAT_AVX
   return reinterpret_cast<FloatVector>(_mm256_maskload_ps(from, reinterpret_cast<__m256i>(mask)));
 #else
   FloatVector value{};
@@ -314,12 +312,12 @@ inline FloatVector load_lanes(const float* from, LaneMask mask) {
 
 // `a` in the lanes `mask` sets, `b` in the others.
 inline FloatVector select(LaneMask mask, FloatVector a, FloatVector b) {
-#if defined(__AVX512F__)
+#if SPLITINFER_FLOAT_AVX512
   const __mmask16 lanes =
       _mm512_cmpneq_epi32_mask(reinterpret_cast<__m512i>(mask), _mm512_setzero_si512());
   return reinterpret_cast<FloatVector>(
       _mm512_mask_blend_ps(lanes, reinterpret_cast<__m512>(b), reinterpret_cast<__m512>(a)));
-#elif defined(__AVX__)
+#elif SPLITINFER_FLOAT_AVX
   return reinterpret_cast<FloatVector>(_mm256_blendv_ps(
       reinterpret_cast<__m256>(b), reinterpret_cast<__m256>(a), reinterpret_cast<__m256>(mask)));
 #else
@@ -331,11 +329,11 @@ inline FloatVector select(LaneMask mask, FloatVector a, FloatVector b) {
 // Not by indexing the vector's lanes: a vector whose lanes are indexed lives
 // on the stack, stored and loaded again at every multiply-add.
 inline void store_lanes(float* to, FloatVector value, LaneMask mask) {
-#if defined(__AVX512F__)
+#if SPLITINFER_FLOAT_AVX512
   _mm512_mask_storeu_ps(
       to, _mm512_cmpneq_epi32_mask(reinterpret_cast<__m512i>(mask), _mm512_setzero_si512()),
       reinterpret_cast<__m512>(value));
-#elif defined(__AVX__)
+#elif SPLITINFER_FLOAT_AVX
   _mm256_maskstore_ps(to, reinterpret_cast<__m256i>(mask), reinterpret_cast<__m256>(value));
 #else
   float lanes[kGemmLanes];

@@ -46,7 +46,8 @@ uint64_t conv2d_scratch_bytes(const Conv2dParams& params, const Shape& in, const
 // plane per stride phase, so every tap is a shift of it), or from an im2col
 // chunk when the band's padding columns would waste over a quarter of its
 // lanes (tiles a few columns wide); a direct GEMM for 1x1 stride-1
-// convolutions, direct loops for depthwise. Every output element is
+// convolutions; for depthwise, sums in registers along each output row
+// (masked vectors at the map's edges). Every output element is
 // summed in the same order whatever the tile, so a tile equals the same part
 // of the whole map bit for bit. `scratch` holds conv2d_scratch_bytes().
 // Only the tile's rows [row_begin, row_end) are computed (row_end -1: to the

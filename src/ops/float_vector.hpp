@@ -8,6 +8,7 @@
 // some of the GEMM's block shapes and not others, and a tile of a map then
 // differed from the whole map in the last bit).
 #include <cstdint>
+#include <utility>
 
 #include "gemm.hpp"
 
@@ -21,10 +22,10 @@ typedef float FloatVector __attribute__((vector_size(kGemmLanes * sizeof(float))
 
 // sum + w * x, lane by lane.
 inline FloatVector multiply_add(FloatVector sum, FloatVector w, FloatVector x) {
-#if defined(__FMA__) && defined(__AVX512F__)
+#if defined(__FMA__) && SPLITINFER_FLOAT_AVX512
   return reinterpret_cast<FloatVector>(_mm512_fmadd_ps(
       reinterpret_cast<__m512>(w), reinterpret_cast<__m512>(x), reinterpret_cast<__m512>(sum)));
-#elif defined(__FMA__) && defined(__AVX__)
+#elif defined(__FMA__) && SPLITINFER_FLOAT_AVX
   return reinterpret_cast<FloatVector>(_mm256_fmadd_ps(
       reinterpret_cast<__m256>(w), reinterpret_cast<__m256>(x), reinterpret_cast<__m256>(sum)));
 #else
@@ -34,7 +35,7 @@ inline FloatVector multiply_add(FloatVector sum, FloatVector w, FloatVector x) {
 
 // sum + w * x, rounded as one lane of the vector multiply_add().
 inline float multiply_add(float sum, float w, float x) {
-#if defined(__FMA__) && defined(__AVX__)
+#if defined(__FMA__) && SPLITINFER_FLOAT_AVX
   return __builtin_fmaf(w, x, sum);
 #else
   return sum + w * x;
@@ -43,9 +44,9 @@ inline float multiply_add(float sum, float w, float x) {
 
 // `value` in every lane (FloatVector{} + value would add 0.0f, turning -0.0f into +0.0f).
 inline FloatVector broadcast(float value) {
-#if defined(__AVX512F__)
+#if SPLITINFER_FLOAT_AVX512
   return reinterpret_cast<FloatVector>(_mm512_set1_ps(value));
-#elif defined(__AVX__)
+#elif SPLITINFER_FLOAT_AVX
   return reinterpret_cast<FloatVector>(_mm256_set1_ps(value));
 #else
   FloatVector vector;

@@ -15,7 +15,7 @@ namespace {
 // (24 of the 32 AVX-512 registers, 12 of the 16 of AVX or SSE); the rest
 // hold a column's vectors and a broadcast weight.
 constexpr int64_t kLanes = kGemmLanes;
-#if defined(__AVX512F__)
+#if SPLITINFER_FLOAT_AVX512 || SPLITINFER_GENERIC_LANES >= 16
 constexpr int64_t kRows = 6, kMaxVectors = 4;
 #else
 constexpr int64_t kRows = 6, kMaxVectors = 2;
@@ -36,7 +36,7 @@ using Vector = FloatVector;
 // The first `count` (< kLanes) floats at `from` into a vector, the other lanes 0,
 // and back: one masked move where the target has them, not a memcpy call per k.
 inline Vector load_first(const float* from, int64_t count) {
-#if defined(__AVX512F__)
+#if SPLITINFER_FLOAT_AVX512
   return reinterpret_cast<Vector>(
       _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << count) - 1), from));
 #else
@@ -47,7 +47,7 @@ inline Vector load_first(const float* from, int64_t count) {
 }
 
 inline void store_first(float* to, Vector vector, int64_t count) {
-#if defined(__AVX512F__)
+#if SPLITINFER_FLOAT_AVX512
   _mm512_mask_storeu_ps(to, static_cast<__mmask16>((1u << count) - 1),
                         reinterpret_cast<__m512>(vector));
 #else

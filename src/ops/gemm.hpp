@@ -15,13 +15,27 @@ namespace splitinfer {
 // activation layer's, so the bits are those of computing it apart.
 enum class Epilogue { none, relu, relu6 };
 
-// The floats in one of the GEMM's vectors on this target.
-#if defined(__AVX512F__)
+// The floats in one of the float32 kernels' vectors on this target, and
+// which intrinsics they use (SPLITINFER_FLOAT_AVX512: 16 lanes with AVX-512
+// masks; SPLITINFER_FLOAT_AVX: 8 lanes with AVX's). A build with
+// -DSPLITINFER_GENERIC_LANES=N uses N-float vectors in plain vector code,
+// no intrinsics: a test of a wider target's lane logic on this one.
+#if defined(SPLITINFER_GENERIC_LANES)
+inline constexpr int64_t kGemmLanes = SPLITINFER_GENERIC_LANES;
+#define SPLITINFER_FLOAT_AVX512 0
+#define SPLITINFER_FLOAT_AVX 0
+#elif defined(__AVX512F__)
 inline constexpr int64_t kGemmLanes = 16;
+#define SPLITINFER_FLOAT_AVX512 1
+#define SPLITINFER_FLOAT_AVX 1
 #elif defined(__AVX__)
 inline constexpr int64_t kGemmLanes = 8;
+#define SPLITINFER_FLOAT_AVX512 0
+#define SPLITINFER_FLOAT_AVX 1
 #else
 inline constexpr int64_t kGemmLanes = 4;
+#define SPLITINFER_FLOAT_AVX512 0
+#define SPLITINFER_FLOAT_AVX 0
 #endif
 
 // `columns` and `out` may be parts of wider matrices: rows `column_stride` and
