@@ -73,7 +73,6 @@ __attribute__((target("avx512f,avx512vnni"))) void vnni_avx512(int64_t steps, in
   _mm512_storeu_si512(lanes, total);
   *sink = lanes[0];
 }
-#endif
 
 // AVX2's vpmaddwd (two int16 products summed into each int32 lane, 16 per
 // instruction) and a vpaddd: what the AVX2 int8 kernels do per channel pair.
@@ -91,6 +90,7 @@ __attribute__((target("avx2"))) void madd_avx2(int64_t steps, int32_t* sink) {
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(lanes), total);
   *sink = lanes[0];
 }
+#endif
 
 // 4-lane vectors, lowered to whatever the target has.
 void fma_generic(int64_t steps, float* sink) {
