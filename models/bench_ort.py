@@ -48,6 +48,11 @@ def main(argv=None):
         parser.error("--repeat must be at least 1")
     try:
         graph = onnx.load(args.model, load_external_data=False).graph
+    except Exception as e:  # protobuf's DecodeError and OSError alike: one line
+        print(f"bench_ort: error: cannot read {args.model}: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
+              file=sys.stderr)
+        return 2
+    try:
         with h5py.File(args.input_file, "r") as f:
             x = np.asarray(f["input"], dtype=np.float32)
         (out, *_), seconds = time_ort(args.model, {graph.input[0].name: x}, args.repeat)
