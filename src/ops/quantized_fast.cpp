@@ -330,8 +330,8 @@ inline void pairs_of(__m128i a, __m128i b, __m256i zp16, __m256i* x) {
 // INT32_MIN where int32 cannot hold the value, as rne() does, and the
 // saturating packs then clamp as saturate() would.
 template <int64_t kVectors>
-inline void store_row(const QuantizedLayer& q, const Requantizer& requantize, float multiplier,
-                      const __m256i* acc, int64_t count, uint8_t* target) {
+inline void store_row(const QuantizedLayer& q, float multiplier, const __m256i* acc, int64_t count,
+                      uint8_t* target) {
   if (q.mode == Requantization::pytorch && 0 <= q.out.zero_point && q.out.zero_point <= 255 &&
       0 <= q.clamp_lo && q.clamp_lo <= q.clamp_hi && q.clamp_hi <= 255) {
     const __m256 m = _mm256_set1_ps(multiplier);
@@ -354,6 +354,7 @@ inline void store_row(const QuantizedLayer& q, const Requantizer& requantize, fl
     }
     return;
   }
+  const Requantizer requantize(q.mode, multiplier);
   alignas(32) int32_t sums[8 * kVectors];
   for (int64_t v = 0; v < kVectors; ++v)
     _mm256_store_si256(reinterpret_cast<__m256i*>(sums + 8 * v), acc[v]);
@@ -368,8 +369,8 @@ template <int64_t kColumns>
 void conv_row_avx2(const QuantizedLayer& q, const Conv2dParams& p, const ConvGeometry& g,
                    const Tensor& in, const Placement& in_at, const Placement& out_at,
                    const GroupRange& range, const std::pair<int64_t, int64_t>* inside,
-                   const int32_t* table, const int32_t* bias, const Requantizer* requantize,
-                   const float* multiplier, int64_t c, int64_t rows, int64_t oy, Tensor& out) {
+                   const int32_t* table, const int32_t* bias, const float* multiplier, int64_t c,
+                   int64_t rows, int64_t oy, Tensor& out) {
   constexpr int64_t kVectors = kColumns / 8;
   const int64_t channel_pairs = (g.in_per_group + 1) / 2;
   const uint8_t x_zp = static_cast<uint8_t>(q.in[0].zero_point);
@@ -405,7 +406,7 @@ void conv_row_avx2(const QuantizedLayer& q, const Conv2dParams& p, const ConvGeo
       }
     }
     for (int64_t m = 0; m < rows; ++m)
-      store_row<kVectors>(q, requantize[m], multiplier[m], acc[m], std::min(kColumns, g.out_w - ox),
+      store_row<kVectors>(q, multiplier[m], acc[m], std::min(kColumns, g.out_w - ox),
                           out.u8() + (c + m) * g.positions + oy * g.out_w + ox);
   }
 }
@@ -454,8 +455,7 @@ void depthwise_row_avx2(const QuantizedLayer& q, const Conv2dParams& p, const Co
           acc[v] = _mm256_add_epi32(acc[v], _mm256_madd_epi16(x[v], pair_weights));
       }
       const float multiplier = channel_multiplier(q, w, c);
-      store_row<kVectors>(q, Requantizer(q.mode, multiplier), multiplier, acc,
-                          std::min(kColumns, g.out_w - ox),
+      store_row<kVectors>(q, multiplier, acc, std::min(kColumns, g.out_w - ox),
                           out.u8() + c * g.positions + oy * g.out_w + ox);
     }
   }
@@ -497,7 +497,6 @@ bool conv2d_q_avx2(const QuantizedLayer& q, const Conv2dParams& p, const Tensor&
     for (int64_t c = range.first; c < range.end; c += kAvx2Rows) {
       const int64_t rows = std::min<int64_t>(kAvx2Rows, range.end - c);
       int32_t bias[kAvx2Rows];
-      Requantizer requantize[kAvx2Rows];
       float multiplier[kAvx2Rows];
       // table[(pair * taps + tap) * kAvx2Rows + m]: the int16 weights (minus
       // the zero point) of input channels 2 pair and 2 pair + 1 (0 past the last).
@@ -507,7 +506,6 @@ bool conv2d_q_avx2(const QuantizedLayer& q, const Conv2dParams& p, const Tensor&
         const int32_t w_zp = w.zero_point[w.per_channel ? channel : 0];
         bias[m] = w.bias ? w.bias[channel] : 0;
         multiplier[m] = channel_multiplier(q, w, channel);
-        requantize[m] = Requantizer(q.mode, multiplier[m]);
         for (int64_t pair = 0; pair < channel_pairs; ++pair)
           for (int64_t tap = 0; tap < g.taps; ++tap) {
             const int64_t ic = 2 * pair;
@@ -521,11 +519,11 @@ bool conv2d_q_avx2(const QuantizedLayer& q, const Conv2dParams& p, const Tensor&
       }
       for (int64_t oy = 0; oy < g.out_h; ++oy) {
         if (g.out_w >= 16)
-          conv_row_avx2<16>(q, p, g, in, in_at, out_at, range, inside, table, bias, requantize,
-                            multiplier, c, rows, oy, out);
+          conv_row_avx2<16>(q, p, g, in, in_at, out_at, range, inside, table, bias, multiplier, c,
+                            rows, oy, out);
         else
-          conv_row_avx2<8>(q, p, g, in, in_at, out_at, range, inside, table, bias, requantize,
-                           multiplier, c, rows, oy, out);
+          conv_row_avx2<8>(q, p, g, in, in_at, out_at, range, inside, table, bias, multiplier, c,
+                           rows, oy, out);
       }
     }
   });
