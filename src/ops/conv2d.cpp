@@ -346,32 +346,239 @@ inline void store_lanes(float* to, FloatVector value, LaneMask mask) {
 // `stored` sets), where some taps read padding: a lane adds tap kx only
 // where reads[kx] is set (it reads the map), as depthwise_vectors() and the
 // reference do, and reads nothing where it is not.
+// Stride 2: spread[2 * kx] and spread[2 * kx + 1] are the lanes of the two
+// raw vectors that hold the columns reads[kx] sets (raw lane r of the two
+// holds column first + r / 2 when r is even).
 template <int64_t kStride>
 void depthwise_edge(const float* const* rows, int64_t ky_first, int64_t ky_last,
-                    const Conv2dParams& p, const LaneMask* reads, LaneMask stored,
-                    const float* taps, float start, int64_t first, Epilogue epilogue, float* dst) {
+                    const Conv2dParams& p, const LaneMask* reads, const LaneMask* spread,
+                    LaneMask stored, const float* taps, float start, int64_t first,
+                    Epilogue epilogue, float* dst) {
   constexpr int64_t kLanes = kGemmLanes;
   FloatVector sum = broadcast(start);
   for (int64_t ky = ky_first; ky < ky_last; ++ky)
     for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
       const float* x = rows[ky] + first * kStride + kx * p.dilation_w;
       FloatVector value;
-      if constexpr (kStride == 1) {
+      if constexpr (kStride == 1)
         value = load_lanes(x, reads[kx]);
-      } else {
-        // Raw lane r of the two vectors holds column first + r / 2 when r is even.
-        LaneMask low{}, high{};
-        for (int64_t l = 0; l < kLanes; ++l) {
-          low[l] = l % 2 == 0 ? reads[kx][l / 2] : 0;
-          high[l] = l % 2 == 0 ? reads[kx][(l + kLanes) / 2] : 0;
-        }
-        value = even_lanes(load_lanes(x, low), load_lanes(x + kLanes, high));
-      }
+      else
+        value =
+            even_lanes(load_lanes(x, spread[2 * kx]), load_lanes(x + kLanes, spread[2 * kx + 1]));
       const FloatVector added = multiply_add(sum, broadcast(taps[ky * p.kernel_w + kx]), value);
       sum = select(reads[kx], added, sum);
     }
   store_lanes(dst + first, epilogue_of(epilogue, sum), stored);
 }
+
+// Where the target has lane masks (AVX-512, and the plain-vector test build
+// of wide targets), strides 1 and 2 go through one masked-vector kernel:
+// each vector of output columns reads its taps at a fixed distance from a
+// base of its own, and a table of lane masks per vector and tap, made once
+// per call for every channel, says which lanes add the tap (it reads the
+// map). The same multiply-adds in the same (ky, kx) order as
+// depthwise_vectors() and depthwise_edge(), so a column gets the same bits
+// however a tile reaches it, with up to 8 vectors in flight (the one-vector
+// edge path waits for each multiply-add in turn). A vector is a row's
+// columns, or, with stride 1 on a tile as wide as its input (the whole map,
+// or a band of whole rows, as one node or a row split computes it), any 16
+// positions of the flat plane across the rows' ends: the input of position
+// y * w + x for a tap lies a fixed distance from it, so every vector is full
+// but the last, even on maps narrower than a vector.
+#if SPLITINFER_FLOAT_AVX512 && defined(__FMA__)
+#define SPLITINFER_MASKED_DEPTHWISE 1
+using Lanes = __mmask16;
+inline Lanes no_lanes() { return 0; }
+inline bool has_lane(Lanes lanes, int64_t lane) { return (lanes >> lane) & 1; }
+inline Lanes read_lanes(const Lanes* from) { return _load_mask16(const_cast<Lanes*>(from)); }
+inline void set_lane(Lanes& lanes, int64_t lane) {
+  lanes = static_cast<Lanes>(lanes | (1u << lane));
+}
+inline FloatVector load_lanes(const float* from, Lanes lanes) {
+  return reinterpret_cast<FloatVector>(_mm512_maskz_loadu_ps(lanes, from));
+}
+inline FloatVector add_lanes(FloatVector sum, FloatVector w, FloatVector x, Lanes lanes) {
+  return reinterpret_cast<FloatVector>(_mm512_mask3_fmadd_ps(reinterpret_cast<__m512>(w),
+                                                             reinterpret_cast<__m512>(x),
+                                                             reinterpret_cast<__m512>(sum), lanes));
+}
+inline void store_lanes(float* to, FloatVector value, Lanes lanes) {
+  _mm512_mask_storeu_ps(to, lanes, reinterpret_cast<__m512>(value));
+}
+#elif defined(SPLITINFER_GENERIC_LANES)
+#define SPLITINFER_MASKED_DEPTHWISE 1  // the wide targets' lane logic, tested in plain vector code
+using Lanes = LaneMask;
+inline Lanes no_lanes() { return Lanes{}; }
+inline bool has_lane(const Lanes& lanes, int64_t lane) { return lanes[lane] != 0; }
+inline Lanes read_lanes(const Lanes* from) { return *from; }
+inline void set_lane(Lanes& lanes, int64_t lane) { lanes[lane] = -1; }
+inline FloatVector add_lanes(FloatVector sum, FloatVector w, FloatVector x, Lanes lanes) {
+  return select(lanes, multiply_add(sum, w, x), sum);
+}
+#else
+#define SPLITINFER_MASKED_DEPTHWISE 0
+#endif
+
+#if SPLITINFER_MASKED_DEPTHWISE
+constexpr int kMaskedBlock = 8;  // vectors in flight
+
+// Up to kMaskedBlock vectors a fixed step apart in the input and the output
+// (flat: one after the other; else the same columns of consecutive rows).
+// Their masks lie at lanes[at + t * count + j] for tap t and vector j, for
+// stride 2 also spread[2 * (at + t * count + j) + h] for the two raw vectors
+// h (raw lane r holds column r / 2 when r is even), stored[at / taps + j].
+struct MaskedBlock {
+  int64_t in_base, out_base, in_step, out_step, at;
+  int count;
+};
+
+struct DepthwiseLanes {
+  int64_t taps = 0;
+  std::vector<MaskedBlock> blocks;
+  std::vector<int64_t> offset;  // per tap, from a vector's input base
+  std::vector<Lanes> reads, spread, stored;
+};
+
+template <int kCount, int64_t kStride, bool kFlat>
+inline void depthwise_masked_block(const float* x, const float* taps, const DepthwiseLanes& m,
+                                   const MaskedBlock& b, float start, Epilogue epilogue,
+                                   float* dst) {
+  constexpr int64_t kLanes = kGemmLanes;
+  FloatVector sum[kCount];
+  for (int j = 0; j < kCount; ++j) sum[j] = broadcast(start);
+  const float* base = x + b.in_base;
+  const Lanes* reads = m.reads.data() + b.at;
+  const Lanes* spread = kStride == 2 ? m.spread.data() + 2 * b.at : nullptr;
+  for (int64_t t = 0; t < m.taps; ++t, reads += kCount, spread += kStride == 2 ? 2 * kCount : 0) {
+    const FloatVector w = broadcast(taps[t]);
+    const float* at = base + m.offset[t];
+#pragma GCC unroll 8
+    for (int j = 0; j < kCount; ++j) {
+      const float* from = at + j * (kFlat ? kLanes : b.in_step);
+      const Lanes lanes = read_lanes(reads + j);
+      FloatVector value;
+      if constexpr (kStride == 1)
+        value = load_lanes(from, lanes);
+      else
+        value = even_lanes(load_lanes(from, read_lanes(spread + 2 * j)),
+                           load_lanes(from + kLanes, read_lanes(spread + 2 * j + 1)));
+      sum[j] = add_lanes(sum[j], w, value, lanes);
+    }
+  }
+  const Lanes* stored = m.stored.data() + b.at / m.taps;
+#pragma GCC unroll 8
+  for (int j = 0; j < kCount; ++j)
+    store_lanes(dst + b.out_base + j * b.out_step, epilogue_of(epilogue, sum[j]), stored[j]);
+}
+
+template <int64_t kStride, bool kFlat>
+void depthwise_masked_plane(const float* x, const float* taps, const DepthwiseLanes& m, float start,
+                            Epilogue epilogue, float* dst) {
+  for (const MaskedBlock& b : m.blocks) {
+    switch (b.count) {
+#define SPLITINFER_MASKED_BLOCK(k)                                                  \
+  case k:                                                                           \
+    depthwise_masked_block<k, kStride, kFlat>(x, taps, m, b, start, epilogue, dst); \
+    break;
+      SPLITINFER_MASKED_BLOCK(1)
+      SPLITINFER_MASKED_BLOCK(2)
+      SPLITINFER_MASKED_BLOCK(3)
+      SPLITINFER_MASKED_BLOCK(4)
+      SPLITINFER_MASKED_BLOCK(5)
+      SPLITINFER_MASKED_BLOCK(6)
+      SPLITINFER_MASKED_BLOCK(7)
+      SPLITINFER_MASKED_BLOCK(8)
+#undef SPLITINFER_MASKED_BLOCK
+      default:
+        break;
+    }
+  }
+}
+
+void depthwise_masked(const Conv2dParams& p, const Tensor& in, const Placement& in_at,
+                      const float* weight, const float* bias, Tensor& out, const Placement& out_at,
+                      int64_t row_begin, int64_t row_end, Epilogue epilogue,
+                      const std::vector<std::pair<int64_t, int64_t>>& inside) {
+  constexpr int64_t kLanes = kGemmLanes;
+  const int64_t w = out.shape.w, in_w = in.shape.w, stride = p.stride_w;
+  const int64_t rows = row_end - row_begin;
+  const bool flat = p.stride_h == 1 && stride == 1 && in_w == w;
+  DepthwiseLanes m;
+  m.taps = p.kernel_h * p.kernel_w;
+  // The input (in the tile's plane) of output row 0, column 0 and each tap.
+  m.offset.resize(m.taps);
+  for (int64_t ky = 0; ky < p.kernel_h; ++ky)
+    for (int64_t kx = 0; kx < p.kernel_w; ++kx)
+      m.offset[ky * p.kernel_w + kx] =
+          (out_at.row0 * p.stride_h - p.pad_h - in_at.row0 + ky * p.dilation_h) * in_w +
+          out_at.col0 * stride - p.pad_w - in_at.col0 + kx * p.dilation_w;
+  const auto add_block = [&](int64_t y, int64_t x, int count) {
+    MaskedBlock b{y * p.stride_h * in_w + x * stride,
+                  y * w + x,
+                  flat ? kLanes : p.stride_h * in_w,
+                  flat ? kLanes : w,
+                  static_cast<int64_t>(m.stored.size()) * m.taps,
+                  count};
+    m.blocks.push_back(b);
+    m.reads.resize(m.reads.size() + count * m.taps, no_lanes());
+    m.stored.resize(m.stored.size() + count, no_lanes());
+    for (int j = 0; j < count; ++j) {
+      // Vector j's lanes: along its row (flat: on into the next rows).
+      int64_t vy = flat ? y + (x + j * kLanes) / w : y + j;
+      int64_t vx = flat ? (x + j * kLanes) % w : x;
+      for (int64_t lane = 0; lane < kLanes; ++lane, ++vx) {
+        if (vx == w) {
+          if (!flat) break;
+          vx = 0;
+          ++vy;
+        }
+        if (vy >= row_end) break;
+        set_lane(m.stored[b.at / m.taps + j], lane);
+        for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+          const int64_t iy = (out_at.row0 + vy) * p.stride_h - p.pad_h + ky * p.dilation_h;
+          if (iy < 0 || iy >= in_at.full_h) continue;
+          for (int64_t kx = 0; kx < p.kernel_w; ++kx)
+            if (vx >= inside[kx].first && vx < inside[kx].second)
+              set_lane(m.reads[b.at + (ky * p.kernel_w + kx) * count + j], lane);
+        }
+      }
+    }
+  };
+  if (flat) {
+    const int64_t vectors = (rows * w + kLanes - 1) / kLanes;
+    for (int64_t v = 0; v < vectors; v += kMaskedBlock) {
+      const int64_t position = row_begin * w + v * kLanes;
+      add_block(position / w, position % w,
+                static_cast<int>(std::min<int64_t>(kMaskedBlock, vectors - v)));
+    }
+  } else {
+    for (int64_t x = 0; x < w; x += kLanes)
+      for (int64_t y = row_begin; y < row_end; y += kMaskedBlock)
+        add_block(y, x, static_cast<int>(std::min<int64_t>(kMaskedBlock, row_end - y)));
+  }
+  if (stride == 2) {
+    m.spread.assign(2 * m.reads.size(), no_lanes());
+    for (size_t k = 0; k < m.reads.size(); ++k)
+      for (int64_t lane = 0; lane < kLanes; ++lane)
+        if (has_lane(m.reads[k], lane))
+          set_lane(m.spread[2 * k + (2 * lane) / kLanes], (2 * lane) % kLanes);
+  }
+  for (int64_t n = 0; n < out.shape.n; ++n)
+    for (int64_t c = 0; c < out.shape.c; ++c) {
+      const int64_t in_c = out_at.channel0 + c - in_at.channel0;
+      const float* plane = in.f32() + (n * in.shape.c + in_c) * in.shape.h * in_w;
+      const float* taps = weight + c * m.taps;
+      const float start = bias ? bias[c] : 0.0f;
+      float* dst = out.f32() + (n * out.shape.c + c) * out.shape.h * w;
+      if (flat)
+        depthwise_masked_plane<1, true>(plane, taps, m, start, epilogue, dst);
+      else if (stride == 1)
+        depthwise_masked_plane<1, false>(plane, taps, m, start, epilogue, dst);
+      else
+        depthwise_masked_plane<2, false>(plane, taps, m, start, epilogue, dst);
+    }
+}
+#endif
 
 void depthwise(const Conv2dParams& p, const Tensor& in, const Placement& in_at, const float* weight,
                const float* bias, Tensor& out, const Placement& out_at, int64_t row_begin,
@@ -386,6 +593,11 @@ void depthwise(const Conv2dParams& p, const Tensor& in, const Placement& in_at, 
         columns_inside(out_at.col0, out_w, stride, kx * p.dilation_w - p.pad_w, in_at.full_w);
     all = {std::max(all.first, inside[kx].first), std::min(all.second, inside[kx].second)};
   }
+#if SPLITINFER_MASKED_DEPTHWISE
+  if (stride <= 2)
+    return depthwise_masked(p, in, in_at, weight, bias, out, out_at, row_begin, row_end, epilogue,
+                            inside);
+#endif
   // Input column (in the tile) of output column 0 and tap kx = 0.
   const int64_t column0 = out_at.col0 * stride - p.pad_w - in_at.col0;
   // A vector at column ox reads stride * kLanes floats from each tap's
@@ -406,6 +618,7 @@ void depthwise(const Conv2dParams& p, const Tensor& in, const Placement& in_at, 
   // The masked vectors' lanes that add each tap column kx.
   const int64_t chunks = (left + kLanes - 1) / kLanes + (out_w - right + kLanes - 1) / kLanes;
   std::vector<LaneMask> reads(chunks * p.kernel_w), stored(chunks);
+  std::vector<LaneMask> spread(stride == 2 ? 2 * chunks * p.kernel_w : 0);
   std::vector<int64_t> chunk_first(chunks);
   for (int64_t chunk = 0, ox = 0; chunk < chunks; ++chunk) {
     if (ox >= left && ox < right) ox = right;
@@ -417,6 +630,16 @@ void depthwise(const Conv2dParams& p, const Tensor& in, const Placement& in_at, 
         const int64_t column = ox + l;
         reads[chunk * p.kernel_w + kx][l] =
             column < end && column >= inside[kx].first && column < inside[kx].second ? -1 : 0;
+      }
+    if (stride == 2)
+      for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
+        const LaneMask& columns = reads[chunk * p.kernel_w + kx];
+        LaneMask& low = spread[2 * (chunk * p.kernel_w + kx)];
+        LaneMask& high = spread[2 * (chunk * p.kernel_w + kx) + 1];
+        for (int64_t l = 0; l < kLanes; ++l) {
+          low[l] = l % 2 == 0 ? columns[l / 2] : 0;
+          high[l] = l % 2 == 0 ? columns[(l + kLanes) / 2] : 0;
+        }
       }
     ox = std::min(end, ox + kLanes);
   }
@@ -455,10 +678,12 @@ void depthwise(const Conv2dParams& p, const Tensor& in, const Placement& in_at, 
         for (int64_t chunk = 0; chunk < chunks; ++chunk) {
           if (stride == 1)
             depthwise_edge<1>(rows.data(), ky_first, ky_last, p, &reads[chunk * p.kernel_w],
-                              stored[chunk], taps, start, chunk_first[chunk], epilogue, dst);
+                              nullptr, stored[chunk], taps, start, chunk_first[chunk], epilogue,
+                              dst);
           else
             depthwise_edge<2>(rows.data(), ky_first, ky_last, p, &reads[chunk * p.kernel_w],
-                              stored[chunk], taps, start, chunk_first[chunk], epilogue, dst);
+                              &spread[2 * chunk * p.kernel_w], stored[chunk], taps, start,
+                              chunk_first[chunk], epilogue, dst);
         }
         if (stride == 1)
           depthwise_row_vectors<1>(rows.data(), ky_first, ky_last, p.kernel_w, p.dilation_w, taps,

@@ -216,6 +216,9 @@ const ConvCase kConvCases[] = {
     conv_case("depthwise_k5_d2_p4",          4,  4, 11,  9, conv2d_params(5, 5, 1, 1, 4, 4, 2, 2, 4)),
     conv_case("depthwise_k3_s3_p2",          5,  5, 13, 11, conv2d_params(3, 3, 3, 3, 2, 2, 1, 1, 5)),
     conv_case("depthwise_multiplier2",       3,  6,  7,  9, conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 3)),
+    // Maps of many vectors: blocks of 8 vectors in flight, rows of several.
+    conv_case("depthwise_k3_wide",           3,  3, 19, 37, conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 3)),
+    conv_case("depthwise_k3_s2_wide",        3,  3, 21, 70, conv2d_params(3, 3, 2, 2, 1, 1, 1, 1, 3)),
     conv_case("pointwise",                  16,  8,  7,  9, conv2d_params(1, 1, 1, 1, 0, 0)),
     conv_case("pointwise_nobias",            5,  3, 13,  5, conv2d_params(1, 1, 1, 1, 0, 0), false),
     conv_case("pointwise_groups2",           8,  6,  7,  9, conv2d_params(1, 1, 1, 1, 0, 0, 1, 1, 2)),

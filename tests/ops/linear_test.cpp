@@ -1,10 +1,12 @@
-// linear(): the fixed-order GEMM kernel against linear_reference() on seeded random
+// linear(): the fixed-order vector kernel against linear_reference() on seeded random
 // data, and both on a hand-computed case.
 #include "ops/linear.hpp"
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <ostream>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -58,6 +60,36 @@ INSTANTIATE_TEST_SUITE_P(Cases, LinearFastVsReference,
                          [](const ::testing::TestParamInfo<LinearCase>& info) {
                            return std::string(info.param.name);
                          });
+
+// A node's share of a layer (a range of its neurons, as the channel strategy
+// cuts it) equals the same neurons of the whole layer bit for bit.
+TEST(LinearRange, EqualsTheWholeLayerBitForBit) {
+  for (const int64_t inputs : {1, 7, 16, 63, 64, 100, 1280}) {
+    const int64_t outputs = 37, batch = 2;
+    SCOPED_TRACE("inputs " + std::to_string(inputs));
+    std::mt19937 rng(static_cast<uint32_t>(inputs));
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    std::vector<float> x(batch * inputs), weight(outputs * inputs), bias(outputs);
+    for (float& v : x) v = dist(rng);
+    for (float& v : weight) v = dist(rng);
+    for (float& v : bias) v = dist(rng);
+    const OwnedTensor in(features(batch, inputs), x);
+    OwnedTensor whole(features(batch, outputs));
+    linear(in.tensor, weight.data(), bias.data(), whole.tensor);
+    for (const auto& [first, count] :
+         std::vector<std::pair<int64_t, int64_t>>{{0, 1}, {5, 13}, {36, 1}}) {
+      OwnedTensor part(features(batch, count));
+      linear(in.tensor, weight.data() + first * inputs, bias.data() + first, part.tensor);
+      for (int64_t n = 0; n < batch; ++n)
+        for (int64_t o = 0; o < count; ++o) {
+          const float a = part.tensor.f32()[n * count + o];
+          const float b = whole.tensor.f32()[n * outputs + first + o];
+          EXPECT_EQ(std::memcmp(&a, &b, sizeof(float)), 0)
+              << "neuron " << first + o << " of row " << n;
+        }
+    }
+  }
+}
 
 TEST(LinearByHand, BothKernels) {
   // weight [[1, 2, 3], [4, 5, 6]], in [1, -1, 2], bias [0.5, -0.5]:
