@@ -959,40 +959,58 @@ void general_block(const BlockRecipe& b, const uint8_t* planes, const ConvGeomet
   block.store(t, m, o, target, out_plane, lane_range(0, b.lanes));
 }
 
-// Shallow convolutions (depth <= kMaxPackedDepth: the stems' 3 channels x
-// 3x3) spend more on gathering than on vpdpbusd, and would gather a block's
-// taps again for every kRows output channels: they gather them once into
-// 4 KiB of stack, in interleave4's layout.
-constexpr int64_t kMaxPackedDepth = 64;
+// A block's taps are gathered once into the stack, in interleave4's layout,
+// kPackDepth k at a time, for all of the chunk's output channels (gathering
+// them again for every kRows channels cost more than the vpdpbusd: a block's
+// k is up to four loads and permutes and a quarter of interleave4, for 4 x
+// kRows vpdpbusd). Deeper convolutions go kPackDepth k at a time, each
+// channel's 64 sums waiting between them in `partial` (int32 sums wrap the
+// same in any order, so the result is the same).
+constexpr int64_t kPackDepth = 512;  // 32 KiB of packed taps
 
 void pack_block(const BlockRecipe& b, const uint8_t* planes, const ConvGeometry& g, __m512i x_zp,
-                __m512i (*packed)[4]) {
-  const uint8_t* plane = planes;
-  int64_t tap = 0;
-  for (int64_t k = 0; k < g.depth; k += 4) {
+                int64_t k0, int64_t k1, __m512i (*packed)[4]) {
+  const uint8_t* plane = planes + k0 / g.taps * g.in_plane;
+  int64_t tap = k0 % g.taps;
+  for (int64_t k = k0; k < k1; k += 4) {
     __m512i rows[4];
 #pragma GCC unroll 4
     for (int64_t i = 0; i < 4; ++i) {
-      if (k + i >= g.depth) {
+      if (k + i >= k1) {
         rows[i] = _mm512_setzero_si512();
         continue;
       }
       rows[i] = gather(b, plane, tap, x_zp);
       if (++tap == g.taps) tap = 0, plane += g.in_plane;
     }
-    interleave4(rows[0], rows[1], rows[2], rows[3], packed[k / 4]);
+    interleave4(rows[0], rows[1], rows[2], rows[3], packed[(k - k0) / 4]);
   }
 }
 
+// k in [k0, k1) of kRows channels from m (weight: channel m's row): from
+// the channel terms (k0 = 0) or `partial`; stored as output (k1 = depth) or
+// back to `partial`.
 template <int kRows, bool kSumX>
 void packed_block(const __m512i (*packed)[4], const ConvGeometry& g, const int8_t* weight,
-                  const ChannelTerms& t, int64_t m, const OutputFormat& o, uint8_t* target,
-                  int64_t out_plane, __mmask64 mask) {
+                  int64_t k0, int64_t k1, __m512i (*partial)[4], const ChannelTerms& t, int64_t m,
+                  const OutputFormat& o, uint8_t* target, int64_t out_plane, __mmask64 mask) {
   Block<kRows, kSumX> block(t, m);
-  int64_t k = 0;
-  for (; k + 4 <= g.depth; k += 4) block.add(packed[k / 4], weight + k, g.depth);
-  if (k < g.depth) block.add_tail(packed[k / 4], weight, g.depth, k);
-  block.store(t, m, o, target, out_plane, mask);
+  if (k0 > 0)
+#pragma GCC unroll 8
+    for (int r = 0; r < kRows; ++r)
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) block.acc[r][j] = partial[m + r][j];
+  int64_t k = k0;
+  for (; k + 4 <= k1; k += 4) block.add(packed[(k - k0) / 4], weight + k, g.depth);
+  if (k < k1) block.add_tail(packed[(k - k0) / 4], weight, g.depth, k);
+  if (k1 == g.depth) {
+    block.store(t, m, o, target, out_plane, mask);
+    return;
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < kRows; ++r)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) partial[m + r][j] = block.acc[r][j];
 }
 
 // ---- depthwise: one input channel per output channel ----
@@ -1277,6 +1295,7 @@ void conv2d_q_vnni(const QuantizedLayer& q, const Conv2dParams& p, const Tensor&
       const ChannelTerms t(q, w, first, count, g.depth);
       const int8_t* weight = w.weight + first * g.depth;
       uint8_t* target = out.u8() + first * g.positions;
+      alignas(64) __m512i partial[kChunkChannels][4];  // 64 KiB: sums between passes
       const auto by_blocks = [&]<bool kSumX>() {
         constexpr int kRows = kSumX ? kMaxRows - 1 : kMaxRows;  // sum_x takes 4 registers
         if (pointwise) {
@@ -1291,22 +1310,27 @@ void conv2d_q_vnni(const QuantizedLayer& q, const Conv2dParams& p, const Tensor&
           return;
         }
         BlockRecipe b;
-        alignas(64) __m512i packed[kMaxPackedDepth / 4][4];
+        alignas(64) __m512i packed[kPackDepth / 4][4];
         for (int64_t position = 0; position < g.positions; position += b.lanes) {
           build_block(p, g, in_at, out_at, position, max_segments, b);
-          if (g.depth <= kMaxPackedDepth) {
-            pack_block(b, planes, g, x_zp, packed);
+          // Sums over several passes of kPackDepth: without weight zero points
+          // (sum_x would wait too), else each kRows channels gather their taps.
+          if (kSumX && g.depth > kPackDepth) {
             for_row_blocks<kRows>(count, [&]<int R>(int64_t m) {
-              packed_block<R, kSumX>(packed, g, weight + m * g.depth, t, m, o,
-                                     target + m * g.positions + position, g.positions,
-                                     lane_range(0, b.lanes));
+              general_block<R, kSumX>(b, planes, g, x_zp, weight + m * g.depth, t, m, o,
+                                      target + m * g.positions + position, g.positions);
             });
             continue;
           }
-          for_row_blocks<kRows>(count, [&]<int R>(int64_t m) {
-            general_block<R, kSumX>(b, planes, g, x_zp, weight + m * g.depth, t, m, o,
-                                    target + m * g.positions + position, g.positions);
-          });
+          for (int64_t k0 = 0; k0 < g.depth; k0 += kPackDepth) {
+            const int64_t k1 = std::min(g.depth, k0 + kPackDepth);
+            pack_block(b, planes, g, x_zp, k0, k1, packed);
+            for_row_blocks<kRows>(count, [&]<int R>(int64_t m) {
+              packed_block<R, kSumX>(packed, g, weight + m * g.depth, k0, k1, partial, t, m, o,
+                                     target + m * g.positions + position, g.positions,
+                                     lane_range(0, b.lanes));
+            });
+          }
         }
       };
       if (t.any_w_zp)

@@ -365,6 +365,11 @@ const QConvCase kCases[] = {
     conv_case(          "k13x11_p6x5_many_taps",      2,   3, 15,  13, conv2d_params(13, 11, 1, 1, 6, 5)),
     conv_case(          "wide_70to35_k3",            70,  35, 11,  13, conv2d_params(3, 3, 1, 1, 1, 1)),
     per_channel(conv_case("wide_45to70_k3_s2",       45,  70, 15,  13, conv2d_params(3, 3, 2, 2, 1, 1))),
+    // Deeper than one pass of packed taps (512 k): sums wait between passes.
+    conv_case(          "deep_130to9_k3",           130,   9,  6,   9, conv2d_params(3, 3, 1, 1, 1, 1)),
+    per_channel(conv_case("deep_60to260_k3_s2",      60, 260,  9,  11, conv2d_params(3, 3, 2, 2, 1, 1))),
+    weight_zero_points(per_channel(
+        conv_case(      "deep_60to8_k3_zero_points", 60,   8,  7,  10, conv2d_params(3, 3, 1, 1, 1, 1)))),
     conv_case(          "map_7x7_k3",                21,  13,  7,   7, conv2d_params(3, 3, 1, 1, 1, 1)),
     conv_case(          "map_1x1_k3_p1",              8,   5,  1,   1, conv2d_params(3, 3, 1, 1, 1, 1)),
     conv_case(          "map_1x1_pointwise",         17,  10,  1,   1, conv2d_params(1, 1, 1, 1, 0, 0)),
