@@ -987,6 +987,19 @@ void pack_block(const BlockRecipe& b, const uint8_t* planes, const ConvGeometry&
   }
 }
 
+// The same for a pointwise convolution: k is an input channel's plane.
+void pack_pointwise(const uint8_t* x, int64_t in_plane, int64_t k0, int64_t k1, __mmask64 mask,
+                    __m512i (*packed)[4]) {
+  for (int64_t k = k0; k < k1; k += 4) {
+    __m512i rows[4];
+#pragma GCC unroll 4
+    for (int64_t i = 0; i < 4; ++i)
+      rows[i] = k + i < k1 ? _mm512_maskz_loadu_epi8(mask, x + (k + i) * in_plane)
+                           : _mm512_setzero_si512();
+    interleave4(rows[0], rows[1], rows[2], rows[3], packed[(k - k0) / 4]);
+  }
+}
+
 // k in [k0, k1) of kRows channels from m (weight: channel m's row): from
 // the channel terms (k0 = 0) or `partial`; stored as output (k1 = depth) or
 // back to `partial`.
@@ -1298,19 +1311,30 @@ void conv2d_q_vnni(const QuantizedLayer& q, const Conv2dParams& p, const Tensor&
       alignas(64) __m512i partial[kChunkChannels][4];  // 64 KiB: sums between passes
       const auto by_blocks = [&]<bool kSumX>() {
         constexpr int kRows = kSumX ? kMaxRows - 1 : kMaxRows;  // sum_x takes 4 registers
+        alignas(64) __m512i packed[kPackDepth / 4][4];
         if (pointwise) {
           for (int64_t position = 0; position < g.positions; position += 64) {
             const __mmask64 mask = lane_range(0, g.positions - position);
-            for_row_blocks<kRows>(count, [&]<int R>(int64_t m) {
-              pointwise_block<R, kSumX>(planes + position, g.in_plane, g.depth,
-                                        weight + m * g.depth, t, m, mask, o,
-                                        target + m * g.positions + position, g.positions);
-            });
+            if (kSumX && g.depth > kPackDepth) {
+              for_row_blocks<kRows>(count, [&]<int R>(int64_t m) {
+                pointwise_block<R, kSumX>(planes + position, g.in_plane, g.depth,
+                                          weight + m * g.depth, t, m, mask, o,
+                                          target + m * g.positions + position, g.positions);
+              });
+              continue;
+            }
+            for (int64_t k0 = 0; k0 < g.depth; k0 += kPackDepth) {
+              const int64_t k1 = std::min(g.depth, k0 + kPackDepth);
+              pack_pointwise(planes + position, g.in_plane, k0, k1, mask, packed);
+              for_row_blocks<kRows>(count, [&]<int R>(int64_t m) {
+                packed_block<R, kSumX>(packed, g, weight + m * g.depth, k0, k1, partial, t, m, o,
+                                       target + m * g.positions + position, g.positions, mask);
+              });
+            }
           }
           return;
         }
         BlockRecipe b;
-        alignas(64) __m512i packed[kPackDepth / 4][4];
         for (int64_t position = 0; position < g.positions; position += b.lanes) {
           build_block(p, g, in_at, out_at, position, max_segments, b);
           // Sums over several passes of kPackDepth: without weight zero points

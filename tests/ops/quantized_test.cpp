@@ -335,6 +335,7 @@ const QConvCase kCases[] = {
         conv_case(      "pointwise_per_tensor_zp",    6,   7,  8,   9, conv2d_params(1, 1, 1, 1, 0, 0))),
     conv_case(          "pointwise_depth_1",          1,   9, 10,  13, conv2d_params(1, 1, 1, 1, 0, 0)),
     conv_case(          "pointwise_wide_300",       300,  11,  5,   7, conv2d_params(1, 1, 1, 1, 0, 0)),
+    per_channel(conv_case("pointwise_deep_1100",   1100,  14, 11,  9, conv2d_params(1, 1, 1, 1, 0, 0))),
     per_channel(conv_case("pointwise_300_channels",  13, 300,  3,   5, conv2d_params(1, 1, 1, 1, 0, 0))),
     clamped(conv_case(  "pointwise_relu6_clamp",     24,  10, 12,  12, conv2d_params(1, 1, 1, 1, 0, 0)), 100, 140),
     conv_case(          "pointwise_groups3",         12,   9,  7,   9, conv2d_params(1, 1, 1, 1, 0, 0, 1, 1, 3)),
