@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "conv2d.hpp"
+#include "pool.hpp"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -198,6 +199,29 @@ void conv(benchmark::State& state) {
       benchmark::Counter(1e-9 * macs, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// One float32 3x3 stride-2 max pool (ceil mode, as squeezenet1_1's): args
+// channels, size. Counter: output elements per second (9 taps each).
+void pool(benchmark::State& state) {
+  PoolParams p;
+  p.kernel_h = p.kernel_w = 3;
+  p.stride_h = p.stride_w = 2;
+  p.ceil_mode = true;
+  const int64_t channels = state.range(0), size = state.range(1);
+  const int64_t out_size = pool_output_size(size, 3, 2, 0, 1, true);
+  const Shape in_shape{1, channels, size, size}, out_shape{1, channels, out_size, out_size};
+  std::mt19937 random(0);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  std::vector<float> input(in_shape.elements()), output(out_shape.elements());
+  for (float& v : input) v = uniform(random);
+  Tensor in{in_shape, DType::f32, input.data()}, out{out_shape, DType::f32, output.data()};
+  for (auto _ : state) {
+    maxpool(p, in, Placement::whole(in_shape), out, Placement::whole(out_shape));
+    benchmark::ClobberMemory();
+  }
+  state.counters["outputs"] = benchmark::Counter(static_cast<double>(output.size()),
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+}
+
 BENCHMARK(peak_fp32_fma)->Name("peak/fp32_fma");
 BENCHMARK(peak_int8_vnni)->Name("peak/int8_vnni");
 BENCHMARK(peak_int8_avx2)->Name("peak/int8_avx2_madd");
@@ -214,6 +238,9 @@ BENCHMARK(conv)->Name("conv/mobilenet_v2_1x1_576x14_96")->Args({576, 14, 96, 1, 
 BENCHMARK(conv)->Name("conv/mobilenet_v2_dw3x3_144x56")->Args({144, 56, 144, 3, 1, 144});
 BENCHMARK(conv)->Name("conv/mobilenet_v2_dw3x3_s2_144x56")->Args({144, 56, 144, 3, 2, 144});
 BENCHMARK(conv)->Name("conv/mobilenet_v2_dw3x3_576x14")->Args({576, 14, 576, 3, 1, 576});
+// squeezenet1_1's max pools.
+BENCHMARK(pool)->Name("maxpool/squeezenet1_1_3x3_s2_64x111")->Args({64, 111});
+BENCHMARK(pool)->Name("maxpool/squeezenet1_1_3x3_s2_256x27")->Args({256, 27});
 
 }  // namespace
 }  // namespace splitinfer
