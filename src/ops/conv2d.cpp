@@ -207,7 +207,8 @@ void im2col(const Conv2dParams& p, const Tensor& in, const Placement& in_at, int
 // that their multiply-adds overlap; near the map's edges in masked vectors
 // whose lanes add only the taps that read the map. Larger strides go one
 // column at a time. All with the same multiply-adds (float_vector.hpp), so
-// a column gets the same bits in whichever way a tile reaches it.
+// a column gets the same bits in whichever way a tile reaches it. Targets
+// with lane masks take strides 1 and 2 through depthwise_masked() below.
 
 // Lanes 0, 2, 4, ... of a followed by b: x[2i] of the floats a, b hold.
 template <size_t... kLane>
