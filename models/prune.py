@@ -4,6 +4,7 @@ as a smaller dense float model file.
 
     /usr/bin/python3 models/prune.py --model cnn_on_mcu --weights models/fashion/cnn_on_mcu.pt
         --sparsity 0.5 [--rank l1|bn] [--epochs 5] [--lr 1e-3] [--distill]
+        [--teacher MODEL=WEIGHTS ...] [--temperature 4]
         [--seed 0] [--train-images N] [--test-images N] --out PRUNED.h5 [--state-dict PRUNED.pt]
         [--reference REF.h5 --input-file X.h5]
 
@@ -25,7 +26,10 @@ criterion; only where one follows). The --sparsity fraction of all prunable
 channels with the lowest scores goes, globally, keeping one per layer at
 least; then --epochs of fine-tuning on Fashion-MNIST's training set
 (models/train_fashion.py's AdamW one-cycle, lr --lr; with --distill also
-toward the unpruned model's softened outputs). Prints the parameters
+toward the unpruned model's softened outputs, and with --teacher toward the
+mean of the logits of the unpruned model (with --distill) and of other
+trained models, each at its own input size, an ensemble a small student
+learns more from than from its unpruned self). Prints the parameters
 and the top-1 on all 10,000 test images before and after, and writes the
 model with fx_convert.export_model (the same path as every float export).
 """
@@ -184,6 +188,28 @@ def prune(model, sparsity, rank="l1"):
     return kept
 
 
+def load_teacher(name, weights, seed):
+    """(name, model, resolution or None) of a --teacher that reads 1-channel images."""
+    model, shape, _, _ = load_model(name, weights, seed)
+    if tuple(shape[1:2]) != (1,):
+        raise ExportError(f"--teacher '{name}' takes {shape[1]} channels; Fashion-MNIST images have 1")
+    return name, model.eval(), (shape[2] if shape[2] != 28 else None)
+
+
+def teacher_logits(teachers, x, y, batch=500):
+    """The mean of the teachers' logits on every image of x, [len(x), classes]."""
+    total = None
+    for name, model, res in teachers:
+        with torch.no_grad():
+            logits = torch.cat([model(train_fashion.upscale(x[i:i + batch], res) if res else x[i:i + batch])
+                                for i in range(0, len(x), batch)])
+        accuracy = (logits.argmax(1) == y).float().mean().item()
+        print(f"prune: teacher {name}: top-1 {100 * accuracy:.2f}% on the {len(x)} training images",
+              flush=True)
+        total = logits if total is None else total + logits
+    return total / len(teachers)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="prune", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="a models/zoo.py or torchvision name")
@@ -194,6 +220,11 @@ def main(argv=None):
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--distill", action="store_true",
                         help="fine-tune toward the unpruned model's outputs too (knowledge distillation)")
+    parser.add_argument("--teacher", action="append", default=[], metavar="MODEL=WEIGHTS",
+                        help="also distil toward this trained model's outputs (a models/zoo.py name and "
+                             "its weights, .pt or .h5; repeatable): the mean of its logits and the other "
+                             "teachers' on every training image, computed once before fine-tuning")
+    parser.add_argument("--temperature", type=float, default=4.0, help="distillation's softening (default 4)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-images", type=int, default=60000,
                         help="fine-tune on the first N training images")
@@ -211,6 +242,15 @@ def main(argv=None):
         parser.error("--sparsity must be between 0 and 1 (exclusive)")
     if not 1 <= args.train_images <= 60000 or not 1 <= args.test_images <= 10000:
         parser.error("--train-images must be between 1 and 60000, --test-images between 1 and 10000")
+    teachers = []
+    for spec in args.teacher:
+        name, _, weights = spec.partition("=")
+        if not name or not weights:
+            parser.error(f"--teacher '{spec}': expected MODEL=WEIGHTS, as in "
+                         "fashion_mobilenetv2=models/fashion/mobilenetv2_035_96.h5")
+        teachers.append((name, weights))
+    if args.temperature <= 0:
+        parser.error("--temperature must be positive")
     torch.set_num_threads(args.threads)
     try:
         model, shape, meta, source = load_model(args.model, args.weights, args.seed)
@@ -234,9 +274,14 @@ def main(argv=None):
               f"({100 * (1 - after_params / before_params):.1f}% fewer), top-1 {100 * pruned:.2f}% "
               f"before fine-tuning", flush=True)
         if args.epochs:
+            if teachers:
+                teacher = teacher_logits(([(args.model, teacher, res)] if teacher is not None else []) +
+                                         [load_teacher(name, weights, args.seed) for name, weights in teachers],
+                                         x_tr, y_tr)
             torch.manual_seed(args.seed)
             model, _ = train_fashion.train(model, x_tr, y_tr, args.epochs, args.lr, args.seed, res=res,
-                                           label="fine-tune", teacher=teacher)
+                                           label="fine-tune", teacher=teacher,
+                                           temperature=args.temperature)
             model.eval()
         after, _ = train_fashion.evaluate(model, x_te, y_te, res=res)
         print(f"prune: after {args.epochs} epochs of fine-tuning: top-1 {100 * after:.2f}% "
@@ -244,7 +289,8 @@ def main(argv=None):
         model.eval()
         meta = dict(meta, test_accuracy=float(after))
         source = (f"{source}, channels pruned by models/prune.py (--sparsity {args.sparsity}, --rank "
-                  f"{args.rank}: kept {kept}), fine-tuned{' with distillation' if args.distill else ''} "
+                  f"{args.rank}: kept {kept}), fine-tuned{' with distillation' if args.distill else ''}"
+                  f"{' from ' + ', '.join(args.teacher) if teachers else ''} "
                   f"{args.epochs} epochs on {args.train_images} "
                   f"Fashion-MNIST training images (lr {args.lr}, seed {args.seed}); {before_params} -> "
                   f"{after_params} parameters; test accuracy {after:.4f}")

@@ -92,8 +92,9 @@ def evaluate(model, x, y, res=None, batch=500, channels_last=False):
 def train(model, x, y, epochs, lr, seed, res=None, flip=False, batch=128,
           channels_last=False, label="", teacher=None, temperature=4.0):
     """AdamW with a one-cycle (warm-up + cosine) learning-rate schedule.
-    With a teacher (models/prune.py: the model before pruning), the loss adds
-    the KL divergence to its outputs softened by `temperature`, T^2-scaled
+    With a teacher (models/prune.py: the model before pruning, or a tensor
+    of logits per training image, [len(x), classes]), the loss adds the KL
+    divergence to its outputs softened by `temperature`, T^2-scaled
     (knowledge distillation)."""
     gen = torch.Generator().manual_seed(seed)
     if channels_last:
@@ -122,7 +123,8 @@ def train(model, x, y, epochs, lr, seed, res=None, flip=False, batch=128,
             loss = F.cross_entropy(out, yb)
             if teacher is not None:
                 with torch.no_grad():
-                    soft = F.softmax(teacher(xb) / temperature, 1)
+                    logits = teacher[idx] if isinstance(teacher, torch.Tensor) else teacher(xb)
+                    soft = F.softmax(logits / temperature, 1)
                 loss = loss + temperature ** 2 * F.kl_div(F.log_softmax(out / temperature, 1), soft,
                                                           reduction="batchmean")
             opt.zero_grad(set_to_none=True)

@@ -54,6 +54,20 @@ sys.exit(not (channels == [6] and pruned == 6 * 9 + 6 + 10 * 6 * 169 + 10))
 PY
 check_pruned pruned input.h5 reference.h5 2
 
+# Distilled from an ensemble (--teacher): the unpruned CNN's and the shipped
+# MobileNetV2's logits (at its 96x96) on the training images, averaged; 7 of
+# the 12 channels go. A --teacher without weights is refused in one line.
+$PYTHON "$SPLITINFER_ROOT/models/prune.py" --model cnn_on_mcu --weights "$SPLITINFER_ROOT/models/fashion/cnn_on_mcu.pt" \
+  --sparsity 0.58 --epochs 1 --train-images 512 --test-images 1000 --distill \
+  --teacher "fashion_mobilenetv2=$SPLITINFER_ROOT/models/fashion/mobilenetv2_035_96.h5" --out pruned5.h5 |
+  tee prune5.txt
+[ "$(grep -c '^prune: teacher .*on the 512 training images' prune5.txt)" = 2 ] || fail "not two teachers"
+grep -q "^prune: kept {'conv': 5} channels: 8510 parameters" prune5.txt || fail "not 5 channels"
+if error=$($PYTHON "$SPLITINFER_ROOT/models/prune.py" --model cnn_on_mcu \
+  --weights "$SPLITINFER_ROOT/models/fashion/cnn_on_mcu.pt" --sparsity 0.5 --teacher fashion_mobilenetv2 \
+  --out bad.h5 2>&1); then fail "a --teacher without weights ran"; fi
+[ "$(echo "$error" | grep -c 'error: --teacher')" = 1 ] || fail "--teacher without weights: '$error'"
+
 # The shipped MobileNetV2-0.35: the inverted residuals' hidden channels go
 # through the depthwise convolutions (no fine-tuning here): PyTorch's values,
 # and 3 nodes bit for bit.
