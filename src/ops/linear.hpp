@@ -5,8 +5,7 @@
 namespace splitinfer {
 
 void linear_reference(const Tensor& in, const float* weight, const float* bias, Tensor& out);
-// The default kernel: each neuron's sum in a fixed order that depends on the
-// number of inputs only (a range of neurons equals the same range of all).
+// The default kernel: gemm_in_depth_order (a fixed summation order per neuron).
 void linear(const Tensor& in, const float* weight, const float* bias, Tensor& out);
 
 }  // namespace splitinfer

@@ -1,4 +1,4 @@
-// linear(): the fixed-order vector kernel against linear_reference() on seeded random
+// linear(): the fixed-order GEMM kernel against linear_reference() on seeded random
 // data, and both on a hand-computed case.
 #include "ops/linear.hpp"
 
