@@ -11,8 +11,9 @@ REQUIRED = ["rank", "peak_ram_bytes", "predicted_peak_ram_bytes", "ram_cap_bytes
             "bytes_sent", "predicted_bytes_sent", "bytes_received", "host_seconds"]
 
 
-def main():
-    stats = json.load(open(sys.argv[1]))
+def check(stats_path):
+    """What is wrong with the run's STATS.json (an empty list when nothing); prints each node's figures."""
+    stats = json.load(open(stats_path))
     failures = [f"missing '{key}'" for key in ("host_seconds", "emulated_seconds", "nodes") if key not in stats]
     for node in stats.get("nodes", []):
         failures += [f"node {node.get('rank')}: missing '{key}'" for key in REQUIRED if key not in node]
@@ -38,6 +39,11 @@ def main():
     if "tasks" in stats and sum(node.get("tasks", 0) for node in stats.get("nodes", [])) != stats["tasks"]:
         failures.append(f"the nodes ran {sum(node.get('tasks', 0) for node in stats['nodes'])} tasks, "
                         f"the plan has {stats['tasks']}")
+    return failures
+
+
+def main():
+    failures = check(sys.argv[1])
     for failure in failures:
         print("check_stats: " + failure)
     sys.exit(1 if failures else 0)

@@ -79,6 +79,12 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # Idle ranks yield the core instead of busy-polling it, so a rank that waits
 # does not slow the ranks that compute (there are often more ranks than cores).
 export OMPI_MCA_mpi_yield_when_idle=1
+# Ranks on one machine (or over TCP) talk through the ob1 messaging layer and
+# its shared-memory and TCP transports. Left to choose, every rank first
+# probes the fabric libraries (libfabric, PSM), which costs each run 0.2 s
+# of waiting (a fifth of a small run, hundreds of runs in jobs/test). A
+# cluster with a fast fabric sets OMPI_MCA_pml itself (e.g. ucx).
+export OMPI_MCA_pml=${OMPI_MCA_pml:-ob1}
 # Pieces up to 64 KiB between ranks on one machine go eagerly: a halo (rows of
 # all channels, strided) is then copied out when it is posted, and arrives
 # while its sender computes. Larger strided pieces move in fragments, each
@@ -106,13 +112,22 @@ export EVENT_NOEPOLL=1
 # reaped them within 5 s, the watcher kills it, and the status is the ranks'
 # own (read from /proc before they are gone: the first non-zero exit code,
 # or 128 + the signal that killed one).
+#
+# In the same place mpirun can also crash (SIGSEGV; about one in a hundred
+# refused runs of 4 ranks under load). Its stack trace goes to a file of its
+# own (the ranks' still to stderr), and the run's status is the one splitinfer
+# wrote to SPLITINFER_STATUS_FILE before it ended (src/runtime/exit_status.hpp):
+# a crash after that is mpirun's teardown, not the run's, and is not shown;
+# a crash before it is shown, with mpirun's status.
 splitinfer_mpirun() {
   local ranks=$1
   shift
   # This shell's pid, taken here: in the arguments of a background command,
   # $BASHPID would already be the background process's own.
-  local shell=$BASHPID verdict
-  verdict=$(mktemp)
+  local shell=$BASHPID scratch verdict
+  scratch=$(mktemp -d)
+  verdict=$scratch/verdict
+  : >"$verdict"
   # The watcher ends by itself once the verdict file is gone (not killed,
   # which bash could report as a line of its own), and holds neither output.
   _splitinfer_watch_mpirun "$shell" "$verdict" </dev/null >/dev/null 2>&1 &
@@ -121,11 +136,17 @@ splitinfer_mpirun() {
   # an mpirun the watcher ended is not a second line beside splitinfer's
   # (mpirun's stderr is the caller's, through descriptor 4; the `exit` keeps
   # bash from running mpirun in the subshell's place).
-  (mpirun --quiet --oversubscribe --mca orte_abort_on_non_zero_status 0 -np "$ranks" \
+  (SPLITINFER_STATUS_FILE=$scratch/status OMPI_MCA_opal_stacktrace_output=file:$scratch/mpirun \
+    mpirun --quiet --oversubscribe --mca orte_abort_on_non_zero_status 0 \
+    -x SPLITINFER_STATUS_FILE -x OMPI_MCA_opal_stacktrace_output=stderr -np "$ranks" \
     "$SPLITINFER_BUILD/splitinfer" "$@" 2>&4
     exit $?) 4>&2 2>/dev/null || status=$?
-  if [ -s "$verdict" ]; then status=$(cat "$verdict"); fi
-  rm -f "$verdict"
+  if [ -s "$verdict" ]; then
+    status=$(cat "$verdict")
+  elif compgen -G "$scratch/mpirun*" >/dev/null; then  # mpirun itself crashed
+    if [ -s "$scratch/status" ]; then status=$(cat "$scratch/status"); else cat "$scratch"/mpirun* >&2; fi
+  fi
+  rm -rf "$scratch"
   return "$status"
 }
 

@@ -11,6 +11,7 @@
 #include "../../partition/strategy_registry.hpp"
 #include "../error.hpp"
 #include "../format.hpp"
+#include "../runtime/exit_status.hpp"
 #include "commands.hpp"
 
 namespace {
@@ -24,6 +25,7 @@ std::string one_line(const char* message) {
 [[noreturn]] void abort_job(const char* message) {
   std::fprintf(stderr, "splitinfer: error: %s\n", one_line(message).c_str());
   std::fflush(stderr);
+  splitinfer::record_exit_status(1);
   MPI_Abort(MPI_COMM_WORLD, 1);
   std::_Exit(1);
 }
@@ -37,6 +39,7 @@ int end_mpi(int rank, int status) {
   const char* abort_on_failure = std::getenv("OMPI_MCA_orte_abort_on_non_zero_status");
   const bool survivors_run_on = abort_on_failure && (std::strcmp(abort_on_failure, "0") == 0 ||
                                                      std::strcmp(abort_on_failure, "false") == 0);
+  if (rank == 0) splitinfer::record_exit_status(status);
   if (status != 0 && rank == 0 && survivors_run_on) {
     std::fflush(stderr);
     MPI_Abort(MPI_COMM_WORLD, status);
@@ -263,8 +266,7 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& help) {
     status = rank == 0 ? app.exit(help) : 0;
-    if (under_mpi) MPI_Finalize();
-    return status;
+    return under_mpi ? end_mpi(rank, status) : status;
   } catch (const CLI::ParseError& failure) {
     if (rank == 0)
       std::fprintf(stderr, "splitinfer: error: %s (see --help)\n",

@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "exit_status.hpp"
+
 #if defined(__linux__)
 #include <sys/prctl.h>
 #endif
@@ -85,6 +87,7 @@ std::string describe(const WaitFor& wait_for, Clock::duration waited) {
 [[noreturn]] void end_run(const std::string& message) {
   std::fprintf(stderr, "splitinfer: error: %s\n", message.c_str());
   std::fflush(stderr);
+  record_exit_status(1);
   MPI_Abort(MPI_COMM_WORLD, 1);
   std::_Exit(1);
 }

@@ -7,9 +7,10 @@ import sys
 import h5py
 
 
-def main():
+def check(plan_dir):
+    """What is wrong with PLAN_DIR's predictions (an empty list when nothing)."""
     failures = []
-    with h5py.File(os.path.join(sys.argv[1], "plan.h5"), "r") as plan:
+    with h5py.File(os.path.join(plan_dir, "plan.h5"), "r") as plan:
         layers = len(plan["model/layers"].attrs["order"])
         for name, node in plan["nodes"].items():
             per_layer = node["per_layer"][...]
@@ -22,6 +23,11 @@ def main():
                     failures.append(f"{name}: per-layer {total} add up to {per_layer[:, column].sum()}, not {attrs[total]}")
             if per_layer[:, 0].max() != attrs["predicted_peak_ram_bytes"]:
                 failures.append(f"{name}: largest layer footprint {per_layer[:, 0].max()} != peak {attrs['predicted_peak_ram_bytes']}")
+    return failures
+
+
+def main():
+    failures = check(sys.argv[1])
     for failure in failures:
         print("check_plan: " + failure)
     sys.exit(1 if failures else 0)

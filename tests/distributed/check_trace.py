@@ -7,9 +7,10 @@ import json
 import sys
 
 
-def main():
-    stats = json.load(open(sys.argv[1]))
-    events = json.load(open(sys.argv[2]))["traceEvents"]
+def check(stats_path, trace_path):
+    """What is wrong with the trace against the stats (an empty list when nothing); prints each node's slices."""
+    stats = json.load(open(stats_path))
+    events = json.load(open(trace_path))["traceEvents"]
     failures = []
     tracks = {e["tid"]: e["args"]["name"] for e in events if e.get("ph") == "M" and e["name"] == "thread_name"}
     expected_tracks = {0} | {node["rank"] for node in stats["nodes"]}
@@ -32,6 +33,11 @@ def main():
               f"{received} B received, {sent} B sent (+ output)")
         if computes == 0 and node["peak_ram_bytes"] > 0:
             failures.append(f"node {rank}: no compute slices")
+    return failures
+
+
+def main():
+    failures = check(sys.argv[1], sys.argv[2])
     for failure in failures:
         print("check_trace: " + failure)
     sys.exit(1 if failures else 0)
