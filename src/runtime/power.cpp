@@ -6,6 +6,7 @@
 #include <fstream>
 #include <limits>
 #include <sstream>
+#include <tuple>
 
 #include "../../partition/plan.hpp"
 #include "../error.hpp"
@@ -152,12 +153,23 @@ PowerSupply::Tile PowerEmulation::job_tile(const LayerShape& layer) {
     for (double seconds :
          settings_.candidates.empty() ? default_job_seconds_candidates() : settings_.candidates) {
       const Tile tile = tile_within(layer, seconds, order);
+      // The layer's jobs: whole tiles, and narrower or shorter ones where the
+      // tile does not divide the channels or rows (each its own duration).
+      const int64_t whole_channels = channels / tile.channels, whole_rows = rows / tile.rows;
+      const int64_t left_channels = channels % tile.channels, left_rows = rows % tile.rows;
       const int64_t jobs =
           (channels + tile.channels - 1) / tile.channels * ((rows + tile.rows - 1) / tile.rows);
-      const double t = job_time(layer, tile);
-      const double expected =
-          static_cast<double>(jobs) *
-          (rate > 0 ? std::expm1(std::min(rate * t, 700.0)) * (1 / rate + recharge) : t);
+      double expected = 0;
+      for (const auto& [c, r, count] :
+           {std::tuple{tile.channels, tile.rows, whole_channels * whole_rows},
+            std::tuple{left_channels, tile.rows, whole_rows},
+            std::tuple{tile.channels, left_rows, whole_channels},
+            std::tuple{left_channels, left_rows, int64_t{1}}}) {
+        if (c == 0 || r == 0 || count == 0) continue;
+        const double t = job_time(layer, Tile{c, r});
+        expected += static_cast<double>(count) *
+                    (rate > 0 ? std::expm1(std::min(rate * t, 700.0)) * (1 / rate + recharge) : t);
+      }
       // The least expected time; of equal ones, the fewest jobs.
       if (expected < least || (expected == least && jobs < fewest)) {
         chosen = tile;
@@ -170,13 +182,12 @@ PowerSupply::Tile PowerEmulation::job_tile(const LayerShape& layer) {
 
 PowerEmulation::PowerEmulation(const Model& model, const NodeProgram& program,
                                const DeviceProfile& device, const PowerSettings& settings, int node,
-                               const std::string& nvm_path, const std::string& plan_id,
-                               bool resume)
+                               const std::string& nvm_path, const std::string& plan_id, bool resume)
     : model_(model),
       device_(device),
       settings_(settings),
       keys_(nvm_keys(model, program)),
-      random_(settings.seed * 1000003 + static_cast<uint64_t>(node)) {
+      node_(node) {
   uint64_t total = 0;
   for (const auto& [key, bytes] : keys_) {
     offsets_.push_back(total);
@@ -255,6 +266,14 @@ void PowerEmulation::start_inference(int inference, const std::string& input_dig
   stats_ = {};
   clock_ = 0;
   cycle_ = 0;
+  // Each inference its own draws, from the seed, the node and the inference
+  // number: the k-th failure falls at the same powered device time whatever
+  // the jobs before it did, so that runs differing only in how they cut
+  // their jobs (--job-ms, --job-order, --reconfigure) meet the same supply.
+  std::seed_seq draws{static_cast<uint32_t>(settings_.seed),
+                      static_cast<uint32_t>(settings_.seed >> 32), static_cast<uint32_t>(node_),
+                      static_cast<uint32_t>(inference)};
+  random_.seed(draws);
   next_failure_ = settings_.trace.empty() ? failure_interval(settings_.mean_seconds, random_)
                                           : settings_.trace[0].first;
   written_at_start_ = store_->bytes_written();

@@ -133,7 +133,8 @@ class PowerEmulation : public PowerSupply {
   std::unique_ptr<NvmStore> store_;
   std::vector<std::pair<int64_t, uint64_t>> keys_;  // (key, bytes)
   std::vector<uint64_t> offsets_;               // per key, in keys_ order
-  std::mt19937_64 random_;
+  int node_ = 0;
+  std::mt19937_64 random_;  // this inference's failure intervals
   double clock_ = 0, next_failure_ = 0;
   int inference_ = 0;
   std::string input_digest_;

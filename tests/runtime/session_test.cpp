@@ -542,17 +542,67 @@ TEST(Session, PowerFailuresAtSeededInstantsNeverChangeTheOutput) {
   }
 }
 
+// One msp432 node running the runtime classifier whole, with a directory for
+// its NVM files.
+struct Msp432Node {
+  Model model = testing::runtime_classifier();
+  TemporaryDir dir;
+  NodeProgram program;
+  DeviceProfile msp432 = load_device("msp432");
+  explicit Msp432Node(const std::string& name)
+      : dir(name), program(build_node_program(model, spatial_regions(model, 1, 1), 1)) {
+    std::filesystem::create_directories(dir.path);
+  }
+};
+
+// The supply does not depend on the jobs: with one seed, the k-th failure of
+// an inference falls at the same powered device time (device time less the
+// recharges) whether the node cuts its work into short jobs or long ones, and
+// whatever the inferences before it did.
+TEST(Session, FailuresFallAtTheSamePoweredTimeWhateverTheJobs) {
+  const Msp432Node node("paired_failures");
+  const auto& [model, dir, program, msp432] = node;
+  std::vector<float> band(13 * 11, 1.0f);
+  // The powered instants of the first `count` failures of inference 2 under
+  // jobs of `macs` MACs each, after an inference 1 of `first_jobs` jobs.
+  const auto failures = [&](uint64_t macs, int first_jobs, const std::string& name) {
+    PowerEmulation emulation(model, program, msp432, parse_power("1:5", 7), 1,
+                             dir.path + "/" + name + ".nvm", "test");
+    PowerSupply::Job job{
+        1, 64, 0, macs, nvm_output_key(1), {{0, band.data(), 64}}, "layer 1 tile 1x1 jobs 1"};
+    emulation.start_inference(1, "input");
+    for (int k = 0; k < first_jobs; ++k) emulation.job(job);
+    emulation.start_inference(2, "input");
+    std::vector<double> instants;
+    while (instants.size() < 6)
+      if (!emulation.job(job))
+        instants.push_back(emulation.stats().device_seconds - emulation.stats().recharge_seconds);
+    return instants;
+  };
+  const std::vector<double> short_jobs = failures(500, 3, "short"),
+                            long_jobs = failures(3000, 40, "long");
+  ASSERT_EQ(short_jobs.size(), long_jobs.size());
+  for (size_t k = 0; k < short_jobs.size(); ++k)
+    EXPECT_NEAR(short_jobs[k], long_jobs[k], 1e-12) << k;
+  // Another seed, another supply.
+  PowerEmulation other(model, program, msp432, parse_power("1:5", 8), 1, dir.path + "/other.nvm",
+                       "test");
+  other.start_inference(2, "input");
+  PowerSupply::Job job{
+      1, 64, 0, 500, nvm_output_key(1), {{0, band.data(), 64}}, "layer 1 tile 1x1 jobs 1"};
+  while (other.job(job)) {
+  }
+  EXPECT_NE(other.stats().device_seconds - other.stats().recharge_seconds, short_jobs[0]);
+}
+
 // Job tiles: static durations give smaller tiles the shorter they are (a
 // band of channels with every row, or with --job-order rows a band of rows
 // with every channel, down to one channel by one row; "layer" the whole
 // layer); dynamic takes whole layers until it has seen failures, then
 // smaller tiles as the failure rate it measured rises.
 TEST(Session, JobTilesFollowTheConfigurationAndTheFailureRate) {
-  const Model model = testing::runtime_classifier();
-  TemporaryDir dir("job_sizes");
-  std::filesystem::create_directories(dir.path);
-  const NodeProgram program = build_node_program(model, spatial_regions(model, 1, 1), 1);
-  const DeviceProfile msp432 = load_device("msp432");
+  const Msp432Node node("job_sizes");
+  const auto& [model, dir, program, msp432] = node;
   PowerSupply::LayerShape conv;
   conv.layer = 1;  // conv1: 8 channels of 13x11, float32, 3x3 over 3 channels
   conv.channels = 8;
