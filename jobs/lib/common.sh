@@ -101,6 +101,8 @@ export OMPI_MCA_btl_vader_eager_limit=${OMPI_MCA_btl_vader_eager_limit:-65536}
 export EVENT_NOEPOLL=1
 
 # splitinfer_mpirun RANKS ARGS...: run `splitinfer ARGS...` on RANKS ranks.
+# splitinfer_mpirun --app FILE: run the ranks an OpenMPI app file lists
+# (a line per rank or group: "-np 1 .../splitinfer run ...").
 #
 # OpenMPI 4.1's mpirun (with Debian's PMIx 4) can deadlock in
 # PMIx_server_finalize once its ranks have ended, most often after a refused
@@ -120,14 +122,22 @@ export EVENT_NOEPOLL=1
 # a crash after that is mpirun's teardown, not the run's, and is not shown;
 # a crash before it is shown, with mpirun's status.
 splitinfer_mpirun() {
-  local ranks=$1
-  shift
   # This shell's pid, taken here: in the arguments of a background command,
   # $BASHPID would already be the background process's own.
   local shell=$BASHPID scratch verdict
   scratch=$(mktemp -d)
   verdict=$scratch/verdict
   : >"$verdict"
+  # The ranks' environment (mpirun's own stack traces go to a file, theirs
+  # to stderr); an app file's lines take it each (mpirun applies a global
+  # -x VAR=VALUE to -np runs only).
+  local ranks_env=(-x SPLITINFER_STATUS_FILE -x OMPI_MCA_opal_stacktrace_output=stderr) launch
+  if [ "$1" = --app ]; then
+    sed "/^[[:space:]]*-/s|^|${ranks_env[*]} |" "$2" >"$scratch/app"
+    launch=(--app "$scratch/app")
+  else
+    launch=("${ranks_env[@]}" -np "$1" "$SPLITINFER_BUILD/splitinfer" "${@:2}")
+  fi
   # The watcher ends by itself once the verdict file is gone (not killed,
   # which bash could report as a line of its own), and holds neither output.
   _splitinfer_watch_mpirun "$shell" "$verdict" </dev/null >/dev/null 2>&1 &
@@ -138,8 +148,7 @@ splitinfer_mpirun() {
   # bash from running mpirun in the subshell's place).
   (SPLITINFER_STATUS_FILE=$scratch/status OMPI_MCA_opal_stacktrace_output=file:$scratch/mpirun \
     mpirun --quiet --oversubscribe --mca orte_abort_on_non_zero_status 0 \
-    -x SPLITINFER_STATUS_FILE -x OMPI_MCA_opal_stacktrace_output=stderr -np "$ranks" \
-    "$SPLITINFER_BUILD/splitinfer" "$@" 2>&4
+    "${launch[@]}" 2>&4
     exit $?) 4>&2 2>/dev/null || status=$?
   if [ -s "$verdict" ]; then
     status=$(cat "$verdict")

@@ -75,7 +75,7 @@ for entry in "${entries[@]}"; do
   : >"$appfile"
   echo "-np 1 $splitinfer run plan_$name --input $input --output $name.h5 --dump-layers --stats $name.json --trace $name.trace.json $run_extra" >>"$appfile"
   for k in $(seq 1 "$nodes"); do echo "-np 1 $splitinfer run plan_${name}_as_$k --input none.h5" >>"$appfile"; done
-  mpirun --quiet --oversubscribe --app "$appfile" >/dev/null
+  splitinfer_mpirun --app "$appfile" >/dev/null
   # Without dumps a relu or relu6 is computed as the convolution before it
   # stores: the output must still be the one-node run's (computed apart).
   # shellcheck disable=SC2086  # run options split into words
