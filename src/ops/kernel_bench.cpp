@@ -12,6 +12,8 @@
 // conv/<layer>: conv2d() on the float32 shapes of resnet18's 3x3 stages and
 //   mobilenet_v2's pointwise and depthwise layers, the whole map on one
 //   core; counter "gmacs" = the layer's multiply-adds per ns.
+// conv_q/<layer>: conv2d_q() on mobilenet_v2's int8 depthwise shapes (and a
+//   pointwise one), the same counter.
 // jobs/bench runs it and prints each rate as a fraction of the peaks.
 #include <benchmark/benchmark.h>
 
@@ -21,6 +23,7 @@
 
 #include "conv2d.hpp"
 #include "pool.hpp"
+#include "quantized.hpp"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -199,6 +202,45 @@ void conv(benchmark::State& state) {
       benchmark::Counter(1e-9 * macs, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// One int8 convolution on the whole map (conv2d_q, PyTorch requantization,
+// symmetric weights as qnnpack's, activations after a ReLU6): args as conv's.
+void conv_q(benchmark::State& state) {
+  Conv2dParams p;
+  const int64_t in_c = state.range(0), size = state.range(1), out_c = state.range(2);
+  p.kernel_h = p.kernel_w = state.range(3);
+  p.stride_h = p.stride_w = state.range(4);
+  p.pad_h = p.pad_w = p.kernel_h / 2;
+  p.groups = state.range(5);
+  const int64_t out_size = window_output_size(size, p.kernel_h, p.stride_h, p.pad_h, 1);
+  const Shape in_shape{1, in_c, size, size}, out_shape{1, out_c, out_size, out_size};
+  std::mt19937 random(0);
+  std::uniform_int_distribution<int> byte(0, 255), weight_byte(-127, 127), bias_value(-5000, 5000);
+  std::vector<uint8_t> input(in_shape.elements()), output(out_shape.elements());
+  for (uint8_t& v : input) v = static_cast<uint8_t>(byte(random));
+  std::vector<int8_t> weight(out_c * in_c / p.groups * p.kernel_h * p.kernel_w);
+  for (int8_t& v : weight) v = static_cast<int8_t>(weight_byte(random));
+  std::vector<int32_t> bias(out_c);
+  for (int32_t& v : bias) v = bias_value(random);
+  const float w_scale = 0.01f;
+  const int32_t w_zp = 0;
+  QuantizedLayer q;
+  q.in = {QuantParams{0.02f, 0}};
+  q.out = QuantParams{0.05f, 0};
+  QuantizedWeights w;
+  w.weight = weight.data();
+  w.bias = bias.data();
+  w.scale = &w_scale;
+  w.zero_point = &w_zp;
+  Tensor in{in_shape, DType::u8, input.data()}, out{out_shape, DType::u8, output.data()};
+  for (auto _ : state) {
+    conv2d_q(q, p, in, Placement::whole(in_shape), w, out, Placement::whole(out_shape));
+    benchmark::ClobberMemory();
+  }
+  const double macs = static_cast<double>(weight.size()) * out_size * out_size;
+  state.counters["gmacs"] =
+      benchmark::Counter(1e-9 * macs, benchmark::Counter::kIsIterationInvariantRate);
+}
+
 // One float32 3x3 stride-2 max pool (ceil mode, as squeezenet1_1's): args
 // channels, size. Counter: output elements per second (9 taps each).
 void pool(benchmark::State& state) {
@@ -239,6 +281,18 @@ BENCHMARK(conv)->Name("conv/mobilenet_v2_dw3x3_144x56")->Args({144, 56, 144, 3, 
 BENCHMARK(conv)->Name("conv/mobilenet_v2_dw3x3_s2_144x56")->Args({144, 56, 144, 3, 2, 144});
 BENCHMARK(conv)->Name("conv/mobilenet_v2_dw3x3_576x14")->Args({576, 14, 576, 3, 1, 576});
 // squeezenet1_1's max pools.
+// mobilenet_v2's int8 depthwise layers, and a pointwise one.
+BENCHMARK(conv_q)->Name("conv_q/mobilenet_v2_dw3x3_32x112")->Args({32, 112, 32, 3, 1, 32});
+BENCHMARK(conv_q)->Name("conv_q/mobilenet_v2_dw3x3_s2_96x112")->Args({96, 112, 96, 3, 2, 96});
+BENCHMARK(conv_q)->Name("conv_q/mobilenet_v2_dw3x3_144x56")->Args({144, 56, 144, 3, 1, 144});
+BENCHMARK(conv_q)->Name("conv_q/mobilenet_v2_dw3x3_s2_144x56")->Args({144, 56, 144, 3, 2, 144});
+BENCHMARK(conv_q)->Name("conv_q/mobilenet_v2_dw3x3_192x28")->Args({192, 28, 192, 3, 1, 192});
+BENCHMARK(conv_q)->Name("conv_q/mobilenet_v2_dw3x3_s2_192x28")->Args({192, 28, 192, 3, 2, 192});
+BENCHMARK(conv_q)->Name("conv_q/mobilenet_v2_dw3x3_576x14")->Args({576, 14, 576, 3, 1, 576});
+BENCHMARK(conv_q)->Name("conv_q/mobilenet_v2_dw3x3_s2_576x14")->Args({576, 14, 576, 3, 2, 576});
+BENCHMARK(conv_q)->Name("conv_q/mobilenet_v2_dw3x3_960x7")->Args({960, 7, 960, 3, 1, 960});
+BENCHMARK(conv_q)->Name("conv_q/mobilenet_v2_1x1_576x14_96")->Args({576, 14, 96, 1, 1, 1});
+
 BENCHMARK(pool)->Name("maxpool/squeezenet1_1_3x3_s2_64x111")->Args({64, 111});
 BENCHMARK(pool)->Name("maxpool/squeezenet1_1_3x3_s2_256x27")->Args({256, 27});
 

@@ -59,6 +59,7 @@ float channel_multiplier(const QuantizedLayer& q, const QuantizedWeights& w, int
 
 Requantizer::Requantizer(Requantization mode, float multiplier)
     : mode_(mode), multiplier_(multiplier) {
+  if (mode == Requantization::pytorch) return;
   // TFLite's QuantizeMultiplier: multiplier = q31 * 2^(shift - 31), q31 in [2^30, 2^31).
   int exponent = 0;
   const double mantissa = std::frexp(static_cast<double>(multiplier), &exponent);

@@ -23,7 +23,7 @@ class Requantizer {
   Requantizer() = default;
   Requantizer(Requantization mode, float multiplier);
   int64_t operator()(int32_t acc) const;
-  // M taken as Q31 `multiplier` * 2^shift (cmsis; also for tests).
+  // M taken as Q31 `multiplier` * 2^shift (cmsis mode only; also for tests).
   int32_t q31() const { return multiplier_q31_; }
   int shift() const { return shift_; }
 

@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 #include "quantized.hpp"
 
@@ -605,6 +606,11 @@ int32_t reduce_add(__m512i v) {
 
 // Σ of `count` int8 weights (wrapping int32).
 int32_t sum_weights(const int8_t* weight, int64_t count) {
+  if (count <= 32) {  // a depthwise channel's: cheaper than the vector's reduction
+    int32_t sum = 0;
+    for (int64_t i = 0; i < count; ++i) sum += weight[i];
+    return sum;
+  }
   const __m512i ones = _mm512_set1_epi8(1);
   __m512i sum = _mm512_setzero_si512();
   for (int64_t k = 0; k < count; k += 64)
@@ -1052,6 +1058,10 @@ struct DepthwisePlan {
   int64_t window[kMaxRowVectors];
   __mmask64 inside[kMaxRowVectors];
   int64_t row_vectors;
+  // One quad of columns (KW <= 4): byte 4·ky + kx of a channel's weights
+  // as vpdpbusd operands is its weight ky·KW + kx (0 past KW).
+  __m512i weight_index;
+  __mmask64 weight_lanes = 0;
   int quads;  // ceil(KW / 4)
   bool whole_plane;
 
@@ -1080,6 +1090,14 @@ struct DepthwisePlan {
       bytes[position] = static_cast<uint8_t>(d / 4 * 16 + 4 * c + d % 4);
     }
     order = _mm512_load_si512(bytes);
+    for (int lane = 0; lane < 64; ++lane) {
+      const int64_t ky = lane / 4, kx = lane % 4;
+      bytes[lane] = 0;
+      if (ky >= p.kernel_h || kx >= p.kernel_w) continue;
+      bytes[lane] = static_cast<uint8_t>(ky * p.kernel_w + kx);
+      weight_lanes |= __mmask64{1} << lane;
+    }
+    weight_index = _mm512_load_si512(bytes);
     for (int64_t v = 0; v < row_vectors; ++v) {
       window[v] = (out_at.col0 + 16 * v) * p.stride_w - p.pad_w - in_at.col0;
       inside[v] = lane_range(-window[v], g.in_w - window[v]);
@@ -1116,9 +1134,18 @@ struct DepthwiseChannel {
   int32_t weights[16][kQuads];  // per kernel row: taps 4j..4j+3, 0 past the kernel's width
   int32_t ones[kQuads];         // 1 for each tap of the quad, for Σx
 
-  DepthwiseChannel(const Conv2dParams& p, const uint8_t* plane, const int8_t* weight,
-                   const ChannelTerms& t, int64_t m)
+  DepthwiseChannel(const Conv2dParams& p, const DepthwisePlan& plan, const uint8_t* plane,
+                   const int8_t* weight, const ChannelTerms& t, int64_t m)
       : plane(plane), offset(t.offset[m]), w_zp(t.w_zp[m]), multiplier(t.multiplier[m]) {
+    if constexpr (kQuads == 1) {
+      // All kernel rows (KH <= 16, checked by fits()) in one permute.
+      const __m512i bytes = _mm512_maskz_loadu_epi8(lane_range(0, p.kernel_h * p.kernel_w), weight);
+      _mm512_storeu_si512(
+          weights, _mm512_maskz_permutexvar_epi8(plan.weight_lanes, plan.weight_index, bytes));
+      ones[0] =
+          static_cast<int32_t>(p.kernel_w == 4 ? 0x01010101u : (1u << (8 * p.kernel_w)) / 255u);
+      return;
+    }
     for (int j = 0; j < kQuads; ++j) {
       const int64_t count = std::min<int64_t>(4, p.kernel_w - 4 * j);
       for (int64_t ky = 0; ky < p.kernel_h; ++ky)
@@ -1211,6 +1238,103 @@ SPLITINFER_INLINE void depthwise_rows(const Conv2dParams& p, const ConvGeometry&
   }
 }
 
+// The flat form, for stride 1 on tiles as wide as the map (one node, or a
+// split by rows) of up to 4096 positions: output position q = oy·W + ox
+// reads the plane byte q + shift[ky] + kx·dilation, so 16 consecutive
+// positions are one window whatever rows they span (a 14- or 28-wide map
+// fills its vectors). Window bytes outside the plane (padding rows) load as
+// x_zp, and so do taps that cross a row end (padding columns), by masks
+// made once per tile for every channel.
+constexpr int64_t kFlatVectors = 256;  // of 16 positions
+constexpr int64_t kFlatRows = 4;       // kernel rows
+
+struct DepthwiseFlat {
+  int64_t shift[kFlatRows] = {};
+  // Per vector of 16 positions: the taps (lane 4i + kx) inside the map's
+  // columns, and per kernel row the window bytes inside the plane.
+  __mmask64 inside[kFlatVectors];
+  __mmask64 load[kFlatRows][kFlatVectors];
+
+  static bool fits(const Conv2dParams& p, const ConvGeometry& g, const Placement& in_at,
+                   const Placement& out_at) {
+    const int64_t w = g.in_w;
+    return p.stride_h == 1 && p.stride_w == 1 && p.kernel_w <= 4 && p.kernel_h <= kFlatRows &&
+           in_at.col0 == 0 && out_at.col0 == 0 && w == in_at.full_w && g.out_w == w &&
+           out_at.full_w == w && w + p.pad_w + 3 * p.dilation_w < 256 &&
+           15 + 3 * p.dilation_w <= 63 && g.positions <= 16 * kFlatVectors;
+  }
+
+  DepthwiseFlat(const Conv2dParams& p, const ConvGeometry& g, const Placement& in_at,
+                const Placement& out_at) {
+    const int64_t w = g.in_w, vectors = (g.positions + 15) / 16;
+    for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+      shift[ky] = (out_at.row0 - p.pad_h + ky * p.dilation_h - in_at.row0) * w - p.pad_w;
+      for (int64_t v = 0; v < vectors; ++v)
+        load[ky][v] = lane_range(-(16 * v + shift[ky]), g.in_plane - (16 * v + shift[ky]));
+    }
+    // Lane (i, kx) of vector v holds column(16v + i) + kx·dilation: a tap
+    // reads the map where that lies in [pad, W + pad).
+    alignas(64) uint8_t columns[64], wraps[64];
+    for (int lane = 0; lane < 64; ++lane) {
+      const int64_t kx_offset = lane % 4 * p.dilation_w;
+      columns[lane] = static_cast<uint8_t>(lane / 4 % w + kx_offset);
+      wraps[lane] = static_cast<uint8_t>(w + kx_offset);
+    }
+    __m512i column = _mm512_load_si512(columns);
+    const __m512i wrap = _mm512_load_si512(wraps);
+    const __m512i low = _mm512_set1_epi8(static_cast<char>(p.pad_w));
+    const __m512i high = _mm512_set1_epi8(static_cast<char>(w + p.pad_w));
+    const __m512i width = _mm512_set1_epi8(static_cast<char>(w));
+    const __m512i step = _mm512_set1_epi8(static_cast<char>(16 % w));
+    for (int64_t v = 0; v < vectors; ++v) {
+      inside[v] = _mm512_cmpge_epu8_mask(column, low) & _mm512_cmplt_epu8_mask(column, high);
+      column = _mm512_add_epi8(column, step);
+      column = _mm512_mask_sub_epi8(column, _mm512_cmpge_epu8_mask(column, wrap), column, width);
+    }
+  }
+};
+
+// kChannels channels at once (their windows share the masks).
+template <int kChannels, bool kSumX>
+void depthwise_flat(const Conv2dParams& p, const ConvGeometry& g, const DepthwiseFlat& f,
+                    const DepthwisePlan& plan, const DepthwiseChannel<1>* const* ch,
+                    uint8_t* const* target, __m512i x_zp, const OutputFormat& o) {
+  for (int64_t q0 = 0; q0 < g.positions; q0 += 64) {
+    const int64_t count = std::min<int64_t>(64, g.positions - q0), v0 = q0 / 16;
+    const int64_t vectors = (count + 15) / 16;
+    __m512i acc[kChannels][4], sum_x[kChannels][4];
+#pragma GCC unroll 2
+    for (int k = 0; k < kChannels; ++k)
+#pragma GCC unroll 4
+      for (int c = 0; c < 4; ++c)
+        acc[k][c] = _mm512_set1_epi32(ch[k]->offset), sum_x[k][c] = _mm512_setzero_si512();
+    for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+      __m512i w[kChannels];
+#pragma GCC unroll 2
+      for (int k = 0; k < kChannels; ++k) w[k] = _mm512_set1_epi32(ch[k]->weights[ky][0]);
+      const int64_t start = q0 + f.shift[ky];
+#pragma GCC unroll 4
+      for (int c = 0; c < 4; ++c) {
+        if (c >= vectors) break;
+        const __mmask64 load = f.load[ky][v0 + c], inside = f.inside[v0 + c];
+#pragma GCC unroll 2
+        for (int k = 0; k < kChannels; ++k) {
+          const __m512i bytes =
+              _mm512_mask_loadu_epi8(x_zp, load, address(ch[k]->plane, start + 16 * c));
+          const __m512i quad = _mm512_mask_permutexvar_epi8(x_zp, inside, plan.index[0], bytes);
+          acc[k][c] = dpbusd(acc[k][c], quad, w[k]);
+          if constexpr (kSumX)
+            sum_x[k][c] = dpbusd(sum_x[k][c], quad, _mm512_set1_epi32(ch[k]->ones[0]));
+        }
+      }
+    }
+#pragma GCC unroll 2
+    for (int k = 0; k < kChannels; ++k)
+      store_positions(acc[k], sum_x[k], kSumX, ch[k]->w_zp, ch[k]->multiplier, plan, o,
+                      target[k] + q0, count);
+  }
+}
+
 template <int kQuads, bool kSumX>
 void depthwise_channel(const Conv2dParams& p, const ConvGeometry& g, const Placement& in_at,
                        const Placement& out_at, const DepthwisePlan& plan,
@@ -1262,15 +1386,40 @@ void conv2d_q_vnni(const QuantizedLayer& q, const Conv2dParams& p, const Tensor&
 
   if (g.in_per_group == 1 && DepthwisePlan::fits(p, g)) {
     const DepthwisePlan plan(p, g, in_at, out_at);
+    std::optional<DepthwiseFlat> flat;
+    if (plan.quads == 1 && !plan.whole_plane && DepthwiseFlat::fits(p, g, in_at, out_at))
+      flat.emplace(p, g, in_at, out_at);
     for_each_group(g, in_at, out, out_at, [&](const GroupRange& range) {
       const uint8_t* plane = in.u8() + range.first_in * g.in_plane;
       for (int64_t first = range.first; first < range.end; first += kChunkChannels) {
         const int64_t count = std::min(kChunkChannels, range.end - first);
         const ChannelTerms t(q, w, first, count, g.depth);
+        if (flat) {
+          const auto run_flat = [&]<int kChannels>(int64_t m) {
+            const DepthwiseChannel<1>* ch[kChannels];
+            uint8_t* target[kChannels];
+            std::optional<DepthwiseChannel<1>> channel[kChannels];
+            bool sums = false;
+            for (int k = 0; k < kChannels; ++k) {
+              const int64_t c = first + m + k;
+              ch[k] = &channel[k].emplace(p, plan, plane, w.weight + c * g.depth, t, m + k);
+              target[k] = out.u8() + c * g.positions;
+              sums = sums || ch[k]->w_zp != 0;
+            }
+            if (sums)
+              depthwise_flat<kChannels, true>(p, g, *flat, plan, ch, target, x_zp, o);
+            else
+              depthwise_flat<kChannels, false>(p, g, *flat, plan, ch, target, x_zp, o);
+          };
+          int64_t m = 0;
+          for (; m + 2 <= count; m += 2) run_flat.template operator()<2>(m);
+          if (m < count) run_flat.template operator()<1>(m);
+          continue;
+        }
         const auto run = [&]<int kQuads>() {
           for (int64_t m = 0; m < count; ++m) {
             const int64_t c = first + m;
-            const DepthwiseChannel<kQuads> ch(p, plane, w.weight + c * g.depth, t, m);
+            const DepthwiseChannel<kQuads> ch(p, plan, plane, w.weight + c * g.depth, t, m);
             uint8_t* target = out.u8() + c * g.positions;
             if (ch.w_zp != 0)
               depthwise_channel<kQuads, true>(p, g, in_at, out_at, plan, ch, x_zp, o, target);
@@ -1365,41 +1514,85 @@ void conv2d_q_vnni(const QuantizedLayer& q, const Conv2dParams& p, const Tensor&
   });
 }
 
+// Lane 4i + r of the result: the sum of v[4i + r]'s 16 lanes (wrapping),
+// for 16 vectors: pairs of lanes added within 128-bit blocks, then blocks.
+__m512i reduce_add16(const __m512i (&v)[16]) {
+  __m512i quarter[4];
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {
+    const __m512i* x = v + 4 * i;
+    // Per 128-bit block: ab = [a0 + a2, b0 + b2, a1 + a3, b1 + b3], and
+    // then [Σa, Σb, Σc, Σd] over the block.
+    const __m512i ab =
+        _mm512_add_epi32(_mm512_unpacklo_epi32(x[0], x[1]), _mm512_unpackhi_epi32(x[0], x[1]));
+    const __m512i cd =
+        _mm512_add_epi32(_mm512_unpacklo_epi32(x[2], x[3]), _mm512_unpackhi_epi32(x[2], x[3]));
+    // Block j: x[0..3]'s sums over block j.
+    quarter[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(ab, cd), _mm512_unpackhi_epi64(ab, cd));
+  }
+  const __m512i q01 = _mm512_add_epi32(_mm512_shuffle_i32x4(quarter[0], quarter[1], 0x88),
+                                       _mm512_shuffle_i32x4(quarter[0], quarter[1], 0xdd));
+  const __m512i q23 = _mm512_add_epi32(_mm512_shuffle_i32x4(quarter[2], quarter[3], 0x88),
+                                       _mm512_shuffle_i32x4(quarter[2], quarter[3], 0xdd));
+  return _mm512_add_epi32(_mm512_shuffle_i32x4(q01, q23, 0x88),
+                          _mm512_shuffle_i32x4(q01, q23, 0xdd));
+}
+
+// 16 neurons at once (8 with Σw, where x has a zero point: 32 vectors of
+// sums would not stay in registers), each input vector loaded once for all
+// of them, their sums reduced together.
+template <bool kSumW>
+void linear_q_rows(const QuantizedLayer& q, const QuantizedWeights& w, const uint8_t* x,
+                   int64_t features, int64_t sum_x, int64_t c, int64_t rows, uint8_t* out) {
+  constexpr int kRows = kSumW ? 8 : 16;
+  const __m512i ones = _mm512_set1_epi8(1);
+  __m512i dot[16], sum_w[16];
+#pragma GCC unroll 16
+  for (int r = 0; r < 16; ++r) dot[r] = sum_w[r] = _mm512_setzero_si512();
+  const int8_t* weight = w.weight + c * features;
+  for (int64_t k = 0; k < features; k += 64) {
+    const __mmask64 mask = lane_range(0, features - k);
+    const __m512i values = _mm512_maskz_loadu_epi8(mask, x + k);
+#pragma GCC unroll 16
+    for (int r = 0; r < kRows; ++r) {
+      if (r >= rows) break;
+      const __m512i weights = _mm512_maskz_loadu_epi8(mask, weight + r * features + k);
+      dot[r] = dpbusd(dot[r], values, weights);
+      if constexpr (kSumW) sum_w[r] = dpbusd(sum_w[r], ones, weights);
+    }
+  }
+  alignas(64) int32_t dots[16], sums[16];
+  _mm512_store_si512(dots, reduce_add16(dot));
+  _mm512_store_si512(sums, kSumW ? reduce_add16(sum_w) : _mm512_setzero_si512());
+  const int64_t x_zp = q.in[0].zero_point;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t channel = c + r;
+    const int64_t w_zp = w.zero_point[w.per_channel ? channel : 0];
+    const int32_t acc = wrap(int64_t{w.bias ? w.bias[channel] : 0} + dots[r] - w_zp * sum_x -
+                             x_zp * sums[r] + features * x_zp * w_zp);
+    out[channel] =
+        saturate(Requantizer(q.mode, channel_multiplier(q, w, channel))(acc) + q.out.zero_point,
+                 q.clamp_lo, q.clamp_hi);
+  }
+}
+
 void linear_q_vnni(const QuantizedLayer& q, const Tensor& in, const QuantizedWeights& w,
                    Tensor& out) {
   const int64_t features = in.shape.c * in.shape.h * in.shape.w;
-  const int64_t x_zp = q.in[0].zero_point;
   const uint8_t* x = in.u8();
   const __m512i ones = _mm512_set1_epi8(1);
   __m512i sum = _mm512_setzero_si512();
   for (int64_t k = 0; k < features; k += 64)
     sum = dpbusd(sum, _mm512_maskz_loadu_epi8(lane_range(0, features - k), x + k), ones);
   const int64_t sum_x = reduce_add(sum);
-  constexpr int kRows = 4;  // neurons at once: each input vector is loaded once for all of them
-  for (int64_t c = 0; c < out.shape.c; c += kRows) {
-    const int64_t rows = std::min<int64_t>(kRows, out.shape.c - c);
-    __m512i dot[kRows], sum_w[kRows];
-    for (int r = 0; r < kRows; ++r) dot[r] = sum_w[r] = _mm512_setzero_si512();
-    for (int64_t k = 0; k < features; k += 64) {
-      const __mmask64 mask = lane_range(0, features - k);
-      const __m512i values = _mm512_maskz_loadu_epi8(mask, x + k);
-      for (int r = 0; r < kRows; ++r) {
-        if (r >= rows) break;
-        const __m512i weights = _mm512_maskz_loadu_epi8(mask, w.weight + (c + r) * features + k);
-        dot[r] = dpbusd(dot[r], values, weights);
-        sum_w[r] = dpbusd(sum_w[r], ones, weights);
-      }
-    }
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t channel = c + r;
-      const int64_t w_zp = w.zero_point[w.per_channel ? channel : 0];
-      const int32_t acc = wrap(int64_t{w.bias ? w.bias[channel] : 0} + reduce_add(dot[r]) -
-                               w_zp * sum_x - x_zp * reduce_add(sum_w[r]) + features * x_zp * w_zp);
-      out.u8()[channel] =
-          saturate(Requantizer(q.mode, channel_multiplier(q, w, channel))(acc) + q.out.zero_point,
-                   q.clamp_lo, q.clamp_hi);
-    }
-  }
+  if (q.in[0].zero_point != 0)
+    for (int64_t c = 0; c < out.shape.c; c += 8)
+      linear_q_rows<true>(q, w, x, features, sum_x, c, std::min<int64_t>(8, out.shape.c - c),
+                          out.u8());
+  else
+    for (int64_t c = 0; c < out.shape.c; c += 16)
+      linear_q_rows<false>(q, w, x, features, sum_x, c, std::min<int64_t>(16, out.shape.c - c),
+                           out.u8());
 }
 
 // The reference's loop in 16 lanes: rne(x * (1 / scale)) is cvtps2dq of

@@ -388,6 +388,14 @@ const QConvCase kCases[] = {
     conv_case(          "depthwise_multiplier2",      3,   6,  7,   9, conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 3)),
     clamped(conv_case(  "depthwise_relu6_clamp",      6,   6,  9,  10, conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 6)), 90, 150),
     conv_case(          "depthwise_map_7x7",         19,  19,  7,   7, conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 19)),
+    // The flat form (stride 1, whole rows): 16-position vectors across row
+    // ends of maps narrower than a vector, wider, and a tail block.
+    conv_case(          "depthwise_map_14x14",        7,   7, 14,  14, conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 7)),
+    per_channel(conv_case("depthwise_map_9x5",        5,   5,  9,   5, conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 5))),
+    conv_case(          "depthwise_k3_d2_p2",         5,   5, 12,  14, conv2d_params(3, 3, 1, 1, 2, 2, 2, 2, 5)),
+    conv_case(          "depthwise_k3x1_p1x0",        3,   3, 10,  21, conv2d_params(3, 1, 1, 1, 1, 0, 1, 1, 3)),
+    weight_zero_points(
+        conv_case(      "depthwise_k1x3_p0x1_zero_points", 4, 4, 11, 13, conv2d_params(1, 3, 1, 1, 0, 1, 1, 1, 4))),
 };
 // clang-format on
 
@@ -490,7 +498,7 @@ TEST_P(QuantizedLinear, EqualsReference) {
   as_conv.per_channel = c.per_channel;
   as_conv.weight_zero_points = c.weight_zero_points;
   as_conv.bias = c.bias;
-  const QConvData data = make_data(as_conv, mode, 400);
+  QConvData data = make_data(as_conv, mode, 400);
   const QuantizedWeights w = weights_from(data, c.per_channel, 0);
   const auto run_linear = [&](auto kernel, Fence fence) {
     // The features as [1, C, H, W] = [1, features / 4, 2, 2] where they divide.
@@ -515,6 +523,11 @@ TEST_P(QuantizedLinear, EqualsReference) {
     EXPECT_TRUE(same_bytes(reference, run_linear(linear_q, fence))) << "linear_q";
     EXPECT_TRUE(same_bytes(reference, run_linear(linear_q_portable, fence))) << "linear_q_portable";
   }
+  // Inputs without a zero point (after a ReLU) skip the weights' sums.
+  data.layer.in[0].zero_point = 0;
+  const std::vector<uint8_t> no_zero_point = run_linear(linear_q_reference, Fence::after);
+  EXPECT_TRUE(same_bytes(no_zero_point, run_linear(linear_q, Fence::after))) << "x_zp 0";
+  EXPECT_TRUE(same_bytes(no_zero_point, run_linear(linear_q_portable, Fence::after))) << "x_zp 0";
 }
 
 // clang-format off
