@@ -1335,6 +1335,85 @@ void depthwise_flat(const Conv2dParams& p, const ConvGeometry& g, const Depthwis
   }
 }
 
+// Rows of up to 32 outputs (two vectors; stride 2 on maps up to 64 wide),
+// kChannels channels at once: one channel's few sums per row would wait on
+// each other. As depthwise_rows() otherwise, for kernels up to 4 wide.
+template <int kChannels, int kRows, bool kSumX>
+SPLITINFER_INLINE void narrow_rows(const Conv2dParams& p, const ConvGeometry& g,
+                                   const Placement& in_at, const Placement& out_at,
+                                   const DepthwisePlan& plan, const DepthwiseChannel<1>* const* ch,
+                                   uint8_t* const* target, int64_t oy, int64_t step, __m512i x_zp,
+                                   const OutputFormat& o) {
+  const int64_t input_rows = p.kernel_h + (kRows - 1) * step;
+  const int64_t base = (out_at.row0 + oy) * p.stride_h - p.pad_h;
+  const int64_t vectors = plan.row_vectors;
+  __m512i acc[kChannels][kRows][2], sum_x[kChannels][kRows][2];
+#pragma GCC unroll 2
+  for (int k = 0; k < kChannels; ++k)
+#pragma GCC unroll 2
+    for (int r = 0; r < kRows; ++r)
+#pragma GCC unroll 2
+      for (int c = 0; c < 2; ++c)
+        acc[k][r][c] = _mm512_set1_epi32(ch[k]->offset), sum_x[k][r][c] = _mm512_setzero_si512();
+  for (int64_t t = 0; t < input_rows; ++t) {
+    const int64_t iy = base + t * p.dilation_h;
+    const bool valid = iy >= 0 && iy < in_at.full_h;  // else all x_zp (mask 0 loads nothing)
+    const int64_t row = valid ? (iy - in_at.row0) * g.in_w : 0;
+    const __mmask64 row_mask = valid ? ~__mmask64{0} : 0;
+    bool uses[kRows];
+    __m512i w[kChannels][kRows];
+#pragma GCC unroll 2
+    for (int r = 0; r < kRows; ++r) {
+      const int64_t ky = t - r * step;
+      uses[r] = ky >= 0 && ky < p.kernel_h;
+#pragma GCC unroll 2
+      for (int k = 0; k < kChannels; ++k)
+        w[k][r] = _mm512_set1_epi32(uses[r] ? ch[k]->weights[ky][0] : 0);
+    }
+#pragma GCC unroll 2
+    for (int c = 0; c < 2; ++c) {
+      if (c >= vectors) break;
+#pragma GCC unroll 2
+      for (int k = 0; k < kChannels; ++k) {
+        const __m512i bytes = _mm512_mask_loadu_epi8(x_zp, plan.inside[c] & row_mask,
+                                                     address(ch[k]->plane + row, plan.window[c]));
+        const __m512i quad = _mm512_permutexvar_epi8(plan.index[0], bytes);
+#pragma GCC unroll 2
+        for (int r = 0; r < kRows; ++r) {
+          if (!uses[r]) continue;
+          acc[k][r][c] = dpbusd(acc[k][r][c], quad, w[k][r]);
+          if constexpr (kSumX)
+            sum_x[k][r][c] = dpbusd(sum_x[k][r][c], quad, _mm512_set1_epi32(ch[k]->ones[0]));
+        }
+      }
+    }
+  }
+  const __m512i zero = _mm512_setzero_si512();
+#pragma GCC unroll 2
+  for (int k = 0; k < kChannels; ++k)
+#pragma GCC unroll 2
+    for (int r = 0; r < kRows; ++r) {
+      const __m512i sums[4] = {acc[k][r][0], acc[k][r][1], zero, zero};
+      const __m512i xs[4] = {sum_x[k][r][0], sum_x[k][r][1], zero, zero};
+      store_positions(sums, xs, kSumX, ch[k]->w_zp, ch[k]->multiplier, plan, o,
+                      target[k] + (oy + r) * g.out_w, g.out_w);
+    }
+}
+
+template <int kChannels, bool kSumX>
+void depthwise_narrow(const Conv2dParams& p, const ConvGeometry& g, const Placement& in_at,
+                      const Placement& out_at, const DepthwisePlan& plan,
+                      const DepthwiseChannel<1>* const* ch, uint8_t* const* target, __m512i x_zp,
+                      const OutputFormat& o) {
+  const int64_t step = p.stride_h % p.dilation_h == 0 ? p.stride_h / p.dilation_h : 0;
+  int64_t oy = 0;
+  if (step > 0 && step < p.kernel_h)
+    for (; oy + 2 <= g.out_h; oy += 2)
+      narrow_rows<kChannels, 2, kSumX>(p, g, in_at, out_at, plan, ch, target, oy, step, x_zp, o);
+  for (; oy < g.out_h; ++oy)
+    narrow_rows<kChannels, 1, kSumX>(p, g, in_at, out_at, plan, ch, target, oy, 0, x_zp, o);
+}
+
 template <int kQuads, bool kSumX>
 void depthwise_channel(const Conv2dParams& p, const ConvGeometry& g, const Placement& in_at,
                        const Placement& out_at, const DepthwisePlan& plan,
@@ -1389,60 +1468,67 @@ void conv2d_q_vnni(const QuantizedLayer& q, const Conv2dParams& p, const Tensor&
     std::optional<DepthwiseFlat> flat;
     if (plan.quads == 1 && !plan.whole_plane && DepthwiseFlat::fits(p, g, in_at, out_at))
       flat.emplace(p, g, in_at, out_at);
-    for_each_group(g, in_at, out, out_at, [&](const GroupRange& range) {
-      const uint8_t* plane = in.u8() + range.first_in * g.in_plane;
-      for (int64_t first = range.first; first < range.end; first += kChunkChannels) {
-        const int64_t count = std::min(kChunkChannels, range.end - first);
-        const ChannelTerms t(q, w, first, count, g.depth);
-        if (flat) {
-          const auto run_flat = [&]<int kChannels>(int64_t m) {
-            const DepthwiseChannel<1>* ch[kChannels];
-            uint8_t* target[kChannels];
-            std::optional<DepthwiseChannel<1>> channel[kChannels];
-            bool sums = false;
-            for (int k = 0; k < kChannels; ++k) {
-              const int64_t c = first + m + k;
-              ch[k] = &channel[k].emplace(p, plan, plane, w.weight + c * g.depth, t, m + k);
-              target[k] = out.u8() + c * g.positions;
-              sums = sums || ch[k]->w_zp != 0;
-            }
-            if (sums)
-              depthwise_flat<kChannels, true>(p, g, *flat, plan, ch, target, x_zp, o);
-            else
-              depthwise_flat<kChannels, false>(p, g, *flat, plan, ch, target, x_zp, o);
-          };
-          int64_t m = 0;
-          for (; m + 2 <= count; m += 2) run_flat.template operator()<2>(m);
-          if (m < count) run_flat.template operator()<1>(m);
-          continue;
-        }
-        const auto run = [&]<int kQuads>() {
-          for (int64_t m = 0; m < count; ++m) {
-            const int64_t c = first + m;
-            const DepthwiseChannel<kQuads> ch(p, plan, plane, w.weight + c * g.depth, t, m);
-            uint8_t* target = out.u8() + c * g.positions;
-            if (ch.w_zp != 0)
-              depthwise_channel<kQuads, true>(p, g, in_at, out_at, plan, ch, x_zp, o, target);
-            else
-              depthwise_channel<kQuads, false>(p, g, in_at, out_at, plan, ch, x_zp, o, target);
+    const bool narrow = plan.quads == 1 && !plan.whole_plane && plan.row_vectors <= 2;
+    // Each output channel reads the one input channel of its group: chunks
+    // run across groups (one channel each, in a depthwise layer).
+    const auto plane = [&](int64_t c) {
+      return in.u8() + ((out_at.channel0 + c) / g.out_per_group - in_at.channel0) * g.in_plane;
+    };
+    for (int64_t first = 0; first < out.shape.c; first += kChunkChannels) {
+      const int64_t count = std::min(kChunkChannels, out.shape.c - first);
+      const ChannelTerms t(q, w, first, count, g.depth);
+      if (flat || narrow) {
+        const auto run_pair = [&]<int kChannels>(int64_t m) {
+          const DepthwiseChannel<1>* ch[kChannels];
+          uint8_t* target[kChannels];
+          std::optional<DepthwiseChannel<1>> channel[kChannels];
+          bool sums = false;
+          for (int k = 0; k < kChannels; ++k) {
+            const int64_t c = first + m + k;
+            ch[k] = &channel[k].emplace(p, plan, plane(c), w.weight + c * g.depth, t, m + k);
+            target[k] = out.u8() + c * g.positions;
+            sums = sums || ch[k]->w_zp != 0;
           }
+          if (flat && sums)
+            depthwise_flat<kChannels, true>(p, g, *flat, plan, ch, target, x_zp, o);
+          else if (flat)
+            depthwise_flat<kChannels, false>(p, g, *flat, plan, ch, target, x_zp, o);
+          else if (sums)
+            depthwise_narrow<kChannels, true>(p, g, in_at, out_at, plan, ch, target, x_zp, o);
+          else
+            depthwise_narrow<kChannels, false>(p, g, in_at, out_at, plan, ch, target, x_zp, o);
         };
-        switch (plan.quads) {
-          case 1:
-            run.template operator()<1>();
-            break;
-          case 2:
-            run.template operator()<2>();
-            break;
-          case 3:
-            run.template operator()<3>();
-            break;
-          default:
-            run.template operator()<4>();
-            break;
-        }
+        int64_t m = 0;
+        for (; m + 2 <= count; m += 2) run_pair.template operator()<2>(m);
+        if (m < count) run_pair.template operator()<1>(m);
+        continue;
       }
-    });
+      const auto run = [&]<int kQuads>() {
+        for (int64_t m = 0; m < count; ++m) {
+          const int64_t c = first + m;
+          const DepthwiseChannel<kQuads> ch(p, plan, plane(c), w.weight + c * g.depth, t, m);
+          uint8_t* target = out.u8() + c * g.positions;
+          if (ch.w_zp != 0)
+            depthwise_channel<kQuads, true>(p, g, in_at, out_at, plan, ch, x_zp, o, target);
+          else
+            depthwise_channel<kQuads, false>(p, g, in_at, out_at, plan, ch, x_zp, o, target);
+        }
+      };
+      switch (plan.quads) {
+        case 1:
+          run.template operator()<1>();
+          break;
+        case 2:
+          run.template operator()<2>();
+          break;
+        case 3:
+          run.template operator()<3>();
+          break;
+        default:
+          run.template operator()<4>();
+          break;
+      }
+    }
     return;
   }
   if (!pointwise && g.taps > kMaxTapSegments)
