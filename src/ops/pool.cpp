@@ -1,12 +1,23 @@
 #include "pool.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <limits>
 #include <type_traits>
 #include <utility>
 
 #if defined(__AVX512F__)
+// GCC 12's AVX-512 headers start masked builtins (_mm512_max_ps's) from an
+// "undefined" vector and then warn that it is uninitialized (GCC bug 105593).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
+#pragma GCC diagnostic pop
+#else
+#include <immintrin.h>
+#endif
 #endif
 
 #include "conv2d.hpp"
@@ -62,6 +73,126 @@ void max_into(T* best, const T* taps, int64_t stride, int64_t first, int64_t las
   }
 }
 
+#if defined(__AVX512F__)
+// base + offset floats as an address, for masked loads whose masked-off
+// lanes may lie outside the row (they are never touched).
+const float* float_address(const float* base, int64_t offset) {
+  return reinterpret_cast<const float*>(  // NOLINT(performance-no-int-to-ptr)
+      reinterpret_cast<uintptr_t>(base) + static_cast<uintptr_t>(offset * 4));
+}
+
+__mmask16 lanes16(int64_t begin, int64_t end) {
+  begin = std::clamp<int64_t>(begin, 0, 16), end = std::clamp<int64_t>(end, 0, 16);
+  return end <= begin ? 0 : static_cast<__mmask16>(((1u << end) - 1) & ~((1u << begin) - 1));
+}
+
+// max_pool() for float32 and horizontal strides 1 and 2, the maxima of up
+// to 4 vectors of an output row kept in registers through every tap: the
+// same order of taps (ky, then kx), and per tap the same choice (value >
+// best, or value NaN: max(value, best), then NaN lanes taken). Taps outside
+// the map load as -inf, which never wins: per kernel column and vector, the
+// lanes that read the map, made once per tile.
+constexpr int64_t kPoolColumns = 8;   // kernel width
+constexpr int64_t kPoolVectors = 64;  // output rows up to 1024 wide
+
+struct PoolLanes {
+  // Per kernel column and 16-output vector: the loads' lanes (stride 2:
+  // two loads, the evens of 32 floats).
+  __mmask16 low[kPoolColumns][kPoolVectors], high[kPoolColumns][kPoolVectors];
+  int64_t offset[kPoolColumns];  // tile column of output column 0's tap
+
+  static bool fits(const PoolParams& p, int64_t out_w) {
+    return p.stride_w <= 2 && p.kernel_w <= kPoolColumns && out_w <= 16 * kPoolVectors;
+  }
+  PoolLanes(const PoolParams& p, const Placement& in_at, int64_t out_w, const Placement& out_at) {
+    const int64_t vectors = (out_w + 15) / 16;
+    for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
+      offset[kx] = out_at.col0 * p.stride_w + kx * p.dilation_w - p.pad_w - in_at.col0;
+      const auto [first, last] =
+          columns_inside(out_at.col0, out_w, p.stride_w, kx * p.dilation_w - p.pad_w, in_at.full_w);
+      for (int64_t v = 0; v < vectors; ++v) {
+        const int64_t ox = 16 * v;
+        if (p.stride_w == 1) {
+          low[kx][v] = lanes16(first - ox, last - ox), high[kx][v] = 0;
+        } else {
+          const int64_t begin = 2 * (first - ox), end = 2 * (last - ox) - 1;
+          low[kx][v] = lanes16(begin, end), high[kx][v] = lanes16(begin - 16, end - 16);
+        }
+      }
+    }
+  }
+};
+
+template <int kVectors>
+void max_pool_block(const PoolParams& p, const PoolLanes& lanes, const float* plane,
+                    const Shape& in_shape, const Placement& in_at, float* out, int64_t oy,
+                    int64_t v0, int64_t out_w, const Placement& out_at) {
+  const __m512 lowest = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  const __m512i evens =
+      _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  __m512 best[kVectors];
+#pragma GCC unroll 4
+  for (int c = 0; c < kVectors; ++c) best[c] = lowest;
+  for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+    const int64_t iy = (out_at.row0 + oy) * p.stride_h - p.pad_h + ky * p.dilation_h;
+    if (iy < 0 || iy >= in_at.full_h) continue;
+    const float* row = plane + (iy - in_at.row0) * in_shape.w;
+    for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
+#pragma GCC unroll 4
+      for (int c = 0; c < kVectors; ++c) {
+        const int64_t v = v0 + c, ox = 16 * v;
+        __m512 value;
+        if (p.stride_w == 1) {
+          value = _mm512_mask_loadu_ps(lowest, lanes.low[kx][v],
+                                       float_address(row, lanes.offset[kx] + ox));
+        } else {
+          const float* from = float_address(row, lanes.offset[kx] + 2 * ox);
+          value = _mm512_permutex2var_ps(
+              _mm512_mask_loadu_ps(lowest, lanes.low[kx][v], from), evens,
+              _mm512_mask_loadu_ps(lowest, lanes.high[kx][v], float_address(from, 16)));
+        }
+        const __mmask16 nan = _mm512_cmp_ps_mask(value, value, _CMP_UNORD_Q);
+        best[c] = _mm512_mask_mov_ps(_mm512_max_ps(value, best[c]), nan, value);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int c = 0; c < kVectors; ++c) {
+    const int64_t ox = 16 * (v0 + c);
+    _mm512_mask_storeu_ps(out + ox, lanes16(0, out_w - ox), best[c]);
+  }
+}
+
+void max_pool_fast(const PoolParams& p, const float* in, const Shape& in_shape,
+                   const Placement& in_at, float* out, const Shape& out_shape,
+                   const Placement& out_at) {
+  const int64_t out_w = out_shape.w, vectors = (out_w + 15) / 16;
+  const PoolLanes lanes(p, in_at, out_w, out_at);
+  for (int64_t nc = 0; nc < out_shape.n * out_shape.c; ++nc) {
+    const float* plane = in + nc * in_shape.h * in_shape.w;
+    for (int64_t oy = 0; oy < out_shape.h; ++oy) {
+      float* row = out + (nc * out_shape.h + oy) * out_w;
+      int64_t v = 0;
+      for (; v + 4 <= vectors; v += 4)
+        max_pool_block<4>(p, lanes, plane, in_shape, in_at, row, oy, v, out_w, out_at);
+      switch (vectors - v) {
+        case 3:
+          max_pool_block<3>(p, lanes, plane, in_shape, in_at, row, oy, v, out_w, out_at);
+          break;
+        case 2:
+          max_pool_block<2>(p, lanes, plane, in_shape, in_at, row, oy, v, out_w, out_at);
+          break;
+        case 1:
+          max_pool_block<1>(p, lanes, plane, in_shape, in_at, row, oy, v, out_w, out_at);
+          break;
+        default:
+          break;
+      }
+    }
+  }
+}
+#endif
+
 // NaN propagates, as in PyTorch; padding never wins. Every output element
 // meets its taps in the same order (ky, then kx) as a plain loop would, tap by
 // tap over a whole output row, so the loops vectorize and NaN payloads agree.
@@ -71,6 +202,11 @@ void max_pool(const PoolParams& p, const T* in, const Shape& in_shape, const Pla
   const T lowest = std::numeric_limits<T>::has_infinity ? -std::numeric_limits<T>::infinity()
                                                         : std::numeric_limits<T>::lowest();
   const int64_t out_w = out_shape.w;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>)
+    if (PoolLanes::fits(p, out_w))
+      return max_pool_fast(p, in, in_shape, in_at, out, out_shape, out_at);
+#endif
   for (int64_t nc = 0; nc < out_shape.n * out_shape.c; ++nc) {
     const T* plane = in + nc * in_shape.h * in_shape.w;
     for (int64_t oy = 0; oy < out_shape.h; ++oy) {

@@ -197,6 +197,23 @@ TEST(MaxPoolWideRows, EqualsPlainLoopsBitForBitWithNaNs) {
   }
 }
 
+TEST(MaxPoolWideRows, EqualMaximaKeepTheFirstTapsZeroSign) {
+  // Non-positive values with zeros of both signs as window maxima: a tap
+  // equal to the best so far (-0 against +0) does not replace it.
+  OwnedTensor in = testing::random_tensor(nchw(1, 3, 9, 70), 11);
+  for (size_t i = 0; i < in.values.size(); ++i)
+    in.values[i] = i % 5 == 0 ? -0.0f : i % 7 == 0 ? 0.0f : -std::fabs(in.values[i]);
+  for (const PoolParams& p : {pool_params(3, 1, 1), pool_params(3, 2, 1, true)}) {
+    const OwnedTensor fast = run_maxpool(p, in), loops = maxpool_by_loops(p, in);
+    ASSERT_EQ(fast.values.size(), loops.values.size());
+    EXPECT_EQ(std::memcmp(fast.values.data(), loops.values.data(), 4 * fast.values.size()), 0);
+    EXPECT_TRUE(std::any_of(fast.values.begin(), fast.values.end(),
+                            [](float v) { return v == 0.0f && std::signbit(v); }));
+    EXPECT_TRUE(std::any_of(fast.values.begin(), fast.values.end(),
+                            [](float v) { return v == 0.0f && !std::signbit(v); }));
+  }
+}
+
 TEST(MaxPoolByHand, ChannelsArePooledApart) {
   // Two channels: the second is the first negated.
   std::vector<float> values = one_to_sixteen().values;
