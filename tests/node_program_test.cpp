@@ -1036,9 +1036,11 @@ TEST(Streams, DeepRunsTakeTheInputPartByPart) {
       EXPECT_GT(stream.parts.size(), 1u) << what;
       for (size_t p = 0; p < pieces.size(); ++p)
         EXPECT_EQ(pieces[p], stream.parts[p][0].needed[0]) << what << ", part " << p;
-      for (const Block& block : program.blocks)
-        if (block.use == Block::Use::input_tile && block.layer == at("stem"))
+      for (const Block& block : program.blocks) {
+        if (block.use == Block::Use::input_tile && block.layer == at("stem")) {
           EXPECT_LT(block.bytes, whole_input) << what;
+        }
+      }
     }
     expect_cluster_equals_one_node(model, streamed.regions, Kernels::fast, what, streamed.owners,
                                    streamed.groups);

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "conv2d.hpp"
+#include "linear.hpp"
 #include "pool.hpp"
 #include "quantized.hpp"
 
@@ -241,6 +242,26 @@ void conv_q(benchmark::State& state) {
       benchmark::Counter(1e-9 * macs, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// One float32 linear layer, one input row: args inputs, outputs. Its
+// weights (megabytes) come from wherever the last iteration left them.
+void linear_layer(benchmark::State& state) {
+  const int64_t inputs = state.range(0), outputs = state.range(1);
+  std::mt19937 random(0);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  std::vector<float> x(inputs), weight(inputs * outputs), bias(outputs), y(outputs);
+  for (float& v : x) v = uniform(random);
+  for (float& v : weight) v = uniform(random);
+  for (float& v : bias) v = uniform(random);
+  const Tensor in{Shape{1, inputs, 1, 1, 2}, DType::f32, x.data()};
+  Tensor out{Shape{1, outputs, 1, 1, 2}, DType::f32, y.data()};
+  for (auto _ : state) {
+    linear(in, weight.data(), bias.data(), out);
+    benchmark::ClobberMemory();
+  }
+  state.counters["gmacs"] = benchmark::Counter(1e-9 * static_cast<double>(weight.size()),
+                                               benchmark::Counter::kIsIterationInvariantRate);
+}
+
 // One float32 3x3 stride-2 max pool (ceil mode, as squeezenet1_1's): args
 // channels, size. Counter: output elements per second (9 taps each).
 void pool(benchmark::State& state) {
@@ -292,6 +313,8 @@ BENCHMARK(conv_q)->Name("conv_q/mobilenet_v2_dw3x3_576x14")->Args({576, 14, 576,
 BENCHMARK(conv_q)->Name("conv_q/mobilenet_v2_dw3x3_s2_576x14")->Args({576, 14, 576, 3, 2, 576});
 BENCHMARK(conv_q)->Name("conv_q/mobilenet_v2_dw3x3_960x7")->Args({960, 7, 960, 3, 1, 960});
 BENCHMARK(conv_q)->Name("conv_q/mobilenet_v2_1x1_576x14_96")->Args({576, 14, 96, 1, 1, 1});
+
+BENCHMARK(linear_layer)->Name("linear/mobilenet_v2_classifier_1280_1000")->Args({1280, 1000});
 
 BENCHMARK(pool)->Name("maxpool/squeezenet1_1_3x3_s2_64x111")->Args({64, 111});
 BENCHMARK(pool)->Name("maxpool/squeezenet1_1_3x3_s2_256x27")->Args({256, 27});

@@ -5,7 +5,9 @@
 namespace splitinfer {
 
 void linear_reference(const Tensor& in, const float* weight, const float* bias, Tensor& out);
-// The default kernel: gemm_in_depth_order (a fixed summation order per neuron).
+// The default kernel: each neuron's products added in input order from its
+// bias, as gemm_in_depth_order adds them (AVX-512: 16 neurons per vector,
+// their weights transposed in registers; else that GEMM with one column).
 void linear(const Tensor& in, const float* weight, const float* bias, Tensor& out);
 
 }  // namespace splitinfer

@@ -6,21 +6,8 @@
 #include <type_traits>
 #include <utility>
 
-#if defined(__AVX512F__)
-// GCC 12's AVX-512 headers start masked builtins (_mm512_max_ps's) from an
-// "undefined" vector and then warn that it is uninitialized (GCC bug 105593).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-#else
-#include <immintrin.h>
-#endif
-#endif
-
 #include "conv2d.hpp"
+#include "intrinsics.hpp"
 
 namespace splitinfer {
 

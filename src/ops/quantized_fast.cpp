@@ -29,17 +29,7 @@
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__) && \
     defined(__AVX512VBMI__)
 #define SPLITINFER_INT8_VNNI 1
-// GCC 12's AVX-512 headers start masked builtins from an "undefined" vector
-// and then warn that it is uninitialized (GCC bug 105593, fixed in GCC 13).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-#else
-#include <immintrin.h>
-#endif
+#include "intrinsics.hpp"
 #else
 #define SPLITINFER_INT8_VNNI 0
 #endif

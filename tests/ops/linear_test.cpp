@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "ops/gemm.hpp"
 #include "test_util.hpp"
 
 namespace splitinfer {
@@ -87,6 +88,27 @@ TEST(LinearRange, EqualsTheWholeLayerBitForBit) {
           EXPECT_EQ(std::memcmp(&a, &b, sizeof(float)), 0)
               << "neuron " << first + o << " of row " << n;
         }
+    }
+  }
+}
+
+// linear() adds each neuron's products in input order from its bias, as
+// gemm_in_depth_order() with one column does: the same bits, with and
+// without a bias, over partial blocks of neurons and inputs.
+TEST(LinearOrder, EqualsTheGemmWithOneColumnBitForBit) {
+  for (const auto& [inputs, outputs] : std::vector<std::pair<int64_t, int64_t>>{
+           {1, 1}, {16, 10}, {17, 33}, {100, 47}, {1280, 1000}, {333, 64}}) {
+    SCOPED_TRACE(std::to_string(inputs) + " to " + std::to_string(outputs));
+    const OwnedTensor in = testing::random_tensor(features(1, inputs), 41);
+    const std::vector<float> weight = random_values(static_cast<size_t>(outputs * inputs), 42);
+    const std::vector<float> bias = random_values(static_cast<size_t>(outputs), 43);
+    for (const float* b : {bias.data(), static_cast<const float*>(nullptr)}) {
+      OwnedTensor fast(features(1, outputs));
+      std::vector<float> gemm(static_cast<size_t>(outputs));
+      linear(in.tensor, weight.data(), b, fast.tensor);
+      gemm_in_depth_order(weight.data(), in.tensor.f32(), b, gemm.data(), outputs, inputs, 1);
+      EXPECT_EQ(std::memcmp(fast.values.data(), gemm.data(), 4 * gemm.size()), 0)
+          << (b ? "with bias" : "without bias");
     }
   }
 }
