@@ -1229,13 +1229,13 @@ SPLITINFER_INLINE void depthwise_rows(const Conv2dParams& p, const ConvGeometry&
 }
 
 // The flat form, for stride 1 on tiles as wide as the map (one node, or a
-// split by rows) of up to 4096 positions: output position q = oy·W + ox
-// reads the plane byte q + shift[ky] + kx·dilation, so 16 consecutive
-// positions are one window whatever rows they span (a 14- or 28-wide map
-// fills its vectors). Window bytes outside the plane (padding rows) load as
-// x_zp, and so do taps that cross a row end (padding columns), by masks
-// made once per tile for every channel.
-constexpr int64_t kFlatVectors = 256;  // of 16 positions
+// split by rows) of up to 16384 positions (128x128): output position
+// q = oy·W + ox reads the plane byte q + shift[ky] + kx·dilation, so 16
+// consecutive positions are one window whatever rows they span (a 14- or
+// 28-wide map fills its vectors). Window bytes outside the plane (padding
+// rows) load as x_zp, and so do taps that cross a row end (padding
+// columns), by masks made once per tile for every channel (40 KiB of stack).
+constexpr int64_t kFlatVectors = 1024;  // of 16 positions
 constexpr int64_t kFlatRows = 4;       // kernel rows
 
 struct DepthwiseFlat {
