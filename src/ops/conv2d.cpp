@@ -472,9 +472,12 @@ inline void depthwise_masked_block(const float* x, const float* taps, const Dept
     store_lanes(dst + b.out_base + j * b.out_step, epilogue_of(epilogue, sum[j]), stored[j]);
 }
 
+// Not inlined: a profile (jobs/profile) then names a channel's depthwise
+// loops, wherever the compiler placed its blocks.
 template <int64_t kStride, bool kFlat>
-void depthwise_masked_plane(const float* x, const float* taps, const DepthwiseLanes& m, float start,
-                            Epilogue epilogue, float* dst) {
+[[gnu::noinline]] void depthwise_masked_plane(const float* x, const float* taps,
+                                              const DepthwiseLanes& m, float start,
+                                              Epilogue epilogue, float* dst) {
   for (const MaskedBlock& b : m.blocks) {
     switch (b.count) {
 #define SPLITINFER_MASKED_BLOCK(k)                                                  \
@@ -513,6 +516,10 @@ void depthwise_masked(const Conv2dParams& p, const Tensor& in, const Placement& 
       m.offset[ky * p.kernel_w + kx] =
           (out_at.row0 * p.stride_h - p.pad_h - in_at.row0 + ky * p.dilation_h) * in_w +
           out_at.col0 * stride - p.pad_w - in_at.col0 + kx * p.dilation_w;
+  // A lane reads tap (ky, kx) where its row reads kernel row ky inside the
+  // map and its column kernel column kx: per vector, the lanes of each row
+  // and each column, then their intersections.
+  std::vector<Lanes> row_lanes(p.kernel_h), column_lanes(p.kernel_w);
   const auto add_block = [&](int64_t y, int64_t x, int count) {
     MaskedBlock b{y * p.stride_h * in_w + x * stride,
                   y * w + x,
@@ -524,6 +531,8 @@ void depthwise_masked(const Conv2dParams& p, const Tensor& in, const Placement& 
     m.reads.resize(m.reads.size() + count * m.taps, no_lanes());
     m.stored.resize(m.stored.size() + count, no_lanes());
     for (int j = 0; j < count; ++j) {
+      std::fill(row_lanes.begin(), row_lanes.end(), no_lanes());
+      std::fill(column_lanes.begin(), column_lanes.end(), no_lanes());
       // Vector j's lanes: along its row (flat: on into the next rows).
       int64_t vy = flat ? y + (x + j * kLanes) / w : y + j;
       int64_t vx = flat ? (x + j * kLanes) % w : x;
@@ -537,14 +546,23 @@ void depthwise_masked(const Conv2dParams& p, const Tensor& in, const Placement& 
         set_lane(m.stored[b.at / m.taps + j], lane);
         for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
           const int64_t iy = (out_at.row0 + vy) * p.stride_h - p.pad_h + ky * p.dilation_h;
-          if (iy < 0 || iy >= in_at.full_h) continue;
-          for (int64_t kx = 0; kx < p.kernel_w; ++kx)
-            if (vx >= inside[kx].first && vx < inside[kx].second)
-              set_lane(m.reads[b.at + (ky * p.kernel_w + kx) * count + j], lane);
+          if (iy >= 0 && iy < in_at.full_h) set_lane(row_lanes[ky], lane);
         }
+        for (int64_t kx = 0; kx < p.kernel_w; ++kx)
+          if (vx >= inside[kx].first && vx < inside[kx].second) set_lane(column_lanes[kx], lane);
       }
+      for (int64_t ky = 0; ky < p.kernel_h; ++ky)
+        for (int64_t kx = 0; kx < p.kernel_w; ++kx)
+          m.reads[b.at + (ky * p.kernel_w + kx) * count + j] = row_lanes[ky] & column_lanes[kx];
     }
   };
+  {
+    const int64_t vectors =
+        flat ? (rows * w + kLanes - 1) / kLanes : (w + kLanes - 1) / kLanes * rows;
+    m.reads.reserve(vectors * m.taps);
+    m.stored.reserve(vectors);
+    m.blocks.reserve(vectors / kMaskedBlock + (w + kLanes - 1) / kLanes + 1);
+  }
   if (flat) {
     const int64_t vectors = (rows * w + kLanes - 1) / kLanes;
     for (int64_t v = 0; v < vectors; v += kMaskedBlock) {
