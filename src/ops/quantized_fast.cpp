@@ -1284,11 +1284,13 @@ struct DepthwiseFlat {
   }
 };
 
-// kChannels channels at once (their windows share the masks).
+// kChannels channels at once (their windows share the masks). Not inlined
+// (nor the other forms): a profile (jobs/profile) then names the depthwise loops.
 template <int kChannels, bool kSumX>
-void depthwise_flat(const Conv2dParams& p, const ConvGeometry& g, const DepthwiseFlat& f,
-                    const DepthwisePlan& plan, const DepthwiseChannel<1>* const* ch,
-                    uint8_t* const* target, __m512i x_zp, const OutputFormat& o) {
+[[gnu::noinline]] void depthwise_flat(const Conv2dParams& p, const ConvGeometry& g,
+                                      const DepthwiseFlat& f, const DepthwisePlan& plan,
+                                      const DepthwiseChannel<1>* const* ch, uint8_t* const* target,
+                                      __m512i x_zp, const OutputFormat& o) {
   for (int64_t q0 = 0; q0 < g.positions; q0 += 64) {
     const int64_t count = std::min<int64_t>(64, g.positions - q0), v0 = q0 / 16;
     const int64_t vectors = (count + 15) / 16;
@@ -1391,10 +1393,12 @@ SPLITINFER_INLINE void narrow_rows(const Conv2dParams& p, const ConvGeometry& g,
 }
 
 template <int kChannels, bool kSumX>
-void depthwise_narrow(const Conv2dParams& p, const ConvGeometry& g, const Placement& in_at,
-                      const Placement& out_at, const DepthwisePlan& plan,
-                      const DepthwiseChannel<1>* const* ch, uint8_t* const* target, __m512i x_zp,
-                      const OutputFormat& o) {
+[[gnu::noinline]] void depthwise_narrow(const Conv2dParams& p, const ConvGeometry& g,
+                                        const Placement& in_at, const Placement& out_at,
+                                        const DepthwisePlan& plan,
+                                        const DepthwiseChannel<1>* const* ch,
+                                        uint8_t* const* target, __m512i x_zp,
+                                        const OutputFormat& o) {
   const int64_t step = p.stride_h % p.dilation_h == 0 ? p.stride_h / p.dilation_h : 0;
   int64_t oy = 0;
   if (step > 0 && step < p.kernel_h)
@@ -1405,10 +1409,11 @@ void depthwise_narrow(const Conv2dParams& p, const ConvGeometry& g, const Placem
 }
 
 template <int kQuads, bool kSumX>
-void depthwise_channel(const Conv2dParams& p, const ConvGeometry& g, const Placement& in_at,
-                       const Placement& out_at, const DepthwisePlan& plan,
-                       const DepthwiseChannel<kQuads>& ch, __m512i x_zp, const OutputFormat& o,
-                       uint8_t* target) {
+[[gnu::noinline]] void depthwise_channel(const Conv2dParams& p, const ConvGeometry& g,
+                                         const Placement& in_at, const Placement& out_at,
+                                         const DepthwisePlan& plan,
+                                         const DepthwiseChannel<kQuads>& ch, __m512i x_zp,
+                                         const OutputFormat& o, uint8_t* target) {
   if constexpr (kQuads == 1) {
     if (plan.whole_plane) {
       const __m512i plane = _mm512_maskz_loadu_epi8(lane_range(0, g.in_plane), ch.plane);
