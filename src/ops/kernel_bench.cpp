@@ -169,17 +169,34 @@ void peak_int8_avx2(benchmark::State& state) {
   state.SkipWithError("this CPU has no AVX2");
 }
 
-// One float32 convolution on the whole map: args in channels, size, out
-// channels, kernel, stride, groups.
-void conv(benchmark::State& state) {
+// The convolution of a conv/ or conv_q/ benchmark's args: in channels,
+// size, out channels, kernel, stride, groups (padding: half the kernel).
+struct BenchConv {
   Conv2dParams p;
-  const int64_t in_c = state.range(0), size = state.range(1), out_c = state.range(2);
-  p.kernel_h = p.kernel_w = state.range(3);
-  p.stride_h = p.stride_w = state.range(4);
-  p.pad_h = p.pad_w = p.kernel_h / 2;
-  p.groups = state.range(5);
-  const int64_t out_size = window_output_size(size, p.kernel_h, p.stride_h, p.pad_h, 1);
-  const Shape in_shape{1, in_c, size, size}, out_shape{1, out_c, out_size, out_size};
+  int64_t in_c, out_c, out_size;
+  Shape in_shape, out_shape;
+};
+
+BenchConv bench_conv(const benchmark::State& state) {
+  BenchConv c;
+  const int64_t size = state.range(1);
+  c.in_c = state.range(0), c.out_c = state.range(2);
+  c.p.kernel_h = c.p.kernel_w = state.range(3);
+  c.p.stride_h = c.p.stride_w = state.range(4);
+  c.p.pad_h = c.p.pad_w = c.p.kernel_h / 2;
+  c.p.groups = state.range(5);
+  c.out_size = window_output_size(size, c.p.kernel_h, c.p.stride_h, c.p.pad_h, 1);
+  c.in_shape = Shape{1, c.in_c, size, size};
+  c.out_shape = Shape{1, c.out_c, c.out_size, c.out_size};
+  return c;
+}
+
+// One float32 convolution on the whole map.
+void conv(benchmark::State& state) {
+  const BenchConv c = bench_conv(state);
+  const Conv2dParams& p = c.p;
+  const int64_t in_c = c.in_c, out_c = c.out_c, out_size = c.out_size;
+  const Shape &in_shape = c.in_shape, &out_shape = c.out_shape;
   std::mt19937 random(0);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
   const auto filled = [&](int64_t count) {
@@ -204,16 +221,12 @@ void conv(benchmark::State& state) {
 }
 
 // One int8 convolution on the whole map (conv2d_q, PyTorch requantization,
-// symmetric weights as qnnpack's, activations after a ReLU6): args as conv's.
+// symmetric weights as qnnpack's, activations after a ReLU6).
 void conv_q(benchmark::State& state) {
-  Conv2dParams p;
-  const int64_t in_c = state.range(0), size = state.range(1), out_c = state.range(2);
-  p.kernel_h = p.kernel_w = state.range(3);
-  p.stride_h = p.stride_w = state.range(4);
-  p.pad_h = p.pad_w = p.kernel_h / 2;
-  p.groups = state.range(5);
-  const int64_t out_size = window_output_size(size, p.kernel_h, p.stride_h, p.pad_h, 1);
-  const Shape in_shape{1, in_c, size, size}, out_shape{1, out_c, out_size, out_size};
+  const BenchConv c = bench_conv(state);
+  const Conv2dParams& p = c.p;
+  const int64_t in_c = c.in_c, out_c = c.out_c, out_size = c.out_size;
+  const Shape &in_shape = c.in_shape, &out_shape = c.out_shape;
   std::mt19937 random(0);
   std::uniform_int_distribution<int> byte(0, 255), weight_byte(-127, 127), bias_value(-5000, 5000);
   std::vector<uint8_t> input(in_shape.elements()), output(out_shape.elements());

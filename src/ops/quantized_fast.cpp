@@ -1169,6 +1169,31 @@ SPLITINFER_INLINE void store_positions(const __m512i (&acc)[4], const __m512i (&
     target[i] = saturate(requantize(lanes[i / 16][i % 16]) + o.zero_point, o.lo, o.hi);
 }
 
+// Input row t (in dilations from the first that kRows output rows, `step`
+// dilations apart, read): where it starts in the plane, the lanes a load
+// of it takes (none outside the map: all x_zp), and which of the rows read
+// it, as their kernel row t - r·step.
+template <int kRows>
+struct InputRow {
+  int64_t offset;
+  __mmask64 mask;
+  int64_t ky[kRows];
+  bool uses[kRows];
+
+  SPLITINFER_INLINE InputRow(const Conv2dParams& p, const ConvGeometry& g, const Placement& in_at,
+                             int64_t base, int64_t t, int64_t step) {
+    const int64_t iy = base + t * p.dilation_h;
+    const bool valid = iy >= 0 && iy < in_at.full_h;
+    offset = valid ? (iy - in_at.row0) * g.in_w : 0;
+    mask = valid ? ~__mmask64{0} : 0;
+#pragma GCC unroll 4
+    for (int r = 0; r < kRows; ++r) {
+      ky[r] = t - r * step;
+      uses[r] = ky[r] >= 0 && ky[r] < p.kernel_h;
+    }
+  }
+};
+
 // kRows output rows from `oy`, whose kernel rows lie `step` dilations apart.
 template <int kQuads, int kRows, bool kSumX>
 SPLITINFER_INLINE void depthwise_rows(const Conv2dParams& p, const ConvGeometry& g,
@@ -1187,21 +1212,16 @@ SPLITINFER_INLINE void depthwise_rows(const Conv2dParams& p, const ConvGeometry&
       for (int c = 0; c < 4; ++c)
         acc[r][c] = _mm512_set1_epi32(ch.offset), sum_x[r][c] = _mm512_setzero_si512();
     for (int64_t t = 0; t < input_rows; ++t) {
-      // Input row t (dilations from base) is kernel row t - r*step of output row oy + r.
-      const int64_t iy = base + t * p.dilation_h;
-      const bool valid = iy >= 0 && iy < in_at.full_h;  // else all x_zp (mask 0 loads nothing)
-      const uint8_t* row = valid ? ch.plane + (iy - in_at.row0) * g.in_w : ch.plane;
-      const __mmask64 row_mask = valid ? ~__mmask64{0} : 0;
-      bool uses[kRows];
+      const InputRow<kRows> in_row(p, g, in_at, base, t, step);
+      const uint8_t* row = ch.plane + in_row.offset;
+      const __mmask64 row_mask = in_row.mask;
+      const bool* uses = in_row.uses;
       __m512i w[kRows][kQuads];
 #pragma GCC unroll 4
-      for (int r = 0; r < kRows; ++r) {
-        const int64_t ky = t - r * step;
-        uses[r] = ky >= 0 && ky < p.kernel_h;
+      for (int r = 0; r < kRows; ++r)
 #pragma GCC unroll 4
         for (int j = 0; j < kQuads; ++j)
-          w[r][j] = _mm512_set1_epi32(uses[r] ? ch.weights[ky][j] : 0);
-      }
+          w[r][j] = _mm512_set1_epi32(uses[r] ? ch.weights[in_row.ky[r]][j] : 0);
 #pragma GCC unroll 4
       for (int c = 0; c < 4; ++c) {
         if (c >= vectors) break;
@@ -1348,20 +1368,16 @@ SPLITINFER_INLINE void narrow_rows(const Conv2dParams& p, const ConvGeometry& g,
       for (int c = 0; c < 2; ++c)
         acc[k][r][c] = _mm512_set1_epi32(ch[k]->offset), sum_x[k][r][c] = _mm512_setzero_si512();
   for (int64_t t = 0; t < input_rows; ++t) {
-    const int64_t iy = base + t * p.dilation_h;
-    const bool valid = iy >= 0 && iy < in_at.full_h;  // else all x_zp (mask 0 loads nothing)
-    const int64_t row = valid ? (iy - in_at.row0) * g.in_w : 0;
-    const __mmask64 row_mask = valid ? ~__mmask64{0} : 0;
-    bool uses[kRows];
+    const InputRow<kRows> in_row(p, g, in_at, base, t, step);
+    const int64_t row = in_row.offset;
+    const __mmask64 row_mask = in_row.mask;
+    const bool* uses = in_row.uses;
     __m512i w[kChannels][kRows];
 #pragma GCC unroll 2
-    for (int r = 0; r < kRows; ++r) {
-      const int64_t ky = t - r * step;
-      uses[r] = ky >= 0 && ky < p.kernel_h;
+    for (int r = 0; r < kRows; ++r)
 #pragma GCC unroll 2
       for (int k = 0; k < kChannels; ++k)
-        w[k][r] = _mm512_set1_epi32(uses[r] ? ch[k]->weights[ky][0] : 0);
-    }
+        w[k][r] = _mm512_set1_epi32(uses[r] ? ch[k]->weights[in_row.ky[r]][0] : 0);
 #pragma GCC unroll 2
     for (int c = 0; c < 2; ++c) {
       if (c >= vectors) break;
