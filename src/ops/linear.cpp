@@ -118,7 +118,10 @@ void linear(const Tensor& in, const float* weight, const float* bias, Tensor& ou
     int64_t first = 0;
     for (; first + 32 < outputs; first += 32)
       neuron_blocks<2>(weight, x, bias, y, first, outputs, inputs);
-    neuron_blocks<2>(weight, x, bias, y, first, outputs, inputs);
+    if (outputs - first > 16)
+      neuron_blocks<2>(weight, x, bias, y, first, outputs, inputs);
+    else
+      neuron_blocks<1>(weight, x, bias, y, first, outputs, inputs);
   }
 #else
   // The input as a [inputs, 1] column.
