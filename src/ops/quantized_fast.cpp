@@ -1270,7 +1270,8 @@ struct DepthwiseFlat {
     const int64_t w = g.in_w;
     return p.stride_h == 1 && p.stride_w == 1 && p.kernel_w <= 4 && p.kernel_h <= kFlatRows &&
            in_at.col0 == 0 && out_at.col0 == 0 && w == in_at.full_w && g.out_w == w &&
-           out_at.full_w == w && w + p.pad_w + 3 * p.dilation_w < 256 &&
+           // a lane's column byte, a vector (up to 15 columns) on, before it wraps
+           out_at.full_w == w && w + p.pad_w + 3 * p.dilation_w + 16 < 256 &&
            15 + 3 * p.dilation_w <= 63 && g.positions <= 16 * kFlatVectors;
   }
 

@@ -392,6 +392,9 @@ const QConvCase kCases[] = {
     // ends of maps narrower than a vector, wider, and a tail block.
     conv_case(          "depthwise_map_14x14",        7,   7, 14,  14, conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 7)),
     conv_case(          "depthwise_map_70x75",        3,   3, 70,  75, conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 3)),
+    // The flat form's widest map (its column bytes stay below 256), and one wider.
+    conv_case(          "depthwise_k3_235_wide",      2,   2,  6, 235, conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 2)),
+    conv_case(          "depthwise_k3_241_wide",      2,   2,  6, 241, conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 2)),
     per_channel(conv_case("depthwise_map_9x5",        5,   5,  9,   5, conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 5))),
     conv_case(          "depthwise_k3_d2_p2",         5,   5, 12,  14, conv2d_params(3, 3, 1, 1, 2, 2, 2, 2, 5)),
     conv_case(          "depthwise_k3x1_p1x0",        3,   3, 10,  21, conv2d_params(3, 1, 1, 1, 1, 0, 1, 1, 3)),
