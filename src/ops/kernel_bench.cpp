@@ -13,7 +13,7 @@
 //   mobilenet_v2's pointwise and depthwise layers, the whole map on one
 //   core; counter "gmacs" = the layer's multiply-adds per ns.
 // conv_q/<layer>: conv2d_q() on mobilenet_v2's int8 depthwise shapes (and a
-//   pointwise one), the same counter.
+//   pointwise one) and resnet18's 3x3 stages, the same counter.
 // jobs/bench runs it and prints each rate as a fraction of the peaks.
 #include <benchmark/benchmark.h>
 
@@ -326,6 +326,13 @@ BENCHMARK(conv_q)->Name("conv_q/mobilenet_v2_dw3x3_576x14")->Args({576, 14, 576,
 BENCHMARK(conv_q)->Name("conv_q/mobilenet_v2_dw3x3_s2_576x14")->Args({576, 14, 576, 3, 2, 576});
 BENCHMARK(conv_q)->Name("conv_q/mobilenet_v2_dw3x3_960x7")->Args({960, 7, 960, 3, 1, 960});
 BENCHMARK(conv_q)->Name("conv_q/mobilenet_v2_1x1_576x14_96")->Args({576, 14, 96, 1, 1, 1});
+// resnet18's int8 3x3 stages (a 14x14 map is three blocks of 64 positions and
+// one of 4; a 7x7 map one block of 49).
+BENCHMARK(conv_q)->Name("conv_q/resnet18_3x3_64x56")->Args({64, 56, 64, 3, 1, 1});
+BENCHMARK(conv_q)->Name("conv_q/resnet18_3x3_128x28")->Args({128, 28, 128, 3, 1, 1});
+BENCHMARK(conv_q)->Name("conv_q/resnet18_3x3_256x14")->Args({256, 14, 256, 3, 1, 1});
+BENCHMARK(conv_q)->Name("conv_q/resnet18_3x3_512x7")->Args({512, 7, 512, 3, 1, 1});
+BENCHMARK(conv_q)->Name("conv_q/resnet18_7x7_s2_3x224")->Args({3, 224, 64, 7, 2, 1});
 
 BENCHMARK(linear_layer)->Name("linear/mobilenet_v2_classifier_1280_1000")->Args({1280, 1000});
 

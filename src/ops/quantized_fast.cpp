@@ -683,30 +683,56 @@ SPLITINFER_INLINE void interleave4(__m512i r0, __m512i r1, __m512i r2, __m512i r
   quad[3] = _mm512_unpackhi_epi16(t1, t3);
 }
 
-// Requantizes 64 positions of one output channel from interleave4's layout
-// and stores the lanes of `mask` (lane l: position l): pack64() undoes the
+// Blocks of fewer than 49 positions (the last of a 14x14 or 28x28 map, a
+// whole 7x7 one padded to 64 is 49) in the narrow layout: positions 16j ..
+// 16j + 15 in quad[j], dword by dword, so that a block of n positions needs
+// ceil(n / 16) accumulators per channel instead of 4. A row of positions
+// goes to it through byte d = 16L + 4j + i <- position 16j + 4L + i before
+// interleave4(), and pack64()'s bytes come back to position order through
+// the same permutation (it is its own inverse).
+struct NarrowOrder {
+  alignas(64) uint8_t bytes[64];
+  NarrowOrder() {
+    for (int d = 0; d < 64; ++d)
+      bytes[d] = static_cast<uint8_t>(d % 16 / 4 * 16 + d / 16 * 4 + d % 4);
+  }
+};
+const NarrowOrder kNarrowOrder;
+SPLITINFER_INLINE __m512i narrow_order() { return _mm512_load_si512(kNarrowOrder.bytes); }
+
+// Accumulators per channel for a block of `lanes` positions: 4 in
+// interleave4's layout, fewer in the narrow one.
+int block_quads(int64_t lanes) { return lanes > 48 ? 4 : static_cast<int>((lanes + 15) / 16); }
+
+// Requantizes the positions of one output channel held in kQuads
+// accumulators (interleave4's layout with 4, the narrow one with fewer) and
+// stores the lanes of `mask` (lane l: position l): pack64() undoes the
 // interleave.
-void store64(__m512i acc0, __m512i acc1, __m512i acc2, __m512i acc3, float multiplier,
-             const OutputFormat& o, uint8_t* target, __mmask64 mask) {
+template <int kQuads>
+void store64(const __m512i (&acc)[4], float multiplier, const OutputFormat& o, uint8_t* target,
+             __mmask64 mask) {
+  const __m512i zero = _mm512_setzero_si512();
   if (o.packs) {
-    _mm512_mask_storeu_epi8(target, mask, pack64(acc0, acc1, acc2, acc3, multiplier, o));
+    const __m512i bytes = pack64(acc[0], kQuads > 1 ? acc[1] : zero, kQuads > 2 ? acc[2] : zero,
+                                 kQuads > 3 ? acc[3] : zero, multiplier, o);
+    _mm512_mask_storeu_epi8(target, mask,
+                            kQuads == 4 ? bytes : _mm512_permutexvar_epi8(narrow_order(), bytes));
     return;
   }
   alignas(64) int32_t values[4][16];
-  _mm512_store_si512(values[0], acc0);
-  _mm512_store_si512(values[1], acc1);
-  _mm512_store_si512(values[2], acc2);
-  _mm512_store_si512(values[3], acc3);
+#pragma GCC unroll 4
+  for (int j = 0; j < kQuads; ++j) _mm512_store_si512(values[j], acc[j]);
   const Requantizer requantize(o.mode, multiplier);
-  for (int lane = 0; lane < 64; ++lane) {
+  for (int lane = 0; lane < 16 * kQuads; ++lane) {
     if (!(mask >> lane & 1)) continue;
-    const int32_t value = values[lane % 16 / 4][lane / 16 * 4 + lane % 4];
+    const int32_t value = kQuads == 4 ? values[lane % 16 / 4][lane / 16 * 4 + lane % 4]
+                                      : values[lane / 16][lane % 16];
     target[lane] = saturate(requantize(value) + o.zero_point, o.lo, o.hi);
   }
 }
 
-// The register block: kRows output channels x 64 positions.
-template <int kRows, bool kSumX>
+// The register block: kRows output channels x 16·kQuads positions.
+template <int kRows, bool kSumX, int kQuads = 4>
 struct Block {
   __m512i acc[kRows][4];
   __m512i sum_x[4];
@@ -715,9 +741,9 @@ struct Block {
 #pragma GCC unroll 8
     for (int r = 0; r < kRows; ++r)
 #pragma GCC unroll 8
-      for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_set1_epi32(t.offset[m + r]);
+      for (int j = 0; j < kQuads; ++j) acc[r][j] = _mm512_set1_epi32(t.offset[m + r]);
 #pragma GCC unroll 8
-    for (int j = 0; j < 4; ++j) sum_x[j] = _mm512_setzero_si512();
+    for (int j = 0; j < kQuads; ++j) sum_x[j] = _mm512_setzero_si512();
   }
   // 4 k of 64 positions, weights[r] the 4 k of output channel r.
   [[gnu::always_inline]] void add(const __m512i (&quad)[4], const int32_t* weights) {
@@ -725,12 +751,12 @@ struct Block {
     for (int r = 0; r < kRows; ++r) {
       const __m512i weight = _mm512_set1_epi32(weights[r]);
 #pragma GCC unroll 8
-      for (int j = 0; j < 4; ++j) acc[r][j] = dpbusd(acc[r][j], quad[j], weight);
+      for (int j = 0; j < kQuads; ++j) acc[r][j] = dpbusd(acc[r][j], quad[j], weight);
     }
     if constexpr (kSumX) {
       const __m512i ones = _mm512_set1_epi8(1);
 #pragma GCC unroll 8
-      for (int j = 0; j < 4; ++j) sum_x[j] = dpbusd(sum_x[j], quad[j], ones);
+      for (int j = 0; j < kQuads; ++j) sum_x[j] = dpbusd(sum_x[j], quad[j], ones);
     }
   }
   // Weights [kRows, depth]: the 4 k at `weight` of each row.
@@ -756,11 +782,10 @@ struct Block {
       if constexpr (kSumX) {
         const __m512i w_zp = _mm512_set1_epi32(t.w_zp[m + r]);
 #pragma GCC unroll 8
-        for (int j = 0; j < 4; ++j)
+        for (int j = 0; j < kQuads; ++j)
           acc[r][j] = _mm512_sub_epi32(acc[r][j], _mm512_mullo_epi32(sum_x[j], w_zp));
       }
-      store64(acc[r][0], acc[r][1], acc[r][2], acc[r][3], t.multiplier[m + r], o,
-              target + r * plane, mask);
+      store64<kQuads>(acc[r], t.multiplier[m + r], o, target + r * plane, mask);
     }
   }
 };
@@ -776,6 +801,21 @@ void rows_tail(int64_t rows, int64_t m, Body& body) {
       rows_tail<R - 1>(rows, m, body);
   }
 }
+// Calls body.template operator()<Q>() for Q = quads (1 to 4).
+template <class Body>
+void by_quads(int quads, Body&& body) {
+  switch (quads) {
+    case 1:
+      return body.template operator()<1>();
+    case 2:
+      return body.template operator()<2>();
+    case 3:
+      return body.template operator()<3>();
+    default:
+      return body.template operator()<4>();
+  }
+}
+
 template <int kRowsPerBlock, class Body>
 void for_row_blocks(int64_t count, Body&& body) {
   int64_t m = 0;
@@ -964,10 +1004,13 @@ void general_block(const BlockRecipe& b, const uint8_t* planes, const ConvGeomet
 // same in any order, so the result is the same).
 constexpr int64_t kPackDepth = 512;  // 32 KiB of packed taps
 
+// kNarrow: in the narrow layout (block_quads() < 4).
+template <bool kNarrow>
 void pack_block(const BlockRecipe& b, const uint8_t* planes, const ConvGeometry& g, __m512i x_zp,
                 int64_t k0, int64_t k1, __m512i (*packed)[4]) {
   const uint8_t* plane = planes + k0 / g.taps * g.in_plane;
   int64_t tap = k0 % g.taps;
+  const __m512i order = narrow_order();
   for (int64_t k = k0; k < k1; k += 4) {
     __m512i rows[4];
 #pragma GCC unroll 4
@@ -977,6 +1020,7 @@ void pack_block(const BlockRecipe& b, const uint8_t* planes, const ConvGeometry&
         continue;
       }
       rows[i] = gather(b, plane, tap, x_zp);
+      if constexpr (kNarrow) rows[i] = _mm512_permutexvar_epi8(order, rows[i]);
       if (++tap == g.taps) tap = 0, plane += g.in_plane;
     }
     interleave4(rows[0], rows[1], rows[2], rows[3], packed[(k - k0) / 4]);
@@ -984,14 +1028,18 @@ void pack_block(const BlockRecipe& b, const uint8_t* planes, const ConvGeometry&
 }
 
 // The same for a pointwise convolution: k is an input channel's plane.
+template <bool kNarrow>
 void pack_pointwise(const uint8_t* x, int64_t in_plane, int64_t k0, int64_t k1, __mmask64 mask,
                     __m512i (*packed)[4]) {
+  const __m512i order = narrow_order();
   for (int64_t k = k0; k < k1; k += 4) {
     __m512i rows[4];
 #pragma GCC unroll 4
-    for (int64_t i = 0; i < 4; ++i)
+    for (int64_t i = 0; i < 4; ++i) {
       rows[i] = k + i < k1 ? _mm512_maskz_loadu_epi8(mask, x + (k + i) * in_plane)
                            : _mm512_setzero_si512();
+      if constexpr (kNarrow) rows[i] = _mm512_permutexvar_epi8(order, rows[i]);
+    }
     interleave4(rows[0], rows[1], rows[2], rows[3], packed[(k - k0) / 4]);
   }
 }
@@ -999,16 +1047,16 @@ void pack_pointwise(const uint8_t* x, int64_t in_plane, int64_t k0, int64_t k1, 
 // k in [k0, k1) of kRows channels from m (weight: channel m's row): from
 // the channel terms (k0 = 0) or `partial`; stored as output (k1 = depth) or
 // back to `partial`.
-template <int kRows, bool kSumX>
+template <int kRows, bool kSumX, int kQuads>
 void packed_block(const __m512i (*packed)[4], const ConvGeometry& g, const int8_t* weight,
                   int64_t k0, int64_t k1, __m512i (*partial)[4], const ChannelTerms& t, int64_t m,
                   const OutputFormat& o, uint8_t* target, int64_t out_plane, __mmask64 mask) {
-  Block<kRows, kSumX> block(t, m);
+  Block<kRows, kSumX, kQuads> block(t, m);
   if (k0 > 0)
 #pragma GCC unroll 8
     for (int r = 0; r < kRows; ++r)
 #pragma GCC unroll 4
-      for (int j = 0; j < 4; ++j) block.acc[r][j] = partial[m + r][j];
+      for (int j = 0; j < kQuads; ++j) block.acc[r][j] = partial[m + r][j];
   int64_t k = k0;
   for (; k + 4 <= k1; k += 4) block.add(packed[(k - k0) / 4], weight + k, g.depth);
   if (k < k1) block.add_tail(packed[(k - k0) / 4], weight, g.depth, k);
@@ -1019,7 +1067,7 @@ void packed_block(const __m512i (*packed)[4], const ConvGeometry& g, const int8_
 #pragma GCC unroll 8
   for (int r = 0; r < kRows; ++r)
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) partial[m + r][j] = block.acc[r][j];
+    for (int j = 0; j < kQuads; ++j) partial[m + r][j] = block.acc[r][j];
 }
 
 // ---- depthwise: one input channel per output channel ----
@@ -1570,12 +1618,19 @@ void conv2d_q_vnni(const QuantizedLayer& q, const Conv2dParams& p, const Tensor&
               });
               continue;
             }
+            const int quads = block_quads(g.positions - position);
             for (int64_t k0 = 0; k0 < g.depth; k0 += kPackDepth) {
               const int64_t k1 = std::min(g.depth, k0 + kPackDepth);
-              pack_pointwise(planes + position, g.in_plane, k0, k1, mask, packed);
-              for_row_blocks<kRows>(count, [&]<int R>(int64_t m) {
-                packed_block<R, kSumX>(packed, g, weight + m * g.depth, k0, k1, partial, t, m, o,
-                                       target + m * g.positions + position, g.positions, mask);
+              if (quads < 4)
+                pack_pointwise<true>(planes + position, g.in_plane, k0, k1, mask, packed);
+              else
+                pack_pointwise<false>(planes + position, g.in_plane, k0, k1, mask, packed);
+              by_quads(quads, [&]<int Q>() {
+                for_row_blocks<kRows>(count, [&]<int R>(int64_t m) {
+                  packed_block<R, kSumX, Q>(packed, g, weight + m * g.depth, k0, k1, partial, t, m,
+                                            o, target + m * g.positions + position, g.positions,
+                                            mask);
+                });
               });
             }
           }
@@ -1593,13 +1648,19 @@ void conv2d_q_vnni(const QuantizedLayer& q, const Conv2dParams& p, const Tensor&
             });
             continue;
           }
+          const int quads = block_quads(b.lanes);
           for (int64_t k0 = 0; k0 < g.depth; k0 += kPackDepth) {
             const int64_t k1 = std::min(g.depth, k0 + kPackDepth);
-            pack_block(b, planes, g, x_zp, k0, k1, packed);
-            for_row_blocks<kRows>(count, [&]<int R>(int64_t m) {
-              packed_block<R, kSumX>(packed, g, weight + m * g.depth, k0, k1, partial, t, m, o,
-                                     target + m * g.positions + position, g.positions,
-                                     lane_range(0, b.lanes));
+            if (quads < 4)
+              pack_block<true>(b, planes, g, x_zp, k0, k1, packed);
+            else
+              pack_block<false>(b, planes, g, x_zp, k0, k1, packed);
+            by_quads(quads, [&]<int Q>() {
+              for_row_blocks<kRows>(count, [&]<int R>(int64_t m) {
+                packed_block<R, kSumX, Q>(packed, g, weight + m * g.depth, k0, k1, partial, t, m, o,
+                                          target + m * g.positions + position, g.positions,
+                                          lane_range(0, b.lanes));
+              });
             });
           }
         }
