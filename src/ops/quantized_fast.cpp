@@ -700,28 +700,43 @@ struct NarrowOrder {
 const NarrowOrder kNarrowOrder;
 SPLITINFER_INLINE __m512i narrow_order() { return _mm512_load_si512(kNarrowOrder.bytes); }
 
-// Accumulators per channel for a block of `lanes` positions: 4 in
-// interleave4's layout, fewer in the narrow one.
-int block_quads(int64_t lanes) { return lanes > 48 ? 4 : static_cast<int>((lanes + 15) / 16); }
+// How a block of `lanes` positions is computed: `quads` accumulators per
+// channel (4 in interleave4's layout, fewer in the narrow one), and with
+// `extra` one more position, the last, as a dot product along k (64 k per
+// vpdpbusd) instead of a quad of its own: a 7x7 map's 49 positions take 3
+// quads and one dot product where 4 quads would leave 15 lanes idle.
+// (Without weight zero points only: the extra position has no Σx.)
+struct BlockShape {
+  int quads;
+  bool extra;
+  bool narrow() const { return quads < 4 || extra; }
+};
+BlockShape block_shape(int64_t lanes, bool sum_x) {
+  if (!sum_x && lanes > 16 && lanes < 64 && lanes % 16 == 1)
+    return {static_cast<int>(lanes / 16), true};
+  return {lanes > 48 ? 4 : static_cast<int>((lanes + 15) / 16), false};
+}
 
 // Requantizes the positions of one output channel held in kQuads
 // accumulators (interleave4's layout with 4, the narrow one with fewer) and
 // stores the lanes of `mask` (lane l: position l): pack64() undoes the
 // interleave.
 template <int kQuads>
-void store64(const __m512i (&acc)[4], float multiplier, const OutputFormat& o, uint8_t* target,
-             __mmask64 mask) {
+void store64(__m512i acc0, __m512i acc1, __m512i acc2, __m512i acc3, float multiplier,
+             const OutputFormat& o, uint8_t* target, __mmask64 mask) {
   const __m512i zero = _mm512_setzero_si512();
   if (o.packs) {
-    const __m512i bytes = pack64(acc[0], kQuads > 1 ? acc[1] : zero, kQuads > 2 ? acc[2] : zero,
-                                 kQuads > 3 ? acc[3] : zero, multiplier, o);
+    const __m512i bytes = pack64(acc0, kQuads > 1 ? acc1 : zero, kQuads > 2 ? acc2 : zero,
+                                 kQuads > 3 ? acc3 : zero, multiplier, o);
     _mm512_mask_storeu_epi8(target, mask,
                             kQuads == 4 ? bytes : _mm512_permutexvar_epi8(narrow_order(), bytes));
     return;
   }
   alignas(64) int32_t values[4][16];
-#pragma GCC unroll 4
-  for (int j = 0; j < kQuads; ++j) _mm512_store_si512(values[j], acc[j]);
+  _mm512_store_si512(values[0], acc0);
+  _mm512_store_si512(values[1], acc1);
+  _mm512_store_si512(values[2], acc2);
+  _mm512_store_si512(values[3], acc3);
   const Requantizer requantize(o.mode, multiplier);
   for (int lane = 0; lane < 16 * kQuads; ++lane) {
     if (!(mask >> lane & 1)) continue;
@@ -785,7 +800,10 @@ struct Block {
         for (int j = 0; j < kQuads; ++j)
           acc[r][j] = _mm512_sub_epi32(acc[r][j], _mm512_mullo_epi32(sum_x[j], w_zp));
       }
-      store64<kQuads>(acc[r], t.multiplier[m + r], o, target + r * plane, mask);
+      const __m512i zero = _mm512_setzero_si512();
+      store64<kQuads>(acc[r][0], kQuads > 1 ? acc[r][1] : zero, kQuads > 2 ? acc[r][2] : zero,
+                      kQuads > 3 ? acc[r][3] : zero, t.multiplier[m + r], o, target + r * plane,
+                      mask);
     }
   }
 };
@@ -1047,10 +1065,39 @@ void pack_pointwise(const uint8_t* x, int64_t in_plane, int64_t k0, int64_t k1, 
 // k in [k0, k1) of kRows channels from m (weight: channel m's row): from
 // the channel terms (k0 = 0) or `partial`; stored as output (k1 = depth) or
 // back to `partial`.
-template <int kRows, bool kSumX, int kQuads>
+// kExtra: position 16·kQuads of the block too (BlockShape), its k bytes
+// at `x_extra` (k0..k1), its sums between passes in partial[channel][3]
+// (kQuads < 4).
+template <int kRows, bool kSumX, int kQuads, bool kExtra>
 void packed_block(const __m512i (*packed)[4], const ConvGeometry& g, const int8_t* weight,
                   int64_t k0, int64_t k1, __m512i (*partial)[4], const ChannelTerms& t, int64_t m,
-                  const OutputFormat& o, uint8_t* target, int64_t out_plane, __mmask64 mask) {
+                  const OutputFormat& o, uint8_t* target, int64_t out_plane, __mmask64 mask,
+                  const uint8_t* x_extra) {
+  static_assert(!(kExtra && (kSumX || kQuads == 4)), "no Σx for the extra position, nor room");
+  if constexpr (kExtra) {
+    __m512i dot[kRows];
+#pragma GCC unroll 8
+    for (int r = 0; r < kRows; ++r) dot[r] = k0 > 0 ? partial[m + r][3] : _mm512_setzero_si512();
+    for (int64_t k = k0; k < k1; k += 64) {
+      const __mmask64 lanes = lane_range(0, k1 - k);
+      const __m512i x = _mm512_maskz_loadu_epi8(lanes, x_extra + (k - k0));
+#pragma GCC unroll 8
+      for (int r = 0; r < kRows; ++r)
+        dot[r] = dpbusd(dot[r], x, _mm512_maskz_loadu_epi8(lanes, weight + r * g.depth + k));
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < kRows; ++r) {
+      if (k1 < g.depth) {
+        partial[m + r][3] = dot[r];
+        continue;
+      }
+      const int32_t acc = static_cast<int32_t>(static_cast<uint32_t>(t.offset[m + r]) +
+                                               static_cast<uint32_t>(reduce_add(dot[r])));
+      target[r * out_plane + 16 * kQuads] =
+          saturate(Requantizer(o.mode, t.multiplier[m + r])(acc) + o.zero_point, o.lo, o.hi);
+    }
+    mask &= lane_range(0, 16 * kQuads);
+  }
   Block<kRows, kSumX, kQuads> block(t, m);
   if (k0 > 0)
 #pragma GCC unroll 8
@@ -1607,6 +1654,28 @@ void conv2d_q_vnni(const QuantizedLayer& q, const Conv2dParams& p, const Tensor&
       const auto by_blocks = [&]<bool kSumX>() {
         constexpr int kRows = kSumX ? kMaxRows - 1 : kMaxRows;  // sum_x takes 4 registers
         alignas(64) __m512i packed[kPackDepth / 4][4];
+        alignas(64) uint8_t x_extra[kPackDepth];
+        // The packed k of the chunk's channels, kRows at a time, for a block of
+        // `shape` at output position `position`.
+        const auto run_blocks = [&](const BlockShape& shape, int64_t k0, int64_t k1,
+                                    int64_t position, __mmask64 mask) {
+          if (shape.extra)  // the extra position, 16·quads: quad[quads]'s dword 0
+            for (int64_t s = 0; s < (k1 - k0 + 3) / 4; ++s)
+              std::memcpy(x_extra + 4 * s, &packed[s][shape.quads], 4);
+          const auto rows = [&]<int Q, bool kExtra>() {
+            for_row_blocks<kRows>(count, [&]<int R>(int64_t m) {
+              packed_block<R, kSumX, Q, kExtra>(packed, g, weight + m * g.depth, k0, k1, partial, t,
+                                                m, o, target + m * g.positions + position,
+                                                g.positions, mask, x_extra);
+            });
+          };
+          if constexpr (!kSumX)
+            if (shape.extra)
+              return by_quads(shape.quads, [&]<int Q>() {
+                if constexpr (Q < 4) rows.template operator()<Q, true>();
+              });
+          by_quads(shape.quads, [&]<int Q>() { rows.template operator()<Q, false>(); });
+        };
         if (pointwise) {
           for (int64_t position = 0; position < g.positions; position += 64) {
             const __mmask64 mask = lane_range(0, g.positions - position);
@@ -1618,20 +1687,14 @@ void conv2d_q_vnni(const QuantizedLayer& q, const Conv2dParams& p, const Tensor&
               });
               continue;
             }
-            const int quads = block_quads(g.positions - position);
+            const BlockShape shape = block_shape(g.positions - position, kSumX);
             for (int64_t k0 = 0; k0 < g.depth; k0 += kPackDepth) {
               const int64_t k1 = std::min(g.depth, k0 + kPackDepth);
-              if (quads < 4)
+              if (shape.narrow())
                 pack_pointwise<true>(planes + position, g.in_plane, k0, k1, mask, packed);
               else
                 pack_pointwise<false>(planes + position, g.in_plane, k0, k1, mask, packed);
-              by_quads(quads, [&]<int Q>() {
-                for_row_blocks<kRows>(count, [&]<int R>(int64_t m) {
-                  packed_block<R, kSumX, Q>(packed, g, weight + m * g.depth, k0, k1, partial, t, m,
-                                            o, target + m * g.positions + position, g.positions,
-                                            mask);
-                });
-              });
+              run_blocks(shape, k0, k1, position, mask);
             }
           }
           return;
@@ -1648,20 +1711,14 @@ void conv2d_q_vnni(const QuantizedLayer& q, const Conv2dParams& p, const Tensor&
             });
             continue;
           }
-          const int quads = block_quads(b.lanes);
+          const BlockShape shape = block_shape(b.lanes, kSumX);
           for (int64_t k0 = 0; k0 < g.depth; k0 += kPackDepth) {
             const int64_t k1 = std::min(g.depth, k0 + kPackDepth);
-            if (quads < 4)
+            if (shape.narrow())
               pack_block<true>(b, planes, g, x_zp, k0, k1, packed);
             else
               pack_block<false>(b, planes, g, x_zp, k0, k1, packed);
-            by_quads(quads, [&]<int Q>() {
-              for_row_blocks<kRows>(count, [&]<int R>(int64_t m) {
-                packed_block<R, kSumX, Q>(packed, g, weight + m * g.depth, k0, k1, partial, t, m, o,
-                                          target + m * g.positions + position, g.positions,
-                                          lane_range(0, b.lanes));
-              });
-            });
+            run_blocks(shape, k0, k1, position, lane_range(0, b.lanes));
           }
         }
       };

@@ -372,6 +372,13 @@ const QConvCase kCases[] = {
     weight_zero_points(per_channel(
         conv_case(      "deep_60to8_k3_zero_points", 60,   8,  7,  10, conv2d_params(3, 3, 1, 1, 1, 1)))),
     conv_case(          "map_7x7_k3",                21,  13,  7,   7, conv2d_params(3, 3, 1, 1, 1, 1)),
+    // Blocks of 17, 33 and 49 positions: their last position a dot product
+    // along k (in one pass of packed taps, and in two).
+    per_channel(conv_case("map_7x7_k3_deep",          70,   9,  7,   7, conv2d_params(3, 3, 1, 1, 1, 1))),
+    conv_case(          "map_7x7_pointwise_deep",   600,  13,  7,   7, conv2d_params(1, 1, 1, 1, 0, 0)),
+    no_bias(conv_case(  "map_13x13_k3_s2_to_7x7",    12,  10, 13,  13, conv2d_params(3, 3, 2, 2, 1, 1))),
+    clamped(conv_case(  "map_3x11_k3",                5,   7,  3,  11, conv2d_params(3, 3, 1, 1, 1, 1)), 0, 200),
+    conv_case(          "map_1x17_pointwise",         9,   8,  1,  17, conv2d_params(1, 1, 1, 1, 0, 0)),
     conv_case(          "map_1x1_k3_p1",              8,   5,  1,   1, conv2d_params(3, 3, 1, 1, 1, 1)),
     conv_case(          "map_1x1_pointwise",         17,  10,  1,   1, conv2d_params(1, 1, 1, 1, 0, 0)),
     conv_case(          "depthwise_k3",              13,  13, 19,  23, conv2d_params(3, 3, 1, 1, 1, 1, 1, 1, 13)),
