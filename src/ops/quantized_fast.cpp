@@ -1105,7 +1105,18 @@ void packed_block(const __m512i (*packed)[4], const ConvGeometry& g, const int8_
 #pragma GCC unroll 4
       for (int j = 0; j < kQuads; ++j) block.acc[r][j] = partial[m + r][j];
   int64_t k = k0;
-  for (; k + 4 <= k1; k += 4) block.add(packed[(k - k0) / 4], weight + k, g.depth);
+  for (; k + 4 <= k1; k += 4) {
+    // The next kRows channels' weights for these k, a cache line per 16 k:
+    // their rows lie `depth` apart, too short a stream in each pass for the
+    // hardware's prefetcher.
+    if ((k - k0) % 64 == 0)
+#pragma GCC unroll 8
+      for (int r = 0; r < kRows; ++r)
+        _mm_prefetch(static_cast<const char*>(address(reinterpret_cast<const uint8_t*>(weight),
+                                                      (kRows + r) * g.depth + k)),
+                     _MM_HINT_T0);
+    block.add(packed[(k - k0) / 4], weight + k, g.depth);
+  }
   if (k < k1) block.add_tail(packed[(k - k0) / 4], weight, g.depth, k);
   if (k1 == g.depth) {
     block.store(t, m, o, target, out_plane, mask);
