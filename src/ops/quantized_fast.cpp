@@ -683,10 +683,10 @@ SPLITINFER_INLINE void interleave4(__m512i r0, __m512i r1, __m512i r2, __m512i r
   quad[3] = _mm512_unpackhi_epi16(t1, t3);
 }
 
-// Blocks of fewer than 49 positions (the last of a 14x14 or 28x28 map, a
-// whole 7x7 one padded to 64 is 49) in the narrow layout: positions 16j ..
-// 16j + 15 in quad[j], dword by dword, so that a block of n positions needs
-// ceil(n / 16) accumulators per channel instead of 4. A row of positions
+// Blocks of fewer than 64 positions (the last of a 14x14 or 28x28 map, the
+// one block of a 7x7 map) in the narrow layout: positions 16j .. 16j + 15
+// in quad[j], dword by dword, so that a block of n positions needs
+// ceil(n / 16) accumulators per channel instead of 4 (BlockShape). A row of positions
 // goes to it through byte d = 16L + 4j + i <- position 16j + 4L + i before
 // interleave4(), and pack64()'s bytes come back to position order through
 // the same permutation (it is its own inverse).
@@ -1022,7 +1022,7 @@ void general_block(const BlockRecipe& b, const uint8_t* planes, const ConvGeomet
 // same in any order, so the result is the same).
 constexpr int64_t kPackDepth = 512;  // 32 KiB of packed taps
 
-// kNarrow: in the narrow layout (block_quads() < 4).
+// kNarrow: in the narrow layout (BlockShape::narrow()).
 template <bool kNarrow>
 void pack_block(const BlockRecipe& b, const uint8_t* planes, const ConvGeometry& g, __m512i x_zp,
                 int64_t k0, int64_t k1, __m512i (*packed)[4]) {
