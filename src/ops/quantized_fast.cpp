@@ -890,11 +890,18 @@ struct BlockRecipe {
   __mmask64 inside[kMaxTapSegments];
 };
 
+// `phase_w` > 0: the input tile is in column phases (ColumnPhases, stride 2
+// only): each row its even columns, then its odd ones, `phase_w` bytes each
+// (g.in_w = 2·phase_w), so that consecutive positions of a row read
+// consecutive bytes for every tap.
 void build_block(const Conv2dParams& p, const ConvGeometry& g, const Placement& in_at,
-                 const Placement& out_at, int64_t first, int max_segments, BlockRecipe& b) {
+                 const Placement& out_at, int64_t first, int max_segments, BlockRecipe& b,
+                 int64_t phase_w = 0) {
   // Output position (oy, ox) of the tile reads tap (0, 0) at byte
-  // oy * stride_h * in_w + ox * stride_w (its pattern) past position 0's.
+  // oy * stride_h * in_w + ox * stride_w (its pattern) past position 0's
+  // (ox with phases).
   const int64_t row_step = p.stride_h * g.in_w;
+  const int64_t column_step = phase_w > 0 ? 1 : p.stride_w;
   alignas(64) uint8_t index[64] = {};
   int64_t window[kMaxSegments];
   __mmask64 segment_lanes[kMaxSegments];
@@ -902,13 +909,13 @@ void build_block(const Conv2dParams& p, const ConvGeometry& g, const Placement& 
   int64_t position = first, oy = first / g.out_w, ox = first % g.out_w;
   b.in_order = 0;
   while (lane < 64 && position < g.positions && segment < max_segments) {
-    const int64_t base = oy * row_step + ox * p.stride_w;
+    const int64_t base = oy * row_step + ox * column_step;
     int64_t low = base, high = base;
     bool in_order = true;
     int count = 0;  // positions in the segment
     // Extend while the segment's bytes stay within a 64-byte window.
     for (int64_t y = oy, x = ox; lane + count < 64 && position + count < g.positions;) {
-      const int64_t offset = y * row_step + x * p.stride_w;
+      const int64_t offset = y * row_step + x * column_step;
       const int64_t new_low = std::min(low, offset), new_high = std::max(high, offset);
       if (new_high - new_low > 63) break;
       low = new_low, high = new_high;
@@ -955,9 +962,11 @@ void build_block(const Conv2dParams& p, const ConvGeometry& g, const Placement& 
   for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
     for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
       // Tap (ky, kx) of tile position 0, from the input tile's first byte (maybe outside it).
+      const int64_t column = out_at.col0 * p.stride_w - p.pad_w + kx * p.dilation_w - in_at.col0;
+      const int64_t phase = column & 1;  // (two's complement: 1 for odd negatives too)
       const int64_t origin =
           (out_at.row0 * p.stride_h - p.pad_h + ky * p.dilation_h - in_at.row0) * g.in_w +
-          (out_at.col0 * p.stride_w - p.pad_w + kx * p.dilation_w - in_at.col0);
+          (phase_w > 0 ? phase * phase_w + (column - phase) / 2 : column);
       const int64_t tap = ky * p.kernel_w + kx;
       for (int s = 0; s < segment; ++s) {
         const int64_t e = tap * segment + s;
@@ -1569,6 +1578,33 @@ template <int kQuads, bool kSumX>
     depthwise_rows<kQuads, 1, kSumX>(p, g, in_at, out_at, plan, ch, oy, 0, x_zp, o, target);
 }
 
+// The input tile with each row's even columns first, then its odd ones,
+// `phase_w` bytes each (the odd half one short of it for an odd width; its
+// last byte is never read inside the map), in a buffer of this thread's
+// that grows to the largest tile seen: one vpermt2b per 64 bytes of each half.
+const uint8_t* column_phases(const Tensor& in, int64_t phase_w) {
+  thread_local std::vector<uint8_t> buffer;
+  const int64_t width = in.shape.w, rows = in.shape.n * in.shape.c * in.shape.h;
+  if (buffer.size() < static_cast<size_t>(rows * 2 * phase_w))
+    buffer.resize(static_cast<size_t>(rows * 2 * phase_w));
+  alignas(64) uint8_t even[64], odd[64];
+  for (int i = 0; i < 64; ++i) even[i] = static_cast<uint8_t>(2 * i), odd[i] = even[i] + 1;
+  const __m512i even_index = _mm512_load_si512(even), odd_index = _mm512_load_si512(odd);
+  const uint8_t* from = in.u8();
+  uint8_t* to = buffer.data();
+  for (int64_t row = 0; row < rows; ++row, from += width, to += 2 * phase_w) {
+    for (int64_t x = 0; x < width; x += 128) {
+      const __m512i low = _mm512_maskz_loadu_epi8(lane_range(0, width - x), from + x);
+      const __m512i high = _mm512_maskz_loadu_epi8(lane_range(0, width - x - 64), from + x + 64);
+      _mm512_mask_storeu_epi8(to + x / 2, lane_range(0, phase_w - x / 2),
+                              _mm512_permutex2var_epi8(low, even_index, high));
+      _mm512_mask_storeu_epi8(to + phase_w + x / 2, lane_range(0, width / 2 - x / 2),
+                              _mm512_permutex2var_epi8(low, odd_index, high));
+    }
+  }
+  return buffer.data();
+}
+
 void conv2d_q_vnni(const QuantizedLayer& q, const Conv2dParams& p, const Tensor& in,
                    const Placement& in_at, const QuantizedWeights& w, Tensor& out,
                    const Placement& out_at) {
@@ -1654,8 +1690,23 @@ void conv2d_q_vnni(const QuantizedLayer& q, const Conv2dParams& p, const Tensor&
 
   const int max_segments =
       static_cast<int>(std::min<int64_t>(kMaxSegments, kMaxTapSegments / g.taps));
+  // Stride 2 across, kernels 5 or more wide (the 7x7 stem): the blocks
+  // read the input in column phases (gp), a tap's bytes for a row's
+  // positions then consecutive (one masked load per segment instead of a
+  // load and a permute, and segments of 64 positions). Narrower kernels
+  // gather too few taps per input byte for the copy to pay (measured: 3x3
+  // and 1x1 stride-2 layers of resnet18 10-50% slower with it).
+  ConvGeometry gp = g;
+  const uint8_t* input = in.u8();
+  int64_t phase_w = 0;
+  if (!pointwise && p.stride_w == 2 && p.dilation_w == 1 && p.kernel_w >= 5) {
+    phase_w = (g.in_w + 1) / 2;
+    gp.in_w = 2 * phase_w;
+    gp.in_plane = in.shape.h * gp.in_w;
+    input = column_phases(in, phase_w);
+  }
   for_each_group(g, in_at, out, out_at, [&](const GroupRange& range) {
-    const uint8_t* planes = in.u8() + range.first_in * g.in_plane;
+    const uint8_t* planes = input + range.first_in * gp.in_plane;
     for (int64_t first = range.first; first < range.end; first += kChunkChannels) {
       const int64_t count = std::min(kChunkChannels, range.end - first);
       const ChannelTerms t(q, w, first, count, g.depth);
@@ -1712,12 +1763,12 @@ void conv2d_q_vnni(const QuantizedLayer& q, const Conv2dParams& p, const Tensor&
         }
         BlockRecipe b;
         for (int64_t position = 0; position < g.positions; position += b.lanes) {
-          build_block(p, g, in_at, out_at, position, max_segments, b);
+          build_block(p, gp, in_at, out_at, position, max_segments, b, phase_w);
           // Sums over several passes of kPackDepth: without weight zero points
           // (sum_x would wait too), else each kRows channels gather their taps.
           if (kSumX && g.depth > kPackDepth) {
             for_row_blocks<kRows>(count, [&]<int R>(int64_t m) {
-              general_block<R, kSumX>(b, planes, g, x_zp, weight + m * g.depth, t, m, o,
+              general_block<R, kSumX>(b, planes, gp, x_zp, weight + m * g.depth, t, m, o,
                                       target + m * g.positions + position, g.positions);
             });
             continue;
@@ -1726,9 +1777,9 @@ void conv2d_q_vnni(const QuantizedLayer& q, const Conv2dParams& p, const Tensor&
           for (int64_t k0 = 0; k0 < g.depth; k0 += kPackDepth) {
             const int64_t k1 = std::min(g.depth, k0 + kPackDepth);
             if (shape.narrow())
-              pack_block<true>(b, planes, g, x_zp, k0, k1, packed);
+              pack_block<true>(b, planes, gp, x_zp, k0, k1, packed);
             else
-              pack_block<false>(b, planes, g, x_zp, k0, k1, packed);
+              pack_block<false>(b, planes, gp, x_zp, k0, k1, packed);
             run_blocks(shape, k0, k1, position, lane_range(0, b.lanes));
           }
         }

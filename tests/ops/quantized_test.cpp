@@ -359,6 +359,10 @@ const QConvCase kCases[] = {
     weight_zero_points(per_channel(
         conv_case(      "k7_s2_p3_zero_points",       5,   6, 21,  19, conv2d_params(7, 7, 2, 2, 3, 3)))),
     conv_case(          "k5_p2",                      3,   4, 13,  11, conv2d_params(5, 5, 1, 1, 2, 2)),
+    // Stride 2 with 5 or more columns: the input in column phases (odd and
+    // even widths, rows of several blocks).
+    per_channel(conv_case("k5_s2_p2_151_wide",        3,   5,  9, 151, conv2d_params(5, 5, 2, 2, 2, 2))),
+    no_bias(conv_case(  "k7_s2_p3_130_wide",          2,   7, 11, 130, conv2d_params(7, 7, 2, 2, 3, 3))),
     conv_case(          "k3x1_p1x0",                  3,   4,  7,   9, conv2d_params(3, 1, 1, 1, 1, 0)),
     conv_case(          "k1x3_s1x2_p0x1",             3,   4,  7,   9, conv2d_params(1, 3, 1, 2, 0, 1)),
     conv_case(          "k3x5_s2x1_p1x2_d1x2",        4,   3, 13,  11, conv2d_params(3, 5, 2, 1, 1, 2, 1, 2)),
