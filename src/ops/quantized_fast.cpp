@@ -16,8 +16,11 @@
 // INT32_MIN for what int32 cannot hold included); `cmsis` mode requantizes
 // element by element with the reference's Requantizer.
 //
-// No scratch: accumulators live in registers, the rest on the stack (a few
-// KiB; the AVX2 kernel's weight table up to 64 KiB).
+// No scratch from the arena: accumulators live in registers, the rest on
+// the stack (the VNNI kernel's packed taps and partial sums about 100 KiB,
+// the AVX2 kernel's weight table up to 64 KiB), and a stride-2 stem's input
+// in column phases in a buffer of the thread's (column_phases(), host memory
+// outside the emulated device's).
 // Compiled with -ffp-contract=off, like quantized.cpp.
 #include <algorithm>
 #include <cstdlib>
