@@ -149,34 +149,44 @@ PowerSupply::Tile PowerEmulation::job_tile(const LayerShape& layer) {
   Tile chosen{channels, rows};
   double least = std::numeric_limits<double>::infinity();
   int64_t fewest = 0;
+  // Each candidate's tile, and the tile of as many jobs cut as evenly as
+  // whole channels and rows allow (12 rows in 3 jobs of 4, not 5, 5 and 2):
+  // a static configuration keeps one tile size; dynamic sizes tiles per layer.
+  const auto even = [&](Tile tile) {
+    const int64_t bands = (channels + tile.channels - 1) / tile.channels;
+    const int64_t row_bands = (rows + tile.rows - 1) / tile.rows;
+    return Tile{(channels + bands - 1) / bands, (rows + row_bands - 1) / row_bands};
+  };
   for (const char* order : {"channels", "rows"})
     for (double seconds :
-         settings_.candidates.empty() ? default_job_seconds_candidates() : settings_.candidates) {
-      const Tile tile = tile_within(layer, seconds, order);
-      // The layer's jobs: whole tiles, and narrower or shorter ones where the
-      // tile does not divide the channels or rows (each its own duration).
-      const int64_t whole_channels = channels / tile.channels, whole_rows = rows / tile.rows;
-      const int64_t left_channels = channels % tile.channels, left_rows = rows % tile.rows;
-      const int64_t jobs =
-          (channels + tile.channels - 1) / tile.channels * ((rows + tile.rows - 1) / tile.rows);
-      double expected = 0;
-      for (const auto& [c, r, count] :
-           {std::tuple{tile.channels, tile.rows, whole_channels * whole_rows},
-            std::tuple{left_channels, tile.rows, whole_rows},
-            std::tuple{tile.channels, left_rows, whole_channels},
-            std::tuple{left_channels, left_rows, int64_t{1}}}) {
-        if (c == 0 || r == 0 || count == 0) continue;
-        const double t = job_time(layer, Tile{c, r});
-        expected += static_cast<double>(count) *
-                    (rate > 0 ? std::expm1(std::min(rate * t, 700.0)) * (1 / rate + recharge) : t);
+         settings_.candidates.empty() ? default_job_seconds_candidates() : settings_.candidates)
+      for (const Tile tile :
+           {tile_within(layer, seconds, order), even(tile_within(layer, seconds, order))}) {
+        // The layer's jobs: whole tiles, and narrower or shorter ones where the
+        // tile does not divide the channels or rows (each its own duration).
+        const int64_t whole_channels = channels / tile.channels, whole_rows = rows / tile.rows;
+        const int64_t left_channels = channels % tile.channels, left_rows = rows % tile.rows;
+        const int64_t jobs =
+            (channels + tile.channels - 1) / tile.channels * ((rows + tile.rows - 1) / tile.rows);
+        double expected = 0;
+        for (const auto& [c, r, count] :
+             {std::tuple{tile.channels, tile.rows, whole_channels * whole_rows},
+              std::tuple{left_channels, tile.rows, whole_rows},
+              std::tuple{tile.channels, left_rows, whole_channels},
+              std::tuple{left_channels, left_rows, int64_t{1}}}) {
+          if (c == 0 || r == 0 || count == 0) continue;
+          const double t = job_time(layer, Tile{c, r});
+          expected +=
+              static_cast<double>(count) *
+              (rate > 0 ? std::expm1(std::min(rate * t, 700.0)) * (1 / rate + recharge) : t);
+        }
+        // The least expected time; of equal ones, the fewest jobs.
+        if (expected < least || (expected == least && jobs < fewest)) {
+          chosen = tile;
+          least = expected;
+          fewest = jobs;
+        }
       }
-      // The least expected time; of equal ones, the fewest jobs.
-      if (expected < least || (expected == least && jobs < fewest)) {
-        chosen = tile;
-        least = expected;
-        fewest = jobs;
-      }
-    }
   return chosen;
 }
 
