@@ -13,3 +13,16 @@
 #include <immintrin.h>
 #endif
 #endif
+
+#if defined(__AVX512F__)
+#include <algorithm>
+#include <cstdint>
+
+namespace splitinfer {
+// Lanes [begin, end) of a 16-lane mask (clipped to [0, 16)).
+inline __mmask16 lanes16(int64_t begin, int64_t end) {
+  begin = std::clamp<int64_t>(begin, 0, 16), end = std::clamp<int64_t>(end, 0, 16);
+  return end <= begin ? 0 : static_cast<__mmask16>(((1u << end) - 1) & ~((1u << begin) - 1));
+}
+}  // namespace splitinfer
+#endif

@@ -22,10 +22,6 @@ void linear_reference(const Tensor& in, const float* weight, const float* bias, 
 namespace {
 
 #if SPLITINFER_FLOAT_AVX512 && defined(__FMA__)
-__mmask16 first_lanes(int64_t count) {
-  return static_cast<__mmask16>(count >= 16 ? 0xffff : (1u << std::max<int64_t>(count, 0)) - 1);
-}
-
 // r[k] lane l <- r[l] lane k: pairs of rows interleaved, then pairs of
 // pairs (64-bit), then 128-bit blocks twice.
 inline void transpose16(__m512 (&r)[16]) {
@@ -74,11 +70,11 @@ void neuron_blocks(const float* weight, const float* x, const float* bias, float
   for (int b = 0; b < kBlocks; ++b) {
     const int64_t o = first + 16 * b;
     rows[b] = std::clamp<int64_t>(outputs - o, 0, 16);
-    sum[b] = bias ? _mm512_maskz_loadu_ps(first_lanes(rows[b]), bias + o) : _mm512_setzero_ps();
+    sum[b] = bias ? _mm512_maskz_loadu_ps(lanes16(0, rows[b]), bias + o) : _mm512_setzero_ps();
   }
   for (int64_t i = 0; i < inputs; i += 16) {
     const int64_t count = std::min<int64_t>(16, inputs - i);
-    const __mmask16 columns = first_lanes(count);
+    const __mmask16 columns = lanes16(0, count);
 #pragma GCC unroll 4
     for (int b = 0; b < kBlocks; ++b) {
       __m512 w[16];
@@ -100,7 +96,7 @@ void neuron_blocks(const float* weight, const float* x, const float* bias, float
   }
 #pragma GCC unroll 4
   for (int b = 0; b < kBlocks; ++b)
-    _mm512_mask_storeu_ps(out + first + 16 * b, first_lanes(rows[b]), sum[b]);
+    _mm512_mask_storeu_ps(out + first + 16 * b, lanes16(0, rows[b]), sum[b]);
 }
 #endif
 

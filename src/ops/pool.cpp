@@ -68,11 +68,6 @@ const float* float_address(const float* base, int64_t offset) {
       reinterpret_cast<uintptr_t>(base) + static_cast<uintptr_t>(offset * 4));
 }
 
-__mmask16 lanes16(int64_t begin, int64_t end) {
-  begin = std::clamp<int64_t>(begin, 0, 16), end = std::clamp<int64_t>(end, 0, 16);
-  return end <= begin ? 0 : static_cast<__mmask16>(((1u << end) - 1) & ~((1u << begin) - 1));
-}
-
 // max_pool() for float32 and horizontal strides 1 and 2, the maxima of up
 // to 4 vectors of an output row kept in registers through every tap: the
 // same order of taps (ky, then kx), and per tap the same choice (value >

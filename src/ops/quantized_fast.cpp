@@ -689,10 +689,11 @@ SPLITINFER_INLINE void interleave4(__m512i r0, __m512i r1, __m512i r2, __m512i r
 // Blocks of fewer than 64 positions (the last of a 14x14 or 28x28 map, the
 // one block of a 7x7 map) in the narrow layout: positions 16j .. 16j + 15
 // in quad[j], dword by dword, so that a block of n positions needs
-// ceil(n / 16) accumulators per channel instead of 4 (BlockShape). A row of positions
-// goes to it through byte d = 16L + 4j + i <- position 16j + 4L + i before
-// interleave4(), and pack64()'s bytes come back to position order through
-// the same permutation (it is its own inverse).
+// ceil(n / 16) accumulators per channel instead of 4 (BlockShape). A row
+// of positions goes to it through byte d = 16L + 4j + i <- position
+// 16j + 4L + i before interleave4(), and pack64()'s bytes come back to
+// position order through the same permutation (it is its own inverse; the
+// depthwise kernels' vectors of 16 consecutive positions use it too).
 struct NarrowOrder {
   alignas(64) uint8_t bytes[64];
   NarrowOrder() {
@@ -893,8 +894,8 @@ struct BlockRecipe {
   __mmask64 inside[kMaxTapSegments];
 };
 
-// `phase_w` > 0: the input tile is in column phases (ColumnPhases, stride 2
-// only): each row its even columns, then its odd ones, `phase_w` bytes each
+// `phase_w` > 0: the input tile is in column phases (column_phases(),
+// stride 2 only): each row its even columns, then its odd ones, `phase_w` bytes each
 // (g.in_w = 2·phase_w), so that consecutive positions of a row read
 // consecutive bytes for every tap.
 void build_block(const Conv2dParams& p, const ConvGeometry& g, const Placement& in_at,
@@ -1155,7 +1156,6 @@ constexpr int64_t kMaxRowVectors = 64;  // output rows up to 1024 columns
 
 struct DepthwisePlan {
   __m512i index[4];  // per quad of kernel columns
-  __m512i order;     // pack64()'s bytes back in position order
   // The whole-plane form: per kernel row and vector, the plane byte of each
   // (position, tap) and which of them lie in the map.
   __m512i plane_index[4][4];
@@ -1192,12 +1192,6 @@ struct DepthwisePlan {
       }
       index[j] = _mm512_load_si512(bytes);
     }
-    // Vector c holds positions 16c + d; pack64() puts its dword d = 4L + i at byte 16L + 4c + i.
-    for (int position = 0; position < 64; ++position) {
-      const int c = position / 16, d = position % 16;
-      bytes[position] = static_cast<uint8_t>(d / 4 * 16 + 4 * c + d % 4);
-    }
-    order = _mm512_load_si512(bytes);
     for (int lane = 0; lane < 64; ++lane) {
       const int64_t ky = lane / 4, kx = lane % 4;
       bytes[lane] = 0;
@@ -1266,8 +1260,7 @@ struct DepthwiseChannel {
 // Requantizes 4 vectors of 16 consecutive positions and stores `count` of them.
 SPLITINFER_INLINE void store_positions(const __m512i (&acc)[4], const __m512i (&sum_x)[4],
                                        bool sums, int32_t w_zp, float multiplier,
-                                       const DepthwisePlan& plan, const OutputFormat& o,
-                                       uint8_t* target, int64_t count) {
+                                       const OutputFormat& o, uint8_t* target, int64_t count) {
   __m512i values[4];
   const __m512i zp = _mm512_set1_epi32(w_zp);
 #pragma GCC unroll 4
@@ -1276,7 +1269,7 @@ SPLITINFER_INLINE void store_positions(const __m512i (&acc)[4], const __m512i (&
   if (o.packs) {
     const __m512i bytes = pack64(values[0], values[1], values[2], values[3], multiplier, o);
     _mm512_mask_storeu_epi8(target, lane_range(0, count),
-                            _mm512_permutexvar_epi8(plan.order, bytes));
+                            _mm512_permutexvar_epi8(narrow_order(), bytes));
     return;
   }
   alignas(64) int32_t lanes[4][16];
@@ -1360,7 +1353,7 @@ SPLITINFER_INLINE void depthwise_rows(const Conv2dParams& p, const ConvGeometry&
     }
 #pragma GCC unroll 4
     for (int r = 0; r < kRows; ++r)
-      store_positions(acc[r], sum_x[r], kSumX, ch.w_zp, ch.multiplier, plan, o,
+      store_positions(acc[r], sum_x[r], kSumX, ch.w_zp, ch.multiplier, o,
                       target + (oy + r) * g.out_w + 16 * v0,
                       std::min<int64_t>(64, g.out_w - 16 * v0));
   }
@@ -1461,8 +1454,8 @@ template <int kChannels, bool kSumX>
     }
 #pragma GCC unroll 2
     for (int k = 0; k < kChannels; ++k)
-      store_positions(acc[k], sum_x[k], kSumX, ch[k]->w_zp, ch[k]->multiplier, plan, o,
-                      target[k] + q0, count);
+      store_positions(acc[k], sum_x[k], kSumX, ch[k]->w_zp, ch[k]->multiplier, o, target[k] + q0,
+                      count);
   }
 }
 
@@ -1522,7 +1515,7 @@ SPLITINFER_INLINE void narrow_rows(const Conv2dParams& p, const ConvGeometry& g,
     for (int r = 0; r < kRows; ++r) {
       const __m512i sums[4] = {acc[k][r][0], acc[k][r][1], zero, zero};
       const __m512i xs[4] = {sum_x[k][r][0], sum_x[k][r][1], zero, zero};
-      store_positions(sums, xs, kSumX, ch[k]->w_zp, ch[k]->multiplier, plan, o,
+      store_positions(sums, xs, kSumX, ch[k]->w_zp, ch[k]->multiplier, o,
                       target[k] + (oy + r) * g.out_w, g.out_w);
     }
 }
@@ -1566,7 +1559,7 @@ template <int kQuads, bool kSumX>
           if constexpr (kSumX) sum_x[c] = dpbusd(sum_x[c], quad, _mm512_set1_epi32(ch.ones[0]));
         }
       }
-      store_positions(acc, sum_x, kSumX, ch.w_zp, ch.multiplier, plan, o, target, g.positions);
+      store_positions(acc, sum_x, kSumX, ch.w_zp, ch.multiplier, o, target, g.positions);
       return;
     }
   }
