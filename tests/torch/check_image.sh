@@ -13,9 +13,11 @@ work=$SPLITINFER_BUILD/tests/work/image_$label
 rm -rf "$work" && mkdir -p "$work"
 "$SPLITINFER_BUILD/splitinfer" plan "$model" --nodes 1 -o "$work/plan" >/dev/null
 input_layer=$($PYTHON -c "import h5py,sys; print(h5py.File(sys.argv[1])['layers'].attrs['order'][0])" "$model")
+pairs=()
+for image in "$@"; do pairs+=("$image" "$work/$(basename "$image").torch.h5"); done
+$PYTHON "$SPLITINFER_ROOT/tests/torch/image_input.py" "$model" "${pairs[@]}"
 for image in "$@"; do
   name=$(basename "$image")
-  $PYTHON "$SPLITINFER_ROOT/tests/torch/image_input.py" "$model" "$image" "$work/$name.torch.h5"
   splitinfer_mpirun 2 run "$work/plan" --input "$image" --output "$work/$name.image_out.h5" --dump-layers | head -1
   splitinfer_mpirun 2 run "$work/plan" --input "$work/$name.torch.h5" --output "$work/$name.tensor_out.h5" >/dev/null
   $PYTHON - "$work/$name" "$input_layer" "$tolerance" <<'PY'

@@ -1,8 +1,9 @@
-"""image_input.py MODEL.h5 IMAGE OUT.h5: PyTorch's preprocessing of IMAGE as
+"""image_input.py MODEL.h5 IMAGE OUT.h5 [IMAGE OUT.h5...]: PyTorch's preprocessing of IMAGE as
 MODEL.h5's /meta describes it (decode with torchvision, scale by
 pixel_scale, resize with F.interpolate(bilinear, align_corners=False),
 normalise by mean/std, channel order; models/make_calib.py's
-preprocess_image), written as /input of OUT.h5.
+preprocess_image), written as /input of OUT.h5; several images in one
+process (importing torch takes seconds).
 
 make IMAGE --size HxW --channels C [--seed S]: writes a seeded random
 8-bit image (.png or .jpg) for the tests."""
@@ -53,4 +54,7 @@ if __name__ == "__main__":
         args = parser.parse_args()
         make(args.image, args.size, args.channels, args.seed)
     else:
-        preprocess(*sys.argv[1:4])
+        if len(sys.argv) < 4 or len(sys.argv) % 2:
+            sys.exit("usage: image_input.py MODEL.h5 IMAGE OUT.h5 [IMAGE OUT.h5...]")
+        for image, out in zip(sys.argv[2::2], sys.argv[3::2]):
+            preprocess(sys.argv[1], image, out)
