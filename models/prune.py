@@ -4,7 +4,7 @@ as a smaller dense float model file.
 
     /usr/bin/python3 models/prune.py --model cnn_on_mcu --weights models/fashion/cnn_on_mcu.pt
         --sparsity 0.5 [--rank l1|bn] [--epochs 5] [--lr 1e-3] [--distill]
-        [--teacher MODEL=WEIGHTS ...] [--temperature 4]
+        [--teacher MODEL=WEIGHTS ...] [--temperature 4] [--reinit] [--weight-decay 1e-4]
         [--seed 0] [--train-images N] [--test-images N] --out PRUNED.h5 [--state-dict PRUNED.pt]
         [--reference REF.h5 --input-file X.h5]
 
@@ -29,7 +29,11 @@ least; then --epochs of fine-tuning on Fashion-MNIST's training set
 toward the unpruned model's softened outputs, and with --teacher toward the
 mean of the logits of the unpruned model (with --distill) and of other
 trained models, each at its own input size, an ensemble a small student
-learns more from than from its unpruned self). Prints the parameters
+learns more from than from its unpruned self). With --reinit the pruned
+model's weights start from a fresh random initialisation instead of the
+kept ones (the pruned architecture trained anew, Liu et al., "Rethinking
+the Value of Network Pruning", ICLR 2019): what the unpruned model knew
+then reaches it only through distillation. Prints the parameters
 and the top-1 on all 10,000 test images before and after, and writes the
 model with fx_convert.export_model (the same path as every float export).
 """
@@ -225,6 +229,10 @@ def main(argv=None):
                              "its weights, .pt or .h5; repeatable): the mean of its logits and the other "
                              "teachers' on every training image, computed once before fine-tuning")
     parser.add_argument("--temperature", type=float, default=4.0, help="distillation's softening (default 4)")
+    parser.add_argument("--reinit", action="store_true",
+                        help="train the pruned model from freshly initialised weights (seeded by --seed) "
+                             "instead of fine-tuning the kept ones")
+    parser.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW's weight decay (default 1e-4)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-images", type=int, default=60000,
                         help="fine-tune on the first N training images")
@@ -251,6 +259,10 @@ def main(argv=None):
         teachers.append((name, weights))
     if args.temperature <= 0:
         parser.error("--temperature must be positive")
+    if args.weight_decay < 0:
+        parser.error("--weight-decay must be 0 or more")
+    if args.reinit and not args.epochs:
+        parser.error("--reinit needs --epochs: a freshly initialised model must be trained")
     torch.set_num_threads(args.threads)
     try:
         model, shape, meta, source = load_model(args.model, args.weights, args.seed)
@@ -271,7 +283,7 @@ def main(argv=None):
         after_params = parameters(model)
         pruned, _ = train_fashion.evaluate(model, x_te, y_te, res=res)
         print(f"prune: kept {kept} channels: {after_params} parameters "
-              f"({100 * (1 - after_params / before_params):.1f}% fewer), top-1 {100 * pruned:.2f}% "
+              f"({100 * (1 - after_params / before_params):.2f}% fewer), top-1 {100 * pruned:.2f}% "
               f"before fine-tuning", flush=True)
         if args.epochs:
             if teachers:
@@ -279,17 +291,24 @@ def main(argv=None):
                                          [load_teacher(name, weights, args.seed) for name, weights in teachers],
                                          x_tr, y_tr)
             torch.manual_seed(args.seed)
+            if args.reinit:
+                for module in model.modules():
+                    if hasattr(module, "reset_parameters"):
+                        module.reset_parameters()
+                print(f"prune: weights initialised afresh (seed {args.seed})", flush=True)
             model, _ = train_fashion.train(model, x_tr, y_tr, args.epochs, args.lr, args.seed, res=res,
-                                           label="fine-tune", teacher=teacher,
-                                           temperature=args.temperature)
+                                           label="retrain" if args.reinit else "fine-tune", teacher=teacher,
+                                           temperature=args.temperature, weight_decay=args.weight_decay)
             model.eval()
         after, _ = train_fashion.evaluate(model, x_te, y_te, res=res)
-        print(f"prune: after {args.epochs} epochs of fine-tuning: top-1 {100 * after:.2f}% "
+        print(f"prune: after {args.epochs} epochs of {'training' if args.reinit else 'fine-tuning'}: "
+              f"top-1 {100 * after:.2f}% "
               f"({100 * (after - before):+.2f} points)", flush=True)
         model.eval()
         meta = dict(meta, test_accuracy=float(after))
         source = (f"{source}, channels pruned by models/prune.py (--sparsity {args.sparsity}, --rank "
-                  f"{args.rank}: kept {kept}), fine-tuned{' with distillation' if args.distill else ''}"
+                  f"{args.rank}: kept {kept}), {'retrained from fresh weights' if args.reinit else 'fine-tuned'}"
+                  f"{' with distillation' if args.distill else ''}"
                   f"{' from ' + ', '.join(args.teacher) if teachers else ''} "
                   f"{args.epochs} epochs on {args.train_images} "
                   f"Fashion-MNIST training images (lr {args.lr}, seed {args.seed}); {before_params} -> "

@@ -3,13 +3,21 @@
 
     /usr/bin/python3 models/train_fashion.py [--epochs-cnn E] [--epochs-mobilenet E]
         [--out-dir models/fashion] [--images-dir models/images] [--seed 0]
+    /usr/bin/python3 models/train_fashion.py --teacher-only [--epochs-teacher 15]
+        [--out-dir models/fashion] [--seed 0]
 
 (a) cnn_on_mcu           the CNN of CNN_on_MCU, 28x28x1 input
 (b) fashion_mobilenetv2  MobileNetV2 width 0.35, 1x96x96 input; the 28x28
                          images are upscaled with F.interpolate(bilinear,
                          align_corners=False), as the C++ side resizes PNGs.
 
-Both use x = (pixel/255 - FASHION_MEAN) / FASHION_STD (zoo.fashion_meta()).
+--teacher-only trains (c) instead, and writes only its state_dict,
+cnn_teacher.pt:
+(c) fashion_cnn_teacher  a larger CNN (zoo.py), 28x28x1 input, random
+                         horizontal flips; models/prune.py distils pruned
+                         models toward it (--teacher), it is not exported.
+
+All use x = (pixel/255 - FASHION_MEAN) / FASHION_STD (zoo.fashion_meta()).
 Bilinear resizing is affine with weights summing to one, so normalising
 before or after the upscale gives the same input.
 
@@ -41,7 +49,7 @@ from fx_convert import export_model  # noqa: E402
 DATA_DIR = "/usr/share/datasets/fashion-mnist"
 MOBILENET_RES = 96
 PT_LIMIT = 1 << 20          # save a state_dict only if smaller than 1 MiB
-FILES = {"cnn": "cnn_on_mcu", "mobilenet": "mobilenetv2_035_96"}
+FILES = {"cnn": "cnn_on_mcu", "mobilenet": "mobilenetv2_035_96", "teacher": "cnn_teacher"}
 
 
 # ----------------------------------------------------------------- data
@@ -90,7 +98,7 @@ def evaluate(model, x, y, res=None, batch=500, channels_last=False):
 
 
 def train(model, x, y, epochs, lr, seed, res=None, flip=False, batch=128,
-          channels_last=False, label="", teacher=None, temperature=4.0):
+          channels_last=False, label="", teacher=None, temperature=4.0, weight_decay=1e-4):
     """AdamW with a one-cycle (warm-up + cosine) learning-rate schedule.
     With a teacher (models/prune.py: the model before pruning, or a tensor
     of logits per training image, [len(x), classes]), the loss adds the KL
@@ -99,7 +107,7 @@ def train(model, x, y, epochs, lr, seed, res=None, flip=False, batch=128,
     gen = torch.Generator().manual_seed(seed)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps = (len(x) + batch - 1) // batch
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=lr, epochs=epochs, steps_per_epoch=steps, pct_start=0.15)
@@ -163,6 +171,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--epochs-cnn", type=int, default=30)
     ap.add_argument("--epochs-mobilenet", type=int, default=5)
+    ap.add_argument("--teacher-only", action="store_true",
+                    help="train only fashion_cnn_teacher and write its state_dict cnn_teacher.pt")
+    ap.add_argument("--epochs-teacher", type=int, default=15)
     ap.add_argument("--out-dir", default=os.path.join(HERE, "fashion"))
     ap.add_argument("--images-dir", default=os.path.join(HERE, "images"))
     ap.add_argument("--seed", type=int, default=0)
@@ -180,6 +191,16 @@ def main():
     x_tr, y_tr = normalise(tr_img), torch.from_numpy(tr_lab)
     x_te, y_te = normalise(te_img), torch.from_numpy(te_lab)
     print(f"train {tuple(x_tr.shape)}, test {tuple(x_te.shape)}", flush=True)
+    if args.teacher_only:
+        torch.manual_seed(args.seed)
+        model, _, _ = zoo.build("fashion_cnn_teacher")
+        model, seconds = train(model, x_tr, y_tr, args.epochs_teacher, 3e-3, args.seed, flip=True,
+                               label="teacher")
+        acc, _ = evaluate(model, x_te, y_te)
+        path = os.path.join(args.out_dir, FILES["teacher"] + ".pt")
+        torch.save(model.state_dict(), path)
+        print(f"[teacher] test accuracy {acc:.4f}, training {seconds:.0f} s; wrote {path}")
+        return
 
     specs = {
         "cnn": dict(zoo_name="cnn_on_mcu", export_name="fashion_cnn",

@@ -53,6 +53,16 @@ class CnnOnMcu(nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
+def fashion_cnn_teacher(num_classes=10):
+    """A larger Fashion-MNIST CNN (four 3x3 convolutions with BatchNorm, 32 to
+    128 channels, two max pools), trained only to teach: models/prune.py
+    distils a pruned cnn_on_mcu toward its outputs (--teacher). 28x28x1 input."""
+    def block(cin, cout):
+        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+    return nn.Sequential(*block(1, 32), nn.MaxPool2d(2), *block(32, 64), *block(64, 64), nn.MaxPool2d(2),
+                         *block(64, 128), nn.Flatten(), nn.Dropout(0.3), nn.Linear(128 * 7 * 7, num_classes))
+
+
 def fashion_mobilenetv2(num_classes=10):
     """MobileNetV2 width 0.35 for 96x96 single-channel Fashion-MNIST images."""
     model = torchvision.models.mobilenet_v2(width_mult=0.35, num_classes=num_classes)
@@ -212,6 +222,7 @@ class ResizeNet(nn.Module):
 REGISTRY = {
     "cnn_on_mcu": lambda: (CnnOnMcu(), (1, 1, 28, 28), fashion_meta()),
     "fashion_mobilenetv2": lambda: (fashion_mobilenetv2(), (1, 1, 96, 96), fashion_meta()),
+    "fashion_cnn_teacher": lambda: (fashion_cnn_teacher(), (1, 1, 28, 28), fashion_meta()),
     "yolov2_16": lambda: (YoloV2First16(), (1, 3, 608, 608), darknet_meta()),
     "tiny_yolov2": lambda: (TinyYoloV2(), (1, 3, 416, 416), darknet_meta()),
     "resnet18_split2": lambda: (ResNet18Split2(), (1, 3, 224, 224), imagenet_meta()),

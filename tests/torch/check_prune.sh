@@ -68,6 +68,36 @@ if error=$($PYTHON "$SPLITINFER_ROOT/models/prune.py" --model cnn_on_mcu \
   --out bad.h5 2>&1); then fail "a --teacher without weights ran"; fi
 [ "$(echo "$error" | grep -c 'error: --teacher')" = 1 ] || fail "--teacher without weights: '$error'"
 
+# --reinit: the pruned model starts from fresh weights (with the shipped
+# teacher CNN in the ensemble), not the kept channels' ones. At a learning
+# rate of 1e-12 one epoch leaves the weights where they started: the kept
+# rows of the unpruned convolution without --reinit, none of them with it.
+for variant in keep reinit; do
+  option=() && [ $variant = reinit ] && option=(--reinit)
+  $PYTHON "$SPLITINFER_ROOT/models/prune.py" --model cnn_on_mcu --weights "$SPLITINFER_ROOT/models/fashion/cnn_on_mcu.pt" \
+    --sparsity 0.5 --epochs 1 --lr 1e-12 --train-images 256 --test-images 500 --distill "${option[@]}" \
+    --teacher "fashion_cnn_teacher=$SPLITINFER_ROOT/models/fashion/cnn_teacher.pt" \
+    --state-dict "$variant.pt" --out "$variant.h5" >"$variant.txt"
+  [ "$(grep -c '^prune: teacher .*on the 256 training images' "$variant.txt")" = 2 ] || fail "$variant: not two teachers"
+done
+grep -q "^prune: weights initialised afresh" reinit.txt || fail "--reinit did not say so"
+$PYTHON - "$SPLITINFER_ROOT/models/fashion/cnn_on_mcu.pt" <<'PY' || fail "--reinit kept the pruned weights"
+import sys
+
+import torch
+
+original = torch.load(sys.argv[1])["conv.weight"].flatten(1)
+for variant, expect_kept in (("keep", True), ("reinit", False)):
+    rows = torch.load(f"{variant}.pt")["conv.weight"].flatten(1)
+    # each row's distance to the nearest row of the unpruned convolution
+    nearest = torch.cdist(rows, original).min(1).values
+    print(f"{variant}: distance of each of the {len(rows)} rows to the nearest unpruned row: "
+          f"{[round(float(d), 6) for d in nearest]}")
+    kept = bool((nearest < 1e-6).all())
+    if kept != expect_kept or (not expect_kept and bool((nearest < 1e-3).any())):
+        sys.exit(1)
+PY
+
 # The shipped MobileNetV2-0.35: the inverted residuals' hidden channels go
 # through the depthwise convolutions (no fine-tuning here): PyTorch's values,
 # and 3 nodes bit for bit.
