@@ -160,8 +160,8 @@ PowerSupply::Tile PowerEmulation::job_tile(const LayerShape& layer) {
   for (const char* order : {"channels", "rows"})
     for (double seconds :
          settings_.candidates.empty() ? default_job_seconds_candidates() : settings_.candidates)
-      for (const Tile tile :
-           {tile_within(layer, seconds, order), even(tile_within(layer, seconds, order))}) {
+      for (const Tile within = tile_within(layer, seconds, order);
+           const Tile tile : {within, even(within)}) {
         // The layer's jobs: whole tiles, and narrower or shorter ones where the
         // tile does not divide the channels or rows (each its own duration).
         const int64_t whole_channels = channels / tile.channels, whole_rows = rows / tile.rows;
