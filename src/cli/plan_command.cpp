@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "../../io/hdf5.hpp"
 #include "../../io/model_file.hpp"
 #include "../../io/output_file.hpp"
 #include "../../io/plan_file.hpp"
@@ -91,6 +92,7 @@ uint64_t model_macs(const Model& model) {
 }  // namespace
 
 int plan_command(const PlanCommandOptions& options) {
+  h5::reuse_freed_memory();  // reads the model, writes the node files, ends
   std::optional<DeviceProfile> device;
   if (!options.device.empty()) device = load_device(options.device);
   std::vector<DeviceProfile> devices;
