@@ -775,9 +775,8 @@ void canonical_group(const Group& group, const std::string& path, const std::str
 // Every dataset under `group`, read whole into memory as the readers read
 // it: numbers as the native type of their class and size, variable-length
 // strings through read_string_dataset; other types are left to the reader
-// that refuses them. The values go to `buffer`, grown as needed and reused:
-// a fresh allocation per dataset cost the vetting of a 45 MB node file a
-// third of its time in page faults and zeroing.
+// that refuses them. The values go to `buffer`, grown as needed and reused
+// (not a fresh allocation per dataset, faulted in and zeroed each time).
 void read_every_dataset(const Group& group, std::vector<uint8_t>& buffer) {
   for (const std::string& name : group.members()) {
     H5O_info_t info;

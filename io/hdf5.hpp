@@ -120,9 +120,9 @@ Group create_file(const std::string& path);
 // HDF5 allocates and frees a buffer per chunk it reads or writes; the large
 // ones are fresh pages from the kernel each time, faulted in and zeroed.
 // After this call the process keeps freed memory for its next allocations
-// instead: vetting a 45 MB node file takes 93 ms of CPU instead of 154 (a
-// quarter of the page faults), `plan` of resnet18 for 5 nodes 1.48 s instead
-// of 1.79. For processes that read or write whole files and end (the vetting
+// instead: vetting a 45 MB node file (resnet18's) takes about 40% less CPU,
+// with a quarter of the page faults; `plan` of resnet18 for 5 nodes about
+// 17% less. For processes that read or write whole files and end (the vetting
 // program, plan); `run` keeps the default, so that a node's resident memory
 // stays what its inferences need. Does nothing where the C library has no
 // such setting.
