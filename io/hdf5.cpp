@@ -807,7 +807,7 @@ void read_every_dataset(const Group& group, std::vector<uint8_t>& buffer) {
     const hsize_t bytes = count * H5Tget_size(native.id());
     if (bytes > buffer.size()) {
       buffer.clear();
-      buffer.shrink_to_fit();  // not both at once
+      buffer.shrink_to_fit();  // the old buffer freed before the larger one is taken
       buffer.resize(bytes);
     }
     if (count &&

@@ -121,8 +121,8 @@ Group create_file(const std::string& path);
 // ones are fresh pages from the kernel each time, faulted in and zeroed.
 // After this call the process keeps freed memory for its next allocations
 // instead: vetting a 45 MB node file (resnet18's) takes about 40% less CPU,
-// with a quarter of the page faults; `plan` of resnet18 for 5 nodes about
-// 17% less. For processes that read or write whole files and end (the vetting
+// with a quarter of the page faults; `plan` of resnet18 for 5 nodes 11-17%
+// less. For processes that read or write whole files and end (the vetting
 // program, plan); `run` keeps the default, so that a node's resident memory
 // stays what its inferences need. Does nothing where the C library has no
 // such setting.
