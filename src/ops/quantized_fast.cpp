@@ -26,6 +26,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <optional>
+#include <vector>
 
 #include "quantized.hpp"
 
@@ -181,16 +182,14 @@ void linear_q_portable(const QuantizedLayer& q, const Tensor& in, const Quantize
 
 // ---- AVX2 kernel (targets without AVX512-VNNI) --------------------------------
 //
-// conv2d_q_avx2 computes what conv2d_q_portable computes, Σ (x - x_zp)(w -
-// w_zp) from the bias in wrapping int32, with vpmaddwd: each 32-bit lane adds
-// the int16 products of two input channels at one output position, (x_c -
-// x_zp)(w_c - w_zp) + (x_c+1 - x_zp)(w_c+1 - w_zp), at most 2 * 255 * 255 in
-// magnitude, so the pairs are exact and the sums the portable kernel's.
-// A block of kAvx2Rows output channels keeps its weights as such pairs in a
-// table on the stack (up to 64 KiB; larger layers, and depthwise ones, take
-// the portable kernel) and 16 output columns of a row (8 in rows narrower
-// than 16) in registers. Where a tap reads padding, or a vector would read
-// past the tile's row, its bytes are gathered one by one with x_zp there.
+// conv2d_q_avx2 and depthwise_q_avx2 compute what conv2d_q_portable
+// computes, Σ (x - x_zp)(w - w_zp) from the bias in wrapping int32, with
+// vpmaddwd: each 32-bit lane adds two int16 products at one output position,
+// at most 2 * 255 * 255 in magnitude, so the pairs are exact and the sums
+// the portable kernel's. The general kernel pairs consecutive k of the depth
+// (its comment below); the depthwise one pairs taps. Input bytes are read
+// 8 or 16 output columns of a row at a time; where a tap reads padding, or
+// a vector would read past the tile's row, with x_zp there (TapRead).
 
 #if defined(__AVX2__) && !SPLITINFER_INT8_VNNI
 #define SPLITINFER_INT8_AVX2 1
@@ -203,7 +202,7 @@ void linear_q_portable(const QuantizedLayer& q, const Tensor& in, const Quantize
 namespace {
 
 constexpr int64_t kAvx2Rows = 4;
-constexpr int64_t kAvx2TableInts = 16384;  // 64 KiB
+constexpr int64_t kAvx2MaxTaps = 64;
 
 // How to read the input bytes of one tap for output columns [ox, ox +
 // kColumns) (16 or 8) of one output row, the same in every input plane:
@@ -356,55 +355,6 @@ inline void store_row(const QuantizedLayer& q, float multiplier, const __m256i* 
     target[i] = saturate(requantize(sums[i]) + q.out.zero_point, q.clamp_lo, q.clamp_hi);
 }
 
-// One output row of a block of kAvx2Rows channels, kColumns columns at a
-// time, the last kColumns overlapping the ones before (computed again to the
-// same bytes) where the row has that many.
-template <int64_t kColumns>
-void conv_row_avx2(const QuantizedLayer& q, const Conv2dParams& p, const ConvGeometry& g,
-                   const Tensor& in, const Placement& in_at, const Placement& out_at,
-                   const GroupRange& range, const std::pair<int64_t, int64_t>* inside,
-                   const int32_t* table, const int32_t* bias, const float* multiplier, int64_t c,
-                   int64_t rows, int64_t oy, Tensor& out) {
-  constexpr int64_t kVectors = kColumns / 8;
-  const int64_t channel_pairs = (g.in_per_group + 1) / 2;
-  const uint8_t x_zp = static_cast<uint8_t>(q.in[0].zero_point);
-  const __m256i zp16 = _mm256_set1_epi16(x_zp);
-  for (int64_t column = 0; column < g.out_w; column += kColumns) {
-    const int64_t ox = g.out_w >= kColumns ? std::min(column, g.out_w - kColumns) : 0;
-    __m256i acc[kAvx2Rows][kVectors];
-    for (int64_t m = 0; m < kAvx2Rows; ++m)
-      for (int64_t v = 0; v < kVectors; ++v) acc[m][v] = _mm256_set1_epi32(bias[m]);
-    for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
-      const int64_t iy = (out_at.row0 + oy) * p.stride_h - p.pad_h + ky * p.dilation_h;
-      if (iy < 0 || iy >= in_at.full_h) continue;  // padding: x - x_zp is 0
-      for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
-        const int64_t tap = ky * p.kernel_w + kx;
-        const int64_t offset = out_at.col0 * p.stride_w + kx * p.dilation_w - p.pad_w - in_at.col0;
-        const TapRead read = tap_read<kColumns>(g, in_at, p.stride_w, iy, offset, ox,
-                                                inside[kx].first, inside[kx].second, x_zp);
-        const uint8_t* plane = in.u8() + range.first_in * g.in_plane;
-        for (int64_t pair = 0; pair < channel_pairs; ++pair, plane += 2 * g.in_plane) {
-          // The second channel of an odd last pair reads the first's plane
-          // again, with weight 0.
-          const int64_t second = 2 * pair + 1 < g.in_per_group ? g.in_plane : 0;
-          __m256i x[kVectors];
-          pairs_of<kVectors>(read_bytes<kColumns>(read, plane, p.stride_w, ox),
-                             read_bytes<kColumns>(read, plane + second, p.stride_w, ox), zp16, x);
-          const int32_t* weights = table + (pair * g.taps + tap) * kAvx2Rows;
-          for (int64_t m = 0; m < kAvx2Rows; ++m) {
-            const __m256i pair_weights = _mm256_set1_epi32(weights[m]);
-            for (int64_t v = 0; v < kVectors; ++v)
-              acc[m][v] = _mm256_add_epi32(acc[m][v], _mm256_madd_epi16(x[v], pair_weights));
-          }
-        }
-      }
-    }
-    for (int64_t m = 0; m < rows; ++m)
-      store_row<kVectors>(q, multiplier[m], acc[m], std::min(kColumns, g.out_w - ox),
-                          out.u8() + (c + m) * g.positions + oy * g.out_w + ox);
-  }
-}
-
 // Depthwise (one input channel per output channel): the taps in pairs, the
 // int16 products of taps t and t + 1 (0 past the last) of one channel added
 // in each 32-bit lane, exact as above. One output row, kColumns at a time.
@@ -473,51 +423,258 @@ bool depthwise_q_avx2(const QuantizedLayer& q, const Conv2dParams& p, const Tens
   return true;
 }
 
+// General (not depthwise) convolutions: an implicit GEMM over vectors of
+// 8 output positions, each a row's columns [ox, ox + 8) (the last of a row
+// overlapping the one before, or reading past a row narrower than 8 whose
+// extra lanes are not stored), taken kAvx2Vectors at a time. Their input is
+// packed once for all output channels, as int16 pairs (x_k - x_zp, x_k+1 -
+// x_zp) of consecutive k = ic·taps + tap of the depth, kAvx2Vectors vectors
+// per pair (a thread's buffer, host memory outside the emulated device's);
+// then kAvx2Rows output channels at a time go over the pairs, each one
+// vpmaddwd per vector with the channel's (w_k, w_k+1) broadcast as int16
+// (vpbroadcastw and vpmovsxbw, from the stored int8 weights: no table to
+// build per call). The weight zero point is taken out at the end:
+// Σ (x - x_zp)(w - w_zp) = Σ (x - x_zp)·w - w_zp·Σ (x - x_zp), the second Σ
+// per position summed while packing (only when some w_zp is not 0). Every
+// product is exact in int32 and the sums wrap as the reference's.
+constexpr int64_t kAvx2Vectors = 2;
+
+// An output vector: 8 positions from column ox of output row oy (`count` of
+// them stored).
+struct OutputVector {
+  int64_t oy, ox, count;
+};
+
+// The weights of output channels [first, end) as int16 pairs (w_k, w_k+1)
+// (w_depth = 0 for an odd depth), kAvx2Rows channels at a time: pair kp of
+// channel first + b·kAvx2Rows + m at table[(b·pairs + kp)·kAvx2Rows + m]
+// (channels past `end` 0), so that a block's broadcasts read one stream.
+// Sixteen k of four channels at a time: vpmovsxbw, then a 4 x 8 transpose.
+static_assert(kAvx2Rows == 4, "pair_table transposes 4 rows");
+void pair_table(const QuantizedWeights& w, int64_t first, int64_t end, int64_t depth,
+                int32_t* table) {
+  const int64_t pairs = (depth + 1) / 2;
+  for (int64_t c = first; c < end; c += kAvx2Rows, table += pairs * kAvx2Rows) {
+    const int8_t* row[kAvx2Rows];
+    for (int64_t m = 0; m < kAvx2Rows; ++m)
+      row[m] = c + m < end ? w.weight + (c + m) * depth : nullptr;
+    int64_t k = 0;
+    if (c + kAvx2Rows <= end)
+      for (; k + 16 <= depth; k += 16) {
+        __m256i r[kAvx2Rows];
+        for (int64_t m = 0; m < kAvx2Rows; ++m)
+          r[m] =
+              _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row[m] + k)));
+        // Dwords: r[m] = pairs kp .. kp + 7 of row m; out: [kp][m].
+        const __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]),
+                      t1 = _mm256_unpackhi_epi32(r[0], r[1]);
+        const __m256i t2 = _mm256_unpacklo_epi32(r[2], r[3]),
+                      t3 = _mm256_unpackhi_epi32(r[2], r[3]);
+        const __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
+        const __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
+        __m256i* to = reinterpret_cast<__m256i*>(table + k / 2 * kAvx2Rows);
+        _mm256_storeu_si256(to + 0, _mm256_permute2x128_si256(u0, u1, 0x20));
+        _mm256_storeu_si256(to + 1, _mm256_permute2x128_si256(u2, u3, 0x20));
+        _mm256_storeu_si256(to + 2, _mm256_permute2x128_si256(u0, u1, 0x31));
+        _mm256_storeu_si256(to + 3, _mm256_permute2x128_si256(u2, u3, 0x31));
+      }
+    for (; k < depth; k += 2)
+      for (int64_t m = 0; m < kAvx2Rows; ++m) {
+        const int32_t low = row[m] ? row[m][k] : 0;
+        const int32_t high = row[m] && k + 1 < depth ? row[m][k + 1] : 0;
+        table[k / 2 * kAvx2Rows + m] =
+            static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint16_t>(low)) |
+                                 (static_cast<uint32_t>(static_cast<uint16_t>(high)) << 16));
+      }
+  }
+}
+
+// Packs the input of `count` (1 to kAvx2Vectors) vectors: pair kp of vector
+// v at packed[kp * kAvx2Vectors + v]; with `sum_x`, sum_x[v] = Σ (x - x_zp)
+// over the depth.
+void pack_vectors(const QuantizedLayer& q, const Conv2dParams& p, const ConvGeometry& g,
+                  const Tensor& in, const Placement& in_at, const Placement& out_at,
+                  const GroupRange& range, const std::pair<int64_t, int64_t>* inside,
+                  const OutputVector* vectors, int64_t count, __m256i* packed, __m256i* sum_x) {
+  const uint8_t x_zp = static_cast<uint8_t>(q.in[0].zero_point);
+  const __m256i zp16 = _mm256_set1_epi16(x_zp);
+  const __m256i ones = _mm256_set1_epi16(1);
+  // First the 8 bytes of every k, tap by tap (one way of reading per tap,
+  // then every input plane), k + 1's beside k's; an odd depth's last k
+  // pairs with x_zp.
+  thread_local std::vector<uint64_t> bytes;
+  if (bytes.size() < static_cast<size_t>(g.depth + 1))
+    bytes.resize(static_cast<size_t>(g.depth + 1));
+  std::memset(&bytes[g.depth], x_zp, sizeof(uint64_t));
+  for (int64_t v = 0; v < count; ++v) {
+    const OutputVector& o = vectors[v];
+    for (int64_t ky = 0; ky < p.kernel_h; ++ky)
+      for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
+        const int64_t tap = ky * p.kernel_w + kx;
+        const TapRead read = tap_read<8>(
+            g, in_at, p.stride_w, (out_at.row0 + o.oy) * p.stride_h - p.pad_h + ky * p.dilation_h,
+            out_at.col0 * p.stride_w + kx * p.dilation_w - p.pad_w - in_at.col0, o.ox,
+            inside[kx].first, inside[kx].second, x_zp);
+        const uint8_t* plane = in.u8() + range.first_in * g.in_plane;
+        uint64_t* to = bytes.data() + tap;
+        const auto each_plane = [&](auto read_plane) {
+          for (int64_t ic = 0; ic < g.in_per_group; ++ic, plane += g.in_plane, to += g.taps)
+            _mm_storel_epi64(reinterpret_cast<__m128i*>(to), read_plane(plane));
+        };
+        if (read.mode == TapRead::direct && p.stride_w == 1)
+          each_plane([&](const uint8_t* at) {
+            return _mm_loadl_epi64(reinterpret_cast<const __m128i*>(at + read.at));
+          });
+        else if (read.mode == TapRead::padding)
+          each_plane([&](const uint8_t*) { return read.fill; });
+        else
+          each_plane([&](const uint8_t* at) { return read_bytes<8>(read, at, p.stride_w, o.ox); });
+      }
+    // Then the pairs: bytes k and k + 1 interleaved, widened, less x_zp.
+    __m256i sum = _mm256_setzero_si256();
+    for (int64_t kp = 0; kp < (g.depth + 1) / 2; ++kp) {
+      const __m128i two = _mm_loadu_si128(reinterpret_cast<const __m128i*>(&bytes[2 * kp]));
+      const __m256i pair = _mm256_sub_epi16(
+          _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(two, _mm_unpackhi_epi64(two, two))), zp16);
+      _mm256_store_si256(packed + kp * kAvx2Vectors + v, pair);
+      if (sum_x) sum = _mm256_add_epi32(sum, _mm256_madd_epi16(pair, ones));
+    }
+    if (sum_x) sum_x[v] = sum;
+  }
+}
+
+// Pairs [0, pairs) of kAvx2Rows channels x kVectors (1 or 2) vectors into
+// named accumulators, in asm: with the intrinsics (or an array of
+// accumulators around an asm statement) GCC 12 copies every sum to another
+// register and back, one more instruction per vpmaddwd, and it reads the
+// vectors from memory at every vpmaddwd (the loads then bound the loop).
+#define SPLITINFER_MADD_ROW(offset, a0, a1)                       \
+  "vpbroadcastd " #offset                                         \
+  "(%[t]), %[w]\n\t"                                              \
+  "vpmaddwd %[x0], %[w], %[p]\n\tvpaddd %[p], %[" #a0 "], %[" #a0 \
+  "]\n\t"                                                         \
+  "vpmaddwd %[x1], %[w], %[p]\n\tvpaddd %[p], %[" #a1 "], %[" #a1 "]\n\t"
+#define SPLITINFER_MADD_ROW1(offset, a0) \
+  "vpbroadcastd " #offset                \
+  "(%[t]), %[w]\n\t"                     \
+  "vpmaddwd %[x0], %[w], %[p]\n\tvpaddd %[p], %[" #a0 "], %[" #a0 "]\n\t"
+static_assert(kAvx2Vectors == 2);
+template <int64_t kVectors>
+[[gnu::always_inline]] inline void madd_rows(const __m256i* packed, const int32_t* table,
+                                             int64_t pairs, __m256i (&acc)[kAvx2Rows][kVectors]) {
+  if constexpr (kVectors == 2) {
+    __m256i a00 = acc[0][0], a01 = acc[0][1], a10 = acc[1][0], a11 = acc[1][1], a20 = acc[2][0],
+            a21 = acc[2][1], a30 = acc[3][0], a31 = acc[3][1];
+    for (int64_t kp = 0; kp < pairs; ++kp, packed += kAvx2Vectors, table += kAvx2Rows) {
+      __m256i x0, x1, weights, product;
+      asm("vmovdqa (%[x]), %[x0]\n\tvmovdqa 32(%[x]), %[x1]\n\t"  //
+          SPLITINFER_MADD_ROW(0, a00, a01) SPLITINFER_MADD_ROW(4, a10, a11)
+              SPLITINFER_MADD_ROW(8, a20, a21) SPLITINFER_MADD_ROW(12, a30, a31)
+          : [a00] "+x"(a00), [a01] "+x"(a01), [a10] "+x"(a10), [a11] "+x"(a11), [a20] "+x"(a20),
+            [a21] "+x"(a21), [a30] "+x"(a30), [a31] "+x"(a31), [x0] "=&x"(x0), [x1] "=&x"(x1),
+            [w] "=&x"(weights), [p] "=&x"(product)
+          : [t] "r"(table), [x] "r"(packed),
+            "m"(*reinterpret_cast<const int32_t(*)[kAvx2Rows]>(table)),
+            "m"(*reinterpret_cast<const __m256i(*)[2]>(packed)));
+    }
+    acc[0][0] = a00, acc[0][1] = a01, acc[1][0] = a10, acc[1][1] = a11;
+    acc[2][0] = a20, acc[2][1] = a21, acc[3][0] = a30, acc[3][1] = a31;
+  } else {
+    __m256i a0 = acc[0][0], a1 = acc[1][0], a2 = acc[2][0], a3 = acc[3][0];
+    for (int64_t kp = 0; kp < pairs; ++kp, packed += kAvx2Vectors, table += kAvx2Rows) {
+      __m256i x0, weights, product;
+      asm("vmovdqa (%[x]), %[x0]\n\t"  //
+          SPLITINFER_MADD_ROW1(0, a0) SPLITINFER_MADD_ROW1(4, a1) SPLITINFER_MADD_ROW1(8, a2)
+              SPLITINFER_MADD_ROW1(12, a3)
+          : [a0] "+x"(a0), [a1] "+x"(a1), [a2] "+x"(a2), [a3] "+x"(a3), [x0] "=&x"(x0),
+            [w] "=&x"(weights), [p] "=&x"(product)
+          : [t] "r"(table), [x] "r"(packed),
+            "m"(*reinterpret_cast<const int32_t(*)[kAvx2Rows]>(table)), "m"(*packed));
+    }
+    acc[0][0] = a0, acc[1][0] = a1, acc[2][0] = a2, acc[3][0] = a3;
+  }
+}
+#undef SPLITINFER_MADD_ROW
+#undef SPLITINFER_MADD_ROW1
+
+// Output channels [c, c + rows) (rows <= kAvx2Rows) of the packed vectors,
+// their weights at `table` (pair_table()).
+template <int64_t kVectors>
+void conv_vectors_avx2(const QuantizedLayer& q, const QuantizedWeights& w, const ConvGeometry& g,
+                       const __m256i* packed, const __m256i* sum_x, const OutputVector* vectors,
+                       const int32_t* table, int64_t c, int64_t rows, Tensor& out) {
+  __m256i acc[kAvx2Rows][kVectors];
+  for (int64_t m = 0; m < kAvx2Rows; ++m) {
+    const int64_t channel = c + std::min(m, rows - 1);  // rows past `rows`: computed, not stored
+    for (int64_t v = 0; v < kVectors; ++v)
+      acc[m][v] = _mm256_set1_epi32(w.bias ? w.bias[channel] : 0);
+  }
+  const int64_t pairs = (g.depth + 1) / 2;
+  madd_rows<kVectors>(packed, table, pairs, acc);
+  for (int64_t m = 0; m < rows; ++m) {
+    const int64_t channel = c + m;
+    const float multiplier = channel_multiplier(q, w, channel);
+    const __m256i w_zp = _mm256_set1_epi32(w.zero_point[w.per_channel ? channel : 0]);
+    for (int64_t v = 0; v < kVectors; ++v) {
+      // By value: an accumulator whose address escaped would live in memory.
+      __m256i value = acc[m][v];
+      if (sum_x) value = _mm256_sub_epi32(value, _mm256_mullo_epi32(sum_x[v], w_zp));
+      const OutputVector& o = vectors[v];
+      store_row<1>(q, multiplier, &value, o.count,
+                   out.u8() + channel * g.positions + o.oy * g.out_w + o.ox);
+    }
+  }
+}
+
 bool conv2d_q_avx2(const QuantizedLayer& q, const Conv2dParams& p, const Tensor& in,
                    const Placement& in_at, const QuantizedWeights& w, Tensor& out,
                    const Placement& out_at) {
   const ConvGeometry g(p, in, in_at, out, out_at);
-  const int64_t channel_pairs = (g.in_per_group + 1) / 2;
-  const int64_t entries = channel_pairs * g.taps;  // weight pairs per output channel
-  if (g.in_per_group < 2 || entries * kAvx2Rows > kAvx2TableInts || p.kernel_w > 64) return false;
+  if (g.taps > kAvx2MaxTaps || p.kernel_w > 64) return false;
   if (g.positions == 0) return true;
-  alignas(32) int32_t table[kAvx2TableInts];
   // Per kx: the output columns whose tap reads inside the map.
   std::pair<int64_t, int64_t> inside[64];
   for (int64_t kx = 0; kx < p.kernel_w; ++kx)
     inside[kx] =
         columns_inside(out_at.col0, g.out_w, p.stride_w, kx * p.dilation_w - p.pad_w, in_at.full_w);
+  // The output vectors, row by row.
+  thread_local std::vector<OutputVector> vectors;
+  vectors.clear();
+  for (int64_t oy = 0; oy < g.out_h; ++oy)
+    for (int64_t column = 0; column < g.out_w; column += 8)
+      vectors.push_back(
+          {oy, g.out_w >= 8 ? std::min(column, g.out_w - 8) : 0, std::min<int64_t>(8, g.out_w)});
+  bool weight_zero_points = false;
+  for (int64_t c = 0; c < (w.per_channel ? out.shape.c : 1); ++c)
+    weight_zero_points |= w.zero_point[c] != 0;
+  struct alignas(32) Packed {
+    uint8_t bytes[32];
+  };
+  thread_local std::vector<Packed> buffer;
+  thread_local std::vector<int32_t> tables;
+  const int64_t pairs = (g.depth + 1) / 2;
+  if (buffer.size() < static_cast<size_t>(pairs * kAvx2Vectors))
+    buffer.resize(static_cast<size_t>(pairs * kAvx2Vectors));
+  __m256i* packed = reinterpret_cast<__m256i*>(buffer.data());
   for_each_group(g, in_at, out, out_at, [&](const GroupRange& range) {
-    for (int64_t c = range.first; c < range.end; c += kAvx2Rows) {
-      const int64_t rows = std::min<int64_t>(kAvx2Rows, range.end - c);
-      int32_t bias[kAvx2Rows];
-      float multiplier[kAvx2Rows];
-      // table[(pair * taps + tap) * kAvx2Rows + m]: the int16 weights (minus
-      // the zero point) of input channels 2 pair and 2 pair + 1 (0 past the last).
-      for (int64_t m = 0; m < kAvx2Rows; ++m) {
-        const int64_t channel = c + std::min(m, rows - 1);
-        const int8_t* weight = w.weight + channel * g.depth;
-        const int32_t w_zp = w.zero_point[w.per_channel ? channel : 0];
-        bias[m] = w.bias ? w.bias[channel] : 0;
-        multiplier[m] = channel_multiplier(q, w, channel);
-        for (int64_t pair = 0; pair < channel_pairs; ++pair)
-          for (int64_t tap = 0; tap < g.taps; ++tap) {
-            const int64_t ic = 2 * pair;
-            const int32_t low = weight[ic * g.taps + tap] - w_zp;
-            const int32_t high =
-                ic + 1 < g.in_per_group ? weight[(ic + 1) * g.taps + tap] - w_zp : 0;
-            table[(pair * g.taps + tap) * kAvx2Rows + m] =
-                static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint16_t>(low)) |
-                                     (static_cast<uint32_t>(static_cast<uint16_t>(high)) << 16));
-          }
-      }
-      for (int64_t oy = 0; oy < g.out_h; ++oy) {
-        if (g.out_w >= 16)
-          conv_row_avx2<16>(q, p, g, in, in_at, out_at, range, inside, table, bias, multiplier, c,
-                            rows, oy, out);
+    const int64_t blocks = (range.end - range.first + kAvx2Rows - 1) / kAvx2Rows;
+    if (tables.size() < static_cast<size_t>(blocks * pairs * kAvx2Rows))
+      tables.resize(static_cast<size_t>(blocks * pairs * kAvx2Rows));
+    pair_table(w, range.first, range.end, g.depth, tables.data());
+    for (size_t first = 0; first < vectors.size(); first += kAvx2Vectors) {
+      const int64_t count = std::min<int64_t>(kAvx2Vectors, vectors.size() - first);
+      __m256i sum_x[kAvx2Vectors];
+      pack_vectors(q, p, g, in, in_at, out_at, range, inside, &vectors[first], count, packed,
+                   weight_zero_points ? sum_x : nullptr);
+      for (int64_t c = range.first; c < range.end; c += kAvx2Rows) {
+        const int64_t rows = std::min<int64_t>(kAvx2Rows, range.end - c);
+        const int32_t* table = tables.data() + (c - range.first) / kAvx2Rows * pairs * kAvx2Rows;
+        if (count == 2)
+          conv_vectors_avx2<2>(q, w, g, packed, weight_zero_points ? sum_x : nullptr,
+                               &vectors[first], table, c, rows, out);
         else
-          conv_row_avx2<8>(q, p, g, in, in_at, out_at, range, inside, table, bias, multiplier, c,
-                           rows, oy, out);
+          conv_vectors_avx2<1>(q, w, g, packed, weight_zero_points ? sum_x : nullptr,
+                               &vectors[first], table, c, rows, out);
       }
     }
   });
