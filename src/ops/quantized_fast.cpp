@@ -340,6 +340,8 @@ inline void store_row(const QuantizedLayer& q, float multiplier, const __m256i* 
                                        _mm_set1_epi8(static_cast<char>(q.clamp_hi)));
     if (count == 16) {
       _mm_storeu_si128(reinterpret_cast<__m128i*>(target), bytes);
+    } else if (count == 8) {
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(target), bytes);
     } else {
       alignas(16) uint8_t lanes[16];
       _mm_store_si128(reinterpret_cast<__m128i*>(lanes), bytes);
@@ -511,24 +513,41 @@ void pack_vectors(const QuantizedLayer& q, const Conv2dParams& p, const ConvGeom
     for (int64_t ky = 0; ky < p.kernel_h; ++ky)
       for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
         const int64_t tap = ky * p.kernel_w + kx;
-        const TapRead read = tap_read<8>(
-            g, in_at, p.stride_w, (out_at.row0 + o.oy) * p.stride_h - p.pad_h + ky * p.dilation_h,
-            out_at.col0 * p.stride_w + kx * p.dilation_w - p.pad_w - in_at.col0, o.ox,
-            inside[kx].first, inside[kx].second, x_zp);
+        const int64_t iy = (out_at.row0 + o.oy) * p.stride_h - p.pad_h + ky * p.dilation_h;
+        const int64_t offset = out_at.col0 * p.stride_w + kx * p.dilation_w - p.pad_w - in_at.col0;
         const uint8_t* plane = in.u8() + range.first_in * g.in_plane;
         uint64_t* to = bytes.data() + tap;
         const auto each_plane = [&](auto read_plane) {
           for (int64_t ic = 0; ic < g.in_per_group; ++ic, plane += g.in_plane, to += g.taps)
             _mm_storel_epi64(reinterpret_cast<__m128i*>(to), read_plane(plane));
         };
-        if (read.mode == TapRead::direct && p.stride_w == 1)
-          each_plane([&](const uint8_t* at) {
-            return _mm_loadl_epi64(reinterpret_cast<const __m128i*>(at + read.at));
-          });
-        else if (read.mode == TapRead::padding)
+        // Inside the map and the tile's row (tap_read()'s direct reads,
+        // without building the others): one load per plane.
+        if (iy >= 0 && iy < in_at.full_h && o.ox >= inside[kx].first &&
+            o.ox + 8 <= inside[kx].second && (o.ox + 8) * p.stride_w + offset <= g.in_w &&
+            p.stride_w <= 2) {
+          const int64_t at = (iy - in_at.row0) * g.in_w + offset + o.ox * p.stride_w;
+          if (p.stride_w == 1) {
+            each_plane([&](const uint8_t* from) {
+              return _mm_loadl_epi64(reinterpret_cast<const __m128i*>(from + at));
+            });
+          } else {
+            const __m128i even = _mm_set1_epi16(0x00ff);
+            each_plane([&](const uint8_t* from) {
+              return _mm_packus_epi16(
+                  _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(from + at)), even),
+                  _mm_setzero_si128());
+            });
+          }
+          continue;
+        }
+        const TapRead read = tap_read<8>(g, in_at, p.stride_w, iy, offset, o.ox, inside[kx].first,
+                                         inside[kx].second, x_zp);
+        if (read.mode == TapRead::padding)
           each_plane([&](const uint8_t*) { return read.fill; });
         else
-          each_plane([&](const uint8_t* at) { return read_bytes<8>(read, at, p.stride_w, o.ox); });
+          each_plane(
+              [&](const uint8_t* from) { return read_bytes<8>(read, from, p.stride_w, o.ox); });
       }
     // Then the pairs: bytes k and k + 1 interleaved, widened, less x_zp.
     __m256i sum = _mm256_setzero_si256();
@@ -602,7 +621,8 @@ template <int64_t kVectors>
 template <int64_t kVectors>
 void conv_vectors_avx2(const QuantizedLayer& q, const QuantizedWeights& w, const ConvGeometry& g,
                        const __m256i* packed, const __m256i* sum_x, const OutputVector* vectors,
-                       const int32_t* table, int64_t c, int64_t rows, Tensor& out) {
+                       const int32_t* table, const float* multipliers, int64_t c, int64_t rows,
+                       Tensor& out) {
   __m256i acc[kAvx2Rows][kVectors];
   for (int64_t m = 0; m < kAvx2Rows; ++m) {
     const int64_t channel = c + std::min(m, rows - 1);  // rows past `rows`: computed, not stored
@@ -613,7 +633,7 @@ void conv_vectors_avx2(const QuantizedLayer& q, const QuantizedWeights& w, const
   madd_rows<kVectors>(packed, table, pairs, acc);
   for (int64_t m = 0; m < rows; ++m) {
     const int64_t channel = c + m;
-    const float multiplier = channel_multiplier(q, w, channel);
+    const float multiplier = multipliers[channel];
     const __m256i w_zp = _mm256_set1_epi32(w.zero_point[w.per_channel ? channel : 0]);
     for (int64_t v = 0; v < kVectors; ++v) {
       // By value: an accumulator whose address escaped would live in memory.
@@ -652,6 +672,9 @@ bool conv2d_q_avx2(const QuantizedLayer& q, const Conv2dParams& p, const Tensor&
   };
   thread_local std::vector<Packed> buffer;
   thread_local std::vector<int32_t> tables;
+  thread_local std::vector<float> multipliers;
+  multipliers.resize(static_cast<size_t>(out.shape.c));
+  for (int64_t c = 0; c < out.shape.c; ++c) multipliers[c] = channel_multiplier(q, w, c);
   const int64_t pairs = (g.depth + 1) / 2;
   if (buffer.size() < static_cast<size_t>(pairs * kAvx2Vectors))
     buffer.resize(static_cast<size_t>(pairs * kAvx2Vectors));
@@ -671,10 +694,10 @@ bool conv2d_q_avx2(const QuantizedLayer& q, const Conv2dParams& p, const Tensor&
         const int32_t* table = tables.data() + (c - range.first) / kAvx2Rows * pairs * kAvx2Rows;
         if (count == 2)
           conv_vectors_avx2<2>(q, w, g, packed, weight_zero_points ? sum_x : nullptr,
-                               &vectors[first], table, c, rows, out);
+                               &vectors[first], table, multipliers.data(), c, rows, out);
         else
           conv_vectors_avx2<1>(q, w, g, packed, weight_zero_points ? sum_x : nullptr,
-                               &vectors[first], table, c, rows, out);
+                               &vectors[first], table, multipliers.data(), c, rows, out);
       }
     }
   });
