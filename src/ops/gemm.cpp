@@ -21,6 +21,10 @@ constexpr int64_t kRows = 6, kMaxVectors = 4;
 constexpr int64_t kRows = 6, kMaxVectors = 2;
 #endif
 constexpr int64_t kPanel = kMaxVectors * kLanes;  // positions per block
+// With two vectors per block (AVX2, SSE) the band's columns are read through
+// a packed panel (gemm_all_panels): a block reuses each column vector for
+// only kRows rows, and reading them in place from L2 bound the loop.
+constexpr bool kPanelOrder = kMaxVectors == 2;
 // Depth is taken kDepthStep at a time, positions a chunk at a time (its
 // columns for a pass within kChunkBytes). A pass over a chunk goes block of
 // rows by block of rows, each over every panel of the chunk: the block's
@@ -59,6 +63,7 @@ struct GemmArguments {
   const float* weight;            // [rows, depth]
   const float* columns;           // [depth, column_stride], or read at column_offsets
   const int64_t* column_offsets;  // null, or column k at columns + column_offsets[k]
+  const float* panel;             // kPanelOrder: column k of the block at panel + (k - k0) * kPanel
   const float* bias;              // [rows] or null
   float* out;                     // [rows, out_stride]
   int64_t rows, depth, column_stride, out_stride;
@@ -73,7 +78,7 @@ struct GemmArguments {
 // multiples of the depth, so the loop needs few registers besides its sums.
 // With `prefetch` (the first panel of a chunk), the next block's weights for
 // this pass are fetched while this one goes over the chunk.
-template <int64_t kBlockRows, int64_t kVectors, bool kPartial, bool kOffsets>
+template <int64_t kBlockRows, int64_t kVectors, bool kPartial, bool kOffsets, bool kPanelColumns>
 __attribute__((noinline)) void gemm_block(const GemmArguments& a, int64_t row0, int64_t j,
                                           int64_t width, int64_t k0, int64_t k1, const float* tail,
                                           bool prefetch) {
@@ -101,7 +106,9 @@ __attribute__((noinline)) void gemm_block(const GemmArguments& a, int64_t row0, 
         __builtin_prefetch(weight + (kBlockRows + r) * depth + k);
   const float* columns = a.columns + j;
   for (int64_t k = k0; k < k1; ++k) {
-    const float* column = columns + (kOffsets ? a.column_offsets[k] : k * a.column_stride);
+    const float* column = kPanelColumns
+                              ? a.panel + (k - k0) * kPanel
+                              : columns + (kOffsets ? a.column_offsets[k] : k * a.column_stride);
     Vector x[kVectors];
 #pragma GCC unroll 4
     for (int64_t v = 0; v < kVectors; ++v)
@@ -132,22 +139,23 @@ __attribute__((noinline)) void gemm_block(const GemmArguments& a, int64_t row0, 
 }
 
 // gemm_block for `rows` (1 to kRows) rows and ceil(width / kLanes) vectors.
-template <int64_t kBlockRows, bool kOffsets>
+template <int64_t kBlockRows, bool kOffsets, bool kPanelColumns = false>
 void gemm_block_of(const GemmArguments& a, int64_t rows, int64_t row0, int64_t j, int64_t width,
                    int64_t k0, int64_t k1, const float* tail, bool prefetch) {
   if constexpr (kBlockRows > 1)
     if (rows < kBlockRows)
-      return gemm_block_of<kBlockRows - 1, kOffsets>(a, rows, row0, j, width, k0, k1, tail,
-                                                     prefetch);
+      return gemm_block_of<kBlockRows - 1, kOffsets, kPanelColumns>(a, rows, row0, j, width, k0, k1,
+                                                                    tail, prefetch);
   const bool partial = width % kLanes != 0;  // never with offsets: whole vectors
   const int64_t vectors = (width + kLanes - 1) / kLanes;
   const auto run = [&](auto vectors_constant) {
     constexpr int64_t kVectors = decltype(vectors_constant)::value;
-    if constexpr (!kOffsets)
+    if constexpr (!kOffsets && !kPanelColumns)
       if (partial)
-        return gemm_block<kBlockRows, kVectors, true, false>(a, row0, j, width, k0, k1, tail,
-                                                             prefetch);
-    gemm_block<kBlockRows, kVectors, false, kOffsets>(a, row0, j, width, k0, k1, tail, prefetch);
+        return gemm_block<kBlockRows, kVectors, true, false, false>(a, row0, j, width, k0, k1, tail,
+                                                                    prefetch);
+    gemm_block<kBlockRows, kVectors, false, kOffsets, kPanelColumns>(a, row0, j, width, k0, k1,
+                                                                     tail, prefetch);
   };
   static_assert(kMaxVectors <= 4);
   switch (vectors) {
@@ -172,6 +180,7 @@ void gemm_all_panels(const GemmArguments& a, int64_t positions) {
   // vectors, which the caller's columns and out have room for).
   const int64_t partial_j = positions / kLanes * kLanes, partial_count = positions % kLanes;
   alignas(64) float tail[kOffsets ? 1 : kDepthStep * kLanes];
+  alignas(64) float panel[kOffsets && kPanelOrder ? kDepthStep * kPanel : 1];
   // Positions are taken a chunk at a time, its columns for a pass within
   // kChunkBytes (in L2 while every block of rows reads them).
   const int64_t pass_depth = std::clamp<int64_t>(a.depth, 1, kDepthStep);
@@ -186,6 +195,25 @@ void gemm_all_panels(const GemmArguments& a, int64_t positions) {
         std::copy(from, from + partial_count, to);
         std::fill(to + partial_count, to + kLanes, 0.0f);
       }
+    if constexpr (kOffsets && kPanelOrder) {
+      // Panel by panel: its columns for the pass copied once into `panel`
+      // (in L1, read in order) and every block of rows over it, the
+      // blocks' weights for the pass from L2.
+      GemmArguments packed = a;
+      packed.panel = panel;
+      for (int64_t j = 0; j < positions; j += kPanel) {
+        const int64_t width = std::min(kPanel, positions - j);  // whole vectors
+        for (int64_t k = k0; k < k1; ++k) {
+          const float* from = a.columns + a.column_offsets[k] + j;
+          float* to = panel + (k - k0) * kPanel;
+          for (int64_t v = 0; v < width; v += kLanes) std::memcpy(to + v, from + v, sizeof(Vector));
+        }
+        for (int64_t row0 = 0; row0 < a.rows; row0 += kRows)
+          gemm_block_of<kRows, true, true>(packed, std::min(kRows, a.rows - row0), row0, j, width,
+                                           k0, k1, tail, false);
+      }
+      continue;
+    }
     for (int64_t chunk = 0; chunk < positions; chunk += chunk_positions) {
       const int64_t chunk_end = std::min(positions, chunk + chunk_positions);
       for (int64_t row0 = 0; row0 < a.rows; row0 += kRows)
@@ -217,6 +245,7 @@ void gemm_in_depth_order(const float* weight, const float* columns, const float*
   const GemmArguments a{weight,
                         columns,
                         nullptr,
+                        nullptr,
                         bias,
                         out,
                         rows,
@@ -231,7 +260,7 @@ void gemm_in_depth_order_at_offsets(const float* weight, const float* columns,
                                     const int64_t* column_offsets, const float* bias, float* out,
                                     int64_t rows, int64_t depth, int64_t positions,
                                     int64_t out_stride, Epilogue epilogue) {
-  const GemmArguments a{weight, columns, column_offsets, bias,    out, rows,
+  const GemmArguments a{weight, columns, column_offsets, nullptr, bias, out, rows,
                         depth,  0,       out_stride,     epilogue};
   gemm_all_panels<true>(a, (positions + kLanes - 1) / kLanes * kLanes);
 }
