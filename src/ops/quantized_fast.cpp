@@ -431,11 +431,13 @@ bool depthwise_q_avx2(const QuantizedLayer& q, const Conv2dParams& p, const Tens
 // extra lanes are not stored), taken kAvx2Vectors at a time. Their input is
 // packed once for all output channels, as int16 pairs (x_k - x_zp, x_k+1 -
 // x_zp) of consecutive k = ic·taps + tap of the depth, kAvx2Vectors vectors
-// per pair (a thread's buffer, host memory outside the emulated device's);
-// then kAvx2Rows output channels at a time go over the pairs, each one
-// vpmaddwd per vector with the channel's (w_k, w_k+1) broadcast as int16
-// (vpbroadcastw and vpmovsxbw, from the stored int8 weights: no table to
-// build per call). The weight zero point is taken out at the end:
+// per pair; the weights once per call as int16 pairs (w_k, w_k+1), a table
+// of kAvx2Rows channels per pair (pair_table()); both in buffers of the
+// thread's, host memory outside the emulated device's (the table twice the
+// layer's int8 weights). Then kAvx2Rows output channels at a time go over
+// the pairs, one vpmaddwd per vector with the channels' pairs broadcast,
+// their sums in registers over the whole depth (madd_rows()). The weight
+// zero point is taken out at the end:
 // Σ (x - x_zp)(w - w_zp) = Σ (x - x_zp)·w - w_zp·Σ (x - x_zp), the second Σ
 // per position summed while packing (only when some w_zp is not 0). Every
 // product is exact in int32 and the sums wrap as the reference's.
@@ -567,16 +569,15 @@ void pack_vectors(const QuantizedLayer& q, const Conv2dParams& p, const ConvGeom
 // accumulators around an asm statement) GCC 12 copies every sum to another
 // register and back, one more instruction per vpmaddwd, and it reads the
 // vectors from memory at every vpmaddwd (the loads then bound the loop).
-#define SPLITINFER_MADD_ROW(offset, a0, a1)                       \
-  "vpbroadcastd " #offset                                         \
-  "(%[t]), %[w]\n\t"                                              \
-  "vpmaddwd %[x0], %[w], %[p]\n\tvpaddd %[p], %[" #a0 "], %[" #a0 \
-  "]\n\t"                                                         \
+// clang-format off
+#define SPLITINFER_MADD_ROW(offset, a0, a1)                                  \
+  "vpbroadcastd " #offset "(%[t]), %[w]\n\t"                                 \
+  "vpmaddwd %[x0], %[w], %[p]\n\tvpaddd %[p], %[" #a0 "], %[" #a0 "]\n\t"  \
   "vpmaddwd %[x1], %[w], %[p]\n\tvpaddd %[p], %[" #a1 "], %[" #a1 "]\n\t"
-#define SPLITINFER_MADD_ROW1(offset, a0) \
-  "vpbroadcastd " #offset                \
-  "(%[t]), %[w]\n\t"                     \
+#define SPLITINFER_MADD_ROW1(offset, a0)                                     \
+  "vpbroadcastd " #offset "(%[t]), %[w]\n\t"                                 \
   "vpmaddwd %[x0], %[w], %[p]\n\tvpaddd %[p], %[" #a0 "], %[" #a0 "]\n\t"
+// clang-format on
 static_assert(kAvx2Vectors == 2);
 template <int64_t kVectors>
 [[gnu::always_inline]] inline void madd_rows(const __m256i* packed, const int32_t* table,
@@ -707,7 +708,7 @@ bool conv2d_q_avx2(const QuantizedLayer& q, const Conv2dParams& p, const Tensor&
 // add_q_reference()'s arithmetic 8 elements at a time, as add_q_avx512():
 // (x - a_zp)·a_mul + (y - b_zp)·b_mul is the reference's offset + x·a_mul +
 // y·b_mul, and exact in int32 with the multipliers' bound checked here; the
-// last count % 8 elements by the reference's formula.
+// last count % 8 elements by add_q_reference().
 bool add_q_avx2(const QuantizedLayer& q, const Tensor& a, const Tensor& b, Tensor& out) {
   const QnnpackAdd add(q);
   const auto in_byte_range = [](int64_t value) { return value >= 0 && value <= 255; };
@@ -745,12 +746,12 @@ bool add_q_avx2(const QuantizedLayer& q, const Tensor& a, const Tensor& b, Tenso
         _mm_packus_epi32(_mm256_castsi256_si128(value), _mm256_extracti128_si256(value, 1));
     _mm_storel_epi64(reinterpret_cast<__m128i*>(out.u8() + i), _mm_packus_epi16(words, words));
   }
-  const int64_t rest_mask = (int64_t{1} << add.shift) - 1, rest_threshold = rest_mask >> 1;
-  for (; i < count; ++i) {
-    const int64_t acc = add.offset + a.u8()[i] * add.a_mul + b.u8()[i] * add.b_mul;
-    const int64_t remainder = (acc & rest_mask) - (acc < 0 ? 1 : 0);
-    const int64_t rounded = (acc >> add.shift) + (remainder > rest_threshold ? 1 : 0);
-    out.u8()[i] = saturate(rounded + q.out.zero_point, q.clamp_lo, q.clamp_hi);
+  if (i < count) {  // the last few, as a tensor of their own
+    const Shape rest{1, 1, 1, count - i};
+    const Tensor a_rest{rest, DType::u8, const_cast<uint8_t*>(a.u8() + i)},
+        b_rest{rest, DType::u8, const_cast<uint8_t*>(b.u8() + i)};
+    Tensor out_rest{rest, DType::u8, out.u8() + i};
+    add_q_reference(q, a_rest, b_rest, out_rest);
   }
   return true;
 }
