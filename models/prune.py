@@ -5,8 +5,8 @@ as a smaller dense float model file.
     /usr/bin/python3 models/prune.py --model cnn_on_mcu --weights models/fashion/cnn_on_mcu.pt
         --sparsity 0.5 [--rank l1|bn] [--epochs 5] [--lr 1e-3] [--distill]
         [--teacher MODEL=WEIGHTS ...] [--temperature 4] [--reinit] [--weight-decay 1e-4]
-        [--seed 0] [--train-images N] [--test-images N] --out PRUNED.h5 [--state-dict PRUNED.pt]
-        [--reference REF.h5 --input-file X.h5]
+        [--seed 0] [--holdout N [--select-seeds K]] [--train-images N] [--test-images N]
+        --out PRUNED.h5 [--state-dict PRUNED.pt] [--reference REF.h5 --input-file X.h5]
 
 Which channels can go: the output channels of a convolution whose map
 reaches exactly one convolution or linear layer, through element-wise ops,
@@ -36,6 +36,19 @@ the Value of Network Pruning", ICLR 2019): what the unpruned model knew
 then reaches it only through distillation. Prints the parameters
 and the top-1 on all 10,000 test images before and after, and writes the
 model with fx_convert.export_model (the same path as every float export).
+
+Choosing a seed without the test set (--holdout N, --select-seeds K): the
+last N of the 60,000 training images are held out. The pruned model is
+neither trained on them nor given its teachers' logits for them (those are
+computed on the remaining images only); its top-1 on them is printed. With
+--select-seeds K, seeds --seed .. --seed+K-1 are each trained alike (the
+same pruned channels, each seed's own initialisation with --reinit and its
+own batch order; seed S gives what --seed S alone gives), and the one with
+the highest held-out top-1 is written (ties: the lowest seed). Only then is
+each one's test top-1 measured and printed, for transparency: it plays no
+part in the choice. The held-out images are kept from the pruned model's
+training only: the unpruned model (whose weights rank the channels) and
+the --teacher models were trained on all 60,000.
 """
 import argparse
 import copy
@@ -233,9 +246,21 @@ def main(argv=None):
                         help="train the pruned model from freshly initialised weights (seeded by --seed) "
                              "instead of fine-tuning the kept ones")
     parser.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW's weight decay (default 1e-4)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--train-images", type=int, default=60000,
-                        help="fine-tune on the first N training images")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seeds the batch order and, with --reinit, the fresh weights; with "
+                             "--select-seeds the first of the seeds tried (default 0)")
+    parser.add_argument("--holdout", type=int, default=0, metavar="N",
+                        help="hold out the last N of the 60,000 training images: not trained on, no teacher "
+                             "logits taken on them; the pruned model's top-1 on them is printed and chooses "
+                             "among --select-seeds (default 0: none held out)")
+    parser.add_argument("--select-seeds", type=int, default=1, metavar="K",
+                        help="train seeds --seed .. --seed+K-1 alike and write the one with the highest top-1 "
+                             "on the --holdout images (ties: the lowest seed); each one's test top-1 is "
+                             "printed after the choice, which it does not influence (default 1; needs "
+                             "--holdout and --epochs)")
+    parser.add_argument("--train-images", type=int, default=None, metavar="N",
+                        help="fine-tune on the first N training images (default: all 60,000 but the "
+                             "--holdout ones)")
     parser.add_argument("--test-images", type=int, default=10000,
                         help="measure top-1 on the first N test images (default all 10000)")
     parser.add_argument("--threads", type=int, default=2)
@@ -248,8 +273,23 @@ def main(argv=None):
         parser.error("--reference and --input-file go together")
     if not 0 < args.sparsity < 1:
         parser.error("--sparsity must be between 0 and 1 (exclusive)")
-    if not 1 <= args.train_images <= 60000 or not 1 <= args.test_images <= 10000:
-        parser.error("--train-images must be between 1 and 60000, --test-images between 1 and 10000")
+    if not 0 <= args.holdout < 60000:
+        parser.error("--holdout must be between 0 and 59999: the training set has 60000 images, and one "
+                     "at least must be trained on")
+    available = 60000 - args.holdout
+    if args.train_images is None:
+        args.train_images = available
+    if not 1 <= args.train_images <= available or not 1 <= args.test_images <= 10000:
+        parser.error(f"--train-images must be between 1 and {available} (60000 training images"
+                     f"{f', the last {args.holdout} held out' if args.holdout else ''}), "
+                     "--test-images between 1 and 10000")
+    if args.select_seeds < 1:
+        parser.error("--select-seeds must be 1 or more")
+    if args.select_seeds > 1 and not args.holdout:
+        parser.error("--select-seeds needs --holdout: the seeds are compared on held-out training images, "
+                     "never on the test set")
+    if args.select_seeds > 1 and not args.epochs:
+        parser.error("--select-seeds needs --epochs: without training every seed gives the same model")
     teachers = []
     for spec in args.teacher:
         name, _, weights = spec.partition("=")
@@ -271,8 +311,14 @@ def main(argv=None):
         res = shape[2] if shape[2] != 28 else None
         tr_img, tr_lab = train_fashion.load_split("train")
         te_img, te_lab = train_fashion.load_split("t10k")
+        if len(tr_img) != 60000:
+            raise ExportError(f"expected 60000 Fashion-MNIST training images, found {len(tr_img)}")
+        # The held-out images are the last --holdout ones; training (and the
+        # teachers' logits) only ever sees the first --train-images of the rest.
         x_tr = train_fashion.normalise(tr_img[:args.train_images])
         y_tr = torch.from_numpy(tr_lab[:args.train_images])
+        x_ho = train_fashion.normalise(tr_img[len(tr_img) - args.holdout:]) if args.holdout else None
+        y_ho = torch.from_numpy(tr_lab[len(tr_img) - args.holdout:]) if args.holdout else None
         x_te = train_fashion.normalise(te_img[:args.test_images])
         y_te = torch.from_numpy(te_lab[:args.test_images])
         teacher = copy.deepcopy(model).eval() if args.distill else None   # stays in eval mode
@@ -285,33 +331,68 @@ def main(argv=None):
         print(f"prune: kept {kept} channels: {after_params} parameters "
               f"({100 * (1 - after_params / before_params):.2f}% fewer), top-1 {100 * pruned:.2f}% "
               f"before fine-tuning", flush=True)
-        if args.epochs:
-            if teachers:
-                teacher = teacher_logits(([(args.model, teacher, res)] if teacher is not None else []) +
-                                         [load_teacher(name, weights, args.seed) for name, weights in teachers],
-                                         x_tr, y_tr)
-            torch.manual_seed(args.seed)
-            if args.reinit:
-                for module in model.modules():
-                    if hasattr(module, "reset_parameters"):
-                        module.reset_parameters()
-                print(f"prune: weights initialised afresh (seed {args.seed})", flush=True)
-            model, _ = train_fashion.train(model, x_tr, y_tr, args.epochs, args.lr, args.seed, res=res,
-                                           label="retrain" if args.reinit else "fine-tune", teacher=teacher,
-                                           temperature=args.temperature, weight_decay=args.weight_decay)
-            model.eval()
+        if args.epochs and teachers:
+            teacher = teacher_logits(([(args.model, teacher, res)] if teacher is not None else []) +
+                                     [load_teacher(name, weights, args.seed) for name, weights in teachers],
+                                     x_tr, y_tr)
+        seeds = list(range(args.seed, args.seed + args.select_seeds))
+        trained = []   # (seed, model, held-out images right or None)
+        for seed in seeds:
+            candidate = copy.deepcopy(model) if len(seeds) > 1 else model
+            if args.epochs:
+                torch.manual_seed(seed)
+                if args.reinit:
+                    for module in candidate.modules():
+                        if hasattr(module, "reset_parameters"):
+                            module.reset_parameters()
+                    print(f"prune: weights initialised afresh (seed {seed})", flush=True)
+                label = "retrain" if args.reinit else "fine-tune"
+                candidate, seconds = train_fashion.train(
+                    candidate, x_tr, y_tr, args.epochs, args.lr, seed, res=res,
+                    label=f"{label} seed {seed}" if len(seeds) > 1 else label, teacher=teacher,
+                    temperature=args.temperature, weight_decay=args.weight_decay)
+            candidate.eval()
+            right = None
+            if args.holdout:
+                held, _ = train_fashion.evaluate(candidate, x_ho, y_ho, res=res)
+                right = int(round(held * args.holdout))
+                print(f"prune: seed {seed}: held-out top-1 {100 * held:.2f}% ({right}/{args.holdout} of the "
+                      f"last {args.holdout} training images)"
+                      f"{f', trained in {seconds:.0f} s' if args.epochs else ''}", flush=True)
+            trained.append((seed, candidate, right))
+        # The choice: held-out images only (the first of the best, the lowest seed).
+        chosen = 0
+        for i, (_, _, right) in enumerate(trained):
+            if len(trained) > 1 and right > trained[chosen][2]:
+                chosen = i
+        seed, model, right = trained[chosen]
+        if len(trained) > 1:
+            best = [s for s, _, r in trained if r == right]
+            print(f"prune: chose seed {seed}: the highest held-out top-1 of seeds {seeds[0]}-{seeds[-1]}, "
+                  f"{100 * right / args.holdout:.2f}% ({right}/{args.holdout})"
+                  f"{f' (tied with seeds {best[1:]}: the lowest kept)' if len(best) > 1 else ''}; "
+                  f"the test set was not used", flush=True)
+            # For transparency only, after the choice: every seed's test top-1.
+            for s, candidate, r in trained:
+                test, _ = train_fashion.evaluate(candidate, x_te, y_te, res=res)
+                print(f"prune: seed {s}: held-out top-1 {100 * r / args.holdout:.2f}%, test top-1 "
+                      f"{100 * test:.2f}%{' (chosen)' if s == seed else ''}", flush=True)
         after, _ = train_fashion.evaluate(model, x_te, y_te, res=res)
         print(f"prune: after {args.epochs} epochs of {'training' if args.reinit else 'fine-tuning'}: "
               f"top-1 {100 * after:.2f}% "
               f"({100 * (after - before):+.2f} points)", flush=True)
         model.eval()
         meta = dict(meta, test_accuracy=float(after))
+        held_out = ""
+        if args.holdout:
+            held_out = f", the last {args.holdout} held out (top-1 {right / args.holdout:.4f} on them"
+            held_out += (f"; seed {seed} chosen of {seeds[0]}-{seeds[-1]} by it)" if len(seeds) > 1 else ")")
         source = (f"{source}, channels pruned by models/prune.py (--sparsity {args.sparsity}, --rank "
                   f"{args.rank}: kept {kept}), {'retrained from fresh weights' if args.reinit else 'fine-tuned'}"
                   f"{' with distillation' if args.distill else ''}"
                   f"{' from ' + ', '.join(args.teacher) if teachers else ''} "
                   f"{args.epochs} epochs on {args.train_images} "
-                  f"Fashion-MNIST training images (lr {args.lr}, seed {args.seed}); {before_params} -> "
+                  f"Fashion-MNIST training images{held_out} (lr {args.lr}, seed {seed}); {before_params} -> "
                   f"{after_params} parameters; test accuracy {after:.4f}")
         layer_map = export_model(model, tuple(shape), args.out, f"{args.model}_pruned", source, meta)
         if args.reference:

@@ -4,8 +4,10 @@
 # a dense model of 6 channels instead of 12 (10,210 parameters instead of
 # 20,410); splitinfer runs it as PyTorch computes the pruned module (every
 # layer within 1e-4 of max |reference|, top-1 identical, predicted memory
-# equal to measured), and on 2 nodes bit for bit as on one; then the
-# shipped MobileNetV2's hidden channels, through its depthwise convolutions.
+# equal to measured), and on 2 nodes bit for bit as on one; distilled from
+# teachers, from fresh weights (--reinit), and the best of two seeds on
+# held-out training images (--holdout, --select-seeds); then the shipped
+# MobileNetV2's hidden channels, through its depthwise convolutions.
 set -euo pipefail
 source "$(dirname "$0")/../../jobs/lib/common.sh"
 work=$SPLITINFER_BUILD/tests/work/prune
@@ -97,6 +99,69 @@ for variant, expect_kept in (("keep", True), ("reinit", False)):
     if kept != expect_kept or (not expect_kept and bool((nearest < 1e-3).any())):
         sys.exit(1)
 PY
+
+# A seed chosen on held-out training images (--holdout, --select-seeds): seeds
+# 4 and 5 trained alike on the first 2048 images, compared on the last 1000;
+# the one written is the first with the most held-out images right (here the
+# second, seed 5), never chosen on the test set; it is what --seed alone
+# gives (the same weights), and splitinfer runs it as PyTorch computes it.
+# Without --train-images the held-out images are left out of the training
+# (and of the teachers' logits); overlapping or impossible options are
+# refused in one line.
+$PYTHON "$SPLITINFER_ROOT/models/prune.py" --model cnn_on_mcu --weights "$SPLITINFER_ROOT/models/fashion/cnn_on_mcu.pt" \
+  --sparsity 0.5 --epochs 1 --train-images 2048 --test-images 1000 --distill --reinit \
+  --teacher "fashion_cnn_teacher=$SPLITINFER_ROOT/models/fashion/cnn_teacher.pt" --seed 4 \
+  --holdout 1000 --select-seeds 2 --state-dict selected.pt --out selected.h5 \
+  --reference selected_reference.h5 --input-file input.h5 | tee selected.txt
+[ "$(grep -c '^prune: teacher .*on the 2048 training images' selected.txt)" = 2 ] || fail "selection: not two teachers"
+chosen=$($PYTHON - <<'PY'
+import re
+import sys
+
+text = open("selected.txt").read()
+held = [(int(s), int(r)) for s, r in
+        re.findall(r"^prune: seed (\d+): held-out top-1 [\d.]+% \((\d+)/1000 of the last 1000", text, re.M)]
+chosen = [int(s) for s in re.findall(r"^prune: chose seed (\d+):", text, re.M)]
+tests = re.findall(r"^prune: seed (\d+): held-out top-1 [\d.]+%, test top-1 [\d.]+%( \(chosen\))?$", text, re.M)
+marked = [int(s) for s, mark in tests if mark]
+best = max(held, key=lambda t: (t[1], -t[0]))[0] if held else None   # most right; ties: the lowest seed
+print(f"held-out images right per seed: {held}; chosen {chosen}, marked {marked}, expected {best}", file=sys.stderr)
+if not ([s for s, _ in held] == [4, 5] and len(tests) == 2 and chosen == marked == [best]):
+    sys.exit(1)
+print(best)
+PY
+) || fail "selection: not the seed with the best held-out top-1"
+check_pruned selected input.h5 selected_reference.h5 2
+$PYTHON "$SPLITINFER_ROOT/models/prune.py" --model cnn_on_mcu --weights "$SPLITINFER_ROOT/models/fashion/cnn_on_mcu.pt" \
+  --sparsity 0.5 --epochs 1 --train-images 2048 --test-images 1000 --distill --reinit \
+  --teacher "fashion_cnn_teacher=$SPLITINFER_ROOT/models/fashion/cnn_teacher.pt" --seed "$chosen" \
+  --holdout 1000 --state-dict alone.pt --out alone.h5 >alone.txt
+grep -q "^prune: seed $chosen: held-out top-1 .*(.*/1000 of the last 1000" alone.txt || fail "--holdout alone: no held-out top-1"
+right=$(grep "^prune: seed $chosen: held-out.*of the last" selected.txt | grep -o '([0-9]*/1000 ')
+[ -n "$right" ] && [ "$(grep "^prune: seed $chosen: held-out" alone.txt | grep -o '([0-9]*/1000 ')" = "$right" ] ||
+  fail "--seed $chosen alone: not the held-out top-1 of the selection's seed $chosen"
+$PYTHON - <<'PY' || fail "--seed $chosen alone: not the selection's weights"
+import torch
+
+a, b = torch.load("selected.pt"), torch.load("alone.pt")
+assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+PY
+$PYTHON "$SPLITINFER_ROOT/models/prune.py" --model cnn_on_mcu --weights "$SPLITINFER_ROOT/models/fashion/cnn_on_mcu.pt" \
+  --sparsity 0.5 --epochs 1 --test-images 200 --distill \
+  --teacher "fashion_cnn_teacher=$SPLITINFER_ROOT/models/fashion/cnn_teacher.pt" --holdout 58000 --out rest.h5 >rest.txt
+[ "$(grep -c '^prune: teacher .*on the 2000 training images' rest.txt)" = 2 ] ||
+  fail "--holdout 58000: not trained on the first 2000 images only"
+grep -q '^prune: seed 0: held-out top-1 .*/58000 of the last 58000 training images' rest.txt ||
+  fail "--holdout 58000: no held-out top-1"
+for bad in "--holdout 60000" "--holdout 1000 --train-images 59001" "--select-seeds 2" \
+           "--holdout 1000 --select-seeds 0" "--holdout 1000 --select-seeds 2 --epochs 0"; do
+  # shellcheck disable=SC2086
+  if error=$($PYTHON "$SPLITINFER_ROOT/models/prune.py" --model cnn_on_mcu \
+    --weights "$SPLITINFER_ROOT/models/fashion/cnn_on_mcu.pt" --sparsity 0.5 $bad --out bad.h5 2>&1); then
+    fail "'$bad' ran"
+  fi
+  [ "$(echo "$error" | grep -c 'error: --\(holdout\|train-images\|select-seeds\)')" = 1 ] || fail "'$bad': '$error'"
+done
 
 # The shipped MobileNetV2-0.35: the inverted residuals' hidden channels go
 # through the depthwise convolutions (no fine-tuning here): PyTorch's values,
