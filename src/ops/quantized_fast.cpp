@@ -85,6 +85,20 @@ void for_each_group(const ConvGeometry& g, const Placement& in_at, const Tensor&
 
 }  // namespace
 
+// Whether qnnpack's add can run in int32 lanes (add_q_avx2(), add_q_avx512()):
+// a_mul (a - a_zp) + b_mul (b - b_zp) is the reference's int64 sum, and it
+// fits int32 when both multipliers are at most 2^22 (the larger is in [2^21,
+// 2^22] by construction) and the zero points are in [0, 255]: |sum| <= 2 *
+// 255 * 2^22 < 2^31.
+namespace {
+[[maybe_unused]] bool add_fits_int32(const QuantizedLayer& q, const QnnpackAdd& add) {
+  const auto in_byte_range = [](int64_t value) { return value >= 0 && value <= 255; };
+  return add.shift >= 1 && add.shift <= 31 && std::abs(add.a_mul) <= (int64_t{1} << 22) &&
+         std::abs(add.b_mul) <= (int64_t{1} << 22) && in_byte_range(q.in[0].zero_point) &&
+         in_byte_range(q.in[1].zero_point) && in_byte_range(q.out.zero_point);
+}
+}  // namespace
+
 // ---- portable kernels -------------------------------------------------------
 
 void conv2d_q_portable(const QuantizedLayer& q, const Conv2dParams& p, const Tensor& in,
@@ -707,15 +721,11 @@ bool conv2d_q_avx2(const QuantizedLayer& q, const Conv2dParams& p, const Tensor&
 
 // add_q_reference()'s arithmetic 8 elements at a time, as add_q_avx512():
 // (x - a_zp)·a_mul + (y - b_zp)·b_mul is the reference's offset + x·a_mul +
-// y·b_mul, and exact in int32 with the multipliers' bound checked here; the
-// last count % 8 elements by add_q_reference().
+// y·b_mul, exact in int32 (add_fits_int32()); the last count % 8 elements by
+// add_q_reference().
 bool add_q_avx2(const QuantizedLayer& q, const Tensor& a, const Tensor& b, Tensor& out) {
   const QnnpackAdd add(q);
-  const auto in_byte_range = [](int64_t value) { return value >= 0 && value <= 255; };
-  if (add.shift < 1 || add.shift > 31 || std::abs(add.a_mul) > (int64_t{1} << 22) ||
-      std::abs(add.b_mul) > (int64_t{1} << 22) || !in_byte_range(q.in[0].zero_point) ||
-      !in_byte_range(q.in[1].zero_point) || !in_byte_range(q.out.zero_point))
-    return false;
+  if (!add_fits_int32(q, add)) return false;
   const __m256i a_zp = _mm256_set1_epi32(q.in[0].zero_point),
                 b_zp = _mm256_set1_epi32(q.in[1].zero_point);
   const __m256i a_mul = _mm256_set1_epi32(static_cast<int32_t>(add.a_mul)),
@@ -2174,17 +2184,10 @@ void quantize_avx512(const QuantizedLayer& q, const Tensor& in, Tensor& out) {
   }
 }
 
-// qnnpack's add in int32 lanes: a_mul (a - a_zp) + b_mul (b - b_zp) is the
-// reference's int64 sum, and it fits int32 when both multipliers are at most
-// 2^22 (the larger is in [2^21, 2^22] by construction) and the zero points
-// are in [0, 255]: |sum| <= 2 * 255 * 2^22 < 2^31. Otherwise the reference runs.
+// qnnpack's add in int32 lanes (add_fits_int32()); otherwise the reference runs.
 bool add_q_avx512(const QuantizedLayer& q, const Tensor& a, const Tensor& b, Tensor& out) {
   const QnnpackAdd add(q);
-  const auto in_byte_range = [](int64_t value) { return value >= 0 && value <= 255; };
-  if (add.shift < 1 || add.shift > 31 || std::abs(add.a_mul) > (int64_t{1} << 22) ||
-      std::abs(add.b_mul) > (int64_t{1} << 22) || !in_byte_range(q.in[0].zero_point) ||
-      !in_byte_range(q.in[1].zero_point) || !in_byte_range(q.out.zero_point))
-    return false;
+  if (!add_fits_int32(q, add)) return false;
   const __m512i a_zp = _mm512_set1_epi32(q.in[0].zero_point),
                 b_zp = _mm512_set1_epi32(q.in[1].zero_point);
   const __m512i a_mul = _mm512_set1_epi32(static_cast<int32_t>(add.a_mul)),
