@@ -105,6 +105,7 @@ __attribute__((target("avx512f,avx512vnni"))) void vnni_avx512(int64_t steps, in
 // Both in volatile asm: the vpmaddwd's operands never change, and GCC
 // would otherwise compute it once before the loop (the loop then measured
 // adds and the stack, not the multiplier). Ten chains (latency 3 + 1).
+constexpr int kMaddChains = 10;  // c0 .. c9
 __attribute__((target("avx2"))) void madd_avx2(int64_t steps, int32_t* sink) {
   __m256i c0 = _mm256_set1_epi32(0), c1 = _mm256_set1_epi32(1), c2 = _mm256_set1_epi32(2),
           c3 = _mm256_set1_epi32(3), c4 = _mm256_set1_epi32(4), c5 = _mm256_set1_epi32(5),
@@ -187,7 +188,7 @@ void peak_int8_vnni(benchmark::State& state) {
 void peak_int8_avx2(benchmark::State& state) {
 #if defined(__x86_64__)
   if (__builtin_cpu_supports("avx2"))
-    return time_peak(state, madd_avx2, 16 * 10, "AVX2 vpmaddwd + vpaddd");
+    return time_peak(state, madd_avx2, 16 * kMaddChains, "AVX2 vpmaddwd + vpaddd");
 #endif
   state.SkipWithError("this CPU has no AVX2");
 }
