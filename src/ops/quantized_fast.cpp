@@ -322,15 +322,6 @@ inline __m128i read_bytes(const TapRead& read, const uint8_t* plane, int64_t str
   }
 }
 
-// (x - x_zp) of two planes' bytes interleaved as int16 pairs: columns
-// [0, 8) in x[0], [8, 16) in x[1].
-template <int64_t kVectors>
-inline void pairs_of(__m128i a, __m128i b, __m256i zp16, __m256i* x) {
-  x[0] = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(a, b)), zp16);
-  if constexpr (kVectors == 2)
-    x[1] = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(a, b)), zp16);
-}
-
 // Requantizes `count` sums of kColumns held in `acc` to `target`. PyTorch
 // mode with the zero point and the clamp in [0, 255] in vectors, as the
 // VNNI kernels' pack64(): cvtps2dq rounds to nearest even and gives
@@ -371,53 +362,155 @@ inline void store_row(const QuantizedLayer& q, float multiplier, const __m256i* 
     target[i] = saturate(requantize(sums[i]) + q.out.zero_point, q.clamp_lo, q.clamp_hi);
 }
 
-// Depthwise (one input channel per output channel): the taps in pairs, the
-// int16 products of taps t and t + 1 (0 past the last) of one channel added
-// in each 32-bit lane, exact as above. One output row, kColumns at a time.
-template <int64_t kColumns>
-void depthwise_row_avx2(const QuantizedLayer& q, const Conv2dParams& p, const ConvGeometry& g,
-                        const Tensor& in, const Placement& in_at, const QuantizedWeights& w,
-                        Tensor& out, const Placement& out_at,
-                        const std::pair<int64_t, int64_t>* inside, int64_t oy) {
-  constexpr int64_t kVectors = kColumns / 8;
-  constexpr int64_t kMaxTaps = 64;
-  const uint8_t x_zp = static_cast<uint8_t>(q.in[0].zero_point);
-  const __m256i zp16 = _mm256_set1_epi16(x_zp);
-  TapRead reads[kMaxTaps + 1];
-  reads[g.taps].fill = _mm_set1_epi8(static_cast<char>(x_zp));  // the odd last pair's second
-  for (int64_t column = 0; column < g.out_w; column += kColumns) {
-    const int64_t ox = g.out_w >= kColumns ? std::min(column, g.out_w - kColumns) : 0;
-    for (int64_t ky = 0; ky < p.kernel_h; ++ky)
-      for (int64_t kx = 0; kx < p.kernel_w; ++kx)
-        reads[ky * p.kernel_w + kx] = tap_read<kColumns>(
-            g, in_at, p.stride_w, (out_at.row0 + oy) * p.stride_h - p.pad_h + ky * p.dilation_h,
-            out_at.col0 * p.stride_w + kx * p.dilation_w - p.pad_w - in_at.col0, ox,
-            inside[kx].first, inside[kx].second, x_zp);
-    for (int64_t c = 0; c < out.shape.c; ++c) {
-      const int64_t channel = out_at.channel0 + c;
-      const uint8_t* plane = in.u8() + (channel - in_at.channel0) * g.in_plane;
-      const int8_t* weight = w.weight + c * g.taps;
-      const int32_t w_zp = w.zero_point[w.per_channel ? c : 0];
-      __m256i acc[kVectors];
-      for (int64_t v = 0; v < kVectors; ++v) acc[v] = _mm256_set1_epi32(w.bias ? w.bias[c] : 0);
-      for (int64_t t = 0; t < g.taps; t += 2) {
-        if (reads[t].mode == TapRead::padding &&
-            (t + 1 == g.taps || reads[t + 1].mode == TapRead::padding))
-          continue;  // x - x_zp is 0
-        const int32_t low = weight[t] - w_zp, high = t + 1 < g.taps ? weight[t + 1] - w_zp : 0;
-        const __m256i pair_weights = _mm256_set1_epi32(
-            static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint16_t>(low)) |
-                                 (static_cast<uint32_t>(static_cast<uint16_t>(high)) << 16)));
-        __m256i x[kVectors];
-        pairs_of<kVectors>(read_bytes<kColumns>(reads[t], plane, p.stride_w, ox),
-                           read_bytes<kColumns>(reads[t + 1], plane, p.stride_w, ox), zp16, x);
-        for (int64_t v = 0; v < kVectors; ++v)
-          acc[v] = _mm256_add_epi32(acc[v], _mm256_madd_epi16(x[v], pair_weights));
+// Depthwise (one input channel per output channel). Each channel's input is
+// first copied into a padded plane, x_zp where a tap reads padding, so that
+// every tap of every output vector is one unconditional load from it. The
+// taps go in pairs: vpmaddwd adds x·w' of taps t and t + 1 at one position
+// in each 32-bit lane, x as read (0..255) and w' = w - w_zp (0 for the odd
+// last tap), exact as above; x_zp·Σw' is taken from the bias once.
+//
+// A vector holds 16 output columns: of one row where the tile's rows are at
+// least 16 wide (the last vector of a row overlapping the one before it),
+// else 8 columns of each of two rows. Their bytes are widened to int16 and
+// two taps' interleaved with vpunpck{l,h}wd, which works within 128-bit
+// lanes: the low sums hold columns 0-3 and 8-11, the high 4-7 and 12-15,
+// put back in order before the requantization.
+
+// How the padded plane's bytes are laid out for a tile: rows of `pitch`
+// bytes from input row `row` and column `column` of the map (in map
+// coordinates; negative where the padding lies before it), `rows` of them,
+// `slack` bytes after the last for vectors that read past its columns.
+struct PaddedPlane {
+  int64_t row, column, rows, width, pitch;
+  static constexpr int64_t slack = 64;
+
+  PaddedPlane(const Conv2dParams& p, const ConvGeometry& g, const Placement& out_at)
+      : row(out_at.row0 * p.stride_h - p.pad_h),
+        column(out_at.col0 * p.stride_w - p.pad_w),
+        rows((g.out_h - 1) * p.stride_h + (p.kernel_h - 1) * p.dilation_h + 1),
+        width((g.out_w - 1) * p.stride_w + (p.kernel_w - 1) * p.dilation_w + 1),
+        pitch(width + slack) {}
+  int64_t bytes() const { return rows * pitch + slack; }
+};
+
+// 16 input bytes as int16 lanes: 16 columns from `at`, or (kNarrow) 8 from
+// `at` and 8 from `at + second`, `stride` bytes apart.
+template <int64_t kStride, bool kNarrow>
+[[gnu::always_inline]] inline __m256i widened(const uint8_t* at, int64_t second, int64_t stride) {
+  if constexpr (!kNarrow && kStride == 1) {
+    return _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at)));
+  } else if constexpr (!kNarrow && kStride == 2) {
+    return _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(at)),
+                            _mm256_set1_epi16(0x00ff));
+  } else if constexpr (kNarrow && kStride == 1) {
+    return _mm256_cvtepu8_epi16(
+        _mm_unpacklo_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(at)),
+                           _mm_loadl_epi64(reinterpret_cast<const __m128i*>(at + second))));
+  } else if constexpr (kNarrow && kStride == 2) {
+    const __m128i even = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, -1, -1, -1, -1, -1, -1, -1, -1);
+    return _mm256_cvtepu8_epi16(_mm_unpacklo_epi64(
+        _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at)), even),
+        _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at + second)), even)));
+  } else {
+    alignas(16) uint8_t bytes[16];
+    for (int64_t i = 0; i < 16; ++i)
+      bytes[i] = kNarrow ? at[(i % 8) * stride + (i < 8 ? 0 : second)] : at[i * stride];
+    return _mm256_cvtepu8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(bytes)));
+  }
+}
+
+// One channel's output from its padded plane. kPairs: the tap pairs when
+// known at compile time (5: a 3x3 kernel), else 0 and `pairs`.
+template <int64_t kStride, bool kNarrow, int64_t kPairs>
+void depthwise_channel_avx2(const QuantizedLayer& q, const Conv2dParams& p, const ConvGeometry& g,
+                            const PaddedPlane& pad, const uint8_t* plane, const int64_t* offset,
+                            int64_t pairs, const __m256i* weights, int32_t start, float multiplier,
+                            uint8_t* target) {
+  if constexpr (kPairs != 0) pairs = kPairs;
+  const int64_t columns = kNarrow ? 8 : 16;
+  const int64_t row_step = p.stride_h * pad.pitch, column_step = p.stride_w;
+  for (int64_t oy = 0; oy < g.out_h; oy += kNarrow ? 2 : 1) {
+    // kNarrow: rows oy and oy + 1 (the last row twice where out_h is odd).
+    const int64_t second_row = kNarrow ? std::min(oy + 1, g.out_h - 1) : oy;
+    const int64_t second = (second_row - oy) * row_step;
+    for (int64_t column = 0; column < g.out_w; column += columns) {
+      const int64_t ox = g.out_w >= columns ? std::min(column, g.out_w - columns) : 0;
+      const uint8_t* at = plane + oy * row_step + ox * column_step;
+      __m256i low = _mm256_set1_epi32(start), high = low;
+      for (int64_t j = 0; j < pairs; ++j) {
+        const __m256i a = widened<kStride, kNarrow>(at + offset[2 * j], second, p.stride_w);
+        const __m256i b = widened<kStride, kNarrow>(at + offset[2 * j + 1], second, p.stride_w);
+        low = _mm256_add_epi32(low, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), weights[j]));
+        high = _mm256_add_epi32(high, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), weights[j]));
       }
-      const float multiplier = channel_multiplier(q, w, c);
-      store_row<kVectors>(q, multiplier, acc, std::min(kColumns, g.out_w - ox),
-                          out.u8() + c * g.positions + oy * g.out_w + ox);
+      const __m256i acc[2] = {_mm256_permute2x128_si256(low, high, 0x20),
+                              _mm256_permute2x128_si256(low, high, 0x31)};
+      const int64_t count = std::min(columns, g.out_w - ox);
+      if constexpr (kNarrow) {
+        alignas(16) uint8_t bytes[16];
+        store_row<2>(q, multiplier, acc, 16, bytes);
+        std::memcpy(target + oy * g.out_w + ox, bytes, count);
+        std::memcpy(target + second_row * g.out_w + ox, bytes + 8, count);
+      } else {
+        store_row<2>(q, multiplier, acc, count, target + oy * g.out_w + ox);
+      }
     }
+  }
+}
+
+template <int64_t kStride, bool kNarrow>
+void depthwise_avx2(const QuantizedLayer& q, const Conv2dParams& p, const ConvGeometry& g,
+                    const Tensor& in, const Placement& in_at, const QuantizedWeights& w,
+                    Tensor& out, const Placement& out_at) {
+  const PaddedPlane pad(p, g, out_at);
+  const uint8_t x_zp = static_cast<uint8_t>(q.in[0].zero_point);
+  thread_local std::vector<uint8_t> buffer;
+  buffer.assign(pad.bytes(), x_zp);
+  // The padded rows and columns that lie in the map (and so in the tile).
+  const int64_t first_row = std::max<int64_t>(0, -pad.row);
+  const int64_t end_row = std::clamp<int64_t>(in_at.full_h - pad.row, first_row, pad.rows);
+  const int64_t first_column = std::max<int64_t>(0, -pad.column);
+  const int64_t end_column =
+      std::clamp<int64_t>(in_at.full_w - pad.column, first_column, pad.width);
+  int64_t offset[kAvx2MaxTaps + 1];
+  for (int64_t ky = 0; ky < p.kernel_h; ++ky)
+    for (int64_t kx = 0; kx < p.kernel_w; ++kx)
+      offset[ky * p.kernel_w + kx] = ky * p.dilation_h * pad.pitch + kx * p.dilation_w;
+  offset[g.taps] = offset[g.taps - 1];  // the odd last pair's second: weight 0
+  const int64_t pairs = (g.taps + 1) / 2;
+  for (int64_t c = 0; c < out.shape.c; ++c) {
+    const int64_t channel = out_at.channel0 + c;
+    const uint8_t* source = in.u8() + (channel - in_at.channel0) * g.in_plane;
+    for (int64_t r = first_row; r < end_row; ++r)
+      std::memcpy(
+          buffer.data() + r * pad.pitch + first_column,
+          source + (pad.row + r - in_at.row0) * g.in_w + pad.column + first_column - in_at.col0,
+          end_column - first_column);
+    const int8_t* weight = w.weight + c * g.taps;
+    const int32_t w_zp = w.zero_point[w.per_channel ? c : 0];
+    __m256i weights[kAvx2MaxTaps / 2];
+    int32_t weight_sum = 0;
+    for (int64_t j = 0; j < pairs; ++j) {
+      const int32_t low = weight[2 * j] - w_zp;
+      const int32_t high = 2 * j + 1 < g.taps ? weight[2 * j + 1] - w_zp : 0;
+      weight_sum += low + high;
+      weights[j] = _mm256_set1_epi32(
+          static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint16_t>(low)) |
+                               (static_cast<uint32_t>(static_cast<uint16_t>(high)) << 16)));
+    }
+    // bias + Σ (x - x_zp) w' = bias - x_zp Σw' + Σ x w', in wrapping int32.
+    const int32_t start =
+        static_cast<int32_t>(static_cast<uint32_t>(w.bias ? w.bias[c] : 0) -
+                             static_cast<uint32_t>(x_zp) * static_cast<uint32_t>(weight_sum));
+    uint8_t* target = out.u8() + c * g.positions;
+    if (pairs == 5)
+      depthwise_channel_avx2<kStride, kNarrow, 5>(q, p, g, pad, buffer.data(), offset, pairs,
+                                                  weights, start, channel_multiplier(q, w, c),
+                                                  target);
+    else
+      depthwise_channel_avx2<kStride, kNarrow, 0>(q, p, g, pad, buffer.data(), offset, pairs,
+                                                  weights, start, channel_multiplier(q, w, c),
+                                                  target);
   }
 }
 
@@ -425,17 +518,18 @@ bool depthwise_q_avx2(const QuantizedLayer& q, const Conv2dParams& p, const Tens
                       const Placement& in_at, const QuantizedWeights& w, Tensor& out,
                       const Placement& out_at) {
   const ConvGeometry g(p, in, in_at, out, out_at);
-  if (g.in_per_group != 1 || g.out_per_group != 1 || g.taps > 64 || p.kernel_w > 64) return false;
-  std::pair<int64_t, int64_t> inside[64];
-  for (int64_t kx = 0; kx < p.kernel_w; ++kx)
-    inside[kx] =
-        columns_inside(out_at.col0, g.out_w, p.stride_w, kx * p.dilation_w - p.pad_w, in_at.full_w);
-  for (int64_t oy = 0; oy < g.out_h; ++oy) {
-    if (g.out_w >= 16)
-      depthwise_row_avx2<16>(q, p, g, in, in_at, w, out, out_at, inside, oy);
-    else
-      depthwise_row_avx2<8>(q, p, g, in, in_at, w, out, out_at, inside, oy);
-  }
+  if (g.in_per_group != 1 || g.out_per_group != 1 || g.taps > kAvx2MaxTaps) return false;
+  if (g.positions == 0) return true;
+  const bool narrow = g.out_w < 16;
+  if (p.stride_w == 1)
+    narrow ? depthwise_avx2<1, true>(q, p, g, in, in_at, w, out, out_at)
+           : depthwise_avx2<1, false>(q, p, g, in, in_at, w, out, out_at);
+  else if (p.stride_w == 2)
+    narrow ? depthwise_avx2<2, true>(q, p, g, in, in_at, w, out, out_at)
+           : depthwise_avx2<2, false>(q, p, g, in, in_at, w, out, out_at);
+  else
+    narrow ? depthwise_avx2<0, true>(q, p, g, in, in_at, w, out, out_at)
+           : depthwise_avx2<0, false>(q, p, g, in, in_at, w, out, out_at);
   return true;
 }
 
