@@ -322,195 +322,229 @@ inline __m128i read_bytes(const TapRead& read, const uint8_t* plane, int64_t str
   }
 }
 
-// Requantizes `count` sums of kColumns held in `acc` to `target`. PyTorch
-// mode with the zero point and the clamp in [0, 255] in vectors, as the
-// VNNI kernels' pack64(): cvtps2dq rounds to nearest even and gives
-// INT32_MIN where int32 cannot hold the value, as rne() does, and the
-// saturating packs then clamp as saturate() would.
-template <int64_t kVectors>
-inline void store_row(const QuantizedLayer& q, float multiplier, const __m256i* acc, int64_t count,
-                      uint8_t* target) {
-  if (q.mode == Requantization::pytorch && 0 <= q.out.zero_point && q.out.zero_point <= 255 &&
-      0 <= q.clamp_lo && q.clamp_lo <= q.clamp_hi && q.clamp_hi <= 255) {
-    const __m256 m = _mm256_set1_ps(multiplier);
-    const __m128i zp = _mm_set1_epi16(static_cast<int16_t>(q.out.zero_point));
-    __m128i words[2] = {_mm_setzero_si128(), _mm_setzero_si128()};
-    for (int64_t v = 0; v < kVectors; ++v) {
-      const __m256i scaled = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_cvtepi32_ps(acc[v]), m));
-      words[v] = _mm_adds_epi16(
-          _mm_packs_epi32(_mm256_castsi256_si128(scaled), _mm256_extracti128_si256(scaled, 1)), zp);
-    }
-    const __m128i bytes = _mm_min_epu8(_mm_max_epu8(_mm_packus_epi16(words[0], words[1]),
-                                                    _mm_set1_epi8(static_cast<char>(q.clamp_lo))),
-                                       _mm_set1_epi8(static_cast<char>(q.clamp_hi)));
-    if (count == 16) {
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(target), bytes);
-    } else if (count == 8) {
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(target), bytes);
-    } else {
-      alignas(16) uint8_t lanes[16];
-      _mm_store_si128(reinterpret_cast<__m128i*>(lanes), bytes);
-      std::memcpy(target, lanes, count);
-    }
-    return;
+// `count` bytes from `from` to `to`, and as int16 lanes: loads and stores
+// of fixed sizes (the last ones overlapping those before), none outside
+// either range.
+[[gnu::always_inline]] inline void copy_bytes(const uint8_t* from, int64_t count, uint8_t* to) {
+  const auto copy = [&](auto word, int64_t at) {
+    std::memcpy(&word, from + at, sizeof(word));
+    std::memcpy(to + at, &word, sizeof(word));
+  };
+  if (count >= 16) {
+    for (int64_t at = 0; at < count; at += 16) copy(__m128i{}, std::min(at, count - 16));
+  } else if (count >= 8) {
+    copy(uint64_t{}, 0);
+    copy(uint64_t{}, count - 8);
+  } else if (count >= 4) {
+    copy(uint32_t{}, 0);
+    copy(uint32_t{}, count - 4);
+  } else {
+    for (int64_t i = 0; i < count; ++i) to[i] = from[i];
   }
-  const Requantizer requantize(q.mode, multiplier);
-  alignas(32) int32_t sums[8 * kVectors];
-  for (int64_t v = 0; v < kVectors; ++v)
-    _mm256_store_si256(reinterpret_cast<__m256i*>(sums + 8 * v), acc[v]);
-  for (int64_t i = 0; i < count; ++i)
-    target[i] = saturate(requantize(sums[i]) + q.out.zero_point, q.clamp_lo, q.clamp_hi);
 }
 
-// Depthwise (one input channel per output channel). Each channel's input is
-// first copied into a padded plane, x_zp where a tap reads padding, so that
-// every tap of every output vector is one unconditional load from it. The
-// taps go in pairs: vpmaddwd adds x·w' of taps t and t + 1 at one position
-// in each 32-bit lane, x as read (0..255) and w' = w - w_zp (0 for the odd
-// last tap), exact as above; x_zp·Σw' is taken from the bias once.
-//
-// A vector holds 16 output columns: of one row where the tile's rows are at
-// least 16 wide (the last vector of a row overlapping the one before it),
-// else 8 columns of each of two rows. Their bytes are widened to int16 and
-// two taps' interleaved with vpunpck{l,h}wd, which works within 128-bit
-// lanes: the low sums hold columns 0-3 and 8-11, the high 4-7 and 12-15,
-// put back in order before the requantization.
+[[gnu::always_inline]] inline void widen_bytes(const uint8_t* from, int64_t count, int16_t* to) {
+  const auto widen16 = [&](int64_t at) {
+    _mm256_storeu_si256(
+        reinterpret_cast<__m256i*>(to + at),
+        _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(from + at))));
+  };
+  const auto widen8 = [&](int64_t at) {
+    _mm_storeu_si128(
+        reinterpret_cast<__m128i*>(to + at),
+        _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(from + at))));
+  };
+  const auto widen4 = [&](int64_t at) {
+    int32_t word;
+    std::memcpy(&word, from + at, sizeof(word));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(to + at),
+                     _mm_cvtepu8_epi16(_mm_cvtsi32_si128(word)));
+  };
+  if (count >= 16) {
+    for (int64_t at = 0; at < count; at += 16) widen16(std::min(at, count - 16));
+  } else if (count >= 8) {
+    widen8(0);
+    widen8(count - 8);
+  } else if (count >= 4) {
+    widen4(0);
+    widen4(count - 4);
+  } else {
+    for (int64_t i = 0; i < count; ++i) to[i] = from[i];
+  }
+}
 
-// How the padded plane's bytes are laid out for a tile: rows of `pitch`
-// bytes from input row `row` and column `column` of the map (in map
-// coordinates; negative where the padding lies before it), `rows` of them,
-// `slack` bytes after the last for vectors that read past its columns.
+// Requantizes sums held in vectors of 8 int32 (output positions in order)
+// to bytes. PyTorch mode with the zero point and the clamp in [0, 255] in
+// vectors, as the VNNI kernels' pack64(): cvtps2dq rounds to nearest even
+// and gives INT32_MIN where int32 cannot hold the value, as rne() does, and
+// the saturating packs then clamp as saturate() would. Made once per output
+// channel, so that its constants stay in registers across the stores.
+class ByteStore {
+ public:
+  ByteStore(const QuantizedLayer& q, float multiplier)
+      : in_vectors_(q.mode == Requantization::pytorch && 0 <= q.out.zero_point &&
+                    q.out.zero_point <= 255 && 0 <= q.clamp_lo && q.clamp_lo <= q.clamp_hi &&
+                    q.clamp_hi <= 255),
+        multiplier_(_mm256_set1_ps(multiplier)),
+        zero_point_(_mm_set1_epi16(static_cast<int16_t>(q.out.zero_point))),
+        lo_(_mm_set1_epi8(static_cast<char>(q.clamp_lo))),
+        hi_(_mm_set1_epi8(static_cast<char>(q.clamp_hi))),
+        requantize_(q.mode, multiplier),
+        out_zero_point_(q.out.zero_point),
+        clamp_lo_(q.clamp_lo),
+        clamp_hi_(q.clamp_hi) {}
+
+  // Stores the first `count` (at most 8 · kVectors) positions of `acc`.
+  template <int64_t kVectors>
+  [[gnu::always_inline]] void store(const __m256i* acc, int64_t count, uint8_t* target) const {
+    if (in_vectors_) {
+      __m128i words[2] = {_mm_setzero_si128(), _mm_setzero_si128()};
+      for (int64_t v = 0; v < kVectors; ++v) {
+        const __m256i scaled =
+            _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_cvtepi32_ps(acc[v]), multiplier_));
+        words[v] = _mm_adds_epi16(
+            _mm_packs_epi32(_mm256_castsi256_si128(scaled), _mm256_extracti128_si256(scaled, 1)),
+            zero_point_);
+      }
+      const __m128i bytes =
+          _mm_min_epu8(_mm_max_epu8(_mm_packus_epi16(words[0], words[1]), lo_), hi_);
+      // Fewer than 16: two stores, the second of the last bytes shifted
+      // down, overlapping the first (through memory, the loads of such
+      // bytes would wait on the store before them).
+      const auto last = [&](int64_t size) {
+        return _mm_shuffle_epi8(
+            bytes, _mm_add_epi8(_mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                _mm_set1_epi8(static_cast<char>(count - size))));
+      };
+      if (count == 16) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(target), bytes);
+      } else if (count >= 8) {
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(target), bytes);
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(target + count - 8), last(8));
+      } else if (count >= 4) {
+        const int32_t first = _mm_cvtsi128_si32(bytes), end = _mm_cvtsi128_si32(last(4));
+        std::memcpy(target, &first, 4);
+        std::memcpy(target + count - 4, &end, 4);
+      } else {
+        alignas(16) uint8_t lanes[16];
+        _mm_store_si128(reinterpret_cast<__m128i*>(lanes), bytes);
+        for (int64_t i = 0; i < count; ++i) target[i] = lanes[i];
+      }
+      return;
+    }
+    alignas(32) int32_t sums[8 * kVectors];
+    for (int64_t v = 0; v < kVectors; ++v)
+      _mm256_store_si256(reinterpret_cast<__m256i*>(sums + 8 * v), acc[v]);
+    for (int64_t i = 0; i < count; ++i)
+      target[i] = saturate(requantize_(sums[i]) + out_zero_point_, clamp_lo_, clamp_hi_);
+  }
+
+ private:
+  bool in_vectors_;
+  __m256 multiplier_;
+  __m128i zero_point_, lo_, hi_;
+  Requantizer requantize_;
+  int32_t out_zero_point_, clamp_lo_, clamp_hi_;
+};
+
+// Depthwise (one input channel per output channel). Each channel's input is
+// first widened into a padded plane of int16 lanes (x as read, x_zp where a
+// tap reads padding), rows of `pitch` lanes. Taps kx and kx + 1 of a kernel
+// row then read adjacent lanes, so one 32-bit word of the plane holds both
+// of a position's inputs, and vpmaddwd adds x·w' of the two taps in each
+// 32-bit lane, exact as above (w' = w - w_zp, 0 past the kernel's width;
+// x_zp·Σw' is taken from the bias once). A vector of 8 words is a plain
+// load: every other output position at stride 1, 8 consecutive ones at
+// stride 2. No shuffles in the loop.
+//
+// Stride 1 runs over the plane's positions flat, across row ends: output
+// (oy, ox) is flat position oy·pitch + ox, and the tap (ky, kx) reads flat
+// position + ky·pitch + kx. Vectors of 16 flat positions (their even and
+// odd positions apart, interleaved again before the requantization) go to
+// a staging row, whose columns past the map's are dropped. Stride 2 runs
+// row by row, 8 columns a vector, the last overlapping the one before.
+
+// The padded plane of a tile: rows from input row `row` and column `column`
+// of the map (negative where the padding lies before the map), `rows` of
+// `pitch` lanes, `slack` lanes after the last for vectors that read past it.
 struct PaddedPlane {
-  int64_t row, column, rows, width, pitch;
+  int64_t row, column, rows, pitch;
   static constexpr int64_t slack = 64;
 
   PaddedPlane(const Conv2dParams& p, const ConvGeometry& g, const Placement& out_at)
       : row(out_at.row0 * p.stride_h - p.pad_h),
         column(out_at.col0 * p.stride_w - p.pad_w),
         rows((g.out_h - 1) * p.stride_h + (p.kernel_h - 1) * p.dilation_h + 1),
-        width((g.out_w - 1) * p.stride_w + (p.kernel_w - 1) * p.dilation_w + 1),
-        pitch(width + slack) {}
-  int64_t bytes() const { return rows * pitch + slack; }
+        pitch((g.out_w - 1) * p.stride_w + p.kernel_w) {}
+  int64_t lanes() const { return rows * pitch + slack; }
 };
 
-// 16 input bytes as int16 lanes: 16 columns from `at`, or (kNarrow) 8 from
-// `at` and 8 from `at + second`, `stride` bytes apart.
-template <int64_t kStride, bool kNarrow>
-[[gnu::always_inline]] inline __m256i widened(const uint8_t* at, int64_t second, int64_t stride) {
-  if constexpr (!kNarrow && kStride == 1) {
-    return _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at)));
-  } else if constexpr (!kNarrow && kStride == 2) {
-    return _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(at)),
-                            _mm256_set1_epi16(0x00ff));
-  } else if constexpr (kNarrow && kStride == 1) {
-    return _mm256_cvtepu8_epi16(
-        _mm_unpacklo_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(at)),
-                           _mm_loadl_epi64(reinterpret_cast<const __m128i*>(at + second))));
-  } else if constexpr (kNarrow && kStride == 2) {
-    const __m128i even = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, -1, -1, -1, -1, -1, -1, -1, -1);
-    return _mm256_cvtepu8_epi16(_mm_unpacklo_epi64(
-        _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at)), even),
-        _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at + second)), even)));
-  } else {
-    alignas(16) uint8_t bytes[16];
-    for (int64_t i = 0; i < 16; ++i)
-      bytes[i] = kNarrow ? at[(i % 8) * stride + (i < 8 ? 0 : second)] : at[i * stride];
-    return _mm256_cvtepu8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(bytes)));
-  }
+// The tap pairs of a channel: per pair, its lane offset in the plane and
+// its two weights as one int32 broadcast.
+struct TapPairs {
+  int64_t count = 0;
+  int64_t offset[kAvx2MaxTaps];
+  __m256i weights[kAvx2MaxTaps];
+};
+
+// The sums of 8 words from `at` against every pair, from `start`. kPairs:
+// the pair count when known at compile time (6: a 3x3 kernel), else 0.
+template <int64_t kPairs>
+[[gnu::always_inline]] inline __m256i pair_sums(const int16_t* at, const TapPairs& pairs,
+                                                __m256i start) {
+  __m256i acc = start;
+  const int64_t count = kPairs != 0 ? kPairs : pairs.count;
+#pragma GCC unroll 8
+  for (int64_t j = 0; j < count; ++j)
+    acc = _mm256_add_epi32(
+        acc, _mm256_madd_epi16(
+                 _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at + pairs.offset[j])),
+                 pairs.weights[j]));
+  return acc;
 }
 
-// One channel's output from its padded plane. kPairs: the tap pairs when
-// known at compile time (5: a 3x3 kernel), else 0 and `pairs`.
-template <int64_t kStride, bool kNarrow, int64_t kPairs>
-void depthwise_channel_avx2(const QuantizedLayer& q, const Conv2dParams& p, const ConvGeometry& g,
-                            const PaddedPlane& pad, const uint8_t* plane, const int64_t* offset,
-                            int64_t pairs, const __m256i* weights, int32_t start, float multiplier,
-                            uint8_t* target) {
-  if constexpr (kPairs != 0) pairs = kPairs;
-  const int64_t columns = kNarrow ? 8 : 16;
-  const int64_t row_step = p.stride_h * pad.pitch, column_step = p.stride_w;
-  for (int64_t oy = 0; oy < g.out_h; oy += kNarrow ? 2 : 1) {
-    // kNarrow: rows oy and oy + 1 (the last row twice where out_h is odd).
-    const int64_t second_row = kNarrow ? std::min(oy + 1, g.out_h - 1) : oy;
-    const int64_t second = (second_row - oy) * row_step;
-    for (int64_t column = 0; column < g.out_w; column += columns) {
-      const int64_t ox = g.out_w >= columns ? std::min(column, g.out_w - columns) : 0;
-      const uint8_t* at = plane + oy * row_step + ox * column_step;
-      __m256i low = _mm256_set1_epi32(start), high = low;
-      for (int64_t j = 0; j < pairs; ++j) {
-        const __m256i a = widened<kStride, kNarrow>(at + offset[2 * j], second, p.stride_w);
-        const __m256i b = widened<kStride, kNarrow>(at + offset[2 * j + 1], second, p.stride_w);
-        low = _mm256_add_epi32(low, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), weights[j]));
-        high = _mm256_add_epi32(high, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), weights[j]));
-      }
-      const __m256i acc[2] = {_mm256_permute2x128_si256(low, high, 0x20),
-                              _mm256_permute2x128_si256(low, high, 0x31)};
-      const int64_t count = std::min(columns, g.out_w - ox);
-      if constexpr (kNarrow) {
-        alignas(16) uint8_t bytes[16];
-        store_row<2>(q, multiplier, acc, 16, bytes);
-        std::memcpy(target + oy * g.out_w + ox, bytes, count);
-        std::memcpy(target + second_row * g.out_w + ox, bytes + 8, count);
-      } else {
-        store_row<2>(q, multiplier, acc, count, target + oy * g.out_w + ox);
-      }
-    }
+// Stride 1: 32 flat positions a step (16 while fewer are left), into the
+// staging rows (whose columns inside the map the caller copies out).
+template <int64_t kPairs>
+void depthwise_flat_avx2(const ConvGeometry& g, const PaddedPlane& pad, const int16_t* plane,
+                         const TapPairs& pairs, __m256i start, const ByteStore& store,
+                         uint8_t* staging) {
+  const int64_t flat = (g.out_h - 1) * pad.pitch + g.out_w;
+  const auto sixteen = [&](int64_t at) {
+    const __m256i even = pair_sums<kPairs>(plane + at, pairs, start);
+    const __m256i odd = pair_sums<kPairs>(plane + at + 1, pairs, start);
+    const __m256i low = _mm256_unpacklo_epi32(even, odd);   // positions 0-3, 8-11
+    const __m256i high = _mm256_unpackhi_epi32(even, odd);  // 4-7, 12-15
+    const __m256i acc[2] = {_mm256_permute2x128_si256(low, high, 0x20),
+                            _mm256_permute2x128_si256(low, high, 0x31)};
+    store.store<2>(acc, 16, staging + at);
+  };
+  int64_t f = 0;
+  for (; f + 32 <= flat; f += 32) {
+    sixteen(f);
+    sixteen(f + 16);
   }
+  for (; f < flat; f += 16) sixteen(flat >= 16 ? std::min(f, flat - 16) : 0);
 }
 
-template <int64_t kStride, bool kNarrow>
-void depthwise_avx2(const QuantizedLayer& q, const Conv2dParams& p, const ConvGeometry& g,
-                    const Tensor& in, const Placement& in_at, const QuantizedWeights& w,
-                    Tensor& out, const Placement& out_at) {
-  const PaddedPlane pad(p, g, out_at);
-  const uint8_t x_zp = static_cast<uint8_t>(q.in[0].zero_point);
-  thread_local std::vector<uint8_t> buffer;
-  buffer.assign(pad.bytes(), x_zp);
-  // The padded rows and columns that lie in the map (and so in the tile).
-  const int64_t first_row = std::max<int64_t>(0, -pad.row);
-  const int64_t end_row = std::clamp<int64_t>(in_at.full_h - pad.row, first_row, pad.rows);
-  const int64_t first_column = std::max<int64_t>(0, -pad.column);
-  const int64_t end_column =
-      std::clamp<int64_t>(in_at.full_w - pad.column, first_column, pad.width);
-  int64_t offset[kAvx2MaxTaps + 1];
-  for (int64_t ky = 0; ky < p.kernel_h; ++ky)
-    for (int64_t kx = 0; kx < p.kernel_w; ++kx)
-      offset[ky * p.kernel_w + kx] = ky * p.dilation_h * pad.pitch + kx * p.dilation_w;
-  offset[g.taps] = offset[g.taps - 1];  // the odd last pair's second: weight 0
-  const int64_t pairs = (g.taps + 1) / 2;
-  for (int64_t c = 0; c < out.shape.c; ++c) {
-    const int64_t channel = out_at.channel0 + c;
-    const uint8_t* source = in.u8() + (channel - in_at.channel0) * g.in_plane;
-    for (int64_t r = first_row; r < end_row; ++r)
-      std::memcpy(
-          buffer.data() + r * pad.pitch + first_column,
-          source + (pad.row + r - in_at.row0) * g.in_w + pad.column + first_column - in_at.col0,
-          end_column - first_column);
-    const int8_t* weight = w.weight + c * g.taps;
-    const int32_t w_zp = w.zero_point[w.per_channel ? c : 0];
-    __m256i weights[kAvx2MaxTaps / 2];
-    int32_t weight_sum = 0;
-    for (int64_t j = 0; j < pairs; ++j) {
-      const int32_t low = weight[2 * j] - w_zp;
-      const int32_t high = 2 * j + 1 < g.taps ? weight[2 * j + 1] - w_zp : 0;
-      weight_sum += low + high;
-      weights[j] = _mm256_set1_epi32(
-          static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint16_t>(low)) |
-                               (static_cast<uint32_t>(static_cast<uint16_t>(high)) << 16)));
+// Stride 2: 8 columns of a row a vector, the last overlapping the one before.
+template <int64_t kPairs>
+void depthwise_rows_s2_avx2(const Conv2dParams& p, const ConvGeometry& g, const PaddedPlane& pad,
+                            const int16_t* plane, const TapPairs& pairs, __m256i start,
+                            const ByteStore& store, uint8_t* target) {
+  for (int64_t oy = 0; oy < g.out_h; ++oy) {
+    const int16_t* row = plane + oy * p.stride_h * pad.pitch;
+    int64_t ox = 0;
+    for (; ox + 16 <= g.out_w; ox += 16) {
+      const __m256i acc[2] = {pair_sums<kPairs>(row + 2 * ox, pairs, start),
+                              pair_sums<kPairs>(row + 2 * ox + 16, pairs, start)};
+      store.store<2>(acc, 16, target + oy * g.out_w + ox);
     }
-    // bias + Σ (x - x_zp) w' = bias - x_zp Σw' + Σ x w', in wrapping int32.
-    const int32_t start =
-        static_cast<int32_t>(static_cast<uint32_t>(w.bias ? w.bias[c] : 0) -
-                             static_cast<uint32_t>(x_zp) * static_cast<uint32_t>(weight_sum));
-    uint8_t* target = out.u8() + c * g.positions;
-    if (pairs == 5)
-      depthwise_channel_avx2<kStride, kNarrow, 5>(q, p, g, pad, buffer.data(), offset, pairs,
-                                                  weights, start, channel_multiplier(q, w, c),
-                                                  target);
-    else
-      depthwise_channel_avx2<kStride, kNarrow, 0>(q, p, g, pad, buffer.data(), offset, pairs,
-                                                  weights, start, channel_multiplier(q, w, c),
-                                                  target);
+    for (; ox < g.out_w; ox += 8) {
+      const int64_t at = g.out_w >= 8 ? std::min(ox, g.out_w - 8) : 0;
+      const __m256i acc = pair_sums<kPairs>(row + 2 * at, pairs, start);
+      store.store<1>(&acc, std::min<int64_t>(8, g.out_w - at), target + oy * g.out_w + at);
+    }
   }
 }
 
@@ -518,18 +552,80 @@ bool depthwise_q_avx2(const QuantizedLayer& q, const Conv2dParams& p, const Tens
                       const Placement& in_at, const QuantizedWeights& w, Tensor& out,
                       const Placement& out_at) {
   const ConvGeometry g(p, in, in_at, out, out_at);
-  if (g.in_per_group != 1 || g.out_per_group != 1 || g.taps > kAvx2MaxTaps) return false;
+  if (g.in_per_group != 1 || g.out_per_group != 1 || g.taps > kAvx2MaxTaps || p.dilation_w != 1 ||
+      (p.stride_w != 1 && p.stride_w != 2))
+    return false;
   if (g.positions == 0) return true;
-  const bool narrow = g.out_w < 16;
-  if (p.stride_w == 1)
-    narrow ? depthwise_avx2<1, true>(q, p, g, in, in_at, w, out, out_at)
-           : depthwise_avx2<1, false>(q, p, g, in, in_at, w, out, out_at);
-  else if (p.stride_w == 2)
-    narrow ? depthwise_avx2<2, true>(q, p, g, in, in_at, w, out, out_at)
-           : depthwise_avx2<2, false>(q, p, g, in, in_at, w, out, out_at);
-  else
-    narrow ? depthwise_avx2<0, true>(q, p, g, in, in_at, w, out, out_at)
-           : depthwise_avx2<0, false>(q, p, g, in, in_at, w, out, out_at);
+  const PaddedPlane pad(p, g, out_at);
+  const uint8_t x_zp = static_cast<uint8_t>(q.in[0].zero_point);
+  // Two planes: the next channel's is widened before this one's sums, so
+  // that their loads do not wait on its stores.
+  thread_local std::vector<int16_t> buffer;
+  thread_local std::vector<uint8_t> staging;
+  buffer.assign(2 * pad.lanes(), x_zp);
+  const int64_t staged = g.out_h * pad.pitch + 16;
+  staging.resize(2 * staged);
+  const auto copy_out = [&](int64_t c) {  // channel c's staging rows, to the output
+    for (int64_t oy = 0; oy < g.out_h; ++oy)
+      copy_bytes(staging.data() + c % 2 * staged + oy * pad.pitch, g.out_w,
+                 out.u8() + c * g.positions + oy * g.out_w);
+  };
+  // The padded rows and columns that lie in the map (and so in the tile).
+  const int64_t first_row = std::max<int64_t>(0, -pad.row);
+  const int64_t end_row = std::clamp<int64_t>(in_at.full_h - pad.row, first_row, pad.rows);
+  const int64_t first_column = std::max<int64_t>(0, -pad.column);
+  const int64_t end_column =
+      std::clamp<int64_t>(in_at.full_w - pad.column, first_column, pad.pitch);
+  const auto widen = [&](int64_t c) {
+    const uint8_t* source = in.u8() + (out_at.channel0 + c - in_at.channel0) * g.in_plane;
+    int16_t* plane = buffer.data() + c % 2 * pad.lanes();
+    for (int64_t r = first_row; r < end_row; ++r)
+      widen_bytes(
+          source + (pad.row + r - in_at.row0) * g.in_w + pad.column + first_column - in_at.col0,
+          end_column - first_column, plane + r * pad.pitch + first_column);
+  };
+  TapPairs pairs;
+  for (int64_t ky = 0; ky < p.kernel_h; ++ky)
+    for (int64_t kx = 0; kx < p.kernel_w; kx += 2)
+      pairs.offset[pairs.count++] = ky * p.dilation_h * pad.pitch + kx;
+  widen(0);
+  for (int64_t c = 0; c < out.shape.c; ++c) {
+    if (c + 1 < out.shape.c) widen(c + 1);
+    const int16_t* plane = buffer.data() + c % 2 * pad.lanes();
+    const int8_t* weight = w.weight + c * g.taps;
+    const int32_t w_zp = w.zero_point[w.per_channel ? c : 0];
+    int32_t weight_sum = 0;
+    for (int64_t ky = 0, j = 0; ky < p.kernel_h; ++ky) {
+      for (int64_t kx = 0; kx < p.kernel_w; kx += 2, ++j) {
+        const int32_t low = weight[ky * p.kernel_w + kx] - w_zp;
+        const int32_t high = kx + 1 < p.kernel_w ? weight[ky * p.kernel_w + kx + 1] - w_zp : 0;
+        weight_sum += low + high;
+        pairs.weights[j] = _mm256_set1_epi32(
+            static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint16_t>(low)) |
+                                 (static_cast<uint32_t>(static_cast<uint16_t>(high)) << 16)));
+      }
+    }
+    // bias + Σ (x - x_zp) w' = bias - x_zp Σw' + Σ x w', in wrapping int32.
+    const __m256i start = _mm256_set1_epi32(
+        static_cast<int32_t>(static_cast<uint32_t>(w.bias ? w.bias[c] : 0) -
+                             static_cast<uint32_t>(x_zp) * static_cast<uint32_t>(weight_sum)));
+    uint8_t* target = out.u8() + c * g.positions;
+    const ByteStore store(q, channel_multiplier(q, w, c));
+    const bool three = pairs.count == 6;  // a 3x3 kernel
+    uint8_t* rows = staging.data() + c % 2 * staged;
+    // Stride 1: the channel before's rows are copied out after this one's
+    // sums, so that their loads do not wait on its stores.
+    if (p.stride_w == 1 && three)
+      depthwise_flat_avx2<6>(g, pad, plane, pairs, start, store, rows);
+    else if (p.stride_w == 1)
+      depthwise_flat_avx2<0>(g, pad, plane, pairs, start, store, rows);
+    else if (three)
+      depthwise_rows_s2_avx2<6>(p, g, pad, plane, pairs, start, store, target);
+    else
+      depthwise_rows_s2_avx2<0>(p, g, pad, plane, pairs, start, store, target);
+    if (p.stride_w == 1 && c > 0) copy_out(c - 1);
+  }
+  if (p.stride_w == 1) copy_out(out.shape.c - 1);
   return true;
 }
 
@@ -742,15 +838,14 @@ void conv_vectors_avx2(const QuantizedLayer& q, const QuantizedWeights& w, const
   madd_rows<kVectors>(packed, table, pairs, acc);
   for (int64_t m = 0; m < rows; ++m) {
     const int64_t channel = c + m;
-    const float multiplier = multipliers[channel];
+    const ByteStore store(q, multipliers[channel]);
     const __m256i w_zp = _mm256_set1_epi32(w.zero_point[w.per_channel ? channel : 0]);
     for (int64_t v = 0; v < kVectors; ++v) {
       // By value: an accumulator whose address escaped would live in memory.
       __m256i value = acc[m][v];
       if (sum_x) value = _mm256_sub_epi32(value, _mm256_mullo_epi32(sum_x[v], w_zp));
       const OutputVector& o = vectors[v];
-      store_row<1>(q, multiplier, &value, o.count,
-                   out.u8() + channel * g.positions + o.oy * g.out_w + o.ox);
+      store.store<1>(&value, o.count, out.u8() + channel * g.positions + o.oy * g.out_w + o.ox);
     }
   }
 }
