@@ -339,7 +339,8 @@ BENCHMARK(conv)->Name("conv/mobilenet_v2_dw3x3_144x56")->Args({144, 56, 144, 3, 
 BENCHMARK(conv)->Name("conv/mobilenet_v2_dw3x3_s2_144x56")->Args({144, 56, 144, 3, 2, 144});
 BENCHMARK(conv)->Name("conv/mobilenet_v2_dw3x3_576x14")->Args({576, 14, 576, 3, 1, 576});
 // squeezenet1_1's max pools.
-// mobilenet_v2's int8 depthwise layers, and a pointwise one.
+// mobilenet_v2's int8 depthwise layers, and pointwise ones (an expansion
+// from a shallow depth, a projection, and a deep one).
 BENCHMARK(conv_q)->Name("conv_q/mobilenet_v2_dw3x3_32x112")->Args({32, 112, 32, 3, 1, 32});
 BENCHMARK(conv_q)->Name("conv_q/mobilenet_v2_dw3x3_s2_96x112")->Args({96, 112, 96, 3, 2, 96});
 BENCHMARK(conv_q)->Name("conv_q/mobilenet_v2_dw3x3_144x56")->Args({144, 56, 144, 3, 1, 144});
@@ -349,6 +350,8 @@ BENCHMARK(conv_q)->Name("conv_q/mobilenet_v2_dw3x3_s2_192x28")->Args({192, 28, 1
 BENCHMARK(conv_q)->Name("conv_q/mobilenet_v2_dw3x3_576x14")->Args({576, 14, 576, 3, 1, 576});
 BENCHMARK(conv_q)->Name("conv_q/mobilenet_v2_dw3x3_s2_576x14")->Args({576, 14, 576, 3, 2, 576});
 BENCHMARK(conv_q)->Name("conv_q/mobilenet_v2_dw3x3_960x7")->Args({960, 7, 960, 3, 1, 960});
+BENCHMARK(conv_q)->Name("conv_q/mobilenet_v2_1x1_16x112_96")->Args({16, 112, 96, 1, 1, 1});
+BENCHMARK(conv_q)->Name("conv_q/mobilenet_v2_1x1_144x56_24")->Args({144, 56, 24, 1, 1, 1});
 BENCHMARK(conv_q)->Name("conv_q/mobilenet_v2_1x1_576x14_96")->Args({576, 14, 96, 1, 1, 1});
 // resnet18's int8 3x3 stages (a 14x14 map is three blocks of 64 positions and
 // one of 4; a 7x7 map one block of 49).

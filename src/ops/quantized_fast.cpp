@@ -398,16 +398,7 @@ class ByteStore {
   template <int64_t kVectors>
   [[gnu::always_inline]] void store(const __m256i* acc, int64_t count, uint8_t* target) const {
     if (in_vectors_) {
-      __m128i words[2] = {_mm_setzero_si128(), _mm_setzero_si128()};
-      for (int64_t v = 0; v < kVectors; ++v) {
-        const __m256i scaled =
-            _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_cvtepi32_ps(acc[v]), multiplier_));
-        words[v] = _mm_adds_epi16(
-            _mm_packs_epi32(_mm256_castsi256_si128(scaled), _mm256_extracti128_si256(scaled, 1)),
-            zero_point_);
-      }
-      const __m128i bytes =
-          _mm_min_epu8(_mm_max_epu8(_mm_packus_epi16(words[0], words[1]), lo_), hi_);
+      const __m128i bytes = bytes_of<kVectors>(acc);
       // Fewer than 16: two stores, the second of the last bytes shifted
       // down, overlapping the first (through memory, the loads of such
       // bytes would wait on the store before them).
@@ -439,7 +430,34 @@ class ByteStore {
       target[i] = saturate(requantize_(sums[i]) + out_zero_point_, clamp_lo_, clamp_hi_);
   }
 
+  // Two vectors bound for different places, `count` positions of each:
+  // one packing for both where it can.
+  [[gnu::always_inline]] void store_two(const __m256i (&acc)[2], int64_t count, uint8_t* first,
+                                        uint8_t* second) const {
+    if (in_vectors_ && count == 8) {
+      const __m128i bytes = bytes_of<2>(acc);
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(first), bytes);
+      _mm_storeh_pd(reinterpret_cast<double*>(second), _mm_castsi128_pd(bytes));
+      return;
+    }
+    store<1>(&acc[0], count, first);
+    store<1>(&acc[1], count, second);
+  }
+
  private:
+  template <int64_t kVectors>
+  [[gnu::always_inline]] __m128i bytes_of(const __m256i* acc) const {
+    __m128i words[2] = {_mm_setzero_si128(), _mm_setzero_si128()};
+    for (int64_t v = 0; v < kVectors; ++v) {
+      const __m256i scaled =
+          _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_cvtepi32_ps(acc[v]), multiplier_));
+      words[v] = _mm_adds_epi16(
+          _mm_packs_epi32(_mm256_castsi256_si128(scaled), _mm256_extracti128_si256(scaled, 1)),
+          zero_point_);
+    }
+    return _mm_min_epu8(_mm_max_epu8(_mm_packus_epi16(words[0], words[1]), lo_), hi_);
+  }
+
   bool in_vectors_;
   __m256 multiplier_;
   __m128i zero_point_, lo_, hi_;
@@ -824,10 +842,9 @@ template <int64_t kVectors>
 // Output channels [c, c + rows) (rows <= kAvx2Rows) of the packed vectors,
 // their weights at `table` (pair_table()).
 template <int64_t kVectors>
-void conv_vectors_avx2(const QuantizedLayer& q, const QuantizedWeights& w, const ConvGeometry& g,
-                       const __m256i* packed, const __m256i* sum_x, const OutputVector* vectors,
-                       const int32_t* table, const float* multipliers, int64_t c, int64_t rows,
-                       Tensor& out) {
+void conv_vectors_avx2(const QuantizedWeights& w, const ConvGeometry& g, const __m256i* packed,
+                       const __m256i* sum_x, const OutputVector* vectors, const int32_t* table,
+                       const ByteStore* stores, int64_t c, int64_t rows, Tensor& out) {
   __m256i acc[kAvx2Rows][kVectors];
   for (int64_t m = 0; m < kAvx2Rows; ++m) {
     const int64_t channel = c + std::min(m, rows - 1);  // rows past `rows`: computed, not stored
@@ -838,15 +855,18 @@ void conv_vectors_avx2(const QuantizedLayer& q, const QuantizedWeights& w, const
   madd_rows<kVectors>(packed, table, pairs, acc);
   for (int64_t m = 0; m < rows; ++m) {
     const int64_t channel = c + m;
-    const ByteStore store(q, multipliers[channel]);
     const __m256i w_zp = _mm256_set1_epi32(w.zero_point[w.per_channel ? channel : 0]);
-    for (int64_t v = 0; v < kVectors; ++v) {
-      // By value: an accumulator whose address escaped would live in memory.
-      __m256i value = acc[m][v];
-      if (sum_x) value = _mm256_sub_epi32(value, _mm256_mullo_epi32(sum_x[v], w_zp));
-      const OutputVector& o = vectors[v];
-      store.store<1>(&value, o.count, out.u8() + channel * g.positions + o.oy * g.out_w + o.ox);
-    }
+    // By value: an accumulator whose address escaped would live in memory.
+    __m256i values[kVectors];
+    for (int64_t v = 0; v < kVectors; ++v)
+      values[v] =
+          sum_x ? _mm256_sub_epi32(acc[m][v], _mm256_mullo_epi32(sum_x[v], w_zp)) : acc[m][v];
+    uint8_t* plane = out.u8() + channel * g.positions;
+    const auto at = [&](const OutputVector& o) { return plane + o.oy * g.out_w + o.ox; };
+    if constexpr (kVectors == 2)
+      stores[channel].store_two(values, vectors[0].count, at(vectors[0]), at(vectors[1]));
+    else
+      stores[channel].store<1>(values, vectors[0].count, at(vectors[0]));
   }
 }
 
@@ -876,9 +896,9 @@ bool conv2d_q_avx2(const QuantizedLayer& q, const Conv2dParams& p, const Tensor&
   };
   thread_local std::vector<Packed> buffer;
   thread_local std::vector<int32_t> tables;
-  thread_local std::vector<float> multipliers;
-  multipliers.resize(static_cast<size_t>(out.shape.c));
-  for (int64_t c = 0; c < out.shape.c; ++c) multipliers[c] = channel_multiplier(q, w, c);
+  thread_local std::vector<ByteStore> stores;
+  stores.clear();
+  for (int64_t c = 0; c < out.shape.c; ++c) stores.emplace_back(q, channel_multiplier(q, w, c));
   const int64_t pairs = (g.depth + 1) / 2;
   if (buffer.size() < static_cast<size_t>(pairs * kAvx2Vectors))
     buffer.resize(static_cast<size_t>(pairs * kAvx2Vectors));
@@ -897,11 +917,11 @@ bool conv2d_q_avx2(const QuantizedLayer& q, const Conv2dParams& p, const Tensor&
         const int64_t rows = std::min<int64_t>(kAvx2Rows, range.end - c);
         const int32_t* table = tables.data() + (c - range.first) / kAvx2Rows * pairs * kAvx2Rows;
         if (count == 2)
-          conv_vectors_avx2<2>(q, w, g, packed, weight_zero_points ? sum_x : nullptr,
-                               &vectors[first], table, multipliers.data(), c, rows, out);
+          conv_vectors_avx2<2>(w, g, packed, weight_zero_points ? sum_x : nullptr, &vectors[first],
+                               table, stores.data(), c, rows, out);
         else
-          conv_vectors_avx2<1>(q, w, g, packed, weight_zero_points ? sum_x : nullptr,
-                               &vectors[first], table, multipliers.data(), c, rows, out);
+          conv_vectors_avx2<1>(w, g, packed, weight_zero_points ? sum_x : nullptr, &vectors[first],
+                               table, stores.data(), c, rows, out);
       }
     }
   });
