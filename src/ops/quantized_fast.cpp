@@ -928,6 +928,97 @@ bool conv2d_q_avx2(const QuantizedLayer& q, const Conv2dParams& p, const Tensor&
   return true;
 }
 
+// linear_q_portable()'s sums with vpmaddwd, 4 neurons at a time: the
+// input once as int16 x - x_zp, each neuron's weights widened as read;
+// Σ (x - x_zp)(w - w_zp) = Σ (x - x_zp)·w - w_zp·Σ (x - x_zp), every
+// product exact and the sums wrapping as the portable kernel's.
+void linear_q_avx2(const QuantizedLayer& q, const Tensor& in, const QuantizedWeights& w,
+                   Tensor& out) {
+  constexpr int64_t kRows = 4;
+  const int64_t features = in.shape.c * in.shape.h * in.shape.w;
+  const int64_t body = features / 16 * 16;
+  const int32_t x_zp = q.in[0].zero_point;
+  thread_local std::vector<int16_t> xs;
+  xs.resize(static_cast<size_t>(features));
+  uint32_t sum_x = 0;
+  for (int64_t k = 0; k < features; ++k) {
+    xs[k] = static_cast<int16_t>(in.u8()[k] - x_zp);
+    sum_x += static_cast<uint32_t>(xs[k]);
+  }
+  for (int64_t c = 0; c < out.shape.c; c += kRows) {
+    const int64_t rows = std::min<int64_t>(kRows, out.shape.c - c);
+    const int8_t* weight[kRows];
+    for (int64_t m = 0; m < kRows; ++m)
+      weight[m] = w.weight + (c + std::min(m, rows - 1)) * features;
+    __m256i acc[kRows];
+    for (int64_t m = 0; m < kRows; ++m) acc[m] = _mm256_setzero_si256();
+    for (int64_t k = 0; k < body; k += 16) {
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs.data() + k));
+      for (int64_t m = 0; m < kRows; ++m)
+        acc[m] = _mm256_add_epi32(
+            acc[m], _mm256_madd_epi16(x, _mm256_cvtepi8_epi16(_mm_loadu_si128(
+                                             reinterpret_cast<const __m128i*>(weight[m] + k)))));
+    }
+    for (int64_t m = 0; m < rows; ++m) {
+      const int64_t channel = c + m;
+      const __m128i half =
+          _mm_add_epi32(_mm256_castsi256_si128(acc[m]), _mm256_extracti128_si256(acc[m], 1));
+      const __m128i quarter = _mm_add_epi32(half, _mm_unpackhi_epi64(half, half));
+      uint32_t total = static_cast<uint32_t>(
+          _mm_cvtsi128_si32(_mm_add_epi32(quarter, _mm_shuffle_epi32(quarter, 1))));
+      for (int64_t k = body; k < features; ++k)
+        total += static_cast<uint32_t>(xs[k] * weight[m][k]);
+      total += static_cast<uint32_t>(w.bias ? w.bias[channel] : 0) -
+               static_cast<uint32_t>(w.zero_point[w.per_channel ? channel : 0]) * sum_x;
+      out.u8()[channel] = saturate(
+          Requantizer(q.mode, channel_multiplier(q, w, channel))(static_cast<int32_t>(total)) +
+              q.out.zero_point,
+          q.clamp_lo, q.clamp_hi);
+    }
+  }
+}
+
+// quantize_reference()'s arithmetic 32 elements at a time, as
+// quantize_avx512(): cvtps2dq rounds to nearest even and gives INT32_MIN
+// where int32 cannot hold the value, as rne() does; the clamp to [-zp,
+// 255 - zp] then saturates as saturate() would. In place (out in in's
+// memory), each step's floats are all loaded before its bytes are stored,
+// and those bytes hold floats already read. The last count % 32 elements
+// by quantize_reference().
+void quantize_avx2(const QuantizedLayer& q, const Tensor& in, Tensor& out) {
+  const __m256 inverse = _mm256_set1_ps(1.0f / q.out.scale);
+  const __m256i low = _mm256_set1_epi32(-q.out.zero_point),
+                high = _mm256_set1_epi32(255 - q.out.zero_point),
+                zero_point = _mm256_set1_epi32(q.out.zero_point);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  const float* from = in.f32();
+  uint8_t* to = out.u8();
+  const int64_t count = out.shape.elements();
+  int64_t i = 0;
+  for (; i + 32 <= count; i += 32) {
+    __m256i value[4];
+    for (int k = 0; k < 4; ++k)
+      value[k] = _mm256_add_epi32(
+          _mm256_min_epi32(_mm256_max_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(
+                                                _mm256_loadu_ps(from + i + 8 * k), inverse)),
+                                            low),
+                           high),
+          zero_point);
+    // packs and packus work within 128-bit lanes: dwords 0, 4, 1, 5, ... of
+    // the packed bytes are elements 0-3, 4-7, 8-11, ...
+    const __m256i bytes = _mm256_packus_epi16(_mm256_packs_epi32(value[0], value[1]),
+                                              _mm256_packs_epi32(value[2], value[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(to + i),
+                        _mm256_permutevar8x32_epi32(bytes, order));
+  }
+  if (i < count) {  // the last few, as a tensor of their own
+    const Shape rest{1, 1, 1, count - i};
+    const Tensor in_rest{rest, DType::f32, const_cast<float*>(from + i)};
+    Tensor out_rest{rest, DType::u8, to + i};
+    quantize_reference(q, in_rest, out_rest);
+  }
+}
+
 // add_q_reference()'s arithmetic 8 elements at a time, as add_q_avx512():
 // (x - a_zp)·a_mul + (y - b_zp)·b_mul is the reference's offset + x·a_mul +
 // y·b_mul, exact in int32 (add_fits_int32()); the last count % 8 elements by
@@ -2502,6 +2593,8 @@ void conv2d_q(const QuantizedLayer& q, const Conv2dParams& p, const Tensor& in,
 void quantize(const QuantizedLayer& q, const Tensor& in, Tensor& out) {
 #if SPLITINFER_INT8_VNNI
   if (q.out.zero_point >= 0 && q.out.zero_point <= 255) return quantize_avx512(q, in, out);
+#elif SPLITINFER_INT8_AVX2
+  if (q.out.zero_point >= 0 && q.out.zero_point <= 255) return quantize_avx2(q, in, out);
 #endif
   quantize_reference(q, in, out);
 }
@@ -2528,6 +2621,8 @@ void maxpool_q(const PoolParams& p, const Tensor& in, const Placement& in_at, Te
 void linear_q(const QuantizedLayer& q, const Tensor& in, const QuantizedWeights& w, Tensor& out) {
 #if SPLITINFER_INT8_VNNI
   linear_q_vnni(q, in, w, out);
+#elif SPLITINFER_INT8_AVX2
+  linear_q_avx2(q, in, w, out);
 #else
   linear_q_portable(q, in, w, out);
 #endif
