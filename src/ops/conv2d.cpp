@@ -1,6 +1,7 @@
 #include "conv2d.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -372,8 +373,9 @@ void depthwise_edge(const float* const* rows, int64_t ky_first, int64_t ky_last,
   store_lanes(dst + first, epilogue_of(epilogue, sum), stored);
 }
 
-// Where the target has lane masks (AVX-512, and the plain-vector test build
-// of wide targets), strides 1 and 2 go through one masked-vector kernel:
+// Where the target has lane masks (AVX-512, AVX2's vector masks, and the
+// plain-vector test build of wide targets), strides 1 and 2 go through one
+// masked-vector kernel:
 // each vector of output columns reads its taps at a fixed distance from a
 // base of its own, and a table of lane masks per vector and tap, made once
 // per call for every channel, says which lanes add the tap (it reads the
@@ -385,7 +387,10 @@ void depthwise_edge(const float* const* rows, int64_t ky_first, int64_t ky_last,
 // or a band of whole rows, as one node or a row split computes it), any 16
 // positions of the flat plane across the rows' ends: the input of position
 // y * w + x for a tap lies a fixed distance from it, so every vector is full
-// but the last, even on maps narrower than a vector.
+// but the last, even on maps narrower than a vector. Blocks go row band by
+// row band, their input rows read in order; output rows that read padding
+// rows are blocks of their own, so that the rest, away from the left and
+// right edges, are whole: every lane adds every tap, without masks.
 #if SPLITINFER_FLOAT_AVX512 && defined(__FMA__)
 #define SPLITINFER_MASKED_DEPTHWISE 1
 using Lanes = __mmask16;
@@ -395,6 +400,8 @@ inline Lanes read_lanes(const Lanes* from) { return _load_mask16(const_cast<Lane
 inline void set_lane(Lanes& lanes, int64_t lane) {
   lanes = static_cast<Lanes>(lanes | (1u << lane));
 }
+inline bool all_lanes(Lanes lanes) { return lanes == 0xffff; }
+constexpr bool kFlatDepthwise = true;
 inline FloatVector load_lanes(const float* from, Lanes lanes) {
   return reinterpret_cast<FloatVector>(_mm512_maskz_loadu_ps(lanes, from));
 }
@@ -406,6 +413,44 @@ inline FloatVector add_lanes(FloatVector sum, FloatVector w, FloatVector x, Lane
 inline void store_lanes(float* to, FloatVector value, Lanes lanes) {
   _mm512_mask_storeu_ps(to, lanes, reinterpret_cast<__m512>(value));
 }
+#elif SPLITINFER_FLOAT_AVX && defined(__FMA__)
+// AVX2: a vector's lanes kept as 8 bits (so that a plane's masks stay in
+// the L1 cache), a vector mask from a table of all 256 for the masked loads,
+// stores and blends above.
+#define SPLITINFER_MASKED_DEPTHWISE 1
+using Lanes = uint8_t;
+const std::array<LaneMask, 256> kLaneMasks = [] {
+  std::array<LaneMask, 256> masks{};
+  for (int bits = 0; bits < 256; ++bits)
+    for (int64_t lane = 0; lane < kGemmLanes; ++lane)
+      masks[bits][lane] = (bits >> lane) & 1 ? -1 : 0;
+  return masks;
+}();
+inline Lanes no_lanes() { return 0; }
+inline bool has_lane(Lanes lanes, int64_t lane) { return (lanes >> lane) & 1; }
+inline LaneMask read_lanes(const Lanes* from) { return kLaneMasks[*from]; }
+inline void set_lane(Lanes& lanes, int64_t lane) {
+  lanes = static_cast<Lanes>(lanes | (1u << lane));
+}
+inline bool all_lanes(Lanes lanes) { return lanes == 0xff; }
+// Rows of vectors rather than flat runs across row ends, so that most blocks
+// lie away from the map's left and right edges: whole.
+constexpr bool kFlatDepthwise = false;
+inline FloatVector add_lanes(FloatVector sum, FloatVector w, FloatVector x, LaneMask lanes) {
+  return select(lanes, multiply_add(sum, w, x), sum);
+}
+// A whole vector in one store, the others lane by lane: AVX2's masked
+// store (vmaskmovps) takes tens of cycles on AMD's cores.
+inline void store_lanes(float* to, FloatVector value, Lanes lanes) {
+  if (lanes == 0xff) {
+    std::memcpy(to, &value, sizeof(value));
+    return;
+  }
+  float values[kGemmLanes];
+  std::memcpy(values, &value, sizeof(values));
+  for (int64_t lane = 0; lane < kGemmLanes; ++lane)
+    if (has_lane(lanes, lane)) to[lane] = values[lane];
+}
 #elif defined(SPLITINFER_GENERIC_LANES)
 #define SPLITINFER_MASKED_DEPTHWISE 1  // the wide targets' lane logic, tested in plain vector code
 using Lanes = LaneMask;
@@ -413,6 +458,12 @@ inline Lanes no_lanes() { return Lanes{}; }
 inline bool has_lane(const Lanes& lanes, int64_t lane) { return lanes[lane] != 0; }
 inline Lanes read_lanes(const Lanes* from) { return *from; }
 inline void set_lane(Lanes& lanes, int64_t lane) { lanes[lane] = -1; }
+inline bool all_lanes(const Lanes& lanes) {
+  for (int64_t lane = 0; lane < kGemmLanes; ++lane)
+    if (!lanes[lane]) return false;
+  return true;
+}
+constexpr bool kFlatDepthwise = true;
 inline FloatVector add_lanes(FloatVector sum, FloatVector w, FloatVector x, Lanes lanes) {
   return select(lanes, multiply_add(sum, w, x), sum);
 }
@@ -431,6 +482,7 @@ constexpr int kMaskedBlock = 8;  // vectors in flight
 struct MaskedBlock {
   int64_t in_base, out_base, in_step, out_step, at;
   int count;
+  bool whole = false;  // every lane of every vector reads every tap and is stored
 };
 
 struct DepthwiseLanes {
@@ -456,7 +508,7 @@ inline void depthwise_masked_block(const float* x, const float* taps, const Dept
 #pragma GCC unroll 8
     for (int j = 0; j < kCount; ++j) {
       const float* from = at + j * (kFlat ? kLanes : b.in_step);
-      const Lanes lanes = read_lanes(reads + j);
+      const auto lanes = read_lanes(reads + j);
       FloatVector value;
       if constexpr (kStride == 1)
         value = load_lanes(from, lanes);
@@ -472,6 +524,30 @@ inline void depthwise_masked_block(const float* x, const float* taps, const Dept
     store_lanes(dst + b.out_base + j * b.out_step, epilogue_of(epilogue, sum[j]), stored[j]);
 }
 
+// A whole block (MaskedBlock::whole): the same multiply-adds in the same
+// order as depthwise_masked_block(), without masks.
+template <int kCount, int64_t kStride, bool kFlat>
+inline void depthwise_whole_block(const float* x, const float* taps, const DepthwiseLanes& m,
+                                  const MaskedBlock& b, float start, Epilogue epilogue,
+                                  float* dst) {
+  constexpr int64_t kLanes = kGemmLanes;
+  FloatVector sum[kCount];
+  for (int j = 0; j < kCount; ++j) sum[j] = broadcast(start);
+  const float* base = x + b.in_base;
+  for (int64_t t = 0; t < m.taps; ++t) {
+    const FloatVector w = broadcast(taps[t]);
+    const float* at = base + m.offset[t];
+#pragma GCC unroll 8
+    for (int j = 0; j < kCount; ++j)
+      sum[j] = multiply_add(sum[j], w, tap_vector<kStride>(at + j * (kFlat ? kLanes : b.in_step)));
+  }
+#pragma GCC unroll 8
+  for (int j = 0; j < kCount; ++j) {
+    const FloatVector value = epilogue_of(epilogue, sum[j]);
+    std::memcpy(dst + b.out_base + j * b.out_step, &value, sizeof(value));
+  }
+}
+
 // Not inlined: a profile (jobs/profile) then names a channel's depthwise
 // loops, wherever the compiler placed its blocks.
 template <int64_t kStride, bool kFlat>
@@ -480,9 +556,12 @@ template <int64_t kStride, bool kFlat>
                                               Epilogue epilogue, float* dst) {
   for (const MaskedBlock& b : m.blocks) {
     switch (b.count) {
-#define SPLITINFER_MASKED_BLOCK(k)                                                  \
-  case k:                                                                           \
-    depthwise_masked_block<k, kStride, kFlat>(x, taps, m, b, start, epilogue, dst); \
+#define SPLITINFER_MASKED_BLOCK(k)                                                    \
+  case k:                                                                             \
+    if (b.whole)                                                                      \
+      depthwise_whole_block<k, kStride, kFlat>(x, taps, m, b, start, epilogue, dst);  \
+    else                                                                              \
+      depthwise_masked_block<k, kStride, kFlat>(x, taps, m, b, start, epilogue, dst); \
     break;
       SPLITINFER_MASKED_BLOCK(1)
       SPLITINFER_MASKED_BLOCK(2)
@@ -506,7 +585,7 @@ void depthwise_masked(const Conv2dParams& p, const Tensor& in, const Placement& 
   constexpr int64_t kLanes = kGemmLanes;
   const int64_t w = out.shape.w, in_w = in.shape.w, stride = p.stride_w;
   const int64_t rows = row_end - row_begin;
-  const bool flat = p.stride_h == 1 && stride == 1 && in_w == w;
+  const bool flat = kFlatDepthwise && p.stride_h == 1 && stride == 1 && in_w == w;
   DepthwiseLanes m;
   m.taps = p.kernel_h * p.kernel_w;
   // The input (in the tile's plane) of output row 0, column 0 and each tap.
@@ -553,8 +632,22 @@ void depthwise_masked(const Conv2dParams& p, const Tensor& in, const Placement& 
       }
       for (int64_t ky = 0; ky < p.kernel_h; ++ky)
         for (int64_t kx = 0; kx < p.kernel_w; ++kx)
-          m.reads[b.at + (ky * p.kernel_w + kx) * count + j] = row_lanes[ky] & column_lanes[kx];
+          m.reads[b.at + (ky * p.kernel_w + kx) * count + j] =
+              static_cast<Lanes>(row_lanes[ky] & column_lanes[kx]);
     }
+    bool whole = true;
+    for (int64_t k = b.at; k < b.at + count * m.taps && whole; ++k) whole = all_lanes(m.reads[k]);
+    for (int j = 0; j < count && whole; ++j) whole = all_lanes(m.stored[b.at / m.taps + j]);
+    m.blocks.back().whole = whole;
+  };
+  // Whether every kernel row of output row y reads inside the map: rows
+  // that do not go in blocks of their own, so that the others' can be whole.
+  const auto rows_inside = [&](int64_t y) {
+    for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+      const int64_t iy = (out_at.row0 + y) * p.stride_h - p.pad_h + ky * p.dilation_h;
+      if (iy < 0 || iy >= in_at.full_h) return false;
+    }
+    return true;
   };
   {
     const int64_t vectors =
@@ -571,9 +664,13 @@ void depthwise_masked(const Conv2dParams& p, const Tensor& in, const Placement& 
                 static_cast<int>(std::min<int64_t>(kMaskedBlock, vectors - v)));
     }
   } else {
-    for (int64_t x = 0; x < w; x += kLanes)
-      for (int64_t y = row_begin; y < row_end; y += kMaskedBlock)
-        add_block(y, x, static_cast<int>(std::min<int64_t>(kMaskedBlock, row_end - y)));
+    for (int64_t y = row_begin; y < row_end;) {
+      int count = 1;
+      if (rows_inside(y))
+        while (count < kMaskedBlock && y + count < row_end && rows_inside(y + count)) ++count;
+      for (int64_t x = 0; x < w; x += kLanes) add_block(y, x, count);
+      y += count;
+    }
   }
   if (stride == 2) {
     m.spread.assign(2 * m.reads.size(), no_lanes());
