@@ -5,6 +5,7 @@
 #include <limits>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "conv2d.hpp"
 #include "intrinsics.hpp"
@@ -175,6 +176,79 @@ void max_pool_fast(const PoolParams& p, const float* in, const Shape& in_shape,
 }
 #endif
 
+#if defined(__AVX2__) && !defined(__AVX512F__)
+// AVX2, float32, strides 1 and 2: where every tap of 8 consecutive output
+// columns reads inside the map (and no load reads past the taps the plain
+// loop reads), the 8 maxima stay in a register over all the taps, in the
+// plain loop's order (ky, then kx) and with its comparisons; the few
+// columns near the edges go through the plain loop.
+bool max_pool_avx2(const PoolParams& p, const float* in, const Shape& in_shape,
+                   const Placement& in_at, float* out, const Shape& out_shape,
+                   const Placement& out_at) {
+  if (p.stride_w != 1 && p.stride_w != 2) return false;
+  const int64_t out_w = out_shape.w, stride = p.stride_w;
+  // The columns whose vectors every kx reads whole: [first, end), in whole vectors.
+  int64_t first = 0, last = out_w;
+  std::vector<int64_t> offset(p.kernel_w);
+  std::vector<std::pair<int64_t, int64_t>> inside(p.kernel_w);
+  for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
+    offset[kx] = out_at.col0 * stride + kx * p.dilation_w - p.pad_w - in_at.col0;
+    inside[kx] =
+        columns_inside(out_at.col0, out_w, stride, kx * p.dilation_w - p.pad_w, in_at.full_w);
+    first = std::max(first, inside[kx].first);
+    // A vector from ox reads floats up to (ox + 8) * stride - 1 past the tap of ox.
+    last = std::min(last, inside[kx].second - (stride == 2 ? 1 : 0));
+  }
+  // Vectors from `first`, the last ending at `last` (overlapping the one
+  // before it: its columns come out the same again).
+  const int64_t end = last - first >= 8 ? last : first;
+  const float lowest = -std::numeric_limits<float>::infinity();
+  // value > best || value is NaN ? value : best. vmaxps(value, best) gives
+  // best where the two are equal or either is NaN: only a NaN value needs
+  // the blend.
+  const auto keep = [](__m256 best, __m256 value) {
+    return _mm256_blendv_ps(_mm256_max_ps(value, best), value,
+                            _mm256_cmp_ps(value, value, _CMP_UNORD_Q));
+  };
+  const auto load = [stride](const float* from) {
+    if (stride == 1) return _mm256_loadu_ps(from);
+    // Floats 0, 2, 8, 10 | 4, 6, 12, 14 of the 16, then in order.
+    const __m256 evens = _mm256_shuffle_ps(_mm256_loadu_ps(from), _mm256_loadu_ps(from + 8), 0x88);
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(evens), 0xd8));
+  };
+  for (int64_t nc = 0; nc < out_shape.n * out_shape.c; ++nc) {
+    const float* plane = in + nc * in_shape.h * in_shape.w;
+    for (int64_t oy = 0; oy < out_shape.h; ++oy) {
+      float* best = out + (nc * out_shape.h + oy) * out_w;
+      const float* rows[16];
+      int64_t count = 0;
+      for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+        const int64_t iy = (out_at.row0 + oy) * p.stride_h - p.pad_h + ky * p.dilation_h;
+        if (iy >= 0 && iy < in_at.full_h) rows[count++] = plane + (iy - in_at.row0) * in_shape.w;
+      }
+      for (int64_t column = first; column < end; column += 8) {
+        const int64_t ox = std::min(column, end - 8);
+        __m256 value = _mm256_set1_ps(lowest);
+        for (int64_t r = 0; r < count; ++r)
+          for (int64_t kx = 0; kx < p.kernel_w; ++kx)
+            value = keep(value, load(rows[r] + offset[kx] + ox * stride));
+        _mm256_storeu_ps(best + ox, value);
+      }
+      // The other columns, tap by tap.
+      for (const auto& [begin, stop] : {std::pair{int64_t{0}, first}, std::pair{end, out_w}}) {
+        if (begin >= stop) continue;
+        std::fill(best + begin, best + stop, lowest);
+        for (int64_t r = 0; r < count; ++r)
+          for (int64_t kx = 0; kx < p.kernel_w; ++kx)
+            max_into(best, rows[r] + offset[kx], stride, std::max(begin, inside[kx].first),
+                     std::min(stop, inside[kx].second));
+      }
+    }
+  }
+  return true;
+}
+#endif
+
 // NaN propagates, as in PyTorch; padding never wins. Every output element
 // meets its taps in the same order (ky, then kx) as a plain loop would, tap by
 // tap over a whole output row, so the loops vectorize and NaN payloads agree.
@@ -188,6 +262,9 @@ void max_pool(const PoolParams& p, const T* in, const Shape& in_shape, const Pla
   if constexpr (std::is_same_v<T, float>)
     if (PoolLanes::fits(p, out_w))
       return max_pool_fast(p, in, in_shape, in_at, out, out_shape, out_at);
+#elif defined(__AVX2__)
+  if constexpr (std::is_same_v<T, float>)
+    if (p.kernel_h <= 16 && max_pool_avx2(p, in, in_shape, in_at, out, out_shape, out_at)) return;
 #endif
   for (int64_t nc = 0; nc < out_shape.n * out_shape.c; ++nc) {
     const T* plane = in + nc * in_shape.h * in_shape.w;
