@@ -1091,23 +1091,44 @@ bool maxpool_avx2(const PoolParams& p, const Tensor& in, const Placement& in_at,
               row + out_at.col0 * p.stride_w + kx * p.dilation_w - p.pad_w - in_at.col0;
           const auto [first, last] = columns_inside(out_at.col0, out_w, p.stride_w,
                                                     kx * p.dilation_w - p.pad_w, in_at.full_w);
-          int64_t ox = first;
-          if (p.stride_w == 1) {
-            for (; ox + 16 <= last; ox += 16) {
-              const __m128i value = _mm_loadu_si128(reinterpret_cast<const __m128i*>(taps + ox));
-              __m128i* to = reinterpret_cast<__m128i*>(best + ox);
-              _mm_storeu_si128(to, _mm_max_epu8(_mm_loadu_si128(to), value));
-            }
-          } else {
-            // Bytes 2·ox .. 2·ox + 31, all before the last tap 2·(last - 1).
-            for (; ox + 16 < last; ox += 16) {
+          // 16 or 8 outputs from ox; stride 2 reads bytes 2·ox .. 2·ox + 31
+          // (15), all before the last tap 2·(last - 1). A vector may cover
+          // outputs the one before it did: the maximum is the same again.
+          const auto max16 = [&](int64_t ox) {
+            __m128i value;
+            if (p.stride_w == 1) {
+              value = _mm_loadu_si128(reinterpret_cast<const __m128i*>(taps + ox));
+            } else {
               const __m128i* from = reinterpret_cast<const __m128i*>(taps + 2 * ox);
-              const __m128i value =
-                  _mm_packus_epi16(_mm_and_si128(_mm_loadu_si128(from), even),
-                                   _mm_and_si128(_mm_loadu_si128(from + 1), even));
-              __m128i* to = reinterpret_cast<__m128i*>(best + ox);
-              _mm_storeu_si128(to, _mm_max_epu8(_mm_loadu_si128(to), value));
+              value = _mm_packus_epi16(_mm_and_si128(_mm_loadu_si128(from), even),
+                                       _mm_and_si128(_mm_loadu_si128(from + 1), even));
             }
+            __m128i* to = reinterpret_cast<__m128i*>(best + ox);
+            _mm_storeu_si128(to, _mm_max_epu8(_mm_loadu_si128(to), value));
+          };
+          const auto max8 = [&](int64_t ox) {
+            __m128i value;
+            if (p.stride_w == 1) {
+              value = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(taps + ox));
+            } else {
+              const __m128i bytes = _mm_and_si128(
+                  _mm_loadu_si128(reinterpret_cast<const __m128i*>(taps + 2 * ox)), even);
+              value = _mm_packus_epi16(bytes, bytes);
+            }
+            __m128i* to = reinterpret_cast<__m128i*>(best + ox);
+            _mm_storel_epi64(to, _mm_max_epu8(_mm_loadl_epi64(to), value));
+          };
+          // The vectors' outputs: [first, end).
+          const int64_t end = p.stride_w == 1 ? last : last - 1;
+          int64_t ox = first;
+          if (end - first >= 16) {
+            for (; ox + 16 <= end; ox += 16) max16(ox);
+            if (ox < end) max16(end - 16);
+            ox = end;
+          } else if (end - first >= 8) {
+            max8(first);
+            max8(end - 8);
+            ox = end;
           }
           for (; ox < last; ++ox) best[ox] = std::max(best[ox], taps[ox * p.stride_w]);
         }
