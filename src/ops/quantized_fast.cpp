@@ -1066,72 +1066,75 @@ bool add_q_avx2(const QuantizedLayer& q, const Tensor& a, const Tensor& b, Tenso
   return true;
 }
 
-// Max pooling of quint8, maxpool()'s loop (per output row: 0, then each
-// tap's bytes where they read the map, ky then kx) with 16 outputs per
-// vector (stride 2: the even bytes of 32) and the reference's own loop for
-// the last few of a row, so no load reads past the taps the reference reads.
+// Max pooling of quint8 (the maximum of the taps that read the map, 0
+// where none does, as maxpool()'s loop; the order of the taps does not
+// matter to a maximum of bytes). Where every tap of 16 (rows narrower than
+// 16: 8) consecutive output columns reads inside the map, and no load
+// reads past the taps the reference reads (stride 2: the even bytes of
+// twice as many), their maxima stay in a register over all the taps, the
+// last vector of a row overlapping the one before; the few columns near
+// the edges go tap by tap, byte by byte.
 bool maxpool_avx2(const PoolParams& p, const Tensor& in, const Placement& in_at, Tensor& out,
                   const Placement& out_at) {
-  if (p.stride_w > 2) return false;
+  if (p.stride_w > 2 || p.kernel_h > 16 || p.kernel_w > 16) return false;
   const int64_t in_w = in.shape.w, in_plane = in.shape.h * in.shape.w;
-  const int64_t out_h = out.shape.h, out_w = out.shape.w;
+  const int64_t out_h = out.shape.h, out_w = out.shape.w, stride = p.stride_w;
+  // Per kx: the tap of output column 0 (in the tile's row) and the columns
+  // that read the map; [first, last): the columns every kx reads, less the
+  // last at stride 2 (a vector reads one byte past its last tap).
+  int64_t offset[16];
+  std::pair<int64_t, int64_t> inside[16];
+  int64_t first = 0, last = out_w;
+  for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
+    offset[kx] = out_at.col0 * stride + kx * p.dilation_w - p.pad_w - in_at.col0;
+    inside[kx] =
+        columns_inside(out_at.col0, out_w, stride, kx * p.dilation_w - p.pad_w, in_at.full_w);
+    first = std::max(first, inside[kx].first);
+    last = std::min(last, inside[kx].second - (stride == 2 ? 1 : 0));
+  }
+  const int64_t width = last - first >= 16 ? 16 : 8;
+  const int64_t end = last - first >= width ? last : first;  // the vectors' columns: [first, end)
   const __m128i even = _mm_set1_epi16(0x00ff);
+  const auto load = [&](const uint8_t* from) {  // `width` taps from `from`
+    if (stride == 1)
+      return width == 16 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(from))
+                         : _mm_loadl_epi64(reinterpret_cast<const __m128i*>(from));
+    const __m128i low =
+        _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(from)), even);
+    return _mm_packus_epi16(
+        low, width == 16
+                 ? _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(from + 16)), even)
+                 : low);
+  };
   for (int64_t plane = 0; plane < out.shape.n * out.shape.c; ++plane) {
     const uint8_t* source = in.u8() + plane * in_plane;
     for (int64_t oy = 0; oy < out_h; ++oy) {
       uint8_t* best = out.u8() + (plane * out_h + oy) * out_w;
-      std::memset(best, 0, static_cast<size_t>(out_w));
+      const uint8_t* rows[16];
+      int64_t count = 0;
       for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
         const int64_t iy = (out_at.row0 + oy) * p.stride_h - p.pad_h + ky * p.dilation_h;
-        if (iy < 0 || iy >= in_at.full_h) continue;
-        const uint8_t* row = source + (iy - in_at.row0) * in_w;
-        for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
-          // Input column of output column ox: (col0 + ox) * stride + kx * dilation - pad.
-          const uint8_t* taps =
-              row + out_at.col0 * p.stride_w + kx * p.dilation_w - p.pad_w - in_at.col0;
-          const auto [first, last] = columns_inside(out_at.col0, out_w, p.stride_w,
-                                                    kx * p.dilation_w - p.pad_w, in_at.full_w);
-          // 16 or 8 outputs from ox; stride 2 reads bytes 2·ox .. 2·ox + 31
-          // (15), all before the last tap 2·(last - 1). A vector may cover
-          // outputs the one before it did: the maximum is the same again.
-          const auto max16 = [&](int64_t ox) {
-            __m128i value;
-            if (p.stride_w == 1) {
-              value = _mm_loadu_si128(reinterpret_cast<const __m128i*>(taps + ox));
-            } else {
-              const __m128i* from = reinterpret_cast<const __m128i*>(taps + 2 * ox);
-              value = _mm_packus_epi16(_mm_and_si128(_mm_loadu_si128(from), even),
-                                       _mm_and_si128(_mm_loadu_si128(from + 1), even));
-            }
-            __m128i* to = reinterpret_cast<__m128i*>(best + ox);
-            _mm_storeu_si128(to, _mm_max_epu8(_mm_loadu_si128(to), value));
-          };
-          const auto max8 = [&](int64_t ox) {
-            __m128i value;
-            if (p.stride_w == 1) {
-              value = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(taps + ox));
-            } else {
-              const __m128i bytes = _mm_and_si128(
-                  _mm_loadu_si128(reinterpret_cast<const __m128i*>(taps + 2 * ox)), even);
-              value = _mm_packus_epi16(bytes, bytes);
-            }
-            __m128i* to = reinterpret_cast<__m128i*>(best + ox);
-            _mm_storel_epi64(to, _mm_max_epu8(_mm_loadl_epi64(to), value));
-          };
-          // The vectors' outputs: [first, end).
-          const int64_t end = p.stride_w == 1 ? last : last - 1;
-          int64_t ox = first;
-          if (end - first >= 16) {
-            for (; ox + 16 <= end; ox += 16) max16(ox);
-            if (ox < end) max16(end - 16);
-            ox = end;
-          } else if (end - first >= 8) {
-            max8(first);
-            max8(end - 8);
-            ox = end;
-          }
-          for (; ox < last; ++ox) best[ox] = std::max(best[ox], taps[ox * p.stride_w]);
-        }
+        if (iy >= 0 && iy < in_at.full_h) rows[count++] = source + (iy - in_at.row0) * in_w;
+      }
+      for (int64_t column = first; column < end; column += width) {
+        const int64_t ox = std::min(column, end - width);
+        __m128i value = _mm_setzero_si128();
+        for (int64_t r = 0; r < count; ++r)
+          for (int64_t kx = 0; kx < p.kernel_w; ++kx)
+            value = _mm_max_epu8(value, load(rows[r] + offset[kx] + ox * stride));
+        if (width == 16)
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(best + ox), value);
+        else
+          _mm_storel_epi64(reinterpret_cast<__m128i*>(best + ox), value);
+      }
+      for (const auto& [begin, stop] : {std::pair{int64_t{0}, first}, std::pair{end, out_w}}) {
+        if (begin >= stop) continue;
+        std::memset(best + begin, 0, static_cast<size_t>(stop - begin));
+        for (int64_t r = 0; r < count; ++r)
+          for (int64_t kx = 0; kx < p.kernel_w; ++kx)
+            for (int64_t ox = std::max(begin, inside[kx].first);
+                 ox < std::min(stop, inside[kx].second); ++ox)
+              best[ox] = std::max(best[ox], rows[r][offset[kx] + ox * stride]);
       }
     }
   }
