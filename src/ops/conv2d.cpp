@@ -414,9 +414,9 @@ inline void store_lanes(float* to, FloatVector value, Lanes lanes) {
   _mm512_mask_storeu_ps(to, lanes, reinterpret_cast<__m512>(value));
 }
 #elif SPLITINFER_FLOAT_AVX && defined(__FMA__)
-// AVX2: a vector's lanes kept as 8 bits (so that a plane's masks stay in
-// the L1 cache), a vector mask from a table of all 256 for the masked loads,
-// stores and blends above.
+// AVX2: a vector's lanes kept as 8 bits (a 32nd of a vector mask's bytes),
+// a vector mask from a table of all 256 for the masked loads and blends
+// above.
 #define SPLITINFER_MASKED_DEPTHWISE 1
 using Lanes = uint8_t;
 const std::array<LaneMask, 256> kLaneMasks = [] {
