@@ -492,7 +492,9 @@ struct DepthwiseLanes {
   std::vector<Lanes> reads, spread, stored;
 };
 
-template <int kCount, int64_t kStride, bool kFlat>
+// kWhole: a whole block (MaskedBlock::whole), the same multiply-adds
+// without masks.
+template <int kCount, int64_t kStride, bool kFlat, bool kWhole>
 inline void depthwise_masked_block(const float* x, const float* taps, const DepthwiseLanes& m,
                                    const MaskedBlock& b, float start, Epilogue epilogue,
                                    float* dst) {
@@ -508,6 +510,10 @@ inline void depthwise_masked_block(const float* x, const float* taps, const Dept
 #pragma GCC unroll 8
     for (int j = 0; j < kCount; ++j) {
       const float* from = at + j * (kFlat ? kLanes : b.in_step);
+      if constexpr (kWhole) {
+        sum[j] = multiply_add(sum[j], w, tap_vector<kStride>(from));
+        continue;
+      }
       const auto lanes = read_lanes(reads + j);
       FloatVector value;
       if constexpr (kStride == 1)
@@ -520,31 +526,13 @@ inline void depthwise_masked_block(const float* x, const float* taps, const Dept
   }
   const Lanes* stored = m.stored.data() + b.at / m.taps;
 #pragma GCC unroll 8
-  for (int j = 0; j < kCount; ++j)
-    store_lanes(dst + b.out_base + j * b.out_step, epilogue_of(epilogue, sum[j]), stored[j]);
-}
-
-// A whole block (MaskedBlock::whole): the same multiply-adds in the same
-// order as depthwise_masked_block(), without masks.
-template <int kCount, int64_t kStride, bool kFlat>
-inline void depthwise_whole_block(const float* x, const float* taps, const DepthwiseLanes& m,
-                                  const MaskedBlock& b, float start, Epilogue epilogue,
-                                  float* dst) {
-  constexpr int64_t kLanes = kGemmLanes;
-  FloatVector sum[kCount];
-  for (int j = 0; j < kCount; ++j) sum[j] = broadcast(start);
-  const float* base = x + b.in_base;
-  for (int64_t t = 0; t < m.taps; ++t) {
-    const FloatVector w = broadcast(taps[t]);
-    const float* at = base + m.offset[t];
-#pragma GCC unroll 8
-    for (int j = 0; j < kCount; ++j)
-      sum[j] = multiply_add(sum[j], w, tap_vector<kStride>(at + j * (kFlat ? kLanes : b.in_step)));
-  }
-#pragma GCC unroll 8
   for (int j = 0; j < kCount; ++j) {
+    float* to = dst + b.out_base + j * b.out_step;
     const FloatVector value = epilogue_of(epilogue, sum[j]);
-    std::memcpy(dst + b.out_base + j * b.out_step, &value, sizeof(value));
+    if constexpr (kWhole)
+      std::memcpy(to, &value, sizeof(value));
+    else
+      store_lanes(to, value, stored[j]);
   }
 }
 
@@ -556,12 +544,12 @@ template <int64_t kStride, bool kFlat>
                                               Epilogue epilogue, float* dst) {
   for (const MaskedBlock& b : m.blocks) {
     switch (b.count) {
-#define SPLITINFER_MASKED_BLOCK(k)                                                    \
-  case k:                                                                             \
-    if (b.whole)                                                                      \
-      depthwise_whole_block<k, kStride, kFlat>(x, taps, m, b, start, epilogue, dst);  \
-    else                                                                              \
-      depthwise_masked_block<k, kStride, kFlat>(x, taps, m, b, start, epilogue, dst); \
+#define SPLITINFER_MASKED_BLOCK(k)                                                           \
+  case k:                                                                                    \
+    if (b.whole)                                                                             \
+      depthwise_masked_block<k, kStride, kFlat, true>(x, taps, m, b, start, epilogue, dst);  \
+    else                                                                                     \
+      depthwise_masked_block<k, kStride, kFlat, false>(x, taps, m, b, start, epilogue, dst); \
     break;
       SPLITINFER_MASKED_BLOCK(1)
       SPLITINFER_MASKED_BLOCK(2)

@@ -21,6 +21,18 @@ int64_t pool_output_size(int64_t input, int64_t kernel, int64_t stride, int64_t 
   return size;
 }
 
+PoolColumns::PoolColumns(const PoolParams& p, const Placement& in_at, int64_t out_w,
+                         const Placement& out_at)
+    : offset(p.kernel_w), inside(p.kernel_w), last(out_w) {
+  for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
+    offset[kx] = out_at.col0 * p.stride_w + kx * p.dilation_w - p.pad_w - in_at.col0;
+    inside[kx] =
+        columns_inside(out_at.col0, out_w, p.stride_w, kx * p.dilation_w - p.pad_w, in_at.full_w);
+    first = std::max(first, inside[kx].first);
+    last = std::min(last, inside[kx].second - (p.stride_w == 2 ? 1 : 0));
+  }
+}
+
 namespace {
 
 // best[ox] = taps[ox * stride] where that is larger or NaN, for ox in
@@ -187,18 +199,9 @@ bool max_pool_avx2(const PoolParams& p, const float* in, const Shape& in_shape,
                    const Placement& out_at) {
   if (p.stride_w != 1 && p.stride_w != 2) return false;
   const int64_t out_w = out_shape.w, stride = p.stride_w;
-  // The columns whose vectors every kx reads whole: [first, end), in whole vectors.
-  int64_t first = 0, last = out_w;
-  std::vector<int64_t> offset(p.kernel_w);
-  std::vector<std::pair<int64_t, int64_t>> inside(p.kernel_w);
-  for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
-    offset[kx] = out_at.col0 * stride + kx * p.dilation_w - p.pad_w - in_at.col0;
-    inside[kx] =
-        columns_inside(out_at.col0, out_w, stride, kx * p.dilation_w - p.pad_w, in_at.full_w);
-    first = std::max(first, inside[kx].first);
-    // A vector from ox reads floats up to (ox + 8) * stride - 1 past the tap of ox.
-    last = std::min(last, inside[kx].second - (stride == 2 ? 1 : 0));
-  }
+  const PoolColumns columns(p, in_at, out_w, out_at);
+  const int64_t first = columns.first, last = columns.last;
+  const std::vector<int64_t>& offset = columns.offset;
   // Vectors from `first`, the last ending at `last` (overlapping the one
   // before it: its columns come out the same again).
   const int64_t end = last - first >= 8 ? last : first;
@@ -240,8 +243,8 @@ bool max_pool_avx2(const PoolParams& p, const float* in, const Shape& in_shape,
         std::fill(best + begin, best + stop, lowest);
         for (int64_t r = 0; r < count; ++r)
           for (int64_t kx = 0; kx < p.kernel_w; ++kx)
-            max_into(best, rows[r] + offset[kx], stride, std::max(begin, inside[kx].first),
-                     std::min(stop, inside[kx].second));
+            max_into(best, rows[r] + offset[kx], stride, std::max(begin, columns.inside[kx].first),
+                     std::min(stop, columns.inside[kx].second));
       }
     }
   }

@@ -1076,22 +1076,12 @@ bool add_q_avx2(const QuantizedLayer& q, const Tensor& a, const Tensor& b, Tenso
 // the edges go tap by tap, byte by byte.
 bool maxpool_avx2(const PoolParams& p, const Tensor& in, const Placement& in_at, Tensor& out,
                   const Placement& out_at) {
-  if (p.stride_w > 2 || p.kernel_h > 16 || p.kernel_w > 16) return false;
+  if (p.stride_w > 2 || p.kernel_h > 16) return false;
   const int64_t in_w = in.shape.w, in_plane = in.shape.h * in.shape.w;
   const int64_t out_h = out.shape.h, out_w = out.shape.w, stride = p.stride_w;
-  // Per kx: the tap of output column 0 (in the tile's row) and the columns
-  // that read the map; [first, last): the columns every kx reads, less the
-  // last at stride 2 (a vector reads one byte past its last tap).
-  int64_t offset[16];
-  std::pair<int64_t, int64_t> inside[16];
-  int64_t first = 0, last = out_w;
-  for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
-    offset[kx] = out_at.col0 * stride + kx * p.dilation_w - p.pad_w - in_at.col0;
-    inside[kx] =
-        columns_inside(out_at.col0, out_w, stride, kx * p.dilation_w - p.pad_w, in_at.full_w);
-    first = std::max(first, inside[kx].first);
-    last = std::min(last, inside[kx].second - (stride == 2 ? 1 : 0));
-  }
+  const PoolColumns columns(p, in_at, out_w, out_at);
+  const int64_t first = columns.first, last = columns.last;
+  const std::vector<int64_t>& offset = columns.offset;
   const int64_t width = last - first >= 16 ? 16 : 8;
   const int64_t end = last - first >= width ? last : first;  // the vectors' columns: [first, end)
   const __m128i even = _mm_set1_epi16(0x00ff);
@@ -1132,8 +1122,8 @@ bool maxpool_avx2(const PoolParams& p, const Tensor& in, const Placement& in_at,
         std::memset(best + begin, 0, static_cast<size_t>(stop - begin));
         for (int64_t r = 0; r < count; ++r)
           for (int64_t kx = 0; kx < p.kernel_w; ++kx)
-            for (int64_t ox = std::max(begin, inside[kx].first);
-                 ox < std::min(stop, inside[kx].second); ++ox)
+            for (int64_t ox = std::max(begin, columns.inside[kx].first);
+                 ox < std::min(stop, columns.inside[kx].second); ++ox)
               best[ox] = std::max(best[ox], rows[r][offset[kx] + ox * stride]);
       }
     }
