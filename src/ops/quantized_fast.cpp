@@ -437,7 +437,7 @@ class ByteStore {
     if (in_vectors_ && count == 8) {
       const __m128i bytes = bytes_of<2>(acc);
       _mm_storel_epi64(reinterpret_cast<__m128i*>(first), bytes);
-      _mm_storeh_pd(reinterpret_cast<double*>(second), _mm_castsi128_pd(bytes));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(second), _mm_unpackhi_epi64(bytes, bytes));
       return;
     }
     store<1>(&acc[0], count, first);
