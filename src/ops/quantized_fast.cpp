@@ -322,9 +322,9 @@ inline __m128i read_bytes(const TapRead& read, const uint8_t* plane, int64_t str
   }
 }
 
-// `count` bytes from `from` to `to`, and as int16 lanes: loads and stores
-// of fixed sizes (the last ones overlapping those before), none outside
-// either range.
+// `count` bytes from `from` to `to` (copy_bytes), or widened to int16
+// lanes (widen_bytes): loads and stores of fixed sizes, the last ones
+// overlapping those before, none outside either range.
 [[gnu::always_inline]] inline void copy_bytes(const uint8_t* from, int64_t count, uint8_t* to) {
   const auto copy = [&](auto word, int64_t at) {
     std::memcpy(&word, from + at, sizeof(word));
