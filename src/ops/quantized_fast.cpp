@@ -200,10 +200,10 @@ void linear_q_portable(const QuantizedLayer& q, const Tensor& in, const Quantize
 // computes, Σ (x - x_zp)(w - w_zp) from the bias in wrapping int32, with
 // vpmaddwd: each 32-bit lane adds two int16 products at one output position,
 // at most 2 * 255 * 255 in magnitude, so the pairs are exact and the sums
-// the portable kernel's. The general kernel pairs consecutive k of the depth
-// (its comment below); the depthwise one pairs taps. Input bytes are read
-// 8 or 16 output columns of a row at a time; where a tap reads padding, or
-// a vector would read past the tile's row, with x_zp there (TapRead).
+// the portable kernel's. The general kernel pairs consecutive k of the depth,
+// reading 8 output columns of a row at a time (x_zp where a tap reads
+// padding or a vector would read past the tile's row: TapRead); the
+// depthwise one pairs a kernel row's adjacent taps (their comments below).
 
 #if defined(__AVX2__) && !SPLITINFER_INT8_VNNI
 #define SPLITINFER_INT8_AVX2 1
@@ -218,58 +218,45 @@ namespace {
 constexpr int64_t kAvx2Rows = 4;
 constexpr int64_t kAvx2MaxTaps = 64;
 
-// How to read the input bytes of one tap for output columns [ox, ox +
-// kColumns) (16 or 8) of one output row, the same in every input plane:
+// How to read the input bytes of one tap for the 8 output columns [ox, ox
+// + 8) of one output row, the same in every input plane, where they are not
+// one plain load (pack_vectors() reads those itself):
 //  - padding: the tap's input row is padding, every byte x_zp;
-//  - direct: one load at `at` in the plane (stride 2: the even bytes of
-//    twice as many), every column inside the map and the tile's row;
-//  - shuffled: one 16-byte load at `at` inside the plane (`two`: two),
-//    shuffled by `control` (and `control_high`) into place, `fill` (x_zp)
-//    where the tap reads padding;
+//  - shuffled: one 16-byte load at `at` inside the plane (stride 1 or 2),
+//    shuffled by `control` into place, `fill` (x_zp) where the tap reads
+//    padding or past the tile's row;
 //  - gathered: byte by byte from row `at` of the plane, x_zp outside the
 //    columns [first, last) that read the map.
 struct TapRead {
-  enum Mode { padding, direct, shuffled, gathered } mode = padding;
+  enum Mode { padding, shuffled, gathered } mode = padding;
   int64_t at = 0;
-  bool two = false;
-  __m128i control, control_high, fill;
+  __m128i control, fill;
   int64_t first = 0, last = 0;
 };
 
 // `iy`: the tap's input row in the map; `offset`: the input column (in the
 // tile) of output column 0; [first, last): the output columns whose tap
 // reads inside the map.
-template <int64_t kColumns>
 TapRead tap_read(const ConvGeometry& g, const Placement& in_at, int64_t stride, int64_t iy,
                  int64_t offset, int64_t ox, int64_t first, int64_t last, uint8_t x_zp) {
   TapRead read;
   read.control = read.fill = _mm_set1_epi8(static_cast<char>(x_zp));
   if (iy < 0 || iy >= in_at.full_h) return read;
   const int64_t row = (iy - in_at.row0) * g.in_w + offset;  // output column 0's, in the plane
-  if (stride <= 2 && ox >= first && ox + kColumns <= last &&
-      (ox + kColumns) * stride + offset <= g.in_w) {
-    read.mode = TapRead::direct;
-    read.at = row + ox * stride;
-  } else if (stride <= 2 && g.in_plane >= ((kColumns - 1) * stride < 16 ? 16 : 32)) {
+  if (stride <= 2 && g.in_plane >= 16) {
+    // 8 columns at stride 2 span 15 bytes: one load holds them.
     const int64_t wanted = row + ox * stride;
     read.mode = TapRead::shuffled;
-    read.two = (kColumns - 1) * stride >= 16;  // the bytes span more than one load
-    read.at = std::clamp<int64_t>(wanted, 0, g.in_plane - (read.two ? 32 : 16));
+    read.at = std::clamp<int64_t>(wanted, 0, g.in_plane - 16);
     const __m128i lane = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const auto byte = [](int64_t value) { return _mm_set1_epi8(static_cast<char>(value)); };
-    const __m128i reads =  // lanes in [first - ox, last - ox) and below kColumns
-        _mm_and_si128(
-            _mm_cmpgt_epi8(lane, byte(std::clamp<int64_t>(first - ox, 0, 16) - 1)),
-            _mm_cmplt_epi8(lane, byte(std::clamp<int64_t>(std::min(last - ox, kColumns), 0, 16))));
+    const __m128i reads =  // lanes in [first - ox, last - ox) and below 8
+        _mm_and_si128(_mm_cmpgt_epi8(lane, byte(std::clamp<int64_t>(first - ox, 0, 16) - 1)),
+                      _mm_cmplt_epi8(
+                          lane, byte(std::clamp<int64_t>(std::min<int64_t>(last - ox, 8), 0, 16))));
     const __m128i index =
         _mm_add_epi8(stride == 2 ? _mm_add_epi8(lane, lane) : lane, byte(wanted - read.at));
-    // Bytes [0, 16) of the 32 loaded come from the first load, [16, 32)
-    // from the second: each control takes its own, 0x80 (zero) elsewhere.
-    const __m128i second = _mm_cmpgt_epi8(index, byte(15));
-    read.control = _mm_or_si128(_mm_andnot_si128(_mm_andnot_si128(second, reads), byte(0x80)),
-                                _mm_and_si128(reads, index));
-    read.control_high = _mm_or_si128(_mm_andnot_si128(_mm_and_si128(second, reads), byte(0x80)),
-                                     _mm_and_si128(reads, _mm_sub_epi8(index, byte(16))));
+    read.control = _mm_or_si128(_mm_andnot_si128(reads, byte(0x80)), _mm_and_si128(reads, index));
     read.fill = _mm_andnot_si128(reads, byte(x_zp));
   } else {
     read.mode = TapRead::gathered;
@@ -281,41 +268,21 @@ TapRead tap_read(const ConvGeometry& g, const Placement& in_at, int64_t stride, 
 }
 
 // The bytes of `plane` that `read` says, for `stride`.
-template <int64_t kColumns>
 inline __m128i read_bytes(const TapRead& read, const uint8_t* plane, int64_t stride, int64_t ox) {
   switch (read.mode) {
     case TapRead::padding:
       return read.fill;
-    case TapRead::direct: {
-      const uint8_t* from = plane + read.at;
-      const auto load = [](const uint8_t* at) {
-        return kColumns == 16 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(at))
-                              : _mm_loadl_epi64(reinterpret_cast<const __m128i*>(at));
-      };
-      if (stride == 1) return load(from);
-      const __m128i even = _mm_set1_epi16(0x00ff);
-      const __m128i low =
-          _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(from)), even);
-      const __m128i high =
-          kColumns == 16
-              ? _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(from + 16)), even)
-              : _mm_setzero_si128();
-      return _mm_packus_epi16(low, high);
-    }
-    case TapRead::shuffled: {
-      const __m128i* from = reinterpret_cast<const __m128i*>(plane + read.at);
-      const __m128i bytes =
-          _mm_or_si128(_mm_shuffle_epi8(_mm_loadu_si128(from), read.control), read.fill);
-      return read.two ? _mm_or_si128(bytes,
-                                     _mm_shuffle_epi8(_mm_loadu_si128(from + 1), read.control_high))
-                      : bytes;
-    }
+    case TapRead::shuffled:
+      return _mm_or_si128(
+          _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(plane + read.at)),
+                           read.control),
+          read.fill);
     case TapRead::gathered:
     default: {
       alignas(16) uint8_t bytes[16];
       std::memset(bytes, _mm_cvtsi128_si32(read.fill) & 0xff, sizeof(bytes));
-      const int64_t lo = std::clamp<int64_t>(read.first, 0, kColumns);
-      const int64_t hi = std::clamp<int64_t>(read.last, lo, kColumns);
+      const int64_t lo = std::clamp<int64_t>(read.first, 0, 8);
+      const int64_t hi = std::clamp<int64_t>(read.last, lo, 8);
       for (int64_t i = lo; i < hi; ++i) bytes[i] = plane[read.at + (ox + i) * stride];
       return _mm_load_si128(reinterpret_cast<const __m128i*>(bytes));
     }
@@ -377,8 +344,8 @@ inline __m128i read_bytes(const TapRead& read, const uint8_t* plane, int64_t str
 // to bytes. PyTorch mode with the zero point and the clamp in [0, 255] in
 // vectors, as the VNNI kernels' pack64(): cvtps2dq rounds to nearest even
 // and gives INT32_MIN where int32 cannot hold the value, as rne() does, and
-// the saturating packs then clamp as saturate() would. Made once per output
-// channel, so that its constants stay in registers across the stores.
+// the saturating packs then clamp as saturate() would. Made once per call
+// for each output channel: its constants ready for every store.
 class ByteStore {
  public:
   ByteStore(const QuantizedLayer& q, float multiplier)
@@ -745,8 +712,7 @@ void pack_vectors(const QuantizedLayer& q, const Conv2dParams& p, const ConvGeom
           for (int64_t ic = 0; ic < g.in_per_group; ++ic, plane += g.in_plane, to += g.taps)
             _mm_storel_epi64(reinterpret_cast<__m128i*>(to), read_plane(plane));
         };
-        // Inside the map and the tile's row (tap_read()'s direct reads,
-        // without building the others): one load per plane.
+        // Inside the map and the tile's row: one load per plane.
         if (iy >= 0 && iy < in_at.full_h && o.ox >= inside[kx].first &&
             o.ox + 8 <= inside[kx].second && (o.ox + 8) * p.stride_w + offset <= g.in_w &&
             p.stride_w <= 2) {
@@ -765,13 +731,12 @@ void pack_vectors(const QuantizedLayer& q, const Conv2dParams& p, const ConvGeom
           }
           continue;
         }
-        const TapRead read = tap_read<8>(g, in_at, p.stride_w, iy, offset, o.ox, inside[kx].first,
-                                         inside[kx].second, x_zp);
+        const TapRead read = tap_read(g, in_at, p.stride_w, iy, offset, o.ox, inside[kx].first,
+                                      inside[kx].second, x_zp);
         if (read.mode == TapRead::padding)
           each_plane([&](const uint8_t*) { return read.fill; });
         else
-          each_plane(
-              [&](const uint8_t* from) { return read_bytes<8>(read, from, p.stride_w, o.ox); });
+          each_plane([&](const uint8_t* from) { return read_bytes(read, from, p.stride_w, o.ox); });
       }
     // Then the pairs: bytes k and k + 1 interleaved, widened, less x_zp.
     __m256i sum = _mm256_setzero_si256();
